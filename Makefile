@@ -1,0 +1,32 @@
+# zkcoord make targets. `make test` is the command CI runs (see README).
+SHELL := /bin/bash
+BIN := $(CURDIR)/bin
+export PATH := $(BIN):$(PATH)
+
+.PHONY: tools gen lint check-gen test test-short run build
+
+build:
+	go build -o $(BIN)/zkcoord ./cmd/zkcoord
+
+# tools builds the pinned code generators and grpcurl (tools/go.mod) into bin/.
+tools:
+	cd tools && GOBIN=$(BIN) go install tool
+
+# gen regenerates gen/ from proto/.
+gen: tools
+	buf generate
+
+lint: tools
+	buf lint
+	go vet ./...
+
+# check-gen fails when gen/ differs from what proto/ generates.
+check-gen: tools
+	./scripts/check-gen.sh
+
+# test installs what the tests need (ZooKeeper included) and runs every test.
+test:
+	./scripts/test.sh
+
+run: build
+	$(BIN)/zkcoord dev
