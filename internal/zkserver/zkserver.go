@@ -1,0 +1,249 @@
+// Package zkserver starts and stops a private ZooKeeper server as a child
+// process, from the machine's own install (Debian's zookeeper package). It is
+// what `zkcoord dev` runs on and what the integration tests run against: a
+// real ZooKeeper, never a fake.
+package zkserver
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// ErrNotInstalled reports that Java or the ZooKeeper jar is missing.
+var ErrNotInstalled = errors.New("zkserver: ZooKeeper is not installed (install it with: apt-get install -y zookeeper default-jre-headless)")
+
+// DefaultJars is where Debian's zookeeper package puts the server's jar
+// (its manifest carries the rest of the classpath) and a console logger.
+var DefaultJars = []string{"/usr/share/java/zookeeper.jar", "/usr/share/java/slf4j-simple.jar"}
+
+// Server is a running ZooKeeper child process.
+type Server struct {
+	opts    options
+	dir     string
+	port    int
+	cmd     *exec.Cmd
+	done    chan struct{} // closed when the process has exited
+	waitErr error
+	ownDir  bool
+}
+
+// CheckInstalled reports ErrNotInstalled when java or the ZooKeeper jar is
+// missing.
+func CheckInstalled() error {
+	if _, err := exec.LookPath("java"); err != nil {
+		return fmt.Errorf("%w: no java on PATH", ErrNotInstalled)
+	}
+	if _, err := os.Stat(DefaultJars[0]); err != nil {
+		return fmt.Errorf("%w: no %s", ErrNotInstalled, DefaultJars[0])
+	}
+	return nil
+}
+
+// Start launches a standalone ZooKeeper on a free loopback port with a fresh
+// data directory, and returns once it serves requests. Cancelling ctx aborts
+// the start; it does not stop a server that has started (call Stop).
+func Start(ctx context.Context, opt ...Option) (*Server, error) {
+	o := defaultOptions()
+	for _, fn := range opt {
+		fn(&o)
+	}
+	if err := CheckInstalled(); err != nil {
+		return nil, err
+	}
+	s := &Server{opts: o, dir: o.dir, port: o.port, done: make(chan struct{})}
+	if s.dir == "" {
+		d, err := os.MkdirTemp("", "zkcoord-zk-")
+		if err != nil {
+			return nil, fmt.Errorf("zkserver: data dir: %w", err)
+		}
+		s.dir, s.ownDir = d, true
+	}
+	if s.port == 0 {
+		p, err := FreePort()
+		if err != nil {
+			return nil, err
+		}
+		s.port = p
+	}
+	if err := s.writeConfig(); err != nil {
+		return nil, err
+	}
+	if err := s.spawn(); err != nil {
+		return nil, err
+	}
+	if err := WaitReady(ctx, s.Addr(), s.done); err != nil {
+		_ = s.Stop()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Server) writeConfig() error {
+	data := filepath.Join(s.dir, "data")
+	if err := os.MkdirAll(data, 0o755); err != nil {
+		return fmt.Errorf("zkserver: %w", err)
+	}
+	cfg := map[string]string{
+		"tickTime":                 strconv.Itoa(int(s.opts.tickTime / time.Millisecond)),
+		"dataDir":                  data,
+		"clientPort":               strconv.Itoa(s.port),
+		"clientPortAddress":        "127.0.0.1",
+		"admin.enableServer":       "false",
+		"4lw.commands.whitelist":   strings.Join(s.opts.fourLetterWords, ","),
+		"maxClientCnxns":           "0",
+		"minSessionTimeout":        strconv.Itoa(int(s.opts.minSession / time.Millisecond)),
+		"maxSessionTimeout":        strconv.Itoa(int(s.opts.maxSession / time.Millisecond)),
+		"extendedTypesEnabled":     "true",
+		"forceSync":                boolString(s.opts.forceSync),
+		"autopurge.purgeInterval":  "1",
+		"autopurge.snapRetainCount": "3",
+	}
+	var b strings.Builder
+	for _, k := range sortedKeys(cfg) {
+		fmt.Fprintf(&b, "%s=%s\n", k, cfg[k])
+	}
+	return os.WriteFile(filepath.Join(s.dir, "zoo.cfg"), []byte(b.String()), 0o644)
+}
+
+func (s *Server) spawn() error {
+	args := []string{
+		"-cp", strings.Join(s.opts.jars, ":"),
+		"-Xmx" + s.opts.heap, "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Xshare:auto",
+		"-Dzookeeper.admin.enableServer=false",
+		"-Dorg.slf4j.simpleLogger.defaultLogLevel=" + s.opts.logLevel,
+		"-Dznode.container.checkIntervalMs=1000",
+	}
+	args = append(args, s.opts.jvmFlags...)
+	args = append(args, "org.apache.zookeeper.server.quorum.QuorumPeerMain", filepath.Join(s.dir, "zoo.cfg"))
+	cmd := exec.Command("java", args...)
+	cmd.Dir = s.dir
+	cmd.Stdout, cmd.Stderr = s.opts.logs, s.opts.logs
+	// Own process group, so a terminal's Ctrl-C reaches the parent only and
+	// the parent decides when ZooKeeper stops.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("zkserver: start java: %w", err)
+	}
+	s.cmd = cmd
+	go func() {
+		s.waitErr = cmd.Wait()
+		close(s.done)
+	}()
+	return nil
+}
+
+// Addr is the server's client address, "127.0.0.1:PORT".
+func (s *Server) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port)) }
+
+// Dir is the server's directory (config and data).
+func (s *Server) Dir() string { return s.dir }
+
+// Done is closed when the server process has exited.
+func (s *Server) Done() <-chan struct{} { return s.done }
+
+// Stop terminates the server (SIGTERM, then SIGKILL after 5 s), waits for it
+// to exit and removes its data directory if Start created it.
+func (s *Server) Stop() error {
+	if s.cmd != nil && s.cmd.Process != nil {
+		_ = s.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-s.done:
+		case <-time.After(5 * time.Second):
+			_ = s.cmd.Process.Kill()
+			<-s.done
+		}
+	}
+	if s.ownDir {
+		return os.RemoveAll(s.dir)
+	}
+	return nil
+}
+
+// FourLetter sends a four-letter command ("ruok", "wchp", "mntr", ...) to a
+// ZooKeeper server and returns its answer. The command must be whitelisted in
+// the server's 4lw.commands.whitelist.
+func FourLetter(ctx context.Context, addr, cmd string) (string, error) {
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		_ = conn.SetDeadline(dl)
+	} else {
+		_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
+	}
+	if _, err := io.WriteString(conn, cmd); err != nil {
+		return "", err
+	}
+	b, err := io.ReadAll(bufio.NewReader(conn))
+	if err != nil {
+		return "", err
+	}
+	return string(b), nil
+}
+
+// WaitReady polls addr until it serves requests (`srvr` reports its mode;
+// `ruok` alone answers before the server serves), ctx ends, or exited (if
+// not nil) is closed.
+func WaitReady(ctx context.Context, addr string, exited <-chan struct{}) error {
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		c, cancel := context.WithTimeout(ctx, time.Second)
+		out, err := FourLetter(c, addr, "srvr")
+		cancel()
+		if err == nil && strings.Contains(out, "Mode: ") {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("zkserver: %s not ready: %w (last: %q, %v)", addr, ctx.Err(), out, err)
+		case <-exited:
+			return fmt.Errorf("zkserver: ZooKeeper at %s exited before it was ready (see its log)", addr)
+		case <-tick.C:
+		}
+	}
+}
+
+// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+func FreePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("zkserver: free port: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+func boolString(b bool) string {
+	if b {
+		return "true"
+	}
+	return "false"
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	for i := 1; i < len(keys); i++ {
+		for j := i; j > 0 && keys[j] < keys[j-1]; j-- {
+			keys[j], keys[j-1] = keys[j-1], keys[j]
+		}
+	}
+	return keys
+}
