@@ -1,0 +1,268 @@
+// Package barrier is the barrier recipe: participants join a named barrier
+// with a threshold N and wait until N have arrived; then all are released.
+// Waiters watch the ready znode before it exists, so the release wakes each
+// of them once, with no polling.
+package barrier
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-zookeeper/zk"
+
+	"github.com/zkcoord/zkcoord/internal/lease"
+	"github.com/zkcoord/zkcoord/internal/zkx"
+)
+
+// Errors returned by Barriers.
+var (
+	// ErrThresholdMismatch: the barrier is in use with another threshold.
+	ErrThresholdMismatch = errors.New("barrier: in use with a different threshold")
+	// ErrParticipantExists: the participant id is held by another lease.
+	ErrParticipantExists = errors.New("barrier: participant id held by another lease")
+	// ErrNotParticipant: no such participant, or not of this lease.
+	ErrNotParticipant = errors.New("barrier: not a participant of this lease")
+)
+
+// RefKind is the kind of lease refs that name participants.
+const RefKind = "participant"
+
+// Barriers joins, waits on and leaves barriers.
+type Barriers struct {
+	sess   *zkx.Session
+	lay    zkx.Layout
+	leases *lease.Manager
+	log    *slog.Logger
+}
+
+// New returns Barriers and registers the participant release handler.
+func New(sess *zkx.Session, lay zkx.Layout, leases *lease.Manager, log *slog.Logger) *Barriers {
+	b := &Barriers{sess: sess, lay: lay, leases: leases, log: log}
+	leases.Handle(RefKind, b.releaseOps)
+	return b
+}
+
+// Progress reports arrivals: arrived of threshold, and whether the barrier
+// has released. Returning an error ends Await with it.
+type Progress func(arrived int, released bool) error
+
+// Await joins barrier name as participant (owned by leaseID) and waits until
+// threshold participants have arrived, reporting each change of the count to
+// progress. It returns nil once released. Cancelling ctx before the release
+// gives up: the participant's znode is removed (and the barrier's, when no
+// one else waits), and ctx's error is returned.
+func (b *Barriers) Await(ctx context.Context, name string, threshold int, participant, leaseID string, progress Progress) error {
+	readyCh, released, err := b.join(ctx, name, threshold, participant, leaseID)
+	if err != nil {
+		return err
+	}
+	if released {
+		return progress(threshold, true)
+	}
+	c := b.sess.Conn()
+	dir := b.lay.Barrier(name)
+	last, attempt := -1, 0
+	for {
+		kids, _, childCh, err := c.ChildrenW(dir)
+		if err != nil {
+			if !zkx.Transient(err) {
+				return fmt.Errorf("barrier: watch arrivals: %w", err)
+			}
+			if !zkx.Backoff(ctx, attempt) {
+				return b.giveUp(ctx, name, participant, leaseID)
+			}
+			attempt++
+			continue
+		}
+		attempt = 0
+		n, ready := count(kids)
+		if n >= threshold && !ready {
+			_, err := c.Create(b.lay.Ready(name), nil, 0, zkx.ACL)
+			ready = err == nil || errors.Is(err, zk.ErrNodeExists)
+		}
+		if ready {
+			return progress(max(n, threshold), true)
+		}
+		if n != last {
+			last = n
+			if err := progress(n, false); err != nil {
+				return err
+			}
+		}
+		select {
+		case ev := <-readyCh:
+			// Re-arm the ready watch whatever the event (a notification,
+			// or watches lost with a session).
+			ok, _, ch, err := c.ExistsW(b.lay.Ready(name))
+			if err == nil && ok {
+				return progress(max(n, threshold), true)
+			}
+			if err == nil {
+				readyCh = ch
+			} else {
+				readyCh = nil
+			}
+			_ = ev
+		case <-childCh:
+		case <-ctx.Done():
+			return b.giveUp(ctx, name, participant, leaseID)
+		}
+		if readyCh == nil {
+			if _, _, ch, err := c.ExistsW(b.lay.Ready(name)); err == nil {
+				readyCh = ch
+			}
+		}
+	}
+}
+
+// join creates the barrier (or checks its threshold), arms the ready watch
+// and creates the participant znode.
+func (b *Barriers) join(ctx context.Context, name string, threshold int, participant, leaseID string) (<-chan zk.Event, bool, error) {
+	c := b.sess.Conn()
+	dir := b.lay.Barrier(name)
+	if err := zkx.EnsurePath(c, b.lay.Barrier("")); err != nil {
+		return nil, false, err
+	}
+	key := lease.KeyOf(leaseID)
+	for attempt := 0; attempt < 8; attempt++ {
+		want := []byte(strconv.Itoa(threshold))
+		_, err := c.Create(dir, want, 0, zkx.ACL)
+		if err != nil && !errors.Is(err, zk.ErrNodeExists) {
+			return nil, false, fmt.Errorf("barrier: create %s: %w", name, err)
+		}
+		data, stat, err := c.Get(dir)
+		if errors.Is(err, zk.ErrNoNode) {
+			continue
+		} else if err != nil {
+			return nil, false, err
+		}
+		kids, _, err := c.Children(dir)
+		if err != nil {
+			continue
+		}
+		n, ready := count(kids)
+		if n == 0 {
+			// Nobody is in the barrier: reset what a past round left.
+			if ready {
+				_ = c.Delete(b.lay.Ready(name), -1)
+			}
+			if string(data) != string(want) {
+				if _, err := c.Set(dir, want, stat.Version); err != nil {
+					continue
+				}
+			}
+		} else if string(data) != string(want) {
+			return nil, false, fmt.Errorf("%w: %s has threshold %s", ErrThresholdMismatch, name, data)
+		}
+		ready, _, readyCh, err := c.ExistsW(b.lay.Ready(name))
+		if err != nil {
+			return nil, false, err
+		}
+		_, err = b.leases.Attach(ctx, leaseID, lease.Ref(RefKind, name, participant),
+			&zk.CreateRequest{Path: b.lay.Participant(name, participant), Data: []byte(key), Acl: zkx.ACL})
+		switch {
+		case errors.Is(err, zk.ErrNoNode):
+			continue // the barrier was removed by its last leaver: start over
+		case errors.Is(err, zk.ErrNodeExists):
+			owner, _, gerr := c.Get(b.lay.Participant(name, participant))
+			if gerr != nil || string(owner) != key {
+				return nil, false, fmt.Errorf("%w: %s/%s", ErrParticipantExists, name, participant)
+			}
+		case err != nil:
+			return nil, false, err
+		}
+		return readyCh, ready, nil
+	}
+	return nil, false, fmt.Errorf("barrier: %s kept changing while joining", name)
+}
+
+// giveUp removes a participant that stopped waiting before the release.
+func (b *Barriers) giveUp(ctx context.Context, name, participant, leaseID string) error {
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if _, err := b.Leave(cctx, name, participant, leaseID); err != nil && !errors.Is(err, ErrNotParticipant) {
+		b.log.Warn("barrier: leave after giving up failed", "barrier", name, "participant", participant, "err", err)
+	}
+	return ctx.Err()
+}
+
+// Leave removes the participant; when it was the last one, the barrier's
+// znodes are removed too, so the name can be used again. wasReleased says
+// whether the barrier had released.
+func (b *Barriers) Leave(ctx context.Context, name, participant, leaseID string) (bool, error) {
+	c := b.sess.Conn()
+	p := b.lay.Participant(name, participant)
+	owner, stat, err := c.Get(p)
+	if errors.Is(err, zk.ErrNoNode) {
+		return false, fmt.Errorf("%w: %s/%s", ErrNotParticipant, name, participant)
+	} else if err != nil {
+		return false, err
+	}
+	if string(owner) != lease.KeyOf(leaseID) {
+		return false, fmt.Errorf("%w: %s/%s", ErrNotParticipant, name, participant)
+	}
+	released, _, err := c.Exists(b.lay.Ready(name))
+	if err != nil {
+		return false, err
+	}
+	if _, err := b.leases.Detach(ctx, leaseID, lease.Ref(RefKind, name, participant),
+		&zk.DeleteRequest{Path: p, Version: stat.Version}); err != nil {
+		return false, err
+	}
+	b.cleanup(name)
+	return released, nil
+}
+
+// cleanup removes the barrier when no participant is left in it.
+func (b *Barriers) cleanup(name string) {
+	c := b.sess.Conn()
+	kids, _, err := c.Children(b.lay.Barrier(name))
+	if err != nil {
+		return
+	}
+	n, ready := count(kids)
+	if n > 0 {
+		return
+	}
+	ops := []any{}
+	if ready {
+		ops = append(ops, &zk.DeleteRequest{Path: b.lay.Ready(name), Version: -1})
+	}
+	ops = append(ops, &zk.DeleteRequest{Path: b.lay.Barrier(name), Version: -1})
+	_, _ = c.Multi(ops...) // NotEmpty: someone joined meanwhile; they own it now
+}
+
+// releaseOps removes a participant when its lease ends (lease.ReleaseFunc).
+func (b *Barriers) releaseOps(leaseKey string, parts []string) ([]any, error) {
+	if len(parts) != 2 {
+		return nil, nil
+	}
+	p := b.lay.Participant(parts[0], parts[1])
+	owner, stat, err := b.sess.Conn().Get(p)
+	if errors.Is(err, zk.ErrNoNode) {
+		return nil, nil
+	} else if err != nil {
+		return nil, err
+	}
+	if string(owner) != leaseKey {
+		return nil, nil
+	}
+	return []any{&zk.DeleteRequest{Path: p, Version: stat.Version}}, nil
+}
+
+func count(kids []string) (participants int, ready bool) {
+	for _, k := range kids {
+		switch {
+		case k == "ready":
+			ready = true
+		case strings.HasPrefix(k, "p-"):
+			participants++
+		}
+	}
+	return participants, ready
+}

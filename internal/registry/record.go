@@ -1,0 +1,75 @@
+package registry
+
+import (
+	"encoding/json"
+	"fmt"
+	"maps"
+	"time"
+)
+
+// Member is one registration in a group.
+type Member struct {
+	Group      string
+	ID         string
+	Value      string
+	Metadata   map[string]string
+	Persistent bool
+	// Lease is the public key of the owning lease ("" when persistent).
+	Lease string
+	// CreateRev and ModRev are the ZooKeeper zxids of the member's creation
+	// and of its last change.
+	CreateRev int64
+	ModRev    int64
+	CreatedAt time.Time
+}
+
+// record is the JSON stored in a member znode.
+type record struct {
+	Value      string            `json:"value"`
+	Metadata   map[string]string `json:"metadata,omitempty"`
+	Lease      string            `json:"lease,omitempty"`
+	Persistent bool              `json:"persistent,omitempty"`
+	CreatedAt  time.Time         `json:"created_at"`
+}
+
+// change is the JSON stored in a journal entry.
+type change struct {
+	Op        string  `json:"op"` // "put" or "del"
+	ID        string  `json:"id"`
+	Rec       *record `json:"rec,omitempty"`
+	CreateRev int64   `json:"create_rev,omitempty"` // for a put that updates
+}
+
+func decodeRecord(data []byte) (record, error) {
+	var r record
+	if err := json.Unmarshal(data, &r); err != nil {
+		return r, fmt.Errorf("registry: corrupt member record %q: %w", data, err)
+	}
+	return r, nil
+}
+
+func (r record) member(group, id string, createRev, modRev int64) *Member {
+	return &Member{Group: group, ID: id, Value: r.Value, Metadata: r.Metadata, Persistent: r.Persistent,
+		Lease: r.Lease, CreateRev: createRev, ModRev: modRev, CreatedAt: r.CreatedAt}
+}
+
+func sameContent(a record, value string, md map[string]string) bool {
+	return a.Value == value && maps.Equal(a.Metadata, md)
+}
+
+// EventType says what happened to a member.
+type EventType int
+
+// Event types, as WatchGroup reports them.
+const (
+	Joined EventType = iota + 1
+	Left
+	Updated
+)
+
+// Event is one net change of a group, at revision Rev.
+type Event struct {
+	Type   EventType
+	Rev    int64
+	Member *Member
+}

@@ -1,0 +1,267 @@
+// Package registry is the service-discovery recipe: members of named groups,
+// owned by a lease or persistent, journaled so that every gateway's cache and
+// every watcher sees each net change in order.
+package registry
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/go-zookeeper/zk"
+
+	"github.com/zkcoord/zkcoord/internal/lease"
+	"github.com/zkcoord/zkcoord/internal/zkx"
+)
+
+// Errors returned by the registry.
+var (
+	// ErrMemberExists: the member id is held by another lease (or by a
+	// persistent registration).
+	ErrMemberExists = errors.New("registry: member id held by another owner")
+	// ErrMemberNotFound: no such member.
+	ErrMemberNotFound = errors.New("registry: member not found")
+	// ErrNotOwner: the member belongs to another lease.
+	ErrNotOwner = errors.New("registry: member not owned by this lease")
+	// ErrConflict: the member kept changing under a register; try again.
+	ErrConflict = errors.New("registry: concurrent change, retry")
+)
+
+// RefKind is the kind of lease refs that name members.
+const RefKind = "member"
+
+// Registry registers members and serves cached views of groups.
+type Registry struct {
+	sess   *zkx.Session
+	lay    zkx.Layout
+	leases *lease.Manager
+	log    *slog.Logger
+	opts   options
+
+	ensured sync.Map // group name → struct{}: its directories exist
+
+	mu     sync.Mutex
+	groups map[string]*group
+	closed bool
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// New returns a Registry and registers the member release handler with
+// leases. Close stops its group caches.
+func New(sess *zkx.Session, lay zkx.Layout, leases *lease.Manager, log *slog.Logger, opt ...Option) *Registry {
+	o := defaultOptions()
+	for _, fn := range opt {
+		fn(&o)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &Registry{sess: sess, lay: lay, leases: leases, log: log, opts: o, groups: map[string]*group{}, ctx: ctx, cancel: cancel}
+	leases.Handle(RefKind, r.releaseOps)
+	r.wg.Add(1)
+	go r.janitor()
+	return r
+}
+
+// RegisterParams says what to register.
+type RegisterParams struct {
+	Group    string
+	ID       string // "" to generate one
+	Value    string
+	Metadata map[string]string
+	// LeaseID owns the member; empty when Persistent.
+	LeaseID    string
+	Persistent bool
+}
+
+// Register creates or updates a member. Repeating it with the same owner is
+// idempotent (no write when nothing changed). A member id held by another
+// lease, or a persistent id registered under a lease (and the reverse), is
+// refused with ErrMemberExists. It returns the member and the revision
+// its state reflects.
+func (r *Registry) Register(ctx context.Context, p RegisterParams) (*Member, int64, error) {
+	if p.ID == "" {
+		var b [8]byte
+		_, _ = rand.Read(b[:])
+		p.ID = hex.EncodeToString(b[:])
+	}
+	owner := ""
+	if !p.Persistent {
+		owner = lease.KeyOf(p.LeaseID)
+	}
+	if err := r.ensure(p.Group); err != nil {
+		return nil, 0, err
+	}
+	c := r.sess.Conn()
+	path := r.lay.Member(p.Group, p.ID)
+	for attempt := 0; attempt < 8; attempt++ {
+		if err := ctx.Err(); err != nil {
+			return nil, 0, err
+		}
+		data, stat, err := c.Get(path)
+		switch {
+		case errors.Is(err, zk.ErrNoNode):
+			rec := record{Value: p.Value, Metadata: p.Metadata, Lease: owner, Persistent: p.Persistent, CreatedAt: time.Now().UTC()}
+			rev, err := r.write(ctx, p, lease.Ref(RefKind, p.Group, p.ID), rec, 0,
+				&zk.CreateRequest{Path: path, Data: mustJSON(rec), Acl: zkx.ACL})
+			if errors.Is(err, zk.ErrNodeExists) {
+				continue
+			}
+			if err != nil {
+				return nil, 0, err
+			}
+			return rec.member(p.Group, p.ID, rev, rev), rev, nil
+		case err != nil:
+			return nil, 0, fmt.Errorf("registry: read member: %w", err)
+		}
+		old, err := decodeRecord(data)
+		if err != nil {
+			return nil, 0, err
+		}
+		if old.Persistent != p.Persistent || old.Lease != owner {
+			return nil, 0, fmt.Errorf("%w: %s/%s", ErrMemberExists, p.Group, p.ID)
+		}
+		if sameContent(old, p.Value, p.Metadata) {
+			if !p.Persistent { // prove the lease is still live
+				if _, err := r.leases.Get(p.LeaseID); err != nil {
+					if _, err := r.leases.KeepAlive(ctx, p.LeaseID); err != nil {
+						return nil, 0, err
+					}
+				}
+			}
+			return old.member(p.Group, p.ID, stat.Czxid, stat.Mzxid), stat.Mzxid, nil
+		}
+		rec := old
+		rec.Value, rec.Metadata = p.Value, p.Metadata
+		rev, err := r.write(ctx, p, "", rec, stat.Czxid,
+			&zk.SetDataRequest{Path: path, Data: mustJSON(rec), Version: stat.Version})
+		if errors.Is(err, zk.ErrBadVersion) || errors.Is(err, zk.ErrNoNode) {
+			continue
+		}
+		if err != nil {
+			return nil, 0, err
+		}
+		return rec.member(p.Group, p.ID, stat.Czxid, rev), rev, nil
+	}
+	return nil, 0, ErrConflict
+}
+
+// write runs op with its journal entry in one transaction, under the lease
+// when the member has one, and returns the transaction's zxid.
+func (r *Registry) write(ctx context.Context, p RegisterParams, ref string, rec record, createRev int64, op any) (int64, error) {
+	ops := r.journal(p.Group, change{Op: "put", ID: p.ID, Rec: &rec, CreateRev: createRev}, op)
+	var res []zk.MultiResponse
+	var err error
+	if p.Persistent {
+		res, err = r.sess.Conn().Multi(ops...)
+	} else {
+		res, err = r.leases.Attach(ctx, p.LeaseID, ref, ops...)
+	}
+	if err != nil {
+		return 0, err
+	}
+	return res[2].Stat.Mzxid, nil
+}
+
+// journal returns op followed by the journal entry and the touch of the log
+// directory whose Stat carries the transaction's zxid (index 2).
+func (r *Registry) journal(group string, ch change, op any) []any {
+	log := r.lay.Log(group)
+	return []any{
+		op,
+		&zk.CreateRequest{Path: log + "/e-", Data: mustJSON(ch), Acl: zkx.ACL, Flags: zk.FlagSequence},
+		&zk.SetDataRequest{Path: log, Version: -1},
+	}
+}
+
+// Deregister removes a member. A lease-owned member can only be removed with
+// its lease (ErrNotOwner otherwise); a persistent one with no lease id.
+func (r *Registry) Deregister(ctx context.Context, group, id, leaseID string) (int64, error) {
+	c := r.sess.Conn()
+	path := r.lay.Member(group, id)
+	data, stat, err := c.Get(path)
+	if errors.Is(err, zk.ErrNoNode) {
+		return 0, fmt.Errorf("%w: %s/%s", ErrMemberNotFound, group, id)
+	} else if err != nil {
+		return 0, fmt.Errorf("registry: read member: %w", err)
+	}
+	rec, err := decodeRecord(data)
+	if err != nil {
+		return 0, err
+	}
+	ops := r.journal(group, change{Op: "del", ID: id}, &zk.DeleteRequest{Path: path, Version: stat.Version})
+	var res []zk.MultiResponse
+	if rec.Persistent {
+		if leaseID != "" {
+			return 0, fmt.Errorf("%w: %s/%s is persistent", ErrNotOwner, group, id)
+		}
+		res, err = c.Multi(ops...)
+	} else {
+		if leaseID == "" || lease.KeyOf(leaseID) != rec.Lease {
+			return 0, fmt.Errorf("%w: %s/%s", ErrNotOwner, group, id)
+		}
+		res, err = r.leases.Detach(ctx, leaseID, lease.Ref(RefKind, group, id), ops...)
+	}
+	if errors.Is(err, zk.ErrNoNode) || errors.Is(err, zk.ErrBadVersion) {
+		return 0, fmt.Errorf("%w: %s/%s changed concurrently", ErrConflict, group, id)
+	}
+	if err != nil {
+		return 0, err
+	}
+	return res[2].Stat.Mzxid, nil
+}
+
+// releaseOps removes a member when its lease ends (lease.ReleaseFunc).
+func (r *Registry) releaseOps(leaseKey string, parts []string) ([]any, error) {
+	if len(parts) != 2 {
+		return nil, nil
+	}
+	group, id := parts[0], parts[1]
+	data, stat, err := r.sess.Conn().Get(r.lay.Member(group, id))
+	if errors.Is(err, zk.ErrNoNode) {
+		return nil, nil
+	} else if err != nil {
+		return nil, err
+	}
+	if rec, err := decodeRecord(data); err != nil || rec.Lease != leaseKey {
+		return nil, nil // re-registered by someone else meanwhile
+	}
+	return r.journal(group, change{Op: "del", ID: id}, &zk.DeleteRequest{Path: r.lay.Member(group, id), Version: stat.Version}), nil
+}
+
+// ensure creates a group's directories once per gateway.
+func (r *Registry) ensure(group string) error {
+	if _, ok := r.ensured.Load(group); ok {
+		return nil
+	}
+	for _, p := range []string{r.lay.Members(group), r.lay.Log(group)} {
+		if err := zkx.EnsurePath(r.sess.Conn(), p); err != nil {
+			return fmt.Errorf("registry: create %s: %w", p, err)
+		}
+	}
+	r.ensured.Store(group, struct{}{})
+	return nil
+}
+
+func mustJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+func seqOf(name string) (int64, bool) {
+	if len(name) < 3 || name[:2] != "e-" {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(name[2:], 10, 64)
+	return n, err == nil
+}

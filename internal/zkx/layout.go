@@ -1,0 +1,37 @@
+package zkx
+
+import "path"
+
+// Layout names every znode zkcoord uses under its root. See docs/LAYOUT.md.
+//
+//	<root>/leases/<key>                      lease record (persistent)
+//	<root>/leases/<key>/owner                ephemeral of the owning gateway session
+//	<root>/leases/<key>/<kind>~<a>~<b>       one ref per node the lease owns
+//	<root>/groups/<g>/members/<id>           member record
+//	<root>/groups/<g>/log/e-<seq>            change journal of the group
+//	<root>/elections/<e>/c_<key>_<seq>       candidates, lowest sequence leads
+//	<root>/barriers/<b>                      barrier (data: threshold)
+//	<root>/barriers/<b>/p-<id>               participants
+//	<root>/barriers/<b>/ready                created once threshold is reached
+type Layout struct {
+	// Root is the absolute path of zkcoord's namespace, chroot included.
+	Root string
+}
+
+func (l Layout) Leases() string               { return path.Join(l.Root, "leases") }
+func (l Layout) Lease(key string) string      { return path.Join(l.Root, "leases", key) }
+func (l Layout) LeaseOwner(key string) string { return path.Join(l.Root, "leases", key, "owner") }
+func (l Layout) LeaseRef(key, ref string) string {
+	return path.Join(l.Root, "leases", key, ref)
+}
+func (l Layout) Groups() string             { return path.Join(l.Root, "groups") }
+func (l Layout) Group(g string) string      { return path.Join(l.Root, "groups", g) }
+func (l Layout) Members(g string) string    { return path.Join(l.Root, "groups", g, "members") }
+func (l Layout) Member(g, id string) string { return path.Join(l.Root, "groups", g, "members", id) }
+func (l Layout) Log(g string) string        { return path.Join(l.Root, "groups", g, "log") }
+func (l Layout) Election(e string) string   { return path.Join(l.Root, "elections", e) }
+func (l Layout) Barrier(b string) string    { return path.Join(l.Root, "barriers", b) }
+func (l Layout) Participant(b, id string) string {
+	return path.Join(l.Root, "barriers", b, "p-"+id)
+}
+func (l Layout) Ready(b string) string { return path.Join(l.Root, "barriers", b, "ready") }

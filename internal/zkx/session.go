@@ -1,0 +1,231 @@
+// Package zkx is zkcoord's ZooKeeper session layer: it owns the go-zookeeper
+// connection, tracks the session state that go-zookeeper hides (a new session
+// silently replacing an expired one on the same *zk.Conn), and holds the
+// small helpers every recipe shares (paths, watch loops, error classes).
+// Nothing here knows about gRPC.
+package zkx
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/go-zookeeper/zk"
+)
+
+// State is the gateway's view of its ZooKeeper session.
+type State int
+
+// The states a Session reports.
+const (
+	// StateConnecting: no session has been established yet.
+	StateConnecting State = iota
+	// StateConnected: a session is established and a server is reachable.
+	StateConnected
+	// StateDisconnected: the session may still be alive, but no server is
+	// reachable. Ephemeral nodes survive until the session times out.
+	StateDisconnected
+	// StateExpired: the server expired the session; go-zookeeper is
+	// establishing a new one, and everything the old session held is gone.
+	StateExpired
+	// StateClosed: Close was called.
+	StateClosed
+)
+
+func (s State) String() string {
+	return [...]string{"connecting", "connected", "disconnected", "expired", "closed"}[s]
+}
+
+// Status is a snapshot of the session's state.
+type Status struct {
+	State     State
+	SessionID int64
+	Server    string
+	// Since is when State was entered.
+	Since time.Time
+	// Epoch counts sessions: it is 1 for the first session and increases each
+	// time a new session replaces an expired one.
+	Epoch int64
+	// Expirations counts session expirations seen.
+	Expirations int64
+}
+
+// Session is a ZooKeeper connection with observable session state.
+type Session struct {
+	conn    *zk.Conn
+	servers []string
+	chroot  string
+	timeout time.Duration
+	log     *slog.Logger
+
+	mu      sync.Mutex
+	st      Status
+	changed chan struct{} // closed and replaced on every state change
+}
+
+// Option configures Dial.
+type Option func(*options)
+
+type options struct {
+	timeout time.Duration
+	log     *slog.Logger
+}
+
+// WithSessionTimeout sets the requested session timeout (default 10s). The
+// server may clamp it to its min/max session timeout.
+func WithSessionTimeout(d time.Duration) Option {
+	return func(o *options) { o.timeout = d }
+}
+
+// WithLogger sets the logger for session events (default: discard).
+func WithLogger(l *slog.Logger) Option {
+	return func(o *options) { o.log = l }
+}
+
+// Dial connects to the ensemble named by connect ("host:port,host:port/chroot")
+// and returns once a session is established. Cancelling ctx abandons the
+// attempt and closes the connection.
+func Dial(ctx context.Context, connect string, opt ...Option) (*Session, error) {
+	o := options{timeout: 10 * time.Second, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	for _, fn := range opt {
+		fn(&o)
+	}
+	servers, chroot, err := ParseConnect(connect)
+	if err != nil {
+		return nil, err
+	}
+	s := &Session{servers: servers, chroot: chroot, timeout: o.timeout, log: o.log, changed: make(chan struct{})}
+	s.st.Since = time.Now()
+	conn, _, err := zk.Connect(servers, o.timeout,
+		zk.WithEventCallback(s.onEvent),
+		zk.WithLogger(zkLogger{o.log}),
+		zk.WithMaxBufferSize(4<<20))
+	if err != nil {
+		return nil, fmt.Errorf("zkx: connect %q: %w", connect, err)
+	}
+	s.conn = conn
+	for {
+		st, ch := s.Watch()
+		if st.State == StateConnected {
+			return s, nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			conn.Close()
+			return nil, fmt.Errorf("zkx: no ZooKeeper session with %q: %w", connect, ctx.Err())
+		}
+	}
+}
+
+// onEvent runs on go-zookeeper's goroutine for every event; it must not block.
+func (s *Session) onEvent(ev zk.Event) {
+	if ev.Type != zk.EventSession {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.st.State == StateClosed {
+		return
+	}
+	prev := s.st
+	next := prev
+	switch ev.State {
+	case zk.StateHasSession:
+		next.State = StateConnected
+		if id := s.conn.SessionID(); id != prev.SessionID {
+			next.SessionID = id
+			next.Epoch++
+		}
+		next.Server = ev.Server
+	case zk.StateDisconnected:
+		if prev.State == StateConnected {
+			next.State = StateDisconnected
+		}
+	case zk.StateExpired:
+		next.State = StateExpired
+		next.Expirations++
+	default:
+		return
+	}
+	if next.State == prev.State && next.SessionID == prev.SessionID {
+		return
+	}
+	next.Since = time.Now()
+	s.st = next
+	close(s.changed)
+	s.changed = make(chan struct{})
+	s.log.Info("zookeeper session", "state", next.State.String(), "session", fmt.Sprintf("0x%x", next.SessionID),
+		"server", next.Server, "epoch", next.Epoch)
+}
+
+// Conn returns the underlying connection. Its calls fail with
+// zk.ErrNoServer or zk.ErrConnectionClosed while no server is reachable.
+func (s *Session) Conn() *zk.Conn { return s.conn }
+
+// Status returns the current session state.
+func (s *Session) Status() Status {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.st
+}
+
+// Watch returns the current state and a channel closed at the next change.
+func (s *Session) Watch() (Status, <-chan struct{}) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.st, s.changed
+}
+
+// Servers returns the ensemble's addresses from the connect string.
+func (s *Session) Servers() []string { return s.servers }
+
+// Chroot returns the connect string's chroot ("" when none).
+func (s *Session) Chroot() string { return s.chroot }
+
+// Timeout returns the requested session timeout.
+func (s *Session) Timeout() time.Duration { return s.timeout }
+
+// WaitConnected blocks until the session is connected or ctx is done.
+func (s *Session) WaitConnected(ctx context.Context) error {
+	for {
+		st, ch := s.Watch()
+		switch st.State {
+		case StateConnected:
+			return nil
+		case StateClosed:
+			return ErrClosed
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// Close ends the session; its ephemeral nodes are removed by ZooKeeper.
+func (s *Session) Close() {
+	s.mu.Lock()
+	if s.st.State == StateClosed {
+		s.mu.Unlock()
+		return
+	}
+	s.st.State = StateClosed
+	s.st.Since = time.Now()
+	close(s.changed)
+	s.changed = make(chan struct{})
+	s.mu.Unlock()
+	s.conn.Close()
+}
+
+// ErrClosed reports use of a closed Session.
+var ErrClosed = errors.New("zkx: session closed")
+
+type zkLogger struct{ l *slog.Logger }
+
+func (z zkLogger) Printf(format string, a ...any) { z.l.Debug(fmt.Sprintf(format, a...), "component", "go-zookeeper") }

@@ -1,0 +1,75 @@
+package zkx
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/go-zookeeper/zk"
+)
+
+// Transient reports whether err means ZooKeeper could not be reached or the
+// session changed under the call: the outcome of a write is unknown and a
+// read can be retried.
+func Transient(err error) bool {
+	return errors.Is(err, zk.ErrNoServer) || errors.Is(err, zk.ErrConnectionClosed) ||
+		errors.Is(err, zk.ErrSessionExpired) || errors.Is(err, zk.ErrSessionMoved) ||
+		errors.Is(err, zk.ErrClosing)
+}
+
+// EnsurePath creates p and its missing parents as empty persistent znodes.
+func EnsurePath(c *zk.Conn, p string) error {
+	if ok, _, err := c.Exists(p); err != nil || ok {
+		return err
+	}
+	parts := strings.Split(strings.TrimPrefix(p, "/"), "/")
+	cur := ""
+	for _, part := range parts {
+		cur += "/" + part
+		if _, err := c.Create(cur, nil, 0, zk.WorldACL(zk.PermAll)); err != nil && !errors.Is(err, zk.ErrNodeExists) {
+			return err
+		}
+	}
+	return nil
+}
+
+// Retry calls fn until it returns nil or a non-transient error, backing off
+// between attempts (10 ms doubling to 1 s). Cancelling ctx ends the retries
+// and returns ctx's error.
+func Retry(ctx context.Context, fn func() error) error {
+	delay := 10 * time.Millisecond
+	for {
+		err := fn()
+		if err == nil || !Transient(err) {
+			return err
+		}
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+		if delay *= 2; delay > time.Second {
+			delay = time.Second
+		}
+	}
+}
+
+// Backoff waits before the next attempt of a watch loop that failed with a
+// transient error. It returns false when ctx is done.
+func Backoff(ctx context.Context, attempt int) bool {
+	d := 10 * time.Millisecond << min(attempt, 7)
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// ACL is the ACL of every znode zkcoord creates.
+var ACL = zk.WorldACL(zk.PermAll)
