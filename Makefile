@@ -25,8 +25,15 @@ check-gen: tools
 	./scripts/check-gen.sh
 
 # test installs what the tests need (ZooKeeper included) and runs every test.
+# Pass go test flags with TESTFLAGS, e.g. make test TESTFLAGS='-run TestLease -v'.
 test:
-	./scripts/test.sh
+	./scripts/test.sh $(TESTFLAGS)
+
+# test-short runs the fast tests only: go test -short, with no install, no
+# race detector and no gen/lint checks; tests that need ZooKeeper should skip
+# when testing.Short() is true.
+test-short:
+	go test -short -count=1 ./...
 
 run: build
 	$(BIN)/zkcoord dev

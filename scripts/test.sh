@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# test.sh: the one command CI and the README use (`make test` runs it).
+#
+# On a fresh Debian 12 machine it installs what the tests need (ZooKeeper
+# and a JRE from apt, when missing), builds the pinned tools into bin/,
+# checks that gen/ is up to date, lints the protos, vets the Go code, and
+# runs every test with the race detector against a real ZooKeeper.
+#
+# Extra arguments go to `go test`, before the package pattern:
+#   ./scripts/test.sh -run TestElection -v
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$PWD/bin:$PATH"
+
+section() { printf '\n==> %s\n' "$*"; }
+
+# as_root runs a command as root, through sudo only when not root already.
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then
+    "$@"
+  else
+    sudo "$@"
+  fi
+}
+
+section "dependencies"
+command -v go >/dev/null || { echo "test.sh: go is not on PATH" >&2; exit 1; }
+pkgs=()
+# internal/zkserver runs ZooKeeper from Debian's package.
+if [ ! -f /usr/share/java/zookeeper.jar ] || ! command -v java >/dev/null; then
+  pkgs+=(zookeeper default-jre-headless)
+fi
+# `make tools` needs make; -race needs cgo, and cgo a C compiler.
+command -v make >/dev/null || pkgs+=(make)
+command -v "$(go env CC)" >/dev/null || pkgs+=(gcc libc6-dev)
+if [ "${#pkgs[@]}" -gt 0 ]; then
+  echo "installing ${pkgs[*]}"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get update
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y "${pkgs[@]}"
+fi
+go version
+java -version 2>&1 | sed -n 1p
+
+section "tools (make tools)"
+make tools
+
+section "generated code (scripts/check-gen.sh)"
+./scripts/check-gen.sh
+
+section "buf lint"
+bin/buf lint
+
+section "go vet"
+go vet ./...
+
+section "go test"
+go test -race -count=1 -timeout 12m "$@" ./...
