@@ -535,4 +535,3 @@ func (r *Registry) Close() {
 		g.mu.Unlock()
 	}
 }
-

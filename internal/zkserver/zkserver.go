@@ -95,18 +95,18 @@ func (s *Server) writeConfig() error {
 		return fmt.Errorf("zkserver: %w", err)
 	}
 	cfg := map[string]string{
-		"tickTime":                 strconv.Itoa(int(s.opts.tickTime / time.Millisecond)),
-		"dataDir":                  data,
-		"clientPort":               strconv.Itoa(s.port),
-		"clientPortAddress":        "127.0.0.1",
-		"admin.enableServer":       "false",
-		"4lw.commands.whitelist":   strings.Join(s.opts.fourLetterWords, ","),
-		"maxClientCnxns":           "0",
-		"minSessionTimeout":        strconv.Itoa(int(s.opts.minSession / time.Millisecond)),
-		"maxSessionTimeout":        strconv.Itoa(int(s.opts.maxSession / time.Millisecond)),
-		"extendedTypesEnabled":     "true",
-		"forceSync":                boolString(s.opts.forceSync),
-		"autopurge.purgeInterval":  "1",
+		"tickTime":                  strconv.Itoa(int(s.opts.tickTime / time.Millisecond)),
+		"dataDir":                   data,
+		"clientPort":                strconv.Itoa(s.port),
+		"clientPortAddress":         "127.0.0.1",
+		"admin.enableServer":        "false",
+		"4lw.commands.whitelist":    strings.Join(s.opts.fourLetterWords, ","),
+		"maxClientCnxns":            "0",
+		"minSessionTimeout":         strconv.Itoa(int(s.opts.minSession / time.Millisecond)),
+		"maxSessionTimeout":         strconv.Itoa(int(s.opts.maxSession / time.Millisecond)),
+		"extendedTypesEnabled":      "true",
+		"forceSync":                 boolString(s.opts.forceSync),
+		"autopurge.purgeInterval":   "1",
 		"autopurge.snapRetainCount": "3",
 	}
 	var b strings.Builder

@@ -228,4 +228,6 @@ var ErrClosed = errors.New("zkx: session closed")
 
 type zkLogger struct{ l *slog.Logger }
 
-func (z zkLogger) Printf(format string, a ...any) { z.l.Debug(fmt.Sprintf(format, a...), "component", "go-zookeeper") }
+func (z zkLogger) Printf(format string, a ...any) {
+	z.l.Debug(fmt.Sprintf(format, a...), "component", "go-zookeeper")
+}
