@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -81,6 +82,10 @@ func (b *Barriers) Await(ctx context.Context, name string, threshold int, partic
 		}
 		attempt = 0
 		n, ready := count(kids)
+		if !ready && !slices.Contains(kids, "p-"+participant) {
+			// Removed under us: the lease ended (or a Leave raced).
+			return fmt.Errorf("%w: participant %s/%s was removed", lease.ErrNotFound, name, participant)
+		}
 		if n >= threshold && !ready {
 			_, err := c.Create(b.lay.Ready(name), nil, 0, zkx.ACL)
 			ready = err == nil || errors.Is(err, zk.ErrNodeExists)
