@@ -97,7 +97,7 @@ type LeaderInfo struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The election.
 	Election string `protobuf:"bytes,1,opt,name=election,proto3" json:"election,omitempty"`
-	// The leader's candidate ID (its znode name, e.g. "c-0000000007").
+	// The leader's candidate ID (its znode name, c_<lease key>_<sequence>).
 	Candidate string `protobuf:"bytes,2,opt,name=candidate,proto3" json:"candidate,omitempty"`
 	// The value the leader campaigned with, for example its endpoint.
 	Value string `protobuf:"bytes,3,opt,name=value,proto3" json:"value,omitempty"`
@@ -259,7 +259,7 @@ type CampaignResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The candidate's state.
 	Status CampaignResponse_Status `protobuf:"varint,1,opt,name=status,proto3,enum=zkcoord.v1.CampaignResponse_Status" json:"status,omitempty"`
-	// This candidacy's ID (its znode name, e.g. "c-0000000007").
+	// This candidacy's ID (its znode name, c_<lease key>_<sequence>).
 	Candidate string `protobuf:"bytes,2,opt,name=candidate,proto3" json:"candidate,omitempty"`
 	// For STATUS_QUEUED: the number of candidates ahead.
 	Position int32 `protobuf:"varint,3,opt,name=position,proto3" json:"position,omitempty"`

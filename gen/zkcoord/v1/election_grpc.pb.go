@@ -42,8 +42,10 @@ type ElectionServiceClient interface {
 	// with its place, then ELECTED with a fencing token; the stream stays open
 	// while it leads. JEOPARDY warns that the gateway lost ZooKeeper and the
 	// term may end at a deadline; LOST says the term (or candidacy) ended
-	// without a resign. Cancelling the stream withdraws the candidacy, and
-	// steps down a leader, at once.
+	// without a resign. Without a lease_id the candidacy belongs to the
+	// stream: cancelling the stream withdraws it (a leader steps down) at once.
+	// With a client lease the candidacy stays until Resign or the lease ends,
+	// and a new Campaign with that lease resumes it (same token).
 	Campaign(ctx context.Context, in *CampaignRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[CampaignResponse], error)
 	// Resign withdraws the candidacy that a lease holds in an election; a
 	// leader steps down and the next candidate is elected at once. The
@@ -139,8 +141,10 @@ type ElectionServiceServer interface {
 	// with its place, then ELECTED with a fencing token; the stream stays open
 	// while it leads. JEOPARDY warns that the gateway lost ZooKeeper and the
 	// term may end at a deadline; LOST says the term (or candidacy) ended
-	// without a resign. Cancelling the stream withdraws the candidacy, and
-	// steps down a leader, at once.
+	// without a resign. Without a lease_id the candidacy belongs to the
+	// stream: cancelling the stream withdraws it (a leader steps down) at once.
+	// With a client lease the candidacy stays until Resign or the lease ends,
+	// and a new Campaign with that lease resumes it (same token).
 	Campaign(*CampaignRequest, grpc.ServerStreamingServer[CampaignResponse]) error
 	// Resign withdraws the candidacy that a lease holds in an election; a
 	// leader steps down and the next candidate is elected at once. The

@@ -1,0 +1,37 @@
+# syntax=docker/dockerfile:1
+# zkcoord container images.
+#   docker build -t zkcoord .                 # `zkcoord serve` (needs a ZooKeeper ensemble)
+#   docker build --target dev -t zkcoord:dev .  # also runs `zkcoord dev` (bundles ZooKeeper + JRE)
+#
+# Run:
+#   docker run -p 7070:7070 -e ZKCOORD_ZK=zk1:2181,zk2:2181,zk3:2181 zkcoord
+#   docker run -p 7070:7070 zkcoord:dev dev --listen 0.0.0.0:7070
+
+FROM golang:1.26-bookworm AS build
+WORKDIR /src
+COPY go.mod go.sum ./
+RUN go mod download
+COPY . .
+ARG VERSION=dev
+RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/zkcoord ./cmd/zkcoord
+
+FROM gcr.io/distroless/static-debian12:nonroot AS serve
+COPY --from=build /out/zkcoord /usr/local/bin/zkcoord
+EXPOSE 7070
+ENV ZKCOORD_LISTEN=:7070
+ENTRYPOINT ["/usr/local/bin/zkcoord"]
+CMD ["serve"]
+
+FROM debian:bookworm-slim AS dev
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends zookeeper default-jre-headless \
+ && rm -rf /var/lib/apt/lists/*
+COPY --from=build /out/zkcoord /usr/local/bin/zkcoord
+RUN useradd --system --create-home zkcoord
+USER zkcoord
+EXPOSE 7070
+ENTRYPOINT ["/usr/local/bin/zkcoord"]
+CMD ["dev", "--listen", "0.0.0.0:7070"]
+
+# The default target: the serving image.
+FROM serve

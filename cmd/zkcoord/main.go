@@ -1,0 +1,171 @@
+// Command zkcoord serves ZooKeeper's coordination recipes (leases, service
+// registry, leader election, barriers) over gRPC.
+//
+//	zkcoord serve --listen :7070 --zk zk1:2181,zk2:2181,zk3:2181/chroot
+//	zkcoord dev   # on a private, temporary ZooKeeper
+//
+// Every flag can also be set by an environment variable: --zk is ZKCOORD_ZK,
+// --session-timeout is ZKCOORD_SESSION_TIMEOUT, and so on.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/zkcoord/zkcoord/internal/zkserver"
+	"github.com/zkcoord/zkcoord/internal/zkx"
+	"github.com/zkcoord/zkcoord/server"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+const usage = `zkcoord serves ZooKeeper recipes over gRPC.
+
+Usage:
+  zkcoord serve --listen ADDR --zk CONNECT_STRING [flags]
+  zkcoord dev [--listen ADDR] [flags]   (starts a private ZooKeeper)
+  zkcoord version
+
+Run "zkcoord serve -h" for the flags. Each flag --name can be set with the
+environment variable ZKCOORD_NAME (dashes become underscores).
+`
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprint(os.Stderr, usage)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	var err error
+	switch os.Args[1] {
+	case "serve":
+		err = run(ctx, os.Args[2:], false)
+	case "dev":
+		err = run(ctx, os.Args[2:], true)
+	case "version":
+		fmt.Println(version)
+	case "-h", "--help", "help":
+		fmt.Print(usage)
+	default:
+		fmt.Fprintf(os.Stderr, "zkcoord: unknown command %q\n\n%s", os.Args[1], usage)
+		os.Exit(2)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "zkcoord:", err)
+		os.Exit(1)
+	}
+}
+
+type config struct {
+	listen, zk, root, replicaID, logLevel  string
+	sessionTimeout, streamTTL, stopTimeout time.Duration
+}
+
+func parse(name string, args []string, dev bool) (config, error) {
+	var c config
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	host, _ := os.Hostname()
+	defListen := ":7070"
+	if dev {
+		defListen = "127.0.0.1:7070"
+	}
+	fs.StringVar(&c.listen, "listen", defListen, "gRPC listen address")
+	if !dev {
+		fs.StringVar(&c.zk, "zk", "", "ZooKeeper connect string: host:port[,host:port...][/chroot] (required)")
+	}
+	fs.StringVar(&c.root, "root", "/zkcoord", "root znode of zkcoord's namespace (below the chroot)")
+	fs.DurationVar(&c.sessionTimeout, "session-timeout", 10*time.Second, "ZooKeeper session timeout to request")
+	fs.DurationVar(&c.streamTTL, "stream-ttl", 10*time.Second, "TTL of the implicit lease of a Campaign or AwaitBarrier stream without a lease")
+	fs.DurationVar(&c.stopTimeout, "shutdown-timeout", 10*time.Second, "how long a graceful stop may take before it is forced")
+	fs.StringVar(&c.replicaID, "replica-id", host, "name of this replica in status and logs")
+	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	var envErr error
+	fs.VisitAll(func(f *flag.Flag) {
+		env := "ZKCOORD_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v, ok := os.LookupEnv(env); ok {
+			if err := f.Value.Set(v); err != nil && envErr == nil {
+				envErr = fmt.Errorf("%s=%q: %w", env, v, err)
+			}
+		}
+	})
+	if envErr != nil {
+		return c, envErr
+	}
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if !dev && c.zk == "" {
+		return c, errors.New("--zk (or ZKCOORD_ZK) is required, e.g. --zk 127.0.0.1:2181")
+	}
+	return c, nil
+}
+
+func run(ctx context.Context, args []string, dev bool) error {
+	name := "serve"
+	if dev {
+		name = "dev"
+	}
+	c, err := parse(name, args, dev)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(c.logLevel)); err != nil {
+		return fmt.Errorf("--log-level: %w", err)
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+
+	if dev {
+		if err := zkserver.CheckInstalled(); err != nil {
+			return err
+		}
+		sctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+		zks, err := zkserver.Start(sctx)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("start private ZooKeeper: %w", err)
+		}
+		defer func() {
+			if err := zks.Stop(); err != nil {
+				log.Warn("stop private ZooKeeper", "err", err)
+			}
+		}()
+		c.zk = zks.Addr()
+		log.Info("private ZooKeeper started", "addr", zks.Addr(), "dir", zks.Dir())
+	}
+
+	dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	sess, err := zkx.Dial(dctx, c.zk, zkx.WithSessionTimeout(c.sessionTimeout), zkx.WithLogger(log))
+	cancel()
+	if err != nil {
+		return err
+	}
+	defer sess.Close()
+	g, err := server.New(ctx, sess, server.WithRoot(c.root), server.WithStreamTTL(c.streamTTL),
+		server.WithReplicaID(c.replicaID), server.WithVersion(version), server.WithLogger(log))
+	if err != nil {
+		return err
+	}
+	defer g.Close()
+	lis, err := net.Listen("tcp", c.listen)
+	if err != nil {
+		return err
+	}
+	log.Info("zkcoord serving", "listen", lis.Addr().String(), "zk", c.zk, "root", c.root, "version", version)
+	err = server.Serve(ctx, g, lis, c.stopTimeout)
+	log.Info("zkcoord stopped")
+	return err
+}

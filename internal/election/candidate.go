@@ -1,0 +1,349 @@
+package election
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"path"
+	"slices"
+	"time"
+
+	"github.com/go-zookeeper/zk"
+
+	"github.com/zkcoord/zkcoord/internal/lease"
+	"github.com/zkcoord/zkcoord/internal/zkx"
+)
+
+// Status is a candidate's state, as Campaign reports it. The values match
+// zkcoord.v1.CampaignResponse.Status.
+type Status int
+
+// The states of a candidacy.
+const (
+	// Queued: waiting; Position says how many candidates are ahead.
+	Queued Status = iota + 1
+	// Elected: leading; Token identifies the term. Sent again after a
+	// Jeopardy when the term went on.
+	Elected
+	// Jeopardy: the gateway lost ZooKeeper while leading; the term goes on
+	// but may end at Deadline.
+	Jeopardy
+	// Lost: the candidacy ended without a resign (its lease ended, or its
+	// znode was removed). Campaign returns after it.
+	Lost
+	// Resigned: Resign withdrew the candidacy. Campaign returns after it.
+	Resigned
+)
+
+func (s Status) String() string {
+	if s < Queued || s > Resigned {
+		return fmt.Sprintf("Status(%d)", int(s))
+	}
+	return [...]string{"queued", "elected", "jeopardy", "lost", "resigned"}[s-1]
+}
+
+// Update is a change of a candidacy's state.
+type Update struct {
+	Status Status
+	// Candidate is the candidacy's znode name, c_<lease key>_<sequence>.
+	Candidate string
+	// Position, when Queued, is the number of candidates ahead as of the
+	// last change of the candidate just ahead (later departures further
+	// ahead are seen when that one changes): an upper bound.
+	Position int
+	// Token is the term's fencing token when Elected or Jeopardy, and when
+	// Lost or Resigned if the candidacy led.
+	Token int64
+	// Deadline, when Jeopardy, is when the term may end.
+	Deadline time.Time
+	// Leader is the current leader when known (this candidacy when it leads).
+	Leader *LeaderInfo
+}
+
+// candidate is one candidacy followed by a Campaign.
+type candidate struct {
+	e        *Elections
+	election string
+	name     string
+	path     string
+	self     *LeaderInfo // this candidacy as a leader
+}
+
+// Campaign enters election with value, the candidacy owned by leaseID, and
+// reports its state to report: Queued, then Elected; Jeopardy and Elected
+// again while the gateway loses and regains ZooKeeper during the term. It
+// stays running while the candidacy leads, and returns nil after reporting
+// Resigned (Resign withdrew it) or Lost (its lease ended, or its znode was
+// removed otherwise). An error from report ends Campaign with that error.
+//
+// If the lease already holds a candidacy in election, Campaign resumes it
+// (same candidate, same token, the value it was created with) instead of
+// queueing again; a lease has at most one candidacy per election.
+//
+// Cancelling ctx ends Campaign with ctx's error but does not withdraw the
+// candidacy: it lasts until Resign or the end of its lease. A caller that
+// wants cancelling to withdraw it owns the lease and revokes it (the gRPC
+// server does so for a stream's own lease); with a client-supplied lease the
+// candidacy stays, and a later Campaign resumes it. Campaign ends with
+// ErrClosed when e is closed.
+func (e *Elections) Campaign(ctx context.Context, election, value, leaseID string, report func(Update) error) error {
+	// Listen before entering, so a wake-up about this candidacy is never
+	// missed between the two.
+	wake, stop := e.notes.listen(election, lease.KeyOf(leaseID))
+	defer stop()
+	c, err := e.enter(ctx, election, value, leaseID)
+	if err != nil {
+		return err
+	}
+	e.log.Debug("election: campaign", "election", election, "candidate", c.name, "token", c.self.Token)
+	return c.run(ctx, wake, report)
+}
+
+// errAgain: the candidacy changed under enter; look again.
+var errAgain = errors.New("election: candidacy kept changing, try again")
+
+// enter finds the lease's candidacy in election or creates it.
+func (e *Elections) enter(ctx context.Context, election, value, leaseID string) (*candidate, error) {
+	data, _ := json.Marshal(record{Value: value, CampaignedAt: time.Now().UTC()})
+	for attempt, conflicts := 0, 0; ; attempt++ {
+		c, err := e.enterOnce(ctx, election, leaseID, data, conflicts > 0)
+		switch {
+		case err == nil:
+			return c, nil
+		case errors.Is(err, errAgain) && conflicts < 5:
+			conflicts++
+		case !zkx.Transient(err):
+			return nil, fmt.Errorf("election: campaign %s: %w", election, err)
+		}
+		select {
+		case <-e.done:
+			return nil, ErrClosed
+		default:
+		}
+		if !zkx.Backoff(ctx, attempt) {
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// enterOnce resumes the lease's candidate, or creates it in one transaction
+// with the lease's ref to it. The ref doubles as a lock: a second create for
+// the same lease and election fails with ErrNodeExists. dropRef removes a
+// ref that outlived its candidate (found on a second conflict).
+func (e *Elections) enterOnce(ctx context.Context, election, leaseID string, data []byte, dropRef bool) (*candidate, error) {
+	c := e.sess.Conn()
+	dir := e.lay.Election(election)
+	key := lease.KeyOf(leaseID)
+	ref := lease.Ref(RefKind, election)
+	if err := zkx.EnsurePath(c, dir); err != nil {
+		return nil, err
+	}
+	cands, _, err := e.list(election)
+	if err != nil {
+		return nil, err
+	}
+	name := ""
+	if i := find(cands, key); i >= 0 {
+		name = cands[i].name
+	} else {
+		if dropRef {
+			if _, err := e.leases.Detach(ctx, leaseID, ref); err != nil && !errors.Is(err, zk.ErrNoNode) {
+				return nil, err
+			}
+		}
+		res, err := e.leases.Attach(ctx, leaseID, ref,
+			&zk.CreateRequest{Path: dir + "/c_" + key + "_", Data: data, Acl: zkx.ACL, Flags: zk.FlagSequence})
+		if errors.Is(err, zk.ErrNodeExists) || errors.Is(err, zk.ErrNoNode) {
+			return nil, errAgain // created concurrently, or the directory went
+		} else if err != nil {
+			return nil, err
+		}
+		name = path.Base(res[0].String)
+	}
+	self, err := e.info(election, name)
+	if errors.Is(err, zk.ErrNoNode) {
+		return nil, errAgain // ended meanwhile
+	} else if err != nil {
+		return nil, err
+	}
+	return &candidate{e: e, election: election, name: name, path: dir + "/" + name, self: self}, nil
+}
+
+// standing is where a candidacy stands after a listing, with the watch that
+// tells when it may have changed.
+type standing struct {
+	gone   bool
+	ahead  int
+	leader *LeaderInfo
+	watch  <-chan zk.Event // the candidate ahead; this one while leading
+	self   <-chan zk.Event // this one while queued, when asked for
+}
+
+// check lists the election and arms the candidacy's one watch: on the
+// candidate just ahead (a data watch: unlike an exists watch, it is not
+// left behind when that one is already gone), or on itself when it leads.
+// watchSelf also watches its own znode while queued: its lease is ending.
+func (c *candidate) check(watchSelf bool) (standing, error) {
+	conn := c.e.sess.Conn()
+	dir := c.e.lay.Election(c.election)
+	gone := standing{gone: true}
+	for {
+		cands, _, err := c.e.list(c.election)
+		if errors.Is(err, zk.ErrNoNode) {
+			return gone, nil
+		} else if err != nil {
+			return standing{}, err
+		}
+		i := slices.IndexFunc(cands, func(x entry) bool { return x.name == c.name })
+		if i < 0 {
+			return gone, nil
+		}
+		if i == 0 {
+			_, _, ch, err := conn.GetW(c.path)
+			if errors.Is(err, zk.ErrNoNode) {
+				return gone, nil
+			}
+			return standing{leader: c.self, watch: ch}, err
+		}
+		data, stat, ch, err := conn.GetW(dir + "/" + cands[i-1].name)
+		if errors.Is(err, zk.ErrNoNode) {
+			continue // the one ahead just left
+		} else if err != nil {
+			return standing{}, err
+		}
+		s := standing{ahead: i, watch: ch}
+		if i == 1 {
+			s.leader = decode(c.election, cands[0].name, data, stat)
+		} else if s.leader, err = c.e.info(c.election, cands[0].name); err != nil && !errors.Is(err, zk.ErrNoNode) {
+			return standing{}, err
+		}
+		if watchSelf {
+			_, _, s.self, err = conn.GetW(c.path)
+			if errors.Is(err, zk.ErrNoNode) {
+				return gone, nil
+			} else if err != nil {
+				return standing{}, err
+			}
+		}
+		return s, nil
+	}
+}
+
+// run follows the candidacy, reporting each change, until it ends.
+func (c *candidate) run(ctx context.Context, wake <-chan struct{}, report func(Update) error) error {
+	sess := c.e.sess
+	st, sessCh := sess.Watch()
+	epoch := st.Epoch
+	var (
+		last      Update
+		led       bool
+		s         standing
+		stale     = true // list again
+		watchSelf bool   // woken: the lease is ending or resigned
+		attempt   int
+	)
+	send := func(u Update) error {
+		u.Candidate = c.name
+		if u.Status == last.Status && u.Position == last.Position && sameTerm(u.Leader, last.Leader) {
+			return nil
+		}
+		last = u
+		return report(u)
+	}
+	for {
+		if stale {
+			next, err := c.check(watchSelf && s.self == nil)
+			switch {
+			case err == nil:
+				stale, attempt = false, 0
+				if next.self == nil {
+					next.self = s.self // keep the one armed before
+				}
+				s = next
+				if s.gone {
+					return report(c.ended(led))
+				}
+				led = led || s.ahead == 0
+				if err := send(c.update(s)); err != nil {
+					return err
+				}
+			case zkx.Transient(err):
+				switch sess.Status().State {
+				case zkx.StateClosed:
+					return fmt.Errorf("election: campaign %s: %w", c.election, zkx.ErrClosed)
+				case zkx.StateConnected: // a blip: retry soon
+					if !zkx.Backoff(ctx, attempt) {
+						return ctx.Err()
+					}
+					attempt++
+					continue
+				}
+				// No ZooKeeper: the session's next change says when to retry.
+			default:
+				return fmt.Errorf("election: campaign %s: %w", c.election, err)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-c.e.done:
+			return ErrClosed
+		case <-s.watch: // a change, or the watch was lost with the session
+			s.watch, stale = nil, true
+		case <-s.self:
+			s.self, stale = nil, true
+		case <-wake:
+			watchSelf, stale = true, true
+		case <-sessCh:
+			st, sessCh = sess.Watch()
+			switch st.State {
+			case zkx.StateClosed:
+				return fmt.Errorf("election: campaign %s: %w", c.election, zkx.ErrClosed)
+			case zkx.StateConnected:
+				if st.Epoch != epoch { // a new session: the old one's watches are gone
+					epoch, s.watch, s.self, stale = st.Epoch, nil, nil, true
+				}
+				if last.Status == Jeopardy {
+					stale = true // still there, still first?
+				}
+			default:
+				if last.Status == Elected {
+					err := send(Update{Status: Jeopardy, Token: c.self.Token, Deadline: st.Since.Add(sess.Timeout()), Leader: c.self})
+					if err != nil {
+						return err
+					}
+				}
+			}
+		}
+	}
+}
+
+// update reports where a candidacy that is still there stands.
+func (c *candidate) update(s standing) Update {
+	if s.ahead == 0 {
+		return Update{Status: Elected, Token: c.self.Token, Leader: c.self}
+	}
+	return Update{Status: Queued, Position: s.ahead, Leader: s.leader}
+}
+
+// ended is the last update of a candidacy whose znode is gone.
+func (c *candidate) ended(led bool) Update {
+	u := Update{Status: Lost, Candidate: c.name}
+	if c.e.notes.wasResigned(c.path) {
+		u.Status = Resigned
+	}
+	if led {
+		u.Token = c.self.Token
+	}
+	c.e.log.Debug("election: candidacy ended", "election", c.election, "candidate", c.name, "status", u.Status.String())
+	return u
+}
+
+// sameTerm reports whether a and b name the same leader (or both none).
+func sameTerm(a, b *LeaderInfo) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return a.Candidate == b.Candidate && a.Token == b.Token
+}

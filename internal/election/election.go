@@ -1,0 +1,249 @@
+// Package election is the leader-election recipe: candidates queue as
+// sequential znodes under the election, the lowest sequence leads, and each
+// waiting candidate watches only the candidate just ahead of it, so a change
+// of leader wakes exactly one waiter (no herd). A term's fencing token is
+// the zxid that created its candidate znode, which strictly increases over
+// the successive leaders of an election.
+//
+// Watches: ZooKeeper holds one per waiting candidate (a data watch on the
+// candidate just ahead), one per leader (on its own znode, to learn that
+// its term ended), and one child watch per observed election per gateway,
+// shared by all its observers. Nothing watches the election's children on
+// behalf of a candidate.
+//
+// Candidates are persistent znodes owned by a lease (see package lease):
+// they end with Resign or when their lease ends, never because the
+// gateway's ZooKeeper session flapped.
+package election
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-zookeeper/zk"
+
+	"github.com/zkcoord/zkcoord/internal/lease"
+	"github.com/zkcoord/zkcoord/internal/zkx"
+)
+
+// Errors returned by Elections.
+var (
+	// ErrNotCandidate: the lease holds no candidacy in the election.
+	ErrNotCandidate = errors.New("election: not a candidate of this lease")
+	// ErrClosed: the Elections is closed (the gateway is stopping).
+	ErrClosed = errors.New("election: closed")
+)
+
+// RefKind is the kind of lease refs that name candidacies.
+const RefKind = "candidate"
+
+// LeaderInfo describes a leader's term.
+type LeaderInfo struct {
+	Election string
+	// Candidate is the leader's znode name, c_<lease key>_<sequence>.
+	Candidate string
+	Value     string
+	// Token is the zxid that created the candidacy: the term's fencing token.
+	Token        int64
+	CampaignedAt time.Time
+}
+
+// Elections runs campaigns, resignations and observers of elections.
+type Elections struct {
+	sess   *zkx.Session
+	lay    zkx.Layout
+	leases *lease.Manager
+	log    *slog.Logger
+
+	notes *notes // resignations and wake-ups of running campaigns
+	feeds *feeds // shared leader watches for Observe
+	done  chan struct{}
+	once  sync.Once
+}
+
+// New returns Elections and registers the candidate release handler with
+// leases, so a lease that ends takes its candidacies with it. Close stops
+// its observers and campaigns.
+func New(sess *zkx.Session, lay zkx.Layout, leases *lease.Manager, log *slog.Logger, opt ...Option) *Elections {
+	o := defaultOptions()
+	for _, fn := range opt {
+		fn(&o)
+	}
+	e := &Elections{sess: sess, lay: lay, leases: leases, log: log,
+		notes: newNotes(o.resignMemory), done: make(chan struct{})}
+	e.feeds = newFeeds(e)
+	leases.Handle(RefKind, e.releaseOps)
+	return e
+}
+
+// Close ends every Observe and Campaign running on e with ErrClosed and waits
+// for the shared watches to stop. Candidacies stay: their leases own them.
+func (e *Elections) Close() {
+	e.once.Do(func() { close(e.done) })
+	e.feeds.close()
+}
+
+// record is a candidate znode's data.
+type record struct {
+	Value        string    `json:"value"`
+	CampaignedAt time.Time `json:"campaigned_at"`
+}
+
+// entry is one candidate in a listing of an election.
+type entry struct {
+	name string
+	seq  int64
+}
+
+// list returns the election's candidates in queue order (by sequence, not
+// by name: names start with the lease key) and the directory's Stat.
+func (e *Elections) list(election string) ([]entry, *zk.Stat, error) {
+	kids, stat, err := e.sess.Conn().Children(e.lay.Election(election))
+	if err != nil {
+		return nil, nil, err
+	}
+	out := make([]entry, 0, len(kids))
+	for _, k := range kids {
+		if seq, ok := seqOf(k); ok {
+			out = append(out, entry{name: k, seq: seq})
+		}
+	}
+	slices.SortFunc(out, func(a, b entry) int { return cmp.Compare(a.seq, b.seq) })
+	return out, stat, nil
+}
+
+// seqOf parses the sequence suffix (the last 10 digits) of a candidate name.
+func seqOf(name string) (int64, bool) {
+	if len(name) < 13 || !strings.HasPrefix(name, "c_") || name[len(name)-11] != '_' {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(name[len(name)-10:], 10, 64)
+	return n, err == nil
+}
+
+// ownedBy reports whether candidate name belongs to the lease with key.
+func ownedBy(name, key string) bool { return strings.Contains(name, "_"+key+"_") }
+
+// find returns the index of the lease's candidate in cands, or -1.
+func find(cands []entry, key string) int {
+	return slices.IndexFunc(cands, func(c entry) bool { return ownedBy(c.name, key) })
+}
+
+// info reads a candidate znode.
+func (e *Elections) info(election, name string) (*LeaderInfo, error) {
+	data, stat, err := e.sess.Conn().Get(e.lay.Election(election) + "/" + name)
+	if err != nil {
+		return nil, err
+	}
+	return decode(election, name, data, stat), nil
+}
+
+func decode(election, name string, data []byte, stat *zk.Stat) *LeaderInfo {
+	var rec record
+	_ = json.Unmarshal(data, &rec) // a corrupt record still leads, with no value
+	return &LeaderInfo{Election: election, Candidate: name, Value: rec.Value, Token: stat.Czxid, CampaignedAt: rec.CampaignedAt}
+}
+
+// Leader reads the current leader of election (nil when it has no
+// candidate) and the revision the answer reflects: the election's pzxid, 0
+// when the election was never entered.
+func (e *Elections) Leader(ctx context.Context, election string) (*LeaderInfo, int64, error) {
+	for {
+		if err := ctx.Err(); err != nil {
+			return nil, 0, err
+		}
+		cands, stat, err := e.list(election)
+		if errors.Is(err, zk.ErrNoNode) {
+			return nil, 0, nil
+		} else if err != nil {
+			return nil, 0, fmt.Errorf("election: list %s: %w", election, err)
+		}
+		if len(cands) == 0 {
+			return nil, stat.Pzxid, nil
+		}
+		l, err := e.info(election, cands[0].name)
+		if errors.Is(err, zk.ErrNoNode) {
+			continue // it left meanwhile: list again
+		} else if err != nil {
+			return nil, 0, fmt.Errorf("election: read leader of %s: %w", election, err)
+		}
+		return l, stat.Pzxid, nil
+	}
+}
+
+// Resign withdraws the candidacy that leaseID holds in election, deleting
+// its znode: a leader steps down and the next candidate is elected at once,
+// and the candidacy's Campaign (on this gateway) ends with Resigned. It
+// reports whether the candidacy led (as of the listing just before the
+// delete) and a revision at or after the delete. ErrNotCandidate when the
+// lease holds no candidacy there.
+func (e *Elections) Resign(ctx context.Context, election, leaseID string) (wasLeader bool, rev int64, err error) {
+	key := lease.KeyOf(leaseID)
+	cands, _, err := e.list(election)
+	if errors.Is(err, zk.ErrNoNode) {
+		return false, 0, fmt.Errorf("%w: %s", ErrNotCandidate, election)
+	} else if err != nil {
+		return false, 0, fmt.Errorf("election: list %s: %w", election, err)
+	}
+	i := find(cands, key)
+	if i < 0 {
+		return false, 0, fmt.Errorf("%w: %s", ErrNotCandidate, election)
+	}
+	path := e.lay.Election(election) + "/" + cands[i].name
+	// Note the resignation before the delete: the campaign may see the
+	// znode go before Detach returns.
+	e.notes.resign(path)
+	_, err = e.leases.Detach(ctx, leaseID, lease.Ref(RefKind, election), &zk.DeleteRequest{Path: path, Version: -1})
+	switch {
+	case err == nil:
+	case zkx.Transient(err): // the delete may have happened: keep the note
+		return false, 0, fmt.Errorf("election: resign %s: %w", election, err)
+	case errors.Is(err, zk.ErrNoNode): // gone meanwhile (its lease ended)
+		e.notes.unresign(path)
+		return false, 0, fmt.Errorf("%w: %s", ErrNotCandidate, election)
+	default:
+		e.notes.unresign(path)
+		return false, 0, fmt.Errorf("election: resign %s: %w", election, err)
+	}
+	e.notes.wake(election, key)
+	// A read after our own write sees it: the pzxid is at or after the delete.
+	if _, stat, err := e.sess.Conn().Exists(e.lay.Election(election)); err == nil {
+		rev = stat.Pzxid
+	}
+	return i == 0, rev, nil
+}
+
+// releaseOps removes the candidacies of a lease that ends
+// (lease.ReleaseFunc; parts are [election]). It wakes their campaigns,
+// which then watch their own znode to see the delete that follows.
+func (e *Elections) releaseOps(leaseKey string, parts []string) ([]any, error) {
+	if len(parts) != 1 {
+		return nil, nil
+	}
+	dir := e.lay.Election(parts[0])
+	kids, _, err := e.sess.Conn().Children(dir)
+	if errors.Is(err, zk.ErrNoNode) {
+		return nil, nil
+	} else if err != nil {
+		return nil, err
+	}
+	var ops []any
+	for _, k := range kids {
+		if ownedBy(k, leaseKey) {
+			ops = append(ops, &zk.DeleteRequest{Path: dir + "/" + k, Version: -1})
+		}
+	}
+	if len(ops) > 0 {
+		e.notes.wake(parts[0], leaseKey)
+	}
+	return ops, nil
+}

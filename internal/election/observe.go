@@ -1,0 +1,222 @@
+package election
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/go-zookeeper/zk"
+
+	"github.com/zkcoord/zkcoord/internal/zkx"
+)
+
+// Observe reports the leader of election to fn: the current one first (nil
+// when there is none), then every change of leader, including to none, with
+// the revision (the election's pzxid) of the change. A slow fn does not
+// miss the latest leader: changes that happen while it runs coalesce into
+// the next call. Observers of an election share one ZooKeeper child watch per
+// gateway. Observe creates the election's directory if missing. It runs
+// until ctx is cancelled (returning ctx's error), fn returns an error
+// (returned as is), or e is closed (ErrClosed).
+func (e *Elections) Observe(ctx context.Context, election string, fn func(leader *LeaderInfo, rev int64) error) error {
+	f, err := e.feeds.join(election)
+	if err != nil {
+		return err
+	}
+	defer e.feeds.leave(f)
+	var last *LeaderInfo
+	first := true
+	for {
+		v, ch := f.current()
+		if v.err != nil {
+			return v.err
+		}
+		if v.loaded && (first || !sameTerm(last, v.leader)) {
+			if err := fn(v.leader, v.rev); err != nil {
+				return err
+			}
+			last, first = v.leader, false
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-ch:
+		}
+	}
+}
+
+// feeds is the path-keyed, reference-counted set of leader watches that
+// Observe shares.
+type feeds struct {
+	e  *Elections
+	wg sync.WaitGroup
+
+	mu     sync.Mutex
+	byName map[string]*feed
+	closed bool
+}
+
+func newFeeds(e *Elections) *feeds { return &feeds{e: e, byName: map[string]*feed{}} }
+
+// feed is the leader of one election as this gateway sees it, kept current
+// by one goroutine holding one child watch on the election.
+type feed struct {
+	election string
+	refs     int // guarded by feeds.mu
+	cancel   context.CancelFunc
+
+	mu      sync.Mutex
+	v       view
+	changed chan struct{} // closed and replaced when v changes
+}
+
+// view is a feed's state.
+type view struct {
+	loaded bool
+	leader *LeaderInfo
+	rev    int64
+	err    error // the feed stopped
+}
+
+func (f *feed) current() (view, <-chan struct{}) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.v, f.changed
+}
+
+func (f *feed) set(v view) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.v.loaded && v.err == nil && sameTerm(f.v.leader, v.leader) {
+		return // same leader: observers have nothing to report
+	}
+	f.v = v
+	close(f.changed)
+	f.changed = make(chan struct{})
+}
+
+// join returns the feed of election, starting it for its first observer.
+func (fs *feeds) join(election string) (*feed, error) {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	if fs.closed {
+		return nil, ErrClosed
+	}
+	f, ok := fs.byName[election]
+	if !ok {
+		ctx, cancel := context.WithCancel(context.Background())
+		f = &feed{election: election, cancel: cancel, changed: make(chan struct{})}
+		fs.byName[election] = f
+		fs.wg.Add(1)
+		go fs.run(ctx, f)
+	}
+	f.refs++
+	return f, nil
+}
+
+// leave drops an observer; the last one stops the feed.
+func (fs *feeds) leave(f *feed) {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	if f.refs--; f.refs == 0 {
+		f.cancel()
+		if fs.byName[f.election] == f {
+			delete(fs.byName, f.election)
+		}
+	}
+}
+
+// close stops every feed, ending its observers with ErrClosed.
+func (fs *feeds) close() {
+	fs.mu.Lock()
+	fs.closed = true
+	for _, f := range fs.byName {
+		f.cancel()
+	}
+	fs.mu.Unlock()
+	fs.wg.Wait()
+}
+
+// run keeps f current until ctx is done, then ends its observers.
+func (fs *feeds) run(ctx context.Context, f *feed) {
+	defer fs.wg.Done()
+	err := fs.follow(ctx, f)
+	if ctx.Err() != nil {
+		err = ErrClosed // the last observer left, or Close
+	}
+	fs.mu.Lock()
+	if fs.byName[f.election] == f {
+		delete(fs.byName, f.election) // the next observer starts afresh
+	}
+	fs.mu.Unlock()
+	f.set(view{err: err})
+}
+
+// follow lists the election with a child watch, reads the lowest candidate
+// when it changed, and waits for the watch to fire (a change, or the watch
+// lost with the session); transient errors are retried with backoff.
+func (fs *feeds) follow(ctx context.Context, f *feed) error {
+	e := fs.e
+	dir := e.lay.Election(f.election)
+	var leader *LeaderInfo
+	ensured := false
+	for attempt := 0; ; attempt++ {
+		var ch <-chan zk.Event
+		var err error
+		if !ensured {
+			err = zkx.EnsurePath(e.sess.Conn(), dir)
+			ensured = err == nil
+		}
+		if ensured {
+			ch, err = fs.refresh(f, dir, &leader)
+		}
+		switch {
+		case err == nil:
+			attempt = 0
+			select {
+			case <-ch:
+				continue
+			case <-ctx.Done():
+				return nil
+			}
+		case errors.Is(err, zk.ErrNoNode): // the directory was removed
+			ensured = false
+		case !zkx.Transient(err):
+			e.log.Warn("election: observe failed", "election", f.election, "err", err)
+			return fmt.Errorf("election: observe %s: %w", f.election, err)
+		}
+		if !zkx.Backoff(ctx, attempt) {
+			return nil
+		}
+	}
+}
+
+// refresh does one listing of follow and publishes the leader it finds.
+func (fs *feeds) refresh(f *feed, dir string, leader **LeaderInfo) (<-chan zk.Event, error) {
+	e := fs.e
+	kids, stat, ch, err := e.sess.Conn().ChildrenW(dir)
+	if err != nil {
+		return nil, err
+	}
+	low := entry{seq: -1}
+	for _, k := range kids {
+		if seq, ok := seqOf(k); ok && (low.seq < 0 || seq < low.seq) {
+			low = entry{name: k, seq: seq}
+		}
+	}
+	switch {
+	case low.seq < 0:
+		*leader = nil
+	case *leader == nil || (*leader).Candidate != low.name:
+		l, err := e.info(f.election, low.name)
+		if errors.Is(err, zk.ErrNoNode) {
+			return ch, nil // it left already: the watch has fired
+		} else if err != nil {
+			return nil, err
+		}
+		*leader = l
+	}
+	f.set(view{loaded: true, leader: *leader, rev: stat.Pzxid})
+	return ch, nil
+}

@@ -1,0 +1,85 @@
+// Package testenv runs a zkcoord gateway on a real ZooKeeper for tests:
+// Main starts both once per test binary, Gateway returns the gateway's
+// address, Conn a client connection to it.
+package testenv
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/zkcoord/zkcoord/internal/zktest"
+	"github.com/zkcoord/zkcoord/internal/zkx"
+	"github.com/zkcoord/zkcoord/server"
+)
+
+// StreamTTL is the implicit stream lease TTL of the test gateway.
+const StreamTTL = 2 * time.Second
+
+var addr string
+
+// Main starts ZooKeeper and a gateway, runs the tests, stops both and checks
+// for leaked goroutines. Use it as TestMain's body: testenv.Main(m).
+func Main(m *testing.M) {
+	zktest.MainWith(m, func(zkAddr string) (func(), error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		sess, err := zkx.Dial(ctx, zkAddr, zkx.WithSessionTimeout(4*time.Second))
+		if err != nil {
+			return nil, err
+		}
+		g, err := server.New(ctx, sess, server.WithRoot(fmt.Sprintf("/testenv-%d", os.Getpid())),
+			server.WithStreamTTL(StreamTTL))
+		if err != nil {
+			sess.Close()
+			return nil, err
+		}
+		lis, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			g.Close()
+			sess.Close()
+			return nil, err
+		}
+		addr = lis.Addr().String()
+		sctx, stop := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- server.Serve(sctx, g, lis, 5*time.Second) }()
+		return func() {
+			stop()
+			if err := <-done; err != nil {
+				fmt.Fprintln(os.Stderr, "testenv: serve:", err)
+			}
+			g.Close()
+			sess.Close()
+		}, nil
+	})
+}
+
+// Gateway returns the address of the test gateway.
+func Gateway(tb testing.TB) string {
+	tb.Helper()
+	if addr == "" {
+		tb.Fatal("testenv: no gateway; call testenv.Main(m) from TestMain")
+	}
+	return addr
+}
+
+// Conn returns a client connection to the test gateway, closed at cleanup.
+func Conn(tb testing.TB) *grpc.ClientConn {
+	tb.Helper()
+	cc, err := grpc.NewClient(Gateway(tb), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { cc.Close() })
+	return cc
+}
+
+// ZooKeeper returns the address of the test ZooKeeper.
+func ZooKeeper(tb testing.TB) string { return zktest.Addr(tb) }

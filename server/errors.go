@@ -1,0 +1,64 @@
+package server
+
+import (
+	"context"
+	"errors"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/zkcoord/zkcoord/internal/barrier"
+	"github.com/zkcoord/zkcoord/internal/election"
+	"github.com/zkcoord/zkcoord/internal/lease"
+	"github.com/zkcoord/zkcoord/internal/registry"
+	"github.com/zkcoord/zkcoord/internal/zkx"
+)
+
+// errStopping ends streams when the gateway shuts down; clients reconnect
+// (to another replica) and resume.
+var errStopping = errors.New("zkcoord: gateway shutting down, reconnect and resume")
+
+// codeTable maps each domain error to its gRPC code: the one place where
+// errors become statuses.
+var codeTable = []struct {
+	err  error
+	code codes.Code
+}{
+	{lease.ErrNotFound, codes.NotFound},
+	{lease.ErrOwnedElsewhere, codes.Unavailable},
+	{lease.ErrClosed, codes.Unavailable},
+	{registry.ErrMemberExists, codes.AlreadyExists},
+	{registry.ErrMemberNotFound, codes.NotFound},
+	{registry.ErrNotOwner, codes.PermissionDenied},
+	{registry.ErrConflict, codes.Aborted},
+	{registry.ErrSlowWatcher, codes.ResourceExhausted},
+	{barrier.ErrThresholdMismatch, codes.FailedPrecondition},
+	{barrier.ErrParticipantExists, codes.AlreadyExists},
+	{barrier.ErrNotParticipant, codes.NotFound},
+	{election.ErrNotCandidate, codes.NotFound},
+	{election.ErrClosed, codes.Unavailable},
+	{zkx.ErrClosed, codes.Unavailable},
+	{errStopping, codes.Unavailable},
+	{context.Canceled, codes.Canceled},
+	{context.DeadlineExceeded, codes.DeadlineExceeded},
+}
+
+// toStatus turns an error from a recipe into a gRPC status error. Errors
+// that already are statuses (validation) pass through.
+func toStatus(err error) error {
+	if err == nil {
+		return nil
+	}
+	if _, ok := status.FromError(err); ok {
+		return err
+	}
+	for _, e := range codeTable {
+		if errors.Is(err, e.err) {
+			return status.Error(e.code, err.Error())
+		}
+	}
+	if zkx.Transient(err) {
+		return status.Error(codes.Unavailable, "zookeeper unavailable: "+err.Error())
+	}
+	return status.Error(codes.Internal, err.Error())
+}

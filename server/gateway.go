@@ -1,0 +1,152 @@
+// Package server implements zkcoord's gRPC services on top of the recipes
+// in internal/: each service is a thin translation from protobuf to a
+// recipe call and from the recipe's errors to gRPC status (errors.go).
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"path"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+
+	pb "github.com/zkcoord/zkcoord/gen/zkcoord/v1"
+	"github.com/zkcoord/zkcoord/internal/barrier"
+	"github.com/zkcoord/zkcoord/internal/election"
+	"github.com/zkcoord/zkcoord/internal/lease"
+	"github.com/zkcoord/zkcoord/internal/registry"
+	"github.com/zkcoord/zkcoord/internal/zkx"
+)
+
+// Gateway holds the recipes one zkcoord replica serves over one ZooKeeper
+// session.
+type Gateway struct {
+	sess      *zkx.Session
+	lay       zkx.Layout
+	log       *slog.Logger
+	opts      options
+	leases    *lease.Manager
+	registry  *registry.Registry
+	elections *election.Elections
+	barriers  *barrier.Barriers
+
+	stopOnce sync.Once
+	stopping chan struct{} // closed by Shutdown: streams end
+}
+
+// Option configures a Gateway.
+type Option func(*options)
+
+type options struct {
+	root      string
+	streamTTL time.Duration
+	replicaID string
+	version   string
+	log       *slog.Logger
+	registry  []registry.Option
+}
+
+// WithRoot sets the root znode of zkcoord's namespace (default "/zkcoord"),
+// below the connect string's chroot.
+func WithRoot(root string) Option { return func(o *options) { o.root = root } }
+
+// WithStreamTTL sets the TTL of the implicit lease of a Campaign or
+// AwaitBarrier stream called without a lease (default 10s): how long its
+// candidacy or participation outlives a gateway that died.
+func WithStreamTTL(d time.Duration) Option { return func(o *options) { o.streamTTL = d } }
+
+// WithReplicaID names this replica in status (default: the hostname).
+func WithReplicaID(id string) Option { return func(o *options) { o.replicaID = id } }
+
+// WithVersion sets the version status reports.
+func WithVersion(v string) Option { return func(o *options) { o.version = v } }
+
+// WithLogger sets the logger (default: discard).
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
+
+// WithRegistryOptions passes options to the registry (cache tuning).
+func WithRegistryOptions(opt ...registry.Option) Option {
+	return func(o *options) { o.registry = append(o.registry, opt...) }
+}
+
+// New builds a Gateway on an established session: it creates the
+// namespace, adopts leases left without an owner, and is ready to serve.
+func New(ctx context.Context, sess *zkx.Session, opt ...Option) (*Gateway, error) {
+	o := options{root: "/zkcoord", streamTTL: 10 * time.Second, version: "dev",
+		log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	for _, fn := range opt {
+		fn(&o)
+	}
+	if !path.IsAbs(o.root) || path.Clean(o.root) != o.root || o.root == "/" {
+		return nil, fmt.Errorf("server: root %q must be an absolute, clean znode path below /", o.root)
+	}
+	lay := zkx.Layout{Root: path.Join("/", sess.Chroot(), o.root)}
+	if err := zkx.EnsurePath(sess.Conn(), lay.Root); err != nil {
+		return nil, fmt.Errorf("server: create root %s: %w", lay.Root, err)
+	}
+	g := &Gateway{sess: sess, lay: lay, log: o.log, opts: o, stopping: make(chan struct{})}
+	g.leases = lease.NewManager(sess, lay, o.log)
+	g.registry = registry.New(sess, lay, g.leases, o.log, o.registry...)
+	g.elections = election.New(sess, lay, g.leases, o.log)
+	g.barriers = barrier.New(sess, lay, g.leases, o.log)
+	if err := g.leases.Start(ctx); err != nil {
+		g.registry.Close()
+		return nil, err
+	}
+	return g, nil
+}
+
+// Register registers every zkcoord service on s.
+func (g *Gateway) Register(s grpc.ServiceRegistrar) {
+	pb.RegisterLeaseServiceServer(s, &leaseService{g: g})
+	pb.RegisterRegistryServiceServer(s, &registryService{g: g})
+	pb.RegisterElectionServiceServer(s, &electionService{g: g})
+	pb.RegisterBarrierServiceServer(s, &barrierService{g: g})
+	pb.RegisterStatusServiceServer(s, &statusService{g: g})
+}
+
+// Shutdown ends every open stream with UNAVAILABLE so that a gRPC
+// GracefulStop can finish; clients reconnect and resume elsewhere.
+func (g *Gateway) Shutdown() {
+	g.stopOnce.Do(func() { close(g.stopping) })
+}
+
+// Close shuts down and stops the recipes' goroutines. Leases stay in
+// ZooKeeper for the next gateway to adopt; the session is the caller's.
+func (g *Gateway) Close() {
+	g.Shutdown()
+	g.elections.Close()
+	g.registry.Close()
+	g.leases.Close()
+}
+
+// streamContext returns a context that is cancelled when the stream ends or
+// the gateway shuts down.
+func (g *Gateway) streamContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(ctx)
+	go func() { // ends with the stream: cancel closes ctx
+		select {
+		case <-g.stopping:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, cancel
+}
+
+// stopErr reports errStopping for a stream ended by Shutdown.
+func (g *Gateway) stopErr(err error) error {
+	if err != nil && errors.Is(err, context.Canceled) {
+		select {
+		case <-g.stopping:
+			return errStopping
+		default:
+		}
+	}
+	return err
+}

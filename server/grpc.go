@@ -1,0 +1,122 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"runtime/debug"
+	"time"
+
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/reflection"
+	"google.golang.org/grpc/status"
+
+	"github.com/zkcoord/zkcoord/internal/validate"
+	"github.com/zkcoord/zkcoord/internal/zkx"
+)
+
+// NewGRPCServer returns a gRPC server with the gateway's services, server
+// reflection and grpc.health.v1 registered, behind the interceptor chain:
+// recovery (outermost: a panic becomes INTERNAL), logging, validation.
+func NewGRPCServer(g *Gateway, opt ...grpc.ServerOption) *grpc.Server {
+	logger := logging.LoggerFunc(func(ctx context.Context, lvl logging.Level, msg string, fields ...any) {
+		g.log.Log(ctx, slog.Level(lvl), msg, fields...)
+	})
+	logOpts := []logging.Option{logging.WithLogOnEvents(logging.FinishCall)}
+	rec := recovery.WithRecoveryHandlerContext(func(ctx context.Context, p any) error {
+		g.log.Error("panic in handler", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+		return status.Error(codes.Internal, "internal error")
+	})
+	opts := append([]grpc.ServerOption{
+		grpc.ChainUnaryInterceptor(
+			recovery.UnaryServerInterceptor(rec),
+			logging.UnaryServerInterceptor(logger, logOpts...),
+			validate.UnaryServerInterceptor(),
+		),
+		grpc.ChainStreamInterceptor(
+			recovery.StreamServerInterceptor(rec),
+			logging.StreamServerInterceptor(logger, logOpts...),
+			validate.StreamServerInterceptor(),
+		),
+	}, opt...)
+	s := grpc.NewServer(opts...)
+	g.Register(s)
+	reflection.Register(s)
+	return s
+}
+
+// Serve serves g on lis, with grpc.health.v1 following the ZooKeeper
+// session, until ctx is done; then it stops gracefully (streams are ended
+// first, a forced stop follows after stopTimeout).
+func Serve(ctx context.Context, g *Gateway, lis net.Listener, stopTimeout time.Duration, opt ...grpc.ServerOption) error {
+	s := NewGRPCServer(g, opt...)
+	hs := health.NewServer()
+	healthpb.RegisterHealthServer(s, hs)
+	var services []string
+	for name := range s.GetServiceInfo() {
+		services = append(services, name)
+	}
+	hctx, hcancel := context.WithCancel(ctx)
+	hdone := make(chan struct{})
+	go func() {
+		defer close(hdone)
+		ServeHealth(hctx, g, hs, services)
+	}()
+	defer func() { hcancel(); <-hdone }()
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(lis) }()
+	select {
+	case err := <-served:
+		return err
+	case <-ctx.Done():
+	}
+	hs.Shutdown()
+	Stop(s, g, stopTimeout)
+	return <-served
+}
+
+// ServeHealth keeps hs in step with the ZooKeeper session: SERVING while
+// connected, NOT_SERVING otherwise, for the whole server ("") and each
+// zkcoord service. It returns when ctx is done.
+func ServeHealth(ctx context.Context, g *Gateway, hs *health.Server, services []string) {
+	for {
+		st, ch := g.sess.Watch()
+		want := healthpb.HealthCheckResponse_NOT_SERVING
+		if st.State == zkx.StateConnected {
+			want = healthpb.HealthCheckResponse_SERVING
+		}
+		for _, name := range append([]string{""}, services...) {
+			hs.SetServingStatus(name, want)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-ch:
+		}
+	}
+}
+
+// Stop stops s gracefully: it ends the gateway's streams first (so
+// GracefulStop can return), then forces Stop after timeout.
+func Stop(s *grpc.Server, g *Gateway, timeout time.Duration) {
+	g.Shutdown()
+	done := make(chan struct{})
+	go func() {
+		s.GracefulStop()
+		close(done)
+	}()
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+		s.Stop()
+		<-done
+	}
+}

@@ -1,0 +1,148 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"io"
+	"time"
+
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	pb "github.com/zkcoord/zkcoord/gen/zkcoord/v1"
+	"github.com/zkcoord/zkcoord/internal/lease"
+)
+
+type leaseService struct {
+	pb.UnimplementedLeaseServiceServer
+	g *Gateway
+}
+
+var _ pb.LeaseServiceServer = (*leaseService)(nil)
+
+func (s *leaseService) Grant(ctx context.Context, req *pb.GrantRequest) (*pb.GrantResponse, error) {
+	l, err := s.g.leases.Grant(ctx, req.GetTtl().AsDuration())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &pb.GrantResponse{LeaseId: l.ID, Ttl: durationpb.New(l.TTL), ExpiresAt: timestamppb.New(l.ExpiresAt)}, nil
+}
+
+func (s *leaseService) KeepAlive(ctx context.Context, req *pb.KeepAliveRequest) (*pb.KeepAliveResponse, error) {
+	l, err := s.g.leases.KeepAlive(ctx, req.GetLeaseId())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &pb.KeepAliveResponse{Ttl: durationpb.New(l.TTL), ExpiresAt: timestamppb.New(l.ExpiresAt)}, nil
+}
+
+func (s *leaseService) KeepAliveStream(stream pb.LeaseService_KeepAliveStreamServer) error {
+	ctx := stream.Context()
+	reqs := make(chan *pb.KeepAliveStreamRequest)
+	recvErr := make(chan error, 1)
+	go func() { // ends when the stream ends: Recv returns then
+		for {
+			req, err := stream.Recv()
+			if err != nil {
+				recvErr <- err
+				return
+			}
+			select {
+			case reqs <- req:
+			case <-ctx.Done():
+				recvErr <- ctx.Err()
+				return
+			}
+		}
+	}()
+	for {
+		select {
+		case <-s.g.stopping:
+			return toStatus(errStopping)
+		case err := <-recvErr:
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return toStatus(err)
+		case req := <-reqs:
+			l, err := s.g.leases.KeepAlive(ctx, req.GetLeaseId())
+			if err != nil {
+				return toStatus(err)
+			}
+			if err := stream.Send(&pb.KeepAliveStreamResponse{LeaseId: req.GetLeaseId(), Ttl: durationpb.New(l.TTL),
+				ExpiresAt: timestamppb.New(l.ExpiresAt)}); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+func (s *leaseService) Revoke(ctx context.Context, req *pb.RevokeRequest) (*pb.RevokeResponse, error) {
+	if err := s.g.leases.Revoke(ctx, req.GetLeaseId()); err != nil {
+		return nil, toStatus(err)
+	}
+	// The revision is read after the revoke's transaction: at or after it.
+	_, st, err := s.g.sess.Conn().Exists(s.g.lay.Leases())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &pb.RevokeResponse{Revision: st.Pzxid}, nil
+}
+
+func (s *leaseService) GetLease(ctx context.Context, req *pb.GetLeaseRequest) (*pb.GetLeaseResponse, error) {
+	l, err := s.g.leases.Get(req.GetLeaseId())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	owned, err := s.g.leases.Owned(ctx, req.GetLeaseId())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &pb.GetLeaseResponse{Ttl: durationpb.New(l.TTL), ExpiresAt: timestamppb.New(l.ExpiresAt), Owned: owned}, nil
+}
+
+// streamLease returns the lease a stream runs under: the client's, or an
+// implicit one granted now, kept alive while the stream lives and revoked
+// when it ends (the returned release). If the gateway dies, the implicit
+// lease lapses after its TTL.
+func (g *Gateway) streamLease(ctx context.Context, leaseID string, ttl time.Duration) (string, func(), error) {
+	if leaseID != "" {
+		if _, err := g.leases.KeepAlive(ctx, leaseID); err != nil {
+			return "", nil, err
+		}
+		return leaseID, func() {}, nil
+	}
+	if ttl == 0 {
+		ttl = g.opts.streamTTL
+	}
+	l, err := g.leases.Grant(ctx, ttl)
+	if err != nil {
+		return "", nil, err
+	}
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(ttl / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				if _, err := g.leases.KeepAlive(context.Background(), l.ID); errors.Is(err, lease.ErrNotFound) {
+					return
+				}
+			}
+		}
+	}()
+	return l.ID, func() {
+		close(done)
+		<-finished
+		rctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := g.leases.Revoke(rctx, l.ID); err != nil && !errors.Is(err, lease.ErrNotFound) {
+			g.log.Warn("revoke stream lease", "err", err)
+		}
+	}, nil
+}

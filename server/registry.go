@@ -1,0 +1,129 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	pb "github.com/zkcoord/zkcoord/gen/zkcoord/v1"
+	"github.com/zkcoord/zkcoord/internal/lease"
+	"github.com/zkcoord/zkcoord/internal/registry"
+)
+
+type registryService struct {
+	pb.UnimplementedRegistryServiceServer
+	g *Gateway
+}
+
+var _ pb.RegistryServiceServer = (*registryService)(nil)
+
+func (s *registryService) Register(ctx context.Context, req *pb.RegisterRequest) (*pb.RegisterResponse, error) {
+	leaseID := req.GetLeaseId()
+	var granted *lease.Lease
+	if req.GetTtl() != nil {
+		l, err := s.g.leases.Grant(ctx, req.GetTtl().AsDuration())
+		if err != nil {
+			return nil, toStatus(err)
+		}
+		granted, leaseID = &l, l.ID
+	}
+	m, rev, err := s.g.registry.Register(ctx, registry.RegisterParams{
+		Group: req.GetGroup(), ID: req.GetMemberId(), Value: req.GetValue(), Metadata: req.GetMetadata(),
+		LeaseID: leaseID, Persistent: req.GetPersistent(),
+	})
+	if err != nil {
+		if granted != nil { // nothing half-created: drop the lease made for this call
+			_ = s.g.leases.Revoke(context.WithoutCancel(ctx), granted.ID)
+		}
+		return nil, toStatus(err)
+	}
+	resp := &pb.RegisterResponse{Member: memberPB(m), Revision: rev}
+	if !req.GetPersistent() {
+		l, err := s.g.leases.Get(leaseID)
+		if err != nil {
+			return nil, toStatus(err)
+		}
+		resp.LeaseId, resp.LeaseExpiresAt = leaseID, timestamppb.New(l.ExpiresAt)
+	}
+	return resp, nil
+}
+
+func (s *registryService) Deregister(ctx context.Context, req *pb.DeregisterRequest) (*pb.DeregisterResponse, error) {
+	rev, err := s.g.registry.Deregister(ctx, req.GetGroup(), req.GetMemberId(), req.GetLeaseId())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &pb.DeregisterResponse{Revision: rev}, nil
+}
+
+func (s *registryService) Lookup(ctx context.Context, req *pb.LookupRequest) (*pb.LookupResponse, error) {
+	v, err := s.g.registry.Lookup(ctx, req.GetGroup(), req.GetMemberId(),
+		req.GetConsistency() == pb.Consistency_CONSISTENCY_LINEARIZABLE)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	resp := &pb.LookupResponse{Revision: v.Rev, Members: make([]*pb.Member, len(v.Members))}
+	for i, m := range v.Members {
+		resp.Members[i] = memberPB(m)
+	}
+	return resp, nil
+}
+
+func (s *registryService) WatchGroup(req *pb.WatchGroupRequest, stream pb.RegistryService_WatchGroupServer) error {
+	ctx := stream.Context()
+	sub, start, err := s.g.registry.Watch(ctx, req.GetGroup(), req.GetStartRevision())
+	if err != nil {
+		return toStatus(err)
+	}
+	defer sub.Close()
+	if v := start.Snapshot; v != nil {
+		snap := &pb.WatchGroupResponse{Type: pb.WatchGroupResponse_TYPE_SNAPSHOT, Revision: v.Rev, Resync: start.Resync,
+			Members: make([]*pb.Member, len(v.Members))}
+		for i, m := range v.Members {
+			snap.Members[i] = memberPB(m)
+		}
+		if err := stream.Send(snap); err != nil {
+			return err
+		}
+	}
+	for _, ev := range start.Backlog {
+		if err := stream.Send(eventPB(ev)); err != nil {
+			return err
+		}
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return toStatus(ctx.Err())
+		case <-s.g.stopping:
+			return toStatus(errStopping)
+		case ev, ok := <-sub.C():
+			if !ok {
+				err := sub.Err()
+				if err == nil {
+					err = errors.New("registry: watch ended")
+				}
+				return toStatus(fmt.Errorf("watch %s: %w", req.GetGroup(), err))
+			}
+			if err := stream.Send(eventPB(ev)); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+func memberPB(m *registry.Member) *pb.Member {
+	return &pb.Member{Group: m.Group, Id: m.ID, Value: m.Value, Metadata: m.Metadata, Persistent: m.Persistent,
+		CreateRevision: m.CreateRev, ModRevision: m.ModRev, CreatedAt: timestamppb.New(m.CreatedAt)}
+}
+
+func eventPB(ev *registry.Event) *pb.WatchGroupResponse {
+	t := map[registry.EventType]pb.WatchGroupResponse_Type{
+		registry.Joined:  pb.WatchGroupResponse_TYPE_JOINED,
+		registry.Left:    pb.WatchGroupResponse_TYPE_LEFT,
+		registry.Updated: pb.WatchGroupResponse_TYPE_UPDATED,
+	}[ev.Type]
+	return &pb.WatchGroupResponse{Type: t, Revision: ev.Rev, Member: memberPB(ev.Member)}
+}
