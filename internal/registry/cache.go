@@ -121,8 +121,8 @@ func (r *Registry) group(ctx context.Context, name string) (*group, error) {
 	return g, g.err
 }
 
-// Lookup returns the group's members (or the one named by id, if not "")
-// from the cache. With linearizable set, it first syncs the ZooKeeper server
+// Lookup returns the group's members (or the one named by id, if not "",
+// ErrMemberNotFound when absent) from the cache. With linearizable set, it first syncs the ZooKeeper server
 // with the leader and applies every journal entry committed before the call.
 func (r *Registry) Lookup(ctx context.Context, name, id string, linearizable bool) (View, error) {
 	g, err := r.group(ctx, name)
@@ -140,7 +140,7 @@ func (r *Registry) Lookup(ctx context.Context, name, id string, linearizable boo
 		if m, ok := g.members[id]; ok {
 			return View{Members: []*Member{m}, Rev: g.rev}, nil
 		}
-		return View{Rev: g.rev}, nil
+		return View{Rev: g.rev}, fmt.Errorf("%w: %s/%s", ErrMemberNotFound, name, id)
 	}
 	return g.viewLocked(), nil
 }

@@ -130,6 +130,9 @@ func TestRegisterLookupDeregister(t *testing.T) {
 	if _, err := e.reg.Deregister(ctx, "web", "p1", ""); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := e.reg.Lookup(ctx, "web", "w1", true); !errors.Is(err, registry.ErrMemberNotFound) {
+		t.Fatalf("Lookup of a deregistered member: %v", err)
+	}
 	v, _ = e.reg.Lookup(ctx, "web", "", true)
 	if len(v.Members) != 1 || v.Members[0].ID != gen.ID {
 		t.Fatalf("after deregister: %s", ids(v.Members))

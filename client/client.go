@@ -1,0 +1,162 @@
+package client
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/connectivity"
+	"google.golang.org/grpc/credentials/insecure"
+
+	zkcoordv1 "github.com/zkcoord/zkcoord/gen/zkcoord/v1"
+)
+
+// Client is a connection to a zkcoord gateway. It is safe for concurrent
+// use. Its methods that need no lease live here; those that do live on a
+// Session.
+type Client struct {
+	conn   *grpc.ClientConn // owned by the client; nil from NewFromConn
+	rpc    rpcClients
+	opts   options
+	ctx    context.Context // ends when Close is called
+	cancel context.CancelCauseFunc
+	grp    goGroup // the goroutines Close waits for
+}
+
+// rpcClients are the gateway's services.
+type rpcClients struct {
+	lease    zkcoordv1.LeaseServiceClient
+	registry zkcoordv1.RegistryServiceClient
+	election zkcoordv1.ElectionServiceClient
+	barrier  zkcoordv1.BarrierServiceClient
+}
+
+// New connects to the gateway at target (a gRPC target such as
+// "localhost:7070" or "dns:///zkcoord:7070") with insecure transport
+// credentials unless WithDialOptions says otherwise. ctx bounds the wait for
+// the connection under WithBlock; without it New returns at once.
+func New(ctx context.Context, target string, opts ...Option) (*Client, error) {
+	o := defaultOptions()
+	for _, fn := range opts {
+		fn(&o)
+	}
+	dial := append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, o.dialOpts...)
+	conn, err := grpc.NewClient(target, dial...)
+	if err != nil {
+		return nil, fmt.Errorf("client: %w", err)
+	}
+	if o.block {
+		if err := waitReady(ctx, conn); err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("client: connecting to %s: %w", target, err)
+		}
+	}
+	c := newClient(conn, o)
+	c.conn = conn
+	return c, nil
+}
+
+// NewFromConn returns a Client that talks over conn, which the caller keeps
+// owning: Close leaves it open. Dial options among opts are ignored.
+func NewFromConn(conn grpc.ClientConnInterface, opts ...Option) *Client {
+	o := defaultOptions()
+	for _, fn := range opts {
+		fn(&o)
+	}
+	return newClient(conn, o)
+}
+
+func newClient(cc grpc.ClientConnInterface, o options) *Client {
+	ctx, cancel := context.WithCancelCause(context.Background())
+	return &Client{
+		rpc: rpcClients{
+			lease:    zkcoordv1.NewLeaseServiceClient(cc),
+			registry: zkcoordv1.NewRegistryServiceClient(cc),
+			election: zkcoordv1.NewElectionServiceClient(cc),
+			barrier:  zkcoordv1.NewBarrierServiceClient(cc),
+		},
+		opts:   o,
+		ctx:    ctx,
+		cancel: cancel,
+	}
+}
+
+// waitReady waits until conn is ready, or ctx ends.
+func waitReady(ctx context.Context, conn *grpc.ClientConn) error {
+	conn.Connect()
+	for {
+		s := conn.GetState()
+		if s == connectivity.Ready {
+			return nil
+		}
+		if !conn.WaitForStateChange(ctx, s) {
+			return context.Cause(ctx)
+		}
+	}
+}
+
+// Close stops every goroutine the client and its sessions, watches and
+// observations run, and waits for them; their channels close and their
+// contexts end with ErrClosed. It does not revoke leases (close each Session
+// first for that): they expire after their TTL. Close closes the connection
+// that New made; it is safe to call more than once.
+func (c *Client) Close() error {
+	c.cancel(ErrClosed)
+	c.grp.closeWait()
+	if c.conn == nil {
+		return nil
+	}
+	if err := c.conn.Close(); err != nil && c.conn.GetState() != connectivity.Shutdown {
+		return fmt.Errorf("client: %w", err)
+	}
+	return nil
+}
+
+// bind returns a context that ends with ctx or when the client is closed
+// (with cause ErrClosed), and its release function.
+func (c *Client) bind(ctx context.Context) (context.Context, context.CancelFunc) {
+	return bind(ctx, c.ctx)
+}
+
+// bind returns a context that ends with ctx or with owner (then with the
+// cause of owner), and its release function.
+func bind(ctx, owner context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	stop := context.AfterFunc(owner, func() { cancel(context.Cause(owner)) })
+	return ctx, func() {
+		stop()
+		cancel(context.Canceled)
+	}
+}
+
+func (c *Client) newBackoff() *backoff {
+	return &backoff{min: c.opts.backoffMin, max: c.opts.backoffMax}
+}
+
+// goGroup runs goroutines that their owner's Close waits for.
+type goGroup struct {
+	mu     sync.Mutex
+	closed bool
+	wg     sync.WaitGroup
+}
+
+// start runs f in a new goroutine, unless closeWait was called: then it
+// returns false.
+func (g *goGroup) start(f func()) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return false
+	}
+	g.wg.Go(f)
+	return true
+}
+
+// closeWait refuses new goroutines and waits for the running ones.
+func (g *goGroup) closeWait() {
+	g.mu.Lock()
+	g.closed = true
+	g.mu.Unlock()
+	g.wg.Wait()
+}

@@ -1,0 +1,33 @@
+// Package client is the Go client of zkcoord, the gRPC gateway that serves
+// ZooKeeper recipes: leases, a service registry, leader election and
+// barriers.
+//
+// A Client is a connection to a gateway. A Session holds a lease and keeps it
+// alive from a goroutine of its own; what is made through it (members,
+// candidacies, barrier participations) belongs to the lease and goes when the
+// session is closed or its process dies. A session whose lease is lost (it
+// expired while the client was cut off from the gateway, say) grants a new
+// lease and registers its members again: see Session.Lost and WithOnRestore.
+//
+//	c, err := client.New(ctx, "localhost:7070")
+//	...
+//	defer c.Close()
+//	s, err := c.NewSession(ctx, client.WithTTL(10*time.Second))
+//	...
+//	defer s.Close(context.Background())
+//	_, err = s.Register(ctx, "api", "host-1", "10.0.0.7:8080")
+//	for st := range c.WatchGroup(ctx, "api") {
+//		fmt.Println(st.Revision, len(st.Members))
+//	}
+//
+// Every call that blocks takes a context first; its doc comment says what
+// cancelling it does. Long-lived streams (keepalives, watches, observations,
+// a leader's campaign) reconnect with backoff on transient errors
+// (IsTransient) and end for good on others. Goroutines the package starts
+// belong to the Client, Session or Leadership that started them; Close waits
+// for them.
+//
+// Errors wrap a sentinel (ErrLeaseLost, ErrLost, ErrNotFound, ...) and, when
+// the gateway caused them, its gRPC status: check them with errors.Is, or
+// read the code with Code.
+package client

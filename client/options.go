@@ -1,0 +1,171 @@
+package client
+
+import (
+	"log/slog"
+	"maps"
+	"time"
+
+	"google.golang.org/grpc"
+
+	zkcoordv1 "github.com/zkcoord/zkcoord/gen/zkcoord/v1"
+)
+
+// Option configures a Client.
+type Option func(*options)
+
+type options struct {
+	dialOpts   []grpc.DialOption
+	block      bool
+	backoffMin time.Duration
+	backoffMax time.Duration
+	logger     *slog.Logger
+}
+
+func defaultOptions() options {
+	return options{
+		backoffMin: defaultBackoffMin,
+		backoffMax: defaultBackoffMax,
+		logger:     slog.New(slog.DiscardHandler),
+	}
+}
+
+// WithDialOptions adds options to the grpc.NewClient call of New, after the
+// default insecure transport credentials (so they may replace them).
+func WithDialOptions(opts ...grpc.DialOption) Option {
+	return func(o *options) { o.dialOpts = append(o.dialOpts, opts...) }
+}
+
+// WithBlock makes New wait until the connection to the gateway is ready, or
+// fail when ctx ends first. Without it New returns at once and the first call
+// connects.
+func WithBlock() Option { return func(o *options) { o.block = true } }
+
+// WithBackoff sets the waits between reconnection attempts of keepalives,
+// watches, observations and awaits: they grow from min to max, each drawn at
+// random from its upper half. A min of zero or less keeps the default
+// (100ms); a max below min is raised to min. Default max: 5s.
+func WithBackoff(min, max time.Duration) Option {
+	lo, hi := min, max
+	return func(o *options) {
+		if lo > 0 {
+			o.backoffMin = lo
+		}
+		o.backoffMax = hi
+		if o.backoffMax < o.backoffMin {
+			o.backoffMax = o.backoffMin
+		}
+	}
+}
+
+// WithLogger sends the client's reports of retries and restores to l (at
+// debug and warn level). Default: discarded.
+func WithLogger(l *slog.Logger) Option {
+	return func(o *options) {
+		if l != nil {
+			o.logger = l
+		}
+	}
+}
+
+// SessionOption configures a Session.
+type SessionOption func(*sessionOptions)
+
+type sessionOptions struct {
+	ttl       time.Duration
+	onRestore func(lease string, err error)
+}
+
+// DefaultTTL is the lease TTL of a Session without WithTTL.
+const DefaultTTL = 10 * time.Second
+
+// WithTTL sets the TTL of the session's lease: how long what the session owns
+// outlives the session's last keepalive. The gateway accepts 1s to 24h;
+// values under 1s are raised to 1s. Default: DefaultTTL.
+func WithTTL(ttl time.Duration) SessionOption {
+	return func(o *sessionOptions) { o.ttl = max(ttl, time.Second) }
+}
+
+// WithOnRestore calls fn each time the session has replaced a lost lease:
+// after it granted the new lease and registered again every member that its
+// Register calls had made. err joins the errors of registrations that could
+// not be made again (a member ID taken meanwhile by another owner, say);
+// those are dropped from the session. fn runs on the session's goroutine and
+// delays its keepalives: it must return quickly.
+func WithOnRestore(fn func(lease string, err error)) SessionOption {
+	return func(o *sessionOptions) { o.onRestore = fn }
+}
+
+// RegisterOption configures a registration.
+type RegisterOption func(*registerOptions)
+
+type registerOptions struct {
+	metadata map[string]string
+}
+
+// WithMetadata adds md to the member's metadata (copying it).
+func WithMetadata(md map[string]string) RegisterOption {
+	return func(o *registerOptions) {
+		if o.metadata == nil {
+			o.metadata = make(map[string]string, len(md))
+		}
+		maps.Copy(o.metadata, md)
+	}
+}
+
+// LookupOption configures a Lookup.
+type LookupOption func(*lookupOptions)
+
+type lookupOptions struct {
+	memberID     string
+	linearizable bool
+}
+
+// Linearizable makes a Lookup sync with the ZooKeeper leader first: it sees
+// every change made before it was called. Default: the gateway's cache, which
+// may lag by the time a ZooKeeper watch takes to arrive.
+func Linearizable() LookupOption {
+	return func(o *lookupOptions) { o.linearizable = true }
+}
+
+// Member makes a Lookup read one member; it fails with ErrNotFound when the
+// member does not exist.
+func Member(id string) LookupOption {
+	return func(o *lookupOptions) { o.memberID = id }
+}
+
+// CampaignOption configures a Campaign.
+type CampaignOption func(*campaignOptions)
+
+type campaignOptions struct {
+	onQueued func(position int, leader *zkcoordv1.LeaderInfo)
+}
+
+// WithOnQueued calls fn each time the gateway reports the candidate's place
+// in the queue while Campaign waits: position is how many candidates are
+// ahead, leader the current leader (nil when unknown). fn runs on the
+// goroutine that called Campaign.
+func WithOnQueued(fn func(position int, leader *zkcoordv1.LeaderInfo)) CampaignOption {
+	return func(o *campaignOptions) { o.onQueued = fn }
+}
+
+// AwaitOption configures AwaitBarrier and AwaitGroup.
+type AwaitOption func(*awaitOptions)
+
+type awaitOptions struct {
+	progress      func(have, want int)
+	participantID string
+}
+
+// WithProgress calls fn each time the gateway reports progress: have is how
+// many participants have arrived (AwaitBarrier) or how many members the
+// group has (AwaitGroup), want the threshold. fn runs on the goroutine that
+// waits.
+func WithProgress(fn func(have, want int)) AwaitOption {
+	return func(o *awaitOptions) { o.progress = fn }
+}
+
+// WithParticipantID sets the participant's ID in AwaitBarrier. Default: the
+// gateway generates one.
+func WithParticipantID(id string) AwaitOption {
+	return func(o *awaitOptions) { o.participantID = id }
+}

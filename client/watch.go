@@ -1,0 +1,170 @@
+package client
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"iter"
+	"maps"
+	"slices"
+
+	zkcoordv1 "github.com/zkcoord/zkcoord/gen/zkcoord/v1"
+)
+
+// GroupState is a registry group as a watch sees it after one message from
+// the gateway. Members maps IDs to members; the map and the members are
+// shared with nothing that changes them, and must not be modified.
+type GroupState struct {
+	// Group is the group watched.
+	Group string
+	// Members are the group's members by ID.
+	Members map[string]*zkcoordv1.Member
+	// Revision is the revision (zxid) the state reflects.
+	Revision int64
+	// Event is the gateway's message that produced this state: a snapshot,
+	// or a member that joined, left or was updated.
+	Event *zkcoordv1.WatchGroupResponse
+	// Resync is true when this state replaced the previous one instead of
+	// following from it: the gateway could not prove continuity after a
+	// reconnection, so changes in between may not have been seen one by one.
+	Resync bool
+	// Err is set in the last state a WatchGroup channel delivers when the
+	// watch ended for another reason than its context: the gateway refused
+	// it (a bad group name, say). Its other fields are then empty.
+	Err error
+}
+
+// List returns the members sorted by ID.
+func (s GroupState) List() []*zkcoordv1.Member {
+	return slices.SortedFunc(maps.Values(s.Members), func(a, b *zkcoordv1.Member) int {
+		return cmp.Compare(a.GetId(), b.GetId())
+	})
+}
+
+// WatchGroup watches group (which need not exist yet) and sends its state on
+// the returned channel after every change: first a snapshot, then one state
+// per member that joins, leaves or changes. When the stream breaks it
+// reconnects with backoff and resumes after the last revision it saw; when
+// the gateway cannot resume it sends a new snapshot, delivered with Resync
+// set. States are never dropped: the watch waits for a slow reader (and the
+// gateway may then end the stream, which comes back as a resync).
+//
+// The channel is closed when ctx ends or the client is closed. When the
+// gateway refuses the watch for good, the last state carries Err.
+func (c *Client) WatchGroup(ctx context.Context, group string) <-chan GroupState {
+	ch := make(chan GroupState)
+	ctx, release := c.bind(ctx)
+	started := c.grp.start(func() {
+		defer close(ch)
+		defer release()
+		err := c.watchGroup(ctx, group, func(s GroupState) bool {
+			select {
+			case ch <- s:
+				return true
+			case <-ctx.Done():
+				return false
+			}
+		})
+		if err != nil && ctx.Err() == nil {
+			select {
+			case ch <- GroupState{Group: group, Err: err}:
+			case <-ctx.Done():
+			}
+		}
+	})
+	if !started {
+		release()
+		closed := make(chan GroupState, 1)
+		closed <- GroupState{Group: group, Err: ErrClosed}
+		close(closed)
+		return closed
+	}
+	return ch
+}
+
+// WatchGroupSeq is WatchGroup as an iterator, for range-over-func: it yields
+// the same states with a nil error, on the goroutine of the loop. When the
+// watch ends it yields a last error: the cause of ctx when ctx ended,
+// ErrClosed when the client was closed, or the gateway's refusal. Breaking
+// out of the loop ends the watch.
+func (c *Client) WatchGroupSeq(ctx context.Context, group string) iter.Seq2[GroupState, error] {
+	return func(yield func(GroupState, error) bool) {
+		ctx, release := c.bind(ctx)
+		defer release()
+		err := c.watchGroup(ctx, group, func(s GroupState) bool { return yield(s, nil) })
+		if !errors.Is(err, errStopped) {
+			yield(GroupState{Group: group}, err)
+		}
+	}
+}
+
+// errStopped says that emit asked a watch to stop.
+var errStopped = errors.New("client: stopped by the consumer")
+
+// watchGroup runs a watch, passing each state to emit, until emit returns
+// false (then it returns errStopped), ctx ends or the gateway refuses it.
+func (c *Client) watchGroup(ctx context.Context, group string, emit func(GroupState) bool) error {
+	v := groupView{group: group}
+	return c.retry(ctx, "watch group "+group, func(b *backoff) error {
+		sctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		stream, err := c.rpc.registry.WatchGroup(sctx, &zkcoordv1.WatchGroupRequest{Group: group, StartRevision: v.resumeFrom()})
+		if err != nil {
+			return callErr(sctx, err, ErrNotFound)
+		}
+		for {
+			msg, err := stream.Recv()
+			if err != nil {
+				return callErr(sctx, err, ErrNotFound)
+			}
+			b.reset()
+			if s, ok := v.apply(msg); ok && !emit(s) {
+				return errStopped
+			}
+		}
+	})
+}
+
+// groupView maintains a group's members from the messages of its watch.
+type groupView struct {
+	group   string
+	members map[string]*zkcoordv1.Member // nil before the first snapshot
+	rev     int64
+}
+
+// resumeFrom is the start_revision of the next watch request: the last
+// revision seen, or 0 (a snapshot) before the first snapshot.
+func (v *groupView) resumeFrom() int64 {
+	if v.members == nil {
+		return 0
+	}
+	return v.rev
+}
+
+// apply applies one message and returns the new state, or false when the
+// message changes nothing that can be known: it is older than the state, of
+// an unknown type, or a change before any snapshot.
+func (v *groupView) apply(msg *zkcoordv1.WatchGroupResponse) (GroupState, bool) {
+	typ := msg.GetType()
+	resync := false
+	switch {
+	case typ == zkcoordv1.WatchGroupResponse_TYPE_SNAPSHOT:
+		resync = msg.GetResync() || v.members != nil
+		v.members = make(map[string]*zkcoordv1.Member, len(msg.GetMembers()))
+		for _, m := range msg.GetMembers() {
+			v.members[m.GetId()] = m
+		}
+	case v.members == nil, msg.GetRevision() < v.rev:
+		return GroupState{}, false
+	case typ == zkcoordv1.WatchGroupResponse_TYPE_JOINED, typ == zkcoordv1.WatchGroupResponse_TYPE_UPDATED:
+		v.members = maps.Clone(v.members)
+		v.members[msg.GetMember().GetId()] = msg.GetMember()
+	case typ == zkcoordv1.WatchGroupResponse_TYPE_LEFT:
+		v.members = maps.Clone(v.members)
+		delete(v.members, msg.GetMember().GetId())
+	default:
+		return GroupState{}, false
+	}
+	v.rev = msg.GetRevision()
+	return GroupState{Group: v.group, Members: v.members, Revision: v.rev, Event: msg, Resync: resync}, true
+}
