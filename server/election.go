@@ -77,4 +77,3 @@ func leaderPB(l *election.LeaderInfo) *pb.LeaderInfo {
 	return &pb.LeaderInfo{Election: l.Election, Candidate: l.Candidate, Value: l.Value, FencingToken: l.Token,
 		CampaignedAt: timestamppb.New(l.CampaignedAt)}
 }
-
