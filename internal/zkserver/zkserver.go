@@ -36,6 +36,11 @@ type Server struct {
 	done    chan struct{} // closed when the process has exited
 	waitErr error
 	ownDir  bool
+
+	// Ensemble members only: this server's id and every member's
+	// "server.N" line.
+	id      int
+	members []string
 }
 
 // CheckInstalled reports ErrNotInstalled when java or the ZooKeeper jar is
@@ -109,6 +114,15 @@ func (s *Server) writeConfig() error {
 		"autopurge.purgeInterval":   "1",
 		"autopurge.snapRetainCount": "3",
 	}
+	if s.id > 0 {
+		cfg["initLimit"], cfg["syncLimit"] = "10", "5"
+		for i, m := range s.members {
+			cfg[fmt.Sprintf("server.%d", i+1)] = m
+		}
+		if err := os.WriteFile(filepath.Join(data, "myid"), []byte(strconv.Itoa(s.id)), 0o644); err != nil {
+			return fmt.Errorf("zkserver: %w", err)
+		}
+	}
 	var b strings.Builder
 	for _, k := range sortedKeys(cfg) {
 		fmt.Fprintf(&b, "%s=%s\n", k, cfg[k])
@@ -136,6 +150,7 @@ func (s *Server) spawn() error {
 		return fmt.Errorf("zkserver: start java: %w", err)
 	}
 	s.cmd = cmd
+	s.done = make(chan struct{})
 	go func() {
 		s.waitErr = cmd.Wait()
 		close(s.done)
