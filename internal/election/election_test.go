@@ -272,11 +272,11 @@ func TestCampaignResumes(t *testing.T) {
 
 func TestJeopardy(t *testing.T) {
 	direct, lay := zktest.Session(t)
-	px := newProxy(t, zktest.Addr(t))
+	px := zktest.NewProxy(t, zktest.Addr(t))
 	dctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
 	const timeout = 2 * time.Second
-	sess, err := zkx.Dial(dctx, px.ln.Addr().String(), zkx.WithSessionTimeout(timeout), zkx.WithLogger(zktest.Logger(t)))
+	sess, err := zkx.Dial(dctx, px.Addr(), zkx.WithSessionTimeout(timeout), zkx.WithLogger(zktest.Logger(t)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -292,13 +292,13 @@ func TestJeopardy(t *testing.T) {
 
 	// A short outage: JEOPARDY with a deadline, then ELECTED again.
 	cutAt := time.Now()
-	px.cut()
+	px.Cut()
 	u := a.expect(t, Jeopardy)
 	if u.Token != ua.Token || u.Deadline.Before(cutAt.Add(timeout)) || u.Deadline.After(time.Now().Add(timeout)) {
 		t.Fatalf("jeopardy %+v; want token %d, deadline about %v after the cut", u.Update, ua.Token, timeout)
 	}
 	t.Logf("jeopardy %v after the cut, deadline in %v", u.At.Sub(cutAt), u.Deadline.Sub(u.At))
-	px.restore()
+	px.Restore()
 	if u := a.expect(t, Elected); u.Token != ua.Token || u.Candidate != ua.Candidate {
 		t.Fatalf("after reconnect: %+v, want the same term", u.Update)
 	}
@@ -308,13 +308,13 @@ func TestJeopardy(t *testing.T) {
 
 	// An outage past the session timeout: the session expires, the term
 	// (owned by a live lease) goes on under a new session.
-	px.cut()
+	px.Cut()
 	a.expect(t, Jeopardy)
 	zktest.Eventually(t, 4*timeout, func() bool {
 		ok, _, err := direct.Conn().Exists(lay.LeaseOwner(la.Key))
 		return err == nil && !ok
 	}, "session through the proxy did not expire")
-	px.restore()
+	px.Restore()
 	if u := a.expect(t, Elected); u.Token != ua.Token || u.Candidate != ua.Candidate {
 		t.Fatalf("after session expiry: %+v, want the same term", u.Update)
 	}
