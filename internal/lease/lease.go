@@ -338,13 +338,22 @@ func (m *Manager) Detach(ctx context.Context, id, ref string, ops ...any) ([]zk.
 	return m.sess.Conn().Multi(all...)
 }
 
-// hold returns the live entry for id with its op lock held.
+// hold returns the live entry for id with its op lock held. A lease this
+// gateway does not hold is adopted first, if no other replica owns it.
 func (m *Manager) hold(id string) (*entry, error) {
 	m.mu.Lock()
 	e, ok := m.lookup(id)
 	m.mu.Unlock()
 	if !ok {
-		return nil, ErrNotFound
+		if _, err := m.adopt(KeyOf(id), id); err != nil {
+			return nil, err
+		}
+		m.mu.Lock()
+		e, ok = m.lookup(id)
+		m.mu.Unlock()
+		if !ok {
+			return nil, ErrNotFound
+		}
 	}
 	e.op.Lock()
 	m.mu.Lock()

@@ -279,15 +279,7 @@ func (g *group) catchUp() error {
 // apply brings the cache up to the journal listing names (with its Stat).
 // Called with applyMu held.
 func (g *group) apply(names []string, stat *zk.Stat) error {
-	seqs := make([]int64, 0, len(names))
-	byseq := make(map[int64]string, len(names))
-	for _, n := range names {
-		if s, ok := seqOf(n); ok {
-			seqs = append(seqs, s)
-			byseq[s] = n
-		}
-	}
-	slices.Sort(seqs)
+	seqs, byseq := parseLog(names)
 	listRev := max(stat.Pzxid, stat.Mzxid)
 	select {
 	case <-g.loaded:
@@ -326,7 +318,7 @@ func (g *group) apply(names []string, stat *zk.Stat) error {
 		g.rev = listRev
 	}
 	g.mu.Unlock()
-	g.trim(seqs, byseq)
+	trimJournal(g.r, g.name, seqs, byseq)
 	return nil
 }
 
@@ -467,20 +459,6 @@ func (g *group) readMembers() (map[string]*Member, int64, error) {
 		out[id] = rec.member(g.name, id, st.Czxid, st.Mzxid)
 	}
 	return out, stat.Pzxid, nil
-}
-
-// trim deletes the oldest journal entries once there are more than trimAt.
-func (g *group) trim(seqs []int64, byseq map[int64]string) {
-	if len(seqs) <= g.r.opts.trimAt {
-		return
-	}
-	c := g.r.sess.Conn()
-	log := g.r.lay.Log(g.name)
-	for _, s := range seqs[:len(seqs)-g.r.opts.keepLog] {
-		if err := c.Delete(log+"/"+byseq[s], -1); err != nil && !errors.Is(err, zk.ErrNoNode) {
-			return
-		}
-	}
 }
 
 // janitor evicts group caches nobody used for a while.

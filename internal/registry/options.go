@@ -10,11 +10,12 @@ type options struct {
 	ring      int           // events kept per group for resuming watchers
 	keepLog   int           // journal entries kept after a trim
 	trimAt    int           // trim the journal when it has more entries
+	trimCheck int           // writers check the journal's length every trimCheck entries
 	subBuffer int           // events buffered per watcher before it is cut off
 }
 
 func defaultOptions() options {
-	return options{idle: 5 * time.Minute, ring: 4096, keepLog: 1000, trimAt: 2000, subBuffer: 1024}
+	return options{idle: 5 * time.Minute, ring: 4096, keepLog: 1000, trimAt: 2000, trimCheck: 500, subBuffer: 1024}
 }
 
 // WithIdleEviction sets how long an unused group cache is kept (default 5m).
@@ -23,7 +24,7 @@ func WithIdleEviction(d time.Duration) Option { return func(o *options) { o.idle
 // WithJournal sets how many journal entries are kept (keep) once the journal
 // exceeds trimAt entries (defaults 1000 and 2000).
 func WithJournal(keep, trimAt int) Option {
-	return func(o *options) { o.keepLog, o.trimAt = keep, trimAt }
+	return func(o *options) { o.keepLog, o.trimAt, o.trimCheck = keep, trimAt, max(1, (trimAt-keep)/2) }
 }
 
 // WithHistory sets how many events each group cache keeps so that watchers

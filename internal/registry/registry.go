@@ -11,6 +11,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -46,6 +48,7 @@ type Registry struct {
 	opts   options
 
 	ensured sync.Map // group name → struct{}: its directories exist
+	trimmed sync.Map // group name → int64: journal sequence at the last trim check
 
 	mu     sync.Mutex
 	groups map[string]*group
@@ -167,7 +170,39 @@ func (r *Registry) write(ctx context.Context, p RegisterParams, ref string, rec 
 	if err != nil {
 		return 0, err
 	}
+	r.maybeTrim(p.Group, res[1].String)
 	return res[2].Stat.Mzxid, nil
+}
+
+// maybeTrim trims a group's journal from the write path every trimCheck
+// entries, so that it stays bounded even when no gateway caches the group.
+func (r *Registry) maybeTrim(group, entry string) {
+	seq, ok := seqOf(path.Base(entry))
+	if !ok {
+		return
+	}
+	last, _ := r.trimmed.LoadOrStore(group, int64(-1))
+	if last.(int64) >= 0 && seq-last.(int64) < int64(r.opts.trimCheck) {
+		return
+	}
+	if !r.trimmed.CompareAndSwap(group, last, seq) {
+		return // another write is checking
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return
+	}
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		names, _, err := r.sess.Conn().Children(r.lay.Log(group))
+		if err != nil {
+			return
+		}
+		seqs, byseq := parseLog(names)
+		trimJournal(r, group, seqs, byseq)
+	}()
 }
 
 // journal returns op followed by the journal entry and the touch of the log
@@ -256,6 +291,36 @@ func mustJSON(v any) []byte {
 		panic(err)
 	}
 	return b
+}
+
+// parseLog returns the sorted sequence numbers of journal entry names, and
+// the name of each.
+func parseLog(names []string) ([]int64, map[int64]string) {
+	seqs := make([]int64, 0, len(names))
+	byseq := make(map[int64]string, len(names))
+	for _, n := range names {
+		if s, ok := seqOf(n); ok {
+			seqs = append(seqs, s)
+			byseq[s] = n
+		}
+	}
+	slices.Sort(seqs)
+	return seqs, byseq
+}
+
+// trimJournal deletes the oldest journal entries once there are more than
+// trimAt, keeping keepLog.
+func trimJournal(r *Registry, group string, seqs []int64, byseq map[int64]string) {
+	if len(seqs) <= r.opts.trimAt {
+		return
+	}
+	c := r.sess.Conn()
+	log := r.lay.Log(group)
+	for _, s := range seqs[:len(seqs)-r.opts.keepLog] {
+		if err := c.Delete(log+"/"+byseq[s], -1); err != nil && !errors.Is(err, zk.ErrNoNode) {
+			return
+		}
+	}
 }
 
 func seqOf(name string) (int64, bool) {

@@ -469,3 +469,25 @@ func TestJournalGapReread(t *testing.T) {
 		t.Fatalf("Lookup after gap = %s", ids(v.Members))
 	}
 }
+
+// TestJournalBoundedWithoutCache: writers trim the journal even when no
+// gateway caches (watches or looks up) the group.
+func TestJournalBoundedWithoutCache(t *testing.T) {
+	var lay zkx.Layout
+	e := gateway(t, &lay, registry.WithJournal(10, 20))
+	l := grant(t, e, time.Minute)
+	for i := 0; i < 60; i++ {
+		register(t, e, "uncached", "m", fmt.Sprint(i), l)
+	}
+	if n := e.reg.Groups(); n != 0 {
+		t.Fatalf("%d groups cached; the test needs none", n)
+	}
+	e.reg.Close() // waits for trims in flight
+	kids, _, err := e.sess.Conn().Children(lay.Log("uncached"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(kids) > 20+5 {
+		t.Fatalf("journal holds %d entries, want at most 25", len(kids))
+	}
+}
