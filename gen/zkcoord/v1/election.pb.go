@@ -29,7 +29,8 @@ type CampaignResponse_Status int32
 const (
 	// Never sent.
 	CampaignResponse_STATUS_UNSPECIFIED CampaignResponse_Status = 0
-	// Waiting in the queue; position says how many are ahead.
+	// Waiting in the queue; position says how many are ahead (see
+	// CampaignResponse.position).
 	CampaignResponse_STATUS_QUEUED CampaignResponse_Status = 1
 	// Leading; fencing_token identifies the term. Also sent again when the
 	// gateway has ZooKeeper back after a JEOPARDY and the term went on.
@@ -261,7 +262,10 @@ type CampaignResponse struct {
 	Status CampaignResponse_Status `protobuf:"varint,1,opt,name=status,proto3,enum=zkcoord.v1.CampaignResponse_Status" json:"status,omitempty"`
 	// This candidacy's ID (its znode name, c_<lease key>_<sequence>).
 	Candidate string `protobuf:"bytes,2,opt,name=candidate,proto3" json:"candidate,omitempty"`
-	// For STATUS_QUEUED: the number of candidates ahead.
+	// For STATUS_QUEUED: the number of candidates ahead, counted when this
+	// candidate last looked: when it entered, and each time its predecessor
+	// went. Herd avoidance means a waiter is woken only by its predecessor, so
+	// departures further ahead show at the next wake-up: an upper bound.
 	Position int32 `protobuf:"varint,3,opt,name=position,proto3" json:"position,omitempty"`
 	// For STATUS_ELECTED, STATUS_JEOPARDY, STATUS_LOST: the term's fencing
 	// token.

@@ -54,7 +54,8 @@ type ElectionServiceClient interface {
 	// Leader reports the current leader of an election, if any.
 	Leader(ctx context.Context, in *LeaderRequest, opts ...grpc.CallOption) (*LeaderResponse, error)
 	// Observe streams the leader of an election: the current state first,
-	// then every change, including the no-leader state.
+	// then each change, including the no-leader state. Changes that come
+	// faster than the client reads are coalesced to the latest leader.
 	Observe(ctx context.Context, in *ObserveRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ObserveResponse], error)
 }
 
@@ -153,7 +154,8 @@ type ElectionServiceServer interface {
 	// Leader reports the current leader of an election, if any.
 	Leader(context.Context, *LeaderRequest) (*LeaderResponse, error)
 	// Observe streams the leader of an election: the current state first,
-	// then every change, including the no-leader state.
+	// then each change, including the no-leader state. Changes that come
+	// faster than the client reads are coalesced to the latest leader.
 	Observe(*ObserveRequest, grpc.ServerStreamingServer[ObserveResponse]) error
 	mustEmbedUnimplementedElectionServiceServer()
 }
