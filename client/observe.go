@@ -18,10 +18,11 @@ type LeaderEvent struct {
 }
 
 // Observe sends the leader of election on the returned channel: the current
-// one first (nil Leader: no leader), then every change. When the stream
-// breaks it reconnects with backoff; the state it then finds is sent only if
-// it differs from the last one sent. Events are never dropped: Observe waits
-// for a slow reader.
+// one first (nil Leader: no leader), then each change. The gateway
+// coalesces changes that come faster than they are read to the latest
+// leader, so a slow reader sees the current leader, not every term. When the
+// stream breaks it reconnects with backoff; the state it then finds is sent
+// only if it differs from the last one sent.
 //
 // The channel is closed when ctx ends or the client is closed. When the
 // gateway refuses the observation for good, the last event carries Err.
