@@ -35,6 +35,7 @@ var codeTable = []struct {
 	{barrier.ErrThresholdMismatch, codes.FailedPrecondition},
 	{barrier.ErrParticipantExists, codes.AlreadyExists},
 	{barrier.ErrNotParticipant, codes.NotFound},
+	{barrier.ErrNotOwner, codes.PermissionDenied},
 	{election.ErrNotCandidate, codes.NotFound},
 	{election.ErrClosed, codes.Unavailable},
 	{zkx.ErrClosed, codes.Unavailable},

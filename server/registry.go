@@ -22,6 +22,11 @@ var _ pb.RegistryServiceServer = (*registryService)(nil)
 func (s *registryService) Register(ctx context.Context, req *pb.RegisterRequest) (*pb.RegisterResponse, error) {
 	leaseID := req.GetLeaseId()
 	var granted *lease.Lease
+	if leaseID != "" { // using a lease renews it
+		if _, err := s.g.leases.KeepAlive(ctx, leaseID); err != nil {
+			return nil, toStatus(err)
+		}
+	}
 	if req.GetTtl() != nil {
 		l, err := s.g.leases.Grant(ctx, req.GetTtl().AsDuration())
 		if err != nil {

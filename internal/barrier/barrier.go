@@ -26,8 +26,10 @@ var (
 	ErrThresholdMismatch = errors.New("barrier: in use with a different threshold")
 	// ErrParticipantExists: the participant id is held by another lease.
 	ErrParticipantExists = errors.New("barrier: participant id held by another lease")
-	// ErrNotParticipant: no such participant, or not of this lease.
-	ErrNotParticipant = errors.New("barrier: not a participant of this lease")
+	// ErrNotParticipant: no such participant.
+	ErrNotParticipant = errors.New("barrier: no such participant")
+	// ErrNotOwner: the participant belongs to another lease.
+	ErrNotOwner = errors.New("barrier: participant owned by another lease")
 )
 
 // RefKind is the kind of lease refs that name participants.
@@ -209,7 +211,7 @@ func (b *Barriers) Leave(ctx context.Context, name, participant, leaseID string)
 		return false, err
 	}
 	if string(owner) != lease.KeyOf(leaseID) {
-		return false, fmt.Errorf("%w: %s/%s", ErrNotParticipant, name, participant)
+		return false, fmt.Errorf("%w: %s/%s", ErrNotOwner, name, participant)
 	}
 	released, _, err := c.Exists(b.lay.Ready(name))
 	if err != nil {

@@ -180,7 +180,7 @@ func TestLeaveAfterRelease(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	if _, err := e.b.Leave(ctx, "two", "0", b); !errors.Is(err, barrier.ErrNotParticipant) {
+	if _, err := e.b.Leave(ctx, "two", "0", b); !errors.Is(err, barrier.ErrNotOwner) {
 		t.Fatalf("Leave with another lease: %v", err)
 	}
 	if rel, err := e.b.Leave(ctx, "two", "0", a); err != nil || !rel {

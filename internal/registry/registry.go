@@ -239,7 +239,10 @@ func (r *Registry) Deregister(ctx context.Context, group, id, leaseID string) (i
 		}
 		res, err = c.Multi(ops...)
 	} else {
-		if leaseID == "" || lease.KeyOf(leaseID) != rec.Lease {
+		if leaseID == "" {
+			return 0, fmt.Errorf("%w: %s/%s is owned by a lease; pass its lease_id", ErrNotOwner, group, id)
+		}
+		if lease.KeyOf(leaseID) != rec.Lease {
 			return 0, fmt.Errorf("%w: %s/%s", ErrNotOwner, group, id)
 		}
 		res, err = r.leases.Detach(ctx, leaseID, lease.Ref(RefKind, group, id), ops...)

@@ -19,8 +19,24 @@ type Ensemble struct {
 
 // StartEnsemble starts n ZooKeeper servers as one ensemble (distinct ports
 // on 127.0.0.1, a data directory each under one temporary directory) and
-// returns once every server serves. Options apply to every server.
+// returns once every server serves. Options apply to every server. A member
+// that dies while starting (a port taken between choosing and binding it)
+// makes it start over with new ports, up to three times.
 func StartEnsemble(ctx context.Context, n int, opt ...Option) (*Ensemble, error) {
+	var err error
+	for attempt := 0; attempt < 3; attempt++ {
+		var e *Ensemble
+		if e, err = startEnsemble(ctx, n, opt...); err == nil {
+			return e, nil
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return nil, err
+}
+
+func startEnsemble(ctx context.Context, n int, opt ...Option) (*Ensemble, error) {
 	if err := CheckInstalled(); err != nil {
 		return nil, err
 	}

@@ -59,6 +59,18 @@ func CheckInstalled() error {
 // data directory, and returns once it serves requests. Cancelling ctx aborts
 // the start; it does not stop a server that has started (call Stop).
 func Start(ctx context.Context, opt ...Option) (*Server, error) {
+	s, err := start(ctx, opt...)
+	for attempt := 1; err != nil && attempt < 3 && errors.Is(err, errExited) && ctx.Err() == nil; attempt++ {
+		// Most likely the free port was taken before ZooKeeper bound it.
+		s, err = start(ctx, opt...)
+	}
+	return s, err
+}
+
+// errExited: the server process died before it served.
+var errExited = errors.New("zkserver: ZooKeeper exited before it was ready (see its log)")
+
+func start(ctx context.Context, opt ...Option) (*Server, error) {
 	o := defaultOptions()
 	for _, fn := range opt {
 		fn(&o)
@@ -227,7 +239,7 @@ func WaitReady(ctx context.Context, addr string, exited <-chan struct{}) error {
 		case <-ctx.Done():
 			return fmt.Errorf("zkserver: %s not ready: %w (last: %q, %v)", addr, ctx.Err(), out, err)
 		case <-exited:
-			return fmt.Errorf("zkserver: ZooKeeper at %s exited before it was ready (see its log)", addr)
+			return fmt.Errorf("%w: %s", errExited, addr)
 		case <-tick.C:
 		}
 	}

@@ -490,8 +490,9 @@ type GetLeaseResponse struct {
 	Ttl *durationpb.Duration `protobuf:"bytes,1,opt,name=ttl,proto3" json:"ttl,omitempty"`
 	// When the lease ends unless it is kept alive.
 	ExpiresAt *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
-	// What the lease owns, as ZooKeeper paths relative to the gateway's root
-	// (for example "groups/api/members/host-1").
+	// What the lease owns, one ref per thing, in the form the layout uses
+	// (docs/LAYOUT.md): "member~<group>~<member_id>", "candidate~<election>",
+	// "participant~<barrier>~<participant_id>".
 	Owned         []string `protobuf:"bytes,3,rep,name=owned,proto3" json:"owned,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

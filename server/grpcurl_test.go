@@ -1,0 +1,889 @@
+package server_test
+
+// These tests drive the gateway with the real grpcurl binary (bin/grpcurl,
+// built by `make tools`), through server reflection only: no proto files.
+// They are the executable form of docs/GRPCURL.md. Streams run grpcurl as a
+// subprocess whose stdout is decoded message by message as it arrives, so
+// the tests wait for events instead of sleeping.
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/zkcoord/zkcoord/internal/testenv"
+)
+
+// gcWait bounds every wait for a grpcurl message or exit.
+const gcWait = 10 * time.Second
+
+var gcSeq atomic.Int64
+
+// gcName returns a group/election/barrier name unique to this test and call
+// (valid for [A-Za-z0-9._:@=-]).
+func gcName(t *testing.T, suffix string) string {
+	n := strings.NewReplacer("/", ".", "_", "-").Replace(t.Name())
+	return fmt.Sprintf("%s.%s.%d", n, suffix, gcSeq.Add(1))
+}
+
+// grpcurlBin returns the path of bin/grpcurl, failing the test if it is
+// missing: the test must not pass silently without it.
+func grpcurlBin(t *testing.T) string {
+	t.Helper()
+	p, err := filepath.Abs(filepath.Join("..", "bin", "grpcurl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(p); err != nil {
+		t.Fatalf("grpcurl not found at %s (%v): run make tools", p, err)
+	}
+	return p
+}
+
+// gcArgs builds a grpcurl command line: flags, then the gateway, then the
+// method (or list/describe and their argument).
+func gcArgs(t *testing.T, flags []string, rest ...string) []string {
+	args := append([]string{"-plaintext", "-connect-timeout", "5"}, flags...)
+	args = append(args, testenv.Gateway(t))
+	return append(args, rest...)
+}
+
+// gcResult is a finished grpcurl run.
+type gcResult struct {
+	stdout, stderr string
+	code           int // grpcurl's exit code: 64 + the gRPC code on an RPC error
+}
+
+// grpcurlRun runs grpcurl to completion.
+func grpcurlRun(t *testing.T, flags []string, rest ...string) gcResult {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), gcWait)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, grpcurlBin(t), gcArgs(t, flags, rest...)...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	r := gcResult{stdout: stdout.String(), stderr: stderr.String()}
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+	case errors.As(err, &ee) && ctx.Err() == nil:
+		r.code = ee.ExitCode()
+	default:
+		t.Fatalf("grpcurl %v: %v\n%s", rest, err, r.stderr)
+	}
+	return r
+}
+
+// gcCall calls a unary method with data and returns the decoded response.
+func gcCall(t *testing.T, method, data string) gcMsg {
+	t.Helper()
+	r := grpcurlRun(t, []string{"-d", data}, method)
+	if r.code != 0 {
+		t.Fatalf("grpcurl %s %s: exit %d\n%s", method, data, r.code, r.stderr)
+	}
+	var m gcMsg
+	if err := json.Unmarshal([]byte(r.stdout), &m); err != nil {
+		t.Fatalf("grpcurl %s: output is not one JSON object: %v\n%s", method, err, r.stdout)
+	}
+	return m
+}
+
+// gcFail calls a unary method that must fail with the gRPC code named
+// wantCode (as grpcurl prints it, e.g. "NotFound") and numbered wantNum;
+// it returns grpcurl's stderr.
+func gcFail(t *testing.T, method, data, wantCode string, wantNum int) string {
+	t.Helper()
+	r := grpcurlRun(t, []string{"-d", data}, method)
+	if r.code != 64+wantNum || !strings.Contains(r.stderr, "Code: "+wantCode) {
+		t.Fatalf("grpcurl %s %s: exit %d, want %d (%s)\nstdout: %s\nstderr: %s",
+			method, data, r.code, 64+wantNum, wantCode, r.stdout, r.stderr)
+	}
+	return r.stderr
+}
+
+// gcMsg is one decoded JSON message as grpcurl prints it (int64 fields are
+// strings, int32 fields numbers, zero values omitted).
+type gcMsg map[string]any
+
+// get returns the value at a dotted path ("leader.value"), nil if absent.
+func (m gcMsg) get(path string) any {
+	var v any = map[string]any(m)
+	for _, k := range strings.Split(path, ".") {
+		o, ok := v.(map[string]any)
+		if !ok {
+			return nil
+		}
+		v = o[k]
+	}
+	return v
+}
+
+// str returns the string at path ("" if absent).
+func (m gcMsg) str(path string) string {
+	switch v := m.get(path).(type) {
+	case nil:
+		return ""
+	case string:
+		return v
+	default:
+		return fmt.Sprint(v)
+	}
+}
+
+// num returns the integer at path, whether printed as a number (int32) or a
+// string (int64); 0 if absent.
+func (m gcMsg) num(path string) int64 {
+	switch v := m.get(path).(type) {
+	case nil:
+		return 0
+	case float64:
+		return int64(v)
+	case string:
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return -1
+		}
+		return n
+	default:
+		return -1
+	}
+}
+
+// list returns the array at path.
+func (m gcMsg) list(path string) []any {
+	l, _ := m.get(path).([]any)
+	return l
+}
+
+func (m gcMsg) String() string {
+	b, _ := json.Marshal(map[string]any(m))
+	return string(b)
+}
+
+// gcStream is a running grpcurl, typically on a streaming method.
+type gcStream struct {
+	t      *testing.T
+	name   string
+	cmd    *exec.Cmd
+	stdin  io.WriteCloser
+	msgs   chan gcMsg
+	done   chan struct{} // closed once grpcurl has exited
+	stderr bytes.Buffer
+	code   int
+	decErr error
+}
+
+// grpcurlStart starts grpcurl on method with the request data (or, when
+// data is "@", with requests written through send) and decodes its output
+// as it arrives. The process is killed at cleanup if still running.
+func grpcurlStart(t *testing.T, method, data string, flags ...string) *gcStream {
+	t.Helper()
+	s := &gcStream{t: t, name: method, msgs: make(chan gcMsg, 1024), done: make(chan struct{})}
+	s.cmd = exec.Command(grpcurlBin(t), gcArgs(t, append([]string{"-d", data}, flags...), method)...)
+	s.cmd.Stderr = &s.stderr
+	stdout, err := s.cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if data == "@" {
+		if s.stdin, err = s.cmd.StdinPipe(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		defer close(s.done)
+		dec := json.NewDecoder(stdout)
+		for {
+			var m gcMsg
+			if err := dec.Decode(&m); err != nil {
+				if err != io.EOF {
+					s.decErr = err
+					_, _ = io.Copy(io.Discard, stdout)
+				}
+				break
+			}
+			s.msgs <- m
+		}
+		close(s.msgs)
+		err := s.cmd.Wait()
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			s.code = ee.ExitCode()
+		} else if err != nil {
+			s.code = -1
+		}
+	}()
+	t.Cleanup(s.kill)
+	return s
+}
+
+// send writes one request to grpcurl's stdin.
+func (s *gcStream) send(data string) {
+	s.t.Helper()
+	if _, err := io.WriteString(s.stdin, data+"\n"); err != nil {
+		s.t.Fatalf("%s: write stdin: %v", s.name, err)
+	}
+}
+
+// closeSend closes grpcurl's stdin: the client half-closes the stream.
+func (s *gcStream) closeSend() {
+	s.t.Helper()
+	if err := s.stdin.Close(); err != nil {
+		s.t.Fatalf("%s: close stdin: %v", s.name, err)
+	}
+}
+
+// next returns the next message, failing if none comes within gcWait.
+func (s *gcStream) next() gcMsg {
+	s.t.Helper()
+	timer := time.NewTimer(gcWait)
+	defer timer.Stop()
+	select {
+	case m, ok := <-s.msgs:
+		if !ok {
+			<-s.done
+			s.t.Fatalf("%s: stream ended (exit %d, decode error %v) while a message was expected\n%s",
+				s.name, s.code, s.decErr, s.stderr.String())
+		}
+		return m
+	case <-timer.C:
+		s.t.Fatalf("%s: no message within %v", s.name, gcWait)
+	}
+	return nil
+}
+
+// until reads messages until one satisfies ok and returns it; the others
+// are returned too, in order.
+func (s *gcStream) until(what string, ok func(gcMsg) bool) (gcMsg, []gcMsg) {
+	s.t.Helper()
+	var skipped []gcMsg
+	deadline := time.Now().Add(gcWait)
+	for time.Now().Before(deadline) {
+		m := s.next()
+		if ok(m) {
+			return m, skipped
+		}
+		skipped = append(skipped, m)
+	}
+	s.t.Fatalf("%s: no %s within %v; got %v", s.name, what, gcWait, skipped)
+	return nil, nil
+}
+
+// pending returns the messages already received and not read yet, without
+// waiting.
+func (s *gcStream) pending() []gcMsg {
+	var ms []gcMsg
+	for {
+		select {
+		case m, ok := <-s.msgs:
+			if !ok {
+				return ms
+			}
+			ms = append(ms, m)
+		default:
+			return ms
+		}
+	}
+}
+
+// end waits for grpcurl to exit and returns its exit code and stderr,
+// failing if it printed a message nobody read.
+func (s *gcStream) end() (int, string) {
+	s.t.Helper()
+	timer := time.NewTimer(gcWait)
+	defer timer.Stop()
+	select {
+	case <-s.done:
+	case <-timer.C:
+		s.t.Fatalf("%s: still running after %v", s.name, gcWait)
+	}
+	var extra []gcMsg
+	for m := range s.msgs {
+		extra = append(extra, m)
+	}
+	if len(extra) > 0 || s.decErr != nil {
+		s.t.Fatalf("%s: unexpected output at the end: %v (decode error %v)", s.name, extra, s.decErr)
+	}
+	return s.code, s.stderr.String()
+}
+
+// endOK waits for grpcurl to exit with status OK.
+func (s *gcStream) endOK() {
+	s.t.Helper()
+	if code, stderr := s.end(); code != 0 {
+		s.t.Fatalf("%s: exit %d, want 0\n%s", s.name, code, stderr)
+	}
+}
+
+// kill ends grpcurl (the client goes away: its RPC is cancelled) and waits
+// for it.
+func (s *gcStream) kill() {
+	select {
+	case <-s.done:
+		return
+	default:
+	}
+	_ = s.cmd.Process.Kill()
+	for range s.msgs {
+	}
+	<-s.done
+}
+
+// gcLeaseRE matches a lease ID.
+var gcLeaseRE = regexp.MustCompile(`^[0-9a-f]{32}$`)
+
+func TestGrpcurlListDescribe(t *testing.T) {
+	r := grpcurlRun(t, nil, "list")
+	if r.code != 0 {
+		t.Fatalf("list: exit %d\n%s", r.code, r.stderr)
+	}
+	services := strings.Fields(r.stdout)
+	want := map[string][]string{
+		"zkcoord.v1.LeaseService":    {"GetLease", "Grant", "KeepAlive", "KeepAliveStream", "Revoke"},
+		"zkcoord.v1.RegistryService": {"Deregister", "Lookup", "Register", "WatchGroup"},
+		"zkcoord.v1.ElectionService": {"Campaign", "Leader", "Observe", "Resign"},
+		"zkcoord.v1.BarrierService":  {"AwaitBarrier", "AwaitGroup", "LeaveBarrier"},
+		"zkcoord.v1.StatusService":   {"GetStatus"},
+		"grpc.health.v1.Health":      nil,
+	}
+	for svc, methods := range want {
+		if !slices.Contains(services, svc) {
+			t.Fatalf("list = %v, missing %s", services, svc)
+		}
+		if methods == nil {
+			continue
+		}
+		r := grpcurlRun(t, nil, "list", svc)
+		got := strings.Fields(r.stdout)
+		var wantFull []string
+		for _, m := range methods {
+			wantFull = append(wantFull, svc+"."+m)
+		}
+		if r.code != 0 || !slices.Equal(got, wantFull) {
+			t.Fatalf("list %s = %v (exit %d), want %v", svc, got, r.code, wantFull)
+		}
+	}
+
+	r = grpcurlRun(t, nil, "describe", "zkcoord.v1.ElectionService")
+	for _, line := range []string{
+		"zkcoord.v1.ElectionService is a service:",
+		"rpc Campaign ( .zkcoord.v1.CampaignRequest ) returns ( stream .zkcoord.v1.CampaignResponse );",
+		"rpc Resign ( .zkcoord.v1.ResignRequest ) returns ( .zkcoord.v1.ResignResponse );",
+	} {
+		if r.code != 0 || !strings.Contains(r.stdout, line) {
+			t.Fatalf("describe ElectionService (exit %d) lacks %q:\n%s%s", r.code, line, r.stdout, r.stderr)
+		}
+	}
+	r = grpcurlRun(t, nil, "describe", "zkcoord.v1.RegisterRequest")
+	for _, line := range []string{"message RegisterRequest {", "map<string, string> metadata = 4;",
+		".google.protobuf.Duration ttl = 6;", "bool persistent = 7;"} {
+		if r.code != 0 || !strings.Contains(r.stdout, line) {
+			t.Fatalf("describe RegisterRequest (exit %d) lacks %q:\n%s%s", r.code, line, r.stdout, r.stderr)
+		}
+	}
+	r = grpcurlRun(t, nil, "describe", "zkcoord.v1.CampaignResponse.Status")
+	if r.code != 0 || !strings.Contains(r.stdout, "STATUS_ELECTED = 2;") {
+		t.Fatalf("describe CampaignResponse.Status (exit %d):\n%s%s", r.code, r.stdout, r.stderr)
+	}
+}
+
+func TestGrpcurlStatusHealth(t *testing.T) {
+	st := gcCall(t, "zkcoord.v1.StatusService/GetStatus", "{}")
+	if st.str("state") != "CONNECTION_STATE_CONNECTED" || st.str("server") != testenv.ZooKeeper(t) ||
+		len(st.list("servers")) != 1 || !strings.HasPrefix(st.str("root"), "/testenv-") ||
+		!strings.HasPrefix(st.str("sessionId"), "0x") || st.str("sessionTimeout") == "" ||
+		st.str("stateSince") == "" {
+		t.Fatalf("GetStatus = %v", st)
+	}
+	// GetStatus also works with no -d at all (an empty request).
+	if r := grpcurlRun(t, nil, "zkcoord.v1.StatusService/GetStatus"); r.code != 0 ||
+		!strings.Contains(r.stdout, `"state": "CONNECTION_STATE_CONNECTED"`) {
+		t.Fatalf("GetStatus without -d: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	for _, svc := range []string{"", "zkcoord.v1.RegistryService", "zkcoord.v1.ElectionService"} {
+		h := gcCall(t, "grpc.health.v1.Health/Check", fmt.Sprintf(`{"service":%q}`, svc))
+		if h.str("status") != "SERVING" {
+			t.Fatalf("health %q = %v", svc, h)
+		}
+	}
+	gcFail(t, "grpc.health.v1.Health/Check", `{"service":"no.such.Service"}`, "NotFound", 5)
+}
+
+func TestGrpcurlLease(t *testing.T) {
+	const grant, keep = "zkcoord.v1.LeaseService/Grant", "zkcoord.v1.LeaseService/KeepAlive"
+	g := gcCall(t, grant, `{"ttl":"30s"}`)
+	id := g.str("leaseId")
+	if !gcLeaseRE.MatchString(id) || g.str("ttl") != "30s" || g.str("expiresAt") == "" {
+		t.Fatalf("Grant = %v", g)
+	}
+	granted, err := time.Parse(time.RFC3339Nano, g.str("expiresAt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ka := gcCall(t, keep, fmt.Sprintf(`{"lease_id":%q}`, id))
+	renewed, err := time.Parse(time.RFC3339Nano, ka.str("expiresAt"))
+	if err != nil || ka.str("ttl") != "30s" || renewed.Before(granted) {
+		t.Fatalf("KeepAlive = %v (%v)", ka, err)
+	}
+
+	group := gcName(t, "g")
+	reg := gcCall(t, "zkcoord.v1.RegistryService/Register",
+		fmt.Sprintf(`{"group":%q,"member_id":"m1","value":"10.0.0.1:80","lease_id":%q}`, group, id))
+	if reg.str("leaseId") != id || reg.str("member.id") != "m1" {
+		t.Fatalf("Register with lease = %v", reg)
+	}
+	gl := gcCall(t, "zkcoord.v1.LeaseService/GetLease", fmt.Sprintf(`{"lease_id":%q}`, id))
+	owned := gl.list("owned")
+	if gl.str("ttl") != "30s" || len(owned) != 1 || !strings.Contains(fmt.Sprint(owned[0]), group) ||
+		!strings.Contains(fmt.Sprint(owned[0]), "m1") {
+		t.Fatalf("GetLease = %v", gl)
+	}
+
+	// KeepAliveStream: requests written one at a time on stdin (-d @), each
+	// answered before the next is sent; closing stdin ends the stream OK.
+	ks := grpcurlStart(t, "zkcoord.v1.LeaseService/KeepAliveStream", "@")
+	for i := 0; i < 3; i++ {
+		ks.send(fmt.Sprintf(`{"lease_id":%q}`, id))
+		if r := ks.next(); r.str("leaseId") != id || r.str("ttl") != "30s" || r.str("expiresAt") == "" {
+			t.Fatalf("KeepAliveStream response %d = %v", i, r)
+		}
+	}
+	ks.closeSend()
+	ks.endOK()
+
+	// A second lease, kept alive on the same stream as the first.
+	id2 := gcCall(t, grant, `{"ttl":"5s"}`).str("leaseId")
+	ks = grpcurlStart(t, "zkcoord.v1.LeaseService/KeepAliveStream", "@")
+	ks.send(fmt.Sprintf(`{"lease_id":%q}`, id2))
+	if r := ks.next(); r.str("leaseId") != id2 || r.str("ttl") != "5s" {
+		t.Fatalf("KeepAliveStream(second lease) = %v", r)
+	}
+	ks.send(fmt.Sprintf(`{"lease_id":%q}`, id))
+	if r := ks.next(); r.str("leaseId") != id {
+		t.Fatalf("KeepAliveStream(first lease) = %v", r)
+	}
+	// An unknown lease ends the stream with NOT_FOUND. (grpcurl itself
+	// only exits once its stdin reaches EOF or the next request.)
+	ks.send(`{"lease_id":"00000000000000000000000000000000"}`)
+	ks.closeSend()
+	if code, stderr := ks.end(); code != 64+5 || !strings.Contains(stderr, "Code: NotFound") {
+		t.Fatalf("KeepAliveStream(unknown lease): exit %d\n%s", code, stderr)
+	}
+
+	rv := gcCall(t, "zkcoord.v1.LeaseService/Revoke", fmt.Sprintf(`{"lease_id":%q}`, id))
+	if rv.num("revision") <= reg.num("revision") {
+		t.Fatalf("Revoke = %v, after Register at %v", rv, reg.num("revision"))
+	}
+	gcCall(t, "zkcoord.v1.LeaseService/Revoke", fmt.Sprintf(`{"lease_id":%q}`, id2))
+	for _, m := range []string{keep, "zkcoord.v1.LeaseService/GetLease", "zkcoord.v1.LeaseService/Revoke"} {
+		gcFail(t, m, fmt.Sprintf(`{"lease_id":%q}`, id), "NotFound", 5)
+	}
+	lk := gcCall(t, "zkcoord.v1.RegistryService/Lookup",
+		fmt.Sprintf(`{"group":%q,"consistency":"CONSISTENCY_LINEARIZABLE"}`, group))
+	if len(lk.list("members")) != 0 || lk.num("revision") < rv.num("revision") {
+		t.Fatalf("Lookup after Revoke = %v", lk)
+	}
+}
+
+// TestGrpcurlRegistry covers the talk's examples 1-5: register, lookup,
+// ephemeral register, watch a group, add/remove members.
+func TestGrpcurlRegistry(t *testing.T) {
+	const register, deregister, lookup = "zkcoord.v1.RegistryService/Register",
+		"zkcoord.v1.RegistryService/Deregister", "zkcoord.v1.RegistryService/Lookup"
+	group := gcName(t, "dns")
+
+	// 1. register: a persistent member with a value and metadata.
+	req := fmt.Sprintf(`{"group":%q,"member_id":"www","value":"10.0.0.7:80","metadata":{"zone":"eu-1"},"persistent":true}`, group)
+	r1 := gcCall(t, register, req)
+	if r1.str("member.id") != "www" || r1.str("member.value") != "10.0.0.7:80" || r1.str("member.metadata.zone") != "eu-1" ||
+		r1.get("member.persistent") != true || r1.str("leaseId") != "" || r1.num("revision") <= 0 ||
+		r1.num("revision") != r1.num("member.modRevision") || r1.num("member.createRevision") != r1.num("revision") {
+		t.Fatalf("Register persistent = %v", r1)
+	}
+	// Repeating it changes nothing: same revision.
+	if again := gcCall(t, register, req); again.num("revision") != r1.num("revision") {
+		t.Fatalf("repeated Register = %v, first %v", again, r1)
+	}
+
+	// 2. lookup: one member, then the group, linearizable.
+	lk := gcCall(t, lookup, fmt.Sprintf(`{"group":%q,"member_id":"www","consistency":"CONSISTENCY_LINEARIZABLE"}`, group))
+	if ms := lk.list("members"); len(ms) != 1 || gcMsg(ms[0].(map[string]any)).str("value") != "10.0.0.7:80" ||
+		lk.num("revision") < r1.num("revision") {
+		t.Fatalf("Lookup www = %v", lk)
+	}
+	lk = gcCall(t, lookup, fmt.Sprintf(`{"group":%q}`, group))
+	if len(lk.list("members")) != 1 {
+		t.Fatalf("Lookup (cached) = %v", lk)
+	}
+
+	// 4. watch a group: a snapshot, then every change from other clients.
+	w := grpcurlStart(t, "zkcoord.v1.RegistryService/WatchGroup", fmt.Sprintf(`{"group":%q}`, group), "-max-time", "15")
+	snap := w.next()
+	if snap.str("type") != "TYPE_SNAPSHOT" || len(snap.list("members")) != 1 || snap.num("revision") < r1.num("revision") {
+		t.Fatalf("first WatchGroup message = %v", snap)
+	}
+
+	// 3 and 5. add members with a lease (the gateway grants it from ttl),
+	// update one, remove one.
+	r2 := gcCall(t, register, fmt.Sprintf(`{"group":%q,"member_id":"web-1","value":"10.0.0.11:8080","ttl":"30s"}`, group))
+	lease := r2.str("leaseId")
+	if !gcLeaseRE.MatchString(lease) || r2.str("leaseExpiresAt") == "" || r2.get("member.persistent") != nil {
+		t.Fatalf("Register with ttl = %v", r2)
+	}
+	ev := w.next()
+	if ev.str("type") != "TYPE_JOINED" || ev.str("member.id") != "web-1" || ev.num("revision") != r2.num("revision") {
+		t.Fatalf("after Register web-1: %v (register %v)", ev, r2)
+	}
+	gen := gcCall(t, register, fmt.Sprintf(`{"group":%q,"value":"10.0.0.12:8080","lease_id":%q}`, group, lease))
+	genID := gen.str("member.id")
+	if genID == "" || gen.str("leaseId") != lease {
+		t.Fatalf("Register without member_id = %v", gen)
+	}
+	if ev = w.next(); ev.str("type") != "TYPE_JOINED" || ev.str("member.id") != genID {
+		t.Fatalf("after Register %s: %v", genID, ev)
+	}
+	up := gcCall(t, register, fmt.Sprintf(`{"group":%q,"member_id":"web-1","value":"10.0.0.11:9090","lease_id":%q}`, group, lease))
+	if ev = w.next(); ev.str("type") != "TYPE_UPDATED" || ev.str("member.value") != "10.0.0.11:9090" ||
+		ev.num("revision") != up.num("revision") || ev.num("member.createRevision") != r2.num("revision") {
+		t.Fatalf("after update: %v", ev)
+	}
+
+	// Errors: another owner, not the owner.
+	gcFail(t, register, fmt.Sprintf(`{"group":%q,"member_id":"web-1","value":"x","ttl":"30s"}`, group), "AlreadyExists", 6)
+	gcFail(t, register, fmt.Sprintf(`{"group":%q,"member_id":"www","value":"x","lease_id":%q}`, group, lease), "AlreadyExists", 6)
+	gcFail(t, deregister, fmt.Sprintf(`{"group":%q,"member_id":"web-1"}`, group), "PermissionDenied", 7)
+	gcFail(t, deregister, fmt.Sprintf(`{"group":%q,"member_id":"nobody","lease_id":%q}`, group, lease), "NotFound", 5)
+
+	dr := gcCall(t, deregister, fmt.Sprintf(`{"group":%q,"member_id":"web-1","lease_id":%q}`, group, lease))
+	if ev = w.next(); ev.str("type") != "TYPE_LEFT" || ev.str("member.id") != "web-1" || ev.num("revision") != dr.num("revision") {
+		t.Fatalf("after Deregister web-1: %v (deregister %v)", ev, dr)
+	}
+	gcFail(t, deregister, fmt.Sprintf(`{"group":%q,"member_id":"web-1","lease_id":%q}`, group, lease), "NotFound", 5)
+	// A persistent member is deregistered without a lease.
+	dr = gcCall(t, deregister, fmt.Sprintf(`{"group":%q,"member_id":"www"}`, group))
+	if ev = w.next(); ev.str("type") != "TYPE_LEFT" || ev.str("member.id") != "www" || ev.num("revision") != dr.num("revision") {
+		t.Fatalf("after Deregister www: %v", ev)
+	}
+
+	// 3. ephemeral register: a one-shot client registers with a short TTL
+	// and never comes back; the member leaves when the TTL lapses.
+	start := time.Now()
+	eph := gcCall(t, register, fmt.Sprintf(`{"group":%q,"member_id":"php-1","value":"10.0.2.1:9000","ttl":"1s"}`, group))
+	if ev = w.next(); ev.str("type") != "TYPE_JOINED" || ev.str("member.id") != "php-1" {
+		t.Fatalf("after Register php-1: %v", ev)
+	}
+	if ev = w.next(); ev.str("type") != "TYPE_LEFT" || ev.str("member.id") != "php-1" || ev.num("revision") <= eph.num("revision") {
+		t.Fatalf("after php-1's TTL: %v", ev)
+	}
+	// TTL + 1 s (DESIGN.md), plus grpcurl's own start-up.
+	if gone := time.Since(start); gone > time.Second+1500*time.Millisecond {
+		t.Fatalf("member with TTL 1s left after %v", gone)
+	}
+
+	// Revoking the lease removes what is left of it (genID).
+	rv := gcCall(t, "zkcoord.v1.LeaseService/Revoke", fmt.Sprintf(`{"lease_id":%q}`, lease))
+	if ev = w.next(); ev.str("type") != "TYPE_LEFT" || ev.str("member.id") != genID || ev.num("revision") != rv.num("revision") {
+		t.Fatalf("after Revoke: %v (revoke %v)", ev, rv)
+	}
+	lk = gcCall(t, lookup, fmt.Sprintf(`{"group":%q,"consistency":"CONSISTENCY_LINEARIZABLE"}`, group))
+	if len(lk.list("members")) != 0 || lk.num("revision") < rv.num("revision") {
+		t.Fatalf("Lookup at the end = %v", lk)
+	}
+	w.kill()
+
+	// Resume a watch after a revision: the events after it, no snapshot.
+	w = grpcurlStart(t, "zkcoord.v1.RegistryService/WatchGroup",
+		fmt.Sprintf(`{"group":%q,"start_revision":%d}`, group, dr.num("revision")), "-max-time", "15")
+	ev = w.next()
+	switch ev.str("type") {
+	case "TYPE_JOINED": // php-1, then the two LEFT events
+		if ev.str("member.id") != "php-1" {
+			t.Fatalf("first resumed event = %v", ev)
+		}
+	case "TYPE_SNAPSHOT": // allowed when the history does not reach back
+		if ev.get("resync") != true {
+			t.Fatalf("resume snapshot without resync: %v", ev)
+		}
+	default:
+		t.Fatalf("resumed watch began with %v", ev)
+	}
+	w.kill()
+}
+
+// TestGrpcurlInvalidArgument: a bad request is refused before it reaches
+// ZooKeeper, with a BadRequest detail naming each bad field.
+func TestGrpcurlInvalidArgument(t *testing.T) {
+	r := grpcurlRun(t, []string{"-format-error", "-d", `{"group":"a/b","member_id":"..","value":"x"}`},
+		"zkcoord.v1.RegistryService/Register")
+	if r.code != 64+3 {
+		t.Fatalf("Register(bad): exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	var st struct {
+		Code    int    `json:"code"`
+		Message string `json:"message"`
+		Details []struct {
+			Type       string `json:"@type"`
+			Violations []struct {
+				Field, Description string
+			} `json:"fieldViolations"`
+		} `json:"details"`
+	}
+	if err := json.Unmarshal([]byte(r.stderr), &st); err != nil {
+		t.Fatalf("-format-error output: %v\n%s", err, r.stderr)
+	}
+	var fields []string
+	for _, d := range st.Details {
+		if d.Type != "type.googleapis.com/google.rpc.BadRequest" {
+			continue
+		}
+		for _, v := range d.Violations {
+			if v.Description == "" {
+				t.Fatalf("violation without description: %+v", st)
+			}
+			fields = append(fields, v.Field)
+		}
+	}
+	slices.Sort(fields)
+	if st.Code != 3 || !slices.Equal(fields, []string{"group", "lease_id", "member_id"}) {
+		t.Fatalf("Register(bad) status = %+v, fields %v", st, fields)
+	}
+
+	// The default error format shows the same details.
+	for _, c := range []struct{ method, data, field string }{
+		{"zkcoord.v1.LeaseService/Grant", `{"ttl":"0.5s"}`, "ttl"},
+		{"zkcoord.v1.LeaseService/KeepAlive", `{"lease_id":"not-a-lease"}`, "lease_id"},
+		{"zkcoord.v1.RegistryService/Lookup", `{"group":".hidden"}`, "group"},
+		{"zkcoord.v1.RegistryService/WatchGroup", `{"group":""}`, "group"},
+		{"zkcoord.v1.ElectionService/Campaign", `{"election":"a b"}`, "election"},
+		{"zkcoord.v1.BarrierService/AwaitBarrier", `{"barrier":"b","threshold":0}`, "threshold"},
+		{"zkcoord.v1.BarrierService/AwaitGroup", `{"group":"g","min_members":-1}`, "min_members"},
+	} {
+		stderr := gcFail(t, c.method, c.data, "InvalidArgument", 3)
+		if !strings.Contains(stderr, "google.rpc.BadRequest") || !strings.Contains(stderr, fmt.Sprintf(`"field": %q`, c.field)) {
+			t.Fatalf("%s %s: details lack field %q:\n%s", c.method, c.data, c.field, stderr)
+		}
+	}
+}
+
+// TestGrpcurlElection covers examples 6 and 7: leader election, and the
+// queue of waiting candidates that herd avoidance moves up one at a time.
+func TestGrpcurlElection(t *testing.T) {
+	const campaign, resign, leader = "zkcoord.v1.ElectionService/Campaign",
+		"zkcoord.v1.ElectionService/Resign", "zkcoord.v1.ElectionService/Leader"
+	el := gcName(t, "e")
+	obs := grpcurlStart(t, "zkcoord.v1.ElectionService/Observe", fmt.Sprintf(`{"election":%q}`, el), "-max-time", "15")
+	if m := obs.next(); m.get("leader") != nil {
+		t.Fatalf("Observe of an empty election = %v", m)
+	}
+	if l := gcCall(t, leader, fmt.Sprintf(`{"election":%q}`, el)); l.get("leader") != nil {
+		t.Fatalf("Leader of an empty election = %v", l)
+	}
+
+	leaseA := gcCall(t, "zkcoord.v1.LeaseService/Grant", `{"ttl":"30s"}`).str("leaseId")
+	leaseB := gcCall(t, "zkcoord.v1.LeaseService/Grant", `{"ttl":"30s"}`).str("leaseId")
+	a := grpcurlStart(t, campaign, fmt.Sprintf(`{"election":%q,"value":"node-a:9000","lease_id":%q}`, el, leaseA), "-max-time", "15")
+	ea := a.next()
+	if ea.str("status") != "STATUS_ELECTED" || ea.num("fencingToken") <= 0 || ea.str("leaseId") != leaseA ||
+		ea.str("leader.value") != "node-a:9000" || ea.str("leader.candidate") != ea.str("candidate") {
+		t.Fatalf("A's first Campaign message = %v", ea)
+	}
+	if m, _ := obs.until("leader A", func(m gcMsg) bool { return m.get("leader") != nil }); m.str("leader.candidate") != ea.str("candidate") ||
+		m.num("leader.fencingToken") != ea.num("fencingToken") {
+		t.Fatalf("Observe after A's election = %v", m)
+	}
+
+	// A second candidate stays QUEUED while A leads.
+	b := grpcurlStart(t, campaign, fmt.Sprintf(`{"election":%q,"value":"node-b:9000","lease_id":%q}`, el, leaseB), "-max-time", "15")
+	qb := b.next()
+	if qb.str("status") != "STATUS_QUEUED" || qb.num("position") != 1 || qb.str("leader.value") != "node-a:9000" ||
+		qb.str("leaseId") != leaseB {
+		t.Fatalf("B's first Campaign message = %v", qb)
+	}
+	l := gcCall(t, leader, fmt.Sprintf(`{"election":%q}`, el))
+	if l.str("leader.value") != "node-a:9000" || l.num("leader.fencingToken") != ea.num("fencingToken") || l.str("leader.election") != el {
+		t.Fatalf("Leader while A leads = %v", l)
+	}
+	for _, m := range b.pending() { // B stays queued while A leads
+		if m.str("status") != "STATUS_QUEUED" {
+			t.Fatalf("B while A leads: %v", m)
+		}
+	}
+
+	// A resigns: its stream ends with RESIGNED, B is elected with a higher
+	// fencing token, observers see B.
+	rs := gcCall(t, resign, fmt.Sprintf(`{"election":%q,"lease_id":%q}`, el, leaseA))
+	if rs.get("wasLeader") != true || rs.num("revision") <= 0 {
+		t.Fatalf("Resign A = %v", rs)
+	}
+	if m := a.next(); m.str("status") != "STATUS_RESIGNED" || m.str("candidate") != ea.str("candidate") {
+		t.Fatalf("A after Resign = %v", m)
+	}
+	a.endOK()
+	eb, _ := b.until("B elected", func(m gcMsg) bool { return m.str("status") != "STATUS_QUEUED" })
+	if eb.str("status") != "STATUS_ELECTED" || eb.num("fencingToken") <= ea.num("fencingToken") ||
+		eb.str("leader.value") != "node-b:9000" {
+		t.Fatalf("B after A resigned = %v", eb)
+	}
+	if m, _ := obs.until("leader B", func(m gcMsg) bool { return m.str("leader.candidate") == eb.str("candidate") }); m.num("revision") < rs.num("revision") {
+		t.Fatalf("Observe after A resigned = %v", m)
+	}
+	gcFail(t, resign, fmt.Sprintf(`{"election":%q,"lease_id":%q}`, el, leaseA), "NotFound", 5)
+
+	// Two more candidates with stream-owned leases (no lease_id) queue up
+	// behind B. Each watches only the one ahead of it.
+	c := grpcurlStart(t, campaign, fmt.Sprintf(`{"election":%q,"value":"node-c:9000"}`, el), "-max-time", "15")
+	qc := c.next()
+	if qc.str("status") != "STATUS_QUEUED" || qc.num("position") != 1 || !gcLeaseRE.MatchString(qc.str("leaseId")) {
+		t.Fatalf("C's first Campaign message = %v", qc)
+	}
+	d := grpcurlStart(t, campaign, fmt.Sprintf(`{"election":%q,"value":"node-d:9000","ttl":"5s"}`, el), "-max-time", "15")
+	if m := d.next(); m.str("status") != "STATUS_QUEUED" || m.num("position") != 2 {
+		t.Fatalf("D's first Campaign message = %v", m)
+	}
+	// C's client goes away: its candidacy is withdrawn at once and D, which
+	// watched C, moves up.
+	c.kill()
+	if m := d.next(); m.str("status") != "STATUS_QUEUED" || m.num("position") != 1 {
+		t.Fatalf("D after C left = %v", m)
+	}
+	gcCall(t, resign, fmt.Sprintf(`{"election":%q,"lease_id":%q}`, el, leaseB))
+	if m := b.next(); m.str("status") != "STATUS_RESIGNED" {
+		t.Fatalf("B after Resign = %v", m)
+	}
+	b.endOK()
+	ed := d.next()
+	if ed.str("status") != "STATUS_ELECTED" || ed.num("fencingToken") <= eb.num("fencingToken") {
+		t.Fatalf("D after B resigned = %v", ed)
+	}
+	obs.until("leader D", func(m gcMsg) bool { return m.str("leader.value") == "node-d:9000" })
+	if l := gcCall(t, leader, fmt.Sprintf(`{"election":%q}`, el)); l.str("leader.candidate") != ed.str("candidate") {
+		t.Fatalf("Leader = %v, want D %v", l, ed)
+	}
+	// D's client goes away while it leads: no leader.
+	d.kill()
+	obs.until("no leader", func(m gcMsg) bool { return m.get("leader") == nil })
+	if l := gcCall(t, leader, fmt.Sprintf(`{"election":%q}`, el)); l.get("leader") != nil {
+		t.Fatalf("Leader after D left = %v", l)
+	}
+	obs.kill()
+
+	// -max-time bounds a stream that would stay open: it ends with
+	// DeadlineExceeded (exit 64+4) after what it printed.
+	o := grpcurlStart(t, "zkcoord.v1.ElectionService/Observe", fmt.Sprintf(`{"election":%q}`, el), "-max-time", "1")
+	if m := o.next(); m.get("leader") != nil {
+		t.Fatalf("Observe = %v", m)
+	}
+	if code, stderr := o.end(); code != 64+4 || !strings.Contains(stderr, "Code: DeadlineExceeded") {
+		t.Fatalf("Observe with -max-time: exit %d\n%s", code, stderr)
+	}
+	gcCall(t, "zkcoord.v1.LeaseService/Revoke", fmt.Sprintf(`{"lease_id":%q}`, leaseA))
+	gcCall(t, "zkcoord.v1.LeaseService/Revoke", fmt.Sprintf(`{"lease_id":%q}`, leaseB))
+}
+
+// TestGrpcurlBarrier covers example 8: three participants wait for each
+// other; then AwaitGroup waits for enough members in a group.
+func TestGrpcurlBarrier(t *testing.T) {
+	const await, leave = "zkcoord.v1.BarrierService/AwaitBarrier", "zkcoord.v1.BarrierService/LeaveBarrier"
+	bar := gcName(t, "b")
+	var leases [3]string
+	var ps [3]*gcStream
+	var released [3]bool
+	for i := range ps {
+		leases[i] = gcCall(t, "zkcoord.v1.LeaseService/Grant", `{"ttl":"30s"}`).str("leaseId")
+		ps[i] = grpcurlStart(t, await, fmt.Sprintf(`{"barrier":%q,"threshold":3,"participant_id":"p%d","lease_id":%q}`,
+			bar, i+1, leases[i]), "-max-time", "15")
+		// Wait for this participant's own arrival before the next joins.
+		m, _ := ps[i].until("own arrival", func(m gcMsg) bool { return m.num("arrived") == int64(i+1) })
+		if m.num("threshold") != 3 || m.str("participantId") != fmt.Sprintf("p%d", i+1) || m.str("leaseId") != leases[i] ||
+			(i < 2 && m.get("released") != nil) {
+			t.Fatalf("p%d on arrival: %v", i+1, m)
+		}
+		released[i] = m.get("released") == true
+		if i == 1 { // another threshold is refused while the barrier is in use
+			gcFail(t, await, fmt.Sprintf(`{"barrier":%q,"threshold":5}`, bar), "FailedPrecondition", 9)
+		}
+	}
+	for i, p := range ps {
+		if released[i] { // the third arrival may be the release itself
+			p.endOK()
+			continue
+		}
+		rel, seen := p.until("release", func(m gcMsg) bool { return m.get("released") == true })
+		if rel.num("arrived") != 3 {
+			t.Fatalf("p%d release = %v", i+1, rel)
+		}
+		for _, m := range seen {
+			if m.num("arrived") > 3 || m.num("arrived") < 1 {
+				t.Fatalf("p%d progress %v", i+1, m)
+			}
+		}
+		p.endOK() // the stream ends after the release
+	}
+	// A late participant of a released barrier is released at once.
+	late := grpcurlStart(t, await, fmt.Sprintf(`{"barrier":%q,"threshold":3}`, bar), "-max-time", "15")
+	if m := late.next(); m.get("released") != true || m.str("participantId") == "" {
+		t.Fatalf("late participant = %v", m)
+	}
+	late.endOK()
+
+	for i, l := range leases {
+		data := fmt.Sprintf(`{"barrier":%q,"participant_id":"p%d","lease_id":%q}`, bar, i+1, l)
+		if m := gcCall(t, leave, data); m.get("wasReleased") != true {
+			t.Fatalf("LeaveBarrier p%d = %v", i+1, m)
+		}
+		gcFail(t, leave, data, "NotFound", 5)
+	}
+	// The last one out removed the barrier: the name is free for another
+	// threshold.
+	again := grpcurlStart(t, await, fmt.Sprintf(`{"barrier":%q,"threshold":1}`, bar), "-max-time", "15")
+	if m := again.next(); m.get("released") != true || m.num("arrived") != 1 || m.num("threshold") != 1 {
+		t.Fatalf("barrier reused with threshold 1 = %v", m)
+	}
+	again.endOK()
+
+	// The gRPC deadline bounds a wait that never completes.
+	never := grpcurlStart(t, await, fmt.Sprintf(`{"barrier":%q,"threshold":2}`, gcName(t, "never")), "-max-time", "1")
+	if m := never.next(); m.num("arrived") != 1 || m.get("released") != nil {
+		t.Fatalf("never = %v", m)
+	}
+	if code, stderr := never.end(); code != 64+4 {
+		t.Fatalf("barrier past its deadline: exit %d\n%s", code, stderr)
+	}
+	for _, l := range leases {
+		gcCall(t, "zkcoord.v1.LeaseService/Revoke", fmt.Sprintf(`{"lease_id":%q}`, l))
+	}
+
+	// AwaitGroup: wait until a registry group has two members.
+	group := gcName(t, "farm")
+	ag := grpcurlStart(t, "zkcoord.v1.BarrierService/AwaitGroup", fmt.Sprintf(`{"group":%q,"min_members":2}`, group), "-max-time", "15")
+	if m := ag.next(); m.num("members") != 0 || m.num("minMembers") != 2 || m.get("ready") != nil {
+		t.Fatalf("AwaitGroup on an empty group = %v", m)
+	}
+	for i := 1; i <= 2; i++ {
+		r := gcCall(t, "zkcoord.v1.RegistryService/Register",
+			fmt.Sprintf(`{"group":%q,"member_id":"gpu-%d","value":"10.0.1.%d","ttl":"30s"}`, group, i, i))
+		m, _ := ag.until(fmt.Sprintf("%d members", i), func(m gcMsg) bool { return m.num("members") == int64(i) })
+		if (m.get("ready") == true) != (i == 2) || m.num("revision") != r.num("revision") {
+			t.Fatalf("AwaitGroup at %d members = %v (register %v)", i, m, r)
+		}
+		defer gcCall(t, "zkcoord.v1.LeaseService/Revoke", fmt.Sprintf(`{"lease_id":%q}`, r.str("leaseId")))
+	}
+	ag.endOK()
+}
