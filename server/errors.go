@@ -27,6 +27,7 @@ var codeTable = []struct {
 	{lease.ErrNotFound, codes.NotFound},
 	{lease.ErrOwnedElsewhere, codes.Unavailable},
 	{lease.ErrClosed, codes.Unavailable},
+	{lease.ErrDraining, codes.Unavailable},
 	{registry.ErrMemberExists, codes.AlreadyExists},
 	{registry.ErrMemberNotFound, codes.NotFound},
 	{registry.ErrNotOwner, codes.PermissionDenied},

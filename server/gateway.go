@@ -11,10 +11,12 @@ import (
 	"log/slog"
 	"path"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
 
+	peerpb "github.com/zkcoord/zkcoord/gen/zkcoord/peer/v1"
 	pb "github.com/zkcoord/zkcoord/gen/zkcoord/v1"
 	"github.com/zkcoord/zkcoord/internal/barrier"
 	"github.com/zkcoord/zkcoord/internal/election"
@@ -35,8 +37,12 @@ type Gateway struct {
 	elections *election.Elections
 	barriers  *barrier.Barriers
 
+	peers    *peers
+	draining atomic.Bool
 	stopOnce sync.Once
 	stopping chan struct{} // closed by Shutdown: streams end
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
 }
 
 // Option configures a Gateway.
@@ -46,6 +52,7 @@ type options struct {
 	root      string
 	streamTTL time.Duration
 	replicaID string
+	advertise string
 	version   string
 	log       *slog.Logger
 	registry  []registry.Option
@@ -60,8 +67,15 @@ func WithRoot(root string) Option { return func(o *options) { o.root = root } }
 // candidacy or participation outlives a gateway that died.
 func WithStreamTTL(d time.Duration) Option { return func(o *options) { o.streamTTL = d } }
 
-// WithReplicaID names this replica in status (default: the hostname).
+// WithReplicaID names this replica in status, logs and lease records
+// (default hostname-pid). Replica ids must be unique among live replicas.
 func WithReplicaID(id string) Option { return func(o *options) { o.replicaID = id } }
+
+// WithAdvertise sets the address other replicas use to reach this one's
+// PeerService (forwarded keepalives, lease handoffs). Without it, replicas
+// cannot forward to this one: a keepalive for a lease it owns that reaches
+// another replica fails with UNAVAILABLE until the client comes back here.
+func WithAdvertise(addr string) Option { return func(o *options) { o.advertise = addr } }
 
 // WithVersion sets the version status reports.
 func WithVersion(v string) Option { return func(o *options) { o.version = v } }
@@ -77,7 +91,7 @@ func WithRegistryOptions(opt ...registry.Option) Option {
 // New builds a Gateway on an established session: it creates the
 // namespace, adopts leases left without an owner, and is ready to serve.
 func New(ctx context.Context, sess *zkx.Session, opt ...Option) (*Gateway, error) {
-	o := options{root: "/zkcoord", streamTTL: 10 * time.Second, version: "dev",
+	o := options{root: "/zkcoord", streamTTL: 10 * time.Second, version: "dev", replicaID: defaultReplicaID(),
 		log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	for _, fn := range opt {
 		fn(&o)
@@ -89,14 +103,23 @@ func New(ctx context.Context, sess *zkx.Session, opt ...Option) (*Gateway, error
 	if err := zkx.EnsurePath(sess.Conn(), lay.Root); err != nil {
 		return nil, fmt.Errorf("server: create root %s: %w", lay.Root, err)
 	}
-	g := &Gateway{sess: sess, lay: lay, log: o.log, opts: o, stopping: make(chan struct{})}
-	g.leases = lease.NewManager(sess, lay, o.log)
+	g := &Gateway{sess: sess, lay: lay, log: o.log, opts: o, stopping: make(chan struct{}), peers: newPeers(sess, lay)}
+	g.leases = lease.NewManager(sess, lay, o.log, lease.WithReplicaID(o.replicaID), lease.WithPeers(g.peers))
 	g.registry = registry.New(sess, lay, g.leases, o.log, o.registry...)
 	g.elections = election.New(sess, lay, g.leases, o.log)
 	g.barriers = barrier.New(sess, lay, g.leases, o.log)
 	if err := g.leases.Start(ctx); err != nil {
 		g.registry.Close()
 		return nil, err
+	}
+	actx, cancel := context.WithCancel(context.Background())
+	g.cancel = cancel
+	if o.advertise != "" {
+		g.wg.Add(1)
+		go func() {
+			defer g.wg.Done()
+			g.announce(actx)
+		}()
 	}
 	return g, nil
 }
@@ -108,6 +131,20 @@ func (g *Gateway) Register(s grpc.ServiceRegistrar) {
 	pb.RegisterElectionServiceServer(s, &electionService{g: g})
 	pb.RegisterBarrierServiceServer(s, &barrierService{g: g})
 	pb.RegisterStatusServiceServer(s, &statusService{g: g})
+	peerpb.RegisterPeerServiceServer(s, &peerService{g: g})
+}
+
+// Drain hands this replica's work to the others before it stops: it takes
+// no new leases, hands every lease it owns off (clients' next keepalives
+// continue them on any replica, with no gap and no lost registration or
+// candidacy), then ends its streams so clients reconnect elsewhere and
+// resume. Stream-owned leases are handed off too, not revoked.
+func (g *Gateway) Drain(ctx context.Context) error {
+	g.draining.Store(true)
+	n, err := g.leases.Drain(ctx)
+	g.log.Info("drained: leases handed off", "leases", n, "err", err)
+	g.Shutdown()
+	return err
 }
 
 // Shutdown ends every open stream with UNAVAILABLE so that a gRPC
@@ -120,9 +157,14 @@ func (g *Gateway) Shutdown() {
 // ZooKeeper for the next gateway to adopt; the session is the caller's.
 func (g *Gateway) Close() {
 	g.Shutdown()
+	if g.cancel != nil {
+		g.cancel()
+	}
+	g.wg.Wait()
 	g.elections.Close()
 	g.registry.Close()
 	g.leases.Close()
+	g.peers.close()
 }
 
 // streamContext returns a context that is cancelled when the stream ends or

@@ -52,8 +52,9 @@ func NewGRPCServer(g *Gateway, opt ...grpc.ServerOption) *grpc.Server {
 }
 
 // Serve serves g on lis, with grpc.health.v1 following the ZooKeeper
-// session, until ctx is done; then it stops gracefully (streams are ended
-// first, a forced stop follows after stopTimeout).
+// session, until ctx is done; then it drains (health NOT_SERVING, leases
+// handed off to the other replicas, streams ended) and stops gracefully, with
+// a forced stop after stopTimeout.
 func Serve(ctx context.Context, g *Gateway, lis net.Listener, stopTimeout time.Duration, opt ...grpc.ServerOption) error {
 	s := NewGRPCServer(g, opt...)
 	hs := health.NewServer()
@@ -76,7 +77,12 @@ func Serve(ctx context.Context, g *Gateway, lis net.Listener, stopTimeout time.D
 		return err
 	case <-ctx.Done():
 	}
-	hs.Shutdown()
+	hs.Shutdown() // NOT_SERVING: load balancers stop sending work here
+	dctx, cancel := context.WithTimeout(context.Background(), stopTimeout)
+	defer cancel()
+	if err := g.Drain(dctx); err != nil {
+		g.log.Warn("drain", "err", err)
+	}
 	Stop(s, g, stopTimeout)
 	return <-served
 }

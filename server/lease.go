@@ -90,7 +90,7 @@ func (s *leaseService) Revoke(ctx context.Context, req *pb.RevokeRequest) (*pb.R
 }
 
 func (s *leaseService) GetLease(ctx context.Context, req *pb.GetLeaseRequest) (*pb.GetLeaseResponse, error) {
-	l, err := s.g.leases.Get(req.GetLeaseId())
+	l, err := s.g.leases.Describe(ctx, req.GetLeaseId())
 	if err != nil {
 		return nil, toStatus(err)
 	}
@@ -139,6 +139,9 @@ func (g *Gateway) streamLease(ctx context.Context, leaseID string, ttl time.Dura
 	return l.ID, func() {
 		close(done)
 		<-finished
+		if g.draining.Load() {
+			return // handed off with the others: the client may resume with it
+		}
 		rctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		if err := g.leases.Revoke(rctx, l.ID); err != nil && !errors.Is(err, lease.ErrNotFound) {

@@ -68,8 +68,8 @@ func main() {
 }
 
 type config struct {
-	listen, zk, root, replicaID, logLevel  string
-	sessionTimeout, streamTTL, stopTimeout time.Duration
+	listen, zk, root, replicaID, advertise, logLevel string
+	sessionTimeout, streamTTL, stopTimeout           time.Duration
 }
 
 func parse(name string, args []string, dev bool) (config, error) {
@@ -88,7 +88,8 @@ func parse(name string, args []string, dev bool) (config, error) {
 	fs.DurationVar(&c.sessionTimeout, "session-timeout", 10*time.Second, "ZooKeeper session timeout to request")
 	fs.DurationVar(&c.streamTTL, "stream-ttl", 10*time.Second, "TTL of the implicit lease of a Campaign or AwaitBarrier stream without a lease")
 	fs.DurationVar(&c.stopTimeout, "shutdown-timeout", 10*time.Second, "how long a graceful stop may take before it is forced")
-	fs.StringVar(&c.replicaID, "replica-id", host, "name of this replica in status and logs")
+	fs.StringVar(&c.replicaID, "replica-id", fmt.Sprintf("%s-%d", host, os.Getpid()), "name of this replica in status, logs and lease records; unique among replicas")
+	fs.StringVar(&c.advertise, "advertise", "", "address other replicas use to reach this one (default: the listen address, with the hostname for an unspecified IP)")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	var envErr error
 	fs.VisitAll(func(f *flag.Flag) {
@@ -154,17 +155,23 @@ func run(ctx context.Context, args []string, dev bool) error {
 		return err
 	}
 	defer sess.Close()
-	g, err := server.New(ctx, sess, server.WithRoot(c.root), server.WithStreamTTL(c.streamTTL),
-		server.WithReplicaID(c.replicaID), server.WithVersion(version), server.WithLogger(log))
-	if err != nil {
-		return err
-	}
-	defer g.Close()
 	lis, err := net.Listen("tcp", c.listen)
 	if err != nil {
 		return err
 	}
-	log.Info("zkcoord serving", "listen", lis.Addr().String(), "zk", c.zk, "root", c.root, "version", version)
+	if c.advertise == "" {
+		c.advertise = server.AdvertiseAddr(lis.Addr())
+	}
+	g, err := server.New(ctx, sess, server.WithRoot(c.root), server.WithStreamTTL(c.streamTTL),
+		server.WithReplicaID(c.replicaID), server.WithAdvertise(c.advertise), server.WithVersion(version),
+		server.WithLogger(log))
+	if err != nil {
+		lis.Close()
+		return err
+	}
+	defer g.Close()
+	log.Info("zkcoord serving", "listen", lis.Addr().String(), "advertise", c.advertise, "replica", c.replicaID,
+		"zk", c.zk, "root", c.root, "version", version)
 	err = server.Serve(ctx, g, lis, c.stopTimeout)
 	log.Info("zkcoord stopped")
 	return err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -33,7 +34,8 @@ func newGateway(t *testing.T, sess *zkx.Session, lay zkx.Layout) *gateway {
 	if err := leases.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(leases.Close)
+	liveManagers.Add(1)
+	t.Cleanup(func() { leases.Close(); liveManagers.Add(-1) })
 	t.Cleanup(el.Close) // runs first
 	return &gateway{sess: sess, lay: lay, leases: leases, el: el}
 }
@@ -138,6 +140,8 @@ func (c *campaign) quiet(t *testing.T) {
 // childWatches returns the number of child watches on the server: ZooKeeper
 // 3.8's wchp and wchs list data watches only, mntr's zk_watch_count counts
 // both kinds.
+// The lease managers' own child watch (one per session, on the replicas
+// directory) is not counted.
 func childWatches(t *testing.T) int {
 	total, data := -1, -1
 	for _, line := range strings.Split(zktest.FourLetter(t, "mntr"), "\n") {
@@ -153,8 +157,12 @@ func childWatches(t *testing.T) int {
 	if total < 0 || data < 0 {
 		t.Fatal("cannot count watches with mntr and wchs")
 	}
-	return total - data
+	return total - data - int(liveManagers.Load())
 }
+
+// liveManagers counts the lease managers open in this test binary: each
+// holds one child watch, on the replicas directory.
+var liveManagers atomic.Int32
 
 // watches parses `wchp` (data and exists watches): watched path → sessions
 // watching it.

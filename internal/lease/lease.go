@@ -1,8 +1,12 @@
 // Package lease keeps zkcoord's leases: a TTL that clients renew with cheap
 // in-memory keepalives, and a set of znodes the lease owns that the gateway
 // deletes, in one ZooKeeper transaction, when the lease is revoked or its TTL
-// lapses. Lease records live in ZooKeeper (see zkx.Layout) so a restarted
-// gateway adopts the leases it finds without an owner.
+// lapses.
+//
+// Lease records live in ZooKeeper (see zkx.Layout) and each is owned by one
+// gateway replica at a time: an ephemeral owner node guards against two
+// replicas taking it, and every change of owner bumps the record's version,
+// which fences the previous owner's writes (docs/REPLICAS.md).
 package lease
 
 import (
@@ -15,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"sort"
 	"strings"
 	"sync"
@@ -29,11 +34,23 @@ import (
 var (
 	// ErrNotFound: the lease never existed, was revoked, or its TTL lapsed.
 	ErrNotFound = errors.New("lease: not found or expired")
-	// ErrOwnedElsewhere: another gateway replica owns the lease.
+	// ErrOwnedElsewhere: another gateway replica owns the lease (see
+	// OwnedError for which).
 	ErrOwnedElsewhere = errors.New("lease: owned by another gateway replica")
+	// ErrDraining: this replica is handing its leases over and takes no new
+	// ones; retry on another replica.
+	ErrDraining = errors.New("lease: gateway draining, retry on another replica")
 	// ErrClosed: the Manager is closed.
 	ErrClosed = errors.New("lease: manager closed")
 )
+
+// OwnedError names the replica that owns a lease.
+type OwnedError struct{ Replica string }
+
+func (e *OwnedError) Error() string { return fmt.Sprintf("%v: %s", ErrOwnedElsewhere, e.Replica) }
+
+// Is makes errors.Is(err, ErrOwnedElsewhere) true.
+func (e *OwnedError) Is(target error) bool { return target == ErrOwnedElsewhere }
 
 // Lease describes a live lease.
 type Lease struct {
@@ -51,18 +68,30 @@ type Lease struct {
 // ZooKeeper; it returns no ops when the thing is already gone.
 type ReleaseFunc func(leaseKey string, parts []string) ([]any, error)
 
+// Peers reaches the replica that owns a lease, for the Manager of another
+// replica: KeepAlive forwards a keepalive (no ZooKeeper write), Handoff asks
+// the owner to give the lease up so that this replica can adopt it.
+type Peers interface {
+	KeepAlive(ctx context.Context, replica, id string) (Lease, error)
+	Handoff(ctx context.Context, replica, id string) error
+	Get(ctx context.Context, replica, id string) (Lease, error)
+}
+
 // Manager grants, renews and ends leases.
 type Manager struct {
 	sess *zkx.Session
 	lay  zkx.Layout
 	log  *slog.Logger
+	opts options
 
-	mu     sync.Mutex
-	leases map[string]*entry // by key
-	kinds  map[string]ReleaseFunc
-	closed bool
-	wg     sync.WaitGroup
-	stop   chan struct{}
+	mu       sync.Mutex
+	leases   map[string]*entry // by key
+	kinds    map[string]ReleaseFunc
+	draining bool
+	closed   bool
+	wg       sync.WaitGroup
+	stop     chan struct{}
+	kick     chan struct{} // asks the sweeper to look for orphans now
 }
 
 type entry struct {
@@ -70,22 +99,55 @@ type entry struct {
 	key string
 	ttl time.Duration
 
-	// op serializes attach/detach against release of this lease.
+	// op serializes attach/detach/handoff against release of this lease.
 	op      sync.Mutex
+	recVer  int32     // version of the lease record when we took it: our fence
 	expires time.Time // guarded by Manager.mu
 	timer   *time.Timer
-	ended   bool // guarded by Manager.mu
+	ended   bool // guarded by Manager.mu: released, handed off or lost
 }
 
+// record is the lease record's JSON.
 type record struct {
 	TTLMillis int64     `json:"ttl_ms"`
 	Granted   time.Time `json:"granted"`
+	// Owner is the replica that owns the lease; "" while handed off.
+	Owner string `json:"owner,omitempty"`
+	// Expires is set when a replica hands the lease off: when it ends unless
+	// kept alive.
+	Expires time.Time `json:"expires,omitzero"`
 }
 
+// Option configures a Manager.
+type Option func(*options)
+
+type options struct {
+	replica string
+	sweep   time.Duration
+	peers   Peers
+}
+
+// WithReplicaID names this replica in the lease records it owns (default
+// hostname-pid).
+func WithReplicaID(id string) Option { return func(o *options) { o.replica = id } }
+
+// WithSweepInterval sets how often the Manager looks for leases whose owner
+// vanished, besides when a replica leaves (default 30s).
+func WithSweepInterval(d time.Duration) Option { return func(o *options) { o.sweep = d } }
+
+// WithPeers lets the Manager forward keepalives to, and request handoffs
+// from, the replica that owns a lease.
+func WithPeers(p Peers) Option { return func(o *options) { o.peers = p } }
+
 // NewManager returns a Manager keeping leases under lay.Root.
-func NewManager(sess *zkx.Session, lay zkx.Layout, log *slog.Logger) *Manager {
-	return &Manager{sess: sess, lay: lay, log: log, leases: map[string]*entry{},
-		kinds: map[string]ReleaseFunc{}, stop: make(chan struct{})}
+func NewManager(sess *zkx.Session, lay zkx.Layout, log *slog.Logger, opt ...Option) *Manager {
+	host, _ := os.Hostname()
+	o := options{replica: fmt.Sprintf("%s-%d", host, os.Getpid()), sweep: 30 * time.Second}
+	for _, fn := range opt {
+		fn(&o)
+	}
+	return &Manager{sess: sess, lay: lay, log: log, opts: o, leases: map[string]*entry{},
+		kinds: map[string]ReleaseFunc{}, stop: make(chan struct{}), kick: make(chan struct{}, 1)}
 }
 
 // Handle registers how to release refs of a kind ("member", "candidate",
@@ -107,95 +169,80 @@ func Ref(kind string, parts ...string) string {
 	return strings.Join(append([]string{kind}, parts...), "~")
 }
 
-// Start creates the leases directory and adopts every lease found without an
-// owner (left by a gateway that stopped), giving it a fresh TTL.
+// Replica returns this replica's id.
+func (m *Manager) Replica() string { return m.opts.replica }
+
+// Start creates the leases directory, adopts the leases found without an
+// owner, and starts the goroutines that keep ownership: re-taking owner
+// nodes after a session expiry, and adopting leases whose owner vanished.
 func (m *Manager) Start(ctx context.Context) error {
 	c := m.sess.Conn()
-	if err := zkx.EnsurePath(c, m.lay.Leases()); err != nil {
-		return fmt.Errorf("lease: create %s: %w", m.lay.Leases(), err)
-	}
-	keys, _, err := c.Children(m.lay.Leases())
-	if err != nil {
-		return fmt.Errorf("lease: list leases: %w", err)
-	}
-	for _, key := range keys {
-		if _, err := m.adopt(key, ""); err != nil && !errors.Is(err, ErrOwnedElsewhere) && !errors.Is(err, ErrNotFound) {
-			m.log.Warn("lease: adopt failed", "lease", key, "err", err)
+	for _, p := range []string{m.lay.Leases(), m.lay.Replicas()} {
+		if err := zkx.EnsurePath(c, p); err != nil {
+			return fmt.Errorf("lease: create %s: %w", p, err)
 		}
 	}
-	m.wg.Add(1)
+	// Watch the replicas before sweeping, so a replica that leaves after
+	// the sweep is noticed.
+	_, _, ch, err := c.ChildrenW(m.lay.Replicas())
+	if err != nil {
+		return fmt.Errorf("lease: watch replicas: %w", err)
+	}
+	if err := m.sweepOrphans(); err != nil {
+		return fmt.Errorf("lease: adopt orphans: %w", err)
+	}
+	m.wg.Add(2)
 	go m.guardOwners()
+	go m.sweeper(ch)
 	return nil
 }
 
-// guardOwners re-creates the owner nodes of held leases after the ZooKeeper
-// session expired (they were ephemerals of the old session), so no other
-// replica adopts a lease this gateway still keeps alive.
-func (m *Manager) guardOwners() {
-	defer m.wg.Done()
-	st, ch := m.sess.Watch()
-	epoch := st.Epoch
-	for {
-		select {
-		case <-m.stop:
-			return
-		case <-ch:
-		}
-		st, ch = m.sess.Watch()
-		if st.State != zkx.StateConnected || st.Epoch == epoch {
-			continue
-		}
-		epoch = st.Epoch
-		m.mu.Lock()
-		keys := make([]string, 0, len(m.leases))
-		for k := range m.leases {
-			keys = append(keys, k)
-		}
-		m.mu.Unlock()
-		owner := []byte(fmt.Sprintf("%x", st.SessionID))
-		for _, k := range keys {
-			_, err := m.sess.Conn().Create(m.lay.LeaseOwner(k), owner, zk.FlagEphemeral, zkx.ACL)
-			if err != nil && !errors.Is(err, zk.ErrNoNode) {
-				m.log.Warn("lease: re-create owner after session expiry", "lease", k, "err", err)
-			}
-		}
-		m.log.Info("lease: owners re-created after session expiry", "leases", len(keys))
-	}
-}
-
-// Grant creates a lease with the given TTL.
+// Grant creates a lease with the given TTL, owned by this replica.
 func (m *Manager) Grant(ctx context.Context, ttl time.Duration) (Lease, error) {
+	if err := m.accepting(); err != nil {
+		return Lease{}, err
+	}
 	var b [16]byte
 	if _, err := rand.Read(b[:]); err != nil {
 		return Lease{}, err
 	}
 	id := hex.EncodeToString(b[:])
 	key := KeyOf(id)
-	data, _ := json.Marshal(record{TTLMillis: ttl.Milliseconds(), Granted: time.Now().UTC()})
-	c := m.sess.Conn()
-	if _, err := c.Multi(
+	data, _ := json.Marshal(record{TTLMillis: ttl.Milliseconds(), Granted: time.Now().UTC(), Owner: m.opts.replica})
+	if _, err := m.sess.Conn().Multi(
 		&zk.CreateRequest{Path: m.lay.Lease(key), Data: data, Acl: zkx.ACL},
-		&zk.CreateRequest{Path: m.lay.LeaseOwner(key), Data: []byte(fmt.Sprintf("%x", m.sess.Status().SessionID)), Acl: zkx.ACL, Flags: zk.FlagEphemeral},
+		&zk.CreateRequest{Path: m.lay.LeaseOwner(key), Data: []byte(m.opts.replica), Acl: zkx.ACL, Flags: zk.FlagEphemeral},
 	); err != nil {
 		return Lease{}, fmt.Errorf("lease: grant: %w", err)
 	}
-	e := &entry{id: id, key: key, ttl: ttl}
-	return m.track(e)
+	return m.track(&entry{id: id, key: key, ttl: ttl, recVer: 0}, time.Now().Add(ttl))
 }
 
-// track starts the expiry timer of a lease this gateway now owns.
-func (m *Manager) track(e *entry) (Lease, error) {
+func (m *Manager) accepting() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	switch {
+	case m.closed:
+		return ErrClosed
+	case m.draining:
+		return ErrDraining
+	}
+	return nil
+}
+
+// track starts the expiry timer of a lease this replica now owns.
+func (m *Manager) track(e *entry, expires time.Time) (Lease, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.closed {
 		return Lease{}, ErrClosed
 	}
 	if old, ok := m.leases[e.key]; ok && !old.ended {
-		return m.renewLocked(old), nil
+		old.timer.Stop()
 	}
-	e.expires = time.Now().Add(e.ttl)
+	e.expires = expires
 	m.leases[e.key] = e
-	e.timer = time.AfterFunc(e.ttl, func() { m.expire(e) })
+	e.timer = time.AfterFunc(time.Until(expires), func() { m.expire(e) })
 	return Lease{ID: e.id, Key: e.key, TTL: e.ttl, ExpiresAt: e.expires}, nil
 }
 
@@ -212,8 +259,8 @@ func (m *Manager) lookup(id string) (*entry, bool) {
 		return nil, false
 	}
 	if e.id == "" {
-		// Adopted at startup, before any client presented the secret; the
-		// key is the secret's hash, so a matching key proves it.
+		// Adopted before any client presented the secret; the key is the
+		// secret's hash, so a matching key proves it.
 		e.id = id
 	}
 	if subtle.ConstantTimeCompare([]byte(e.id), []byte(id)) != 1 {
@@ -223,9 +270,20 @@ func (m *Manager) lookup(id string) (*entry, bool) {
 }
 
 // KeepAlive renews the lease: its TTL starts again now. It costs no
-// ZooKeeper write. A lease this gateway does not hold in memory is adopted
-// from ZooKeeper if no other replica owns it.
+// ZooKeeper write. A lease owned by another replica is renewed there
+// (through Peers); a lease without an owner is adopted.
 func (m *Manager) KeepAlive(ctx context.Context, id string) (Lease, error) {
+	l, err := m.KeepAliveLocal(ctx, id)
+	var owned *OwnedError
+	if errors.As(err, &owned) && m.opts.peers != nil {
+		return m.opts.peers.KeepAlive(ctx, owned.Replica, id)
+	}
+	return l, err
+}
+
+// KeepAliveLocal renews a lease this replica owns, adopting it if it has no
+// owner; it never forwards (peers call it).
+func (m *Manager) KeepAliveLocal(ctx context.Context, id string) (Lease, error) {
 	m.mu.Lock()
 	if m.closed {
 		m.mu.Unlock()
@@ -244,34 +302,28 @@ func (m *Manager) KeepAlive(ctx context.Context, id string) (Lease, error) {
 	return m.adopt(KeyOf(id), id)
 }
 
-// adopt takes ownership of a lease record that has no owner. id is the secret
-// when known (a keepalive), "" at startup.
-func (m *Manager) adopt(key, id string) (Lease, error) {
-	c := m.sess.Conn()
-	data, _, err := c.Get(m.lay.Lease(key))
-	if errors.Is(err, zk.ErrNoNode) {
+// Describe returns the lease with the given id, asking the replica that
+// owns it when that is another one. It never renews the lease.
+func (m *Manager) Describe(ctx context.Context, id string) (Lease, error) {
+	if l, err := m.Get(id); err == nil || m.opts.peers == nil {
+		return l, err
+	}
+	rec, _, err := m.readRecord(KeyOf(id))
+	if err != nil {
+		return Lease{}, err
+	}
+	owner, _, err := m.sess.Conn().Get(m.lay.LeaseOwner(KeyOf(id)))
+	if err != nil || string(owner) == m.opts.replica {
+		// No owner: the lease waits for its next keepalive to be adopted.
+		if !rec.Expires.IsZero() && time.Now().Before(rec.Expires) {
+			return Lease{ID: id, Key: KeyOf(id), TTL: time.Duration(rec.TTLMillis) * time.Millisecond, ExpiresAt: rec.Expires}, nil
+		}
 		return Lease{}, ErrNotFound
-	} else if err != nil {
-		return Lease{}, fmt.Errorf("lease: read %s: %w", key, err)
 	}
-	var rec record
-	if err := json.Unmarshal(data, &rec); err != nil || rec.TTLMillis <= 0 {
-		return Lease{}, fmt.Errorf("lease: corrupt record %s: %q", key, data)
-	}
-	_, err = c.Create(m.lay.LeaseOwner(key), []byte(fmt.Sprintf("%x", m.sess.Status().SessionID)), zk.FlagEphemeral, zkx.ACL)
-	switch {
-	case errors.Is(err, zk.ErrNodeExists):
-		return Lease{}, ErrOwnedElsewhere
-	case errors.Is(err, zk.ErrNoNode):
-		return Lease{}, ErrNotFound
-	case err != nil:
-		return Lease{}, fmt.Errorf("lease: adopt %s: %w", key, err)
-	}
-	m.log.Info("lease: adopted", "lease", key)
-	return m.track(&entry{id: id, key: key, ttl: time.Duration(rec.TTLMillis) * time.Millisecond})
+	return m.opts.peers.Get(ctx, string(owner), id)
 }
 
-// Get returns the lease with the given id if this gateway holds it.
+// Get returns the lease with the given id if this replica holds it.
 func (m *Manager) Get(id string) (Lease, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -284,7 +336,7 @@ func (m *Manager) Get(id string) (Lease, error) {
 
 // Owned lists the refs the lease owns.
 func (m *Manager) Owned(ctx context.Context, id string) ([]string, error) {
-	l, err := m.Get(id)
+	l, err := m.Describe(ctx, id)
 	if err != nil {
 		return nil, err
 	}
@@ -302,199 +354,17 @@ func (m *Manager) Owned(ctx context.Context, id string) ([]string, error) {
 	return out, nil
 }
 
-// Count returns the number of live leases this gateway holds.
+// Count returns the number of live leases this replica holds.
 func (m *Manager) Count() int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return len(m.leases)
 }
 
-// Attach runs ops in one ZooKeeper transaction together with the creation of
-// ref (unless ref is "") and a check that the lease record still exists, so a
-// node is never created for a lease that has ended. The responses of ops come
-// first in the result.
-func (m *Manager) Attach(ctx context.Context, id, ref string, ops ...any) ([]zk.MultiResponse, error) {
-	e, err := m.hold(id)
-	if err != nil {
-		return nil, err
-	}
-	defer e.op.Unlock()
-	all := append([]any{}, ops...)
-	all = append(all, &zk.CheckVersionRequest{Path: m.lay.Lease(e.key), Version: -1})
-	if ref != "" {
-		all = append(all, &zk.CreateRequest{Path: m.lay.LeaseRef(e.key, ref), Acl: zkx.ACL})
-	}
-	return m.sess.Conn().Multi(all...)
-}
-
-// Detach runs ops in one transaction with the deletion of ref.
-func (m *Manager) Detach(ctx context.Context, id, ref string, ops ...any) ([]zk.MultiResponse, error) {
-	e, err := m.hold(id)
-	if err != nil {
-		return nil, err
-	}
-	defer e.op.Unlock()
-	all := append(append([]any{}, ops...), &zk.DeleteRequest{Path: m.lay.LeaseRef(e.key, ref), Version: -1})
-	return m.sess.Conn().Multi(all...)
-}
-
-// hold returns the live entry for id with its op lock held. A lease this
-// gateway does not hold is adopted first, if no other replica owns it.
-func (m *Manager) hold(id string) (*entry, error) {
-	m.mu.Lock()
-	e, ok := m.lookup(id)
-	m.mu.Unlock()
-	if !ok {
-		if _, err := m.adopt(KeyOf(id), id); err != nil {
-			return nil, err
-		}
-		m.mu.Lock()
-		e, ok = m.lookup(id)
-		m.mu.Unlock()
-		if !ok {
-			return nil, ErrNotFound
-		}
-	}
-	e.op.Lock()
-	m.mu.Lock()
-	ended := e.ended || time.Now().After(e.expires)
-	m.mu.Unlock()
-	if ended {
-		e.op.Unlock()
-		return nil, ErrNotFound
-	}
-	return e, nil
-}
-
-// Revoke ends the lease now and deletes everything it owns.
-func (m *Manager) Revoke(ctx context.Context, id string) error {
-	m.mu.Lock()
-	e, ok := m.lookup(id)
-	if ok {
-		e.ended = true
-		e.timer.Stop()
-	}
-	m.mu.Unlock()
-	if !ok {
-		// A lease left by a stopped gateway: adopt it, then revoke.
-		if _, err := m.adopt(KeyOf(id), id); err != nil {
-			return err
-		}
-		return m.Revoke(ctx, id)
-	}
-	return m.release(ctx, e)
-}
-
-// expire runs when e's timer fires.
-func (m *Manager) expire(e *entry) {
-	m.mu.Lock()
-	if e.ended || m.closed || time.Now().Before(e.expires) {
-		m.mu.Unlock()
-		return
-	}
-	e.ended = true
-	m.wg.Add(1)
-	m.mu.Unlock()
-	defer m.wg.Done()
-	ctx, cancel := context.WithCancel(context.Background())
-	go func() {
-		select {
-		case <-m.stop:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
-	defer cancel()
-	m.log.Info("lease: expired", "lease", e.key, "ttl", e.ttl)
-	if err := m.release(ctx, e); err != nil {
-		m.log.Warn("lease: release after expiry failed", "lease", e.key, "err", err)
-	}
-}
-
-// release deletes everything e owns, then the lease record. It retries while
-// ZooKeeper is unreachable, until ctx is done.
-func (m *Manager) release(ctx context.Context, e *entry) error {
-	e.op.Lock()
-	defer e.op.Unlock()
-	err := zkx.Retry(ctx, func() error { return m.releaseOnce(e.key) })
-	m.mu.Lock()
-	if m.leases[e.key] == e {
-		delete(m.leases, e.key)
-	}
-	m.mu.Unlock()
-	return err
-}
-
-func (m *Manager) releaseOnce(key string) error {
-	c := m.sess.Conn()
-	refs, _, err := c.Children(m.lay.Lease(key))
-	if errors.Is(err, zk.ErrNoNode) {
-		return nil
-	} else if err != nil {
-		return err
-	}
-	var all []any
-	var per [][]any
-	for _, ref := range refs {
-		if ref == "owner" {
-			continue
-		}
-		ops, err := m.releaseOps(key, ref)
-		if err != nil {
-			return err
-		}
-		ops = append(ops, &zk.DeleteRequest{Path: m.lay.LeaseRef(key, ref), Version: -1})
-		all = append(all, ops...)
-		per = append(per, ops)
-	}
-	tail := []any{
-		&zk.DeleteRequest{Path: m.lay.LeaseOwner(key), Version: -1},
-		&zk.DeleteRequest{Path: m.lay.Lease(key), Version: -1},
-	}
-	_, err = c.Multi(append(all, tail...)...)
-	if err == nil || zkx.Transient(err) {
-		return err
-	}
-	// Something changed under us (a node already gone, the owner lost with
-	// an expired session): release ref by ref, then the record.
-	for _, ops := range per {
-		if _, err := c.Multi(ops...); err != nil {
-			if zkx.Transient(err) {
-				return err
-			}
-			last := ops[len(ops)-1].(*zk.DeleteRequest)
-			if err := c.Delete(last.Path, -1); err != nil && !errors.Is(err, zk.ErrNoNode) {
-				return err
-			}
-		}
-	}
-	for _, op := range tail {
-		d := op.(*zk.DeleteRequest)
-		if err := c.Delete(d.Path, -1); err != nil && !errors.Is(err, zk.ErrNoNode) {
-			if errors.Is(err, zk.ErrNotEmpty) {
-				return m.releaseOnce(key) // a ref was attached meanwhile
-			}
-			return err
-		}
-	}
-	return nil
-}
-
-func (m *Manager) releaseOps(key, ref string) ([]any, error) {
-	parts := strings.Split(ref, "~")
-	m.mu.Lock()
-	fn := m.kinds[parts[0]]
-	m.mu.Unlock()
-	if fn == nil {
-		m.log.Warn("lease: unknown ref kind", "lease", key, "ref", ref)
-		return nil, nil
-	}
-	return fn(key, parts[1:])
-}
-
-// Close stops the expiry timers and waits for releases in progress. Leases
-// stay in ZooKeeper; the owner nodes vanish with the session, and the next
-// gateway adopts them.
+// Close stops the expiry timers and the Manager's goroutines, and waits for
+// releases in progress. Leases stay in ZooKeeper; their owner nodes vanish
+// with the session, and another replica adopts them (see Drain for a
+// handover without that wait).
 func (m *Manager) Close() {
 	m.mu.Lock()
 	if m.closed {

@@ -137,25 +137,161 @@ func TestWrongSecretRefused(t *testing.T) {
 	}
 }
 
-func TestAdoptAfterRestart(t *testing.T) {
+// TestDrainHandsOver: a draining replica hands its leases off with their
+// expiry; another replica adopts them, keepalives go on there, and a lease
+// no one keeps alive still ends on time.
+func TestDrainHandsOver(t *testing.T) {
 	ctx := context.Background()
-	sess, lay := zktest.Session(t)
-	m1 := lease.NewManager(sess, lay, zktest.Logger(t))
-	if err := m1.Start(ctx); err != nil {
+	sess1, lay := zktest.Session(t)
+	m1 := start(t, sess1, lay, "r1")
+	kept, _ := m1.Grant(ctx, time.Second)
+	dropped, _ := m1.Grant(ctx, time.Second)
+	if err := attachThing(t, m1, lay, dropped.ID, "dropped"); err != nil {
 		t.Fatal(err)
 	}
-	l, _ := m1.Grant(ctx, 500*time.Millisecond)
-	m1.Close()
-	sess.Close() // the owner ephemeral goes with the session
-
+	if n, err := m1.Drain(ctx); err != nil || n != 2 {
+		t.Fatalf("Drain = %d, %v", n, err)
+	}
+	if _, err := m1.Grant(ctx, time.Second); !errors.Is(err, lease.ErrDraining) {
+		t.Fatalf("Grant while draining: %v", err)
+	}
+	drained := time.Now()
 	sess2, _ := zktest.Session(t)
-	m2 := lease.NewManager(sess2, lay, zktest.Logger(t))
-	if err := m2.Start(ctx); err != nil {
+	m2 := start(t, sess2, lay, "r2")
+	if _, err := m2.KeepAlive(ctx, kept.ID); err != nil {
+		t.Fatalf("KeepAlive on the other replica: %v", err)
+	}
+	// dropped was adopted by m2's startup sweep with its recorded expiry.
+	zktest.Eventually(t, 2*time.Second, func() bool { return !exists(t, sess2, lay.Root+"/dropped") }, "handed-off lease not expired")
+	if took := time.Since(drained); took > dropped.TTL+time.Second {
+		t.Fatalf("handed-off lease ended %v after the drain (TTL %v)", took, dropped.TTL)
+	}
+	if !exists(t, sess2, lay.Lease(kept.Key)) {
+		t.Fatal("lease kept alive across the drain was removed")
+	}
+}
+
+// TestOrphanAfterReplicaDeath: a replica's session ends without a drain;
+// another replica adopts its leases with what can be left of their TTL
+// (TTL - session timeout) and ends them on time, or keeps them for a
+// client that goes on keeping alive.
+func TestOrphanAfterReplicaDeath(t *testing.T) {
+	ctx := context.Background()
+	sess1, lay := zktest.Session(t) // session timeout 4s
+	m1 := start(t, sess1, lay, "r1")
+	l, _ := m1.Grant(ctx, 4500*time.Millisecond)
+	alive, _ := m1.Grant(ctx, 10*time.Second)
+	if err := attachThing(t, m1, lay, l.ID, "orphan"); err != nil {
 		t.Fatal(err)
 	}
-	defer m2.Close()
-	if got, err := m2.KeepAlive(ctx, l.ID); err != nil || got.TTL != 500*time.Millisecond {
-		t.Fatalf("KeepAlive on the new gateway: %+v, %v", got, err)
+	m1.Close()
+	sess1.Close() // the replica dies: its owner nodes go
+	died := time.Now()
+	sess2, _ := zktest.Session(t)
+	m2 := start(t, sess2, lay, "r2")
+	zktest.Eventually(t, 2*time.Second, func() bool { return !exists(t, sess2, lay.Root+"/orphan") }, "orphan not expired")
+	t.Logf("orphaned lease (TTL 4.5s, session timeout 4s) ended %v after its replica died", time.Since(died))
+	if got, err := m2.KeepAlive(ctx, alive.ID); err != nil || got.TTL != 10*time.Second {
+		t.Fatalf("KeepAlive of an orphan a client keeps alive: %+v, %v", got, err)
 	}
-	zktest.Eventually(t, 2*time.Second, func() bool { return !exists(t, sess2, lay.Lease(l.Key)) }, "adopted lease not expired")
+}
+
+// peers connects managers in a test as the gRPC peer service does.
+type peers map[string]*lease.Manager
+
+func (p peers) KeepAlive(ctx context.Context, replica, id string) (lease.Lease, error) {
+	return p[replica].KeepAliveLocal(ctx, id)
+}
+
+func (p peers) Handoff(ctx context.Context, replica, id string) error {
+	return p[replica].Handoff(ctx, id)
+}
+
+func (p peers) Get(ctx context.Context, replica, id string) (lease.Lease, error) {
+	return p[replica].Get(id)
+}
+
+// TestForwardAndTakeOver: a keepalive reaching a replica that does not own
+// the lease is forwarded to the owner (ownership stays); attaching through
+// it takes the lease over.
+func TestForwardAndTakeOver(t *testing.T) {
+	ctx := context.Background()
+	sess1, lay := zktest.Session(t)
+	sess2, _ := zktest.Session(t)
+	p := peers{}
+	m1 := start(t, sess1, lay, "r1", lease.WithPeers(p))
+	m2 := start(t, sess2, lay, "r2", lease.WithPeers(p))
+	p["r1"], p["r2"] = m1, m2
+	l, _ := m1.Grant(ctx, time.Minute)
+	if _, err := m2.KeepAlive(ctx, l.ID); err != nil {
+		t.Fatalf("forwarded KeepAlive: %v", err)
+	}
+	if m1.Count() != 1 || m2.Count() != 0 {
+		t.Fatalf("after a forwarded keepalive: r1 holds %d, r2 holds %d", m1.Count(), m2.Count())
+	}
+	if d, err := m2.Describe(ctx, l.ID); err != nil || d.TTL != time.Minute || m2.Count() != 0 {
+		t.Fatalf("Describe through r2 = %+v, %v", d, err)
+	}
+	if err := attachThing(t, m2, lay, l.ID, "moved"); err != nil {
+		t.Fatalf("Attach through the other replica: %v", err)
+	}
+	if m1.Count() != 0 || m2.Count() != 1 {
+		t.Fatalf("after take-over: r1 holds %d, r2 holds %d", m1.Count(), m2.Count())
+	}
+	owner, _, _ := sess1.Conn().Get(lay.LeaseOwner(l.Key))
+	if string(owner) != "r2" {
+		t.Fatalf("owner node says %q", owner)
+	}
+	if _, err := m1.KeepAlive(ctx, l.ID); err != nil {
+		t.Fatalf("KeepAlive through the former owner: %v", err)
+	}
+	bad := []byte(l.ID)
+	bad[0] ^= 1
+	if _, err := m1.KeepAlive(ctx, string(bad)); !errors.Is(err, lease.ErrNotFound) {
+		t.Fatalf("forwarded KeepAlive with a wrong id: %v", err)
+	}
+}
+
+// TestFencedAfterTakeOver: a replica that lost a lease without knowing it
+// (paused past its session, say) can neither attach to it nor delete what
+// it owns when its timer fires: the record's version fences it.
+func TestFencedAfterTakeOver(t *testing.T) {
+	ctx := context.Background()
+	m1, sess, lay := newManager(t)
+	l, _ := m1.Grant(ctx, time.Second)
+	if err := attachThing(t, m1, lay, l.ID, "kept"); err != nil {
+		t.Fatal(err)
+	}
+	// Another replica takes the lease behind m1's back.
+	c := sess.Conn()
+	data, st, _ := c.Get(lay.Lease(l.Key))
+	if _, err := c.Multi(
+		&zk.DeleteRequest{Path: lay.LeaseOwner(l.Key), Version: -1},
+		&zk.SetDataRequest{Path: lay.Lease(l.Key), Data: data, Version: st.Version},
+	); err != nil {
+		t.Fatal(err)
+	}
+	if err := attachThing(t, m1, lay, l.ID, "late"); !errors.Is(err, lease.ErrOwnedElsewhere) {
+		t.Fatalf("Attach by the fenced owner: %v", err)
+	}
+	if exists(t, sess, lay.Root+"/late") {
+		t.Fatal("fenced owner created a node")
+	}
+	// m1 forgot the lease; its timer (1s) would have fired by now.
+	time.Sleep(1500 * time.Millisecond)
+	if !exists(t, sess, lay.Root+"/kept") || !exists(t, sess, lay.Lease(l.Key)) {
+		t.Fatal("fenced owner released a lease it no longer owns")
+	}
+}
+
+func start(t *testing.T, sess *zkx.Session, lay zkx.Layout, replica string, opt ...lease.Option) *lease.Manager {
+	m := lease.NewManager(sess, lay, zktest.Logger(t), append([]lease.Option{lease.WithReplicaID(replica)}, opt...)...)
+	m.Handle("thing", func(key string, parts []string) ([]any, error) {
+		return []any{&zk.DeleteRequest{Path: lay.Root + "/" + parts[0], Version: -1}}, nil
+	})
+	if err := m.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(m.Close)
+	return m
 }

@@ -5,7 +5,8 @@ import "path"
 // Layout names every znode zkcoord uses under its root. See docs/LAYOUT.md.
 //
 //	<root>/leases/<key>                      lease record (persistent)
-//	<root>/leases/<key>/owner                ephemeral of the owning gateway session
+//	<root>/leases/<key>/owner                ephemeral of the owning replica (data: its id)
+//	<root>/replicas/<id>                     ephemeral per live replica (data: its address)
 //	<root>/leases/<key>/<kind>~<a>~<b>       one ref per node the lease owns
 //	<root>/groups/<g>/members/<id>           member record
 //	<root>/groups/<g>/log/e-<seq>            change journal of the group
@@ -24,6 +25,8 @@ func (l Layout) LeaseOwner(key string) string { return path.Join(l.Root, "leases
 func (l Layout) LeaseRef(key, ref string) string {
 	return path.Join(l.Root, "leases", key, ref)
 }
+func (l Layout) Replicas() string           { return path.Join(l.Root, "replicas") }
+func (l Layout) Replica(id string) string   { return path.Join(l.Root, "replicas", id) }
 func (l Layout) Groups() string             { return path.Join(l.Root, "groups") }
 func (l Layout) Group(g string) string      { return path.Join(l.Root, "groups", g) }
 func (l Layout) Members(g string) string    { return path.Join(l.Root, "groups", g, "members") }

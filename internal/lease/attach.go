@@ -1,0 +1,99 @@
+package lease
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/go-zookeeper/zk"
+
+	"github.com/zkcoord/zkcoord/internal/zkx"
+)
+
+// Attach runs ops in one ZooKeeper transaction together with the creation of
+// ref (unless ref is "") and a check of the lease record's version, so a
+// node is never created for a lease that has ended or that another replica
+// has taken. The responses of ops come first in the result. A lease owned by
+// another replica is taken over first (see Peers).
+func (m *Manager) Attach(ctx context.Context, id, ref string, ops ...any) ([]zk.MultiResponse, error) {
+	e, err := m.hold(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	defer e.op.Unlock()
+	all := append([]any{}, ops...)
+	all = append(all, &zk.CheckVersionRequest{Path: m.lay.Lease(e.key), Version: e.recVer})
+	if ref != "" {
+		all = append(all, &zk.CreateRequest{Path: m.lay.LeaseRef(e.key, ref), Acl: zkx.ACL})
+	}
+	return m.multi(e, all)
+}
+
+// Detach runs ops in one transaction with the deletion of ref, fenced like
+// Attach.
+func (m *Manager) Detach(ctx context.Context, id, ref string, ops ...any) ([]zk.MultiResponse, error) {
+	e, err := m.hold(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	defer e.op.Unlock()
+	all := append(append([]any{}, ops...),
+		&zk.CheckVersionRequest{Path: m.lay.Lease(e.key), Version: e.recVer},
+		&zk.DeleteRequest{Path: m.lay.LeaseRef(e.key, ref), Version: -1})
+	return m.multi(e, all)
+}
+
+// multi runs a fenced transaction. When the fence fails (the record's
+// version moved: another replica took the lease) the lease is forgotten and
+// ErrOwnedElsewhere returned.
+func (m *Manager) multi(e *entry, ops []any) ([]zk.MultiResponse, error) {
+	res, err := m.sess.Conn().Multi(ops...)
+	if err == nil {
+		return res, nil
+	}
+	fence := -1
+	for i, op := range ops {
+		if c, ok := op.(*zk.CheckVersionRequest); ok && c.Path == m.lay.Lease(e.key) {
+			fence = i
+		}
+	}
+	if fence >= 0 && fence < len(res) && (errors.Is(res[fence].Error, zk.ErrBadVersion) || errors.Is(res[fence].Error, zk.ErrNoNode)) {
+		lost := errors.Is(res[fence].Error, zk.ErrBadVersion)
+		m.forget(e)
+		if lost {
+			return nil, &OwnedError{Replica: "another replica"}
+		}
+		return nil, ErrNotFound
+	}
+	return res, err
+}
+
+// hold returns the live entry for id with its op lock held. A lease without
+// an owner is adopted; one owned by another replica is taken over.
+func (m *Manager) hold(ctx context.Context, id string) (*entry, error) {
+	for attempt := 0; ; attempt++ {
+		m.mu.Lock()
+		e, ok := m.lookup(id)
+		m.mu.Unlock()
+		if !ok {
+			_, err := m.adopt(KeyOf(id), id)
+			var owned *OwnedError
+			if errors.As(err, &owned) && attempt < 2 {
+				err = m.takeOver(ctx, id, owned)
+			}
+			if err != nil {
+				return nil, err
+			}
+			continue
+		}
+		e.op.Lock()
+		m.mu.Lock()
+		ended := e.ended || time.Now().After(e.expires)
+		m.mu.Unlock()
+		if ended {
+			e.op.Unlock()
+			return nil, ErrNotFound
+		}
+		return e, nil
+	}
+}

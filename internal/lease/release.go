@@ -1,0 +1,154 @@
+package lease
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/go-zookeeper/zk"
+
+	"github.com/zkcoord/zkcoord/internal/zkx"
+)
+
+// Revoke ends the lease now and deletes everything it owns. A lease owned by
+// another replica is taken over first.
+func (m *Manager) Revoke(ctx context.Context, id string) error {
+	e, err := m.hold(ctx, id)
+	if err != nil {
+		return err
+	}
+	e.op.Unlock()
+	m.mu.Lock()
+	if e.ended {
+		m.mu.Unlock()
+		return ErrNotFound
+	}
+	e.ended = true
+	e.timer.Stop()
+	m.mu.Unlock()
+	return m.release(ctx, e)
+}
+
+// expire runs when e's timer fires.
+func (m *Manager) expire(e *entry) {
+	m.mu.Lock()
+	if e.ended || m.closed || time.Now().Before(e.expires) {
+		m.mu.Unlock()
+		return
+	}
+	e.ended = true
+	m.wg.Add(1)
+	m.mu.Unlock()
+	defer m.wg.Done()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { // ends with expire: cancel
+		select {
+		case <-m.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	m.log.Info("lease: expired", "lease", e.key, "ttl", e.ttl)
+	if err := m.release(ctx, e); err != nil {
+		m.log.Warn("lease: release after expiry failed", "lease", e.key, "err", err)
+	}
+}
+
+// errLost: the lease record's version moved; another replica owns the lease.
+var errLost = errors.New("lease: ownership lost")
+
+// release deletes everything e owns, then the lease record, each step
+// fenced by the record's version. It retries while ZooKeeper is unreachable,
+// until ctx is done. If another replica took the lease meanwhile, nothing
+// more is deleted: the lease is theirs.
+func (m *Manager) release(ctx context.Context, e *entry) error {
+	e.op.Lock()
+	defer e.op.Unlock()
+	err := zkx.Retry(ctx, func() error { return m.releaseOnce(e) })
+	m.forget(e)
+	if errors.Is(err, errLost) {
+		m.log.Warn("lease: not released, another replica owns it now", "lease", e.key)
+		return nil
+	}
+	return err
+}
+
+func (m *Manager) releaseOnce(e *entry) error {
+	c := m.sess.Conn()
+	key := e.key
+	fence := &zk.CheckVersionRequest{Path: m.lay.Lease(key), Version: e.recVer}
+	refs, _, err := c.Children(m.lay.Lease(key))
+	if errors.Is(err, zk.ErrNoNode) {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	var all []any
+	var per [][]any
+	for _, ref := range refs {
+		if ref == "owner" {
+			continue
+		}
+		ops, err := m.releaseOps(key, ref)
+		if err != nil {
+			return err
+		}
+		ops = append(ops, &zk.DeleteRequest{Path: m.lay.LeaseRef(key, ref), Version: -1})
+		all = append(all, ops...)
+		per = append(per, ops)
+	}
+	tail := []any{
+		&zk.DeleteRequest{Path: m.lay.LeaseOwner(key), Version: -1},
+		&zk.DeleteRequest{Path: m.lay.Lease(key), Version: e.recVer},
+	}
+	res, err := c.Multi(append(append([]any{fence}, all...), tail...)...)
+	if err == nil || zkx.Transient(err) {
+		return err
+	}
+	if len(res) > 0 && (errors.Is(res[0].Error, zk.ErrBadVersion)) {
+		return errLost
+	}
+	// Something changed under us (a node already gone, the owner node lost
+	// with an expired session): release ref by ref, then the record.
+	for _, ops := range per {
+		if _, err := c.Multi(append([]any{fence}, ops...)...); err != nil {
+			if zkx.Transient(err) {
+				return err
+			}
+			last := ops[len(ops)-1].(*zk.DeleteRequest)
+			if _, err := c.Multi(fence, last); err != nil && !errors.Is(err, zk.ErrNoNode) {
+				if errors.Is(err, zk.ErrBadVersion) {
+					return errLost
+				}
+				return err
+			}
+		}
+	}
+	if err := c.Delete(m.lay.LeaseOwner(key), -1); err != nil && !errors.Is(err, zk.ErrNoNode) && !zkx.Transient(err) {
+		return err
+	}
+	switch err := c.Delete(m.lay.Lease(key), e.recVer); {
+	case err == nil, errors.Is(err, zk.ErrNoNode):
+		return nil
+	case errors.Is(err, zk.ErrBadVersion):
+		return errLost
+	case errors.Is(err, zk.ErrNotEmpty):
+		return m.releaseOnce(e) // a ref was attached meanwhile
+	default:
+		return err
+	}
+}
+
+func (m *Manager) releaseOps(key, ref string) ([]any, error) {
+	parts := strings.Split(ref, "~")
+	m.mu.Lock()
+	fn := m.kinds[parts[0]]
+	m.mu.Unlock()
+	if fn == nil {
+		m.log.Warn("lease: unknown ref kind", "lease", key, "ref", ref)
+		return nil, nil
+	}
+	return fn(key, parts[1:])
+}

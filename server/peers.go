@@ -1,0 +1,188 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"sync"
+
+	"github.com/go-zookeeper/zk"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	peerpb "github.com/zkcoord/zkcoord/gen/zkcoord/peer/v1"
+	"github.com/zkcoord/zkcoord/internal/lease"
+	"github.com/zkcoord/zkcoord/internal/zkx"
+)
+
+// peers reaches other replicas for the lease manager (lease.Peers): it finds
+// a replica's address in <root>/replicas/<id> and calls its PeerService.
+type peers struct {
+	sess *zkx.Session
+	lay  zkx.Layout
+
+	mu    sync.Mutex
+	conns map[string]*grpc.ClientConn // by address
+}
+
+var _ lease.Peers = (*peers)(nil)
+
+func newPeers(sess *zkx.Session, lay zkx.Layout) *peers {
+	return &peers{sess: sess, lay: lay, conns: map[string]*grpc.ClientConn{}}
+}
+
+func (p *peers) client(replica string) (peerpb.PeerServiceClient, error) {
+	addr, _, err := p.sess.Conn().Get(p.lay.Replica(replica))
+	if errors.Is(err, zk.ErrNoNode) {
+		return nil, fmt.Errorf("%w: replica %s is gone; its leases are adopted once its session ends", lease.ErrOwnedElsewhere, replica)
+	} else if err != nil {
+		return nil, err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	cc, ok := p.conns[string(addr)]
+	if !ok {
+		if cc, err = grpc.NewClient(string(addr), grpc.WithTransportCredentials(insecure.NewCredentials())); err != nil {
+			return nil, err
+		}
+		p.conns[string(addr)] = cc
+	}
+	return peerpb.NewPeerServiceClient(cc), nil
+}
+
+func (p *peers) KeepAlive(ctx context.Context, replica, id string) (lease.Lease, error) {
+	c, err := p.client(replica)
+	if err != nil {
+		return lease.Lease{}, err
+	}
+	r, err := c.KeepAlive(ctx, &peerpb.KeepAliveRequest{LeaseId: id})
+	if err != nil {
+		return lease.Lease{}, peerErr(replica, err)
+	}
+	return lease.Lease{ID: id, Key: lease.KeyOf(id), TTL: r.GetTtl().AsDuration(), ExpiresAt: r.GetExpiresAt().AsTime()}, nil
+}
+
+func (p *peers) Handoff(ctx context.Context, replica, id string) error {
+	c, err := p.client(replica)
+	if err != nil {
+		return err
+	}
+	if _, err := c.Handoff(ctx, &peerpb.HandoffRequest{LeaseId: id}); err != nil {
+		return peerErr(replica, err)
+	}
+	return nil
+}
+
+func (p *peers) Get(ctx context.Context, replica, id string) (lease.Lease, error) {
+	c, err := p.client(replica)
+	if err != nil {
+		return lease.Lease{}, err
+	}
+	r, err := c.GetLease(ctx, &peerpb.GetLeaseRequest{LeaseId: id})
+	if err != nil {
+		return lease.Lease{}, peerErr(replica, err)
+	}
+	return lease.Lease{ID: id, Key: lease.KeyOf(id), TTL: r.GetTtl().AsDuration(), ExpiresAt: r.GetExpiresAt().AsTime()}, nil
+}
+
+// peerErr turns a peer's status back into the lease package's errors.
+func peerErr(replica string, err error) error {
+	switch status.Code(err) {
+	case codes.NotFound:
+		return fmt.Errorf("%w (at replica %s)", lease.ErrNotFound, replica)
+	case codes.Unavailable:
+		return fmt.Errorf("%w: replica %s: %s", lease.ErrOwnedElsewhere, replica, status.Convert(err).Message())
+	}
+	return fmt.Errorf("lease: replica %s: %w", replica, err)
+}
+
+func (p *peers) close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, cc := range p.conns {
+		cc.Close()
+	}
+	p.conns = map[string]*grpc.ClientConn{}
+}
+
+// peerService answers other replicas.
+type peerService struct {
+	peerpb.UnimplementedPeerServiceServer
+	g *Gateway
+}
+
+var _ peerpb.PeerServiceServer = (*peerService)(nil)
+
+func (s *peerService) KeepAlive(ctx context.Context, req *peerpb.KeepAliveRequest) (*peerpb.KeepAliveResponse, error) {
+	l, err := s.g.leases.KeepAliveLocal(ctx, req.GetLeaseId())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &peerpb.KeepAliveResponse{Ttl: durationpb.New(l.TTL), ExpiresAt: timestamppb.New(l.ExpiresAt)}, nil
+}
+
+func (s *peerService) Handoff(ctx context.Context, req *peerpb.HandoffRequest) (*peerpb.HandoffResponse, error) {
+	if err := s.g.leases.Handoff(ctx, req.GetLeaseId()); err != nil {
+		return nil, toStatus(err)
+	}
+	return &peerpb.HandoffResponse{}, nil
+}
+
+func (s *peerService) GetLease(ctx context.Context, req *peerpb.GetLeaseRequest) (*peerpb.GetLeaseResponse, error) {
+	l, err := s.g.leases.Get(req.GetLeaseId())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &peerpb.GetLeaseResponse{Ttl: durationpb.New(l.TTL), ExpiresAt: timestamppb.New(l.ExpiresAt)}, nil
+}
+
+// announce keeps this replica's node in <root>/replicas, re-creating it
+// after a session expiry, until ctx is done.
+func (g *Gateway) announce(ctx context.Context) {
+	st, ch := g.sess.Watch()
+	epoch := int64(0)
+	for {
+		if st.State == zkx.StateConnected && st.Epoch != epoch {
+			_, err := g.sess.Conn().Create(g.lay.Replica(g.opts.replicaID), []byte(g.opts.advertise), zk.FlagEphemeral, zkx.ACL)
+			if err == nil || errors.Is(err, zk.ErrNodeExists) {
+				epoch = st.Epoch
+			} else {
+				g.log.Warn("announce replica", "err", err)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-ch:
+		}
+		st, ch = g.sess.Watch()
+	}
+}
+
+// defaultReplicaID is hostname-pid: unique per process, so a restarted
+// replica never mistakes a predecessor's owner nodes for its own.
+func defaultReplicaID() string {
+	host, _ := os.Hostname()
+	return fmt.Sprintf("%s-%d", host, os.Getpid())
+}
+
+// AdvertiseAddr turns a listener's address into one peers can dial: an
+// unspecified IP (":7070", "0.0.0.0:7070") becomes the hostname.
+func AdvertiseAddr(listen net.Addr) string {
+	host, port, err := net.SplitHostPort(listen.String())
+	if err != nil {
+		return listen.String()
+	}
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		if h, err := os.Hostname(); err == nil {
+			host = h
+		}
+	}
+	return net.JoinHostPort(host, port)
+}
