@@ -33,6 +33,7 @@ var codeTable = []struct {
 	{registry.ErrNotOwner, codes.PermissionDenied},
 	{registry.ErrConflict, codes.Aborted},
 	{registry.ErrSlowWatcher, codes.ResourceExhausted},
+	{registry.ErrCacheStopped, codes.Unavailable},
 	{barrier.ErrThresholdMismatch, codes.FailedPrecondition},
 	{barrier.ErrParticipantExists, codes.AlreadyExists},
 	{barrier.ErrNotParticipant, codes.NotFound},

@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"testing"
 	"time"
@@ -74,7 +75,7 @@ func startReplica(t *testing.T, root, id string) *replica {
 func TestReplicasShareLeases(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	root := "/" + name(t)
+	root := fmt.Sprintf("/%s-%d", name(t), time.Now().UnixNano())
 	a := startReplica(t, root, "a")
 	b := startReplica(t, root, "b")
 	group, election := "svc", "boss"

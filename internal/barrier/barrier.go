@@ -153,15 +153,18 @@ func (b *Barriers) join(ctx context.Context, name string, threshold int, partici
 			continue
 		}
 		n, ready := count(kids)
+		ver := stat.Version
 		if n == 0 {
 			// Nobody is in the barrier: reset what a past round left.
 			if ready {
 				_ = c.Delete(b.lay.Ready(name), -1)
 			}
 			if string(data) != string(want) {
-				if _, err := c.Set(dir, want, stat.Version); err != nil {
+				st, err := c.Set(dir, want, stat.Version)
+				if err != nil {
 					continue
 				}
+				ver = st.Version
 			}
 		} else if string(data) != string(want) {
 			return nil, false, fmt.Errorf("%w: %s has threshold %s", ErrThresholdMismatch, name, data)
@@ -170,11 +173,14 @@ func (b *Barriers) join(ctx context.Context, name string, threshold int, partici
 		if err != nil {
 			return nil, false, err
 		}
+		// Join only if the threshold is still the one checked: two joiners of
+		// an empty barrier with different thresholds cannot both get in.
 		_, err = b.leases.Attach(ctx, leaseID, lease.Ref(RefKind, name, participant),
+			&zk.CheckVersionRequest{Path: dir, Version: ver},
 			&zk.CreateRequest{Path: b.lay.Participant(name, participant), Data: []byte(key), Acl: zkx.ACL})
 		switch {
-		case errors.Is(err, zk.ErrNoNode):
-			continue // the barrier was removed by its last leaver: start over
+		case errors.Is(err, zk.ErrNoNode), errors.Is(err, zk.ErrBadVersion):
+			continue // removed by its last leaver, or re-thresholded: start over
 		case errors.Is(err, zk.ErrNodeExists):
 			owner, _, gerr := c.Get(b.lay.Participant(name, participant))
 			if gerr != nil || string(owner) != key {

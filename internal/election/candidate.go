@@ -309,7 +309,7 @@ func (c *candidate) run(ctx context.Context, wake <-chan struct{}, report func(U
 				}
 			default:
 				if last.Status == Elected {
-					err := send(Update{Status: Jeopardy, Token: c.self.Token, Deadline: st.Since.Add(sess.Timeout()), Leader: c.self})
+					err := send(Update{Status: Jeopardy, Token: c.self.Token, Deadline: sess.ExpiryBound(st.Since), Leader: c.self})
 					if err != nil {
 						return err
 					}

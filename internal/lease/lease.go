@@ -213,6 +213,12 @@ func (m *Manager) Grant(ctx context.Context, ttl time.Duration) (Lease, error) {
 		&zk.CreateRequest{Path: m.lay.Lease(key), Data: data, Acl: zkx.ACL},
 		&zk.CreateRequest{Path: m.lay.LeaseOwner(key), Data: []byte(m.opts.replica), Acl: zkx.ACL, Flags: zk.FlagEphemeral},
 	); err != nil {
+		if zkx.Transient(err) {
+			// The grant may have committed before the connection broke:
+			// remove it in the background, as no client will ever use it.
+			e := &entry{key: key, recVer: 0}
+			m.background(func(bg context.Context) { _ = zkx.Retry(bg, func() error { return m.releaseOnce(e) }) })
+		}
 		return Lease{}, fmt.Errorf("lease: grant: %w", err)
 	}
 	return m.track(&entry{id: id, key: key, ttl: ttl, recVer: 0}, time.Now().Add(ttl))

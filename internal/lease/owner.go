@@ -61,7 +61,18 @@ func (m *Manager) adopt(key, id string) (Lease, error) {
 			if string(owner) == m.opts.replica {
 				m.mu.Lock()
 				_, held := m.leases[key]
+				var l Lease
+				if id != "" {
+					// Adopted here concurrently (two calls for one lease):
+					// this call renews it like a keepalive.
+					if e, ok := m.lookup(id); ok && time.Now().Before(e.expires) {
+						l, held = m.renewLocked(e), false
+					}
+				}
 				m.mu.Unlock()
+				if l.ID != "" {
+					return l, nil
+				}
 				if held {
 					return Lease{}, ErrNotFound // held here: the id was wrong
 				}

@@ -63,16 +63,59 @@ var errLost = errors.New("lease: ownership lost")
 // fenced by the record's version. It retries while ZooKeeper is unreachable,
 // until ctx is done. If another replica took the lease meanwhile, nothing
 // more is deleted: the lease is theirs.
+//
+// If ctx ends first (ZooKeeper unreachable for longer than the caller
+// waits), the release goes on in the background until it succeeds or the
+// Manager closes; the lease stays ended meanwhile (keepalives fail).
 func (m *Manager) release(ctx context.Context, e *entry) error {
 	e.op.Lock()
-	defer e.op.Unlock()
 	err := zkx.Retry(ctx, func() error { return m.releaseOnce(e) })
+	if err != nil && !errors.Is(err, errLost) && m.background(func(bg context.Context) {
+		err := zkx.Retry(bg, func() error { return m.releaseOnce(e) })
+		e.op.Unlock()
+		m.released(e, err)
+	}) {
+		m.log.Warn("lease: release continues in the background", "lease", e.key, "err", err)
+		return nil
+	}
+	e.op.Unlock()
+	return m.released(e, err)
+}
+
+func (m *Manager) released(e *entry, err error) error {
 	m.forget(e)
 	if errors.Is(err, errLost) {
 		m.log.Warn("lease: not released, another replica owns it now", "lease", e.key)
 		return nil
 	}
 	return err
+}
+
+// background runs fn in a goroutine the Manager owns, with a context that
+// ends when the Manager closes. It reports false when the Manager is closed.
+func (m *Manager) background(fn func(ctx context.Context)) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return false
+	}
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		done := make(chan struct{})
+		defer close(done)
+		go func() { // ends with fn: done
+			select {
+			case <-m.stop:
+				cancel()
+			case <-done:
+			}
+		}()
+		fn(ctx)
+	}()
+	return true
 }
 
 func (m *Manager) releaseOnce(e *entry) error {

@@ -94,14 +94,20 @@ type WatchStart struct {
 
 // group returns the cache of name, creating and starting it if needed, and
 // waits for its first load.
-func (r *Registry) group(ctx context.Context, name string) (*group, error) {
+func (r *Registry) loadGroup(ctx context.Context, name string) (*group, error) {
 	r.mu.Lock()
 	if r.closed {
 		r.mu.Unlock()
 		return nil, errors.New("registry: closed")
 	}
 	g, ok := r.groups[name]
-	if !ok {
+	if ok {
+		// Mark the use under r.mu: the janitor, which holds r.mu while it
+		// looks, cannot evict a cache someone is starting to use.
+		g.mu.Lock()
+		g.lastUsed = time.Now()
+		g.mu.Unlock()
+	} else {
 		gctx, cancel := context.WithCancel(r.ctx)
 		g = &group{r: r, name: name, lastSeq: -1, loaded: make(chan struct{}), members: map[string]*Member{},
 			subs: map[*Sub]struct{}{}, cancel: cancel, done: make(chan struct{}), lastUsed: time.Now()}
@@ -119,6 +125,21 @@ func (r *Registry) group(ctx context.Context, name string) (*group, error) {
 	defer g.mu.Unlock()
 	g.lastUsed = time.Now()
 	return g, g.err
+}
+
+// group returns the loaded cache of name, replacing one that was stopped
+// while the caller waited for it.
+func (r *Registry) group(ctx context.Context, name string) (*group, error) {
+	g, err := r.loadGroup(ctx, name)
+	if errors.Is(err, ErrCacheStopped) {
+		r.mu.Lock()
+		if r.groups[name] == g {
+			delete(r.groups, name)
+		}
+		r.mu.Unlock()
+		g, err = r.loadGroup(ctx, name)
+	}
+	return g, err
 }
 
 // Lookup returns the group's members (or the one named by id, if not "",
@@ -169,7 +190,7 @@ func (r *Registry) Watch(ctx context.Context, name string, startRev int64) (*Sub
 	g.subs[s] = struct{}{}
 	var ws WatchStart
 	switch {
-	case startRev > 0 && startRev >= g.floor && startRev <= g.rev:
+	case startRev > 0 && startRev >= g.floor && startRev <= g.rev && !g.sharedRevLocked(startRev):
 		i := sort.Search(len(g.ring), func(i int) bool { return g.ring[i].Rev > startRev })
 		ws.Backlog = slices.Clone(g.ring[i:])
 	default:
@@ -177,6 +198,14 @@ func (r *Registry) Watch(ctx context.Context, name string, startRev int64) (*Sub
 		ws.Snapshot, ws.Resync = &v, startRev > 0
 	}
 	return s, ws, nil
+}
+
+// sharedRevLocked reports whether several events carry revision rev (the
+// events of one reread do): a client that saw rev may have missed some of
+// them, so it cannot resume from rev without a snapshot.
+func (g *group) sharedRevLocked(rev int64) bool {
+	i := sort.Search(len(g.ring), func(i int) bool { return g.ring[i].Rev >= rev })
+	return i+1 < len(g.ring) && g.ring[i].Rev == rev && g.ring[i+1].Rev == rev
 }
 
 func (g *group) viewLocked() View {
@@ -202,6 +231,7 @@ func (g *group) run(ctx context.Context) {
 				return
 			}
 			if !zkx.Backoff(ctx, attempt) {
+				g.fail(ErrCacheStopped)
 				return
 			}
 			attempt++
@@ -232,6 +262,7 @@ func (g *group) run(ctx context.Context) {
 				g.r.log.Warn("registry: refresh failed", "group", g.name, "err", err)
 			}
 			if !zkx.Backoff(ctx, attempt) {
+				g.fail(ErrCacheStopped)
 				return
 			}
 			attempt++
@@ -241,10 +272,15 @@ func (g *group) run(ctx context.Context) {
 		select {
 		case <-ch:
 		case <-ctx.Done():
+			g.fail(ErrCacheStopped)
 			return
 		}
 	}
 }
+
+// ErrCacheStopped ends the watchers of a group cache that was stopped
+// (evicted, or the gateway is closing); they should retry.
+var ErrCacheStopped = errors.New("registry: group cache stopped, retry")
 
 func (g *group) fail(err error) {
 	g.mu.Lock()
@@ -286,7 +322,11 @@ func (g *group) apply(names []string, stat *zk.Stat) error {
 	default:
 		return g.load(seqs, listRev)
 	}
-	continuous := g.lastSeq < 0 && len(seqs) < g.r.opts.trimAt
+	// Continuity: the last applied entry is still in the journal (trims
+	// remove a prefix). A cache that has applied none yet (it loaded an
+	// empty journal) is continuous only if the journal still starts at its
+	// first entry ever, sequence 0.
+	continuous := len(seqs) == 0 || seqs[0] == 0
 	if g.lastSeq >= 0 {
 		_, continuous = byseq[g.lastSeq]
 	}
@@ -475,7 +515,13 @@ func (r *Registry) janitor() {
 		r.mu.Lock()
 		for name, g := range r.groups {
 			g.mu.Lock()
-			idle := len(g.subs) == 0 && time.Since(g.lastUsed) > r.opts.idle
+			loaded := false
+			select {
+			case <-g.loaded:
+				loaded = true
+			default: // still loading (ZooKeeper unreachable?): callers wait on it
+			}
+			idle := loaded && len(g.subs) == 0 && time.Since(g.lastUsed) > r.opts.idle
 			failed := g.err != nil
 			g.mu.Unlock()
 			if idle || failed {

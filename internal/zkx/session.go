@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-zookeeper/zk"
@@ -62,6 +63,8 @@ type Session struct {
 	timeout time.Duration
 	log     *slog.Logger
 
+	negotiated atomic.Int64 // session timeout granted by the server, ms (0: not yet known)
+
 	mu      sync.Mutex
 	st      Status
 	changed chan struct{} // closed and replaced on every state change
@@ -102,7 +105,7 @@ func Dial(ctx context.Context, connect string, opt ...Option) (*Session, error) 
 	s.st.Since = time.Now()
 	conn, _, err := zk.Connect(servers, o.timeout,
 		zk.WithEventCallback(s.onEvent),
-		zk.WithLogger(zkLogger{o.log}),
+		zk.WithLogger(zkLogger{o.log, s}),
 		zk.WithMaxBufferSize(4<<20))
 	if err != nil {
 		return nil, fmt.Errorf("zkx: connect %q: %w", connect, err)
@@ -187,8 +190,24 @@ func (s *Session) Servers() []string { return s.servers }
 // Chroot returns the connect string's chroot ("" when none).
 func (s *Session) Chroot() string { return s.chroot }
 
-// Timeout returns the requested session timeout.
-func (s *Session) Timeout() time.Duration { return s.timeout }
+// Timeout returns the session timeout: the one the server granted once
+// known (it clamps requests to its min/max), the requested one before.
+func (s *Session) Timeout() time.Duration {
+	if ms := s.negotiated.Load(); ms > 0 {
+		return time.Duration(ms) * time.Millisecond
+	}
+	return s.timeout
+}
+
+// ExpiryBound returns the earliest time at which the server may expire this
+// session, given that the client noticed the disconnection at since.
+// go-zookeeper notices a silent connection only after 2/3 of the timeout
+// without a reply, and the server expires the session one timeout after the
+// last packet it received, so the session may end one third of a timeout
+// after the client noticed.
+func (s *Session) ExpiryBound(since time.Time) time.Time {
+	return since.Add(s.Timeout() / 3)
+}
 
 // WaitConnected blocks until the session is connected or ctx is done.
 func (s *Session) WaitConnected(ctx context.Context) error {
@@ -226,8 +245,19 @@ func (s *Session) Close() {
 // ErrClosed reports use of a closed Session.
 var ErrClosed = errors.New("zkx: session closed")
 
-type zkLogger struct{ l *slog.Logger }
+// zkLogger passes go-zookeeper's log lines to slog, and picks the granted
+// session timeout out of its "authenticated" line (go-zookeeper does not
+// expose it otherwise).
+type zkLogger struct {
+	l *slog.Logger
+	s *Session
+}
 
 func (z zkLogger) Printf(format string, a ...any) {
+	if format == "authenticated: id=%d, timeout=%d" && len(a) == 2 {
+		if ms, ok := a[1].(int32); ok {
+			z.s.negotiated.Store(int64(ms))
+		}
+	}
 	z.l.Debug(fmt.Sprintf(format, a...), "component", "go-zookeeper")
 }

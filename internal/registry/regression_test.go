@@ -1,0 +1,244 @@
+package registry_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/zkcoord/zkcoord/internal/lease"
+	"github.com/zkcoord/zkcoord/internal/registry"
+	"github.com/zkcoord/zkcoord/internal/zktest"
+	"github.com/zkcoord/zkcoord/internal/zkx"
+)
+
+// proxiedGateway is gateway() on a session through px, which the test can cut.
+func proxiedGateway(t *testing.T, px *zktest.Proxy, lay *zkx.Layout, opt ...registry.Option) env {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	sess, err := zkx.Dial(ctx, px.Addr(), zkx.WithSessionTimeout(4*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(sess.Close)
+	if lay.Root == "" {
+		*lay = zkx.Layout{Root: zktest.Root(t)}
+		if err := zkx.EnsurePath(sess.Conn(), lay.Root); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m := lease.NewManager(sess, *lay, zktest.Logger(t))
+	r := registry.New(sess, *lay, m, zktest.Logger(t), opt...)
+	if err := m.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close(); m.Close() })
+	return env{sess, *lay, m, r}
+}
+
+// settleJournal waits until the writers' asynchronous trims are done.
+func settleJournal(t *testing.T, e env, group string) int {
+	t.Helper()
+	last := -1
+	for i := 0; i < 50; i++ {
+		kids, _, err := e.sess.Conn().Children(e.lay.Log(group))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(kids) == last {
+			return last
+		}
+		last = len(kids)
+		time.Sleep(100 * time.Millisecond)
+	}
+	return last
+}
+
+// TestEmptyLoadedCacheSeesTrimmedEntries: a cache loaded while the
+// group's journal was empty (lastSeq = -1) treats any later listing with
+// fewer than trimAt entries as continuous (cache.go apply:
+// `continuous := g.lastSeq < 0 && len(seqs) < trimAt`). If the journal was
+// trimmed meanwhile (the cache was cut off from ZooKeeper while other
+// gateways wrote), the trimmed entries are silently skipped: the cache,
+// CACHED and LINEARIZABLE lookups, and every watcher of the group miss
+// those members for good.
+func TestEmptyLoadedCacheSeesTrimmedEntries(t *testing.T) {
+	ctx := context.Background()
+	px := zktest.NewProxy(t, zktest.Addr(t))
+	var lay zkx.Layout
+	opts := []registry.Option{registry.WithJournal(2, 4)}
+	a := proxiedGateway(t, px, &lay, opts...)
+	b := gateway(t, &lay, opts...)
+
+	v, err := a.reg.Lookup(ctx, "g", "", false) // loads A's cache: empty journal
+	if err != nil || len(v.Members) != 0 {
+		t.Fatalf("first lookup: %v %v", v, err)
+	}
+	sub, _, err := a.reg.Watch(ctx, "g", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+
+	px.Cut()
+	const n = 10
+	for i := 0; i < n; i++ {
+		register(t, b, "g", fmt.Sprintf("m%d", i), "v", "")
+	}
+	left := settleJournal(t, b, "g")
+	px.Restore()
+	if err := a.sess.WaitConnected(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	lin, err := a.reg.Lookup(ctx, "g", "", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	joined := 0
+	for done := false; !done; {
+		select {
+		case <-sub.C():
+			joined++
+		case <-time.After(time.Second):
+			done = true
+		}
+	}
+	t.Logf("journal entries left after trims: %d; A's LINEARIZABLE lookup: %d members (%s); A's watcher: %d JOINED",
+		left, len(lin.Members), ids(lin.Members), joined)
+	if len(lin.Members) != n || joined != n {
+		t.Errorf("A's cache missed %d of %d members (watcher saw %d JOINED)", n-len(lin.Members), n, joined)
+	}
+}
+
+// TestResumeAfterRereadResyncs: a reread after a journal gap
+// emits all its JOINED/LEFT/UPDATED events with one revision (cache.go
+// reload). A client that received only the first of them when its stream
+// broke resumes, as documented, from "the last revision it saw": the
+// history then reaches back to it, so the stream sends only events after
+// that revision, with no snapshot, and the rest of the batch is lost.
+func TestResumeAfterRereadResyncs(t *testing.T) {
+	ctx := context.Background()
+	px := zktest.NewProxy(t, zktest.Addr(t))
+	var lay zkx.Layout
+	opts := []registry.Option{registry.WithJournal(2, 4)}
+	a := proxiedGateway(t, px, &lay, opts...)
+	b := gateway(t, &lay, opts...)
+
+	register(t, a, "g", "first", "v", "")
+	sub, start, err := a.reg.Watch(ctx, "g", 0)
+	if err != nil || start.Snapshot == nil || len(start.Snapshot.Members) != 1 {
+		t.Fatalf("watch: %+v %v", start, err)
+	}
+
+	px.Cut()
+	const n = 10
+	for i := 0; i < n; i++ {
+		register(t, b, "g", fmt.Sprintf("m%d", i), "v", "")
+	}
+	settleJournal(t, b, "g")
+	px.Restore()
+
+	// The client receives the first event of the reread, then its stream
+	// breaks.
+	ev := next(t, sub)
+	sub.Close()
+	seen := map[string]bool{"first": true, ev.Member.ID: true}
+	t.Logf("first event after the gap: %v %s at revision %d", ev.Type, ev.Member.ID, ev.Rev)
+	time.Sleep(200 * time.Millisecond)
+
+	sub2, start2, err := a.reg.Watch(ctx, "g", ev.Rev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub2.Close()
+	if start2.Snapshot != nil {
+		for _, m := range start2.Snapshot.Members {
+			seen[m.ID] = true
+		}
+	}
+	for _, e := range start2.Backlog {
+		seen[e.Member.ID] = true
+	}
+	t.Logf("resume from %d: snapshot %v, backlog %d events; client now knows %d of %d members",
+		ev.Rev, start2.Snapshot != nil, len(start2.Backlog), len(seen), n+1)
+	if len(seen) != n+1 {
+		t.Errorf("resuming from the last revision seen lost %d JOINED events", n+1-len(seen))
+	}
+}
+
+// TestEvictionRaceKeepsWatch: the janitor evicts an idle cache
+// (cancels its watch loop and drops it from the map) between the moment a
+// Watch takes it from the map and the moment it marks it used: the watcher
+// then subscribes to a cache nobody updates, and never gets another event
+// (nor an error). The window is small; idle eviction is set very short to
+// hit it.
+func TestEvictionRaceKeepsWatch(t *testing.T) {
+	ctx := context.Background()
+	var lay zkx.Layout
+	e := gateway(t, &lay, registry.WithIdleEviction(time.Millisecond))
+	var dead *registry.Sub
+	for i := 0; i < 3000 && dead == nil; i++ {
+		sub, _, err := e.reg.Watch(ctx, "g", 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e.reg.Groups() == 0 {
+			dead = sub // held by a subscriber, yet evicted
+			t.Logf("evicted under a new watcher after %d watches", i+1)
+			break
+		}
+		sub.Close()
+		time.Sleep(time.Duration(rand.IntN(3000)) * time.Microsecond)
+	}
+	if dead == nil {
+		t.Skip("race not hit")
+	}
+	defer dead.Close()
+	register(t, e, "g", "m1", "v", "")
+	select {
+	case ev, ok := <-dead.C():
+		t.Logf("event: %+v %v", ev, ok)
+	case <-time.After(2 * time.Second):
+		t.Errorf("a watcher subscribed to an evicted cache: no event for a new member within 2s, and no error")
+	}
+}
+
+// TestWatchDuringOutageStarts: a group cache whose first load
+// cannot finish (ZooKeeper unreachable) for longer than the idle eviction
+// time is evicted by the janitor (no subscriber yet, lastUsed = creation):
+// its loop is cancelled and `loaded` is never closed, so the Watch (a
+// WatchGroup or AwaitGroup stream) waiting for it blocks until its own
+// context ends, even after ZooKeeper is back. Production: any WatchGroup
+// opened during a ZooKeeper outage longer than 5 minutes never starts.
+func TestWatchDuringOutageStarts(t *testing.T) {
+	px := zktest.NewProxy(t, zktest.Addr(t))
+	var lay zkx.Layout
+	a := proxiedGateway(t, px, &lay, registry.WithIdleEviction(300*time.Millisecond))
+
+	px.Cut()
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		sub, _, err := a.reg.Watch(ctx, "g", 0)
+		if err == nil {
+			sub.Close()
+		}
+		done <- err
+	}()
+	time.Sleep(3 * time.Second) // outage longer than the idle eviction
+	px.Restore()
+	start := time.Now()
+	select {
+	case err := <-done:
+		t.Logf("Watch returned %v after ZooKeeper came back (%v)", err, time.Since(start))
+		if err != nil {
+			t.Errorf("Watch failed with %v after ZooKeeper came back", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Errorf("Watch still blocked 5s after ZooKeeper came back (its cache was evicted while loading)")
+	}
+}
