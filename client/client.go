@@ -3,11 +3,15 @@ package client
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/credentials/insecure"
+	_ "google.golang.org/grpc/health" // client-side health checking
+	"google.golang.org/grpc/resolver"
+	"google.golang.org/grpc/resolver/manual"
 
 	zkcoordv1 "github.com/zkcoord/zkcoord/gen/zkcoord/v1"
 )
@@ -32,16 +36,34 @@ type rpcClients struct {
 	barrier  zkcoordv1.BarrierServiceClient
 }
 
-// New connects to the gateway at target (a gRPC target such as
-// "localhost:7070" or "dns:///zkcoord:7070") with insecure transport
-// credentials unless WithDialOptions says otherwise. ctx bounds the wait for
-// the connection under WithBlock; without it New returns at once.
+// New connects to the gateway at target with insecure transport credentials
+// unless WithDialOptions says otherwise. target is a gRPC target
+// ("localhost:7070", "dns:///zkcoord:7070") or a comma-separated list of
+// replica addresses ("zk-a:7070,zk-b:7070"). Calls are spread over the
+// replicas that report SERVING on grpc.health.v1 (round robin with health
+// checking), so a draining or dead replica is left at once and streams
+// reconnect to another. ctx bounds the wait for the connection under
+// WithBlock; without it New returns at once.
 func New(ctx context.Context, target string, opts ...Option) (*Client, error) {
 	o := defaultOptions()
 	for _, fn := range opts {
 		fn(&o)
 	}
-	dial := append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, o.dialOpts...)
+	dial := []grpc.DialOption{
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultServiceConfig(serviceConfig),
+	}
+	if addrs := strings.Split(target, ","); len(addrs) > 1 {
+		r := manual.NewBuilderWithScheme("zkcoord")
+		state := resolver.State{}
+		for _, a := range addrs {
+			state.Addresses = append(state.Addresses, resolver.Address{Addr: strings.TrimSpace(a)})
+		}
+		r.InitialState(state)
+		dial = append(dial, grpc.WithResolvers(r))
+		target = r.Scheme() + ":///replicas"
+	}
+	dial = append(dial, o.dialOpts...)
 	conn, err := grpc.NewClient(target, dial...)
 	if err != nil {
 		return nil, fmt.Errorf("client: %w", err)
@@ -56,6 +78,11 @@ func New(ctx context.Context, target string, opts ...Option) (*Client, error) {
 	c.conn = conn
 	return c, nil
 }
+
+// serviceConfig spreads calls over the replicas that pass gRPC health
+// checks (the gateway reports NOT_SERVING while it drains or has lost
+// ZooKeeper).
+const serviceConfig = `{"loadBalancingConfig":[{"round_robin":{}}],"healthCheckConfig":{"serviceName":""}}`
 
 // NewFromConn returns a Client that talks over conn, which the caller keeps
 // owning: Close leaves it open. Dial options among opts are ignored.

@@ -3,7 +3,6 @@ package server_test
 import (
 	"context"
 	"fmt"
-	"net"
 	"testing"
 	"time"
 
@@ -13,58 +12,23 @@ import (
 
 	pb "github.com/zkcoord/zkcoord/gen/zkcoord/v1"
 	"github.com/zkcoord/zkcoord/internal/testenv"
-	"github.com/zkcoord/zkcoord/internal/zkx"
-	"github.com/zkcoord/zkcoord/server"
 )
 
-// replica is one gateway replica on the test ZooKeeper.
+// replica is a test replica with a client connection.
 type replica struct {
-	addr string
-	cc   *grpc.ClientConn
-	stop func() // drains and stops, as SIGTERM does
+	*testenv.Replica
+	cc *grpc.ClientConn
 }
 
 func startReplica(t *testing.T, root, id string) *replica {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	sess, err := zkx.Dial(ctx, testenv.ZooKeeper(t), zkx.WithSessionTimeout(4*time.Second))
+	r := testenv.StartReplica(t, root, id)
+	cc, err := grpc.NewClient(r.Addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	g, err := server.New(ctx, sess, server.WithRoot(root), server.WithReplicaID(id),
-		server.WithAdvertise(lis.Addr().String()), server.WithStreamTTL(testenv.StreamTTL))
-	if err != nil {
-		t.Fatal(err)
-	}
-	sctx, stopServe := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() { served <- server.Serve(sctx, g, lis, 5*time.Second) }()
-	cc, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	stopped := false
-	r := &replica{addr: lis.Addr().String(), cc: cc}
-	r.stop = func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		stopServe()
-		if err := <-served; err != nil {
-			t.Errorf("replica %s: %v", id, err)
-		}
-		g.Close()
-		sess.Close()
-		cc.Close()
-	}
-	t.Cleanup(r.stop)
-	return r
+	t.Cleanup(func() { cc.Close() })
+	return &replica{r, cc}
 }
 
 // TestReplicasShareLeases: a lease granted on one replica is kept alive
@@ -144,7 +108,7 @@ func TestReplicasShareLeases(t *testing.T) {
 			}
 		}
 	}()
-	a.stop()
+	a.Stop()
 	// a's campaign stream ended; the client resumes its candidacy on b.
 	for {
 		if _, err := campA.Recv(); err != nil {

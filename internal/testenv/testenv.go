@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"sync"
 	"testing"
 	"time"
 
@@ -83,3 +84,51 @@ func Conn(tb testing.TB) *grpc.ClientConn {
 
 // ZooKeeper returns the address of the test ZooKeeper.
 func ZooKeeper(tb testing.TB) string { return zktest.Addr(tb) }
+
+// Replica is an extra gateway replica on the test ZooKeeper, for tests of
+// several replicas sharing a root.
+type Replica struct {
+	Addr string
+	stop func()
+}
+
+// StartReplica starts a replica with its own ZooKeeper session serving root
+// on a free port; it is drained and stopped at cleanup, or by Stop.
+func StartReplica(tb testing.TB, root, id string) *Replica {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	sess, err := zkx.Dial(ctx, zktest.Addr(tb), zkx.WithSessionTimeout(4*time.Second))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	g, err := server.New(ctx, sess, server.WithRoot(root), server.WithReplicaID(id),
+		server.WithAdvertise(lis.Addr().String()), server.WithStreamTTL(StreamTTL))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	sctx, stopServe := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- server.Serve(sctx, g, lis, 5*time.Second) }()
+	var once sync.Once
+	r := &Replica{Addr: lis.Addr().String()}
+	r.stop = func() {
+		once.Do(func() {
+			stopServe()
+			if err := <-served; err != nil {
+				tb.Errorf("replica %s: %v", id, err)
+			}
+			g.Close()
+			sess.Close()
+		})
+	}
+	tb.Cleanup(r.stop)
+	return r
+}
+
+// Stop drains and stops the replica, as SIGTERM does.
+func (r *Replica) Stop() { r.stop() }
