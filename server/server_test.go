@@ -2,8 +2,11 @@ package server_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -20,8 +23,16 @@ import (
 
 func TestMain(m *testing.M) { testenv.Main(m) }
 
+// names holds each test's name for ZooKeeper: the test's name plus a
+// number unique in the binary, so -count=N runs do not meet old state.
+var (
+	names   sync.Map // *testing.T → string
+	nameSeq atomic.Int64
+)
+
 func name(t *testing.T) string {
-	return strings.NewReplacer("/", ".", "_", "-").Replace(t.Name())
+	n, _ := names.LoadOrStore(t, fmt.Sprintf("%s-%d", strings.NewReplacer("/", ".", "_", "-").Replace(t.Name()), nameSeq.Add(1)))
+	return n.(string)
 }
 
 func code(err error) codes.Code { return status.Code(err) }
