@@ -51,6 +51,26 @@ func New(ctx context.Context, target string, opts ...Option) (*Client, error) {
 	for _, fn := range opts {
 		fn(&o)
 	}
+	conn, err := Dial(target, o.dialOpts...)
+	if err != nil {
+		return nil, fmt.Errorf("client: %w", err)
+	}
+	if o.block {
+		if err := waitReady(ctx, conn); err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("client: connecting to %s: %w", target, err)
+		}
+	}
+	c := newClient(conn, o)
+	c.conn = conn
+	return c, nil
+}
+
+// Dial returns a gRPC connection to one gateway or to several replicas
+// (target as in New), with the same balancing, health checking and
+// keepalives as New; opts come last and win. For callers that use the
+// generated stubs directly.
+func Dial(target string, opts ...grpc.DialOption) (*grpc.ClientConn, error) {
 	dial := []grpc.DialOption{
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithDefaultServiceConfig(serviceConfig),
@@ -67,20 +87,7 @@ func New(ctx context.Context, target string, opts ...Option) (*Client, error) {
 		dial = append(dial, grpc.WithResolvers(r))
 		target = r.Scheme() + ":///replicas"
 	}
-	dial = append(dial, o.dialOpts...)
-	conn, err := grpc.NewClient(target, dial...)
-	if err != nil {
-		return nil, fmt.Errorf("client: %w", err)
-	}
-	if o.block {
-		if err := waitReady(ctx, conn); err != nil {
-			conn.Close()
-			return nil, fmt.Errorf("client: connecting to %s: %w", target, err)
-		}
-	}
-	c := newClient(conn, o)
-	c.conn = conn
-	return c, nil
+	return grpc.NewClient(target, append(dial, opts...)...)
 }
 
 // serviceConfig spreads calls over the replicas that pass gRPC health

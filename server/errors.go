@@ -28,6 +28,7 @@ var codeTable = []struct {
 	{lease.ErrOwnedElsewhere, codes.Unavailable},
 	{lease.ErrClosed, codes.Unavailable},
 	{lease.ErrDraining, codes.Unavailable},
+	{lease.ErrUnreachable, codes.Unavailable},
 	{registry.ErrMemberExists, codes.AlreadyExists},
 	{registry.ErrMemberNotFound, codes.NotFound},
 	{registry.ErrNotOwner, codes.PermissionDenied},

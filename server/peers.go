@@ -142,26 +142,61 @@ func (s *peerService) GetLease(ctx context.Context, req *peerpb.GetLeaseRequest)
 	return &peerpb.GetLeaseResponse{Ttl: durationpb.New(l.TTL), ExpiresAt: timestamppb.New(l.ExpiresAt)}, nil
 }
 
-// announce keeps this replica's node in <root>/replicas, re-creating it
-// after a session expiry, until ctx is done.
+// announce keeps this replica's node in <root>/replicas: it creates it on
+// each new session, replaces one left by a dead process with the same id
+// (an ephemeral of another session), and re-creates it if it goes. It runs
+// until ctx is done.
 func (g *Gateway) announce(ctx context.Context) {
-	st, ch := g.sess.Watch()
-	epoch := int64(0)
+	node := g.lay.Replica(g.opts.replicaID)
+	attempt := 0
 	for {
-		if st.State == zkx.StateConnected && st.Epoch != epoch {
-			_, err := g.sess.Conn().Create(g.lay.Replica(g.opts.replicaID), []byte(g.opts.advertise), zk.FlagEphemeral, zkx.ACL)
-			if err == nil || errors.Is(err, zk.ErrNodeExists) {
-				epoch = st.Epoch
-			} else {
+		st, changed := g.sess.Watch()
+		var gone <-chan zk.Event
+		if st.State == zkx.StateConnected {
+			ch, err := g.announceOnce(node, st.SessionID)
+			if err != nil && !zkx.Transient(err) {
 				g.log.Warn("announce replica", "err", err)
 			}
+			gone = ch
+			if err != nil {
+				if !zkx.Backoff(ctx, attempt) {
+					return
+				}
+				attempt++
+				continue
+			}
+			attempt = 0
 		}
 		select {
 		case <-ctx.Done():
 			return
-		case <-ch:
+		case <-changed:
+		case <-gone:
 		}
-		st, ch = g.sess.Watch()
+	}
+}
+
+// announceOnce makes node an ephemeral of this session and returns a watch
+// that fires when it changes or goes.
+func (g *Gateway) announceOnce(node string, session int64) (<-chan zk.Event, error) {
+	c := g.sess.Conn()
+	for {
+		ok, stat, ch, err := c.ExistsW(node)
+		if err != nil {
+			return nil, err
+		}
+		if ok && stat.EphemeralOwner == session {
+			return ch, nil
+		}
+		if ok { // a dead predecessor's node: it goes with its session anyway
+			if err := c.Delete(node, stat.Version); err != nil && !errors.Is(err, zk.ErrNoNode) && !errors.Is(err, zk.ErrBadVersion) {
+				return nil, err
+			}
+		}
+		_, err = c.Create(node, []byte(g.opts.advertise), zk.FlagEphemeral, zkx.ACL)
+		if err != nil && !errors.Is(err, zk.ErrNodeExists) {
+			return nil, err
+		}
 	}
 }
 

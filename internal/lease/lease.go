@@ -40,6 +40,8 @@ var (
 	// ErrDraining: this replica is handing its leases over and takes no new
 	// ones; retry on another replica.
 	ErrDraining = errors.New("lease: gateway draining, retry on another replica")
+	// ErrUnreachable: this replica has lost ZooKeeper; retry on another.
+	ErrUnreachable = errors.New("lease: gateway lost its ZooKeeper connection, retry on another replica")
 	// ErrClosed: the Manager is closed.
 	ErrClosed = errors.New("lease: manager closed")
 )
@@ -102,6 +104,7 @@ type entry struct {
 	// op serializes attach/detach/handoff against release of this lease.
 	op      sync.Mutex
 	recVer  int32     // version of the lease record when we took it: our fence
+	pinned  bool      // guarded by Manager.mu: the record holds an orphan's expiry, cleared at the first renewal
 	expires time.Time // guarded by Manager.mu
 	timer   *time.Timer
 	ended   bool // guarded by Manager.mu: released, handed off or lost
@@ -289,7 +292,14 @@ func (m *Manager) KeepAlive(ctx context.Context, id string) (Lease, error) {
 
 // KeepAliveLocal renews a lease this replica owns, adopting it if it has no
 // owner; it never forwards (peers call it).
+//
+// It refuses (ErrUnreachable) while this replica is not connected to
+// ZooKeeper: its session may expire meanwhile and another replica adopt the
+// lease, which must not end earlier than the client was told.
 func (m *Manager) KeepAliveLocal(ctx context.Context, id string) (Lease, error) {
+	if st := m.sess.Status(); st.State != zkx.StateConnected {
+		return Lease{}, ErrUnreachable
+	}
 	m.mu.Lock()
 	if m.closed {
 		m.mu.Unlock()
@@ -300,12 +310,51 @@ func (m *Manager) KeepAliveLocal(ctx context.Context, id string) (Lease, error) 
 			m.mu.Unlock()
 			return Lease{}, ErrNotFound
 		}
-		l := m.renewLocked(e)
+		pinned := e.pinned
+		if !pinned {
+			l := m.renewLocked(e)
+			m.mu.Unlock()
+			return l, nil
+		}
 		m.mu.Unlock()
-		return l, nil
+		if err := m.unpin(e); err != nil {
+			return Lease{}, err
+		}
+		return m.KeepAliveLocal(ctx, id)
 	}
 	m.mu.Unlock()
 	return m.adopt(KeyOf(id), id)
+}
+
+// unpin clears the orphan expiry from an adopted lease's record, once, at
+// its first renewal (fenced like every write for the lease).
+func (m *Manager) unpin(e *entry) error {
+	e.op.Lock()
+	defer e.op.Unlock()
+	m.mu.Lock()
+	pinned := e.pinned
+	m.mu.Unlock()
+	if !pinned {
+		return nil
+	}
+	rec, _, err := m.readRecord(e.key)
+	if err != nil {
+		return err
+	}
+	rec.Expires = time.Time{}
+	data, _ := json.Marshal(rec)
+	if _, err := m.sess.Conn().Multi(&zk.SetDataRequest{Path: m.lay.Lease(e.key), Data: data, Version: e.recVer}); err != nil {
+		if errors.Is(err, zk.ErrBadVersion) || errors.Is(err, zk.ErrNoNode) {
+			m.forget(e)
+			return &OwnedError{Replica: "another replica"}
+		}
+		return err
+	}
+	e.recVer++
+	m.mu.Lock()
+	e.pinned = false
+	m.mu.Unlock()
+	return nil
 }
 
 // Describe returns the lease with the given id, asking the replica that

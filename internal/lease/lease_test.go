@@ -295,3 +295,65 @@ func start(t *testing.T, sess *zkx.Session, lay zkx.Layout, replica string, opt 
 	t.Cleanup(m.Close)
 	return m
 }
+
+// TestChainedOrphansDoNotExtend: an orphan adopted by a replica that dies
+// in turn keeps the expiry the first adopter gave it.
+func TestChainedOrphansDoNotExtend(t *testing.T) {
+	ctx := context.Background()
+	sess1, lay := zktest.Session(t) // session timeout 4s
+	m1 := start(t, sess1, lay, "r1")
+	l, _ := m1.Grant(ctx, 5*time.Second)
+	if err := attachThing(t, m1, lay, l.ID, "chained"); err != nil {
+		t.Fatal(err)
+	}
+	m1.Close()
+	sess1.Close()
+	died := time.Now()
+	sess2, _ := zktest.Session(t)
+	m2 := start(t, sess2, lay, "r2") // adopts with 5s - 4s = 1s left
+	if m2.Count() != 1 {
+		t.Fatalf("r2 adopted %d leases", m2.Count())
+	}
+	m2.Close()
+	sess2.Close()
+	sess3, _ := zktest.Session(t)
+	start(t, sess3, lay, "r3") // must keep r2's expiry, not give 1s more
+	zktest.Eventually(t, 3*time.Second, func() bool { return !exists(t, sess3, lay.Root+"/chained") }, "chained orphan not expired")
+	if took := time.Since(died); took > 1500*time.Millisecond {
+		t.Fatalf("orphan adopted twice ended %v after its replica died, want about 1s", took)
+	}
+}
+
+// TestKeepAliveRefusedWithoutZooKeeper: a replica cut off from ZooKeeper
+// does not acknowledge keepalives (its session may expire and another
+// replica adopt the lease).
+func TestKeepAliveRefusedWithoutZooKeeper(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	px := zktest.NewProxy(t, zktest.Addr(t))
+	sess, err := zkx.Dial(ctx, px.Addr(), zkx.WithSessionTimeout(4*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sess.Close()
+	lay := zkx.Layout{Root: zktest.Root(t)}
+	if err := zkx.EnsurePath(sess.Conn(), lay.Root); err != nil {
+		t.Fatal(err)
+	}
+	m := start(t, sess, lay, "r1")
+	l, _ := m.Grant(ctx, time.Minute)
+	px.Cut()
+	for st, ch := sess.Watch(); st.State == zkx.StateConnected; st, ch = sess.Watch() {
+		<-ch
+	}
+	if _, err := m.KeepAlive(ctx, l.ID); !errors.Is(err, lease.ErrUnreachable) {
+		t.Fatalf("KeepAlive without ZooKeeper: %v", err)
+	}
+	px.Restore()
+	if err := sess.WaitConnected(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.KeepAlive(ctx, l.ID); err != nil {
+		t.Fatalf("KeepAlive after reconnecting: %v", err)
+	}
+}

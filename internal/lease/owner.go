@@ -45,8 +45,14 @@ func (m *Manager) adopt(key, id string) (Lease, error) {
 		if id == "" {
 			expires = m.orphanExpiry(rec, ttl)
 		}
+		// An orphan keeps its expiry in the record until a client renews it,
+		// so that if this replica dies too, the next adopter does not extend
+		// it again.
 		took := rec
 		took.Owner, took.Expires = m.opts.replica, time.Time{}
+		if id == "" {
+			took.Expires = expires.UTC()
+		}
 		data, _ := json.Marshal(took)
 		_, err = m.sess.Conn().Multi(
 			&zk.CreateRequest{Path: m.lay.LeaseOwner(key), Data: []byte(m.opts.replica), Acl: zkx.ACL, Flags: zk.FlagEphemeral},
@@ -90,14 +96,15 @@ func (m *Manager) adopt(key, id string) (Lease, error) {
 			return Lease{}, fmt.Errorf("lease: adopt %s: %w", key, err)
 		}
 		m.log.Info("lease: adopted", "lease", key, "expires_in", time.Until(expires).Round(time.Millisecond), "by_client", id != "")
-		return m.track(&entry{id: id, key: key, ttl: ttl, recVer: ver + 1}, expires)
+		return m.track(&entry{id: id, key: key, ttl: ttl, recVer: ver + 1, pinned: id == ""}, expires)
 	}
 	return Lease{}, fmt.Errorf("lease: adopt %s: record kept changing", key)
 }
 
 // orphanExpiry is when a lease found without an owner ends unless a client
-// keeps it alive. A lease handed off records its expiry. A lease whose owner
-// died has none: its last keepalive reached the owner, at the latest when the
+// keeps it alive. A lease handed off records its expiry, and so does an
+// orphan adopted before and not renewed since. A lease whose owner died has
+// none: its last keepalive reached the owner, at the latest when the
 // owner's session stopped, which was one session timeout before its owner
 // node vanished; so it had TTL - session timeout left, counted from now.
 func (m *Manager) orphanExpiry(rec record, ttl time.Duration) time.Time {

@@ -1,0 +1,48 @@
+package chaosrun_test
+
+import (
+	"context"
+	"flag"
+	"log/slog"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/zkcoord/zkcoord/internal/chaos"
+	"github.com/zkcoord/zkcoord/internal/chaosrun"
+)
+
+var (
+	duration = flag.Duration("chaos.duration", 40*time.Second, "how long faults are injected")
+	seed     = flag.Int64("chaos.seed", 1, "seed of the fault schedule and the workloads")
+	every    = flag.Duration("chaos.every", 2*time.Second, "pause between faults")
+	verbose  = flag.Bool("chaos.log", false, "log the harness's actions to stderr")
+)
+
+// TestRun is the seeded fault-injection run: a short one in the test
+// command, a long one with -chaos.duration=30m (make chaos). It prints each
+// invariant with its count of checks and violations and fails on any
+// violation.
+func TestRun(t *testing.T) {
+	if testing.Short() {
+		t.Skip("fault-injection run")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), *duration+5*time.Minute)
+	defer cancel()
+	bin, err := chaos.Build(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.DiscardHandler)
+	if *verbose {
+		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	res, err := chaosrun.Run(ctx, chaosrun.Config{Seed: *seed, Duration: *duration, FaultEvery: *every, Bin: bin, Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("seed %d, %v of faults:\n%s", *seed, *duration, res)
+	if !res.Report.OK() {
+		t.Fatalf("invariants violated:\n%s", res.Report.Details())
+	}
+}

@@ -1,0 +1,11 @@
+// Package chaosrun runs zkcoord under random faults and checks invariants
+// over what its clients saw: a cluster of ZooKeeper servers and gateway
+// replicas (internal/chaos), workloads of electors, registrants, watchers
+// and barrier participants going through the Go client or the generated
+// stubs, a seeded fault schedule (replica drain, kill, pause; ZooKeeper
+// leader kill; cut or stalled replica-ZooKeeper links), and the checkers of
+// internal/checker over the recorded history.
+//
+// The short run is part of the test suite; longer runs and soaks are
+// started with flags (see chaosrun_test.go) or `make chaos`.
+package chaosrun

@@ -1,0 +1,249 @@
+package chaosrun
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+
+	"github.com/zkcoord/zkcoord/client"
+	"github.com/zkcoord/zkcoord/internal/chaos"
+	"github.com/zkcoord/zkcoord/internal/checker"
+	"github.com/zkcoord/zkcoord/internal/zkx"
+)
+
+// Config describes a run.
+type Config struct {
+	Seed       int64
+	Duration   time.Duration // how long faults are injected (default 60s)
+	FaultEvery time.Duration // pause between two faults (default 2s)
+	Faults     []Fault       // kinds to draw from (default AllFaults)
+	Replicas   int           // gateway replicas (default 2)
+	ZooKeepers int           // ZooKeeper servers (default 3)
+	// SessionTimeout is the replicas' ZooKeeper session timeout (default 2s);
+	// LeaseTTL the clients' lease TTL (default 6s), which must exceed it.
+	SessionTimeout time.Duration
+	LeaseTTL       time.Duration
+	Electors       int // candidates in one election (default 3)
+	Registrants    int // clients registering, deregistering, looking up (default 3)
+	Watchers       int // WatchGroup streams (default 2)
+	Bin            string
+	Log            *slog.Logger
+}
+
+func (c Config) withDefaults() Config {
+	def := func(v *int, d int) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	defd := func(v *time.Duration, d time.Duration) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	defd(&c.Duration, 60*time.Second)
+	defd(&c.FaultEvery, 2*time.Second)
+	defd(&c.SessionTimeout, 2*time.Second)
+	defd(&c.LeaseTTL, 6*time.Second)
+	def(&c.Replicas, 2)
+	def(&c.ZooKeepers, 3)
+	def(&c.Electors, 3)
+	def(&c.Registrants, 3)
+	def(&c.Watchers, 2)
+	if len(c.Faults) == 0 {
+		c.Faults = AllFaults
+	}
+	if c.Log == nil {
+		c.Log = slog.New(slog.DiscardHandler)
+	}
+	return c
+}
+
+// Result is what a run saw and what the checkers made of it.
+type Result struct {
+	Report checker.Report
+	Faults map[Fault]int
+	Events int
+	Took   time.Duration
+}
+
+func (r Result) String() string {
+	var b strings.Builder
+	kinds := make([]string, 0, len(r.Faults))
+	total := 0
+	for f, n := range r.Faults {
+		kinds = append(kinds, fmt.Sprintf("%s=%d", f, n))
+		total += n
+	}
+	sort.Strings(kinds)
+	fmt.Fprintf(&b, "faults: %d (%s); events recorded: %d; took %v\n", total, strings.Join(kinds, " "), r.Events, r.Took.Round(time.Second))
+	b.WriteString(r.Report.String())
+	return b.String()
+}
+
+// run is one run's shared state.
+type run struct {
+	cfg     Config
+	cluster *chaos.Cluster
+	h       *checker.History
+	rng     *rand.Rand
+	conn    *grpc.ClientConn // to every replica, for the stub workloads
+	target  string
+	group   string
+}
+
+// Run starts a cluster, runs the workloads under faults for cfg.Duration,
+// lets the system settle, and checks every invariant.
+func Run(ctx context.Context, cfg Config) (Result, error) {
+	cfg = cfg.withDefaults()
+	if cfg.LeaseTTL <= cfg.SessionTimeout {
+		return Result{}, fmt.Errorf("chaosrun: lease TTL %v must exceed the session timeout %v", cfg.LeaseTTL, cfg.SessionTimeout)
+	}
+	start := time.Now()
+	cl, err := chaos.StartCluster(ctx, chaos.Options{ZooKeepers: cfg.ZooKeepers, Replicas: cfg.Replicas, Bin: cfg.Bin,
+		SessionTimeout: cfg.SessionTimeout, StreamTTL: cfg.LeaseTTL, Logger: cfg.Log})
+	if err != nil {
+		return Result{}, err
+	}
+	defer cl.Stop()
+	conn, err := client.Dial(cl.Target())
+	if err != nil {
+		return Result{}, err
+	}
+	defer conn.Close()
+	r := &run{cfg: cfg, cluster: cl, h: checker.NewHistory(), rng: rand.New(rand.NewPCG(uint64(cfg.Seed), 1)),
+		conn: conn, target: cl.Target(), group: "reg"}
+
+	// Workloads run until stop; faults until the duration is over.
+	wctx, stop := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	spawn := func(fn func(ctx context.Context)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			fn(wctx)
+		}()
+	}
+	res := &resource{}
+	for i := range cfg.Electors {
+		spawn(func(ctx context.Context) { r.elector(ctx, fmt.Sprintf("e%d", i), res, uint64(i)) })
+	}
+	var regs []*registrant
+	for i := range cfg.Registrants {
+		g := &registrant{r: r, id: fmt.Sprintf("g%d", i), rng: rand.New(rand.NewPCG(uint64(cfg.Seed), uint64(100+i)))}
+		regs = append(regs, g)
+		spawn(g.loop)
+	}
+	var watchers []*watcher
+	for i := range cfg.Watchers {
+		w := &watcher{r: r, id: fmt.Sprintf("w%d", i)}
+		watchers = append(watchers, w)
+		spawn(w.loop)
+	}
+	spawn(r.barriers)
+
+	faults := map[Fault]int{}
+	fctx, fcancel := context.WithTimeout(ctx, cfg.Duration)
+	for fctx.Err() == nil {
+		if sleep(fctx, cfg.FaultEvery) != nil {
+			break
+		}
+		f := cfg.Faults[r.rng.IntN(len(cfg.Faults))]
+		r.h.Record(checker.Event{Kind: checker.KindFault, Value: string(f) + " begins"})
+		desc, err := inject(ctx, cl, f, r.rng, cfg.SessionTimeout)
+		if err != nil {
+			fcancel()
+			stop()
+			wg.Wait()
+			return Result{}, fmt.Errorf("chaosrun: fault %s: %w", f, err)
+		}
+		faults[f]++
+		r.h.Record(checker.Event{Kind: checker.KindFault, Value: desc})
+		cfg.Log.Info("chaosrun: fault", "fault", f, "what", desc)
+	}
+	fcancel()
+
+	// Settle: every replica serving again, then churn stops.
+	for _, rep := range cl.Replicas() {
+		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		err := rep.AwaitServing(sctx)
+		cancel()
+		if err != nil {
+			stop()
+			wg.Wait()
+			return Result{}, fmt.Errorf("chaosrun: replica %s not serving after the faults: %w", rep.ID, err)
+		}
+	}
+	sleep(ctx, cfg.SessionTimeout)
+	stop()
+	wg.Wait()
+
+	report, err := r.check(ctx, regs, watchers)
+	if err != nil {
+		return Result{}, err
+	}
+	return Result{Report: report, Faults: faults, Events: r.h.Len(), Took: time.Since(start)}, nil
+}
+
+// check waits out abandoned leases, reads the ground truth from ZooKeeper
+// and runs every checker.
+func (r *run) check(ctx context.Context, regs []*registrant, watchers []*watcher) (checker.Report, error) {
+	sess, err := zkx.Dial(ctx, r.cluster.ZK().ConnectString())
+	if err != nil {
+		return nil, err
+	}
+	defer sess.Close()
+	lay := zkx.Layout{Root: "/zkcoord"}
+	// Convergence: the truth now, every watcher's state 2 s later.
+	at := time.Now()
+	truth, err := readGroup(sess, lay, r.group)
+	if err != nil {
+		return nil, err
+	}
+	sleep(ctx, 2*time.Second)
+	var obs []checker.Observation
+	for _, w := range watchers {
+		obs = append(obs, w.observation())
+	}
+	// Leases abandoned by their clients must be gone TTL + 1 s later.
+	sleep(ctx, r.cfg.LeaseTTL+1500*time.Millisecond-2*time.Second)
+	for _, g := range regs {
+		for _, m := range g.abandonedMembers() {
+			ok, _, err := sess.Conn().Exists(lay.Member(r.group, m))
+			if err != nil {
+				return nil, err
+			}
+			r.h.Record(checker.Event{Kind: checker.KindMemberProbe, Client: "probe", Group: r.group, Member: m, Present: ok})
+		}
+	}
+	report := checker.CheckAll(r.h, time.Minute, checker.WithSlack(50*time.Millisecond))
+	report = append(report, checker.CheckConvergence(map[string]map[string]string{r.group: truth}, at, obs, 2*time.Second))
+	return report, nil
+}
+
+func readGroup(sess *zkx.Session, lay zkx.Layout, group string) (map[string]string, error) {
+	c := sess.Conn()
+	ids, _, err := c.Children(lay.Members(group))
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]string{}
+	for _, id := range ids {
+		data, _, err := c.Get(lay.Member(group, id))
+		if err != nil {
+			continue
+		}
+		out[id] = valueOf(data)
+	}
+	return out, nil
+}
+
+var errStopped = errors.New("chaosrun: stopped")
