@@ -13,8 +13,8 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
-	pb "github.com/zkcoord/zkcoord/gen/zkcoord/v1"
 	"github.com/zkcoord/zkcoord/client"
+	pb "github.com/zkcoord/zkcoord/gen/zkcoord/v1"
 	"github.com/zkcoord/zkcoord/internal/checker"
 )
 
