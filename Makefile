@@ -3,7 +3,7 @@ SHELL := /bin/bash
 BIN := $(CURDIR)/bin
 export PATH := $(BIN):$(PATH)
 
-.PHONY: tools gen lint check-gen test test-short run build
+.PHONY: tools gen lint check-gen test test-short run build chaos
 
 build:
 	go build -o $(BIN)/zkcoord ./cmd/zkcoord
@@ -37,3 +37,11 @@ test-short:
 
 run: build
 	$(BIN)/zkcoord dev
+
+# chaos runs the fault-injection run for CHAOS_DURATION (default 30m) with
+# CHAOS_SEED, and prints each invariant with its checks and violations.
+CHAOS_DURATION ?= 30m
+CHAOS_SEED ?= 1
+chaos:
+	go test -count=1 -timeout 0 -run TestRun -v ./internal/chaosrun/ \
+		-chaos.duration=$(CHAOS_DURATION) -chaos.seed=$(CHAOS_SEED)
