@@ -71,8 +71,11 @@ func (c Config) withDefaults() Config {
 type Result struct {
 	Report checker.Report
 	Faults map[Fault]int
-	Events int
-	Took   time.Duration
+	// Terms counts leadership terms (distinct fencing tokens), Resigns and
+	// Crashes how they were handed over by the electors.
+	Terms, Resigns, Crashes int
+	Events                  int
+	Took                    time.Duration
 }
 
 func (r Result) String() string {
@@ -84,7 +87,8 @@ func (r Result) String() string {
 		total += n
 	}
 	sort.Strings(kinds)
-	fmt.Fprintf(&b, "faults: %d (%s); events recorded: %d; took %v\n", total, strings.Join(kinds, " "), r.Events, r.Took.Round(time.Second))
+	fmt.Fprintf(&b, "faults: %d (%s); leadership terms: %d (resigns %d, client crashes %d); events recorded: %d; took %v\n",
+		total, strings.Join(kinds, " "), r.Terms, r.Resigns, r.Crashes, r.Events, r.Took.Round(time.Second))
 	b.WriteString(r.Report.String())
 	return b.String()
 }
@@ -190,7 +194,20 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	return Result{Report: report, Faults: faults, Events: r.h.Len(), Took: time.Since(start)}, nil
+	out := Result{Report: report, Faults: faults, Events: r.h.Len(), Took: time.Since(start)}
+	tokens := map[int64]bool{}
+	for _, ev := range r.h.Events() {
+		switch ev.Kind {
+		case checker.KindElected:
+			tokens[ev.Token] = true
+		case checker.KindResigned:
+			out.Resigns++
+		case checker.KindTermEnded:
+			out.Crashes++ // ended without a resign: a crash, or a stream that broke
+		}
+	}
+	out.Terms = len(tokens)
+	return out, nil
 }
 
 // check waits out abandoned leases, reads the ground truth from ZooKeeper
