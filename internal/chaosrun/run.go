@@ -202,8 +202,10 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 			tokens[ev.Token] = true
 		case checker.KindResigned:
 			out.Resigns++
-		case checker.KindTermEnded:
-			out.Crashes++ // ended without a resign: a crash, or a stream that broke
+		case checker.KindLeaseAbandoned:
+			if strings.HasPrefix(ev.Client, "e") { // an elector crashed
+				out.Crashes++
+			}
 		}
 	}
 	out.Terms = len(tokens)
