@@ -17,6 +17,7 @@ var (
 	seed     = flag.Int64("chaos.seed", 1, "seed of the fault schedule and the workloads")
 	every    = flag.Duration("chaos.every", 2*time.Second, "pause between faults")
 	verbose  = flag.Bool("chaos.log", false, "log the harness's actions to stderr")
+	linTime  = flag.Duration("chaos.lincheck", time.Minute, "time budget of the linearizability check")
 )
 
 // TestRun is the seeded fault-injection run: a short one in the test
@@ -37,7 +38,8 @@ func TestRun(t *testing.T) {
 	if *verbose {
 		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
-	res, err := chaosrun.Run(ctx, chaosrun.Config{Seed: *seed, Duration: *duration, FaultEvery: *every, Bin: bin, Log: log})
+	res, err := chaosrun.Run(ctx, chaosrun.Config{Seed: *seed, Duration: *duration, FaultEvery: *every, Bin: bin, Log: log,
+		LinearizableBudget: *linTime})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -36,6 +36,9 @@ type Config struct {
 	Watchers       int // WatchGroup streams (default 2)
 	Bin            string
 	Log            *slog.Logger
+	// LinearizableBudget bounds the linearizability check (default 1m);
+	// partitions it does not reach are reported unchecked.
+	LinearizableBudget time.Duration
 }
 
 func (c Config) withDefaults() Config {
@@ -53,6 +56,7 @@ func (c Config) withDefaults() Config {
 	defd(&c.FaultEvery, 2*time.Second)
 	defd(&c.SessionTimeout, 2*time.Second)
 	defd(&c.LeaseTTL, 6*time.Second)
+	defd(&c.LinearizableBudget, time.Minute)
 	def(&c.Replicas, 2)
 	def(&c.ZooKeepers, 3)
 	def(&c.Electors, 3)
@@ -243,7 +247,7 @@ func (r *run) check(ctx context.Context, regs []*registrant, watchers []*watcher
 			r.h.Record(checker.Event{Kind: checker.KindMemberProbe, Client: "probe", Group: r.group, Member: m, Present: ok})
 		}
 	}
-	report := checker.CheckAll(r.h, time.Minute, checker.WithSlack(50*time.Millisecond))
+	report := checker.CheckAll(r.h, r.cfg.LinearizableBudget, checker.WithSlack(50*time.Millisecond))
 	report = append(report, checker.CheckConvergence(map[string]map[string]string{r.group: truth}, at, obs, 2*time.Second))
 	return report, nil
 }
