@@ -106,6 +106,10 @@ type run struct {
 	conn    *grpc.ClientConn // to every replica, for the stub workloads
 	target  string
 	group   string
+	ctx     context.Context // the run's: probes outlive the workloads
+	truth   *zkx.Session    // reads ZooKeeper directly: the ground truth
+	lay     zkx.Layout
+	probes  sync.WaitGroup
 }
 
 // Run starts a cluster, runs the workloads under faults for cfg.Duration,
@@ -127,8 +131,13 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		return Result{}, err
 	}
 	defer conn.Close()
+	truth, err := zkx.Dial(ctx, cl.ZK().ConnectString())
+	if err != nil {
+		return Result{}, err
+	}
+	defer truth.Close()
 	r := &run{cfg: cfg, cluster: cl, h: checker.NewHistory(), rng: rand.New(rand.NewPCG(uint64(cfg.Seed), 1)),
-		conn: conn, target: cl.Target(), group: "reg"}
+		conn: conn, target: cl.Target(), group: "reg", ctx: ctx, truth: truth, lay: zkx.Layout{Root: "/zkcoord"}}
 
 	// Workloads run until stop; faults until the duration is over.
 	wctx, stop := context.WithCancel(ctx)
@@ -144,10 +153,8 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	for i := range cfg.Electors {
 		spawn(func(ctx context.Context) { r.elector(ctx, fmt.Sprintf("e%d", i), res, uint64(i)) })
 	}
-	var regs []*registrant
 	for i := range cfg.Registrants {
 		g := &registrant{r: r, id: fmt.Sprintf("g%d", i), rng: rand.New(rand.NewPCG(uint64(cfg.Seed), uint64(100+i)))}
-		regs = append(regs, g)
 		spawn(g.loop)
 	}
 	var watchers []*watcher
@@ -194,7 +201,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	stop()
 	wg.Wait()
 
-	report, err := r.check(ctx, regs, watchers)
+	report, err := r.check(ctx, watchers)
 	if err != nil {
 		return Result{}, err
 	}
@@ -216,18 +223,12 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	return out, nil
 }
 
-// check waits out abandoned leases, reads the ground truth from ZooKeeper
-// and runs every checker.
-func (r *run) check(ctx context.Context, regs []*registrant, watchers []*watcher) (checker.Report, error) {
-	sess, err := zkx.Dial(ctx, r.cluster.ZK().ConnectString())
-	if err != nil {
-		return nil, err
-	}
-	defer sess.Close()
-	lay := zkx.Layout{Root: "/zkcoord"}
+// check reads the ground truth from ZooKeeper, waits for the probes of
+// ended leases, and runs every checker.
+func (r *run) check(ctx context.Context, watchers []*watcher) (checker.Report, error) {
 	// Convergence: the truth now, every watcher's state 2 s later.
 	at := time.Now()
-	truth, err := readGroup(sess, lay, r.group)
+	truth, err := readGroup(r.truth, r.lay, r.group)
 	if err != nil {
 		return nil, err
 	}
@@ -236,17 +237,7 @@ func (r *run) check(ctx context.Context, regs []*registrant, watchers []*watcher
 	for _, w := range watchers {
 		obs = append(obs, w.observation())
 	}
-	// Leases abandoned by their clients must be gone TTL + 1 s later.
-	sleep(ctx, r.cfg.LeaseTTL+1500*time.Millisecond-2*time.Second)
-	for _, g := range regs {
-		for _, m := range g.abandonedMembers() {
-			ok, _, err := sess.Conn().Exists(lay.Member(r.group, m))
-			if err != nil {
-				return nil, err
-			}
-			r.h.Record(checker.Event{Kind: checker.KindMemberProbe, Client: "probe", Group: r.group, Member: m, Present: ok})
-		}
-	}
+	r.probes.Wait()
 	report := checker.CheckAll(r.h, r.cfg.LinearizableBudget, checker.WithSlack(50*time.Millisecond))
 	report = append(report, checker.CheckConvergence(map[string]map[string]string{r.group: truth}, at, obs, 2*time.Second))
 	return report, nil

@@ -16,6 +16,7 @@ import (
 	"github.com/zkcoord/zkcoord/client"
 	pb "github.com/zkcoord/zkcoord/gen/zkcoord/v1"
 	"github.com/zkcoord/zkcoord/internal/checker"
+	"github.com/zkcoord/zkcoord/internal/zkx"
 )
 
 const election = "lead"
@@ -128,15 +129,38 @@ type registrant struct {
 	r   *run
 	id  string
 	rng *rand.Rand
-
-	mu    sync.Mutex
-	ended []string // members registered under leases that ended
 }
 
-func (g *registrant) abandonedMembers() []string {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return append([]string(nil), g.ended...)
+// probeLater checks in ZooKeeper, TTL + 1.2 s from now, that the members of
+// a lease that just ended are gone.
+func (r *run) probeLater(members []string) {
+	if len(members) == 0 {
+		return
+	}
+	r.probes.Add(1)
+	go func() {
+		defer r.probes.Done()
+		if sleep(r.ctx, r.cfg.LeaseTTL+1200*time.Millisecond) != nil {
+			return
+		}
+		seen := map[string]bool{}
+		for _, m := range members {
+			if seen[m] {
+				continue
+			}
+			seen[m] = true
+			var ok bool
+			err := zkx.Retry(r.ctx, func() error {
+				var err error
+				ok, _, err = r.truth.Conn().Exists(r.lay.Member(r.group, m))
+				return err
+			})
+			if err != nil {
+				return
+			}
+			r.h.Record(checker.Event{Kind: checker.KindMemberProbe, Client: "probe", Group: r.group, Member: m, Present: ok})
+		}
+	}()
 }
 
 func code(err error) string {
@@ -150,7 +174,7 @@ func (g *registrant) loop(ctx context.Context) {
 	leases := pb.NewLeaseServiceClient(g.r.conn)
 	reg := pb.NewRegistryServiceClient(g.r.conn)
 	ttl := g.r.cfg.LeaseTTL
-	for ctx.Err() == nil {
+	for n := 0; ctx.Err() == nil; n++ {
 		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		gr, err := leases.Grant(cctx, &pb.GrantRequest{Ttl: durationpb.New(ttl)})
 		cancel()
@@ -183,7 +207,9 @@ func (g *registrant) loop(ctx context.Context) {
 				break ops
 			case <-time.After(time.Duration(50+g.rng.IntN(150)) * time.Millisecond):
 			}
-			m := fmt.Sprintf("%s-%d", g.id, g.rng.IntN(3))
+			// Member ids are unique to the lease: an abandoned lease's
+			// members are never taken over, so their removal can be probed.
+			m := fmt.Sprintf("%s-l%d-%d", g.id, n, g.rng.IntN(3))
 			switch g.rng.IntN(4) {
 			case 0, 1:
 				v := fmt.Sprintf("v%d", g.rng.IntN(1000))
@@ -232,9 +258,7 @@ func (g *registrant) loop(ctx context.Context) {
 				g.r.h.Record(checker.Event{Kind: checker.KindLeaseAbandoned, Client: g.id, Lease: lease, TTL: ttl})
 			}
 		}
-		g.mu.Lock()
-		g.ended = append(g.ended, members...)
-		g.mu.Unlock()
+		g.r.probeLater(members)
 	}
 }
 

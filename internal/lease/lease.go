@@ -104,9 +104,10 @@ type entry struct {
 	// op serializes attach/detach/handoff against release of this lease.
 	op      sync.Mutex
 	recVer  int32     // version of the lease record when we took it: our fence
-	pinned  bool      // guarded by Manager.mu: the record holds an orphan's expiry, cleared at the first renewal
+	pinned  bool      // guarded by Manager.mu: the record holds the lease's expiry, cleared at the next renewal
 	expires time.Time // guarded by Manager.mu
 	timer   *time.Timer
+	mark    *time.Timer // fires when the lease went half its TTL unrenewed: persist its expiry
 	ended   bool // guarded by Manager.mu: released, handed off or lost
 }
 
@@ -252,12 +253,14 @@ func (m *Manager) track(e *entry, expires time.Time) (Lease, error) {
 	e.expires = expires
 	m.leases[e.key] = e
 	e.timer = time.AfterFunc(time.Until(expires), func() { m.expire(e) })
+	e.mark = time.AfterFunc(time.Until(expires)-e.ttl/2, func() { m.persistExpiry(e) })
 	return Lease{ID: e.id, Key: e.key, TTL: e.ttl, ExpiresAt: e.expires}, nil
 }
 
 func (m *Manager) renewLocked(e *entry) Lease {
 	e.expires = time.Now().Add(e.ttl)
 	e.timer.Reset(e.ttl)
+	e.mark.Reset(e.ttl / 2)
 	return Lease{ID: e.id, Key: e.key, TTL: e.ttl, ExpiresAt: e.expires}
 }
 
@@ -324,6 +327,34 @@ func (m *Manager) KeepAliveLocal(ctx context.Context, id string) (Lease, error) 
 	}
 	m.mu.Unlock()
 	return m.adopt(KeyOf(id), id)
+}
+
+// persistExpiry writes the expiry of a lease that went half its TTL without
+// a renewal into its record (one fenced write per such lease; a lease kept
+// alive, renewed every third of its TTL, is never written). If this replica
+// then dies, the replica that adopts the lease ends it on time.
+func (m *Manager) persistExpiry(e *entry) {
+	e.op.Lock()
+	defer e.op.Unlock()
+	m.mu.Lock()
+	expires, skip := e.expires, e.ended || e.pinned || m.closed || time.Until(e.expires) > e.ttl/2
+	m.mu.Unlock()
+	if skip {
+		return
+	}
+	rec, _, err := m.readRecord(e.key)
+	if err != nil {
+		return
+	}
+	rec.Expires = expires.UTC()
+	data, _ := json.Marshal(rec)
+	if _, err := m.sess.Conn().Multi(&zk.SetDataRequest{Path: m.lay.Lease(e.key), Data: data, Version: e.recVer}); err != nil {
+		return // not ours any more, or ZooKeeper unreachable: the orphan rule applies
+	}
+	e.recVer++
+	m.mu.Lock()
+	e.pinned = true
+	m.mu.Unlock()
 }
 
 // unpin clears the orphan expiry from an adopted lease's record, once, at
@@ -429,6 +460,7 @@ func (m *Manager) Close() {
 	m.closed = true
 	for _, e := range m.leases {
 		e.timer.Stop()
+		e.mark.Stop()
 	}
 	close(m.stop)
 	m.mu.Unlock()

@@ -102,16 +102,20 @@ func (m *Manager) adopt(key, id string) (Lease, error) {
 }
 
 // orphanExpiry is when a lease found without an owner ends unless a client
-// keeps it alive. A lease handed off records its expiry, and so does an
-// orphan adopted before and not renewed since. A lease whose owner died has
-// none: its last keepalive reached the owner, at the latest when the
-// owner's session stopped, which was one session timeout before its owner
-// node vanished; so it had TTL - session timeout left, counted from now.
+// keeps it alive. Its record holds the expiry when it was handed off, when
+// it went half its TTL without renewal (persistExpiry), or when it was
+// adopted as an orphan before and not renewed since: then that expiry
+// stands. Otherwise its owner died while it was being renewed: its client
+// is alive and retrying its keepalives (which fail while the dead owner's
+// node exists), so a grace of a third of the TTL (at least 1 s, at most what
+// can be left of it) lets the next keepalive adopt it; a client that does
+// not come back within the grace lets it end soon after its owner died.
 func (m *Manager) orphanExpiry(rec record, ttl time.Duration) time.Time {
 	if !rec.Expires.IsZero() {
 		return rec.Expires
 	}
-	return time.Now().Add(max(ttl-m.sess.Timeout(), 0))
+	grace := min(max(ttl/3, time.Second), max(ttl-m.sess.Timeout(), 0))
+	return time.Now().Add(grace)
 }
 
 // Handoff gives up a lease this replica owns, for another replica to adopt:
@@ -163,6 +167,7 @@ func (m *Manager) forget(e *entry) {
 	e.ended = true
 	if e.timer != nil {
 		e.timer.Stop()
+		e.mark.Stop()
 	}
 	if m.leases[e.key] == e {
 		delete(m.leases, e.key)

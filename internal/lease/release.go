@@ -26,6 +26,7 @@ func (m *Manager) Revoke(ctx context.Context, id string) error {
 	}
 	e.ended = true
 	e.timer.Stop()
+	e.mark.Stop()
 	m.mu.Unlock()
 	return m.release(ctx, e)
 }
