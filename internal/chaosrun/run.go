@@ -238,7 +238,12 @@ func (r *run) check(ctx context.Context, watchers []*watcher) (checker.Report, e
 		obs = append(obs, w.observation())
 	}
 	r.probes.Wait()
-	report := checker.CheckAll(r.h, r.cfg.LinearizableBudget, checker.WithSlack(50*time.Millisecond))
+	// An abandoned lease ends at its TTL, or, when its owning replica failed
+	// meanwhile, once that replica's session has expired and another
+	// replica adopted it (docs/REPLICAS.md): allow the session timeout on
+	// top of the 1 s grace.
+	report := checker.CheckAll(r.h, r.cfg.LinearizableBudget, checker.WithSlack(50*time.Millisecond),
+		checker.WithProbeGrace(time.Second+r.cfg.SessionTimeout))
 	report = append(report, checker.CheckConvergence(map[string]map[string]string{r.group: truth}, at, obs, 2*time.Second))
 	return report, nil
 }

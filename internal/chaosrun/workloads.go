@@ -131,8 +131,8 @@ type registrant struct {
 	rng *rand.Rand
 }
 
-// probeLater checks in ZooKeeper, TTL + 1.2 s from now, that the members of
-// a lease that just ended are gone.
+// probeLater checks in ZooKeeper, TTL + session timeout + 1.2 s from now,
+// that the members of a lease that just ended are gone.
 func (r *run) probeLater(members []string) {
 	if len(members) == 0 {
 		return
@@ -140,7 +140,7 @@ func (r *run) probeLater(members []string) {
 	r.probes.Add(1)
 	go func() {
 		defer r.probes.Done()
-		if sleep(r.ctx, r.cfg.LeaseTTL+1200*time.Millisecond) != nil {
+		if sleep(r.ctx, r.cfg.LeaseTTL+r.cfg.SessionTimeout+1200*time.Millisecond) != nil {
 			return
 		}
 		seen := map[string]bool{}

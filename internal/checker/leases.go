@@ -5,10 +5,6 @@ import (
 	"time"
 )
 
-// probeGrace is how long after its TTL a lease's members may take to go: the
-// removal transaction (DESIGN.md: tests assert within TTL + 1 s).
-const probeGrace = time.Second
-
 // CheckLeases checks lease lifetimes:
 //
 //   - kept: a lease renewed at most the keepalive gap apart (WithKeepAliveGap;
@@ -50,7 +46,7 @@ func CheckLeases(h *History, opts ...Option) Result {
 	}
 	checkLost(&r, evs, renewals, ttls, o.keepAliveGap)
 	checkKeptMembers(&r, evs, renewals)
-	checkAbandoned(&r, evs, ttls)
+	checkAbandoned(&r, evs, ttls, o.probeGrace)
 	sortExamples(&r)
 	return r
 }
@@ -128,7 +124,7 @@ func restored(restores []Event, ow ownership, l Event) bool {
 }
 
 // checkAbandoned checks that abandoned leases' members are gone in time.
-func checkAbandoned(r *Result, evs []Event, ttls map[string]time.Duration) {
+func checkAbandoned(r *Result, evs []Event, ttls map[string]time.Duration, probeGrace time.Duration) {
 	probes := byMember(evs, KindMemberProbe)
 	registers := byMember(evs, KindRegister)
 	byLease := map[string][]Event{}

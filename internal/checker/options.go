@@ -9,11 +9,12 @@ type options struct {
 	slack         time.Duration
 	keepAliveGap  time.Duration
 	releaseWithin time.Duration
+	probeGrace    time.Duration
 	vizPath       string
 }
 
 func defaultOptions() options {
-	return options{releaseWithin: 5 * time.Second}
+	return options{releaseWithin: 5 * time.Second, probeGrace: time.Second}
 }
 
 func newOptions(opts []Option) options {
@@ -50,4 +51,11 @@ func WithReleaseWithin(d time.Duration) Option {
 // visualization of the partitions that are not linearizable to path.
 func WithVisualization(path string) Option {
 	return func(o *options) { o.vizPath = path }
+}
+
+// WithProbeGrace sets how long after its TTL an abandoned lease's members
+// may take to go (default 1s): a probe after TTL + grace that finds one is a
+// violation.
+func WithProbeGrace(d time.Duration) Option {
+	return func(o *options) { o.probeGrace = max(d, 0) }
 }

@@ -108,7 +108,7 @@ type entry struct {
 	expires time.Time // guarded by Manager.mu
 	timer   *time.Timer
 	mark    *time.Timer // fires when the lease went half its TTL unrenewed: persist its expiry
-	ended   bool // guarded by Manager.mu: released, handed off or lost
+	ended   bool        // guarded by Manager.mu: released, handed off or lost
 }
 
 // record is the lease record's JSON.
