@@ -68,8 +68,8 @@ func main() {
 }
 
 type config struct {
-	listen, zk, root, replicaID, advertise, logLevel string
-	sessionTimeout, streamTTL, stopTimeout           time.Duration
+	listen, zk, root, replicaID, advertise, logLevel, debugListen string
+	sessionTimeout, streamTTL, stopTimeout                        time.Duration
 }
 
 func parse(name string, args []string, dev bool) (config, error) {
@@ -91,6 +91,7 @@ func parse(name string, args []string, dev bool) (config, error) {
 	fs.StringVar(&c.replicaID, "replica-id", fmt.Sprintf("%s-%d", host, os.Getpid()), "name of this replica in status, logs and lease records; unique among replicas")
 	fs.StringVar(&c.advertise, "advertise", "", "address other replicas use to reach this one (default: the listen address, with the hostname for an unspecified IP)")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fs.StringVar(&c.debugListen, "debug-listen", "", "serve /debug/pprof and /debug/vars (goroutines, memstats) on this address; keep it private")
 	var envErr error
 	fs.VisitAll(func(f *flag.Flag) {
 		env := "ZKCOORD_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
@@ -155,6 +156,13 @@ func run(ctx context.Context, args []string, dev bool) error {
 		return err
 	}
 	defer sess.Close()
+	if c.debugListen != "" {
+		stopDebug, err := serveDebug(c.debugListen, log)
+		if err != nil {
+			return err
+		}
+		defer stopDebug()
+	}
 	lis, err := net.Listen("tcp", c.listen)
 	if err != nil {
 		return err

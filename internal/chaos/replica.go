@@ -34,6 +34,8 @@ type Replica struct {
 	ID string
 	// Addr is its gRPC address (--listen and --advertise).
 	Addr string
+	// DebugAddr serves its /debug/vars and /debug/pprof (--debug-listen).
+	DebugAddr string
 
 	argv    []string // the same command line at every start
 	logPath string   // its stderr and stdout, appended at every start
@@ -68,7 +70,11 @@ func newReplica(id string, o Options, zk []string) (*Replica, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &Replica{ID: id, Addr: fmt.Sprintf("127.0.0.1:%d", port),
+	dport, err := zkserver.FreePort()
+	if err != nil {
+		return nil, err
+	}
+	r := &Replica{ID: id, Addr: fmt.Sprintf("127.0.0.1:%d", port), DebugAddr: fmt.Sprintf("127.0.0.1:%d", dport),
 		logPath: filepath.Join(o.LogDir, id+".log"), log: o.Logger.With("replica", id)}
 	var via []string
 	for i, addr := range zk {
@@ -84,7 +90,7 @@ func newReplica(id string, o Options, zk []string) (*Replica, error) {
 		"--listen", r.Addr, "--advertise", r.Addr, "--replica-id", id,
 		"--zk", strings.Join(via, ","), "--root", o.Root,
 		"--session-timeout", o.SessionTimeout.String(), "--stream-ttl", o.StreamTTL.String(),
-		"--shutdown-timeout", o.ShutdownTimeout.String(), "--log-level", "debug"}
+		"--shutdown-timeout", o.ShutdownTimeout.String(), "--log-level", "debug", "--debug-listen", r.DebugAddr}
 	// A short reconnect backoff, so that a replica that comes back is seen
 	// within 500 ms (gRPC's default backs off up to 2 minutes).
 	r.conn, err = grpc.NewClient(r.Addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
@@ -156,6 +162,14 @@ func (r *Replica) current() (*process, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.proc, r.proc != nil && r.proc.running()
+}
+
+// Pid returns the process id of the running replica (0 when stopped).
+func (r *Replica) Pid() int {
+	if p, ok := r.current(); ok {
+		return p.cmd.Process.Pid
+	}
+	return 0
 }
 
 // Running reports whether the replica's process is running (paused
