@@ -3,7 +3,7 @@ SHELL := /bin/bash
 BIN := $(CURDIR)/bin
 export PATH := $(BIN):$(PATH)
 
-.PHONY: tools gen lint check-gen test test-short run build chaos
+.PHONY: tools gen lint check-gen test test-short run build chaos soak
 
 build:
 	go build -o $(BIN)/zkcoord ./cmd/zkcoord
@@ -45,3 +45,9 @@ CHAOS_SEED ?= 1
 chaos:
 	go test -count=1 -timeout 0 -run TestRun -v ./internal/chaosrun/ \
 		-chaos.duration=$(CHAOS_DURATION) -chaos.seed=$(CHAOS_SEED)
+
+# soak churns hundreds of clients against two replicas for SOAK_DURATION
+# (default 30m), printing goroutines, heap, open files and znodes each minute.
+SOAK_DURATION ?= 30m
+soak:
+	go test -count=1 -timeout 0 -run TestSoak -v ./internal/chaosrun/ -chaos.soak=$(SOAK_DURATION)
