@@ -26,7 +26,7 @@ var (
 // sample is one minute's resource figures of the deployment.
 type sample struct {
 	at         time.Duration
-	goroutines []int   // per replica
+	goroutines []int // per replica
 	heapMB     []float64
 	fds        []int
 	znodes     int
