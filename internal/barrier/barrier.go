@@ -102,25 +102,18 @@ func (b *Barriers) Await(ctx context.Context, name string, threshold int, partic
 			}
 		}
 		select {
-		case ev := <-readyCh:
-			// Re-arm the ready watch whatever the event (a notification,
-			// or watches lost with a session).
-			ok, _, ch, err := c.ExistsW(b.lay.Ready(name))
-			if err == nil && ok {
-				return progress(max(n, threshold), true)
-			}
-			if err == nil {
-				readyCh = ch
-			} else {
-				readyCh = nil
-			}
-			_ = ev
+		case <-readyCh:
+			readyCh = nil // fired (or lost with a session): re-armed below
 		case <-childCh:
 		case <-ctx.Done():
 			return b.giveUp(ctx, name, participant, leaseID)
 		}
 		if readyCh == nil {
-			if _, _, ch, err := c.ExistsW(b.lay.Ready(name)); err == nil {
+			ok, _, ch, err := c.ExistsW(b.lay.Ready(name))
+			if err == nil && ok {
+				return progress(max(n, threshold), true)
+			}
+			if err == nil {
 				readyCh = ch
 			}
 		}

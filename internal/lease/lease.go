@@ -92,8 +92,10 @@ type Manager struct {
 	draining bool
 	closed   bool
 	wg       sync.WaitGroup
-	stop     chan struct{}
-	kick     chan struct{} // asks the sweeper to look for orphans now
+	// ctx ends when the Manager closes: it bounds releases, sweeps and the
+	// Manager's goroutines.
+	ctx    context.Context
+	cancel context.CancelFunc
 }
 
 type entry struct {
@@ -150,8 +152,9 @@ func NewManager(sess *zkx.Session, lay zkx.Layout, log *slog.Logger, opt ...Opti
 	for _, fn := range opt {
 		fn(&o)
 	}
+	ctx, cancel := context.WithCancel(context.Background())
 	return &Manager{sess: sess, lay: lay, log: log, opts: o, leases: map[string]*entry{},
-		kinds: map[string]ReleaseFunc{}, stop: make(chan struct{}), kick: make(chan struct{}, 1)}
+		kinds: map[string]ReleaseFunc{}, ctx: ctx, cancel: cancel}
 }
 
 // Handle registers how to release refs of a kind ("member", "candidate",
@@ -462,7 +465,7 @@ func (m *Manager) Close() {
 		e.timer.Stop()
 		e.mark.Stop()
 	}
-	close(m.stop)
+	m.cancel()
 	m.mu.Unlock()
 	m.wg.Wait()
 }

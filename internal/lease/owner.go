@@ -223,7 +223,7 @@ func (m *Manager) guardOwners() {
 	epoch := st.Epoch
 	for {
 		select {
-		case <-m.stop:
+		case <-m.ctx.Done():
 			return
 		case <-ch:
 		}
@@ -277,15 +277,7 @@ func (m *Manager) sweeper(ch <-chan zk.Event) {
 	defer m.wg.Done()
 	tick := time.NewTicker(m.opts.sweep)
 	defer tick.Stop()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go func() { // ends with sweeper: cancel
-		select {
-		case <-m.stop:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
+	ctx := m.ctx
 	for attempt := 0; ; {
 		select {
 		case <-ctx.Done():
@@ -293,7 +285,6 @@ func (m *Manager) sweeper(ch <-chan zk.Event) {
 		case <-ch:
 			ch = nil
 		case <-tick.C:
-		case <-m.kick:
 		}
 		if err := m.sweepOrphans(); err != nil && !zkx.Transient(err) {
 			m.log.Warn("lease: sweep failed", "err", err)

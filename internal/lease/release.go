@@ -42,17 +42,8 @@ func (m *Manager) expire(e *entry) {
 	m.wg.Add(1)
 	m.mu.Unlock()
 	defer m.wg.Done()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go func() { // ends with expire: cancel
-		select {
-		case <-m.stop:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
 	m.log.Info("lease: expired", "lease", e.key, "ttl", e.ttl)
-	if err := m.release(ctx, e); err != nil {
+	if err := m.release(m.ctx, e); err != nil {
 		m.log.Warn("lease: release after expiry failed", "lease", e.key, "err", err)
 	}
 }
@@ -103,18 +94,7 @@ func (m *Manager) background(fn func(ctx context.Context)) bool {
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
-		ctx, cancel := context.WithCancel(context.Background())
-		defer cancel()
-		done := make(chan struct{})
-		defer close(done)
-		go func() { // ends with fn: done
-			select {
-			case <-m.stop:
-				cancel()
-			case <-done:
-			}
-		}()
-		fn(ctx)
+		fn(m.ctx)
 	}()
 	return true
 }

@@ -123,7 +123,6 @@ func (r *Registry) loadGroup(ctx context.Context, name string) (*group, error) {
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	g.lastUsed = time.Now()
 	return g, g.err
 }
 
@@ -358,7 +357,7 @@ func (g *group) apply(names []string, stat *zk.Stat) error {
 		g.rev = listRev
 	}
 	g.mu.Unlock()
-	trimJournal(g.r, g.name, seqs, byseq)
+	g.r.trimJournal(g.name, seqs, byseq)
 	return nil
 }
 
@@ -427,6 +426,7 @@ func (g *group) load(seqs []int64, listRev int64) error {
 	g.members = members
 	g.rev = max(rev, listRev)
 	g.floor = g.rev
+	g.lastUsed = time.Now() // callers waited for the load: not idle yet
 	close(g.loaded)
 	return nil
 }

@@ -201,7 +201,7 @@ func (r *Registry) maybeTrim(group, entry string) {
 			return
 		}
 		seqs, byseq := parseLog(names)
-		trimJournal(r, group, seqs, byseq)
+		r.trimJournal(group, seqs, byseq)
 	}()
 }
 
@@ -313,7 +313,7 @@ func parseLog(names []string) ([]int64, map[int64]string) {
 
 // trimJournal deletes the oldest journal entries once there are more than
 // trimAt, keeping keepLog.
-func trimJournal(r *Registry, group string, seqs []int64, byseq map[int64]string) {
+func (r *Registry) trimJournal(group string, seqs []int64, byseq map[int64]string) {
 	if len(seqs) <= r.opts.trimAt {
 		return
 	}

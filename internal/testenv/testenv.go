@@ -29,37 +29,47 @@ var addr string
 // for leaked goroutines. Use it as TestMain's body: testenv.Main(m).
 func Main(m *testing.M) {
 	zktest.MainWith(m, func(zkAddr string) (func(), error) {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		sess, err := zkx.Dial(ctx, zkAddr, zkx.WithSessionTimeout(4*time.Second))
-		if err != nil {
-			return nil, err
-		}
-		g, err := server.New(ctx, sess, server.WithRoot(fmt.Sprintf("/testenv-%d", os.Getpid())),
-			server.WithStreamTTL(StreamTTL))
-		if err != nil {
-			sess.Close()
-			return nil, err
-		}
-		lis, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			g.Close()
-			sess.Close()
-			return nil, err
-		}
-		addr = lis.Addr().String()
-		sctx, stop := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- server.Serve(sctx, g, lis, 5*time.Second) }()
+		a, stop, err := startGateway(zkAddr, server.WithRoot(fmt.Sprintf("/testenv-%d", os.Getpid())))
+		addr = a
 		return func() {
-			stop()
-			if err := <-done; err != nil {
+			if err := stop(); err != nil {
 				fmt.Fprintln(os.Stderr, "testenv: serve:", err)
 			}
-			g.Close()
-			sess.Close()
-		}, nil
+		}, err
 	})
+}
+
+// startGateway serves a gateway with its own ZooKeeper session on a free
+// loopback port; stop drains it and closes the session.
+func startGateway(zkAddr string, opt ...server.Option) (addr string, stop func() error, err error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	sess, err := zkx.Dial(ctx, zkAddr, zkx.WithSessionTimeout(4*time.Second))
+	if err != nil {
+		return "", nil, err
+	}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		sess.Close()
+		return "", nil, err
+	}
+	opt = append([]server.Option{server.WithStreamTTL(StreamTTL), server.WithAdvertise(lis.Addr().String())}, opt...)
+	g, err := server.New(ctx, sess, opt...)
+	if err != nil {
+		lis.Close()
+		sess.Close()
+		return "", nil, err
+	}
+	sctx, stopServe := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- server.Serve(sctx, g, lis, 5*time.Second) }()
+	return lis.Addr().String(), func() error {
+		stopServe()
+		err := <-done
+		g.Close()
+		sess.Close()
+		return err
+	}, nil
 }
 
 // Gateway returns the address of the test gateway.
@@ -96,34 +106,17 @@ type Replica struct {
 // on a free port; it is drained and stopped at cleanup, or by Stop.
 func StartReplica(tb testing.TB, root, id string) *Replica {
 	tb.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	sess, err := zkx.Dial(ctx, zktest.Addr(tb), zkx.WithSessionTimeout(4*time.Second))
+	addr, stop, err := startGateway(zktest.Addr(tb), server.WithRoot(root), server.WithReplicaID(id))
 	if err != nil {
 		tb.Fatal(err)
 	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	g, err := server.New(ctx, sess, server.WithRoot(root), server.WithReplicaID(id),
-		server.WithAdvertise(lis.Addr().String()), server.WithStreamTTL(StreamTTL))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	sctx, stopServe := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() { served <- server.Serve(sctx, g, lis, 5*time.Second) }()
 	var once sync.Once
-	r := &Replica{Addr: lis.Addr().String()}
+	r := &Replica{Addr: addr}
 	r.stop = func() {
 		once.Do(func() {
-			stopServe()
-			if err := <-served; err != nil {
+			if err := stop(); err != nil {
 				tb.Errorf("replica %s: %v", id, err)
 			}
-			g.Close()
-			sess.Close()
 		})
 	}
 	tb.Cleanup(r.stop)
