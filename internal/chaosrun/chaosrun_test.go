@@ -38,13 +38,19 @@ func TestRun(t *testing.T) {
 	if *verbose {
 		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
-	res, err := chaosrun.Run(ctx, chaosrun.Config{Seed: *seed, Duration: *duration, FaultEvery: *every, Bin: bin, Log: log,
-		LinearizableBudget: *linTime})
+	// The replicas' and ZooKeeper's logs are kept when the run fails.
+	logs, err := os.MkdirTemp("", "zkcoord-chaos-logs-")
 	if err != nil {
 		t.Fatal(err)
 	}
+	res, err := chaosrun.Run(ctx, chaosrun.Config{Seed: *seed, Duration: *duration, FaultEvery: *every, Bin: bin, Log: log,
+		LinearizableBudget: *linTime, LogDir: logs})
+	if err != nil {
+		t.Fatalf("%v (replica and ZooKeeper logs kept in %s)", err, logs)
+	}
 	t.Logf("seed %d, %v of faults:\n%s", *seed, *duration, res)
 	if !res.Report.OK() {
-		t.Fatalf("invariants violated:\n%s", res.Report.Details())
+		t.Fatalf("invariants violated (replica and ZooKeeper logs kept in %s):\n%s", logs, res.Report.Details())
 	}
+	_ = os.RemoveAll(logs)
 }

@@ -33,10 +33,24 @@ const (
 var AllFaults = []Fault{DrainRestart, KillRestart, PauseResume, ZKLeaderKill, CutZK, StallZK}
 
 // inject applies one fault to the cluster and undoes it, returning a short
-// description. Only one replica is ever down at a time.
-func inject(ctx context.Context, c *chaos.Cluster, f Fault, rng *rand.Rand, sessionTimeout time.Duration) (string, error) {
+// description and the replica whose ZooKeeper session the fault may have
+// cost ("*" for any, "" for none: a drain hands its leases over). Only one
+// replica is ever down at a time.
+func inject(ctx context.Context, c *chaos.Cluster, f Fault, rng *rand.Rand, sessionTimeout time.Duration) (desc, victim string, err error) {
 	i := rng.IntN(len(c.Addrs()))
 	r := c.Replica(i)
+	desc, err = injectOn(ctx, c, r, i, f, rng, sessionTimeout)
+	switch f {
+	case DrainRestart:
+	case ZKLeaderKill:
+		victim = "*"
+	default:
+		victim = r.ID
+	}
+	return desc, victim, err
+}
+
+func injectOn(ctx context.Context, c *chaos.Cluster, r *chaos.Replica, i int, f Fault, rng *rand.Rand, sessionTimeout time.Duration) (string, error) {
 	hold := sessionTimeout + sessionTimeout/2 // past the session timeout
 	switch f {
 	case DrainRestart:

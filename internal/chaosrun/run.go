@@ -1,11 +1,16 @@
 package chaosrun
 
 import (
+	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -36,6 +41,10 @@ type Config struct {
 	Watchers       int // WatchGroup streams (default 2)
 	Bin            string
 	Log            *slog.Logger
+	// LogDir receives the replicas' and ZooKeeper's logs and the history
+	// (history.jsonl); it is kept after the run. Default: a directory
+	// removed with the cluster.
+	LogDir string
 	// LinearizableBudget bounds the linearizability check (default 1m);
 	// partitions it does not reach are reported unchecked.
 	LinearizableBudget time.Duration
@@ -121,7 +130,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	}
 	start := time.Now()
 	cl, err := chaos.StartCluster(ctx, chaos.Options{ZooKeepers: cfg.ZooKeepers, Replicas: cfg.Replicas, Bin: cfg.Bin,
-		SessionTimeout: cfg.SessionTimeout, StreamTTL: cfg.LeaseTTL, Logger: cfg.Log})
+		SessionTimeout: cfg.SessionTimeout, StreamTTL: cfg.LeaseTTL, Logger: cfg.Log, LogDir: cfg.LogDir})
 	if err != nil {
 		return Result{}, err
 	}
@@ -157,11 +166,23 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		g := &registrant{r: r, id: fmt.Sprintf("g%d", i), rng: rand.New(rand.NewPCG(uint64(cfg.Seed), uint64(100+i)))}
 		spawn(g.loop)
 	}
+	// Watchers outlive the churn: convergence is judged on their streams
+	// once the churn has stopped and every abandoned lease has ended.
+	wwctx, stopWatchers := context.WithCancel(ctx)
+	var wwg sync.WaitGroup
+	defer func() {
+		stopWatchers()
+		wwg.Wait()
+	}()
 	var watchers []*watcher
 	for i := range cfg.Watchers {
 		w := &watcher{r: r, id: fmt.Sprintf("w%d", i)}
 		watchers = append(watchers, w)
-		spawn(w.loop)
+		wwg.Add(1)
+		go func() {
+			defer wwg.Done()
+			w.loop(wwctx)
+		}()
 	}
 	spawn(r.barriers)
 
@@ -172,8 +193,9 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 			break
 		}
 		f := cfg.Faults[r.rng.IntN(len(cfg.Faults))]
+		began := time.Now()
 		r.h.Record(checker.Event{Kind: checker.KindFault, Value: string(f) + " begins"})
-		desc, err := inject(ctx, cl, f, r.rng, cfg.SessionTimeout)
+		desc, victim, err := inject(ctx, cl, f, r.rng, cfg.SessionTimeout)
 		if err != nil {
 			fcancel()
 			stop()
@@ -181,7 +203,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 			return Result{}, fmt.Errorf("chaosrun: fault %s: %w", f, err)
 		}
 		faults[f]++
-		r.h.Record(checker.Event{Kind: checker.KindFault, Value: desc})
+		r.h.Record(checker.Event{Kind: checker.KindFault, Value: desc, Replica: victim, From: began, To: time.Now()})
 		cfg.Log.Info("chaosrun: fault", "fault", f, "what", desc)
 	}
 	fcancel()
@@ -205,6 +227,11 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
+	if cfg.LogDir != "" {
+		if err := writeHistory(filepath.Join(cfg.LogDir, "history.jsonl"), r.h); err != nil {
+			return Result{}, err
+		}
+	}
 	out := Result{Report: report, Faults: faults, Events: r.h.Len(), Took: time.Since(start)}
 	tokens := map[int64]bool{}
 	for _, ev := range r.h.Events() {
@@ -223,27 +250,45 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	return out, nil
 }
 
-// check reads the ground truth from ZooKeeper, waits for the probes of
-// ended leases, and runs every checker.
+// check waits for the probes of ended leases (by then every lease the churn
+// abandoned has ended and the group no longer changes), reads the ground
+// truth from ZooKeeper, and runs every checker.
 func (r *run) check(ctx context.Context, watchers []*watcher) (checker.Report, error) {
-	// Convergence: the truth now, every watcher's state 2 s later.
-	at := time.Now()
-	truth, err := readGroup(r.truth, r.lay, r.group)
-	if err != nil {
-		return nil, err
-	}
-	sleep(ctx, 2*time.Second)
-	var obs []checker.Observation
-	for _, w := range watchers {
-		obs = append(obs, w.observation())
-	}
 	r.probes.Wait()
-	// An abandoned lease ends at its TTL, or, when its owning replica failed
-	// meanwhile, once that replica's session has expired and another
-	// replica adopted it (docs/REPLICAS.md): allow the session timeout on
-	// top of the 1 s grace.
+	// Convergence: the truth now, every watcher's state 2 s later. Should
+	// the group change meanwhile (a lease of a failed replica ending late),
+	// measure again from the new truth.
+	var (
+		at    time.Time
+		truth map[string]string
+		obs   []checker.Observation
+	)
+	for attempt := 0; ; attempt++ {
+		at = time.Now()
+		var err error
+		if truth, err = readGroup(r.truth, r.lay, r.group); err != nil {
+			return nil, err
+		}
+		sleep(ctx, 2*time.Second)
+		obs = obs[:0]
+		for _, w := range watchers {
+			obs = append(obs, w.observation())
+		}
+		after, err := readGroup(r.truth, r.lay, r.group)
+		if err != nil {
+			return nil, err
+		}
+		if maps.Equal(truth, after) || attempt == 4 {
+			break
+		}
+		r.cfg.Log.Info("chaosrun: group changed while measuring convergence; again", "attempt", attempt)
+	}
+	// An abandoned lease ends within its TTL + 1 s, or, when its owning
+	// replica failed meanwhile, once that replica's session has expired
+	// and another replica adopted it (docs/REPLICAS.md): CheckExpiry allows
+	// the session timeout on top of the 1 s grace for those only.
 	report := checker.CheckAll(r.h, r.cfg.LinearizableBudget, checker.WithSlack(50*time.Millisecond),
-		checker.WithProbeGrace(time.Second+r.cfg.SessionTimeout))
+		checker.WithProbeGrace(time.Second), checker.WithFailoverGrace(time.Second+r.cfg.SessionTimeout))
 	report = append(report, checker.CheckConvergence(map[string]map[string]string{r.group: truth}, at, obs, 2*time.Second))
 	return report, nil
 }
@@ -263,6 +308,27 @@ func readGroup(sess *zkx.Session, lay zkx.Layout, group string) (map[string]stri
 		out[id] = valueOf(data)
 	}
 	return out, nil
+}
+
+// writeHistory writes h to path, one JSON event per line.
+func writeHistory(path string, h *checker.History) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	w := bufio.NewWriter(f)
+	enc := json.NewEncoder(w)
+	for _, ev := range h.Events() {
+		if err := enc.Encode(ev); err != nil {
+			f.Close()
+			return err
+		}
+	}
+	if err := w.Flush(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 var errStopped = errors.New("chaosrun: stopped")

@@ -16,6 +16,7 @@ import (
 	"github.com/zkcoord/zkcoord/client"
 	pb "github.com/zkcoord/zkcoord/gen/zkcoord/v1"
 	"github.com/zkcoord/zkcoord/internal/checker"
+	leasepkg "github.com/zkcoord/zkcoord/internal/lease"
 	"github.com/zkcoord/zkcoord/internal/zkx"
 )
 
@@ -106,7 +107,7 @@ func (r *run) term(ctx context.Context, c *client.Client, id string, res *resour
 		case <-hold.C:
 			if rng.IntN(5) == 0 { // crash: stop acting, abandon the lease
 				rec(checker.KindTermEnded, time.Now(), time.Time{})
-				r.h.Record(checker.Event{Kind: checker.KindLeaseAbandoned, Client: id, Lease: s.Lease(), TTL: r.cfg.LeaseTTL})
+				r.abandoned(id, s.Lease(), r.cfg.LeaseTTL, time.Time{})
 				return // the caller closes the client without revoking
 			}
 			rec(checker.KindResigned, time.Now(), time.Time{})
@@ -131,8 +132,10 @@ type registrant struct {
 	rng *rand.Rand
 }
 
-// probeLater checks in ZooKeeper, TTL + session timeout + 1.2 s from now,
-// that the members of a lease that just ended are gone.
+// probeLater checks in ZooKeeper, TTL + 1.2 s from now and again TTL +
+// session timeout + 1.2 s from now, that the members of a lease that just
+// ended are gone (the second probe is the one CheckExpiry reads when the
+// lease's owner failed meanwhile).
 func (r *run) probeLater(members []string) {
 	if len(members) == 0 {
 		return
@@ -140,9 +143,54 @@ func (r *run) probeLater(members []string) {
 	r.probes.Add(1)
 	go func() {
 		defer r.probes.Done()
-		if sleep(r.ctx, r.cfg.LeaseTTL+r.cfg.SessionTimeout+1200*time.Millisecond) != nil {
+		if sleep(r.ctx, r.cfg.LeaseTTL+1200*time.Millisecond) != nil {
 			return
 		}
+		r.probe(members)
+		if sleep(r.ctx, r.cfg.SessionTimeout) != nil {
+			return
+		}
+		r.probe(members)
+	}()
+}
+
+// abandoned records that client stopped keeping lease alive at, with the
+// replica that owns it. A zero at means once the owner is read: a client
+// whose session renews in the background is still renewing until then.
+func (r *run) abandoned(client, lease string, ttl time.Duration, at time.Time) {
+	owner := r.owner(lease)
+	if at.IsZero() {
+		at = time.Now()
+	}
+	r.h.Record(checker.Event{Kind: checker.KindLeaseAbandoned, Time: at, Client: client, Lease: lease, TTL: ttl, Replica: owner})
+}
+
+// owner reads the replica that owns lease from its record in ZooKeeper, ""
+// when it cannot tell.
+func (r *run) owner(lease string) string {
+	ctx, cancel := context.WithTimeout(r.ctx, 2*time.Second)
+	defer cancel()
+	var data []byte
+	err := zkx.Retry(ctx, func() error {
+		var err error
+		data, _, err = r.truth.Conn().Get(r.lay.Lease(leasepkg.KeyOf(lease)))
+		return err
+	})
+	if err != nil {
+		return ""
+	}
+	var rec struct {
+		Owner string `json:"owner"`
+	}
+	if json.Unmarshal(data, &rec) != nil {
+		return ""
+	}
+	return rec.Owner
+}
+
+// probe records whether each member exists in ZooKeeper now.
+func (r *run) probe(members []string) {
+	{
 		seen := map[string]bool{}
 		for _, m := range members {
 			if seen[m] {
@@ -160,7 +208,7 @@ func (r *run) probeLater(members []string) {
 			}
 			r.h.Record(checker.Event{Kind: checker.KindMemberProbe, Client: "probe", Group: r.group, Member: m, Present: ok})
 		}
-	}()
+	}
 }
 
 func code(err error) string {
@@ -249,13 +297,13 @@ func (g *registrant) loop(ctx context.Context) {
 			if ctx.Err() == nil && g.rng.IntN(3) == 0 {
 				// Revoke: the lease ends now (the history models an ended
 				// lease as abandoned: it may end at any time after).
-				g.r.h.Record(checker.Event{Kind: checker.KindLeaseAbandoned, Client: g.id, Lease: lease, TTL: ttl})
+				g.r.abandoned(g.id, lease, ttl, time.Now())
 				cctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 				_, _ = leases.Revoke(cctx, &pb.RevokeRequest{LeaseId: lease})
 				cancel()
 			} else {
 				// Abandon: stop keeping it alive, as a crashed client does.
-				g.r.h.Record(checker.Event{Kind: checker.KindLeaseAbandoned, Client: g.id, Lease: lease, TTL: ttl})
+				g.r.abandoned(g.id, lease, ttl, time.Now())
 			}
 		}
 		g.r.probeLater(members)

@@ -64,7 +64,8 @@ const (
 	// from From to To. Lease, From, To. Record it when the interval ends.
 	KindLeaseKept Kind = "lease-kept"
 	// KindLeaseAbandoned: the client stopped keeping Lease alive at Time
-	// (no keepalive after it, no revoke). Lease, TTL.
+	// (no keepalive after it, no revoke). Lease, TTL, Replica (the replica
+	// that owned the lease then, "" if unknown).
 	KindLeaseAbandoned Kind = "lease-abandoned"
 	// KindRestoredWithinTTL: Member of Group was missing from From and
 	// registered again by To (a lost lease replaced and its registrations
@@ -85,8 +86,12 @@ const (
 	// (cancelled, deadline, stream error). Barrier.
 	KindBarrierGaveUp Kind = "barrier-gave-up"
 
-	// KindFault: the harness injected or healed a fault. Value describes
-	// it. No checker reads it; it explains the history to a reader.
+	// KindFault: the harness injected a fault and healed it. Value
+	// describes it; From and To bound it. Replica names the replica whose
+	// ZooKeeper session the fault may have cost ("*": any replica's, as
+	// when the ZooKeeper leader dies; "": none, as for a drain, which hands
+	// leases over with their expiry). CheckExpiry reads Replica, From and
+	// To; events without From are only read by people.
 	KindFault Kind = "fault"
 )
 
@@ -136,6 +141,7 @@ type Event struct {
 
 	Lease    string
 	TTL      time.Duration
+	Replica  string // a lease's owner, or the replica a fault hit
 	From, To time.Time
 	Present  bool
 

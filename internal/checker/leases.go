@@ -18,12 +18,9 @@ import (
 //     member's Register answer and the lease's last renewal, with no
 //     Deregister of the member called before it ended, must show the member,
 //     unless a RestoredWithinTTL of that member overlapping the lookup, with
-//     To-From <= TTL, explains the gap (one check per lookup and member);
-//   - abandoned: a member registered under a lease abandoned at t is gone by
-//     t + TTL + 1s: a MemberProbe after that deadline finding it present is
-//     a violation, unless another owner registered the member again before
-//     the probe. A member with no probe after the deadline counts as
-//     unchecked, not as a pass (one check per lease and member).
+//     To-From <= TTL, explains the gap (one check per lookup and member).
+//
+// CheckExpiry checks the other side: that leases not kept alive end.
 func CheckLeases(h *History, opts ...Option) Result {
 	o := newOptions(opts)
 	r := Result{Name: "leases"}
@@ -46,7 +43,6 @@ func CheckLeases(h *History, opts ...Option) Result {
 	}
 	checkLost(&r, evs, renewals, ttls, o.keepAliveGap)
 	checkKeptMembers(&r, evs, renewals)
-	checkAbandoned(&r, evs, ttls, o.probeGrace)
 	sortExamples(&r)
 	return r
 }
@@ -121,61 +117,4 @@ func restored(restores []Event, ow ownership, l Event) bool {
 		}
 	}
 	return false
-}
-
-// checkAbandoned checks that abandoned leases' members are gone in time.
-func checkAbandoned(r *Result, evs []Event, ttls map[string]time.Duration, probeGrace time.Duration) {
-	probes := byMember(evs, KindMemberProbe)
-	registers := byMember(evs, KindRegister)
-	byLease := map[string][]Event{}
-	for _, e := range filter(evs, KindRegister) {
-		byLease[e.Lease] = append(byLease[e.Lease], e)
-	}
-	for _, ab := range filter(evs, KindLeaseAbandoned) {
-		ttl := ab.TTL
-		if ttl == 0 {
-			ttl = ttls[ab.Lease]
-		}
-		seen := map[memberKey]bool{}
-		for _, reg := range byLease[ab.Lease] {
-			m := memberKey{reg.Group, reg.Member}
-			if !reg.Call.Before(ab.Time) || reg.definiteFailure() || seen[m] {
-				continue
-			}
-			seen[m] = true
-			if ttl == 0 {
-				r.Unchecked++
-				r.note("unchecked: lease %s abandoned at %s has no known TTL", short(ab.Lease), ts(ab.Time))
-				continue
-			}
-			deadline := ab.Time.Add(ttl + probeGrace)
-			// Another owner may register the member again afterwards.
-			var reused time.Time
-			for _, other := range registers[m] {
-				if other.Lease != ab.Lease && other.Call.After(ab.Time) && !other.definiteFailure() &&
-					(reused.IsZero() || other.Call.Before(reused)) {
-					reused = other.Call
-				}
-			}
-			checked, present := false, Event{}
-			for _, p := range probes[m] {
-				if p.Time.After(deadline) && (reused.IsZero() || p.Time.Before(reused)) {
-					checked = true
-					if p.Present && present.Time.IsZero() {
-						present = p
-					}
-				}
-			}
-			switch {
-			case !checked:
-				r.Unchecked++
-				r.note("unchecked: no probe of %s/%s after %s (lease %s abandoned at %s, TTL %s)", m.group, m.member, ts(deadline), short(ab.Lease), ts(ab.Time), ttl)
-			case !present.Time.IsZero():
-				r.check()
-				r.fail("abandoned: %s/%s still present at %s, lease %s abandoned at %s with TTL %s (deadline %s)", m.group, m.member, ts(present.Time), short(ab.Lease), ts(ab.Time), ttl, ts(deadline))
-			default:
-				r.check()
-			}
-		}
-	}
 }

@@ -10,6 +10,7 @@ type options struct {
 	keepAliveGap  time.Duration
 	releaseWithin time.Duration
 	probeGrace    time.Duration
+	failoverGrace time.Duration
 	vizPath       string
 }
 
@@ -54,8 +55,17 @@ func WithVisualization(path string) Option {
 }
 
 // WithProbeGrace sets how long after its TTL an abandoned lease's members
-// may take to go (default 1s): a probe after TTL + grace that finds one is a
-// violation.
+// may take to go (CheckExpiry; default 1s): a probe after TTL + grace that
+// finds one is a violation.
 func WithProbeGrace(d time.Duration) Option {
 	return func(o *options) { o.probeGrace = max(d, 0) }
+}
+
+// WithFailoverGrace sets the grace CheckExpiry allows instead of the probe
+// grace when a fault may have cost the lease's owner its ZooKeeper session
+// around the lease's end (default: the probe grace). The owner's peers may
+// take over its leases only once that session has expired, so set it to
+// the probe grace plus the replicas' session timeout.
+func WithFailoverGrace(d time.Duration) Option {
+	return func(o *options) { o.failoverGrace = max(d, 0) }
 }

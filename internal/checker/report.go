@@ -33,7 +33,7 @@ func (r Result) String() string {
 	if !r.OK() {
 		verdict = "FAIL"
 	}
-	return fmt.Sprintf("%-14s checks=%-6d violations=%-4d unchecked=%-4d %s",
+	return fmt.Sprintf("%-16s checks=%-6d violations=%-4d unchecked=%-4d %s",
 		r.Name, r.Checks, r.Violations, r.Unchecked, verdict)
 }
 
@@ -92,16 +92,19 @@ func (rep Report) Details() string {
 }
 
 // CheckAll runs every checker that reads only the history: leadership,
-// no-left, leases, barriers and linearizability (with timeout). Convergence
-// needs ground truth and observations; append CheckConvergence's result.
+// no-left, leases, expiry, barriers and linearizability (with timeout).
+// Convergence needs ground truth and observations; append
+// CheckConvergence's result.
 func CheckAll(h *History, timeout time.Duration, opts ...Option) Report {
-	return Report{
+	rep := Report{
 		CheckLeadership(h, opts...),
 		CheckNoLeft(h),
 		CheckLeases(h, opts...),
-		CheckBarriers(h, opts...),
-		CheckLinearizable(h, timeout, opts...),
 	}
+	rep = append(rep, CheckExpiry(h, opts...)...)
+	return append(rep,
+		CheckBarriers(h, opts...),
+		CheckLinearizable(h, timeout, opts...))
 }
 
 // ts formats a time for examples: clock time with milliseconds.
