@@ -332,6 +332,9 @@ func (m *Manager) KeepAliveLocal(ctx context.Context, id string) (Lease, error) 
 	return m.adopt(KeyOf(id), id)
 }
 
+// pinRetry is how soon persistExpiry tries again after ZooKeeper failed it.
+const pinRetry = 250 * time.Millisecond
+
 // persistExpiry writes the expiry of a lease that went half its TTL without
 // a renewal into its record (one fenced write per such lease; a lease kept
 // alive, renewed every third of its TTL, is never written). If this replica
@@ -346,13 +349,24 @@ func (m *Manager) persistExpiry(e *entry) {
 		return
 	}
 	rec, _, err := m.readRecord(e.key)
-	if err != nil {
-		return
+	if err == nil {
+		rec.Expires = expires.UTC()
+		data, _ := json.Marshal(rec)
+		_, err = m.sess.Conn().Multi(&zk.SetDataRequest{Path: m.lay.Lease(e.key), Data: data, Version: e.recVer})
 	}
-	rec.Expires = expires.UTC()
-	data, _ := json.Marshal(rec)
-	if _, err := m.sess.Conn().Multi(&zk.SetDataRequest{Path: m.lay.Lease(e.key), Data: data, Version: e.recVer}); err != nil {
-		return // not ours any more, or ZooKeeper unreachable: the orphan rule applies
+	switch {
+	case errors.Is(err, zk.ErrBadVersion) || errors.Is(err, zk.ErrNoNode) || errors.Is(err, ErrNotFound):
+		return // not ours any more
+	case err != nil:
+		// ZooKeeper unreachable: try again shortly, until the lease ends.
+		// Should this replica die before the write lands, the adopter
+		// only knows the orphan rule, which ends the lease later.
+		m.mu.Lock()
+		if !e.ended && !m.closed && time.Now().Before(expires) {
+			e.mark.Reset(pinRetry)
+		}
+		m.mu.Unlock()
+		return
 	}
 	e.recVer++
 	m.mu.Lock()
