@@ -26,6 +26,7 @@ type group struct {
 	name string
 
 	applyMu sync.Mutex // serializes refreshes (watch loop, linearizable reads)
+	fresh   zkx.Fresh  // shares catch-ups between concurrent linearizable reads
 	lastSeq int64      // last journal entry applied; -1 when none; guarded by applyMu
 
 	mu       sync.Mutex
@@ -33,7 +34,8 @@ type group struct {
 	members  map[string]*Member
 	rev      int64
 	ring     []*Event // recent events, oldest first
-	floor    int64    // every event after floor is in ring
+	base     int64    // position in the group's event sequence of ring[0]
+	floor    int64    // every event after revision floor is in ring
 	subs     map[*Sub]struct{}
 	lastUsed time.Time
 	err      error // load error, reported to waiting callers
@@ -42,29 +44,74 @@ type group struct {
 	done   chan struct{}
 }
 
-// Sub is one watcher of a group. Its channel carries the group's events in
-// revision order and is closed when the watch ends; Err then says why.
+// Sub is one watcher of a group. It holds no buffer of its own: it reads
+// the group's ring of recent events from its own position, so an idle
+// watcher costs a few words, and one that falls a whole ring behind is
+// ended with ErrSlowWatcher rather than silently missing events.
 type Sub struct {
-	g   *group
-	ch  chan *Event
-	err error
+	g     *group
+	ready chan struct{} // capacity 1: signalled when Take has something
+	next  int64         // position in the group's event sequence of the next event to take
+	ended bool
+	err   error
+
+	pending []*Event // taken by Next, not yet returned
 }
 
-// C returns the event channel.
-func (s *Sub) C() <-chan *Event { return s.ch }
+// Ready returns a channel that receives when Take has events or the end of
+// the watch to report.
+func (s *Sub) Ready() <-chan struct{} { return s.ready }
 
-// Err reports why C was closed (nil before).
-func (s *Sub) Err() error {
-	s.g.mu.Lock()
-	defer s.g.mu.Unlock()
-	return s.err
+// Take returns the events since the last Take, in revision order. Once the
+// watch has ended it returns why: ErrSlowWatcher, ErrCacheStopped (or the
+// group's load error), or ErrWatchClosed after Close.
+func (s *Sub) Take() ([]*Event, error) {
+	g := s.g
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if s.ended {
+		return nil, s.err
+	}
+	end := g.base + int64(len(g.ring))
+	if s.next >= end {
+		return nil, nil
+	}
+	evs := slices.Clone(g.ring[s.next-g.base:])
+	s.next = end
+	return evs, nil
 }
+
+// Next returns the next event, waiting for it until ctx is done; after the
+// end of the watch it returns why, as Take does. Use Next or Take, not both.
+func (s *Sub) Next(ctx context.Context) (*Event, error) {
+	for len(s.pending) == 0 {
+		evs, err := s.Take()
+		if err != nil {
+			return nil, err
+		}
+		if len(evs) > 0 {
+			s.pending = evs
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-s.ready:
+		}
+	}
+	ev := s.pending[0]
+	s.pending = s.pending[1:]
+	return ev, nil
+}
+
+// ErrWatchClosed is what Take reports after Close.
+var ErrWatchClosed = errors.New("registry: watch closed")
 
 // Close stops the watcher.
 func (s *Sub) Close() {
 	s.g.mu.Lock()
 	defer s.g.mu.Unlock()
-	s.g.dropLocked(s, nil)
+	s.g.dropLocked(s, ErrWatchClosed)
 }
 
 func (g *group) dropLocked(s *Sub, err error) {
@@ -72,9 +119,16 @@ func (g *group) dropLocked(s *Sub, err error) {
 		return
 	}
 	delete(g.subs, s)
-	s.err = err
-	close(s.ch)
+	s.ended, s.err = true, err
+	s.signal()
 	g.lastUsed = time.Now()
+}
+
+func (s *Sub) signal() {
+	select {
+	case s.ready <- struct{}{}:
+	default:
+	}
 }
 
 // View is a consistent state of a group.
@@ -185,7 +239,7 @@ func (r *Registry) Watch(ctx context.Context, name string, startRev int64) (*Sub
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	s := &Sub{g: g, ch: make(chan *Event, r.opts.subBuffer)}
+	s := &Sub{g: g, ready: make(chan struct{}, 1), next: g.base + int64(len(g.ring))}
 	g.subs[s] = struct{}{}
 	var ws WatchStart
 	switch {
@@ -296,19 +350,41 @@ func (g *group) fail(err error) {
 }
 
 // catchUp makes the cache reflect every change committed before the call.
+//
+// It orders itself after those changes with a write, not ZooKeeper's sync:
+// sync is not a quorum operation, and across a ZooKeeper leader change a
+// read after it can miss a committed write (ZOOKEEPER-1675; the chaos run
+// caught one). A write is: once it is applied on this session's server,
+// so is every write committed before it. Concurrent callers share one
+// barrier write and journal read that started after their call (Fresh).
 func (g *group) catchUp() error {
-	c := g.r.sess.Conn()
-	log := g.r.lay.Log(g.name)
-	if _, err := c.Sync(log); err != nil {
-		return fmt.Errorf("registry: sync: %w", err)
+	return g.fresh.Do(func() error {
+		if err := g.r.readBarrier(); err != nil {
+			return err
+		}
+		g.applyMu.Lock()
+		defer g.applyMu.Unlock()
+		names, stat, err := g.r.sess.Conn().Children(g.r.lay.Log(g.name))
+		if err != nil {
+			return fmt.Errorf("registry: read journal: %w", err)
+		}
+		return g.apply(names, stat)
+	})
+}
+
+// readBarrier writes the read-barrier znode (creating it the first time).
+func (r *Registry) readBarrier() error {
+	c := r.sess.Conn()
+	_, err := c.Set(r.lay.ReadBarrier(), nil, -1)
+	if errors.Is(err, zk.ErrNoNode) {
+		if _, err = c.Create(r.lay.ReadBarrier(), nil, 0, zkx.ACL); errors.Is(err, zk.ErrNodeExists) {
+			err = nil
+		}
 	}
-	g.applyMu.Lock()
-	defer g.applyMu.Unlock()
-	names, stat, err := c.Children(log)
 	if err != nil {
-		return fmt.Errorf("registry: read journal: %w", err)
+		return fmt.Errorf("registry: read barrier: %w", err)
 	}
-	return g.apply(names, stat)
+	return nil
 }
 
 // apply brings the cache up to the journal listing names (with its Stat).
@@ -393,21 +469,23 @@ func (g *group) applyChange(ch change, rev int64) {
 	}
 }
 
-// emitLocked records ev and hands it to every watcher. A watcher whose
-// buffer is full is ended with ErrSlowWatcher rather than silently missing
-// the event.
+// emitLocked records ev in the ring and wakes every watcher. A watcher
+// that has not taken the event leaving the ring is ended with
+// ErrSlowWatcher rather than silently missing it.
 func (g *group) emitLocked(ev *Event) {
 	if len(g.ring) >= g.r.opts.ring {
 		g.floor = g.ring[0].Rev
+		g.ring[0] = nil
 		g.ring = g.ring[1:]
+		g.base++
 	}
 	g.ring = append(g.ring, ev)
 	for s := range g.subs {
-		select {
-		case s.ch <- ev:
-		default:
+		if s.next < g.base {
 			g.dropLocked(s, ErrSlowWatcher)
+			continue
 		}
+		s.signal()
 	}
 }
 
@@ -531,6 +609,30 @@ func (r *Registry) janitor() {
 		}
 		r.mu.Unlock()
 	}
+}
+
+// cachedAbsent reports whether this gateway's loaded cache of group lacks
+// member id. It is a hint (the cache may lag ZooKeeper) for skipping a read
+// before a create that ZooKeeper checks anyway.
+func (r *Registry) cachedAbsent(group, id string) bool {
+	r.mu.Lock()
+	g, ok := r.groups[group]
+	r.mu.Unlock()
+	if !ok {
+		return false
+	}
+	select {
+	case <-g.loaded:
+	default:
+		return false
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.err != nil {
+		return false
+	}
+	_, has := g.members[id]
+	return !has
 }
 
 // Groups returns the number of groups this gateway caches (and watches).

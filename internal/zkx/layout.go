@@ -7,6 +7,7 @@ import "path"
 //	<root>/leases/<key>                      lease record (persistent)
 //	<root>/leases/<key>/owner                ephemeral of the owning replica (data: its id)
 //	<root>/replicas/<id>                     ephemeral per live replica (data: its address)
+//	<root>/sync                              written to order linearizable reads (no data)
 //	<root>/leases/<key>/<kind>~<a>~<b>       one ref per node the lease owns
 //	<root>/groups/<g>/members/<id>           member record
 //	<root>/groups/<g>/log/e-<seq>            change journal of the group
@@ -26,6 +27,7 @@ func (l Layout) LeaseRef(key, ref string) string {
 	return path.Join(l.Root, "leases", key, ref)
 }
 func (l Layout) Replicas() string           { return path.Join(l.Root, "replicas") }
+func (l Layout) ReadBarrier() string        { return path.Join(l.Root, "sync") }
 func (l Layout) Replica(id string) string   { return path.Join(l.Root, "replicas", id) }
 func (l Layout) Groups() string             { return path.Join(l.Root, "groups") }
 func (l Layout) Group(g string) string      { return path.Join(l.Root, "groups", g) }
