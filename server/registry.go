@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -104,14 +103,13 @@ func (s *registryService) WatchGroup(req *pb.WatchGroupRequest, stream pb.Regist
 			return toStatus(ctx.Err())
 		case <-s.g.stopping:
 			return toStatus(errStopping)
-		case ev, ok := <-sub.C():
-			if !ok {
-				err := sub.Err()
-				if err == nil {
-					err = errors.New("registry: watch ended")
-				}
-				return toStatus(fmt.Errorf("watch %s: %w", req.GetGroup(), err))
-			}
+		case <-sub.Ready():
+		}
+		evs, err := sub.Take()
+		if err != nil {
+			return toStatus(fmt.Errorf("watch %s: %w", req.GetGroup(), err))
+		}
+		for _, ev := range evs {
 			if err := stream.Send(eventPB(ev)); err != nil {
 				return err
 			}

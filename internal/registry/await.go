@@ -21,13 +21,18 @@ func (r *Registry) AwaitCount(ctx context.Context, group string, min int, progre
 		if err := progress(n, rev, n >= min); err != nil || n >= min {
 			return err
 		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case ev, ok := <-sub.C():
-			if !ok {
-				return fmt.Errorf("registry: await %s: %w", group, sub.Err())
+		var evs []*Event
+		for len(evs) == 0 {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-sub.Ready():
 			}
+			if evs, err = sub.Take(); err != nil {
+				return fmt.Errorf("registry: await %s: %w", group, err)
+			}
+		}
+		for _, ev := range evs { // every queued change before reporting
 			switch ev.Type {
 			case Joined:
 				n++
@@ -35,23 +40,6 @@ func (r *Registry) AwaitCount(ctx context.Context, group string, min int, progre
 				n--
 			}
 			rev = ev.Rev
-			// Drain what is already queued before reporting.
-			for drained := false; !drained; {
-				select {
-				case ev, ok := <-sub.C():
-					if !ok {
-						return fmt.Errorf("registry: await %s: %w", group, sub.Err())
-					}
-					if ev.Type == Joined {
-						n++
-					} else if ev.Type == Left {
-						n--
-					}
-					rev = ev.Rev
-				default:
-					drained = true
-				}
-			}
 		}
 	}
 }

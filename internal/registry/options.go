@@ -11,11 +11,10 @@ type options struct {
 	keepLog   int           // journal entries kept after a trim
 	trimAt    int           // trim the journal when it has more entries
 	trimCheck int           // writers check the journal's length every trimCheck entries
-	subBuffer int           // events buffered per watcher before it is cut off
 }
 
 func defaultOptions() options {
-	return options{idle: 5 * time.Minute, ring: 4096, keepLog: 1000, trimAt: 2000, trimCheck: 500, subBuffer: 1024}
+	return options{idle: 5 * time.Minute, ring: 4096, keepLog: 1000, trimAt: 2000, trimCheck: 500}
 }
 
 // WithIdleEviction sets how long an unused group cache is kept (default 5m).
@@ -28,5 +27,6 @@ func WithJournal(keep, trimAt int) Option {
 }
 
 // WithHistory sets how many events each group cache keeps so that watchers
-// can resume from a revision (default 4096).
+// can resume from a revision, and so how far a watcher may fall behind
+// before it is ended with ErrSlowWatcher (default 4096).
 func WithHistory(n int) Option { return func(o *options) { o.ring = n } }

@@ -104,11 +104,20 @@ func (r *Registry) Register(ctx context.Context, p RegisterParams) (*Member, int
 	}
 	c := r.sess.Conn()
 	path := r.lay.Member(p.Group, p.ID)
+	// When this gateway's cache of the group lacks the member, create it
+	// straight away; ZooKeeper refuses the create if the cache lagged.
+	tryCreate := r.cachedAbsent(p.Group, p.ID)
 	for attempt := 0; attempt < 8; attempt++ {
 		if err := ctx.Err(); err != nil {
 			return nil, 0, err
 		}
-		data, stat, err := c.Get(path)
+		var data []byte
+		var stat *zk.Stat
+		err := zk.ErrNoNode
+		if !tryCreate {
+			data, stat, err = c.Get(path)
+		}
+		tryCreate = false
 		switch {
 		case errors.Is(err, zk.ErrNoNode):
 			rec := record{Value: p.Value, Metadata: p.Metadata, Lease: owner, Persistent: p.Persistent, CreatedAt: time.Now().UTC()}
@@ -221,6 +230,18 @@ func (r *Registry) journal(group string, ch change, op any) []any {
 func (r *Registry) Deregister(ctx context.Context, group, id, leaseID string) (int64, error) {
 	c := r.sess.Conn()
 	path := r.lay.Member(group, id)
+	if leaseID != "" {
+		// The lease's ref to the member exists exactly while the lease
+		// owns it, and Detach deletes it in the same transaction: no read
+		// of the member is needed. Any failure takes the careful path,
+		// which says why.
+		ops := r.journal(group, change{Op: "del", ID: id}, &zk.DeleteRequest{Path: path, Version: -1})
+		if res, err := r.leases.Detach(ctx, leaseID, lease.Ref(RefKind, group, id), ops...); err == nil {
+			return res[2].Stat.Mzxid, nil
+		} else if !errors.Is(err, zk.ErrNoNode) && !errors.Is(err, zk.ErrBadVersion) {
+			return 0, err
+		}
+	}
 	data, stat, err := c.Get(path)
 	if errors.Is(err, zk.ErrNoNode) {
 		return 0, fmt.Errorf("%w: %s/%s", ErrMemberNotFound, group, id)

@@ -163,16 +163,16 @@ func TestEndedLeaseRefused(t *testing.T) {
 // next receives one event or fails after a deadline.
 func next(t *testing.T, s *registry.Sub) *registry.Event {
 	t.Helper()
-	select {
-	case ev, ok := <-s.C():
-		if !ok {
-			t.Fatalf("watch ended: %v", s.Err())
-		}
-		return ev
-	case <-time.After(5 * time.Second):
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	ev, err := s.Next(ctx)
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
 		t.Fatal("no event within 5s")
+	case err != nil:
+		t.Fatalf("watch ended: %v", err)
 	}
-	return nil
+	return ev
 }
 
 func TestWatchSnapshotEventsAndExpiry(t *testing.T) {
@@ -385,22 +385,22 @@ func TestChurnConverges(t *testing.T) {
 		want[k] = v.Members[0].Value
 	}
 	for i, w := range ws {
-		deadline := time.After(2 * time.Second)
+		dctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		for !equal(w.state, want) {
-			select {
-			case ev, ok := <-w.sub.C():
-				if !ok {
-					t.Fatalf("watcher %d ended: %v", i, w.sub.Err())
-				}
-				if ev.Type == registry.Left {
-					delete(w.state, ev.Member.ID)
-				} else {
-					w.state[ev.Member.ID] = ev.Member.Value
-				}
-			case <-deadline:
+			ev, err := w.sub.Next(dctx)
+			switch {
+			case errors.Is(err, context.DeadlineExceeded):
 				t.Fatalf("watcher %d did not converge within 2s:\n got %v\nwant %v", i, w.state, want)
+			case err != nil:
+				t.Fatalf("watcher %d ended: %v", i, err)
+			}
+			if ev.Type == registry.Left {
+				delete(w.state, ev.Member.ID)
+			} else {
+				w.state[ev.Member.ID] = ev.Member.Value
 			}
 		}
+		cancel()
 	}
 	for _, e := range []env{a, b} {
 		v, _ := e.reg.Lookup(ctx, "churn", "", true)

@@ -2,6 +2,7 @@ package registry_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"testing"
@@ -98,13 +99,14 @@ func TestEmptyLoadedCacheSeesTrimmedEntries(t *testing.T) {
 		t.Fatal(err)
 	}
 	joined := 0
-	for done := false; !done; {
-		select {
-		case <-sub.C():
-			joined++
-		case <-time.After(time.Second):
-			done = true
+	for {
+		wctx, cancel := context.WithTimeout(ctx, time.Second)
+		_, err := sub.Next(wctx)
+		cancel()
+		if err != nil {
+			break
 		}
+		joined++
 	}
 	t.Logf("journal entries left after trims: %d; A's LINEARIZABLE lookup: %d members (%s); A's watcher: %d JOINED",
 		left, len(lin.Members), ids(lin.Members), joined)
@@ -198,11 +200,12 @@ func TestEvictionRaceKeepsWatch(t *testing.T) {
 	}
 	defer dead.Close()
 	register(t, e, "g", "m1", "v", "")
-	select {
-	case ev, ok := <-dead.C():
-		t.Logf("event: %+v %v", ev, ok)
-	case <-time.After(2 * time.Second):
+	wctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if ev, err := dead.Next(wctx); errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("a watcher subscribed to an evicted cache: no event for a new member within 2s, and no error")
+	} else {
+		t.Logf("event: %+v %v", ev, err)
 	}
 }
 
