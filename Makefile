@@ -3,10 +3,11 @@ SHELL := /bin/bash
 BIN := $(CURDIR)/bin
 export PATH := $(BIN):$(PATH)
 
-.PHONY: tools gen lint check-gen test test-short run build chaos soak
+.PHONY: tools gen lint check-gen test test-short run build chaos soak bench
 
 build:
 	go build -o $(BIN)/zkcoord ./cmd/zkcoord
+	go build -o $(BIN)/zkcoord-bench ./cmd/zkcoord-bench
 
 # tools builds the pinned code generators and grpcurl (tools/go.mod) into bin/.
 tools:
@@ -51,3 +52,10 @@ chaos:
 SOAK_DURATION ?= 30m
 soak:
 	go test -count=1 -timeout 0 -run TestSoak -v ./internal/chaosrun/ -chaos.soak=$(SOAK_DURATION)
+
+# bench runs every benchmark workload against a private ZooKeeper (fsync on)
+# and a gateway process, printing each figure beside direct go-zookeeper
+# with the ratio and the target, and writes docs/bench/ (bench.json,
+# bench.md, bench.png). BENCHFLAGS adds flags, e.g. BENCHFLAGS='-workloads lookup'.
+bench: build
+	$(BIN)/zkcoord-bench -out docs/bench -log /tmp/zkcoord-bench.log $(BENCHFLAGS)

@@ -1,0 +1,100 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/zkcoord/zkcoord/internal/chaos"
+)
+
+// TestTinyRun runs every workload at a tiny scale against a private
+// ZooKeeper and a gateway process. It checks what holds at any scale (no
+// ZooKeeper write per keepalive, one ZooKeeper watch per group, one watch
+// notification per failover, every figure measured, the plot written),
+// not speeds: those are the full run's (docs/BENCHMARKS.md).
+func TestTinyRun(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts ZooKeeper and a gateway")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	dir := t.TempDir()
+	bin, err := chaos.Build(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	env, err := Setup(ctx, EnvOptions{Bin: bin, Log: &logs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer env.Close()
+	var progress bytes.Buffer
+	cfg := Config{Duration: 200 * time.Millisecond, Concurrency: []int{1, 2}, Callers: 2, Streams: 50, DirectWatch: 5,
+		Changes: 2, Candidates: 5, Failovers: 4, Participants: 10, Rounds: 1, Sizes: []int{10, 50}, KeepAlives: 200, Log: &progress}
+	res, err := NewRunner(env, cfg).Run(ctx)
+	if err != nil {
+		t.Fatalf("%v\nprogress:\n%s\nlogs:\n%s", err, progress.String(), logs.String())
+	}
+	t.Logf("progress:\n%s", progress.String())
+	byName := map[string]Figure{}
+	for _, f := range res.Figures {
+		byName[f.Workload+": "+f.Name] = f
+		if math.IsNaN(f.Gateway) || math.IsInf(f.Gateway, 0) || f.Gateway < 0 {
+			t.Errorf("%s %s: gateway figure %v", f.Workload, f.Name, f.Gateway)
+		}
+	}
+	find := func(workload, name string) Figure {
+		t.Helper()
+		for k, f := range byName {
+			if strings.HasPrefix(k, workload) && strings.Contains(k, name) {
+				return f
+			}
+		}
+		t.Fatalf("no figure %q / %q in %v", workload, name, keys(byName))
+		return Figure{}
+	}
+	if f := find("KeepAlive", "ZooKeeper writes per keepalive"); f.Gateway != 0 {
+		t.Errorf("keepalives wrote to ZooKeeper: %v writes each (%s)", f.Gateway, f.Note)
+	}
+	if f := find("WatchGroup fan-out", "ZooKeeper watches for the group"); f.Gateway != 1 || f.Direct != float64(cfg.DirectWatch) {
+		t.Errorf("watches on the group: zkcoord %v (want 1), direct %v (want %d)", f.Gateway, f.Direct, cfg.DirectWatch)
+	}
+	if f := find("Campaign", "watch notifications per failover"); f.Gateway != 1 || f.Direct != 1 {
+		t.Errorf("watches per candidate znode: zkcoord %v, direct %v, want 1 (%s)", f.Gateway, f.Direct, f.Note)
+	}
+	for _, q := range [][2]string{{"Lookup cached", "throughput"}, {"Lookup linearizable", "throughput"}, {"Register+Deregister", "pairs/s"}} {
+		if f := find(q[0], q[1]); f.Gateway <= 0 || f.Direct <= 0 {
+			t.Errorf("%s: no throughput measured: %+v", q[0], f)
+		}
+	}
+	find("AwaitBarrier", "release after the last arrival p99")
+	find("Growth (50 members)", "WatchGroup snapshot")
+	find("Growth 10 -> 50", "Lookup p50 growth")
+
+	png := filepath.Join(dir, "bench.png")
+	if err := Plot(res.Points, png); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(png)
+	if err != nil || !bytes.HasPrefix(b, []byte("\x89PNG")) {
+		t.Fatalf("plot is not a PNG: %v", err)
+	}
+	var table bytes.Buffer
+	WriteTable(&table, res.Figures)
+	t.Logf("\n%s", table.String())
+}
+
+func keys(m map[string]Figure) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}

@@ -1,0 +1,145 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/zkcoord/zkcoord/internal/zkx"
+)
+
+// Config sets the scale of a run. The zero value is the full run that
+// docs/BENCHMARKS.md reports.
+type Config struct {
+	Duration     time.Duration // measured time per load point (default 5s)
+	Concurrency  []int         // callers swept for the plot (default 1,4,16,64)
+	Callers      int           // callers the ratio targets are read at (default 16)
+	Streams      int           // WatchGroup streams for the fan-out (default 10000)
+	DirectWatch  int           // direct sessions watching for the fan-out's counterpart (default 1000)
+	Changes      int           // membership changes the fan-out measures (default 5)
+	Candidates   int           // Campaign candidates (default 100)
+	Failovers    int           // resigns measured (default 99)
+	Participants int           // barrier participants (default 1000)
+	Rounds       int           // barrier rounds (default 3)
+	Sizes        []int         // group sizes for growth (default 10..100000)
+	KeepAlives   int           // keepalives counted against ZooKeeper writes (default 10000)
+	// Log receives progress lines (default discarded).
+	Log io.Writer
+}
+
+func (c Config) withDefaults() Config {
+	def := func(v *int, d int) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	if c.Duration <= 0 {
+		c.Duration = 5 * time.Second
+	}
+	if len(c.Concurrency) == 0 {
+		c.Concurrency = []int{1, 4, 16, 64}
+	}
+	def(&c.Callers, 16)
+	def(&c.Streams, 10000)
+	def(&c.DirectWatch, 1000)
+	def(&c.Changes, 5)
+	def(&c.Candidates, 100)
+	def(&c.Failovers, 99)
+	def(&c.Participants, 1000)
+	def(&c.Rounds, 3)
+	def(&c.KeepAlives, 10000)
+	if len(c.Sizes) == 0 {
+		c.Sizes = []int{10, 100, 1000, 10000, 100000}
+	}
+	if c.Log == nil {
+		c.Log = io.Discard
+	}
+	return c
+}
+
+// Point is one load point of a sweep, for the plot.
+type Point struct {
+	Series      string  `json:"series"` // e.g. "zkcoord Lookup cached"
+	Concurrency int     `json:"concurrency"`
+	Throughput  float64 `json:"ops_per_s"`
+	P50, P99    float64 `json:"-"` // milliseconds
+}
+
+// Results is what a run measured.
+type Results struct {
+	Figures []Figure
+	Points  []Point
+}
+
+// Workload is one named part of the run.
+type Workload struct {
+	Name string
+	Run  func(r *Runner, ctx context.Context) error
+}
+
+// Workloads lists every workload in the order they run.
+var Workloads = []Workload{
+	{"lookup", (*Runner).lookup},
+	{"register", (*Runner).register},
+	{"keepalive", (*Runner).keepalive},
+	{"watch", (*Runner).watch},
+	{"campaign", (*Runner).campaign},
+	{"barrier", (*Runner).barrier},
+	{"growth", (*Runner).growth},
+}
+
+// Runner runs workloads against an Env.
+type Runner struct {
+	cfg Config
+	env *Env
+	lay zkx.Layout // the gateway's layout
+	// direct is where the direct client's znodes go.
+	direct string
+	res    Results
+}
+
+// NewRunner returns a runner for env with cfg.
+func NewRunner(env *Env, cfg Config) *Runner {
+	return &Runner{cfg: cfg.withDefaults(), env: env, lay: zkx.Layout{Root: env.Root}, direct: env.Root + "-direct"}
+}
+
+// Run runs the named workloads (every one when names is empty).
+func (r *Runner) Run(ctx context.Context, names ...string) (Results, error) {
+	want := map[string]bool{}
+	for _, n := range names {
+		want[n] = true
+	}
+	for _, w := range Workloads {
+		if len(want) > 0 && !want[w.Name] {
+			continue
+		}
+		r.logf("== %s", w.Name)
+		start := time.Now()
+		if err := w.Run(r, ctx); err != nil {
+			return r.res, fmt.Errorf("bench: %s: %w", w.Name, err)
+		}
+		r.logf("== %s took %v", w.Name, time.Since(start).Round(time.Millisecond))
+	}
+	return r.res, nil
+}
+
+func (r *Runner) logf(format string, args ...any) {
+	fmt.Fprintf(r.cfg.Log, format+"\n", args...)
+}
+
+func (r *Runner) add(f ...Figure) { r.res.Figures = append(r.res.Figures, f...) }
+
+func (r *Runner) point(series string, c int, s Sample) {
+	r.res.Points = append(r.res.Points, Point{Series: series, Concurrency: c, Throughput: s.Throughput(),
+		P50: ms(s.Quantile(0.5)), P99: ms(s.Quantile(0.99))})
+	r.logf("  %-34s c=%-3d %8.0f ops/s  p50 %6.2f ms  p99 %6.2f ms  errors %d %v", series, c, s.Throughput(),
+		ms(s.Quantile(0.5)), ms(s.Quantile(0.99)), s.Errors, errText(s.FirstErr))
+}
+
+func errText(err error) string {
+	if err == nil {
+		return ""
+	}
+	return "(" + err.Error() + ")"
+}

@@ -1,0 +1,326 @@
+package bench
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-zookeeper/zk"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/zkcoord/zkcoord/internal/zkserver"
+)
+
+// Env is what the workloads run against: one ZooKeeper, one gateway
+// process connected to it, and direct ZooKeeper clients.
+type Env struct {
+	ZK        string // ZooKeeper connect string
+	Gateway   string // the gateway's gRPC address
+	DebugAddr string // the gateway's --debug-listen address
+	Pid       int    // the gateway's process id, 0 when not started here
+	// Root is the gateway's --root; the direct client works under Root +
+	// "-direct". Fresh for each run, so that a -zk ZooKeeper can be reused.
+	Root string
+
+	zks  *zkserver.Server
+	cmd  *exec.Cmd
+	done chan struct{}
+	// conns are the gRPC connections workloads share, round robin.
+	conns []*grpc.ClientConn
+	next  int
+}
+
+// EnvOptions says how to set the environment up.
+type EnvOptions struct {
+	// ZK is an existing ZooKeeper; empty starts a private one (Debian's
+	// zookeeper package) with fsync on, as production runs.
+	ZK string
+	// Bin is the zkcoord binary to start as the gateway.
+	Bin string
+	// Log receives the gateway's and ZooKeeper's logs (default discarded).
+	Log io.Writer
+	// Conns is how many gRPC connections the load generator spreads its
+	// calls over (default 4).
+	Conns int
+}
+
+// Setup starts what o asks for and waits until the gateway serves.
+func Setup(ctx context.Context, o EnvOptions) (*Env, error) {
+	if o.Log == nil {
+		o.Log = io.Discard
+	}
+	if o.Conns <= 0 {
+		o.Conns = 4
+	}
+	e := &Env{ZK: o.ZK, Root: fmt.Sprintf("/zkcoord-bench-%d", time.Now().UnixNano())}
+	ok := false
+	defer func() {
+		if !ok {
+			e.Close()
+		}
+	}()
+	if e.ZK == "" {
+		zks, err := zkserver.Start(ctx, zkserver.WithForceSync(true), zkserver.WithLogs(o.Log),
+			zkserver.WithTickTime(500*time.Millisecond))
+		if err != nil {
+			return nil, err
+		}
+		e.zks, e.ZK = zks, zks.Addr()
+	}
+	grpcAddr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	debugAddr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	e.Gateway, e.DebugAddr = grpcAddr, debugAddr
+	e.cmd = exec.Command(o.Bin, "serve", "--listen", grpcAddr, "--zk", e.ZK, "--root", e.Root,
+		"--debug-listen", debugAddr, "--log-level", "warn", "--replica-id", "bench")
+	e.cmd.Stdout, e.cmd.Stderr = o.Log, o.Log
+	if err := e.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("bench: start gateway %s: %w", o.Bin, err)
+	}
+	e.Pid = e.cmd.Process.Pid
+	e.done = make(chan struct{})
+	go func() {
+		_ = e.cmd.Wait()
+		close(e.done)
+	}()
+	for range o.Conns {
+		c, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			return nil, err
+		}
+		e.conns = append(e.conns, c)
+	}
+	if err := e.awaitServing(ctx); err != nil {
+		return nil, err
+	}
+	ok = true
+	return e, nil
+}
+
+func (e *Env) awaitServing(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	h := grpc_health_v1.NewHealthClient(e.conns[0])
+	for {
+		select {
+		case <-e.done:
+			return errors.New("bench: the gateway exited before it served (run with -log to see why)")
+		default:
+		}
+		r, err := h.Check(ctx, &grpc_health_v1.HealthCheckRequest{})
+		if err == nil && r.Status == grpc_health_v1.HealthCheckResponse_SERVING {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("bench: gateway not serving: %w", ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// Conn returns one of the shared gRPC connections to the gateway.
+func (e *Env) Conn() *grpc.ClientConn {
+	c := e.conns[e.next%len(e.conns)]
+	e.next++
+	return c
+}
+
+// Direct opens a direct ZooKeeper session, as an application without the
+// gateway would.
+func (e *Env) Direct(ctx context.Context) (*zk.Conn, error) {
+	c, ev, err := zk.Connect(strings.Split(e.ZK, ","), 10*time.Second, zk.WithLogInfo(false),
+		zk.WithMaxBufferSize(4<<20))
+	if err != nil {
+		return nil, err
+	}
+	for {
+		select {
+		case s := <-ev:
+			if s.State == zk.StateHasSession {
+				go drain(ev)
+				return c, nil
+			}
+		case <-ctx.Done():
+			c.Close()
+			return nil, ctx.Err()
+		}
+	}
+}
+
+func drain(ev <-chan zk.Event) {
+	for range ev {
+	}
+}
+
+// FourLetter runs a ZooKeeper four-letter command on the first server.
+func (e *Env) FourLetter(ctx context.Context, cmd string) (string, error) {
+	return zkserver.FourLetter(ctx, strings.Split(e.ZK, ",")[0], cmd)
+}
+
+// Zxid reads the server's last zxid (srvr): it grows by one per write.
+func (e *Env) Zxid(ctx context.Context) (int64, error) {
+	out, err := e.FourLetter(ctx, "srvr")
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(out, "\n") {
+		if v, ok := strings.CutPrefix(line, "Zxid: "); ok {
+			return strconv.ParseInt(strings.TrimSpace(v), 0, 64)
+		}
+	}
+	return 0, fmt.Errorf("bench: no Zxid in srvr output %q", out)
+}
+
+// WatchesOn counts, from wchp, the sessions watching path.
+func (e *Env) WatchesOn(ctx context.Context, path string) (int, error) {
+	out, err := e.FourLetter(ctx, "wchp")
+	if err != nil {
+		return 0, err
+	}
+	n, in := 0, false
+	sc := bufio.NewScanner(strings.NewReader(out))
+	for sc.Scan() {
+		line := sc.Text()
+		switch {
+		case strings.HasPrefix(line, "/"):
+			in = line == path
+		case in && strings.HasPrefix(strings.TrimSpace(line), "0x"):
+			n++
+		}
+	}
+	return n, nil
+}
+
+// Memory is the gateway process's memory.
+type Memory struct {
+	RSS        int64 // resident set, from /proc
+	HeapInuse  int64 // after a forced GC
+	StackInuse int64
+}
+
+// GatewayMemory forces a GC in the gateway (through its heap profile
+// endpoint) and reads its memory.
+func (e *Env) GatewayMemory(ctx context.Context) (Memory, error) {
+	var m Memory
+	if err := httpGet(ctx, "http://"+e.DebugAddr+"/debug/pprof/heap?gc=1", io.Discard); err != nil {
+		return m, err
+	}
+	var vars struct {
+		Memstats struct {
+			HeapInuse  int64
+			StackInuse int64
+		} `json:"memstats"`
+	}
+	var b strings.Builder
+	if err := httpGet(ctx, "http://"+e.DebugAddr+"/debug/vars", &b); err != nil {
+		return m, err
+	}
+	if err := json.Unmarshal([]byte(b.String()), &vars); err != nil {
+		return m, err
+	}
+	m.HeapInuse, m.StackInuse = vars.Memstats.HeapInuse, vars.Memstats.StackInuse
+	if e.Pid != 0 {
+		status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", e.Pid))
+		if err == nil {
+			for _, line := range strings.Split(string(status), "\n") {
+				if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+					kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+					m.RSS = kb << 10
+				}
+			}
+		}
+	}
+	return m, nil
+}
+
+// Profile writes a CPU profile of the gateway over d to w.
+func (e *Env) Profile(ctx context.Context, d time.Duration, w io.Writer) error {
+	return httpGet(ctx, fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", e.DebugAddr, int(d.Seconds())), w)
+}
+
+func httpGet(ctx context.Context, url string, w io.Writer) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("bench: GET %s: %s", url, resp.Status)
+	}
+	_, err = io.Copy(w, resp.Body)
+	return err
+}
+
+// Close stops the gateway and the private ZooKeeper.
+func (e *Env) Close() {
+	for _, c := range e.conns {
+		c.Close()
+	}
+	if e.cmd != nil && e.cmd.Process != nil {
+		_ = e.cmd.Process.Signal(os.Interrupt)
+		select {
+		case <-e.done:
+		case <-time.After(15 * time.Second):
+			_ = e.cmd.Process.Kill()
+			<-e.done
+		}
+	}
+	if e.zks != nil {
+		_ = e.zks.Stop()
+	}
+}
+
+func freeAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
+
+// WatchesUnder counts, from wchp, the watches on each path below dir.
+func (e *Env) WatchesUnder(ctx context.Context, dir string) (map[string]int, error) {
+	out, err := e.FourLetter(ctx, "wchp")
+	if err != nil {
+		return nil, err
+	}
+	counts := map[string]int{}
+	cur := ""
+	sc := bufio.NewScanner(strings.NewReader(out))
+	for sc.Scan() {
+		line := sc.Text()
+		switch {
+		case strings.HasPrefix(line, "/"):
+			cur = ""
+			if strings.HasPrefix(line, dir+"/") {
+				cur = line
+			}
+		case cur != "" && strings.HasPrefix(strings.TrimSpace(line), "0x"):
+			counts[cur]++
+		}
+	}
+	return counts, nil
+}

@@ -1,0 +1,101 @@
+package bench
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"time"
+)
+
+// Sample is what a closed-loop load run measured.
+type Sample struct {
+	Ops       int
+	Errors    int
+	FirstErr  error
+	Elapsed   time.Duration
+	Latencies []time.Duration // one per successful op, sorted
+}
+
+// Throughput is successful operations per second.
+func (s Sample) Throughput() float64 {
+	if s.Elapsed <= 0 {
+		return 0
+	}
+	return float64(s.Ops) / s.Elapsed.Seconds()
+}
+
+// Quantile returns the q-quantile (0..1) of the latencies, 0 with none.
+func (s Sample) Quantile(q float64) time.Duration { return quantile(s.Latencies, q) }
+
+func quantile(sorted []time.Duration, q float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := int(q * float64(len(sorted)))
+	if i >= len(sorted) {
+		i = len(sorted) - 1
+	}
+	return sorted[i]
+}
+
+// Closed runs op from workers goroutines back to back for d (after a
+// warm-up of d/5 that is not measured) and measures every call. op gets
+// the worker's index and the worker's count of calls so far.
+func Closed(ctx context.Context, workers int, d time.Duration, op func(ctx context.Context, worker, i int) error) Sample {
+	type local struct {
+		ops, errs int
+		first     error
+		lat       []time.Duration
+	}
+	locals := make([]local, workers)
+	var wg sync.WaitGroup
+	start := time.Now()
+	measureFrom := start.Add(d / 5)
+	end := measureFrom.Add(d)
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			l := &locals[w]
+			for i := 0; ctx.Err() == nil; i++ {
+				t0 := time.Now()
+				if t0.After(end) {
+					return
+				}
+				err := op(ctx, w, i)
+				t1 := time.Now()
+				if t0.Before(measureFrom) {
+					continue
+				}
+				if err != nil {
+					l.errs++
+					if l.first == nil {
+						l.first = err
+					}
+					continue
+				}
+				l.ops++
+				l.lat = append(l.lat, t1.Sub(t0))
+			}
+		}()
+	}
+	wg.Wait()
+	var s Sample
+	s.Elapsed = d
+	for _, l := range locals {
+		s.Ops += l.ops
+		s.Errors += l.errs
+		if s.FirstErr == nil {
+			s.FirstErr = l.first
+		}
+		s.Latencies = append(s.Latencies, l.lat...)
+	}
+	slices.Sort(s.Latencies)
+	return s
+}
+
+// sortedDurations sorts ds in place and returns it.
+func sortedDurations(ds []time.Duration) []time.Duration {
+	slices.Sort(ds)
+	return ds
+}

@@ -1,0 +1,159 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"path"
+	"strings"
+	"time"
+
+	"github.com/go-zookeeper/zk"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	pb "github.com/zkcoord/zkcoord/gen/zkcoord/v1"
+)
+
+// register: Register then Deregister of a member under a lease, beside a
+// direct ephemeral create and delete, swept over concurrency.
+func (r *Runner) register(ctx context.Context) error {
+	const group = "reg"
+	direct, err := r.env.Direct(ctx)
+	if err != nil {
+		return err
+	}
+	defer direct.Close()
+	dir := path.Join(r.direct, "reg")
+	if err := ensure(direct, dir); err != nil {
+		return err
+	}
+	maxC := 0
+	for _, c := range r.cfg.Concurrency {
+		maxC = max(maxC, c)
+	}
+	leases := pb.NewLeaseServiceClient(r.env.Conn())
+	ids := make([]string, maxC)
+	regs := make([]pb.RegistryServiceClient, maxC)
+	for w := range maxC {
+		g, err := leases.Grant(ctx, &pb.GrantRequest{Ttl: durationpb.New(time.Minute)})
+		if err != nil {
+			return err
+		}
+		ids[w] = g.LeaseId
+		regs[w] = pb.NewRegistryServiceClient(r.env.Conn())
+	}
+	defer func() {
+		for _, id := range ids {
+			_, _ = leases.Revoke(context.WithoutCancel(ctx), &pb.RevokeRequest{LeaseId: id})
+		}
+	}()
+	gw := func(ctx context.Context, w, i int) error {
+		m := fmt.Sprintf("w%d-%d", w, i)
+		if _, err := regs[w].Register(ctx, &pb.RegisterRequest{Group: group, MemberId: m, Value: "10.0.0.1:8080", LeaseId: ids[w]}); err != nil {
+			return err
+		}
+		_, err := regs[w].Deregister(ctx, &pb.DeregisterRequest{Group: group, MemberId: m, LeaseId: ids[w]})
+		return err
+	}
+	dr := func(ctx context.Context, w, i int) error {
+		p := path.Join(dir, fmt.Sprintf("w%d-%d", w, i))
+		if _, err := direct.Create(p, []byte("10.0.0.1:8080"), zk.FlagEphemeral, zk.WorldACL(zk.PermAll)); err != nil {
+			return err
+		}
+		return direct.Delete(p, -1)
+	}
+	var gs, ds Sample
+	for _, c := range r.cfg.Concurrency {
+		g := Closed(ctx, c, r.cfg.Duration, gw)
+		r.point("zkcoord Register+Deregister", c, g)
+		d := Closed(ctx, c, r.cfg.Duration, dr)
+		r.point("direct create+delete ephemeral", c, d)
+		if g.Ops == 0 || d.Ops == 0 {
+			return fmt.Errorf("no successful call at %d callers: %v %v", c, g.FirstErr, d.FirstErr)
+		}
+		if c == r.cfg.Callers {
+			gs, ds = g, d
+		}
+	}
+	c := fmt.Sprintf(" (%d callers)", r.cfg.Callers)
+	r.add(
+		ratioFigure("Register+Deregister", "pairs/s"+c, "ops/s", gs.Throughput(), ds.Throughput(), Higher, 0.7),
+		info("Register+Deregister", "p50 latency"+c, "ms", ms(gs.Quantile(0.5)), ms(ds.Quantile(0.5)), Lower),
+		info("Register+Deregister", "p99 latency"+c, "ms", ms(gs.Quantile(0.99)), ms(ds.Quantile(0.99)), Lower),
+	)
+	return nil
+}
+
+// keepalive: how many ZooKeeper writes keepalives cost (the server's zxid
+// before and after), and how fast they go.
+func (r *Runner) keepalive(ctx context.Context) error {
+	leases := pb.NewLeaseServiceClient(r.env.Conn())
+	workers := r.cfg.Callers
+	ids := make([]string, workers)
+	for w := range workers {
+		g, err := leases.Grant(ctx, &pb.GrantRequest{Ttl: durationpb.New(time.Minute)})
+		if err != nil {
+			return err
+		}
+		ids[w] = g.LeaseId
+	}
+	defer func() {
+		for _, id := range ids {
+			_, _ = leases.Revoke(context.WithoutCancel(ctx), &pb.RevokeRequest{LeaseId: id})
+		}
+	}()
+	before, err := r.env.Zxid(ctx)
+	if err != nil {
+		return err
+	}
+	per := (r.cfg.KeepAlives + workers - 1) / workers
+	clients := make([]pb.LeaseServiceClient, workers)
+	for w := range clients {
+		clients[w] = pb.NewLeaseServiceClient(r.env.Conn())
+	}
+	start := time.Now()
+	errs := make(chan error, workers)
+	for w := range workers {
+		go func() {
+			for range per {
+				if _, err := clients[w].KeepAlive(ctx, &pb.KeepAliveRequest{LeaseId: ids[w]}); err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range workers {
+		if err := <-errs; err != nil {
+			return err
+		}
+	}
+	took := time.Since(start)
+	after, err := r.env.Zxid(ctx)
+	if err != nil {
+		return err
+	}
+	n := per * workers
+	writes := float64(after-before) / float64(n)
+	r.logf("  %d keepalives in %v; zxid %#x -> %#x", n, took.Round(time.Millisecond), before, after)
+	f := absFigure("KeepAlive", fmt.Sprintf("ZooKeeper writes per keepalive (%d keepalives)", n), "writes", writes, math.NaN(), Lower, 0)
+	f.Note = fmt.Sprintf("zxid %#x before, %#x after", before, after)
+	r.add(f, info("KeepAlive", fmt.Sprintf("keepalives/s (%d callers)", workers), "ops/s", float64(n)/took.Seconds(), math.NaN(), Higher))
+	return nil
+}
+
+// ensure creates p and its parents as persistent znodes.
+func ensure(c *zk.Conn, p string) error {
+	cur := ""
+	for _, part := range strings.Split(p, "/") {
+		if part == "" {
+			continue
+		}
+		cur += "/" + part
+		if _, err := c.Create(cur, nil, 0, zk.WorldACL(zk.PermAll)); err != nil && err != zk.ErrNodeExists {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,245 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"path"
+	"sync"
+	"time"
+
+	"github.com/go-zookeeper/zk"
+
+	pb "github.com/zkcoord/zkcoord/gen/zkcoord/v1"
+)
+
+// watch: Streams WatchGroup streams on one group of one gateway, idle
+// memory per stream, and how long one membership change takes to reach
+// them all; beside DirectWatch direct sessions each holding a child watch
+// on a group directory of their own, as applications without the gateway
+// watch.
+func (r *Runner) watch(ctx context.Context) error {
+	const group = "fan"
+	n := r.cfg.Streams
+	reg := pb.NewRegistryServiceClient(r.env.Conn())
+	if _, err := reg.Register(ctx, &pb.RegisterRequest{Group: group, MemberId: "seed", Value: "v", Persistent: true}); err != nil {
+		return err
+	}
+	before, err := r.env.GatewayMemory(ctx)
+	if err != nil {
+		return err
+	}
+
+	// Open the streams, each on its own goroutine, and wait for every
+	// SNAPSHOT.
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type arrival struct {
+		stream int
+		member string
+		at     time.Time
+	}
+	arrivals := make(chan arrival, n*(r.cfg.Changes+1))
+	ready := make(chan error, n)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	clients := make([]pb.RegistryServiceClient, 0, 16)
+	for range 16 {
+		clients = append(clients, pb.NewRegistryServiceClient(r.env.Conn()))
+	}
+	openStart := time.Now()
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			st, err := clients[i%len(clients)].WatchGroup(sctx, &pb.WatchGroupRequest{Group: group})
+			if err != nil {
+				ready <- err
+				return
+			}
+			first := true
+			for {
+				m, err := st.Recv()
+				if err != nil {
+					if first {
+						ready <- err
+					}
+					return
+				}
+				now := time.Now()
+				if first {
+					first = false
+					ready <- nil
+					continue
+				}
+				if m.Type == pb.WatchGroupResponse_TYPE_JOINED {
+					arrivals <- arrival{i, m.GetMember().GetId(), now}
+				}
+			}
+		}()
+	}
+	for range n {
+		if err := <-ready; err != nil {
+			return fmt.Errorf("open stream: %w", err)
+		}
+	}
+	opened := time.Since(openStart)
+	r.logf("  %d streams open with their snapshot in %v", n, opened.Round(time.Millisecond))
+	after, err := r.env.GatewayMemory(ctx)
+	if err != nil {
+		return err
+	}
+	watches, err := r.env.WatchesOn(ctx, r.lay.Log(group))
+	if err != nil {
+		return err
+	}
+
+	// The direct counterpart: DirectWatch sessions with one child watch each.
+	dn := r.cfg.DirectWatch
+	ddir := path.Join(r.direct, "fan")
+	directs, err := r.directSessions(ctx, dn)
+	if err != nil {
+		return err
+	}
+	defer closeAll(directs)
+	if err := ensure(directs[0], ddir); err != nil {
+		return err
+	}
+
+	var gwLat, dLat []time.Duration
+	for k := range r.cfg.Changes {
+		member := fmt.Sprint("x", k)
+		t0 := time.Now()
+		if _, err := reg.Register(ctx, &pb.RegisterRequest{Group: group, MemberId: member, Value: "v", Persistent: true}); err != nil {
+			return err
+		}
+		got := 0
+		timeout := time.After(30 * time.Second)
+		for got < n {
+			select {
+			case a := <-arrivals:
+				if a.member == member {
+					gwLat = append(gwLat, a.at.Sub(t0))
+					got++
+				}
+			case <-timeout:
+				return fmt.Errorf("change %d reached %d of %d streams in 30s", k, got, n)
+			}
+		}
+		lat, err := directFanOut(ctx, directs, ddir, member)
+		if err != nil {
+			return err
+		}
+		dLat = append(dLat, lat...)
+	}
+	cancel()
+	gwLat, dLat = sortedDurations(gwLat), sortedDurations(dLat)
+	per := float64((after.RSS - before.RSS)) / float64(n) / 1024
+	heapPer := float64((after.HeapInuse+after.StackInuse)-(before.HeapInuse+before.StackInuse)) / float64(n) / 1024
+	w := fmt.Sprintf("WatchGroup fan-out (%d streams; direct: %d sessions)", n, dn)
+	fig := absFigure(w, "change to every stream p99", "ms", ms(quantile(gwLat, 0.99)), ms(quantile(dLat, 0.99)), Lower, 250)
+	fig.Note = "from the Register call to each stream's JOINED"
+	// wchp lists data watches only: the gateway's is one (on the group's
+	// journal); each direct session holds a child watch on the directory.
+	wf := absFigure(w, "ZooKeeper watches for the group", "watches", float64(watches), float64(dn), Lower, 1)
+	wf.Note = "zkcoord: sessions watching the group's journal, from wchp; direct: one child watch per session"
+	mf := absFigure(w, "memory per idle stream (RSS)", "KiB", per, math.NaN(), Lower, 20)
+	mf.Note = fmt.Sprintf("RSS %d -> %d MiB; heap+stacks %.1f KiB per stream", before.RSS>>20, after.RSS>>20, heapPer)
+	r.add(
+		info(w, "change to every stream p50", "ms", ms(quantile(gwLat, 0.5)), ms(quantile(dLat, 0.5)), Lower),
+		fig,
+		info(w, "change to every stream max", "ms", ms(quantile(gwLat, 1)), ms(quantile(dLat, 1)), Lower),
+		wf,
+		mf,
+		info(w, "heap+stacks per idle stream", "KiB", heapPer, math.NaN(), Lower),
+		info(w, "open all streams with their snapshot", "ms", ms(opened), math.NaN(), Lower),
+	)
+	return nil
+}
+
+// directFanOut arms a child watch on dir in every session, creates member
+// under dir, and returns how long each watch took to fire.
+func directFanOut(ctx context.Context, sessions []*zk.Conn, dir, member string) ([]time.Duration, error) {
+	evs := make([]<-chan zk.Event, len(sessions))
+	for i, c := range sessions {
+		_, _, ch, err := c.ChildrenW(dir)
+		if err != nil {
+			return nil, err
+		}
+		evs[i] = ch
+	}
+	t0 := time.Now()
+	if _, err := sessions[0].Create(path.Join(dir, member), []byte("v"), 0, zk.WorldACL(zk.PermAll)); err != nil {
+		return nil, err
+	}
+	lat := make([]time.Duration, len(sessions))
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var firstErr error
+	for i, ch := range evs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			select {
+			case ev := <-ch:
+				// A direct client reads the children again to learn what
+				// changed, as the gateway's cache does.
+				if ev.Err == nil {
+					_, _, ev.Err = sessions[i].Children(dir)
+				}
+				mu.Lock()
+				if ev.Err != nil && firstErr == nil {
+					firstErr = ev.Err
+				}
+				mu.Unlock()
+				lat[i] = time.Since(t0)
+			case <-time.After(30 * time.Second):
+				mu.Lock()
+				firstErr = errors.New("direct watch did not fire in 30s")
+				mu.Unlock()
+			case <-ctx.Done():
+			}
+		}()
+	}
+	wg.Wait()
+	return lat, firstErr
+}
+
+// directSessions opens n direct sessions, 32 at a time.
+func (r *Runner) directSessions(ctx context.Context, n int) ([]*zk.Conn, error) {
+	out := make([]*zk.Conn, n)
+	sem := make(chan struct{}, 32)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var firstErr error
+	for i := range n {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			c, err := r.env.Direct(ctx)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil && firstErr == nil {
+				firstErr = err
+			}
+			out[i] = c
+		}()
+	}
+	wg.Wait()
+	if firstErr != nil {
+		closeAll(out)
+		return nil, firstErr
+	}
+	return out, nil
+}
+
+func closeAll(cs []*zk.Conn) {
+	for _, c := range cs {
+		if c != nil {
+			c.Close()
+		}
+	}
+}
