@@ -89,6 +89,9 @@ func run() error {
 		return err
 	}
 	defer env.Close()
+	if cfg.Log != nil {
+		fmt.Fprintf(cfg.Log, "ZooKeeper %s; gateway %s (pid %d), pprof at http://%s/debug/pprof/\n", env.ZK, env.Gateway, env.Pid, env.DebugAddr)
+	}
 	start := time.Now()
 	var only []string
 	if *workloads != "" {

@@ -189,6 +189,35 @@ func (e *Env) Zxid(ctx context.Context) (int64, error) {
 	return 0, fmt.Errorf("bench: no Zxid in srvr output %q", out)
 }
 
+// Quiet waits until the server's zxid has not moved for d (at most 30 s)
+// and returns it.
+func (e *Env) Quiet(ctx context.Context, d time.Duration) (int64, error) {
+	deadline := time.Now().Add(30 * time.Second)
+	last, err := e.Zxid(ctx)
+	if err != nil {
+		return 0, err
+	}
+	since := time.Now()
+	for time.Since(since) < d {
+		if time.Now().After(deadline) {
+			return 0, fmt.Errorf("bench: ZooKeeper not quiet after 30s (zxid %#x)", last)
+		}
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+		z, err := e.Zxid(ctx)
+		if err != nil {
+			return 0, err
+		}
+		if z != last {
+			last, since = z, time.Now()
+		}
+	}
+	return last, nil
+}
+
 // WatchesOn counts, from wchp, the sessions watching path.
 func (e *Env) WatchesOn(ctx context.Context, path string) (int, error) {
 	out, err := e.FourLetter(ctx, "wchp")

@@ -89,6 +89,11 @@ func (r *Runner) growth(ctx context.Context) error {
 		}
 		c.register, c.dRegister = regS.Quantile(0.5), dRegS.Quantile(0.5)
 		c.lookup, c.dGet = lookS.Quantile(0.5), getS.Quantile(0.5)
+		// The cache follows the fill through the journal; a LINEARIZABLE
+		// read brings it up to date, so the snapshot holds every member.
+		if _, err := reg.Lookup(ctx, &pb.LookupRequest{Group: group, MemberId: "m0", Consistency: pb.Consistency_CONSISTENCY_LINEARIZABLE}); err != nil {
+			return err
+		}
 		if c.snapshot, err = r.snapshot(ctx, group, size); err != nil {
 			return err
 		}

@@ -102,7 +102,9 @@ func (r *Runner) keepalive(ctx context.Context) error {
 			_, _ = leases.Revoke(context.WithoutCancel(ctx), &pb.RevokeRequest{LeaseId: id})
 		}
 	}()
-	before, err := r.env.Zxid(ctx)
+	// Wait until ZooKeeper is quiet (the previous workload's journal trims
+	// and lease expiries done), so that writes counted are the keepalives'.
+	before, err := r.env.Quiet(ctx, time.Second)
 	if err != nil {
 		return err
 	}

@@ -340,12 +340,29 @@ func (r *Registry) trimJournal(group string, seqs []int64, byseq map[int64]strin
 	}
 	c := r.sess.Conn()
 	log := r.lay.Log(group)
-	for _, s := range seqs[:len(seqs)-r.opts.keepLog] {
-		if err := c.Delete(log+"/"+byseq[s], -1); err != nil && !errors.Is(err, zk.ErrNoNode) {
-			return
+	old := seqs[:len(seqs)-r.opts.keepLog]
+	// Deletes go in batches, one transaction each, so a trim costs a few
+	// writes rather than one per entry. A batch that fails (another
+	// replica trimmed some of it first) is retried entry by entry.
+	for len(old) > 0 {
+		n := min(len(old), trimBatch)
+		ops := make([]any, n)
+		for i, s := range old[:n] {
+			ops[i] = &zk.DeleteRequest{Path: log + "/" + byseq[s], Version: -1}
 		}
+		if _, err := c.Multi(ops...); err != nil {
+			for _, s := range old[:n] {
+				if err := c.Delete(log+"/"+byseq[s], -1); err != nil && !errors.Is(err, zk.ErrNoNode) {
+					return
+				}
+			}
+		}
+		old = old[n:]
 	}
 }
+
+// trimBatch is how many journal entries one trim transaction deletes.
+const trimBatch = 500
 
 func seqOf(name string) (int64, bool) {
 	if len(name) < 3 || name[:2] != "e-" {

@@ -32,8 +32,10 @@ const (
 	// Served from the gateway's cache, which ZooKeeper watches keep current.
 	// It may lag the ZooKeeper leader by the time a watch takes to arrive.
 	Consistency_CONSISTENCY_CACHED Consistency = 1
-	// The gateway issues a ZooKeeper sync and waits for its cache to reach the
-	// leader's latest change of the group before answering: no stale reads.
+	// The gateway orders the read after every committed write (a quorum write,
+	// shared by concurrent reads; ZooKeeper's sync is not enough across a
+	// leader change) and brings its cache up to the group's latest change
+	// before answering: no stale reads.
 	Consistency_CONSISTENCY_LINEARIZABLE Consistency = 2
 )
 

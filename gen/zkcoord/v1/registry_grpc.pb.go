@@ -42,7 +42,7 @@ type RegistryServiceClient interface {
 	Deregister(ctx context.Context, in *DeregisterRequest, opts ...grpc.CallOption) (*DeregisterResponse, error)
 	// Lookup reads a whole group or one member. CONSISTENCY_CACHED (the
 	// default) serves the gateway's watch-maintained cache;
-	// CONSISTENCY_LINEARIZABLE syncs with the ZooKeeper leader first.
+	// CONSISTENCY_LINEARIZABLE first catches up with every committed write.
 	Lookup(ctx context.Context, in *LookupRequest, opts ...grpc.CallOption) (*LookupResponse, error)
 	// WatchGroup streams a group: first a snapshot, then every change, each
 	// with its revision. The stream never skips a net change: where the gateway
@@ -124,7 +124,7 @@ type RegistryServiceServer interface {
 	Deregister(context.Context, *DeregisterRequest) (*DeregisterResponse, error)
 	// Lookup reads a whole group or one member. CONSISTENCY_CACHED (the
 	// default) serves the gateway's watch-maintained cache;
-	// CONSISTENCY_LINEARIZABLE syncs with the ZooKeeper leader first.
+	// CONSISTENCY_LINEARIZABLE first catches up with every committed write.
 	Lookup(context.Context, *LookupRequest) (*LookupResponse, error)
 	// WatchGroup streams a group: first a snapshot, then every change, each
 	// with its revision. The stream never skips a net change: where the gateway
