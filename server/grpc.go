@@ -29,7 +29,11 @@ func NewGRPCServer(g *Gateway, opt ...grpc.ServerOption) *grpc.Server {
 	logger := logging.LoggerFunc(func(ctx context.Context, lvl logging.Level, msg string, fields ...any) {
 		g.log.Log(ctx, slog.Level(lvl), msg, fields...)
 	})
-	logOpts := []logging.Option{logging.WithLogOnEvents(logging.FinishCall)}
+	// Every call is logged when it finishes: successful ones at debug (a
+	// fleet's keepalives would drown the log at info), failures at the
+	// middleware's default levels (client errors info, server errors warn
+	// or error).
+	logOpts := []logging.Option{logging.WithLogOnEvents(logging.FinishCall), logging.WithLevels(callLevel)}
 	rec := recovery.WithRecoveryHandlerContext(func(ctx context.Context, p any) error {
 		g.log.Error("panic in handler", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
 		return status.Error(codes.Internal, "internal error")
@@ -54,6 +58,13 @@ func NewGRPCServer(g *Gateway, opt ...grpc.ServerOption) *grpc.Server {
 	g.Register(s)
 	reflection.Register(s)
 	return s
+}
+
+func callLevel(c codes.Code) logging.Level {
+	if c == codes.OK {
+		return logging.LevelDebug
+	}
+	return logging.DefaultServerCodeToLevel(c)
 }
 
 // Serve serves g on lis, with grpc.health.v1 following the ZooKeeper

@@ -11,6 +11,7 @@ import (
 
 	"github.com/go-zookeeper/zk"
 	"google.golang.org/grpc"
+	"google.golang.org/protobuf/proto"
 
 	pb "github.com/zkcoord/zkcoord/gen/zkcoord/v1"
 )
@@ -94,7 +95,8 @@ func (r *Runner) growth(ctx context.Context) error {
 		if _, err := reg.Lookup(ctx, &pb.LookupRequest{Group: group, MemberId: "m0", Consistency: pb.Consistency_CONSISTENCY_LINEARIZABLE}); err != nil {
 			return err
 		}
-		if c.snapshot, err = r.snapshot(ctx, group, size); err != nil {
+		var snapBytes int
+		if c.snapshot, snapBytes, err = r.snapshot(ctx, group, size); err != nil {
 			return err
 		}
 		if c.dSnapshot, err = directSnapshot(ctx, direct, dir, size); err != nil {
@@ -112,7 +114,9 @@ func (r *Runner) growth(ctx context.Context) error {
 			snap = absFigure(w, "WatchGroup snapshot", "ms", ms(c.snapshot), ms(c.dSnapshot), Lower, 100)
 		}
 		snap.Note = "median of 3 opens, from the call to the SNAPSHOT; direct: Children then a Get of each, 32 at a time"
-		r.add(snap)
+		msg := info(w, "WatchGroup snapshot message", "KiB", float64(snapBytes)/1024, math.NaN(), Lower)
+		msg.Note = "gRPC clients refuse messages over 4 MiB unless they raise MaxCallRecvMsgSize"
+		r.add(snap, msg)
 		if si == 0 {
 			first = c
 		}
@@ -130,30 +134,32 @@ func (r *Runner) growth(ctx context.Context) error {
 }
 
 // snapshot opens a WatchGroup stream three times and returns the median
-// time to its SNAPSHOT.
-func (r *Runner) snapshot(ctx context.Context, group string, size int) (time.Duration, error) {
+// time to its SNAPSHOT, and the SNAPSHOT message's size.
+func (r *Runner) snapshot(ctx context.Context, group string, size int) (time.Duration, int, error) {
 	c := pb.NewRegistryServiceClient(r.env.Conn())
 	var ds []time.Duration
+	bytes := 0
 	for range 3 {
 		sctx, cancel := context.WithTimeout(ctx, time.Minute)
 		t0 := time.Now()
 		st, err := c.WatchGroup(sctx, &pb.WatchGroupRequest{Group: group}, grpc.MaxCallRecvMsgSize(math.MaxInt32))
 		if err != nil {
 			cancel()
-			return 0, err
+			return 0, 0, err
 		}
 		m, err := st.Recv()
 		d := time.Since(t0)
 		cancel()
 		if err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 		if len(m.Members) < size {
-			return 0, fmt.Errorf("snapshot of %d members, want at least %d", len(m.Members), size)
+			return 0, 0, fmt.Errorf("snapshot of %d members, want at least %d", len(m.Members), size)
 		}
 		ds = append(ds, d)
+		bytes = proto.Size(m)
 	}
-	return quantile(sortedDurations(ds), 0.5), nil
+	return quantile(sortedDurations(ds), 0.5), bytes, nil
 }
 
 // directSnapshot reads the group directly: Children, then each child's

@@ -10,6 +10,7 @@ import (
 // Sample is what a closed-loop load run measured.
 type Sample struct {
 	Ops       int
+	warm      int // successful calls during the warm-up, not measured
 	Errors    int
 	FirstErr  error
 	Elapsed   time.Duration
@@ -43,7 +44,7 @@ func quantile(sorted []time.Duration, q float64) time.Duration {
 // the worker's index and the worker's count of calls so far.
 func Closed(ctx context.Context, workers int, d time.Duration, op func(ctx context.Context, worker, i int) error) Sample {
 	type local struct {
-		ops, errs int
+		ops, errs, warm int
 		first     error
 		lat       []time.Duration
 	}
@@ -65,6 +66,9 @@ func Closed(ctx context.Context, workers int, d time.Duration, op func(ctx conte
 				err := op(ctx, w, i)
 				t1 := time.Now()
 				if t0.Before(measureFrom) {
+					if err == nil {
+						l.warm++
+					}
 					continue
 				}
 				if err != nil {
@@ -84,6 +88,7 @@ func Closed(ctx context.Context, workers int, d time.Duration, op func(ctx conte
 	s.Elapsed = d
 	for _, l := range locals {
 		s.Ops += l.ops
+		s.warm += l.warm
 		s.Errors += l.errs
 		if s.FirstErr == nil {
 			s.FirstErr = l.first

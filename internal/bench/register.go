@@ -63,16 +63,33 @@ func (r *Runner) register(ctx context.Context) error {
 		return direct.Delete(p, -1)
 	}
 	var gs, ds Sample
+	var gTxns, dTxns float64 // ZooKeeper transactions per pair, at Callers
 	for _, c := range r.cfg.Concurrency {
+		z0, err := r.env.Zxid(ctx)
+		if err != nil {
+			return err
+		}
 		g := Closed(ctx, c, r.cfg.Duration, gw)
 		r.point("zkcoord Register+Deregister", c, g)
+		z1, err := r.env.Quiet(ctx, 500*time.Millisecond)
+		if err != nil {
+			return err
+		}
 		d := Closed(ctx, c, r.cfg.Duration, dr)
 		r.point("direct create+delete ephemeral", c, d)
+		z2, err := r.env.Quiet(ctx, 500*time.Millisecond)
+		if err != nil {
+			return err
+		}
 		if g.Ops == 0 || d.Ops == 0 {
 			return fmt.Errorf("no successful call at %d callers: %v %v", c, g.FirstErr, d.FirstErr)
 		}
 		if c == r.cfg.Callers {
 			gs, ds = g, d
+			// Every pair made in the run, warm-up included, over the
+			// transactions it caused (journal trims included).
+			gTxns = float64(z1-z0) / float64(g.Ops+g.warm)
+			dTxns = float64(z2-z1) / float64(d.Ops+d.warm)
 		}
 	}
 	c := fmt.Sprintf(" (%d callers)", r.cfg.Callers)
@@ -80,6 +97,7 @@ func (r *Runner) register(ctx context.Context) error {
 		ratioFigure("Register+Deregister", "pairs/s"+c, "ops/s", gs.Throughput(), ds.Throughput(), Higher, 0.7),
 		info("Register+Deregister", "p50 latency"+c, "ms", ms(gs.Quantile(0.5)), ms(ds.Quantile(0.5)), Lower),
 		info("Register+Deregister", "p99 latency"+c, "ms", ms(gs.Quantile(0.99)), ms(ds.Quantile(0.99)), Lower),
+		info("Register+Deregister", "ZooKeeper transactions per pair"+c, "txns", gTxns, dTxns, Lower),
 	)
 	return nil
 }

@@ -26,7 +26,11 @@ func (m *Manager) Attach(ctx context.Context, id, ref string, ops ...any) ([]zk.
 	if ref != "" {
 		all = append(all, &zk.CreateRequest{Path: m.lay.LeaseRef(e.key, ref), Acl: zkx.ACL})
 	}
-	return m.multi(e, all)
+	res, err := m.multi(e, all)
+	if err == nil && ref != "" {
+		m.noteRef(e, ref, true)
+	}
+	return res, err
 }
 
 // Detach runs ops in one transaction with the deletion of ref, fenced like
@@ -40,7 +44,11 @@ func (m *Manager) Detach(ctx context.Context, id, ref string, ops ...any) ([]zk.
 	all := append(append([]any{}, ops...),
 		&zk.CheckVersionRequest{Path: m.lay.Lease(e.key), Version: e.recVer},
 		&zk.DeleteRequest{Path: m.lay.LeaseRef(e.key, ref), Version: -1})
-	return m.multi(e, all)
+	res, err := m.multi(e, all)
+	if err == nil {
+		m.noteRef(e, ref, false)
+	}
+	return res, err
 }
 
 // multi runs a fenced transaction. When the fence fails (the record's

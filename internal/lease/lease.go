@@ -111,6 +111,11 @@ type entry struct {
 	timer   *time.Timer
 	mark    *time.Timer // fires when the lease went half its TTL unrenewed: persist its expiry
 	ended   bool        // guarded by Manager.mu: released, handed off or lost
+
+	// refs are the refs this lease owns, known only for a lease granted
+	// here (an adopted one's are in ZooKeeper, not here); guarded by
+	// Manager.mu. A hint: ZooKeeper checks every write anyway.
+	refs map[string]struct{}
 }
 
 // record is the lease record's JSON.
@@ -228,7 +233,36 @@ func (m *Manager) Grant(ctx context.Context, ttl time.Duration) (Lease, error) {
 		}
 		return Lease{}, fmt.Errorf("lease: grant: %w", err)
 	}
-	return m.track(&entry{id: id, key: key, ttl: ttl, recVer: 0}, time.Now().Add(ttl))
+	return m.track(&entry{id: id, key: key, ttl: ttl, recVer: 0, refs: map[string]struct{}{}}, time.Now().Add(ttl))
+}
+
+// Owns reports whether the lease owns ref, as far as this replica knows:
+// known is false when it cannot tell (the lease is not held here, or was
+// adopted with refs it has not read). Callers use it to skip a read before
+// a write that ZooKeeper checks anyway.
+func (m *Manager) Owns(id, ref string) (owns, known bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	e, ok := m.lookup(id)
+	if !ok || e.refs == nil {
+		return false, false
+	}
+	_, owns = e.refs[ref]
+	return owns, true
+}
+
+// noteRef records that e now owns ref (add) or no longer does.
+func (m *Manager) noteRef(e *entry, ref string, add bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if e.refs == nil {
+		return
+	}
+	if add {
+		e.refs[ref] = struct{}{}
+	} else {
+		delete(e.refs, ref)
+	}
 }
 
 func (m *Manager) accepting() error {

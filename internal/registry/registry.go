@@ -104,9 +104,14 @@ func (r *Registry) Register(ctx context.Context, p RegisterParams) (*Member, int
 	}
 	c := r.sess.Conn()
 	path := r.lay.Member(p.Group, p.ID)
-	// When this gateway's cache of the group lacks the member, create it
-	// straight away; ZooKeeper refuses the create if the cache lagged.
+	// When this gateway's cache of the group lacks the member, or the
+	// lease (granted here) has never owned it, create it straight away;
+	// ZooKeeper refuses the create if that hint was wrong.
 	tryCreate := r.cachedAbsent(p.Group, p.ID)
+	if !tryCreate && !p.Persistent {
+		owns, known := r.leases.Owns(p.LeaseID, lease.Ref(RefKind, p.Group, p.ID))
+		tryCreate = known && !owns
+	}
 	for attempt := 0; attempt < 8; attempt++ {
 		if err := ctx.Err(); err != nil {
 			return nil, 0, err
