@@ -238,6 +238,36 @@ func (e *Env) WatchesOn(ctx context.Context, path string) (int, error) {
 	return n, nil
 }
 
+// CPU returns the CPU time the gateway and the private ZooKeeper have used
+// so far (user + system, from /proc); zero for a process not started here.
+func (e *Env) CPU() (gateway, zookeeper time.Duration) {
+	gateway = procCPU(e.Pid)
+	if e.zks != nil {
+		zookeeper = procCPU(e.zks.Pid())
+	}
+	return gateway, zookeeper
+}
+
+// procCPU reads utime + stime of pid from /proc/<pid>/stat.
+func procCPU(pid int) time.Duration {
+	if pid == 0 {
+		return 0
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the command name, which is in parentheses.
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	if len(f) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * time.Second / 100 // USER_HZ
+}
+
 // Memory is the gateway process's memory.
 type Memory struct {
 	RSS        int64 // resident set, from /proc

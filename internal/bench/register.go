@@ -63,24 +63,28 @@ func (r *Runner) register(ctx context.Context) error {
 		return direct.Delete(p, -1)
 	}
 	var gs, ds Sample
-	var gTxns, dTxns float64 // ZooKeeper transactions per pair, at Callers
+	var gTxns, dTxns float64       // ZooKeeper transactions per pair, at Callers
+	var gZK, dZK, gGW time.Duration // ZooKeeper's and the gateway's CPU per pair
 	for _, c := range r.cfg.Concurrency {
 		z0, err := r.env.Zxid(ctx)
 		if err != nil {
 			return err
 		}
+		gw0, zk0 := r.env.CPU()
 		g := Closed(ctx, c, r.cfg.Duration, gw)
 		r.point("zkcoord Register+Deregister", c, g)
 		z1, err := r.env.Quiet(ctx, 500*time.Millisecond)
 		if err != nil {
 			return err
 		}
+		gw1, zk1 := r.env.CPU()
 		d := Closed(ctx, c, r.cfg.Duration, dr)
 		r.point("direct create+delete ephemeral", c, d)
 		z2, err := r.env.Quiet(ctx, 500*time.Millisecond)
 		if err != nil {
 			return err
 		}
+		_, zk2 := r.env.CPU()
 		if g.Ops == 0 || d.Ops == 0 {
 			return fmt.Errorf("no successful call at %d callers: %v %v", c, g.FirstErr, d.FirstErr)
 		}
@@ -88,8 +92,10 @@ func (r *Runner) register(ctx context.Context) error {
 			gs, ds = g, d
 			// Every pair made in the run, warm-up included, over the
 			// transactions it caused (journal trims included).
-			gTxns = float64(z1-z0) / float64(g.Ops+g.warm)
-			dTxns = float64(z2-z1) / float64(d.Ops+d.warm)
+			gn, dn := g.Ops+g.warm, d.Ops+d.warm
+			gTxns, dTxns = float64(z1-z0)/float64(gn), float64(z2-z1)/float64(dn)
+			gZK, dZK = (zk1-zk0)/time.Duration(gn), (zk2-zk1)/time.Duration(dn)
+			gGW = (gw1 - gw0) / time.Duration(gn)
 		}
 	}
 	c := fmt.Sprintf(" (%d callers)", r.cfg.Callers)
@@ -98,6 +104,8 @@ func (r *Runner) register(ctx context.Context) error {
 		info("Register+Deregister", "p50 latency"+c, "ms", ms(gs.Quantile(0.5)), ms(ds.Quantile(0.5)), Lower),
 		info("Register+Deregister", "p99 latency"+c, "ms", ms(gs.Quantile(0.99)), ms(ds.Quantile(0.99)), Lower),
 		info("Register+Deregister", "ZooKeeper transactions per pair"+c, "txns", gTxns, dTxns, Lower),
+		info("Register+Deregister", "ZooKeeper CPU per pair"+c, "µs", us(gZK), us(dZK), Lower),
+		info("Register+Deregister", "gateway CPU per pair"+c, "µs", us(gGW), math.NaN(), Lower),
 	)
 	return nil
 }
@@ -162,6 +170,8 @@ func (r *Runner) keepalive(ctx context.Context) error {
 	r.add(f, info("KeepAlive", fmt.Sprintf("keepalives/s (%d callers)", workers), "ops/s", float64(n)/took.Seconds(), math.NaN(), Higher))
 	return nil
 }
+
+func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
 
 // ensure creates p and its parents as persistent znodes.
 func ensure(c *zk.Conn, p string) error {

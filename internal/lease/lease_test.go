@@ -357,3 +357,47 @@ func TestKeepAliveRefusedWithoutZooKeeper(t *testing.T) {
 		t.Fatalf("KeepAlive after reconnecting: %v", err)
 	}
 }
+
+// TestOwnsHint: a lease granted here knows which refs it owns; one taken
+// over from another replica does not claim to know.
+func TestOwnsHint(t *testing.T) {
+	ctx := context.Background()
+	sess1, lay := zktest.Session(t)
+	sess2, _ := zktest.Session(t)
+	p := peers{}
+	m1 := start(t, sess1, lay, "r1", lease.WithPeers(p))
+	m2 := start(t, sess2, lay, "r2", lease.WithPeers(p))
+	p["r1"], p["r2"] = m1, m2
+	l, err := m1.Grant(ctx, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := lease.Ref("thing", "hinted")
+	if owns, known := m1.Owns(l.ID, ref); owns || !known {
+		t.Fatalf("fresh lease: Owns = %v, %v; want false, true", owns, known)
+	}
+	if err := attachThing(t, m1, lay, l.ID, "hinted"); err != nil {
+		t.Fatal(err)
+	}
+	if owns, known := m1.Owns(l.ID, ref); !owns || !known {
+		t.Fatalf("after Attach: Owns = %v, %v; want true, true", owns, known)
+	}
+	if _, err := m1.Detach(ctx, l.ID, ref, &zk.DeleteRequest{Path: lay.Root + "/hinted", Version: -1}); err != nil {
+		t.Fatal(err)
+	}
+	if owns, known := m1.Owns(l.ID, ref); owns || !known {
+		t.Fatalf("after Detach: Owns = %v, %v; want false, true", owns, known)
+	}
+	if owns, known := m1.Owns(l.ID+"x", ref); owns || known {
+		t.Fatalf("unknown lease: Owns = %v, %v; want false, false", owns, known)
+	}
+	if err := attachThing(t, m2, lay, l.ID, "moved2"); err != nil { // r2 takes the lease over
+		t.Fatal(err)
+	}
+	if _, known := m2.Owns(l.ID, ref); known {
+		t.Fatal("a lease taken over claims to know its refs")
+	}
+	if _, known := m1.Owns(l.ID, ref); known {
+		t.Fatal("the former owner still claims to know the lease's refs")
+	}
+}
