@@ -45,8 +45,8 @@ func quantile(sorted []time.Duration, q float64) time.Duration {
 func Closed(ctx context.Context, workers int, d time.Duration, op func(ctx context.Context, worker, i int) error) Sample {
 	type local struct {
 		ops, errs, warm int
-		first     error
-		lat       []time.Duration
+		first           error
+		lat             []time.Duration
 	}
 	locals := make([]local, workers)
 	var wg sync.WaitGroup

@@ -63,7 +63,7 @@ func (r *Runner) register(ctx context.Context) error {
 		return direct.Delete(p, -1)
 	}
 	var gs, ds Sample
-	var gTxns, dTxns float64       // ZooKeeper transactions per pair, at Callers
+	var gTxns, dTxns float64        // ZooKeeper transactions per pair, at Callers
 	var gZK, dZK, gGW time.Duration // ZooKeeper's and the gateway's CPU per pair
 	for _, c := range r.cfg.Concurrency {
 		z0, err := r.env.Zxid(ctx)
