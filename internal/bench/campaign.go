@@ -69,7 +69,11 @@ func (r *Runner) campaign(ctx context.Context) error {
 						queued <- i
 					}
 					if m.Status == pb.CampaignResponse_STATUS_ELECTED {
-						won <- elected{i, time.Now()}
+						select {
+						case won <- elected{i, time.Now()}:
+						case <-cctx.Done():
+							return
+						}
 					}
 					if m.Status == pb.CampaignResponse_STATUS_RESIGNED || m.Status == pb.CampaignResponse_STATUS_LOST {
 						break
@@ -223,7 +227,11 @@ func directCandidate(ctx context.Context, c *zk.Conn, dir string, i int, queued 
 				return // the session lost its znode
 			}
 			if pos == 0 {
-				won <- elected{i, time.Now()}
+				select {
+				case won <- elected{i, time.Now()}:
+				case <-ctx.Done():
+					return
+				}
 				select {
 				case <-resign:
 				case <-ctx.Done():
