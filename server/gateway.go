@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"google.golang.org/grpc/credentials"
 	"io"
 	"log/slog"
 	"path"
@@ -56,6 +57,13 @@ type options struct {
 	version   string
 	log       *slog.Logger
 	registry  []registry.Option
+	peerCreds credentials.TransportCredentials
+}
+
+// WithPeerCredentials sets the transport credentials replicas dial each
+// other with (default: plaintext). Use TLS when the replicas serve TLS.
+func WithPeerCredentials(c credentials.TransportCredentials) Option {
+	return func(o *options) { o.peerCreds = c }
 }
 
 // WithRoot sets the root znode of zkcoord's namespace (default "/zkcoord"),
@@ -103,7 +111,7 @@ func New(ctx context.Context, sess *zkx.Session, opt ...Option) (*Gateway, error
 	if err := zkx.EnsurePath(sess.Conn(), lay.Root); err != nil {
 		return nil, fmt.Errorf("server: create root %s: %w", lay.Root, err)
 	}
-	g := &Gateway{sess: sess, lay: lay, log: o.log, opts: o, stopping: make(chan struct{}), peers: newPeers(sess, lay)}
+	g := &Gateway{sess: sess, lay: lay, log: o.log, opts: o, stopping: make(chan struct{}), peers: newPeers(sess, lay, o.peerCreds)}
 	g.leases = lease.NewManager(sess, lay, o.log, lease.WithReplicaID(o.replicaID), lease.WithPeers(g.peers))
 	g.registry = registry.New(sess, lay, g.leases, o.log, o.registry...)
 	g.elections = election.New(sess, lay, g.leases, o.log)

@@ -11,6 +11,7 @@ import (
 	"github.com/go-zookeeper/zk"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -27,14 +28,19 @@ type peers struct {
 	sess *zkx.Session
 	lay  zkx.Layout
 
+	creds credentials.TransportCredentials
+
 	mu    sync.Mutex
 	conns map[string]*grpc.ClientConn // by address
 }
 
 var _ lease.Peers = (*peers)(nil)
 
-func newPeers(sess *zkx.Session, lay zkx.Layout) *peers {
-	return &peers{sess: sess, lay: lay, conns: map[string]*grpc.ClientConn{}}
+func newPeers(sess *zkx.Session, lay zkx.Layout, creds credentials.TransportCredentials) *peers {
+	if creds == nil {
+		creds = insecure.NewCredentials()
+	}
+	return &peers{sess: sess, lay: lay, creds: creds, conns: map[string]*grpc.ClientConn{}}
 }
 
 func (p *peers) client(replica string) (peerpb.PeerServiceClient, error) {
@@ -48,7 +54,7 @@ func (p *peers) client(replica string) (peerpb.PeerServiceClient, error) {
 	defer p.mu.Unlock()
 	cc, ok := p.conns[string(addr)]
 	if !ok {
-		if cc, err = grpc.NewClient(string(addr), grpc.WithTransportCredentials(insecure.NewCredentials())); err != nil {
+		if cc, err = grpc.NewClient(string(addr), grpc.WithTransportCredentials(p.creds)); err != nil {
 			return nil, err
 		}
 		p.conns[string(addr)] = cc

@@ -21,6 +21,10 @@ import (
 	"syscall"
 	"time"
 
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+
+	"github.com/zkcoord/zkcoord/internal/tlsx"
 	"github.com/zkcoord/zkcoord/internal/zkserver"
 	"github.com/zkcoord/zkcoord/internal/zkx"
 	"github.com/zkcoord/zkcoord/server"
@@ -70,6 +74,8 @@ func main() {
 type config struct {
 	listen, zk, root, replicaID, advertise, logLevel, debugListen string
 	sessionTimeout, streamTTL, stopTimeout                        time.Duration
+	tls                                                           tlsx.Files
+	plaintext                                                     bool
 }
 
 func parse(name string, args []string, dev bool) (config, error) {
@@ -92,6 +98,10 @@ func parse(name string, args []string, dev bool) (config, error) {
 	fs.StringVar(&c.advertise, "advertise", "", "address other replicas use to reach this one (default: the listen address, with the hostname for an unspecified IP)")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&c.debugListen, "debug-listen", "", "serve /debug/pprof and /debug/vars (goroutines, memstats) on this address; keep it private")
+	fs.StringVar(&c.tls.Cert, "tls-cert", "", "PEM certificate chain to serve gRPC over TLS with (reloaded when the file changes)")
+	fs.StringVar(&c.tls.Key, "tls-key", "", "PEM private key of --tls-cert")
+	fs.StringVar(&c.tls.ClientCA, "tls-client-ca", "", "PEM CA bundle: require client certificates signed by it (mutual TLS); replicas also verify each other against it")
+	fs.BoolVar(&c.plaintext, "plaintext", dev, "serve gRPC without TLS (the default for dev only)")
 	var envErr error
 	fs.VisitAll(func(f *flag.Flag) {
 		env := "ZKCOORD_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
@@ -109,6 +119,17 @@ func parse(name string, args []string, dev bool) (config, error) {
 	}
 	if !dev && c.zk == "" {
 		return c, errors.New("--zk (or ZKCOORD_ZK) is required, e.g. --zk 127.0.0.1:2181")
+	}
+	switch {
+	case c.tls.Enabled() && c.plaintext && !dev:
+		return c, errors.New("--plaintext conflicts with --tls-cert, --tls-key and --tls-client-ca")
+	case c.tls.Enabled():
+		c.plaintext = false
+		if err := c.tls.Check(); err != nil {
+			return c, err
+		}
+	case !c.plaintext:
+		return c, errors.New("serve needs TLS (--tls-cert and --tls-key, and --tls-client-ca for mutual TLS) or --plaintext to serve without it")
 	}
 	return c, nil
 }
@@ -170,17 +191,28 @@ func run(ctx context.Context, args []string, dev bool) error {
 	if c.advertise == "" {
 		c.advertise = server.AdvertiseAddr(lis.Addr())
 	}
-	g, err := server.New(ctx, sess, server.WithRoot(c.root), server.WithStreamTTL(c.streamTTL),
+	opts := []server.Option{server.WithRoot(c.root), server.WithStreamTTL(c.streamTTL),
 		server.WithReplicaID(c.replicaID), server.WithAdvertise(c.advertise), server.WithVersion(version),
-		server.WithLogger(log))
+		server.WithLogger(log)}
+	var grpcOpts []grpc.ServerOption
+	if !c.plaintext {
+		cfgs, err := tlsx.Load(c.tls)
+		if err != nil {
+			lis.Close()
+			return err
+		}
+		grpcOpts = append(grpcOpts, grpc.Creds(credentials.NewTLS(cfgs.Server)))
+		opts = append(opts, server.WithPeerCredentials(credentials.NewTLS(cfgs.Peer)))
+	}
+	g, err := server.New(ctx, sess, opts...)
 	if err != nil {
 		lis.Close()
 		return err
 	}
 	defer g.Close()
 	log.Info("zkcoord serving", "listen", lis.Addr().String(), "advertise", c.advertise, "replica", c.replicaID,
-		"zk", c.zk, "root", c.root, "version", version)
-	err = server.Serve(ctx, g, lis, c.stopTimeout)
+		"zk", c.zk, "root", c.root, "tls", !c.plaintext, "mutual_tls", c.tls.ClientCA != "", "version", version)
+	err = server.Serve(ctx, g, lis, c.stopTimeout, grpcOpts...)
 	log.Info("zkcoord stopped")
 	return err
 }

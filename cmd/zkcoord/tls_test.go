@@ -1,0 +1,263 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"math/big"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	pb "github.com/zkcoord/zkcoord/gen/zkcoord/v1"
+	"github.com/zkcoord/zkcoord/internal/zkserver"
+)
+
+// pki is a test CA that issues certificates into a directory.
+type pki struct {
+	t    *testing.T
+	dir  string
+	cert *x509.Certificate
+	key  *ecdsa.PrivateKey
+	pool *x509.CertPool
+}
+
+func newPKI(t *testing.T) *pki {
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "zkcoord test CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true,
+		KeyUsage: x509.KeyUsageCertSign, BasicConstraintsValid: true}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	p := &pki{t: t, dir: t.TempDir(), cert: cert, key: key, pool: x509.NewCertPool()}
+	p.pool.AddCert(cert)
+	p.write("ca.pem", "CERTIFICATE", der)
+	return p
+}
+
+func (p *pki) write(name, typ string, der []byte) string {
+	path := filepath.Join(p.dir, name)
+	if err := os.WriteFile(path+".tmp", pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
+		p.t.Fatal(err)
+	}
+	if err := os.Rename(path+".tmp", path); err != nil {
+		p.t.Fatal(err)
+	}
+	return path
+}
+
+// issue writes a certificate and key for 127.0.0.1, usable by servers and
+// clients, with the given serial; it returns the file paths and the pair.
+func (p *pki) issue(name string, serial int64) (certFile, keyFile string, pair tls.Certificate) {
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: name},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, KeyUsage: x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, p.cert, &key.PublicKey, p.key)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	kder, _ := x509.MarshalECPrivateKey(key)
+	keyFile = p.write(name+"-key.pem", "EC PRIVATE KEY", kder)
+	certFile = p.write(name+".pem", "CERTIFICATE", der)
+	pair, err = tls.X509KeyPair(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}))
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	return certFile, keyFile, pair
+}
+
+// TestServeMutualTLS runs `zkcoord dev` with TLS and a client CA: a client
+// with a certificate from the CA is served; one without, or in plaintext, is
+// refused; a certificate replaced on disk is served from the next
+// connection on, without a restart.
+func TestServeMutualTLS(t *testing.T) {
+	if err := zkserver.CheckInstalled(); err != nil {
+		t.Fatal(err)
+	}
+	bin := build(t)
+	ca := newPKI(t)
+	serverCert, serverKey, _ := ca.issue("server", 100)
+	_, _, clientPair := ca.issue("client", 200)
+	port, err := zkserver.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	cmd := exec.Command(bin, "dev", "--listen", addr, "--tls-cert", serverCert, "--tls-key", serverKey,
+		"--tls-client-ca", filepath.Join(ca.dir, "ca.pem"))
+	stderr, _ := cmd.StderrPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		_ = cmd.Process.Signal(syscall.SIGINT)
+		_ = cmd.Wait()
+	}()
+	serving := make(chan bool, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			if l := sc.Text(); strings.Contains(l, "zkcoord serving") {
+				serving <- strings.Contains(l, "tls=true") && strings.Contains(l, "mutual_tls=true")
+			}
+		}
+		close(serving)
+	}()
+	select {
+	case ok := <-serving:
+		if !ok {
+			t.Fatal("serving, but not with mutual TLS")
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("zkcoord dev not serving within 60s")
+	}
+
+	// check connects with creds and runs a health check.
+	check := func(creds credentials.TransportCredentials) error {
+		cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(creds))
+		if err != nil {
+			return err
+		}
+		defer cc.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		h, err := healthpb.NewHealthClient(cc).Check(ctx, &healthpb.HealthCheckRequest{})
+		if err == nil && h.Status != healthpb.HealthCheckResponse_SERVING {
+			err = fmt.Errorf("health %v", h.Status)
+		}
+		return err
+	}
+	var seen int64
+	tlsCreds := func(withCert bool) credentials.TransportCredentials {
+		cfg := &tls.Config{RootCAs: ca.pool, MinVersion: tls.VersionTLS12,
+			VerifyConnection: func(cs tls.ConnectionState) error {
+				seen = cs.PeerCertificates[0].SerialNumber.Int64()
+				return nil
+			}}
+		if withCert {
+			cfg.Certificates = []tls.Certificate{clientPair}
+		}
+		return credentials.NewTLS(cfg)
+	}
+	if err := check(tlsCreds(true)); err != nil {
+		t.Fatalf("client with a certificate from the CA: %v", err)
+	}
+	if seen != 100 {
+		t.Fatalf("server certificate serial %d, want 100", seen)
+	}
+	if err := check(tlsCreds(false)); err == nil {
+		t.Fatal("a client without a certificate was served")
+	}
+	if err := check(insecure.NewCredentials()); err == nil {
+		t.Fatal("a plaintext client was served")
+	}
+
+	// Replace the server's certificate on disk; new connections get it
+	// once the gateway looks at the files again (at most every second).
+	ca.issue("server", 101)
+	deadline := time.Now().Add(10 * time.Second)
+	for seen != 101 && time.Now().Before(deadline) {
+		if err := check(tlsCreds(true)); err != nil {
+			t.Fatalf("after the certificate changed: %v", err)
+		}
+	}
+	if seen != 101 {
+		t.Fatalf("server still presents serial %d after its certificate file changed", seen)
+	}
+}
+
+// TestReplicasOverMutualTLS: two replicas serving mutual TLS reach each
+// other with their certificates: a keepalive sent to the replica that does
+// not own the lease is forwarded to the one that does.
+func TestReplicasOverMutualTLS(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	zks, err := zkserver.Start(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer zks.Stop()
+	bin := build(t)
+	ca := newPKI(t)
+	cert, key, _ := ca.issue("replica", 300)
+	_, _, clientPair := ca.issue("client", 301)
+	var addrs []string
+	for i := range 2 {
+		port, err := zkserver.FreePort()
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := "127.0.0.1:" + strconv.Itoa(port)
+		addrs = append(addrs, addr)
+		cmd := exec.Command(bin, "serve", "--zk", zks.Addr(), "--listen", addr, "--replica-id", fmt.Sprint("r", i),
+			"--tls-cert", cert, "--tls-key", key, "--tls-client-ca", filepath.Join(ca.dir, "ca.pem"))
+		stderr, _ := cmd.StderrPipe()
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer func() {
+			_ = cmd.Process.Signal(syscall.SIGTERM)
+			_ = cmd.Wait()
+		}()
+		up := make(chan struct{})
+		go func() {
+			sc := bufio.NewScanner(stderr)
+			for sc.Scan() {
+				if strings.Contains(sc.Text(), "zkcoord serving") {
+					close(up)
+				}
+			}
+		}()
+		select {
+		case <-up:
+		case <-ctx.Done():
+			t.Fatal("replica not serving")
+		}
+	}
+	creds := credentials.NewTLS(&tls.Config{RootCAs: ca.pool, Certificates: []tls.Certificate{clientPair}, MinVersion: tls.VersionTLS12})
+	conn := func(addr string) pb.LeaseServiceClient {
+		cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(creds))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cc.Close() })
+		return pb.NewLeaseServiceClient(cc)
+	}
+	a, b := conn(addrs[0]), conn(addrs[1])
+	g, err := a.Grant(ctx, &pb.GrantRequest{Ttl: durationpb.New(time.Minute)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.KeepAlive(ctx, &pb.KeepAliveRequest{LeaseId: g.LeaseId}); err != nil {
+		t.Fatalf("keepalive through the other replica (forwarded over mutual TLS): %v", err)
+	}
+	l, err := b.GetLease(ctx, &pb.GetLeaseRequest{LeaseId: g.LeaseId})
+	if err != nil || l.GetTtl().AsDuration() != time.Minute {
+		t.Fatalf("GetLease through the other replica: %v, %v", l, err)
+	}
+}
