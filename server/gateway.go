@@ -108,8 +108,11 @@ func New(ctx context.Context, sess *zkx.Session, opt ...Option) (*Gateway, error
 		return nil, fmt.Errorf("server: root %q must be an absolute, clean znode path below /", o.root)
 	}
 	lay := zkx.Layout{Root: path.Join("/", sess.Chroot(), o.root)}
-	if err := zkx.EnsurePath(sess.Conn(), lay.Root); err != nil {
+	if err := zkx.EnsurePath(sess.Conn(), lay.Root, sess.ACL()); err != nil {
 		return nil, fmt.Errorf("server: create root %s: %w", lay.Root, err)
+	}
+	if err := checkRootSecured(sess, lay.Root); err != nil {
+		return nil, err
 	}
 	g := &Gateway{sess: sess, lay: lay, log: o.log, opts: o, stopping: make(chan struct{}), peers: newPeers(sess, lay, o.peerCreds)}
 	g.leases = lease.NewManager(sess, lay, o.log, lease.WithReplicaID(o.replicaID), lease.WithPeers(g.peers))
@@ -199,4 +202,26 @@ func (g *Gateway) stopErr(err error) error {
 		}
 	}
 	return err
+}
+
+// checkRootSecured refuses a root that a session with digest credentials
+// cannot keep to itself: every entry of the root's ACL must be the session's
+// digest identity. Without credentials there is nothing to check.
+func checkRootSecured(sess *zkx.Session, root string) error {
+	if !sess.Secured() {
+		return nil
+	}
+	acl, _, err := sess.Conn().GetACL(root)
+	if err != nil {
+		return fmt.Errorf("server: read the ACL of root %s (do the credentials match it?): %w", root, err)
+	}
+	want := sess.ACL()[0]
+	for _, a := range acl {
+		if a.Scheme != want.Scheme || a.ID != want.ID {
+			return fmt.Errorf("server: root %s is not secured: its ACL grants %s:%s; with ZooKeeper credentials, "+
+				"choose a new --root (zkcoord creates it readable and writable by those credentials only) "+
+				"or restrict its ACL to them (setAcl %s digest:%s:cdrwa)", root, a.Scheme, a.ID, root, want.ID)
+		}
+	}
+	return nil
 }

@@ -199,7 +199,7 @@ func (g *Gateway) announceOnce(node string, session int64) (<-chan zk.Event, err
 				return nil, err
 			}
 		}
-		_, err = c.Create(node, []byte(g.opts.advertise), zk.FlagEphemeral, zkx.ACL)
+		_, err = c.Create(node, []byte(g.opts.advertise), zk.FlagEphemeral, g.sess.ACL())
 		if err != nil && !errors.Is(err, zk.ErrNodeExists) {
 			return nil, err
 		}

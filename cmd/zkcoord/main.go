@@ -76,6 +76,7 @@ type config struct {
 	sessionTimeout, streamTTL, stopTimeout                        time.Duration
 	tls                                                           tlsx.Files
 	plaintext                                                     bool
+	zkDigestFile                                                  string
 }
 
 func parse(name string, args []string, dev bool) (config, error) {
@@ -102,6 +103,7 @@ func parse(name string, args []string, dev bool) (config, error) {
 	fs.StringVar(&c.tls.Key, "tls-key", "", "PEM private key of --tls-cert")
 	fs.StringVar(&c.tls.ClientCA, "tls-client-ca", "", "PEM CA bundle: require client certificates signed by it (mutual TLS); replicas also verify each other against it")
 	fs.BoolVar(&c.plaintext, "plaintext", dev, "serve gRPC without TLS (the default for dev only)")
+	fs.StringVar(&c.zkDigestFile, "zk-digest-file", "", "file holding user:password: authenticate to ZooKeeper with the digest scheme and create every znode readable and writable by that identity only")
 	var envErr error
 	fs.VisitAll(func(f *flag.Flag) {
 		env := "ZKCOORD_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
@@ -170,8 +172,20 @@ func run(ctx context.Context, args []string, dev bool) error {
 		log.Info("private ZooKeeper started", "addr", zks.Addr(), "dir", zks.Dir())
 	}
 
+	zkOpts := []zkx.Option{zkx.WithSessionTimeout(c.sessionTimeout), zkx.WithLogger(log)}
+	if c.zkDigestFile != "" {
+		b, err := os.ReadFile(c.zkDigestFile)
+		if err != nil {
+			return fmt.Errorf("--zk-digest-file: %w", err)
+		}
+		user, pass, ok := strings.Cut(strings.TrimSpace(string(b)), ":")
+		if !ok || user == "" || pass == "" {
+			return fmt.Errorf("--zk-digest-file %s: want one line user:password", c.zkDigestFile)
+		}
+		zkOpts = append(zkOpts, zkx.WithDigest(user, pass))
+	}
 	dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	sess, err := zkx.Dial(dctx, c.zk, zkx.WithSessionTimeout(c.sessionTimeout), zkx.WithLogger(log))
+	sess, err := zkx.Dial(dctx, c.zk, zkOpts...)
 	cancel()
 	if err != nil {
 		return err

@@ -89,7 +89,7 @@ func (b *Barriers) Await(ctx context.Context, name string, threshold int, partic
 			return fmt.Errorf("%w: participant %s/%s was removed", lease.ErrNotFound, name, participant)
 		}
 		if n >= threshold && !ready {
-			_, err := c.Create(b.lay.Ready(name), nil, 0, zkx.ACL)
+			_, err := c.Create(b.lay.Ready(name), nil, 0, b.sess.ACL())
 			ready = err == nil || errors.Is(err, zk.ErrNodeExists)
 		}
 		if ready {
@@ -125,13 +125,13 @@ func (b *Barriers) Await(ctx context.Context, name string, threshold int, partic
 func (b *Barriers) join(ctx context.Context, name string, threshold int, participant, leaseID string) (<-chan zk.Event, bool, error) {
 	c := b.sess.Conn()
 	dir := b.lay.Barrier(name)
-	if err := zkx.EnsurePath(c, b.lay.Barrier("")); err != nil {
+	if err := zkx.EnsurePath(c, b.lay.Barrier(""), b.sess.ACL()); err != nil {
 		return nil, false, err
 	}
 	key := lease.KeyOf(leaseID)
 	for attempt := 0; attempt < 8; attempt++ {
 		want := []byte(strconv.Itoa(threshold))
-		_, err := c.Create(dir, want, 0, zkx.ACL)
+		_, err := c.Create(dir, want, 0, b.sess.ACL())
 		if err != nil && !errors.Is(err, zk.ErrNodeExists) {
 			return nil, false, fmt.Errorf("barrier: create %s: %w", name, err)
 		}
@@ -170,7 +170,7 @@ func (b *Barriers) join(ctx context.Context, name string, threshold int, partici
 		// an empty barrier with different thresholds cannot both get in.
 		_, err = b.leases.Attach(ctx, leaseID, lease.Ref(RefKind, name, participant),
 			&zk.CheckVersionRequest{Path: dir, Version: ver},
-			&zk.CreateRequest{Path: b.lay.Participant(name, participant), Data: []byte(key), Acl: zkx.ACL})
+			&zk.CreateRequest{Path: b.lay.Participant(name, participant), Data: []byte(key), Acl: b.sess.ACL()})
 		switch {
 		case errors.Is(err, zk.ErrNoNode), errors.Is(err, zk.ErrBadVersion):
 			continue // removed by its last leaver, or re-thresholded: start over

@@ -136,7 +136,7 @@ func (e *Elections) enterOnce(ctx context.Context, election, leaseID string, dat
 	dir := e.lay.Election(election)
 	key := lease.KeyOf(leaseID)
 	ref := lease.Ref(RefKind, election)
-	if err := zkx.EnsurePath(c, dir); err != nil {
+	if err := zkx.EnsurePath(c, dir, e.sess.ACL()); err != nil {
 		return nil, err
 	}
 	cands, _, err := e.list(election)
@@ -153,7 +153,7 @@ func (e *Elections) enterOnce(ctx context.Context, election, leaseID string, dat
 			}
 		}
 		res, err := e.leases.Attach(ctx, leaseID, ref,
-			&zk.CreateRequest{Path: dir + "/c_" + key + "_", Data: data, Acl: zkx.ACL, Flags: zk.FlagSequence})
+			&zk.CreateRequest{Path: dir + "/c_" + key + "_", Data: data, Acl: e.sess.ACL(), Flags: zk.FlagSequence})
 		if errors.Is(err, zk.ErrNodeExists) || errors.Is(err, zk.ErrNoNode) {
 			return nil, errAgain // created concurrently, or the directory went
 		} else if err != nil {

@@ -165,7 +165,7 @@ func (fs *feeds) follow(ctx context.Context, f *feed) error {
 		var ch <-chan zk.Event
 		var err error
 		if !ensured {
-			err = zkx.EnsurePath(e.sess.Conn(), dir)
+			err = zkx.EnsurePath(e.sess.Conn(), dir, e.sess.ACL())
 			ensured = err == nil
 		}
 		if ensured {

@@ -6,8 +6,6 @@ import (
 	"time"
 
 	"github.com/go-zookeeper/zk"
-
-	"github.com/zkcoord/zkcoord/internal/zkx"
 )
 
 // Attach runs ops in one ZooKeeper transaction together with the creation of
@@ -24,7 +22,7 @@ func (m *Manager) Attach(ctx context.Context, id, ref string, ops ...any) ([]zk.
 	all := append([]any{}, ops...)
 	all = append(all, &zk.CheckVersionRequest{Path: m.lay.Lease(e.key), Version: e.recVer})
 	if ref != "" {
-		all = append(all, &zk.CreateRequest{Path: m.lay.LeaseRef(e.key, ref), Acl: zkx.ACL})
+		all = append(all, &zk.CreateRequest{Path: m.lay.LeaseRef(e.key, ref), Acl: m.sess.ACL()})
 	}
 	res, err := m.multi(e, all)
 	if err == nil && ref != "" {

@@ -190,7 +190,7 @@ func (m *Manager) Replica() string { return m.opts.replica }
 func (m *Manager) Start(ctx context.Context) error {
 	c := m.sess.Conn()
 	for _, p := range []string{m.lay.Leases(), m.lay.Replicas()} {
-		if err := zkx.EnsurePath(c, p); err != nil {
+		if err := zkx.EnsurePath(c, p, m.sess.ACL()); err != nil {
 			return fmt.Errorf("lease: create %s: %w", p, err)
 		}
 	}
@@ -222,8 +222,8 @@ func (m *Manager) Grant(ctx context.Context, ttl time.Duration) (Lease, error) {
 	key := KeyOf(id)
 	data, _ := json.Marshal(record{TTLMillis: ttl.Milliseconds(), Granted: time.Now().UTC(), Owner: m.opts.replica})
 	if _, err := m.sess.Conn().Multi(
-		&zk.CreateRequest{Path: m.lay.Lease(key), Data: data, Acl: zkx.ACL},
-		&zk.CreateRequest{Path: m.lay.LeaseOwner(key), Data: []byte(m.opts.replica), Acl: zkx.ACL, Flags: zk.FlagEphemeral},
+		&zk.CreateRequest{Path: m.lay.Lease(key), Data: data, Acl: m.sess.ACL()},
+		&zk.CreateRequest{Path: m.lay.LeaseOwner(key), Data: []byte(m.opts.replica), Acl: m.sess.ACL(), Flags: zk.FlagEphemeral},
 	); err != nil {
 		if zkx.Transient(err) {
 			// The grant may have committed before the connection broke:

@@ -39,7 +39,7 @@ func exists(t *testing.T, sess *zkx.Session, p string) bool {
 
 func attachThing(t *testing.T, m *lease.Manager, lay zkx.Layout, id, name string) error {
 	_, err := m.Attach(context.Background(), id, lease.Ref("thing", name),
-		&zk.CreateRequest{Path: lay.Root + "/" + name, Acl: zkx.ACL})
+		&zk.CreateRequest{Path: lay.Root + "/" + name, Acl: zk.WorldACL(zk.PermAll)})
 	return err
 }
 
@@ -337,7 +337,7 @@ func TestKeepAliveRefusedWithoutZooKeeper(t *testing.T) {
 	}
 	defer sess.Close()
 	lay := zkx.Layout{Root: zktest.Root(t)}
-	if err := zkx.EnsurePath(sess.Conn(), lay.Root); err != nil {
+	if err := zkx.EnsurePath(sess.Conn(), lay.Root, sess.ACL()); err != nil {
 		t.Fatal(err)
 	}
 	m := start(t, sess, lay, "r1")

@@ -55,7 +55,7 @@ func (m *Manager) adopt(key, id string) (Lease, error) {
 		}
 		data, _ := json.Marshal(took)
 		_, err = m.sess.Conn().Multi(
-			&zk.CreateRequest{Path: m.lay.LeaseOwner(key), Data: []byte(m.opts.replica), Acl: zkx.ACL, Flags: zk.FlagEphemeral},
+			&zk.CreateRequest{Path: m.lay.LeaseOwner(key), Data: []byte(m.opts.replica), Acl: m.sess.ACL(), Flags: zk.FlagEphemeral},
 			&zk.SetDataRequest{Path: m.lay.Lease(key), Data: data, Version: ver},
 		)
 		switch {
@@ -255,7 +255,7 @@ func (m *Manager) retake(e *entry) bool {
 	if err == nil {
 		data, _ := json.Marshal(rec)
 		_, err = m.sess.Conn().Multi(
-			&zk.CreateRequest{Path: m.lay.LeaseOwner(e.key), Data: []byte(m.opts.replica), Acl: zkx.ACL, Flags: zk.FlagEphemeral},
+			&zk.CreateRequest{Path: m.lay.LeaseOwner(e.key), Data: []byte(m.opts.replica), Acl: m.sess.ACL(), Flags: zk.FlagEphemeral},
 			&zk.SetDataRequest{Path: m.lay.Lease(e.key), Data: data, Version: e.recVer},
 		)
 	}

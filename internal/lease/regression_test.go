@@ -27,7 +27,7 @@ func proxiedManager(t *testing.T, px *zktest.Proxy, timeout time.Duration, lay *
 	t.Cleanup(sess.Close)
 	if lay.Root == "" {
 		*lay = zkx.Layout{Root: zktest.Root(t)}
-		if err := zkx.EnsurePath(sess.Conn(), lay.Root); err != nil {
+		if err := zkx.EnsurePath(sess.Conn(), lay.Root, sess.ACL()); err != nil {
 			t.Fatal(err)
 		}
 	}

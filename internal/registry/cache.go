@@ -377,7 +377,7 @@ func (r *Registry) readBarrier() error {
 	c := r.sess.Conn()
 	_, err := c.Set(r.lay.ReadBarrier(), nil, -1)
 	if errors.Is(err, zk.ErrNoNode) {
-		if _, err = c.Create(r.lay.ReadBarrier(), nil, 0, zkx.ACL); errors.Is(err, zk.ErrNodeExists) {
+		if _, err = c.Create(r.lay.ReadBarrier(), nil, 0, r.sess.ACL()); errors.Is(err, zk.ErrNodeExists) {
 			err = nil
 		}
 	}

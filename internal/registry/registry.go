@@ -127,7 +127,7 @@ func (r *Registry) Register(ctx context.Context, p RegisterParams) (*Member, int
 		case errors.Is(err, zk.ErrNoNode):
 			rec := record{Value: p.Value, Metadata: p.Metadata, Lease: owner, Persistent: p.Persistent, CreatedAt: time.Now().UTC()}
 			rev, err := r.write(ctx, p, lease.Ref(RefKind, p.Group, p.ID), rec, 0,
-				&zk.CreateRequest{Path: path, Data: mustJSON(rec), Acl: zkx.ACL})
+				&zk.CreateRequest{Path: path, Data: mustJSON(rec), Acl: r.sess.ACL()})
 			if errors.Is(err, zk.ErrNodeExists) {
 				continue
 			}
@@ -225,7 +225,7 @@ func (r *Registry) journal(group string, ch change, op any) []any {
 	log := r.lay.Log(group)
 	return []any{
 		op,
-		&zk.CreateRequest{Path: log + "/e-", Data: mustJSON(ch), Acl: zkx.ACL, Flags: zk.FlagSequence},
+		&zk.CreateRequest{Path: log + "/e-", Data: mustJSON(ch), Acl: r.sess.ACL(), Flags: zk.FlagSequence},
 		&zk.SetDataRequest{Path: log, Version: -1},
 	}
 }
@@ -306,7 +306,7 @@ func (r *Registry) ensure(group string) error {
 		return nil
 	}
 	for _, p := range []string{r.lay.Members(group), r.lay.Log(group)} {
-		if err := zkx.EnsurePath(r.sess.Conn(), p); err != nil {
+		if err := zkx.EnsurePath(r.sess.Conn(), p, r.sess.ACL()); err != nil {
 			return fmt.Errorf("registry: create %s: %w", p, err)
 		}
 	}

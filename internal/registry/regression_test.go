@@ -26,7 +26,7 @@ func proxiedGateway(t *testing.T, px *zktest.Proxy, lay *zkx.Layout, opt ...regi
 	t.Cleanup(sess.Close)
 	if lay.Root == "" {
 		*lay = zkx.Layout{Root: zktest.Root(t)}
-		if err := zkx.EnsurePath(sess.Conn(), lay.Root); err != nil {
+		if err := zkx.EnsurePath(sess.Conn(), lay.Root, sess.ACL()); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -101,7 +101,7 @@ func Session(tb testing.TB, opt ...zkx.Option) (*zkx.Session, zkx.Layout) {
 	}
 	tb.Cleanup(s.Close)
 	lay := zkx.Layout{Root: Root(tb)}
-	if err := zkx.EnsurePath(s.Conn(), lay.Root); err != nil {
+	if err := zkx.EnsurePath(s.Conn(), lay.Root, s.ACL()); err != nil {
 		tb.Fatal(err)
 	}
 	return s, lay

@@ -65,6 +65,9 @@ type Session struct {
 
 	negotiated atomic.Int64 // session timeout granted by the server, ms (0: not yet known)
 
+	acl     []zk.ACL // of every znode zkcoord creates
+	secured bool     // acl restricts access to the digest identity
+
 	mu      sync.Mutex
 	st      Status
 	changed chan struct{} // closed and replaced on every state change
@@ -74,8 +77,17 @@ type Session struct {
 type Option func(*options)
 
 type options struct {
-	timeout time.Duration
-	log     *slog.Logger
+	timeout          time.Duration
+	log              *slog.Logger
+	digestUser, pass string
+}
+
+// WithDigest authenticates the session with ZooKeeper's digest scheme as
+// user:password, and makes every znode zkcoord creates readable and
+// writable by that identity only. go-zookeeper sends the credentials again
+// on every new connection and after a session expiry.
+func WithDigest(user, password string) Option {
+	return func(o *options) { o.digestUser, o.pass = user, password }
 }
 
 // WithSessionTimeout sets the requested session timeout (default 10s). The
@@ -101,7 +113,11 @@ func Dial(ctx context.Context, connect string, opt ...Option) (*Session, error) 
 	if err != nil {
 		return nil, err
 	}
-	s := &Session{servers: servers, chroot: chroot, timeout: o.timeout, log: o.log, changed: make(chan struct{})}
+	s := &Session{servers: servers, chroot: chroot, timeout: o.timeout, log: o.log, changed: make(chan struct{}),
+		acl: zk.WorldACL(zk.PermAll)}
+	if o.digestUser != "" {
+		s.acl, s.secured = zk.DigestACL(zk.PermAll, o.digestUser, o.pass), true
+	}
 	s.st.Since = time.Now()
 	conn, _, err := zk.Connect(servers, o.timeout,
 		zk.WithEventCallback(s.onEvent),
@@ -114,6 +130,12 @@ func Dial(ctx context.Context, connect string, opt ...Option) (*Session, error) 
 	for {
 		st, ch := s.Watch()
 		if st.State == StateConnected {
+			if s.secured {
+				if err := conn.AddAuth("digest", []byte(o.digestUser+":"+o.pass)); err != nil {
+					conn.Close()
+					return nil, fmt.Errorf("zkx: digest auth with %q: %w", connect, err)
+				}
+			}
 			return s, nil
 		}
 		select {
@@ -165,6 +187,13 @@ func (s *Session) onEvent(ev zk.Event) {
 	s.log.Info("zookeeper session", "state", next.State.String(), "session", fmt.Sprintf("0x%x", next.SessionID),
 		"server", next.Server, "epoch", next.Epoch)
 }
+
+// ACL returns the ACL of every znode zkcoord creates: open to the digest
+// identity only under WithDigest, open to everyone otherwise.
+func (s *Session) ACL() []zk.ACL { return s.acl }
+
+// Secured reports whether the session was dialled WithDigest.
+func (s *Session) Secured() bool { return s.secured }
 
 // Conn returns the underlying connection. Its calls fail with
 // zk.ErrNoServer or zk.ErrConnectionClosed while no server is reachable.

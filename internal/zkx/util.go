@@ -19,7 +19,7 @@ func Transient(err error) bool {
 }
 
 // EnsurePath creates p and its missing parents as empty persistent znodes.
-func EnsurePath(c *zk.Conn, p string) error {
+func EnsurePath(c *zk.Conn, p string, acl []zk.ACL) error {
 	if ok, _, err := c.Exists(p); err != nil || ok {
 		return err
 	}
@@ -27,7 +27,7 @@ func EnsurePath(c *zk.Conn, p string) error {
 	cur := ""
 	for _, part := range parts {
 		cur += "/" + part
-		if _, err := c.Create(cur, nil, 0, zk.WorldACL(zk.PermAll)); err != nil && !errors.Is(err, zk.ErrNodeExists) {
+		if _, err := c.Create(cur, nil, 0, acl); err != nil && !errors.Is(err, zk.ErrNodeExists) {
 			return err
 		}
 	}
@@ -70,6 +70,3 @@ func Backoff(ctx context.Context, attempt int) bool {
 		return true
 	}
 }
-
-// ACL is the ACL of every znode zkcoord creates.
-var ACL = zk.WorldACL(zk.PermAll)
