@@ -4,15 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/go-zookeeper/zk"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	pb "github.com/zkcoord/zkcoord/gen/zkcoord/v1"
@@ -32,26 +29,9 @@ func TestZooKeeperACLs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer sess.Close()
+	t.Cleanup(func() { sess.Close() })
 	root := fmt.Sprintf("/secured-%d", os.Getpid())
-	g, err := server.New(ctx, sess, server.WithRoot(root))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer g.Close()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	sctx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- server.Serve(sctx, g, lis, 5*time.Second) }()
-	defer func() { stop(); <-done }()
-	cc, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cc.Close()
+	cc := testenv.Serve(t, sess, server.WithRoot(root))
 	leases, reg := pb.NewLeaseServiceClient(cc), pb.NewRegistryServiceClient(cc)
 	l, err := leases.Grant(ctx, &pb.GrantRequest{Ttl: durationpb.New(time.Minute)})
 	if err != nil {

@@ -2,19 +2,16 @@ package server_test
 
 import (
 	"context"
-	"net"
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	pb "github.com/zkcoord/zkcoord/gen/zkcoord/v1"
+	"github.com/zkcoord/zkcoord/internal/testenv"
 	"github.com/zkcoord/zkcoord/internal/zkserver"
 	"github.com/zkcoord/zkcoord/internal/zkx"
-	"github.com/zkcoord/zkcoord/server"
 )
 
 // TestEnsembleRidesOutServerLoss: a gateway on a three-node ensemble, with a
@@ -30,30 +27,13 @@ func TestEnsembleRidesOutServerLoss(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ens.Stop()
+	t.Cleanup(func() { ens.Stop() })
 	sess, err := zkx.Dial(ctx, ens.ConnectString()+"/apps/zkcoord-test", zkx.WithSessionTimeout(6*time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer sess.Close()
-	g, err := server.New(ctx, sess)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer g.Close()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	sctx, stop := context.WithCancel(ctx)
-	served := make(chan error, 1)
-	go func() { served <- server.Serve(sctx, g, lis, 5*time.Second) }()
-	defer func() { stop(); <-served }()
-	cc, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cc.Close()
+	t.Cleanup(func() { sess.Close() })
+	cc := testenv.Serve(t, sess)
 	reg, el := pb.NewRegistryServiceClient(cc), pb.NewElectionServiceClient(cc)
 	status := pb.NewStatusServiceClient(cc)
 

@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path"
 	"slices"
@@ -292,7 +293,7 @@ func TestHostileRequests(t *testing.T) {
 	t.Logf("%d hostile calls refused as expected; ZooKeeper's tree (%d znodes) unchanged", checked, len(after))
 }
 
-var errSkip = fmt.Errorf("skip")
+var errSkip = errors.New("skip")
 
 // first opens a server stream and returns the error of its first message.
 func first[T any](s grpc.ServerStreamingClient[T], err error) error {

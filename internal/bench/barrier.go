@@ -9,6 +9,7 @@ import (
 	"github.com/go-zookeeper/zk"
 
 	pb "github.com/zkcoord/zkcoord/gen/zkcoord/v1"
+	"github.com/zkcoord/zkcoord/internal/zkx"
 )
 
 // barrier: Participants participants wait at a barrier of that threshold,
@@ -36,7 +37,7 @@ func (r *Runner) barrier(ctx context.Context) error {
 		}
 		gwLat = append(gwLat, lat...)
 		dir := path.Join(r.direct, "barrier", fmt.Sprint("b", round))
-		if err := ensure(sessions[0], dir); err != nil {
+		if err := zkx.EnsurePath(sessions[0], dir, zk.WorldACL(zk.PermAll)); err != nil {
 			return err
 		}
 		lat, err = directBarrier(ctx, sessions, dir, n)
@@ -89,12 +90,24 @@ func (r *Runner) gatewayBarrier(ctx context.Context, clients []pb.BarrierService
 			}
 		}
 	}
+	last, err := round(n, participate, waiting, errs)
+	if err != nil {
+		return nil, err
+	}
+	return since(last, released), nil
+}
+
+// round starts n-1 participants, waits until each is waiting (or failed),
+// then sends the last one and waits for every participant to be released.
+// participate(i) reports once on waiting, when it is waiting, and once on
+// errs, when it is done. round returns when the last one was sent.
+func round(n int, participate func(i int), waiting, errs <-chan error) (time.Time, error) {
 	for i := range n - 1 {
 		go participate(i)
 	}
 	for range n - 1 {
 		if err := <-waiting; err != nil {
-			return nil, err
+			return time.Time{}, err
 		}
 	}
 	last := time.Now()
@@ -102,10 +115,10 @@ func (r *Runner) gatewayBarrier(ctx context.Context, clients []pb.BarrierService
 	<-waiting
 	for range n {
 		if err := <-errs; err != nil {
-			return nil, err
+			return time.Time{}, err
 		}
 	}
-	return since(last, released), nil
+	return last, nil
 }
 
 // since returns each time's distance after t.
@@ -173,21 +186,9 @@ func directBarrier(ctx context.Context, sessions []*zk.Conn, dir string, n int) 
 			}
 		}
 	}
-	for i := range n - 1 {
-		go participate(i)
-	}
-	for range n - 1 {
-		if err := <-waiting; err != nil {
-			return nil, err
-		}
-	}
-	last := time.Now()
-	go participate(n - 1)
-	<-waiting
-	for range n {
-		if err := <-errs; err != nil {
-			return nil, err
-		}
+	last, err := round(n, participate, waiting, errs)
+	if err != nil {
+		return nil, err
 	}
 	return since(last, released), nil
 }

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	pb "github.com/zkcoord/zkcoord/gen/zkcoord/v1"
+	"github.com/zkcoord/zkcoord/internal/zkx"
 )
 
 type elected struct {
@@ -107,7 +108,7 @@ func (r *Runner) campaign(ctx context.Context) error {
 	}
 	defer closeAll(sessions)
 	dir := path.Join(r.direct, "elect")
-	if err := ensure(sessions[0], dir); err != nil {
+	if err := zkx.EnsurePath(sessions[0], dir, zk.WorldACL(zk.PermAll)); err != nil {
 		return err
 	}
 	dctx, dcancel := context.WithCancel(ctx)

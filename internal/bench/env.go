@@ -218,24 +218,43 @@ func (e *Env) Quiet(ctx context.Context, d time.Duration) (int64, error) {
 	return last, nil
 }
 
-// WatchesOn counts, from wchp, the sessions watching path.
-func (e *Env) WatchesOn(ctx context.Context, path string) (int, error) {
+// watches reads wchp: the number of sessions watching each path (data
+// watches only; wchp does not list child watches).
+func (e *Env) watches(ctx context.Context) (map[string]int, error) {
 	out, err := e.FourLetter(ctx, "wchp")
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	n, in := 0, false
+	counts := map[string]int{}
+	cur := ""
 	sc := bufio.NewScanner(strings.NewReader(out))
 	for sc.Scan() {
 		line := sc.Text()
 		switch {
 		case strings.HasPrefix(line, "/"):
-			in = line == path
-		case in && strings.HasPrefix(strings.TrimSpace(line), "0x"):
-			n++
+			cur = line
+		case cur != "" && strings.HasPrefix(strings.TrimSpace(line), "0x"):
+			counts[cur]++
 		}
 	}
-	return n, nil
+	return counts, nil
+}
+
+// WatchesOn counts, from wchp, the sessions watching path.
+func (e *Env) WatchesOn(ctx context.Context, path string) (int, error) {
+	counts, err := e.watches(ctx)
+	return counts[path], err
+}
+
+// WatchesUnder counts, from wchp, the watches on each path below dir.
+func (e *Env) WatchesUnder(ctx context.Context, dir string) (map[string]int, error) {
+	counts, err := e.watches(ctx)
+	for p := range counts {
+		if !strings.HasPrefix(p, dir+"/") {
+			delete(counts, p)
+		}
+	}
+	return counts, err
 }
 
 // CPU returns the CPU time the gateway and the private ZooKeeper have used
@@ -310,11 +329,6 @@ func (e *Env) GatewayMemory(ctx context.Context) (Memory, error) {
 	return m, nil
 }
 
-// Profile writes a CPU profile of the gateway over d to w.
-func (e *Env) Profile(ctx context.Context, d time.Duration, w io.Writer) error {
-	return httpGet(ctx, fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", e.DebugAddr, int(d.Seconds())), w)
-}
-
 func httpGet(ctx context.Context, url string, w io.Writer) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
@@ -358,28 +372,4 @@ func freeAddr() (string, error) {
 	}
 	defer l.Close()
 	return l.Addr().String(), nil
-}
-
-// WatchesUnder counts, from wchp, the watches on each path below dir.
-func (e *Env) WatchesUnder(ctx context.Context, dir string) (map[string]int, error) {
-	out, err := e.FourLetter(ctx, "wchp")
-	if err != nil {
-		return nil, err
-	}
-	counts := map[string]int{}
-	cur := ""
-	sc := bufio.NewScanner(strings.NewReader(out))
-	for sc.Scan() {
-		line := sc.Text()
-		switch {
-		case strings.HasPrefix(line, "/"):
-			cur = ""
-			if strings.HasPrefix(line, dir+"/") {
-				cur = line
-			}
-		case cur != "" && strings.HasPrefix(strings.TrimSpace(line), "0x"):
-			counts[cur]++
-		}
-	}
-	return counts, nil
 }

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	pb "github.com/zkcoord/zkcoord/gen/zkcoord/v1"
+	"github.com/zkcoord/zkcoord/internal/zkx"
 )
 
 // flatBound is how much a cost may grow from the smallest to the largest
@@ -33,7 +34,7 @@ func (r *Runner) growth(ctx context.Context) error {
 	}
 	defer direct.Close()
 	dir := path.Join(r.direct, "grow")
-	if err := ensure(direct, dir); err != nil {
+	if err := zkx.EnsurePath(direct, dir, zk.WorldACL(zk.PermAll)); err != nil {
 		return err
 	}
 	type costs struct{ register, lookup, snapshot, dRegister, dGet, dSnapshot time.Duration }

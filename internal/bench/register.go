@@ -5,13 +5,13 @@ import (
 	"fmt"
 	"math"
 	"path"
-	"strings"
 	"time"
 
 	"github.com/go-zookeeper/zk"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	pb "github.com/zkcoord/zkcoord/gen/zkcoord/v1"
+	"github.com/zkcoord/zkcoord/internal/zkx"
 )
 
 // register: Register then Deregister of a member under a lease, beside a
@@ -24,7 +24,7 @@ func (r *Runner) register(ctx context.Context) error {
 	}
 	defer direct.Close()
 	dir := path.Join(r.direct, "reg")
-	if err := ensure(direct, dir); err != nil {
+	if err := zkx.EnsurePath(direct, dir, zk.WorldACL(zk.PermAll)); err != nil {
 		return err
 	}
 	maxC := 0
@@ -172,18 +172,3 @@ func (r *Runner) keepalive(ctx context.Context) error {
 }
 
 func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
-
-// ensure creates p and its parents as persistent znodes.
-func ensure(c *zk.Conn, p string) error {
-	cur := ""
-	for _, part := range strings.Split(p, "/") {
-		if part == "" {
-			continue
-		}
-		cur += "/" + part
-		if _, err := c.Create(cur, nil, 0, zk.WorldACL(zk.PermAll)); err != nil && err != zk.ErrNodeExists {
-			return err
-		}
-	}
-	return nil
-}

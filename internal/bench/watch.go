@@ -12,6 +12,7 @@ import (
 	"github.com/go-zookeeper/zk"
 
 	pb "github.com/zkcoord/zkcoord/gen/zkcoord/v1"
+	"github.com/zkcoord/zkcoord/internal/zkx"
 )
 
 // watch: Streams WatchGroup streams on one group of one gateway, idle
@@ -103,7 +104,7 @@ func (r *Runner) watch(ctx context.Context) error {
 		return err
 	}
 	defer closeAll(directs)
-	if err := ensure(directs[0], ddir); err != nil {
+	if err := zkx.EnsurePath(directs[0], ddir, zk.WorldACL(zk.PermAll)); err != nil {
 		return err
 	}
 

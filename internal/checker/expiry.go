@@ -29,12 +29,7 @@ func CheckExpiry(h *History, opts ...Option) Report {
 	strict := Result{Name: "expiry"}
 	slow := Result{Name: "expiry-failover"}
 	evs := h.Events()
-	ttls := map[string]time.Duration{}
-	for _, e := range evs {
-		if e.Lease != "" && e.TTL > 0 && e.Kind != KindRestoredWithinTTL {
-			ttls[e.Lease] = e.TTL
-		}
-	}
+	ttls := leaseTTLs(evs)
 	var faults []Event
 	for _, f := range filter(evs, KindFault) {
 		if !f.From.IsZero() && f.Replica != "" {
@@ -117,4 +112,15 @@ func ownerHit(faults []Event, ab Event, ttl, grace time.Duration) bool {
 		}
 	}
 	return false
+}
+
+// leaseTTLs returns each lease's TTL as the events record it.
+func leaseTTLs(evs []Event) map[string]time.Duration {
+	ttls := map[string]time.Duration{}
+	for _, e := range evs {
+		if e.Lease != "" && e.TTL > 0 && e.Kind != KindRestoredWithinTTL {
+			ttls[e.Lease] = e.TTL
+		}
+	}
+	return ttls
 }

@@ -26,11 +26,8 @@ func CheckLeases(h *History, opts ...Option) Result {
 	r := Result{Name: "leases"}
 	evs := h.Events()
 	renewals := map[string][]time.Time{}
-	ttls := map[string]time.Duration{}
+	ttls := leaseTTLs(evs)
 	for _, e := range evs {
-		if e.Lease != "" && e.TTL > 0 && e.Kind != KindRestoredWithinTTL {
-			ttls[e.Lease] = e.TTL
-		}
 		switch {
 		case e.Kind == KindKeepAliveOK:
 			renewals[e.Lease] = append(renewals[e.Lease], e.Time)

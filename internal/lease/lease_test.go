@@ -214,14 +214,21 @@ func (p peers) Get(ctx context.Context, replica, id string) (lease.Lease, error)
 // TestForwardAndTakeOver: a keepalive reaching a replica that does not own
 // the lease is forwarded to the owner (ownership stays); attaching through
 // it takes the lease over.
-func TestForwardAndTakeOver(t *testing.T) {
-	ctx := context.Background()
-	sess1, lay := zktest.Session(t)
+// twoReplicas starts replicas r1 and r2 on sessions of their own, each the
+// other's peer; it returns them, r1's session and the layout.
+func twoReplicas(t *testing.T) (m1, m2 *lease.Manager, sess1 *zkx.Session, lay zkx.Layout) {
+	sess1, lay = zktest.Session(t)
 	sess2, _ := zktest.Session(t)
 	p := peers{}
-	m1 := start(t, sess1, lay, "r1", lease.WithPeers(p))
-	m2 := start(t, sess2, lay, "r2", lease.WithPeers(p))
+	m1 = start(t, sess1, lay, "r1", lease.WithPeers(p))
+	m2 = start(t, sess2, lay, "r2", lease.WithPeers(p))
 	p["r1"], p["r2"] = m1, m2
+	return m1, m2, sess1, lay
+}
+
+func TestForwardAndTakeOver(t *testing.T) {
+	ctx := context.Background()
+	m1, m2, sess1, lay := twoReplicas(t)
 	l, _ := m1.Grant(ctx, time.Minute)
 	if _, err := m2.KeepAlive(ctx, l.ID); err != nil {
 		t.Fatalf("forwarded KeepAlive: %v", err)
@@ -362,12 +369,7 @@ func TestKeepAliveRefusedWithoutZooKeeper(t *testing.T) {
 // over from another replica does not claim to know.
 func TestOwnsHint(t *testing.T) {
 	ctx := context.Background()
-	sess1, lay := zktest.Session(t)
-	sess2, _ := zktest.Session(t)
-	p := peers{}
-	m1 := start(t, sess1, lay, "r1", lease.WithPeers(p))
-	m2 := start(t, sess2, lay, "r2", lease.WithPeers(p))
-	p["r1"], p["r2"] = m1, m2
+	m1, m2, _, lay := twoReplicas(t)
 	l, err := m1.Grant(ctx, time.Minute)
 	if err != nil {
 		t.Fatal(err)

@@ -48,16 +48,28 @@ func startGateway(zkAddr string, opt ...server.Option) (addr string, stop func()
 	if err != nil {
 		return "", nil, err
 	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, stopServe, err := serve(ctx, sess, append([]server.Option{server.WithStreamTTL(StreamTTL)}, opt...)...)
 	if err != nil {
 		sess.Close()
 		return "", nil, err
 	}
-	opt = append([]server.Option{server.WithStreamTTL(StreamTTL), server.WithAdvertise(lis.Addr().String())}, opt...)
-	g, err := server.New(ctx, sess, opt...)
+	return addr, func() error {
+		err := stopServe()
+		sess.Close()
+		return err
+	}, nil
+}
+
+// serve serves a gateway on sess on a free loopback port; stop drains it
+// and closes the gateway, not the session.
+func serve(ctx context.Context, sess *zkx.Session, opt ...server.Option) (addr string, stop func() error, err error) {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, err
+	}
+	g, err := server.New(ctx, sess, append([]server.Option{server.WithAdvertise(lis.Addr().String())}, opt...)...)
 	if err != nil {
 		lis.Close()
-		sess.Close()
 		return "", nil, err
 	}
 	sctx, stopServe := context.WithCancel(context.Background())
@@ -67,9 +79,33 @@ func startGateway(zkAddr string, opt ...server.Option) (addr string, stop func()
 		stopServe()
 		err := <-done
 		g.Close()
-		sess.Close()
 		return err
 	}, nil
+}
+
+// Serve serves a gateway on a session the test dialled (its own ZooKeeper,
+// credentials, chroot) and returns a client connection to it; both are
+// stopped at cleanup, the session is left to the test.
+func Serve(tb testing.TB, sess *zkx.Session, opt ...server.Option) *grpc.ClientConn {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	addr, stop, err := serve(ctx, sess, opt...)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		_ = stop()
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() {
+		cc.Close()
+		if err := stop(); err != nil {
+			tb.Errorf("testenv: serve: %v", err)
+		}
+	})
+	return cc
 }
 
 // Gateway returns the address of the test gateway.
