@@ -46,7 +46,11 @@ func TestTinyRun(t *testing.T) {
 	byName := map[string]Figure{}
 	for _, f := range res.Figures {
 		byName[f.Workload+": "+f.Name] = f
-		if math.IsNaN(f.Gateway) || math.IsInf(f.Gateway, 0) || f.Gateway < 0 {
+		// Memory per stream is a difference of two process samples: at
+		// 50 streams the runtime returning a few pages to the OS can make
+		// it negative, so only its finiteness is checked here.
+		delta := strings.Contains(f.Name, "per idle stream")
+		if math.IsNaN(f.Gateway) || math.IsInf(f.Gateway, 0) || (f.Gateway < 0 && !delta) {
 			t.Errorf("%s %s: gateway figure %v", f.Workload, f.Name, f.Gateway)
 		}
 	}
