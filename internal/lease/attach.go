@@ -94,11 +94,18 @@ func (m *Manager) hold(ctx context.Context, id string) (*entry, error) {
 		}
 		e.op.Lock()
 		m.mu.Lock()
-		ended := e.ended || time.Now().After(e.expires)
+		ended, expired := e.ended, time.Now().After(e.expires)
 		m.mu.Unlock()
-		if ended {
+		switch {
+		case expired:
 			e.op.Unlock()
 			return nil, ErrNotFound
+		case ended:
+			// Handed off (or revoked, or lost to another replica) while
+			// this call waited for the lease: look again, which adopts it,
+			// finds its new owner, or finds it gone.
+			e.op.Unlock()
+			continue
 		}
 		return e, nil
 	}

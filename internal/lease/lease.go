@@ -86,6 +86,11 @@ type Manager struct {
 	log  *slog.Logger
 	opts options
 
+	// gate orders Drain after the grants and adoptions in flight: they
+	// hold it shared from their accepting check until the lease is
+	// tracked, so Drain hands off every lease this replica ends up owning.
+	gate sync.RWMutex
+
 	mu       sync.Mutex
 	leases   map[string]*entry // by key
 	kinds    map[string]ReleaseFunc
@@ -211,6 +216,8 @@ func (m *Manager) Start(ctx context.Context) error {
 
 // Grant creates a lease with the given TTL, owned by this replica.
 func (m *Manager) Grant(ctx context.Context, ttl time.Duration) (Lease, error) {
+	m.gate.RLock()
+	defer m.gate.RUnlock()
 	if err := m.accepting(); err != nil {
 		return Lease{}, err
 	}

@@ -32,6 +32,8 @@ func (m *Manager) readRecord(key string) (record, int32, error) {
 // any previous owner. id is the secret when a client is using the lease
 // (the TTL starts again), "" when a sweep finds it (see orphanExpiry).
 func (m *Manager) adopt(key, id string) (Lease, error) {
+	m.gate.RLock()
+	defer m.gate.RUnlock()
 	if err := m.accepting(); err != nil {
 		return Lease{}, err
 	}
@@ -178,6 +180,7 @@ func (m *Manager) forget(e *entry) {
 // lease this replica owns off, so that clients' next keepalives, on any other
 // replica, carry on without a gap. It returns the number handed off.
 func (m *Manager) Drain(ctx context.Context) (int, error) {
+	m.gate.Lock() // waits for grants and adoptions in flight
 	m.mu.Lock()
 	m.draining = true
 	es := make([]*entry, 0, len(m.leases))
@@ -185,6 +188,7 @@ func (m *Manager) Drain(ctx context.Context) (int, error) {
 		es = append(es, e)
 	}
 	m.mu.Unlock()
+	m.gate.Unlock()
 	n := 0
 	var firstErr error
 	for _, e := range es {
