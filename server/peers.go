@@ -7,9 +7,11 @@ import (
 	"net"
 	"os"
 	"sync"
+	"time"
 
 	"github.com/go-zookeeper/zk"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
@@ -54,13 +56,22 @@ func (p *peers) client(replica string) (peerpb.PeerServiceClient, error) {
 	defer p.mu.Unlock()
 	cc, ok := p.conns[string(addr)]
 	if !ok {
-		if cc, err = grpc.NewClient(string(addr), grpc.WithTransportCredentials(p.creds)); err != nil {
+		if cc, err = grpc.NewClient(string(addr), grpc.WithTransportCredentials(p.creds), peerConnectParams); err != nil {
 			return nil, err
 		}
 		p.conns[string(addr)] = cc
 	}
 	return peerpb.NewPeerServiceClient(cc), nil
 }
+
+// peerConnectParams reconnect to a replica within a second of its coming
+// back: a replica restarted in place (same address) owns leases adopted at
+// its start, and keepalives forwarded to it fail while the connection backs
+// off (gRPC's default backoff grows to two minutes).
+var peerConnectParams = grpc.WithConnectParams(grpc.ConnectParams{
+	Backoff:           backoff.Config{BaseDelay: 50 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
+	MinConnectTimeout: time.Second,
+})
 
 func (p *peers) KeepAlive(ctx context.Context, replica, id string) (lease.Lease, error) {
 	c, err := p.client(replica)

@@ -3,6 +3,7 @@ package chaosrun_test
 import (
 	"context"
 	"fmt"
+	"os"
 	"testing"
 	"time"
 
@@ -24,11 +25,23 @@ func TestRollingRestartUnderLoad(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := chaos.StartCluster(ctx, chaos.Options{Replicas: 3, Bin: bin, SessionTimeout: 2 * time.Second})
+	// The replicas' and ZooKeeper's logs are kept when the test fails.
+	logs, err := os.MkdirTemp("", "zkcoord-rolling-logs-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := chaos.StartCluster(ctx, chaos.Options{Replicas: 3, Bin: bin, SessionTimeout: 2 * time.Second, LogDir: logs})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Stop()
+	defer func() {
+		if t.Failed() {
+			t.Logf("replica and ZooKeeper logs kept in %s", logs)
+			return
+		}
+		_ = os.RemoveAll(logs)
+	}()
 	cl, err := client.New(ctx, c.Target(), client.WithBackoff(10*time.Millisecond, 200*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
