@@ -8,6 +8,7 @@ import (
 	"google.golang.org/grpc"
 
 	zkcoordv1 "github.com/zkcoord/zkcoord/gen/zkcoord/v1"
+	"github.com/zkcoord/zkcoord/internal/auth"
 )
 
 // Option configures a Client.
@@ -33,6 +34,20 @@ func defaultOptions() options {
 // default insecure transport credentials (so they may replace them).
 func WithDialOptions(opts ...grpc.DialOption) Option {
 	return func(o *options) { o.dialOpts = append(o.dialOpts, opts...) }
+}
+
+// WithToken sends token with every call as "authorization: Bearer
+// <token>", for a gateway that authenticates callers. gRPC refuses to send
+// it over a connection without TLS (add TLS transport credentials with
+// WithDialOptions); see WithInsecureToken.
+func WithToken(token string) Option {
+	return WithDialOptions(grpc.WithPerRPCCredentials(auth.Bearer(token, true)))
+}
+
+// WithInsecureToken is WithToken that also sends the token in clear over a
+// plaintext connection: for loopback and tests only.
+func WithInsecureToken(token string) Option {
+	return WithDialOptions(grpc.WithPerRPCCredentials(auth.Bearer(token, false)))
 }
 
 // WithBlock makes New wait until the connection to the gateway is ready, or

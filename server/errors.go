@@ -3,10 +3,12 @@ package server
 import (
 	"context"
 	"errors"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/zkcoord/zkcoord/internal/auth"
 	"github.com/zkcoord/zkcoord/internal/barrier"
 	"github.com/zkcoord/zkcoord/internal/election"
 	"github.com/zkcoord/zkcoord/internal/lease"
@@ -55,6 +57,9 @@ func toStatus(err error) error {
 	}
 	if _, ok := status.FromError(err); ok {
 		return err
+	}
+	if le := (*lease.LimitError)(nil); errors.As(err, &le) {
+		return auth.Exhausted(le.Holder, "leases", le.Limit, time.Second)
 	}
 	for _, e := range codeTable {
 		if errors.Is(err, e.err) {

@@ -19,6 +19,7 @@ import (
 
 	peerpb "github.com/zkcoord/zkcoord/gen/zkcoord/peer/v1"
 	pb "github.com/zkcoord/zkcoord/gen/zkcoord/v1"
+	"github.com/zkcoord/zkcoord/internal/auth"
 	"github.com/zkcoord/zkcoord/internal/barrier"
 	"github.com/zkcoord/zkcoord/internal/election"
 	"github.com/zkcoord/zkcoord/internal/lease"
@@ -58,6 +59,20 @@ type options struct {
 	log       *slog.Logger
 	registry  []registry.Option
 	peerCreds credentials.TransportCredentials
+	peerToken credentials.PerRPCCredentials
+	auth      *auth.Config
+}
+
+// WithAuth authenticates and authorizes every call by cfg (see package
+// auth): NewGRPCServer installs its interceptors. Without it any caller may
+// do anything.
+func WithAuth(cfg auth.Config) Option { return func(o *options) { o.auth = &cfg } }
+
+// WithPeerToken sets the credentials replicas present to each other's
+// PeerService when auth is on, unless their client certificates map to a
+// principal: the principal needs the admin right over every name.
+func WithPeerToken(c credentials.PerRPCCredentials) Option {
+	return func(o *options) { o.peerToken = c }
 }
 
 // WithPeerCredentials sets the transport credentials replicas dial each
@@ -114,7 +129,7 @@ func New(ctx context.Context, sess *zkx.Session, opt ...Option) (*Gateway, error
 	if err := checkRootSecured(sess, lay.Root); err != nil {
 		return nil, err
 	}
-	g := &Gateway{sess: sess, lay: lay, log: o.log, opts: o, stopping: make(chan struct{}), peers: newPeers(sess, lay, o.peerCreds)}
+	g := &Gateway{sess: sess, lay: lay, log: o.log, opts: o, stopping: make(chan struct{}), peers: newPeers(sess, lay, o.peerCreds, o.peerToken)}
 	g.leases = lease.NewManager(sess, lay, o.log, lease.WithReplicaID(o.replicaID), lease.WithPeers(g.peers))
 	g.registry = registry.New(sess, lay, g.leases, o.log, o.registry...)
 	g.elections = election.New(sess, lay, g.leases, o.log)

@@ -24,7 +24,8 @@ import (
 
 // NewGRPCServer returns a gRPC server with the gateway's services, server
 // reflection and grpc.health.v1 registered, behind the interceptor chain:
-// recovery (outermost: a panic becomes INTERNAL), logging, validation.
+// recovery (outermost: a panic becomes INTERNAL), logging, then with
+// WithAuth authentication, authorization and limits, then validation.
 func NewGRPCServer(g *Gateway, opt ...grpc.ServerOption) *grpc.Server {
 	logger := logging.LoggerFunc(func(ctx context.Context, lvl logging.Level, msg string, fields ...any) {
 		g.log.Log(ctx, slog.Level(lvl), msg, fields...)
@@ -38,21 +39,22 @@ func NewGRPCServer(g *Gateway, opt ...grpc.ServerOption) *grpc.Server {
 		g.log.Error("panic in handler", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
 		return status.Error(codes.Internal, "internal error")
 	})
+	unary := []grpc.UnaryServerInterceptor{recovery.UnaryServerInterceptor(rec), logging.UnaryServerInterceptor(logger, logOpts...)}
+	stream := []grpc.StreamServerInterceptor{recovery.StreamServerInterceptor(rec), logging.StreamServerInterceptor(logger, logOpts...)}
+	if g.opts.auth != nil {
+		authn, authz, sAuthn, sAuthz := g.opts.auth.ServerOptions()
+		unary = append(unary, authn, authz)
+		stream = append(stream, sAuthn, sAuthz)
+	}
+	unary = append(unary, validate.UnaryServerInterceptor())
+	stream = append(stream, validate.StreamServerInterceptor())
 	opts := append([]grpc.ServerOption{
 		// Clients may ping every second to notice a dead or paused replica
 		// quickly; the server pings idle clients to drop dead ones.
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: time.Second, PermitWithoutStream: true}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
-		grpc.ChainUnaryInterceptor(
-			recovery.UnaryServerInterceptor(rec),
-			logging.UnaryServerInterceptor(logger, logOpts...),
-			validate.UnaryServerInterceptor(),
-		),
-		grpc.ChainStreamInterceptor(
-			recovery.StreamServerInterceptor(rec),
-			logging.StreamServerInterceptor(logger, logOpts...),
-			validate.StreamServerInterceptor(),
-		),
+		grpc.ChainUnaryInterceptor(unary...),
+		grpc.ChainStreamInterceptor(stream...),
 	}, opt...)
 	s := grpc.NewServer(opts...)
 	g.Register(s)

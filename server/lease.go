@@ -10,6 +10,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	pb "github.com/zkcoord/zkcoord/gen/zkcoord/v1"
+	"github.com/zkcoord/zkcoord/internal/auth"
 	"github.com/zkcoord/zkcoord/internal/lease"
 )
 
@@ -21,7 +22,8 @@ type leaseService struct {
 var _ pb.LeaseServiceServer = (*leaseService)(nil)
 
 func (s *leaseService) Grant(ctx context.Context, req *pb.GrantRequest) (*pb.GrantResponse, error) {
-	l, err := s.g.leases.Grant(ctx, req.GetTtl().AsDuration())
+	holder, limit := auth.LeaseQuota(auth.PrincipalFrom(ctx))
+	l, err := s.g.leases.GrantFor(ctx, req.GetTtl().AsDuration(), holder, limit)
 	if err != nil {
 		return nil, toStatus(err)
 	}
@@ -115,7 +117,8 @@ func (g *Gateway) streamLease(ctx context.Context, leaseID string, ttl time.Dura
 	if ttl == 0 {
 		ttl = g.opts.streamTTL
 	}
-	l, err := g.leases.Grant(ctx, ttl)
+	holder, limit := auth.LeaseQuota(auth.PrincipalFrom(ctx))
+	l, err := g.leases.GrantFor(ctx, ttl, holder, limit)
 	if err != nil {
 		return "", nil, err
 	}

@@ -31,6 +31,7 @@ type peers struct {
 	lay  zkx.Layout
 
 	creds credentials.TransportCredentials
+	token credentials.PerRPCCredentials // nil: none
 
 	mu    sync.Mutex
 	conns map[string]*grpc.ClientConn // by address
@@ -38,11 +39,11 @@ type peers struct {
 
 var _ lease.Peers = (*peers)(nil)
 
-func newPeers(sess *zkx.Session, lay zkx.Layout, creds credentials.TransportCredentials) *peers {
+func newPeers(sess *zkx.Session, lay zkx.Layout, creds credentials.TransportCredentials, token credentials.PerRPCCredentials) *peers {
 	if creds == nil {
 		creds = insecure.NewCredentials()
 	}
-	return &peers{sess: sess, lay: lay, creds: creds, conns: map[string]*grpc.ClientConn{}}
+	return &peers{sess: sess, lay: lay, creds: creds, token: token, conns: map[string]*grpc.ClientConn{}}
 }
 
 func (p *peers) client(replica string) (peerpb.PeerServiceClient, error) {
@@ -56,7 +57,11 @@ func (p *peers) client(replica string) (peerpb.PeerServiceClient, error) {
 	defer p.mu.Unlock()
 	cc, ok := p.conns[string(addr)]
 	if !ok {
-		if cc, err = grpc.NewClient(string(addr), grpc.WithTransportCredentials(p.creds), peerConnectParams); err != nil {
+		opts := []grpc.DialOption{grpc.WithTransportCredentials(p.creds), peerConnectParams}
+		if p.token != nil {
+			opts = append(opts, grpc.WithPerRPCCredentials(p.token))
+		}
+		if cc, err = grpc.NewClient(string(addr), opts...); err != nil {
 			return nil, err
 		}
 		p.conns[string(addr)] = cc

@@ -24,6 +24,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 
+	"github.com/zkcoord/zkcoord/internal/auth"
 	"github.com/zkcoord/zkcoord/internal/tlsx"
 	"github.com/zkcoord/zkcoord/internal/zkserver"
 	"github.com/zkcoord/zkcoord/internal/zkx"
@@ -77,6 +78,8 @@ type config struct {
 	tls                                                           tlsx.Files
 	plaintext                                                     bool
 	zkDigestFile                                                  string
+	authPolicy, authOpen, peerTokenFile                           string
+	noAuth                                                        bool
 }
 
 func parse(name string, args []string, dev bool) (config, error) {
@@ -104,6 +107,10 @@ func parse(name string, args []string, dev bool) (config, error) {
 	fs.StringVar(&c.tls.ClientCA, "tls-client-ca", "", "PEM CA bundle: require client certificates signed by it (mutual TLS); replicas also verify each other against it")
 	fs.BoolVar(&c.plaintext, "plaintext", dev, "serve gRPC without TLS (the default for dev only)")
 	fs.StringVar(&c.zkDigestFile, "zk-digest-file", "", "file holding user:password: authenticate to ZooKeeper with the digest scheme and create every znode readable and writable by that identity only")
+	fs.StringVar(&c.authPolicy, "auth-policy", "", "JSON policy file of principals (bearer tokens, client certificate names, a JWT key), their scopes and limits; re-read when it changes")
+	fs.BoolVar(&c.noAuth, "no-auth", dev, "serve every caller without authentication or limits (the default for dev only)")
+	fs.StringVar(&c.authOpen, "auth-open", auth.HealthService, "comma-separated services served without credentials when auth is on: "+auth.HealthService+", "+auth.ReflectionService+" (empty: none)")
+	fs.StringVar(&c.peerTokenFile, "peer-token-file", "", "file holding the bearer token this replica presents to other replicas when auth is on (its principal needs admin over every name); not needed when the replicas' client certificates map to such a principal")
 	var envErr error
 	fs.VisitAll(func(f *flag.Flag) {
 		env := "ZKCOORD_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
@@ -132,6 +139,19 @@ func parse(name string, args []string, dev bool) (config, error) {
 		}
 	case !c.plaintext:
 		return c, errors.New("serve needs TLS (--tls-cert and --tls-key, and --tls-client-ca for mutual TLS) or --plaintext to serve without it")
+	}
+	switch {
+	case c.authPolicy != "" && c.noAuth && !dev:
+		return c, errors.New("--no-auth conflicts with --auth-policy")
+	case c.authPolicy != "":
+		c.noAuth = false
+	case !c.noAuth:
+		return c, errors.New("serve needs --auth-policy (who may do what) or --no-auth (anyone who reaches the port may do anything)")
+	}
+	for _, svc := range strings.Split(c.authOpen, ",") {
+		if svc = strings.TrimSpace(svc); svc != "" && svc != auth.HealthService && svc != auth.ReflectionService {
+			return c, fmt.Errorf("--auth-open: unknown service %q (want %s or %s)", svc, auth.HealthService, auth.ReflectionService)
+		}
 	}
 	return c, nil
 }
@@ -218,6 +238,14 @@ func run(ctx context.Context, args []string, dev bool) error {
 		grpcOpts = append(grpcOpts, grpc.Creds(credentials.NewTLS(cfgs.Server)))
 		opts = append(opts, server.WithPeerCredentials(credentials.NewTLS(cfgs.Peer)))
 	}
+	if !c.noAuth {
+		authOpts, err := authOptions(c, log)
+		if err != nil {
+			lis.Close()
+			return err
+		}
+		opts = append(opts, authOpts...)
+	}
 	g, err := server.New(ctx, sess, opts...)
 	if err != nil {
 		lis.Close()
@@ -225,8 +253,37 @@ func run(ctx context.Context, args []string, dev bool) error {
 	}
 	defer g.Close()
 	log.Info("zkcoord serving", "listen", lis.Addr().String(), "advertise", c.advertise, "replica", c.replicaID,
-		"zk", c.zk, "root", c.root, "tls", !c.plaintext, "mutual_tls", c.tls.ClientCA != "", "version", version)
+		"zk", c.zk, "root", c.root, "tls", !c.plaintext, "mutual_tls", c.tls.ClientCA != "", "auth", !c.noAuth, "version", version)
 	err = server.Serve(ctx, g, lis, c.stopTimeout, grpcOpts...)
 	log.Info("zkcoord stopped")
 	return err
+}
+
+// authOptions loads the auth policy and the peer token.
+func authOptions(c config, log *slog.Logger) ([]server.Option, error) {
+	src, err := auth.LoadSource(c.authPolicy, func(err error) {
+		log.Error("auth policy not reloaded; the last good one stays in force", "err", err)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("--auth-policy: %w", err)
+	}
+	cfg := auth.Config{Source: src}
+	for _, svc := range strings.Split(c.authOpen, ",") {
+		if svc = strings.TrimSpace(svc); svc != "" {
+			cfg.Open = append(cfg.Open, svc)
+		}
+	}
+	opts := []server.Option{server.WithAuth(cfg)}
+	if c.peerTokenFile != "" {
+		b, err := os.ReadFile(c.peerTokenFile)
+		if err != nil {
+			return nil, fmt.Errorf("--peer-token-file: %w", err)
+		}
+		tok := strings.TrimSpace(string(b))
+		if tok == "" {
+			return nil, fmt.Errorf("--peer-token-file %s is empty", c.peerTokenFile)
+		}
+		opts = append(opts, server.WithPeerToken(auth.Bearer(tok, !c.plaintext)))
+	}
+	return opts, nil
 }

@@ -108,12 +108,15 @@ func TestUsageErrors(t *testing.T) {
 		want string
 	}{
 		{args: []string{"serve"}, want: "--zk (or ZKCOORD_ZK) is required"},
-		{args: []string{"serve", "--zk", "127.0.0.1:1", "--plaintext", "--log-level", "loud"}, want: "--log-level"},
+		{args: []string{"serve", "--zk", "127.0.0.1:1", "--plaintext", "--no-auth", "--log-level", "loud"}, want: "--log-level"},
 		{args: []string{"serve", "--zk", "127.0.0.1:1"}, want: "serve needs TLS (--tls-cert and --tls-key"},
 		{args: []string{"serve", "--zk", "127.0.0.1:1", "--tls-cert", "c.pem"}, want: "--tls-cert and --tls-key go together"},
 		{args: []string{"serve", "--zk", "127.0.0.1:1", "--tls-client-ca", "ca.pem"}, want: "--tls-client-ca needs --tls-cert and --tls-key"},
 		{args: []string{"serve", "--zk", "127.0.0.1:1", "--plaintext", "--tls-cert", "c.pem", "--tls-key", "k.pem"}, want: "--plaintext conflicts"},
 		{args: []string{"serve"}, env: []string{"ZKCOORD_SESSION_TIMEOUT=soon"}, want: "ZKCOORD_SESSION_TIMEOUT"},
+		{args: []string{"serve", "--zk", "127.0.0.1:1", "--plaintext"}, want: "serve needs --auth-policy (who may do what) or --no-auth"},
+		{args: []string{"serve", "--zk", "127.0.0.1:1", "--plaintext", "--no-auth", "--auth-policy", "p.json"}, want: "--no-auth conflicts with --auth-policy"},
+		{args: []string{"serve", "--zk", "127.0.0.1:1", "--plaintext", "--no-auth", "--auth-open", "grpc.health.v1.Health,admin"}, want: `--auth-open: unknown service "admin"`},
 		{args: []string{"frobnicate"}, want: `unknown command "frobnicate"`},
 		// No Java: the error names the command that installs it.
 		{args: []string{"dev"}, env: []string{"PATH=/nonexistent"}, want: "apt-get install -y zookeeper default-jre-headless"},

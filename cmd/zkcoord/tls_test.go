@@ -23,9 +23,11 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	pb "github.com/zkcoord/zkcoord/gen/zkcoord/v1"
@@ -191,9 +193,13 @@ func TestServeMutualTLS(t *testing.T) {
 	}
 }
 
-// TestReplicasOverMutualTLS: two replicas serving mutual TLS reach each
-// other with their certificates: a keepalive sent to the replica that does
-// not own the lease is forwarded to the one that does.
+// TestReplicasOverMutualTLS: two replicas serving mutual TLS with an auth
+// policy that maps certificate names to principals. They reach each other
+// with their certificates (the replicas' principal is admin): a keepalive
+// sent to the replica that does not own the lease is forwarded to the one
+// that does. The client's certificate makes it a principal with the
+// register right on "app." only; a certificate the policy does not name is
+// refused.
 func TestReplicasOverMutualTLS(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -206,6 +212,13 @@ func TestReplicasOverMutualTLS(t *testing.T) {
 	ca := newPKI(t)
 	cert, key, _ := ca.issue("replica", 300)
 	_, _, clientPair := ca.issue("client", 301)
+	_, _, strangerPair := ca.issue("stranger", 302)
+	policy := filepath.Join(t.TempDir(), "policy.json")
+	if err := os.WriteFile(policy, []byte(`{"principals": [
+		{"name": "replicas", "mtls_names": ["replica"], "scopes": [{"prefix": "", "rights": ["admin"]}]},
+		{"name": "app", "mtls_names": ["client"], "scopes": [{"prefix": "app.", "rights": ["read", "register"]}]}]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	var addrs []string
 	for i := range 2 {
 		port, err := zkserver.FreePort()
@@ -215,7 +228,7 @@ func TestReplicasOverMutualTLS(t *testing.T) {
 		addr := "127.0.0.1:" + strconv.Itoa(port)
 		addrs = append(addrs, addr)
 		cmd := exec.Command(bin, "serve", "--zk", zks.Addr(), "--listen", addr, "--replica-id", fmt.Sprint("r", i),
-			"--tls-cert", cert, "--tls-key", key, "--tls-client-ca", filepath.Join(ca.dir, "ca.pem"))
+			"--tls-cert", cert, "--tls-key", key, "--tls-client-ca", filepath.Join(ca.dir, "ca.pem"), "--auth-policy", policy)
 		stderr, _ := cmd.StderrPipe()
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
@@ -239,15 +252,16 @@ func TestReplicasOverMutualTLS(t *testing.T) {
 			t.Fatal("replica not serving")
 		}
 	}
-	creds := credentials.NewTLS(&tls.Config{RootCAs: ca.pool, Certificates: []tls.Certificate{clientPair}, MinVersion: tls.VersionTLS12})
-	conn := func(addr string) pb.LeaseServiceClient {
+	dial := func(addr string, pair tls.Certificate) *grpc.ClientConn {
+		creds := credentials.NewTLS(&tls.Config{RootCAs: ca.pool, Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12})
 		cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(creds))
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { cc.Close() })
-		return pb.NewLeaseServiceClient(cc)
+		return cc
 	}
+	conn := func(addr string) pb.LeaseServiceClient { return pb.NewLeaseServiceClient(dial(addr, clientPair)) }
 	a, b := conn(addrs[0]), conn(addrs[1])
 	g, err := a.Grant(ctx, &pb.GrantRequest{Ttl: durationpb.New(time.Minute)})
 	if err != nil {
@@ -259,5 +273,25 @@ func TestReplicasOverMutualTLS(t *testing.T) {
 	l, err := b.GetLease(ctx, &pb.GetLeaseRequest{LeaseId: g.LeaseId})
 	if err != nil || l.GetTtl().AsDuration() != time.Minute {
 		t.Fatalf("GetLease through the other replica: %v, %v", l, err)
+	}
+	reg := pb.NewRegistryServiceClient(dial(addrs[1], clientPair))
+	if _, err := reg.Register(ctx, &pb.RegisterRequest{Group: "app.web", MemberId: "m1", Value: "v", LeaseId: g.LeaseId}); err != nil {
+		t.Fatalf("Register in scope: %v", err)
+	}
+	if _, err := reg.Register(ctx, &pb.RegisterRequest{Group: "billing", MemberId: "m1", Value: "v", LeaseId: g.LeaseId}); status.Code(err) != codes.PermissionDenied {
+		t.Fatalf("Register out of scope: %v, want PermissionDenied", err)
+	}
+	st := pb.NewStatusServiceClient(dial(addrs[0], clientPair))
+	if _, err := st.GetStatus(ctx, &pb.GetStatusRequest{}); status.Code(err) != codes.PermissionDenied {
+		t.Fatalf("GetStatus without admin: %v, want PermissionDenied", err)
+	}
+	stranger := pb.NewLeaseServiceClient(dial(addrs[0], strangerPair))
+	if _, err := stranger.Grant(ctx, &pb.GrantRequest{Ttl: durationpb.New(time.Minute)}); status.Code(err) != codes.Unauthenticated {
+		t.Fatalf("Grant with a certificate the policy does not name: %v, want Unauthenticated", err)
+	}
+	// Health stays open (the default --auth-open) for load balancers.
+	hc := healthpb.NewHealthClient(dial(addrs[0], strangerPair))
+	if _, err := hc.Check(ctx, &healthpb.HealthCheckRequest{}); err != nil {
+		t.Fatalf("health check without a principal: %v", err)
 	}
 }

@@ -88,7 +88,7 @@ func Setup(ctx context.Context, o EnvOptions) (*Env, error) {
 		return nil, err
 	}
 	e.Gateway, e.DebugAddr = grpcAddr, debugAddr
-	e.cmd = exec.Command(o.Bin, "serve", "--plaintext", "--listen", grpcAddr, "--zk", e.ZK, "--root", e.Root,
+	e.cmd = exec.Command(o.Bin, "serve", "--plaintext", "--no-auth", "--listen", grpcAddr, "--zk", e.ZK, "--root", e.Root,
 		"--debug-listen", debugAddr, "--log-level", "warn", "--replica-id", "bench")
 	e.cmd.Stdout, e.cmd.Stderr = o.Log, o.Log
 	if err := e.cmd.Start(); err != nil {

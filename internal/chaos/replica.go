@@ -86,7 +86,7 @@ func newReplica(id string, o Options, zk []string) (*Replica, error) {
 		r.proxies = append(r.proxies, p)
 		via = append(via, p.Addr())
 	}
-	r.argv = []string{o.Bin, "serve", "--plaintext",
+	r.argv = []string{o.Bin, "serve", "--plaintext", "--no-auth",
 		"--listen", r.Addr, "--advertise", r.Addr, "--replica-id", id,
 		"--zk", strings.Join(via, ","), "--root", o.Root,
 		"--session-timeout", o.SessionTimeout.String(), "--stream-ttl", o.StreamTTL.String(),

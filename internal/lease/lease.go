@@ -46,6 +46,22 @@ var (
 	ErrClosed = errors.New("lease: manager closed")
 )
 
+// ErrTooMany: the holder already holds its limit of leases here (see
+// LimitError).
+var ErrTooMany = errors.New("lease: holder at its lease limit")
+
+// LimitError names the holder at its limit, and the limit.
+type LimitError struct {
+	Holder string
+	Limit  int
+}
+
+func (e *LimitError) Error() string {
+	return fmt.Sprintf("%v: %q holds %d leases on this replica", ErrTooMany, e.Holder, e.Limit)
+}
+
+func (e *LimitError) Is(target error) bool { return target == ErrTooMany }
+
 // OwnedError names the replica that owns a lease.
 type OwnedError struct{ Replica string }
 
@@ -93,6 +109,8 @@ type Manager struct {
 
 	mu       sync.Mutex
 	leases   map[string]*entry // by key
+	held     map[string]int    // leases tracked, by holder
+	reserved map[string]int    // grants in flight, by holder
 	kinds    map[string]ReleaseFunc
 	draining bool
 	closed   bool
@@ -104,9 +122,10 @@ type Manager struct {
 }
 
 type entry struct {
-	id  string
-	key string
-	ttl time.Duration
+	id     string
+	key    string
+	ttl    time.Duration
+	holder string // whom the lease is counted under (see GrantFor)
 
 	// op serializes attach/detach/handoff against release of this lease.
 	op      sync.Mutex
@@ -129,6 +148,8 @@ type record struct {
 	Granted   time.Time `json:"granted"`
 	// Owner is the replica that owns the lease; "" while handed off.
 	Owner string `json:"owner,omitempty"`
+	// Holder is the principal the lease was granted to ("" without auth).
+	Holder string `json:"holder,omitempty"`
 	// Expires is set when a replica hands the lease off: when it ends unless
 	// kept alive.
 	Expires time.Time `json:"expires,omitzero"`
@@ -163,7 +184,7 @@ func NewManager(sess *zkx.Session, lay zkx.Layout, log *slog.Logger, opt ...Opti
 		fn(&o)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Manager{sess: sess, lay: lay, log: log, opts: o, leases: map[string]*entry{},
+	return &Manager{sess: sess, lay: lay, log: log, opts: o, leases: map[string]*entry{}, held: map[string]int{}, reserved: map[string]int{},
 		kinds: map[string]ReleaseFunc{}, ctx: ctx, cancel: cancel}
 }
 
@@ -216,18 +237,29 @@ func (m *Manager) Start(ctx context.Context) error {
 
 // Grant creates a lease with the given TTL, owned by this replica.
 func (m *Manager) Grant(ctx context.Context, ttl time.Duration) (Lease, error) {
+	return m.GrantFor(ctx, ttl, "", -1)
+}
+
+// GrantFor creates a lease for holder, who may hold at most limit leases
+// on this replica (granted here or adopted; limit < 0: any number). A
+// holder at its limit gets a *LimitError.
+func (m *Manager) GrantFor(ctx context.Context, ttl time.Duration, holder string, limit int) (Lease, error) {
 	m.gate.RLock()
 	defer m.gate.RUnlock()
 	if err := m.accepting(); err != nil {
 		return Lease{}, err
 	}
+	if err := m.reserve(holder, limit); err != nil {
+		return Lease{}, err
+	}
+	defer m.unreserve(holder)
 	var b [16]byte
 	if _, err := rand.Read(b[:]); err != nil {
 		return Lease{}, err
 	}
 	id := hex.EncodeToString(b[:])
 	key := KeyOf(id)
-	data, _ := json.Marshal(record{TTLMillis: ttl.Milliseconds(), Granted: time.Now().UTC(), Owner: m.opts.replica})
+	data, _ := json.Marshal(record{TTLMillis: ttl.Milliseconds(), Granted: time.Now().UTC(), Owner: m.opts.replica, Holder: holder})
 	if _, err := m.sess.Conn().Multi(
 		&zk.CreateRequest{Path: m.lay.Lease(key), Data: data, Acl: m.sess.ACL()},
 		&zk.CreateRequest{Path: m.lay.LeaseOwner(key), Data: []byte(m.opts.replica), Acl: m.sess.ACL(), Flags: zk.FlagEphemeral},
@@ -240,7 +272,40 @@ func (m *Manager) Grant(ctx context.Context, ttl time.Duration) (Lease, error) {
 		}
 		return Lease{}, fmt.Errorf("lease: grant: %w", err)
 	}
-	return m.track(&entry{id: id, key: key, ttl: ttl, recVer: 0, refs: map[string]struct{}{}}, time.Now().Add(ttl))
+	return m.track(&entry{id: id, key: key, ttl: ttl, holder: holder, recVer: 0, refs: map[string]struct{}{}}, time.Now().Add(ttl))
+}
+
+// reserve counts a grant in flight for holder, or refuses it at the limit.
+func (m *Manager) reserve(holder string, limit int) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if limit >= 0 && m.held[holder]+m.reserved[holder] >= limit {
+		return &LimitError{Holder: holder, Limit: limit}
+	}
+	m.reserved[holder]++
+	return nil
+}
+
+func (m *Manager) unreserve(holder string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.reserved[holder]--; m.reserved[holder] <= 0 {
+		delete(m.reserved, holder)
+	}
+}
+
+// Holding is how many leases holder holds on this replica.
+func (m *Manager) Holding(holder string) int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.held[holder]
+}
+
+// count adds d to holder's count; m.mu held.
+func (m *Manager) count(holder string, d int) {
+	if m.held[holder] += d; m.held[holder] <= 0 {
+		delete(m.held, holder)
+	}
 }
 
 // Owns reports whether the lease owns ref, as far as this replica knows:
@@ -291,11 +356,15 @@ func (m *Manager) track(e *entry, expires time.Time) (Lease, error) {
 	if m.closed {
 		return Lease{}, ErrClosed
 	}
-	if old, ok := m.leases[e.key]; ok && !old.ended {
-		old.timer.Stop()
+	if old, ok := m.leases[e.key]; ok {
+		if !old.ended {
+			old.timer.Stop()
+		}
+		m.count(old.holder, -1)
 	}
 	e.expires = expires
 	m.leases[e.key] = e
+	m.count(e.holder, 1)
 	e.timer = time.AfterFunc(time.Until(expires), func() { m.expire(e) })
 	e.mark = time.AfterFunc(time.Until(expires)-e.ttl/2, func() { m.persistExpiry(e) })
 	return Lease{ID: e.id, Key: e.key, TTL: e.ttl, ExpiresAt: e.expires}, nil

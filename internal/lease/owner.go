@@ -98,7 +98,7 @@ func (m *Manager) adopt(key, id string) (Lease, error) {
 			return Lease{}, fmt.Errorf("lease: adopt %s: %w", key, err)
 		}
 		m.log.Info("lease: adopted", "lease", key, "expires_in", time.Until(expires).Round(time.Millisecond), "by_client", id != "")
-		return m.track(&entry{id: id, key: key, ttl: ttl, recVer: ver + 1, pinned: id == ""}, expires)
+		return m.track(&entry{id: id, key: key, ttl: ttl, holder: rec.Holder, recVer: ver + 1, pinned: id == ""}, expires)
 	}
 	return Lease{}, fmt.Errorf("lease: adopt %s: record kept changing", key)
 }
@@ -173,6 +173,7 @@ func (m *Manager) forget(e *entry) {
 	}
 	if m.leases[e.key] == e {
 		delete(m.leases, e.key)
+		m.count(e.holder, -1)
 	}
 }
 

@@ -88,24 +88,30 @@ func serve(ctx context.Context, sess *zkx.Session, opt ...server.Option) (addr s
 // stopped at cleanup, the session is left to the test.
 func Serve(tb testing.TB, sess *zkx.Session, opt ...server.Option) *grpc.ClientConn {
 	tb.Helper()
+	cc, err := grpc.NewClient(ServeAddr(tb, sess, opt...), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { cc.Close() })
+	return cc
+}
+
+// ServeAddr is Serve returning the gateway's address, for tests that dial
+// it with their own options.
+func ServeAddr(tb testing.TB, sess *zkx.Session, opt ...server.Option) string {
+	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	addr, stop, err := serve(ctx, sess, opt...)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		_ = stop()
-		tb.Fatal(err)
-	}
 	tb.Cleanup(func() {
-		cc.Close()
 		if err := stop(); err != nil {
 			tb.Errorf("testenv: serve: %v", err)
 		}
 	})
-	return cc
+	return addr
 }
 
 // Gateway returns the address of the test gateway.

@@ -1,0 +1,446 @@
+package server_test
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	pb "github.com/zkcoord/zkcoord/gen/zkcoord/v1"
+	"github.com/zkcoord/zkcoord/internal/auth"
+	"github.com/zkcoord/zkcoord/internal/testenv"
+	"github.com/zkcoord/zkcoord/internal/zktest"
+	"github.com/zkcoord/zkcoord/server"
+)
+
+const hmacSecret = "0123456789abcdef0123456789abcdef-test-secret"
+
+// policyJSON is the test policy: principals by token, and JWTs signed with
+// hmacSecret.
+const policyJSON = `{
+  "principals": [
+    {"name": "web", "token": "web-token-0123456789",
+     "scopes": [{"prefix": "app.", "rights": ["read", "register"]}]},
+    {"name": "other", "token": "other-token-0123456789",
+     "scopes": [{"prefix": "app.", "rights": ["read", "register"]}]},
+    {"name": "reader", "token": "reader-token-0123456789",
+     "scopes": [{"prefix": "", "rights": ["read"]}]},
+    {"name": "leader", "token": "leader-token-0123456789",
+     "scopes": [{"prefix": "jobs.", "rights": ["campaign"]}, {"prefix": "", "rights": ["barrier"]}]},
+    {"name": "ops", "token": "ops-token-0123456789",
+     "scopes": [{"prefix": "", "rights": ["admin"]}]},
+    {"name": "limited", "token": "limited-token-0123456789",
+     "scopes": [{"prefix": "lim.", "rights": ["read", "register"]}],
+     "limits": {"streams": 2, "leases": 2, "watched_groups": 1}},
+    {"name": "slow", "token": "slow-token-0123456789",
+     "scopes": [{"prefix": "", "rights": ["read"]}],
+     "limits": {"requests_per_second": 1, "burst": 2}}
+  ],
+  "jwt": {"hmac_secret_file": "jwt.secret", "issuer": "test-idp", "audience": "zkcoord"}
+}`
+
+// authGateway serves a gateway with the test policy and returns a function
+// that dials it with a bearer token ("" for none).
+func authGateway(t *testing.T, extra ...server.Option) (dial func(token string) *grpc.ClientConn, policyPath string) {
+	t.Helper()
+	dir := t.TempDir()
+	policyPath = filepath.Join(dir, "policy.json")
+	if err := os.WriteFile(filepath.Join(dir, "jwt.secret"), []byte(hmacSecret), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(policyPath, []byte(policyJSON), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	src, err := auth.LoadSource(policyPath, func(err error) { t.Logf("policy reload: %v", err) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	sess, lay := zktest.Session(t)
+	addr := testenv.ServeAddr(t, sess, append([]server.Option{server.WithRoot(lay.Root),
+		server.WithAuth(auth.Config{Source: src, Open: []string{auth.HealthService}})}, extra...)...)
+	return func(token string) *grpc.ClientConn {
+		opts := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
+		if token != "" {
+			opts = append(opts, grpc.WithPerRPCCredentials(auth.Bearer(token, false)))
+		}
+		cc, err := grpc.NewClient(addr, opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cc.Close() })
+		return cc
+	}, policyPath
+}
+
+// jwtToken signs claims with HS256 (or the given header's algorithm name,
+// still with HMAC-SHA256, to test that the algorithm is checked).
+func jwtToken(t *testing.T, alg string, claims map[string]any) string {
+	t.Helper()
+	enc := func(v any) string {
+		b, err := json.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return base64.RawURLEncoding.EncodeToString(b)
+	}
+	signed := enc(map[string]string{"alg": alg, "typ": "JWT"}) + "." + enc(claims)
+	m := hmac.New(sha256.New, []byte(hmacSecret))
+	m.Write([]byte(signed))
+	return signed + "." + base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+func wantCode(t *testing.T, what string, err error, want codes.Code) {
+	t.Helper()
+	if status.Code(err) != want {
+		t.Errorf("%s: %v, want %v", what, err, want)
+	}
+}
+
+// wantExhausted checks a ResourceExhausted status with its RetryInfo and
+// QuotaFailure details.
+func wantExhausted(t *testing.T, what string, err error) time.Duration {
+	t.Helper()
+	st := status.Convert(err)
+	if st.Code() != codes.ResourceExhausted {
+		t.Errorf("%s: %v, want ResourceExhausted", what, err)
+		return 0
+	}
+	var retry time.Duration
+	var quota bool
+	for _, d := range st.Details() {
+		switch d := d.(type) {
+		case *errdetails.RetryInfo:
+			retry = d.GetRetryDelay().AsDuration()
+		case *errdetails.QuotaFailure:
+			quota = len(d.GetViolations()) > 0
+		}
+	}
+	if retry <= 0 || !quota {
+		t.Errorf("%s: details %v: want a RetryInfo with a delay and a QuotaFailure", what, st.Details())
+	}
+	return retry
+}
+
+// recvErr opens a server stream and returns the error of its first Recv.
+func recvErr[T any](s grpc.ServerStreamingClient[T], err error) error {
+	if err != nil {
+		return err
+	}
+	_, err = s.Recv()
+	return err
+}
+
+// TestAuthRefusesUnauthenticated: without credentials, or with a token the
+// policy does not know, every zkcoord service and reflection answer
+// Unauthenticated; health stays open.
+func TestAuthRefusesUnauthenticated(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	dial, _ := authGateway(t)
+	for _, tok := range []string{"", "no-such-token-0123456789", "web-token-0123456789x", jwtToken(t, "HS256", map[string]any{"sub": "x"})} {
+		cc := dial(tok)
+		_, err := pb.NewLeaseServiceClient(cc).Grant(ctx, &pb.GrantRequest{Ttl: durationpb.New(time.Minute)})
+		wantCode(t, "Grant", err, codes.Unauthenticated)
+		_, _, err = lookup(ctx, cc, "app.web")
+		wantCode(t, "Lookup", err, codes.Unauthenticated)
+		wantCode(t, "WatchGroup", recvErr(pb.NewRegistryServiceClient(cc).WatchGroup(ctx, &pb.WatchGroupRequest{Group: "app.web"})), codes.Unauthenticated)
+		wantCode(t, "Observe", recvErr(pb.NewElectionServiceClient(cc).Observe(ctx, &pb.ObserveRequest{Election: "jobs.a"})), codes.Unauthenticated)
+		_, err = pb.NewStatusServiceClient(cc).GetStatus(ctx, &pb.GetStatusRequest{})
+		wantCode(t, "GetStatus", err, codes.Unauthenticated)
+		rs, err := reflectionpb.NewServerReflectionClient(cc).ServerReflectionInfo(ctx)
+		if err == nil {
+			_ = rs.Send(&reflectionpb.ServerReflectionRequest{MessageRequest: &reflectionpb.ServerReflectionRequest_ListServices{}})
+			_, err = rs.Recv()
+		}
+		wantCode(t, "reflection", err, codes.Unauthenticated)
+		if _, err := healthpb.NewHealthClient(cc).Check(ctx, &healthpb.HealthCheckRequest{}); err != nil {
+			t.Errorf("health (open): %v", err)
+		}
+	}
+}
+
+func lookup(ctx context.Context, cc *grpc.ClientConn, group string) (*pb.LookupResponse, int, error) {
+	r, err := pb.NewRegistryServiceClient(cc).Lookup(ctx, &pb.LookupRequest{Group: group})
+	return r, len(r.GetMembers()), err
+}
+
+// TestAuthScopes: each principal may do what its scopes grant and nothing
+// else; leases stay their holders' (another principal with the same scope
+// cannot deregister a member it does not own).
+func TestAuthScopes(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	dial, _ := authGateway(t)
+	web, other, reader, leader, ops := dial("web-token-0123456789"), dial("other-token-0123456789"),
+		dial("reader-token-0123456789"), dial("leader-token-0123456789"), dial("ops-token-0123456789")
+
+	grant := func(cc *grpc.ClientConn) (string, error) {
+		g, err := pb.NewLeaseServiceClient(cc).Grant(ctx, &pb.GrantRequest{Ttl: durationpb.New(time.Minute)})
+		return g.GetLeaseId(), err
+	}
+	webLease, err := grant(web)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := func(cc *grpc.ClientConn, group, lease string) error {
+		_, err := pb.NewRegistryServiceClient(cc).Register(ctx, &pb.RegisterRequest{Group: group, MemberId: "m1", Value: "v", LeaseId: lease})
+		return err
+	}
+	if err := reg(web, "app.web", webLease); err != nil {
+		t.Fatalf("web registers in app.: %v", err)
+	}
+	wantCode(t, "web registers in billing", reg(web, "billing", webLease), codes.PermissionDenied)
+	if _, n, err := lookup(ctx, web, "app.web"); err != nil || n != 1 {
+		t.Errorf("web looks up app.web: %d members, %v", n, err)
+	}
+	_, _, err = lookup(ctx, web, "billing")
+	wantCode(t, "web looks up billing", err, codes.PermissionDenied)
+	wantCode(t, "web watches billing", recvErr(pb.NewRegistryServiceClient(web).WatchGroup(ctx, &pb.WatchGroupRequest{Group: "billing"})), codes.PermissionDenied)
+	wantCode(t, "web campaigns", recvErr(pb.NewElectionServiceClient(web).Campaign(ctx, &pb.CampaignRequest{Election: "app.x", Value: "v", LeaseId: webLease})), codes.PermissionDenied)
+	_, err = pb.NewStatusServiceClient(web).GetStatus(ctx, &pb.GetStatusRequest{})
+	wantCode(t, "web asks for status", err, codes.PermissionDenied)
+
+	// Another principal with the same scope: its lease cannot remove web's
+	// member, and web's lease is a secret it does not have.
+	otherLease, err := grant(other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = pb.NewRegistryServiceClient(other).Deregister(ctx, &pb.DeregisterRequest{Group: "app.web", MemberId: "m1", LeaseId: otherLease})
+	wantCode(t, "other deregisters web's member", err, codes.PermissionDenied)
+	wantCode(t, "other registers over web's member", reg(other, "app.web", otherLease), codes.AlreadyExists)
+
+	// A read-only principal reads everywhere, holds no lease, writes nothing.
+	if _, _, err := lookup(ctx, reader, "app.web"); err != nil {
+		t.Errorf("reader looks up: %v", err)
+	}
+	_, err = grant(reader)
+	wantCode(t, "reader grants a lease", err, codes.PermissionDenied)
+	wantCode(t, "reader registers", reg(reader, "app.web", webLease), codes.PermissionDenied)
+	_, err = pb.NewLeaseServiceClient(reader).KeepAlive(ctx, &pb.KeepAliveRequest{LeaseId: webLease})
+	wantCode(t, "reader keeps web's lease alive", err, codes.PermissionDenied)
+
+	// Campaign in jobs. only; barriers anywhere.
+	leaderLease, err := grant(leader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	camp := func(election string) error {
+		return recvErr(pb.NewElectionServiceClient(leader).Campaign(ctx, &pb.CampaignRequest{Election: election, Value: "v", LeaseId: leaderLease}))
+	}
+	if err := camp("jobs.nightly"); err != nil {
+		t.Errorf("leader campaigns in jobs.: %v", err)
+	}
+	wantCode(t, "leader campaigns in app.", camp("app.x"), codes.PermissionDenied)
+	_, err = pb.NewElectionServiceClient(leader).Leader(ctx, &pb.LeaderRequest{Election: "jobs.nightly"})
+	wantCode(t, "leader reads the leader (no read right)", err, codes.PermissionDenied)
+	if err := recvErr(pb.NewBarrierServiceClient(leader).AwaitBarrier(ctx, &pb.AwaitBarrierRequest{Barrier: "any.b", Threshold: 2, LeaseId: leaderLease})); err != nil {
+		t.Errorf("leader enters a barrier: %v", err)
+	}
+
+	// Admin: everything, status included.
+	if _, err := pb.NewStatusServiceClient(ops).GetStatus(ctx, &pb.GetStatusRequest{}); err != nil {
+		t.Errorf("ops asks for status: %v", err)
+	}
+	if _, _, err := lookup(ctx, ops, "billing"); err != nil {
+		t.Errorf("ops looks up billing: %v", err)
+	}
+}
+
+// TestAuthLimits: a principal's open streams, watched groups, leases and
+// request rate are bounded; a refused call says which limit and when to
+// retry, and a slot freed is usable again.
+func TestAuthLimits(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	dial, _ := authGateway(t)
+	lim := dial("limited-token-0123456789")
+	leases := pb.NewLeaseServiceClient(lim)
+	var ids []string
+	for range 2 {
+		g, err := leases.Grant(ctx, &pb.GrantRequest{Ttl: durationpb.New(time.Minute)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, g.GetLeaseId())
+	}
+	_, err := leases.Grant(ctx, &pb.GrantRequest{Ttl: durationpb.New(time.Minute)})
+	wantExhausted(t, "third lease", err)
+	if _, err := leases.Revoke(ctx, &pb.RevokeRequest{LeaseId: ids[0]}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := leases.Grant(ctx, &pb.GrantRequest{Ttl: durationpb.New(time.Minute)}); err != nil {
+		t.Errorf("a lease after one was revoked: %v", err)
+	}
+
+	// Streams: 2; watched groups: 1.
+	watch := func(sctx context.Context, group string) error {
+		return recvErr(pb.NewRegistryServiceClient(lim).WatchGroup(sctx, &pb.WatchGroupRequest{Group: group}))
+	}
+	s1ctx, stop1 := context.WithCancel(ctx)
+	if err := watch(s1ctx, "lim.a"); err != nil {
+		t.Fatal(err)
+	}
+	wantExhausted(t, "a second watched group", watch(ctx, "lim.b"))
+	s2ctx, stop2 := context.WithCancel(ctx)
+	defer stop2()
+	if err := watch(s2ctx, "lim.a"); err != nil {
+		t.Fatalf("a second stream on the same group: %v", err)
+	}
+	wantExhausted(t, "a third stream", watch(ctx, "lim.a"))
+	stop1()
+	// The server sees the cancel asynchronously: wait for the slot.
+	zktest.Eventually(t, 5*time.Second, func() bool {
+		c, cancel := context.WithCancel(ctx)
+		defer cancel()
+		return watch(c, "lim.a") == nil
+	}, "a stream slot freed by a cancelled watch")
+
+	// Rate: 1 per second, burst 2.
+	slow := dial("slow-token-0123456789")
+	var last error
+	for range 3 {
+		_, _, last = lookup(ctx, slow, "x")
+	}
+	if d := wantExhausted(t, "third call within a second", last); d > time.Second {
+		t.Errorf("retry delay %v, want at most 1s at 1 request per second", d)
+	}
+}
+
+// TestAuthJWT: a JWT signed with the configured key, from the configured
+// issuer for the configured audience, is a principal named by its subject
+// with the scopes it carries; any other token is refused.
+func TestAuthJWT(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	dial, _ := authGateway(t)
+	claims := func(mod func(map[string]any)) map[string]any {
+		c := map[string]any{"sub": "batch", "iss": "test-idp", "aud": []string{"zkcoord"}, "exp": time.Now().Add(time.Hour).Unix(),
+			"zkcoord_scopes": []map[string]any{{"prefix": "batch.", "rights": []string{"read", "register"}}}}
+		if mod != nil {
+			mod(c)
+		}
+		return c
+	}
+	good := dial(jwtToken(t, "HS256", claims(nil)))
+	g, err := pb.NewLeaseServiceClient(good).Grant(ctx, &pb.GrantRequest{Ttl: durationpb.New(time.Minute)})
+	if err != nil {
+		t.Fatalf("Grant with a good JWT: %v", err)
+	}
+	_, err = pb.NewRegistryServiceClient(good).Register(ctx, &pb.RegisterRequest{Group: "batch.jobs", MemberId: "m", Value: "v", LeaseId: g.GetLeaseId()})
+	if err != nil {
+		t.Errorf("Register in the JWT's scope: %v", err)
+	}
+	_, err = pb.NewRegistryServiceClient(good).Register(ctx, &pb.RegisterRequest{Group: "app.web", MemberId: "m", Value: "v", LeaseId: g.GetLeaseId()})
+	wantCode(t, "Register outside the JWT's scope", err, codes.PermissionDenied)
+
+	for name, tok := range map[string]string{
+		"expired":        jwtToken(t, "HS256", claims(func(c map[string]any) { c["exp"] = time.Now().Add(-time.Hour).Unix() })),
+		"no exp":         jwtToken(t, "HS256", claims(func(c map[string]any) { delete(c, "exp") })),
+		"not yet valid":  jwtToken(t, "HS256", claims(func(c map[string]any) { c["nbf"] = time.Now().Add(time.Hour).Unix() })),
+		"other issuer":   jwtToken(t, "HS256", claims(func(c map[string]any) { c["iss"] = "evil" })),
+		"other audience": jwtToken(t, "HS256", claims(func(c map[string]any) { c["aud"] = "other" })),
+		"no scopes":      jwtToken(t, "HS256", claims(func(c map[string]any) { delete(c, "zkcoord_scopes") })),
+		"bad right":      jwtToken(t, "HS256", claims(func(c map[string]any) { c["zkcoord_scopes"] = []map[string]any{{"prefix": "", "rights": []string{"root"}}} })),
+		"alg none":       jwtToken(t, "none", claims(nil)),
+		"alg RS256":      jwtToken(t, "RS256", claims(nil)),
+		"tampered":       jwtToken(t, "HS256", claims(nil))[1:],
+	} {
+		_, err := pb.NewLeaseServiceClient(dial(tok)).Grant(ctx, &pb.GrantRequest{Ttl: durationpb.New(time.Minute)})
+		wantCode(t, "JWT "+name, err, codes.Unauthenticated)
+	}
+}
+
+// TestAuthPolicyReload: a token removed from the policy file stops working
+// once the gateway reads the file again; a broken file keeps the last good
+// policy.
+func TestAuthPolicyReload(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	dial, path := authGateway(t)
+	reader := dial("reader-token-0123456789")
+	if _, _, err := lookup(ctx, reader, "x"); err != nil {
+		t.Fatal(err)
+	}
+	write := func(data string, mtime time.Time) {
+		if err := os.WriteFile(path+".tmp", []byte(data), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(path+".tmp", mtime, mtime); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(path+".tmp", path); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(`{"principals": [`, time.Now().Add(time.Minute)) // broken: ignored
+	zktest.Eventually(t, 5*time.Second, func() bool {
+		_, _, err := lookup(ctx, reader, "x")
+		return err == nil
+	}, "the last good policy in force")
+	write(`{"principals": [{"name": "ops", "token": "ops-token-0123456789", "scopes": [{"prefix": "", "rights": ["admin"]}]}]}`,
+		time.Now().Add(2*time.Minute))
+	zktest.Eventually(t, 5*time.Second, func() bool {
+		_, _, err := lookup(ctx, reader, "x")
+		return status.Code(err) == codes.Unauthenticated
+	}, "the removed token refused")
+	if _, _, err := lookup(ctx, dial("ops-token-0123456789"), "x"); err != nil {
+		t.Errorf("the token kept: %v", err)
+	}
+}
+
+// TestAuthPeerToken: with auth on and no client certificates, replicas
+// reach each other's PeerService with the peer token (an admin principal):
+// a keepalive sent to the replica that does not own the lease is forwarded.
+func TestAuthPeerToken(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	dir := t.TempDir()
+	policy := filepath.Join(dir, "policy.json")
+	if err := os.WriteFile(filepath.Join(dir, "jwt.secret"), []byte(hmacSecret), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(policy, []byte(policyJSON), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	root := zktest.Root(t)
+	var conns []*grpc.ClientConn
+	for _, peerToken := range []string{"ops-token-0123456789", "ops-token-0123456789"} {
+		src, err := auth.LoadSource(policy, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sess, _ := zktest.Session(t)
+		addr := testenv.ServeAddr(t, sess, server.WithRoot(root), server.WithReplicaID(fmt.Sprint("r", len(conns))),
+			server.WithAuth(auth.Config{Source: src}), server.WithPeerToken(auth.Bearer(peerToken, false)))
+		cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+			grpc.WithPerRPCCredentials(auth.Bearer("web-token-0123456789", false)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cc.Close() })
+		conns = append(conns, cc)
+	}
+	g, err := pb.NewLeaseServiceClient(conns[0]).Grant(ctx, &pb.GrantRequest{Ttl: durationpb.New(time.Minute)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pb.NewLeaseServiceClient(conns[1]).KeepAlive(ctx, &pb.KeepAliveRequest{LeaseId: g.GetLeaseId()}); err != nil {
+		t.Fatalf("keepalive forwarded between replicas with the peer token: %v", err)
+	}
+}
