@@ -356,10 +356,12 @@ func TestAuthJWT(t *testing.T) {
 		"other issuer":   jwtToken(t, "HS256", claims(func(c map[string]any) { c["iss"] = "evil" })),
 		"other audience": jwtToken(t, "HS256", claims(func(c map[string]any) { c["aud"] = "other" })),
 		"no scopes":      jwtToken(t, "HS256", claims(func(c map[string]any) { delete(c, "zkcoord_scopes") })),
-		"bad right":      jwtToken(t, "HS256", claims(func(c map[string]any) { c["zkcoord_scopes"] = []map[string]any{{"prefix": "", "rights": []string{"root"}}} })),
-		"alg none":       jwtToken(t, "none", claims(nil)),
-		"alg RS256":      jwtToken(t, "RS256", claims(nil)),
-		"tampered":       jwtToken(t, "HS256", claims(nil))[1:],
+		"bad right": jwtToken(t, "HS256", claims(func(c map[string]any) {
+			c["zkcoord_scopes"] = []map[string]any{{"prefix": "", "rights": []string{"root"}}}
+		})),
+		"alg none":  jwtToken(t, "none", claims(nil)),
+		"alg RS256": jwtToken(t, "RS256", claims(nil)),
+		"tampered":  jwtToken(t, "HS256", claims(nil))[1:],
 	} {
 		_, err := pb.NewLeaseServiceClient(dial(tok)).Grant(ctx, &pb.GrantRequest{Ttl: durationpb.New(time.Minute)})
 		wantCode(t, "JWT "+name, err, codes.Unauthenticated)
