@@ -21,6 +21,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	peerpb "github.com/zkcoord/zkcoord/gen/zkcoord/peer/v1"
 	pb "github.com/zkcoord/zkcoord/gen/zkcoord/v1"
 	"github.com/zkcoord/zkcoord/internal/auth"
 	"github.com/zkcoord/zkcoord/internal/testenv"
@@ -445,4 +446,159 @@ func TestAuthPeerToken(t *testing.T) {
 	if _, err := pb.NewLeaseServiceClient(conns[1]).KeepAlive(ctx, &pb.KeepAliveRequest{LeaseId: g.GetLeaseId()}); err != nil {
 		t.Fatalf("keepalive forwarded between replicas with the peer token: %v", err)
 	}
+}
+
+// TestHostileUnauthorized sends hundreds of calls that no credentials, bad
+// credentials or too narrow scopes allow, over every method, against a
+// victim's member, candidacy, barrier place and lease, and checks each
+// answer; then it reads ZooKeeper's whole tree to check that nothing was
+// created or removed, and that the victim still holds everything.
+func TestHostileUnauthorized(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	dial, _ := authGateway(t)
+
+	// The victim (admin) holds a member, a candidacy and a barrier place in
+	// the "secret" names.
+	ops := dial("ops-token-0123456789")
+	victim, err := pb.NewLeaseServiceClient(ops).Grant(ctx, &pb.GrantRequest{Ttl: durationpb.New(time.Minute)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	vl := victim.GetLeaseId()
+	if _, err := pb.NewRegistryServiceClient(ops).Register(ctx, &pb.RegisterRequest{Group: "secret.x", MemberId: "m", Value: "v", LeaseId: vl}); err != nil {
+		t.Fatal(err)
+	}
+	cctx, stopCampaign := context.WithCancel(ctx)
+	defer stopCampaign()
+	if err := recvErr(pb.NewElectionServiceClient(ops).Campaign(cctx, &pb.CampaignRequest{Election: "secret.x", Value: "v", LeaseId: vl})); err != nil {
+		t.Fatal(err)
+	}
+	bctx, stopBarrier := context.WithCancel(ctx)
+	defer stopBarrier()
+	if err := recvErr(pb.NewBarrierServiceClient(ops).AwaitBarrier(bctx, &pb.AwaitBarrierRequest{Barrier: "secret.x", Threshold: 5, ParticipantId: "p", LeaseId: vl})); err != nil {
+		t.Fatal(err)
+	}
+
+	type identity struct {
+		name, token string
+		code        codes.Code // what a call outside its rights gets
+		reads       bool       // may read every name
+		leases      bool       // may hold leases
+		barriers    bool       // may enter every barrier
+		own         string     // a lease of its own, when it may hold one
+	}
+	ids := []*identity{
+		{name: "no credentials", code: codes.Unauthenticated},
+		{name: "unknown token", token: "guessed-token-0123456789", code: codes.Unauthenticated},
+		{name: "victim's lease as token", token: vl, code: codes.Unauthenticated},
+		{name: "unsigned JWT", token: jwtToken(t, "none", map[string]any{"sub": "x", "exp": time.Now().Add(time.Hour).Unix(),
+			"zkcoord_scopes": []map[string]any{{"prefix": "", "rights": []string{"admin"}}}}), code: codes.Unauthenticated},
+		{name: "reader", token: "reader-token-0123456789", code: codes.PermissionDenied, reads: true},
+		{name: "web", token: "web-token-0123456789", code: codes.PermissionDenied, leases: true},
+		{name: "leader", token: "leader-token-0123456789", code: codes.PermissionDenied, leases: true, barriers: true},
+	}
+	for _, id := range ids {
+		if id.leases {
+			g, err := pb.NewLeaseServiceClient(dial(id.token)).Grant(ctx, &pb.GrantRequest{Ttl: durationpb.New(time.Minute)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			id.own = g.GetLeaseId()
+		}
+	}
+
+	truth, _ := zktest.Session(t)
+	before := tree(t, truth.Conn())
+
+	// Names outside web's "app." and leader's "jobs." (prefixes without
+	// their dot, look-alikes) and the victim's.
+	names := []string{"secret.x", "secret", "app", "appx.y", "jobs", "jobsx.y", "billing", "ap"}
+	checked := 0
+	for _, id := range ids {
+		cc := dial(id.token)
+		reg, el, bar := pb.NewRegistryServiceClient(cc), pb.NewElectionServiceClient(cc), pb.NewBarrierServiceClient(cc)
+		ls, st, peer := pb.NewLeaseServiceClient(cc), pb.NewStatusServiceClient(cc), peerpb.NewPeerServiceClient(cc)
+		expect := func(what string, err error) {
+			t.Helper()
+			checked++
+			if status.Code(err) != id.code {
+				t.Errorf("%s: %s: %v, want %v", id.name, what, err, id.code)
+			}
+		}
+		leaseFor := vl // the victim's, for those who may hold none
+		if id.own != "" {
+			leaseFor = id.own
+		}
+		for _, n := range names {
+			q := fmt.Sprintf(" %q", n)
+			_, err := reg.Register(ctx, &pb.RegisterRequest{Group: n, MemberId: "m", Value: "v", LeaseId: leaseFor})
+			expect("Register"+q, err)
+			_, err = reg.Register(ctx, &pb.RegisterRequest{Group: n, MemberId: "p", Value: "v", Persistent: true})
+			expect("Register persistent"+q, err)
+			_, err = reg.Deregister(ctx, &pb.DeregisterRequest{Group: n, MemberId: "m", LeaseId: leaseFor})
+			expect("Deregister"+q, err)
+			expect("Campaign"+q, recvErr(el.Campaign(ctx, &pb.CampaignRequest{Election: n, Value: "v", LeaseId: leaseFor})))
+			expect("Campaign with a stream lease"+q, recvErr(el.Campaign(ctx, &pb.CampaignRequest{Election: n, Value: "v"})))
+			_, err = el.Resign(ctx, &pb.ResignRequest{Election: n, LeaseId: leaseFor})
+			expect("Resign"+q, err)
+			if !id.barriers {
+				expect("AwaitBarrier"+q, recvErr(bar.AwaitBarrier(ctx, &pb.AwaitBarrierRequest{Barrier: n, Threshold: 5, LeaseId: leaseFor})))
+				_, err = bar.LeaveBarrier(ctx, &pb.LeaveBarrierRequest{Barrier: n, ParticipantId: "p", LeaseId: leaseFor})
+				expect("LeaveBarrier"+q, err)
+			}
+			if !id.reads {
+				_, err = reg.Lookup(ctx, &pb.LookupRequest{Group: n})
+				expect("Lookup"+q, err)
+				expect("WatchGroup"+q, recvErr(reg.WatchGroup(ctx, &pb.WatchGroupRequest{Group: n})))
+				_, err = el.Leader(ctx, &pb.LeaderRequest{Election: n})
+				expect("Leader"+q, err)
+				expect("Observe"+q, recvErr(el.Observe(ctx, &pb.ObserveRequest{Election: n})))
+				expect("AwaitGroup"+q, recvErr(bar.AwaitGroup(ctx, &pb.AwaitGroupRequest{Group: n, MinMembers: 1})))
+			}
+		}
+		if !id.leases {
+			_, err := ls.Grant(ctx, &pb.GrantRequest{Ttl: durationpb.New(time.Minute)})
+			expect("Grant", err)
+			_, err = ls.KeepAlive(ctx, &pb.KeepAliveRequest{LeaseId: vl})
+			expect("KeepAlive the victim's lease", err)
+			ks, err := ls.KeepAliveStream(ctx)
+			if err == nil {
+				_ = ks.Send(&pb.KeepAliveStreamRequest{LeaseId: vl})
+				_, err = ks.Recv()
+			}
+			expect("KeepAliveStream the victim's lease", err)
+			_, err = ls.Revoke(ctx, &pb.RevokeRequest{LeaseId: vl})
+			expect("Revoke the victim's lease", err)
+			_, err = ls.GetLease(ctx, &pb.GetLeaseRequest{LeaseId: vl})
+			expect("GetLease the victim's lease", err)
+		}
+		_, err := st.GetStatus(ctx, &pb.GetStatusRequest{})
+		expect("GetStatus", err)
+		_, err = peer.Handoff(ctx, &peerpb.HandoffRequest{LeaseId: vl})
+		expect("PeerService.Handoff the victim's lease", err)
+		_, err = peer.KeepAlive(ctx, &peerpb.KeepAliveRequest{LeaseId: vl})
+		expect("PeerService.KeepAlive", err)
+		_, err = peer.GetLease(ctx, &peerpb.GetLeaseRequest{LeaseId: vl})
+		expect("PeerService.GetLease", err)
+	}
+	if checked < 300 {
+		t.Errorf("only %d unauthorized calls checked", checked)
+	}
+
+	after := tree(t, truth.Conn())
+	if added, removed := diff(before, after); len(added) > 0 || len(removed) > 0 {
+		t.Errorf("ZooKeeper's tree changed: added %v, removed %v", added, removed)
+	}
+	if r, err := pb.NewRegistryServiceClient(ops).Lookup(ctx, &pb.LookupRequest{Group: "secret.x", MemberId: "m",
+		Consistency: pb.Consistency_CONSISTENCY_LINEARIZABLE}); err != nil || len(r.GetMembers()) != 1 {
+		t.Errorf("the victim's member after the calls: %v, %v", r, err)
+	}
+	if l, err := pb.NewElectionServiceClient(ops).Leader(ctx, &pb.LeaderRequest{Election: "secret.x"}); err != nil || l.GetLeader().GetValue() != "v" {
+		t.Errorf("the victim's leadership after the calls: %v, %v", l, err)
+	}
+	if _, err := pb.NewLeaseServiceClient(ops).GetLease(ctx, &pb.GetLeaseRequest{LeaseId: vl}); err != nil {
+		t.Errorf("the victim's lease after the calls: %v", err)
+	}
+	t.Logf("%d unauthorized calls refused as expected; ZooKeeper's tree (%d znodes) unchanged", checked, len(after))
 }
