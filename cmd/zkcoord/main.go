@@ -10,6 +10,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -79,6 +81,7 @@ type config struct {
 	plaintext                                                     bool
 	zkDigestFile                                                  string
 	authPolicy, authOpen, peerTokenFile                           string
+	zkTLSCA, zkTLSCert, zkTLSKey                                  string
 	noAuth                                                        bool
 }
 
@@ -107,6 +110,9 @@ func parse(name string, args []string, dev bool) (config, error) {
 	fs.StringVar(&c.tls.ClientCA, "tls-client-ca", "", "PEM CA bundle: require client certificates signed by it (mutual TLS); replicas also verify each other against it")
 	fs.BoolVar(&c.plaintext, "plaintext", dev, "serve gRPC without TLS (the default for dev only)")
 	fs.StringVar(&c.zkDigestFile, "zk-digest-file", "", "file holding user:password: authenticate to ZooKeeper with the digest scheme and create every znode readable and writable by that identity only")
+	fs.StringVar(&c.zkTLSCA, "zk-tls-ca", "", "PEM CA bundle: reach ZooKeeper over TLS (its secureClientPort, named in --zk) and verify its servers against these CAs")
+	fs.StringVar(&c.zkTLSCert, "zk-tls-cert", "", "PEM client certificate to present to ZooKeeper over TLS (with --zk-tls-key), for ssl.clientAuth=need")
+	fs.StringVar(&c.zkTLSKey, "zk-tls-key", "", "PEM private key of --zk-tls-cert")
 	fs.StringVar(&c.authPolicy, "auth-policy", "", "JSON policy file of principals (bearer tokens, client certificate names, a JWT key), their scopes and limits; re-read when it changes")
 	fs.BoolVar(&c.noAuth, "no-auth", dev, "serve every caller without authentication or limits (the default for dev only)")
 	fs.StringVar(&c.authOpen, "auth-open", auth.HealthService, "comma-separated services served without credentials when auth is on: "+auth.HealthService+", "+auth.ReflectionService+" (empty: none)")
@@ -139,6 +145,12 @@ func parse(name string, args []string, dev bool) (config, error) {
 		}
 	case !c.plaintext:
 		return c, errors.New("serve needs TLS (--tls-cert and --tls-key, and --tls-client-ca for mutual TLS) or --plaintext to serve without it")
+	}
+	switch {
+	case (c.zkTLSCert != "") != (c.zkTLSKey != ""):
+		return c, errors.New("--zk-tls-cert and --zk-tls-key go together")
+	case c.zkTLSCert != "" && c.zkTLSCA == "":
+		return c, errors.New("--zk-tls-cert needs --zk-tls-ca (TLS to ZooKeeper)")
 	}
 	switch {
 	case c.authPolicy != "" && c.noAuth && !dev:
@@ -203,6 +215,13 @@ func run(ctx context.Context, args []string, dev bool) error {
 			return fmt.Errorf("--zk-digest-file %s: want one line user:password", c.zkDigestFile)
 		}
 		zkOpts = append(zkOpts, zkx.WithDigest(user, pass))
+	}
+	if c.zkTLSCA != "" {
+		cfg, err := zkTLSConfig(c)
+		if err != nil {
+			return err
+		}
+		zkOpts = append(zkOpts, zkx.WithTLS(cfg))
 	}
 	dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	sess, err := zkx.Dial(dctx, c.zk, zkOpts...)
@@ -286,4 +305,25 @@ func authOptions(c config, log *slog.Logger) ([]server.Option, error) {
 		opts = append(opts, server.WithPeerToken(auth.Bearer(tok, !c.plaintext)))
 	}
 	return opts, nil
+}
+
+// zkTLSConfig is the TLS configuration for ZooKeeper's secure client port.
+func zkTLSConfig(c config) (*tls.Config, error) {
+	ca, err := os.ReadFile(c.zkTLSCA)
+	if err != nil {
+		return nil, fmt.Errorf("--zk-tls-ca: %w", err)
+	}
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(ca) {
+		return nil, fmt.Errorf("--zk-tls-ca %s: no PEM certificate", c.zkTLSCA)
+	}
+	cfg := &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
+	if c.zkTLSCert != "" {
+		pair, err := tls.LoadX509KeyPair(c.zkTLSCert, c.zkTLSKey)
+		if err != nil {
+			return nil, fmt.Errorf("--zk-tls-cert/--zk-tls-key: %w", err)
+		}
+		cfg.Certificates = []tls.Certificate{pair}
+	}
+	return cfg, nil
 }

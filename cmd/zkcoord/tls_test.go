@@ -295,3 +295,71 @@ func TestReplicasOverMutualTLS(t *testing.T) {
 		t.Fatalf("health check without a principal: %v", err)
 	}
 }
+
+// TestServeOverZooKeeperTLS: serve reaches a ZooKeeper that takes clients
+// only over TLS with a client certificate (secureClientPort,
+// ssl.clientAuth=need), given --zk-tls-ca, --zk-tls-cert and --zk-tls-key.
+func TestServeOverZooKeeperTLS(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	bin := build(t)
+	ca := newPKI(t)
+	zkCert, _, zkPair := ca.issue("zookeeper", 400)
+	p8, err := x509.MarshalPKCS8PrivateKey(zkPair.PrivateKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certPEM, err := os.ReadFile(zkCert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keystore := filepath.Join(ca.dir, "zk-keystore.pem")
+	if err := os.WriteFile(keystore, append(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: p8}), certPEM...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	zks, err := zkserver.Start(ctx, zkserver.WithTLS(zkserver.TLS{KeyStore: keystore,
+		TrustStore: filepath.Join(ca.dir, "ca.pem"), NeedClientAuth: true}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer zks.Stop()
+	clientCert, clientKey, _ := ca.issue("zkcoord", 401)
+	port, err := zkserver.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	cmd := exec.Command(bin, "serve", "--plaintext", "--no-auth", "--listen", addr, "--zk", zks.SecureAddr(),
+		"--zk-tls-ca", filepath.Join(ca.dir, "ca.pem"), "--zk-tls-cert", clientCert, "--zk-tls-key", clientKey)
+	stderr, _ := cmd.StderrPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		_ = cmd.Wait()
+	}()
+	up := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			t.Log(sc.Text())
+			if strings.Contains(sc.Text(), "zkcoord serving") {
+				close(up)
+			}
+		}
+	}()
+	select {
+	case <-up:
+	case <-ctx.Done():
+		t.Fatal("not serving over ZooKeeper TLS")
+	}
+	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	if _, err := pb.NewLeaseServiceClient(cc).Grant(ctx, &pb.GrantRequest{Ttl: durationpb.New(time.Minute)}); err != nil {
+		t.Fatalf("Grant through a gateway on ZooKeeper's secure port: %v", err)
+	}
+}

@@ -8,6 +8,7 @@ import (
 type options struct {
 	dir             string
 	port            int
+	tls             *TLS
 	tickTime        time.Duration
 	minSession      time.Duration
 	maxSession      time.Duration
@@ -68,3 +69,19 @@ func WithForceSync(on bool) Option { return func(o *options) { o.forceSync = on 
 func WithJVMFlags(flags ...string) Option {
 	return func(o *options) { o.jvmFlags = append(o.jvmFlags, flags...) }
 }
+
+// TLS configures a secure client port (ZooKeeper's secureClientPort,
+// served by Netty) besides the plain one, from PEM files.
+type TLS struct {
+	// KeyStore holds the server's private key (PKCS#8, unencrypted)
+	// followed by its certificate chain.
+	KeyStore string
+	// TrustStore holds the CA certificates client certificates must chain
+	// to.
+	TrustStore string
+	// NeedClientAuth refuses clients without such a certificate.
+	NeedClientAuth bool
+}
+
+// WithTLS also serves clients over TLS on a secure port (SecureAddr).
+func WithTLS(t TLS) Option { return func(o *options) { o.tls = &t } }

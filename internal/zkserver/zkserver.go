@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -32,6 +33,7 @@ type Server struct {
 	opts    options
 	dir     string
 	port    int
+	sport   int // the secure client port, with WithTLS
 	cmd     *exec.Cmd
 	done    chan struct{} // closed when the process has exited
 	waitErr error
@@ -93,6 +95,13 @@ func start(ctx context.Context, opt ...Option) (*Server, error) {
 		}
 		s.port = p
 	}
+	if o.tls != nil {
+		p, err := FreePort()
+		if err != nil {
+			return nil, err
+		}
+		s.sport = p
+	}
 	if err := s.writeConfig(); err != nil {
 		return nil, err
 	}
@@ -126,6 +135,18 @@ func (s *Server) writeConfig() error {
 		"autopurge.purgeInterval":   "1",
 		"autopurge.snapRetainCount": "3",
 	}
+	if t := s.opts.tls; t != nil {
+		clientAuth := "none"
+		if t.NeedClientAuth {
+			clientAuth = "need"
+		}
+		cfg["serverCnxnFactory"] = "org.apache.zookeeper.server.NettyServerCnxnFactory"
+		cfg["secureClientPort"] = strconv.Itoa(s.sport)
+		cfg["secureClientPortAddress"] = "127.0.0.1"
+		cfg["ssl.keyStore.location"], cfg["ssl.keyStore.type"] = t.KeyStore, "PEM"
+		cfg["ssl.trustStore.location"], cfg["ssl.trustStore.type"] = t.TrustStore, "PEM"
+		cfg["ssl.clientAuth"] = clientAuth
+	}
 	if s.id > 0 {
 		cfg["initLimit"], cfg["syncLimit"] = "10", "5"
 		for i, m := range s.members {
@@ -143,8 +164,13 @@ func (s *Server) writeConfig() error {
 }
 
 func (s *Server) spawn() error {
+	jars := s.opts.jars
+	if s.opts.tls != nil {
+		// Netty's codec is not on the Debian jar's manifest class path.
+		jars = append(slices.Clone(jars), nettyCodecJar)
+	}
 	args := []string{
-		"-cp", strings.Join(s.opts.jars, ":"),
+		"-cp", strings.Join(jars, ":"),
 		"-Xmx" + s.opts.heap, "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Xshare:auto",
 		"-Dzookeeper.admin.enableServer=false",
 		"-Dorg.slf4j.simpleLogger.defaultLogLevel=" + s.opts.logLevel,
@@ -172,6 +198,17 @@ func (s *Server) spawn() error {
 
 // Addr is the server's client address, "127.0.0.1:PORT".
 func (s *Server) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port)) }
+
+// SecureAddr is the server's TLS client address with WithTLS, "" without.
+func (s *Server) SecureAddr() string {
+	if s.sport == 0 {
+		return ""
+	}
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.sport))
+}
+
+// nettyCodecJar is the Netty codec the secure client port needs.
+const nettyCodecJar = "/usr/share/java/netty-codec.jar"
 
 // Dir is the server's directory (config and data).
 func (s *Server) Dir() string { return s.dir }

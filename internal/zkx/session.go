@@ -7,10 +7,12 @@ package zkx
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -80,6 +82,32 @@ type options struct {
 	timeout          time.Duration
 	log              *slog.Logger
 	digestUser, pass string
+	tls              *tls.Config
+}
+
+// WithTLS connects to ZooKeeper's secure client port (secureClientPort)
+// over TLS with cfg: its RootCAs verify the servers (each server's host
+// from the connect string is the name checked unless cfg.ServerName is
+// set), its Certificates are presented to a server that wants a client
+// certificate.
+func WithTLS(cfg *tls.Config) Option {
+	return func(o *options) { o.tls = cfg }
+}
+
+// tlsDialer dials each server with cfg, naming the server by its host.
+func tlsDialer(cfg *tls.Config) zk.Dialer {
+	return func(network, address string, timeout time.Duration) (net.Conn, error) {
+		c := cfg.Clone()
+		if c.ServerName == "" {
+			host, _, err := net.SplitHostPort(address)
+			if err != nil {
+				return nil, err
+			}
+			c.ServerName = host
+		}
+		d := &net.Dialer{Timeout: timeout}
+		return tls.DialWithDialer(d, network, address, c)
+	}
 }
 
 // WithDigest authenticates the session with ZooKeeper's digest scheme as
@@ -119,10 +147,15 @@ func Dial(ctx context.Context, connect string, opt ...Option) (*Session, error) 
 		s.acl, s.secured = zk.DigestACL(zk.PermAll, o.digestUser, o.pass), true
 	}
 	s.st.Since = time.Now()
+	dial := zk.Dialer(net.DialTimeout) // go-zookeeper's default
+	if o.tls != nil {
+		dial = tlsDialer(o.tls)
+	}
 	conn, _, err := zk.Connect(servers, o.timeout,
 		zk.WithEventCallback(s.onEvent),
 		zk.WithLogger(zkLogger{o.log, s}),
-		zk.WithMaxBufferSize(4<<20))
+		zk.WithMaxBufferSize(4<<20),
+		zk.WithDialer(dial))
 	if err != nil {
 		return nil, fmt.Errorf("zkx: connect %q: %w", connect, err)
 	}
