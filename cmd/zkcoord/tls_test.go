@@ -335,12 +335,14 @@ func TestServeOverZooKeeperTLS(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	up, scanned := make(chan struct{}), make(chan struct{})
 	defer func() {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
+		<-scanned // before Wait closes the pipe, and before the test ends
 		_ = cmd.Wait()
 	}()
-	up := make(chan struct{})
 	go func() {
+		defer close(scanned)
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
 			t.Log(sc.Text())
