@@ -5,8 +5,9 @@
 #
 # Run:
 #   docker run -p 7070:7070 -e ZKCOORD_ZK=zk1:2181,zk2:2181,zk3:2181 \
-#     -e ZKCOORD_TLS_CERT=/tls/server.pem -e ZKCOORD_TLS_KEY=/tls/server-key.pem -v $PWD/tls:/tls:ro zkcoord
-#   (or -e ZKCOORD_PLAINTEXT=true on a network you trust)
+#     -e ZKCOORD_TLS_CERT=/tls/server.pem -e ZKCOORD_TLS_KEY=/tls/server-key.pem \
+#     -e ZKCOORD_AUTH_POLICY=/tls/policy.json -v $PWD/tls:/tls:ro zkcoord
+#   (or -e ZKCOORD_PLAINTEXT=true -e ZKCOORD_NO_AUTH=true on a network you trust)
 #   docker run -p 7070:7070 zkcoord:dev dev --listen 0.0.0.0:7070
 
 FROM golang:1.26-bookworm AS build

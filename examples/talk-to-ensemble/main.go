@@ -3,7 +3,7 @@
 // the one that connects: it is started with the ensemble's full connect
 // string, several hosts and an optional chroot,
 //
-//	zkcoord serve --listen :7070 --zk zk1:2181,zk2:2181,zk3:2181/myapp --plaintext
+//	zkcoord serve --listen :7070 --zk zk1:2181,zk2:2181,zk3:2181/myapp --plaintext --no-auth
 //
 // and moves to another server when one fails, keeping its session. This
 // program asks the gateway which ZooKeeper server it is connected to
