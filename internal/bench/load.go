@@ -39,9 +39,12 @@ func quantile(sorted []time.Duration, q float64) time.Duration {
 	return sorted[i]
 }
 
-// Closed runs op from workers goroutines back to back for d (after a
-// warm-up of d/5 that is not measured) and measures every call. op gets
-// the worker's index and the worker's count of calls so far.
+// Closed runs op from workers goroutines back to back for d and measures
+// every call. First each worker warms up (for d/5 and at least one
+// successful call, unmeasured); the measured d starts once every worker
+// has, so a slow first call (a connection, a cache fill) never eats the
+// window. op gets the worker's index and the worker's count of calls so
+// far.
 func Closed(ctx context.Context, workers int, d time.Duration, op func(ctx context.Context, worker, i int) error) Sample {
 	type local struct {
 		ops, errs, warm int
@@ -49,28 +52,33 @@ func Closed(ctx context.Context, workers int, d time.Duration, op func(ctx conte
 		lat             []time.Duration
 	}
 	locals := make([]local, workers)
-	var wg sync.WaitGroup
-	start := time.Now()
-	measureFrom := start.Add(d / 5)
-	end := measureFrom.Add(d)
+	var wg, warmed sync.WaitGroup
+	warmed.Add(workers)
+	begin := make(chan struct{})
+	var end time.Time // set before begin closes
+	warmUntil := time.Now().Add(d / 5)
 	for w := range workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			l := &locals[w]
-			for i := 0; ctx.Err() == nil; i++ {
+			i := 0
+			for ; ctx.Err() == nil && (time.Now().Before(warmUntil) || l.warm == 0) && i < maxWarmCalls; i++ {
+				if err := op(ctx, w, i); err == nil {
+					l.warm++
+				} else if l.first == nil {
+					l.first = err
+				}
+			}
+			warmed.Done()
+			<-begin
+			for ; ctx.Err() == nil; i++ {
 				t0 := time.Now()
 				if t0.After(end) {
 					return
 				}
 				err := op(ctx, w, i)
 				t1 := time.Now()
-				if t0.Before(measureFrom) {
-					if err == nil {
-						l.warm++
-					}
-					continue
-				}
 				if err != nil {
 					l.errs++
 					if l.first == nil {
@@ -83,6 +91,9 @@ func Closed(ctx context.Context, workers int, d time.Duration, op func(ctx conte
 			}
 		}()
 	}
+	warmed.Wait()
+	end = time.Now().Add(d)
+	close(begin)
 	wg.Wait()
 	var s Sample
 	s.Elapsed = d
@@ -98,6 +109,9 @@ func Closed(ctx context.Context, workers int, d time.Duration, op func(ctx conte
 	slices.Sort(s.Latencies)
 	return s
 }
+
+// maxWarmCalls bounds a warm-up whose calls keep failing.
+const maxWarmCalls = 10000
 
 // sortedDurations sorts ds in place and returns it.
 func sortedDurations(ds []time.Duration) []time.Duration {
