@@ -69,7 +69,7 @@ func (c *Client) retry(ctx context.Context, what string, attempt func(b *backoff
 		case !IsTransient(err):
 			return err
 		}
-		d := b.next()
+		d := max(b.next(), RetryDelay(err))
 		c.opts.logger.DebugContext(ctx, "zkcoord: retrying", "what", what, "in", d, "err", err)
 		if err := sleep(ctx, d); err != nil {
 			return err

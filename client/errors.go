@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -92,6 +94,22 @@ func IsTransient(err error) bool {
 		return true
 	}
 	return false
+}
+
+// RetryDelay is how long the gateway asked the caller to wait before trying
+// again (the RetryInfo of a RESOURCE_EXHAUSTED call over a limit), 0 when
+// it did not say. The client's own retries wait at least that long.
+func RetryDelay(err error) time.Duration {
+	st, ok := status.FromError(err)
+	if !ok {
+		return 0
+	}
+	for _, d := range st.Details() {
+		if ri, ok := d.(*errdetails.RetryInfo); ok {
+			return ri.GetRetryDelay().AsDuration()
+		}
+	}
+	return 0
 }
 
 // errStreamEnded stands for a stream the gateway ended without a status; the

@@ -6,9 +6,12 @@ import (
 	"fmt"
 	"io"
 	"testing"
+	"time"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
 )
 
 func TestCallErr(t *testing.T) {
@@ -73,6 +76,27 @@ func TestCodeAndIsTransient(t *testing.T) {
 		}
 		if got := IsTransient(tc.err); got != tc.transient {
 			t.Errorf("IsTransient(%v) = %v, want %v", tc.err, got, tc.transient)
+		}
+	}
+}
+
+func TestRetryDelay(t *testing.T) {
+	st, err := status.New(codes.ResourceExhausted, "over the limit").WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(1500 * time.Millisecond)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		err  error
+		want time.Duration
+	}{
+		{st.Err(), 1500 * time.Millisecond},
+		{fmt.Errorf("grant: %w", st.Err()), 1500 * time.Millisecond},
+		{status.Error(codes.ResourceExhausted, "no details"), 0},
+		{errors.New("plain"), 0},
+		{nil, 0},
+	} {
+		if got := RetryDelay(tc.err); got != tc.want {
+			t.Errorf("RetryDelay(%v) = %v, want %v", tc.err, got, tc.want)
 		}
 	}
 }

@@ -146,7 +146,7 @@ func (s *Session) run() {
 			unary = true // the gateway has no KeepAliveStream
 			continue
 		}
-		d := b.next()
+		d := max(b.next(), RetryDelay(err))
 		level := slog.LevelDebug
 		if !IsTransient(err) {
 			level = slog.LevelWarn
