@@ -7,8 +7,8 @@
 //
 // Each leader gets a fencing token that strictly increases over successive
 // leaders. The run starts -candidates candidates one after another (each in
-// a session of its own), shows their places in the queue, lets each lead
-// for -lead and hand over by resigning, with every leader writing to a
+// a session of its own), shows their places in the queue, and once the
+// queue stands lets each lead for -lead and hand over by resigning, with every leader writing to a
 // resource that fences by token; at the end a deposed leader's late write
 // is refused.
 //
@@ -66,7 +66,8 @@ func main() {
 		res    fenced
 		wg     sync.WaitGroup
 		mu     sync.Mutex
-		tokens []int64 // in the order the terms began
+		tokens []int64               // in the order the terms began
+		formed = make(chan struct{}) // closed once every candidate has its place
 	)
 	for i := 1; i <= *n; i++ {
 		name := fmt.Sprintf("%s-%d", *id, i)
@@ -88,12 +89,14 @@ func main() {
 			once.Do(func() { close(queued) })
 			check(res.write(l.Token()))
 			fmt.Printf("%s: wrote with token %d\n", name, l.Token())
+			<-formed          // lead once the whole queue stands, so the run shows it
 			time.Sleep(*lead) // the leader's work
 			fmt.Printf("%s: resigning\n", name)
 			check(l.Resign(ctx))
 		})
 		<-queued // start the next candidate once this one has its place
 	}
+	close(formed)
 	wg.Wait()
 
 	fmt.Printf("tokens in order of election: %v\n", tokens)
