@@ -45,6 +45,9 @@ const policyJSON = `{
      "scopes": [{"prefix": "jobs.", "rights": ["campaign"]}, {"prefix": "", "rights": ["barrier"]}]},
     {"name": "ops", "token": "ops-token-0123456789",
      "scopes": [{"prefix": "", "rights": ["admin"]}]},
+    {"name": "bench", "token": "bench-token-0123456789",
+     "scopes": [{"prefix": "bench", "rights": ["read", "register"]}],
+     "limits": {"requests_per_second": 1e9, "burst": 1000000000}},
     {"name": "limited", "token": "limited-token-0123456789",
      "scopes": [{"prefix": "lim.", "rights": ["read", "register"]}],
      "limits": {"streams": 2, "leases": 2, "watched_groups": 1}},
@@ -57,7 +60,7 @@ const policyJSON = `{
 
 // authGateway serves a gateway with the test policy and returns a function
 // that dials it with a bearer token ("" for none).
-func authGateway(t *testing.T, extra ...server.Option) (dial func(token string) *grpc.ClientConn, policyPath string) {
+func authGateway(t testing.TB, extra ...server.Option) (dial func(token string) *grpc.ClientConn, policyPath string) {
 	t.Helper()
 	dir := t.TempDir()
 	policyPath = filepath.Join(dir, "policy.json")
