@@ -521,7 +521,7 @@ func (m *Manager) Describe(ctx context.Context, id string) (Lease, error) {
 	if l, err := m.Get(id); err == nil || m.opts.peers == nil {
 		return l, err
 	}
-	rec, _, err := m.readRecord(KeyOf(id))
+	rec, _, err := m.readRecordConfirmed(KeyOf(id))
 	if err != nil {
 		return Lease{}, err
 	}

@@ -27,6 +27,29 @@ func (m *Manager) readRecord(key string) (record, int32, error) {
 	return rec, stat.Version, nil
 }
 
+// readRecordConfirmed is readRecord for a lease a client names: a record
+// this replica's ZooKeeper server does not show may exist all the same,
+// granted a moment ago through a server that is ahead of ours (reads are
+// served locally). Absence is confirmed with an operation the ensemble's
+// leader orders (a check in a multi), after which our server has applied
+// everything before it: a lease just granted elsewhere is then read, never
+// reported gone.
+func (m *Manager) readRecordConfirmed(key string) (record, int32, error) {
+	rec, ver, err := m.readRecord(key)
+	if !errors.Is(err, ErrNotFound) {
+		return rec, ver, err
+	}
+	res, err := m.sess.Conn().Multi(&zk.CheckVersionRequest{Path: m.lay.Lease(key), Version: -1})
+	switch {
+	case err == nil:
+		return m.readRecord(key) // there after all: our server lagged
+	case errors.Is(err, zk.ErrNoNode) || (len(res) > 0 && errors.Is(res[0].Error, zk.ErrNoNode)):
+		return record{}, 0, ErrNotFound
+	default:
+		return record{}, 0, fmt.Errorf("lease: confirm %s: %w", key, err)
+	}
+}
+
 // adopt takes ownership of a lease record that has no owner: it creates the
 // owner node and bumps the record's version in one transaction, which fences
 // any previous owner. id is the secret when a client is using the lease
@@ -38,7 +61,7 @@ func (m *Manager) adopt(key, id string) (Lease, error) {
 		return Lease{}, err
 	}
 	for attempt := 0; attempt < 3; attempt++ {
-		rec, ver, err := m.readRecord(key)
+		rec, ver, err := m.readRecordConfirmed(key)
 		if err != nil {
 			return Lease{}, err
 		}
