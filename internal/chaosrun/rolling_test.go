@@ -3,6 +3,7 @@ package chaosrun_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"testing"
 	"time"
@@ -42,7 +43,9 @@ func TestRollingRestartUnderLoad(t *testing.T) {
 		}
 		_ = os.RemoveAll(logs)
 	}()
-	cl, err := client.New(ctx, c.Target(), client.WithBackoff(10*time.Millisecond, 200*time.Millisecond))
+	cl, err := client.New(ctx, c.Target(), client.WithBackoff(10*time.Millisecond, 200*time.Millisecond),
+		// A lease lost and restored (a warning) shows in a failure's output.
+		client.WithLogger(slog.New(slog.NewTextHandler(testLog{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,4 +126,12 @@ func TestRollingRestartUnderLoad(t *testing.T) {
 		t.Fatal(m)
 	default:
 	}
+}
+
+// testLog writes the client's log lines to the test's log.
+type testLog struct{ t *testing.T }
+
+func (w testLog) Write(p []byte) (int, error) {
+	w.t.Log(string(p))
+	return len(p), nil
 }
