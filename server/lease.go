@@ -22,7 +22,7 @@ type leaseService struct {
 var _ pb.LeaseServiceServer = (*leaseService)(nil)
 
 func (s *leaseService) Grant(ctx context.Context, req *pb.GrantRequest) (*pb.GrantResponse, error) {
-	holder, limit := auth.LeaseQuota(auth.PrincipalFrom(ctx))
+	holder, limit := auth.LeaseQuota(ctx)
 	l, err := s.g.leases.GrantFor(ctx, req.GetTtl().AsDuration(), holder, limit)
 	if err != nil {
 		return nil, toStatus(err)
@@ -117,7 +117,7 @@ func (g *Gateway) streamLease(ctx context.Context, leaseID string, ttl time.Dura
 	if ttl == 0 {
 		ttl = g.opts.streamTTL
 	}
-	holder, limit := auth.LeaseQuota(auth.PrincipalFrom(ctx))
+	holder, limit := auth.LeaseQuota(ctx)
 	l, err := g.leases.GrantFor(ctx, ttl, holder, limit)
 	if err != nil {
 		return "", nil, err

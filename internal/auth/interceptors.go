@@ -3,7 +3,6 @@ package auth
 import (
 	"context"
 	"crypto/x509"
-	"fmt"
 	"strings"
 
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors"
@@ -47,9 +46,7 @@ func (c Config) Authenticate(ctx context.Context) (context.Context, error) {
 	pol := c.Source.Policy()
 	if token, ok := bearer(ctx); ok {
 		if pr, ok := pol.byTokenLookup(token); ok {
-			pr := *pr
-			pr.Via = "token"
-			return WithPrincipal(ctx, &pr), nil
+			return WithPrincipal(ctx, pr), nil
 		}
 		if pol.jwt != nil && strings.Count(token, ".") == 2 {
 			pr, err := pol.jwt.verify(token)
@@ -63,9 +60,7 @@ func (c Config) Authenticate(ctx context.Context) (context.Context, error) {
 	if cert := clientCert(ctx); cert != nil {
 		for _, n := range certNames(cert) {
 			if pr, ok := pol.byName[n]; ok {
-				pr := *pr
-				pr.Via = "mtls"
-				return WithPrincipal(ctx, &pr), nil
+				return WithPrincipal(ctx, pr), nil
 			}
 		}
 		return nil, status.Errorf(codes.Unauthenticated, "client certificate %q maps to no principal", cert.Subject.CommonName)
@@ -304,9 +299,4 @@ func (s *authorizedStream) release() {
 	if s.unwatch != nil {
 		s.unwatch()
 	}
-}
-
-// String describes p for logs.
-func (p *Principal) String() string {
-	return fmt.Sprintf("%s (%s)", p.Name, p.Via)
 }

@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"context"
 	"fmt"
 	"sync"
 	"time"
@@ -150,19 +151,16 @@ func (l *Limiter) WatchGroup(p *Principal, group string) (func(), error) {
 	}, nil
 }
 
-// LeaseQuota returns whom ctx's leases are counted under and how many
-// that holder may hold on this replica (-1: no limit, as without auth).
-func LeaseQuota(p *Principal) (holder string, limit int) {
-	if p == nil || p.Limits.Leases < 0 {
-		return HolderOf(p), -1
+// LeaseQuota returns whom the leases of ctx's principal are counted under
+// and how many that holder may hold on this replica (-1: no limit; "" and
+// -1 without a principal, as without auth).
+func LeaseQuota(ctx context.Context) (holder string, limit int) {
+	p := PrincipalFrom(ctx)
+	switch {
+	case p == nil:
+		return "", -1
+	case p.Limits.Leases < 0:
+		return p.Name, -1
 	}
 	return p.Name, p.Limits.Leases
-}
-
-// HolderOf is the name p's leases are counted under, "" for nil.
-func HolderOf(p *Principal) string {
-	if p == nil {
-		return ""
-	}
-	return p.Name
 }

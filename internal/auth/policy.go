@@ -140,7 +140,7 @@ func ParsePolicy(data []byte, dir string) (*Policy, error) {
 			if len(fp.Token) < minTokenLen {
 				return nil, fmt.Errorf("%s: token shorter than %d characters", where, minTokenLen)
 			}
-			p.byToken[sha256.Sum256([]byte(fp.Token))] = pr
+			p.byToken[sha256.Sum256([]byte(fp.Token))] = via(pr, "token")
 		case fp.TokenSHA256 != "":
 			h, err := hex.DecodeString(fp.TokenSHA256)
 			if err != nil || len(h) != sha256.Size {
@@ -151,10 +151,11 @@ func ParsePolicy(data []byte, dir string) (*Policy, error) {
 			if _, dup := p.byToken[k]; dup {
 				return nil, fmt.Errorf("%s: token shared with another principal", where)
 			}
-			p.byToken[k] = pr
+			p.byToken[k] = via(pr, "token")
 		case len(fp.MTLSNames) == 0:
 			return nil, fmt.Errorf("%s: give a token, a token_sha256 or mtls_names", where)
 		}
+		byCert := via(pr, "mtls")
 		for _, n := range fp.MTLSNames {
 			if n == "" {
 				return nil, fmt.Errorf("%s: empty mtls_names entry", where)
@@ -162,7 +163,7 @@ func ParsePolicy(data []byte, dir string) (*Policy, error) {
 			if other, dup := p.byName[n]; dup {
 				return nil, fmt.Errorf("%s: certificate name %q already maps to %q", where, n, other.Name)
 			}
-			p.byName[n] = pr
+			p.byName[n] = byCert
 		}
 	}
 	if f.JWT != nil {
@@ -176,6 +177,13 @@ func ParsePolicy(data []byte, dir string) (*Policy, error) {
 		return nil, errors.New("auth: policy: no principals and no jwt section: nobody could call")
 	}
 	return p, nil
+}
+
+// via returns a copy of p that says how it authenticated.
+func via(p *Principal, how string) *Principal {
+	c := *p
+	c.Via = how
+	return &c
 }
 
 func parseScopes(fs []fileScope) ([]Scope, error) {

@@ -294,13 +294,6 @@ func (m *Manager) unreserve(holder string) {
 	}
 }
 
-// Holding is how many leases holder holds on this replica.
-func (m *Manager) Holding(holder string) int {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.held[holder]
-}
-
 // count adds d to holder's count; m.mu held.
 func (m *Manager) count(holder string, d int) {
 	if m.held[holder] += d; m.held[holder] <= 0 {
