@@ -50,19 +50,7 @@ func benchMembers(b *testing.B, reg pb.RegistryServiceClient, n int) string {
 }
 
 func BenchmarkLookupCached(b *testing.B) {
-	reg := pb.NewRegistryServiceClient(testenv.Conn(b))
-	group := benchMembers(b, reg, 10)
-	b.ReportAllocs()
-	b.SetParallelism(8) // 16 callers on 2 cores
-	b.ResetTimer()
-	b.RunParallel(func(pb_ *testing.PB) {
-		for pb_.Next() {
-			if _, err := reg.Lookup(context.Background(), &pb.LookupRequest{Group: group, MemberId: "m3"}); err != nil {
-				b.Error(err)
-				return
-			}
-		}
-	})
+	benchLookup(b, pb.NewRegistryServiceClient(testenv.Conn(b)), pb.Consistency_CONSISTENCY_UNSPECIFIED)
 }
 
 // BenchmarkLookupCachedAuth is BenchmarkLookupCached through the auth
@@ -70,31 +58,22 @@ func BenchmarkLookupCached(b *testing.B) {
 // from the principal's rate bucket (a rate high enough never to refuse).
 func BenchmarkLookupCachedAuth(b *testing.B) {
 	dial, _ := authGateway(b)
-	reg := pb.NewRegistryServiceClient(dial("bench-token-0123456789"))
-	group := benchMembers(b, reg, 10)
-	b.ReportAllocs()
-	b.SetParallelism(8)
-	b.ResetTimer()
-	b.RunParallel(func(pb_ *testing.PB) {
-		for pb_.Next() {
-			if _, err := reg.Lookup(context.Background(), &pb.LookupRequest{Group: group, MemberId: "m3"}); err != nil {
-				b.Error(err)
-				return
-			}
-		}
-	})
+	benchLookup(b, pb.NewRegistryServiceClient(dial("bench-token-0123456789")), pb.Consistency_CONSISTENCY_UNSPECIFIED)
 }
 
 func BenchmarkLookupLinearizable(b *testing.B) {
-	reg := pb.NewRegistryServiceClient(testenv.Conn(b))
+	benchLookup(b, pb.NewRegistryServiceClient(testenv.Conn(b)), pb.Consistency_CONSISTENCY_LINEARIZABLE)
+}
+
+// benchLookup looks up one member of a 10-member group from 16 callers.
+func benchLookup(b *testing.B, reg pb.RegistryServiceClient, consistency pb.Consistency) {
 	group := benchMembers(b, reg, 10)
 	b.ReportAllocs()
-	b.SetParallelism(8)
+	b.SetParallelism(8) // 16 callers on 2 cores
 	b.ResetTimer()
 	b.RunParallel(func(pb_ *testing.PB) {
 		for pb_.Next() {
-			if _, err := reg.Lookup(context.Background(), &pb.LookupRequest{Group: group, MemberId: "m3",
-				Consistency: pb.Consistency_CONSISTENCY_LINEARIZABLE}); err != nil {
+			if _, err := reg.Lookup(context.Background(), &pb.LookupRequest{Group: group, MemberId: "m3", Consistency: consistency}); err != nil {
 				b.Error(err)
 				return
 			}

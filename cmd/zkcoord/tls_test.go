@@ -3,16 +3,8 @@ package main
 import (
 	"bufio"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
-	"math/big"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -32,36 +24,26 @@ import (
 
 	pb "github.com/zkcoord/zkcoord/gen/zkcoord/v1"
 	"github.com/zkcoord/zkcoord/internal/zkserver"
+	"github.com/zkcoord/zkcoord/internal/zktest"
 )
 
 // pki is a test CA that issues certificates into a directory.
 type pki struct {
-	t    *testing.T
-	dir  string
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-	pool *x509.CertPool
+	*zktest.CA
+	t   *testing.T
+	dir string
 }
 
 func newPKI(t *testing.T) *pki {
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "zkcoord test CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true,
-		KeyUsage: x509.KeyUsageCertSign, BasicConstraintsValid: true}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	p := &pki{t: t, dir: t.TempDir(), cert: cert, key: key, pool: x509.NewCertPool()}
-	p.pool.AddCert(cert)
-	p.write("ca.pem", "CERTIFICATE", der)
+	p := &pki{CA: zktest.NewCA(t, "zkcoord test CA"), t: t, dir: t.TempDir()}
+	p.write("ca.pem", p.PEM)
 	return p
 }
 
-func (p *pki) write(name, typ string, der []byte) string {
+// write replaces the file name in the directory at once (a rename).
+func (p *pki) write(name string, data []byte) string {
 	path := filepath.Join(p.dir, name)
-	if err := os.WriteFile(path+".tmp", pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
+	if err := os.WriteFile(path+".tmp", data, 0o600); err != nil {
 		p.t.Fatal(err)
 	}
 	if err := os.Rename(path+".tmp", path); err != nil {
@@ -73,24 +55,10 @@ func (p *pki) write(name, typ string, der []byte) string {
 // issue writes a certificate and key for 127.0.0.1, usable by servers and
 // clients, with the given serial; it returns the file paths and the pair.
 func (p *pki) issue(name string, serial int64) (certFile, keyFile string, pair tls.Certificate) {
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, KeyUsage: x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, p.cert, &key.PublicKey, p.key)
-	if err != nil {
-		p.t.Fatal(err)
-	}
-	kder, _ := x509.MarshalECPrivateKey(key)
-	keyFile = p.write(name+"-key.pem", "EC PRIVATE KEY", kder)
-	certFile = p.write(name+".pem", "CERTIFICATE", der)
-	pair, err = tls.X509KeyPair(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}))
-	if err != nil {
-		p.t.Fatal(err)
-	}
-	return certFile, keyFile, pair
+	c := p.Issue(p.t, name, serial)
+	keyFile = p.write(name+"-key.pem", c.KeyPEM)
+	certFile = p.write(name+".pem", c.CertPEM)
+	return certFile, keyFile, c.Pair
 }
 
 // TestServeMutualTLS runs `zkcoord dev` with TLS and a client CA: a client
@@ -156,7 +124,7 @@ func TestServeMutualTLS(t *testing.T) {
 	}
 	var seen int64
 	tlsCreds := func(withCert bool) credentials.TransportCredentials {
-		cfg := &tls.Config{RootCAs: ca.pool, MinVersion: tls.VersionTLS12,
+		cfg := &tls.Config{RootCAs: ca.Pool, MinVersion: tls.VersionTLS12,
 			VerifyConnection: func(cs tls.ConnectionState) error {
 				seen = cs.PeerCertificates[0].SerialNumber.Int64()
 				return nil
@@ -253,7 +221,7 @@ func TestReplicasOverMutualTLS(t *testing.T) {
 		}
 	}
 	dial := func(addr string, pair tls.Certificate) *grpc.ClientConn {
-		creds := credentials.NewTLS(&tls.Config{RootCAs: ca.pool, Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12})
+		creds := credentials.NewTLS(&tls.Config{RootCAs: ca.Pool, Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12})
 		cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(creds))
 		if err != nil {
 			t.Fatal(err)
@@ -304,19 +272,8 @@ func TestServeOverZooKeeperTLS(t *testing.T) {
 	defer cancel()
 	bin := build(t)
 	ca := newPKI(t)
-	zkCert, _, zkPair := ca.issue("zookeeper", 400)
-	p8, err := x509.MarshalPKCS8PrivateKey(zkPair.PrivateKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certPEM, err := os.ReadFile(zkCert)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keystore := filepath.Join(ca.dir, "zk-keystore.pem")
-	if err := os.WriteFile(keystore, append(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: p8}), certPEM...), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	zk := ca.Issue(t, "zookeeper", 400)
+	keystore := ca.write("zk-keystore.pem", append(zk.KeyPEM, zk.CertPEM...))
 	zks, err := zkserver.Start(ctx, zkserver.WithTLS(zkserver.TLS{KeyStore: keystore,
 		TrustStore: filepath.Join(ca.dir, "ca.pem"), NeedClientAuth: true}))
 	if err != nil {

@@ -4,12 +4,10 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"os"
 	"testing"
 	"time"
 
 	"github.com/zkcoord/zkcoord/client"
-	"github.com/zkcoord/zkcoord/internal/chaos"
 )
 
 // TestRollingRestartUnderLoad drains and restarts every replica in turn, as
@@ -22,27 +20,7 @@ func TestRollingRestartUnderLoad(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	bin, err := chaos.Build(ctx, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The replicas' and ZooKeeper's logs are kept when the test fails.
-	logs, err := os.MkdirTemp("", "zkcoord-rolling-logs-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := chaos.StartCluster(ctx, chaos.Options{Replicas: 3, Bin: bin, SessionTimeout: 2 * time.Second, LogDir: logs})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Stop()
-	defer func() {
-		if t.Failed() {
-			t.Logf("replica and ZooKeeper logs kept in %s", logs)
-			return
-		}
-		_ = os.RemoveAll(logs)
-	}()
+	c := startCluster(ctx, t)
 	cl, err := client.New(ctx, c.Target(), client.WithBackoff(10*time.Millisecond, 200*time.Millisecond),
 		// A lease lost and restored (a warning) shows in a failure's output.
 		client.WithLogger(slog.New(slog.NewTextHandler(testLog{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))))

@@ -10,7 +10,6 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	pb "github.com/zkcoord/zkcoord/gen/zkcoord/v1"
-	"github.com/zkcoord/zkcoord/internal/chaos"
 )
 
 // TestGrantThenKeepAliveElsewhere grants a lease on one replica and at once
@@ -27,16 +26,7 @@ func TestGrantThenKeepAliveElsewhere(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	bin, err := chaos.Build(ctx, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := chaos.StartCluster(ctx, chaos.Options{Replicas: 3, Bin: bin, SessionTimeout: 2 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Stop()
-	rs := c.Replicas()
+	rs := startCluster(ctx, t).Replicas()
 	var ls []pb.LeaseServiceClient
 	for _, r := range rs {
 		ls = append(ls, pb.NewLeaseServiceClient(r.Conn()))

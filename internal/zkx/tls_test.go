@@ -2,15 +2,7 @@ package zkx_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
-	"net"
 	"os"
 	"path/filepath"
 	"testing"
@@ -23,53 +15,6 @@ import (
 	"github.com/zkcoord/zkcoord/internal/zkx"
 )
 
-// testCA issues certificates for 127.0.0.1.
-type testCA struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-	pem  []byte
-}
-
-func newTestCA(t *testing.T, name string) *testCA {
-	t.Helper()
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true,
-		KeyUsage: x509.KeyUsageCertSign, BasicConstraintsValid: true}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	return &testCA{cert: cert, key: key, pem: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}
-}
-
-// issue returns a certificate for 127.0.0.1 (server and client use) as a
-// tls.Certificate and as PEM: the PKCS#8 key, then the certificate.
-func (ca *testCA) issue(t *testing.T, cn string) (tls.Certificate, []byte) {
-	t.Helper()
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: cn},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, KeyUsage: x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p8, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: p8})
-	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-	pair, err := tls.X509KeyPair(certPEM, keyPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pair, append(keyPEM, certPEM...)
-}
-
 // TestTLSToZooKeeper: a session over ZooKeeper's secure client port works
 // with the server's CA and a client certificate; without the certificate,
 // with another CA, or in plaintext on that port, no session is made.
@@ -80,9 +25,8 @@ func TestTLSToZooKeeper(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	dir := t.TempDir()
-	ca := newTestCA(t, "zk CA")
-	_, serverPEM := ca.issue(t, "zookeeper")
-	clientPair, _ := ca.issue(t, "zkcoord")
+	ca := zktest.NewCA(t, "zk CA")
+	server, client := ca.Issue(t, "zookeeper", 2), ca.Issue(t, "zkcoord", 3)
 	write := func(name string, b []byte) string {
 		p := filepath.Join(dir, name)
 		if err := os.WriteFile(p, b, 0o600); err != nil {
@@ -91,13 +35,12 @@ func TestTLSToZooKeeper(t *testing.T) {
 		return p
 	}
 	zks, err := zkserver.Start(ctx, zkserver.WithTLS(zkserver.TLS{
-		KeyStore: write("keystore.pem", serverPEM), TrustStore: write("ca.pem", ca.pem), NeedClientAuth: true}))
+		KeyStore: write("keystore.pem", append(server.KeyPEM, server.CertPEM...)), TrustStore: write("ca.pem", ca.PEM), NeedClientAuth: true}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer zks.Stop()
-	roots := x509.NewCertPool()
-	roots.AddCert(ca.cert)
+	roots, clientPair := ca.Pool, client.Pair
 
 	sess, err := zkx.Dial(ctx, zks.SecureAddr(), zkx.WithTLS(&tls.Config{RootCAs: roots, Certificates: []tls.Certificate{clientPair},
 		MinVersion: tls.VersionTLS12}), zkx.WithLogger(zktest.Logger(t)))
@@ -112,8 +55,7 @@ func TestTLSToZooKeeper(t *testing.T) {
 		t.Fatalf("read back over TLS: %q, %v", b, err)
 	}
 
-	other := x509.NewCertPool()
-	other.AddCert(newTestCA(t, "other CA").cert)
+	other := zktest.NewCA(t, "other CA").Pool
 	for name, opt := range map[string][]zkx.Option{
 		"no client certificate": {zkx.WithTLS(&tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12})},
 		"another CA":            {zkx.WithTLS(&tls.Config{RootCAs: other, Certificates: []tls.Certificate{clientPair}, MinVersion: tls.VersionTLS12})},
