@@ -43,6 +43,8 @@ const policyJSON = `{
      "scopes": [{"prefix": "", "rights": ["read"]}]},
     {"name": "leader", "token": "leader-token-0123456789",
      "scopes": [{"prefix": "jobs.", "rights": ["campaign"]}, {"prefix": "", "rights": ["barrier"]}]},
+    {"name": "rival", "token": "rival-token-0123456789",
+     "scopes": [{"prefix": "jobs.", "rights": ["campaign"]}, {"prefix": "", "rights": ["barrier"]}]},
     {"name": "ops", "token": "ops-token-0123456789",
      "scopes": [{"prefix": "", "rights": ["admin"]}]},
     {"name": "bench", "token": "bench-token-0123456789",

@@ -31,6 +31,8 @@ var codeTable = []struct {
 	{lease.ErrClosed, codes.Unavailable},
 	{lease.ErrDraining, codes.Unavailable},
 	{lease.ErrUnreachable, codes.Unavailable},
+	{lease.ErrNotHolder, codes.PermissionDenied},
+	{lease.ErrContended, codes.Aborted},
 	{registry.ErrMemberExists, codes.AlreadyExists},
 	{registry.ErrMemberNotFound, codes.NotFound},
 	{registry.ErrNotOwner, codes.PermissionDenied},

@@ -25,7 +25,8 @@ import (
 // NewGRPCServer returns a gRPC server with the gateway's services, server
 // reflection and grpc.health.v1 registered, behind the interceptor chain:
 // recovery (outermost: a panic becomes INTERNAL), logging, then with
-// WithAuth authentication, authorization and limits, then validation.
+// WithAuth authentication, authorization and limits and the lease caller
+// (who may use which lease), then validation.
 func NewGRPCServer(g *Gateway, opt ...grpc.ServerOption) *grpc.Server {
 	logger := logging.LoggerFunc(func(ctx context.Context, lvl logging.Level, msg string, fields ...any) {
 		g.log.Log(ctx, slog.Level(lvl), msg, fields...)
@@ -43,8 +44,8 @@ func NewGRPCServer(g *Gateway, opt ...grpc.ServerOption) *grpc.Server {
 	stream := []grpc.StreamServerInterceptor{recovery.StreamServerInterceptor(rec), logging.StreamServerInterceptor(logger, logOpts...)}
 	if g.opts.auth != nil {
 		authn, authz, sAuthn, sAuthz := g.opts.auth.ServerOptions()
-		unary = append(unary, authn, authz)
-		stream = append(stream, sAuthn, sAuthz)
+		unary = append(unary, authn, authz, leaseCallerUnary)
+		stream = append(stream, sAuthn, sAuthz, leaseCallerStream)
 	}
 	unary = append(unary, validate.UnaryServerInterceptor())
 	stream = append(stream, validate.StreamServerInterceptor())

@@ -78,12 +78,30 @@ var peerConnectParams = grpc.WithConnectParams(grpc.ConnectParams{
 	MinConnectTimeout: time.Second,
 })
 
+// callerPB is the Caller of ctx for a forwarded call; nil when the
+// replica acts for itself.
+func callerPB(ctx context.Context) *peerpb.Caller {
+	c, ok := lease.CallerFrom(ctx)
+	if !ok {
+		return nil
+	}
+	return &peerpb.Caller{Name: c.Name, Admin: c.Admin}
+}
+
+// withCaller returns ctx acting for the caller a peer forwarded, if any.
+func withCaller(ctx context.Context, c *peerpb.Caller) context.Context {
+	if c == nil {
+		return ctx
+	}
+	return lease.WithCaller(ctx, lease.Caller{Name: c.GetName(), Admin: c.GetAdmin()})
+}
+
 func (p *peers) KeepAlive(ctx context.Context, replica, id string) (lease.Lease, error) {
 	c, err := p.client(replica)
 	if err != nil {
 		return lease.Lease{}, err
 	}
-	r, err := c.KeepAlive(ctx, &peerpb.KeepAliveRequest{LeaseId: id})
+	r, err := c.KeepAlive(ctx, &peerpb.KeepAliveRequest{LeaseId: id, Caller: callerPB(ctx)})
 	if err != nil {
 		return lease.Lease{}, peerErr(replica, err)
 	}
@@ -95,7 +113,7 @@ func (p *peers) Handoff(ctx context.Context, replica, id string) error {
 	if err != nil {
 		return err
 	}
-	if _, err := c.Handoff(ctx, &peerpb.HandoffRequest{LeaseId: id}); err != nil {
+	if _, err := c.Handoff(ctx, &peerpb.HandoffRequest{LeaseId: id, Caller: callerPB(ctx)}); err != nil {
 		return peerErr(replica, err)
 	}
 	return nil
@@ -106,7 +124,7 @@ func (p *peers) Get(ctx context.Context, replica, id string) (lease.Lease, error
 	if err != nil {
 		return lease.Lease{}, err
 	}
-	r, err := c.GetLease(ctx, &peerpb.GetLeaseRequest{LeaseId: id})
+	r, err := c.GetLease(ctx, &peerpb.GetLeaseRequest{LeaseId: id, Caller: callerPB(ctx)})
 	if err != nil {
 		return lease.Lease{}, peerErr(replica, err)
 	}
@@ -118,6 +136,8 @@ func peerErr(replica string, err error) error {
 	switch status.Code(err) {
 	case codes.NotFound:
 		return fmt.Errorf("%w (at replica %s)", lease.ErrNotFound, replica)
+	case codes.PermissionDenied:
+		return fmt.Errorf("%w (at replica %s)", lease.ErrNotHolder, replica)
 	case codes.Unavailable:
 		return fmt.Errorf("%w: replica %s: %s", lease.ErrOwnedElsewhere, replica, status.Convert(err).Message())
 	}
@@ -142,7 +162,7 @@ type peerService struct {
 var _ peerpb.PeerServiceServer = (*peerService)(nil)
 
 func (s *peerService) KeepAlive(ctx context.Context, req *peerpb.KeepAliveRequest) (*peerpb.KeepAliveResponse, error) {
-	l, err := s.g.leases.KeepAliveLocal(ctx, req.GetLeaseId())
+	l, err := s.g.leases.KeepAliveLocal(withCaller(ctx, req.GetCaller()), req.GetLeaseId())
 	if err != nil {
 		return nil, toStatus(err)
 	}
@@ -150,14 +170,14 @@ func (s *peerService) KeepAlive(ctx context.Context, req *peerpb.KeepAliveReques
 }
 
 func (s *peerService) Handoff(ctx context.Context, req *peerpb.HandoffRequest) (*peerpb.HandoffResponse, error) {
-	if err := s.g.leases.Handoff(ctx, req.GetLeaseId()); err != nil {
+	if err := s.g.leases.Handoff(withCaller(ctx, req.GetCaller()), req.GetLeaseId()); err != nil {
 		return nil, toStatus(err)
 	}
 	return &peerpb.HandoffResponse{}, nil
 }
 
 func (s *peerService) GetLease(ctx context.Context, req *peerpb.GetLeaseRequest) (*peerpb.GetLeaseResponse, error) {
-	l, err := s.g.leases.Get(req.GetLeaseId())
+	l, err := s.g.leases.Get(withCaller(ctx, req.GetCaller()), req.GetLeaseId())
 	if err != nil {
 		return nil, toStatus(err)
 	}

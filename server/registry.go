@@ -7,6 +7,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	pb "github.com/zkcoord/zkcoord/gen/zkcoord/v1"
+	"github.com/zkcoord/zkcoord/internal/auth"
 	"github.com/zkcoord/zkcoord/internal/lease"
 	"github.com/zkcoord/zkcoord/internal/registry"
 )
@@ -27,7 +28,8 @@ func (s *registryService) Register(ctx context.Context, req *pb.RegisterRequest)
 		}
 	}
 	if req.GetTtl() != nil {
-		l, err := s.g.leases.Grant(ctx, req.GetTtl().AsDuration())
+		holder, limit := auth.LeaseQuota(ctx)
+		l, err := s.g.leases.GrantFor(ctx, req.GetTtl().AsDuration(), holder, limit)
 		if err != nil {
 			return nil, toStatus(err)
 		}
@@ -45,7 +47,7 @@ func (s *registryService) Register(ctx context.Context, req *pb.RegisterRequest)
 	}
 	resp := &pb.RegisterResponse{Member: memberPB(m), Revision: rev}
 	if !req.GetPersistent() {
-		l, err := s.g.leases.Get(leaseID)
+		l, err := s.g.leases.Get(ctx, leaseID)
 		if err != nil {
 			return nil, toStatus(err)
 		}

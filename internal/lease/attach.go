@@ -74,23 +74,30 @@ func (m *Manager) multi(e *entry, ops []any) ([]zk.MultiResponse, error) {
 	return res, err
 }
 
-// hold returns the live entry for id with its op lock held. A lease without
-// an owner is adopted; one owned by another replica is taken over.
+// hold returns the live entry for id with its op lock held, for the
+// caller of ctx, who must be the lease's holder (ErrNotHolder). A lease
+// without an owner is adopted; one owned by another replica is taken over.
 func (m *Manager) hold(ctx context.Context, id string) (*entry, error) {
 	for attempt := 0; ; attempt++ {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
 		m.mu.Lock()
 		e, ok := m.lookup(id)
 		m.mu.Unlock()
 		if !ok {
-			_, err := m.adopt(KeyOf(id), id)
+			_, err := m.adopt(ctx, KeyOf(id), id)
 			var owned *OwnedError
 			if errors.As(err, &owned) && attempt < 2 {
 				err = m.takeOver(ctx, id, owned)
 			}
-			if err != nil {
+			if err != nil && (!errors.Is(err, errHeldHere) || attempt >= 3) {
 				return nil, err
 			}
 			continue
+		}
+		if err := authorize(ctx, e.holder); err != nil {
+			return nil, err
 		}
 		e.op.Lock()
 		m.mu.Lock()

@@ -172,28 +172,69 @@ func TestDrainHandsOver(t *testing.T) {
 }
 
 // TestOrphanAfterReplicaDeath: a replica's session ends without a drain;
-// another replica adopts its leases with what can be left of their TTL
-// (TTL - session timeout) and ends them on time, or keeps them for a
-// client that goes on keeping alive.
+// another replica adopts its leases and keeps each until its record's
+// horizon, the latest expiry the dead owner may have promised: never before
+// its TTL after the last renewal, at most a horizon after that. A client
+// that goes on keeping a lease alive keeps it.
 func TestOrphanAfterReplicaDeath(t *testing.T) {
 	ctx := context.Background()
 	sess1, lay := zktest.Session(t) // session timeout 4s
-	m1 := start(t, sess1, lay, "r1")
-	l, _ := m1.Grant(ctx, 4500*time.Millisecond)
+	m1 := start(t, sess1, lay, "r1", lease.WithHorizon(time.Second))
+	l, _ := m1.Grant(ctx, 2*time.Second)
 	alive, _ := m1.Grant(ctx, 10*time.Second)
 	if err := attachThing(t, m1, lay, l.ID, "orphan"); err != nil {
 		t.Fatal(err)
 	}
+	renewed := time.Now()
+	l, err := m1.KeepAlive(ctx, l.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
 	m1.Close()
 	sess1.Close() // the replica dies: its owner nodes go
-	died := time.Now()
 	sess2, _ := zktest.Session(t)
+	gone := awaitGone(t, sess2, lay.Root+"/orphan")
 	m2 := start(t, sess2, lay, "r2")
-	zktest.Eventually(t, 2*time.Second, func() bool { return !exists(t, sess2, lay.Root+"/orphan") }, "orphan not expired")
-	t.Logf("orphaned lease (TTL 4.5s, session timeout 4s) ended %v after its replica died", time.Since(died))
+	ended := <-gone
+	t.Logf("orphaned lease (TTL 2s, horizon 1s) ended %v after its last renewal", ended.Sub(renewed))
+	if ended.Before(l.ExpiresAt) {
+		t.Fatalf("orphan ended %v before the expiry its last keepalive answered", l.ExpiresAt.Sub(ended))
+	}
+	if late := ended.Sub(renewed.Add(l.TTL + time.Second + 500*time.Millisecond)); late > 0 {
+		t.Fatalf("orphan ended %v after its TTL + horizon + 0.5 s", late)
+	}
 	if got, err := m2.KeepAlive(ctx, alive.ID); err != nil || got.TTL != 10*time.Second {
 		t.Fatalf("KeepAlive of an orphan a client keeps alive: %+v, %v", got, err)
 	}
+}
+
+// awaitGone reports when the znode at p is deleted, as a watch on it tells.
+func awaitGone(t *testing.T, sess *zkx.Session, p string) <-chan time.Time {
+	t.Helper()
+	ok, _, ch, err := sess.Conn().ExistsW(p)
+	if err != nil || !ok {
+		t.Fatalf("watch %s: exists %v, %v", p, ok, err)
+	}
+	out := make(chan time.Time, 1)
+	go func() {
+		for {
+			select {
+			case <-time.After(30 * time.Second):
+				out <- time.Time{}
+				return
+			case ev := <-ch:
+				if ev.Type == zk.EventNodeDeleted {
+					out <- time.Now()
+					return
+				}
+				if ok, _, ch, err = sess.Conn().ExistsW(p); err != nil || !ok {
+					out <- time.Now()
+					return
+				}
+			}
+		}
+	}()
+	return out
 }
 
 // peers connects managers in a test as the gRPC peer service does.
@@ -208,7 +249,7 @@ func (p peers) Handoff(ctx context.Context, replica, id string) error {
 }
 
 func (p peers) Get(ctx context.Context, replica, id string) (lease.Lease, error) {
-	return p[replica].Get(id)
+	return p[replica].Get(ctx, id)
 }
 
 // TestForwardAndTakeOver: a keepalive reaching a replica that does not own
@@ -308,33 +349,40 @@ func start(t *testing.T, sess *zkx.Session, lay zkx.Layout, replica string, opt 
 func TestChainedOrphansDoNotExtend(t *testing.T) {
 	ctx := context.Background()
 	sess1, lay := zktest.Session(t) // session timeout 4s
-	m1 := start(t, sess1, lay, "r1")
-	l, _ := m1.Grant(ctx, 5*time.Second)
+	m1 := start(t, sess1, lay, "r1", lease.WithHorizon(time.Second))
+	l, _ := m1.Grant(ctx, 2*time.Second)
+	granted := time.Now()
 	if err := attachThing(t, m1, lay, l.ID, "chained"); err != nil {
 		t.Fatal(err)
 	}
 	m1.Close()
 	sess1.Close()
-	died := time.Now()
+	watcher, _ := zktest.Session(t)
+	gone := awaitGone(t, watcher, lay.Root+"/chained")
 	sess2, _ := zktest.Session(t)
-	m2 := start(t, sess2, lay, "r2") // adopts with 5s - 4s = 1s left
+	m2 := start(t, sess2, lay, "r2") // adopts until the horizon: TTL + 1s after the grant
 	if m2.Count() != 1 {
 		t.Fatalf("r2 adopted %d leases", m2.Count())
 	}
 	m2.Close()
 	sess2.Close()
 	sess3, _ := zktest.Session(t)
-	start(t, sess3, lay, "r3") // must keep r2's expiry, not give 1s more
-	zktest.Eventually(t, 3*time.Second, func() bool { return !exists(t, sess3, lay.Root+"/chained") }, "chained orphan not expired")
-	if took := time.Since(died); took > 1500*time.Millisecond {
-		t.Fatalf("orphan adopted twice ended %v after its replica died, want about 1s", took)
+	start(t, sess3, lay, "r3") // must keep r2's expiry, not give it more
+	ended := <-gone
+	if ended.Before(l.ExpiresAt) {
+		t.Fatalf("orphan adopted twice ended %v before its expiry", l.ExpiresAt.Sub(ended))
+	}
+	if took := ended.Sub(granted); took > 3500*time.Millisecond {
+		t.Fatalf("orphan adopted twice ended %v after its grant, want about TTL + horizon = 3s", took)
 	}
 }
 
-// TestKeepAliveRefusedWithoutZooKeeper: a replica cut off from ZooKeeper
-// does not acknowledge keepalives (its session may expire and another
-// replica adopt the lease).
-func TestKeepAliveRefusedWithoutZooKeeper(t *testing.T) {
+// TestKeepAliveWithoutZooKeeper: a replica cut off from ZooKeeper answers
+// a keepalive that stays within the lease's horizon (an adopter keeps the
+// lease that long anyway), and refuses one that would need the horizon
+// moved (its session may expire and another replica adopt the lease, which
+// must not end earlier than the client was told).
+func TestKeepAliveWithoutZooKeeper(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	px := zktest.NewProxy(t, zktest.Addr(t))
@@ -347,14 +395,25 @@ func TestKeepAliveRefusedWithoutZooKeeper(t *testing.T) {
 	if err := zkx.EnsurePath(sess.Conn(), lay.Root, sess.ACL()); err != nil {
 		t.Fatal(err)
 	}
-	m := start(t, sess, lay, "r1")
+	const horizon = 500 * time.Millisecond
+	m := start(t, sess, lay, "r1", lease.WithHorizon(horizon))
 	l, _ := m.Grant(ctx, time.Minute)
 	px.Cut()
 	for st, ch := sess.Watch(); st.State == zkx.StateConnected; st, ch = sess.Watch() {
 		<-ch
 	}
+	if time.Since(l.ExpiresAt.Add(-time.Minute)) < horizon {
+		got, err := m.KeepAlive(ctx, l.ID)
+		if err != nil {
+			t.Fatalf("KeepAlive within the horizon without ZooKeeper: %v", err)
+		}
+		if got.ExpiresAt.After(l.ExpiresAt.Add(horizon)) {
+			t.Fatalf("KeepAlive without ZooKeeper promised %v, past the horizon %v", got.ExpiresAt, l.ExpiresAt.Add(horizon))
+		}
+	}
+	time.Sleep(horizon) // past the horizon
 	if _, err := m.KeepAlive(ctx, l.ID); !errors.Is(err, lease.ErrUnreachable) {
-		t.Fatalf("KeepAlive without ZooKeeper: %v", err)
+		t.Fatalf("KeepAlive past the horizon without ZooKeeper: %v", err)
 	}
 	px.Restore()
 	if err := sess.WaitConnected(ctx); err != nil {

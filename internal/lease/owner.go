@@ -50,11 +50,16 @@ func (m *Manager) readRecordConfirmed(key string) (record, int32, error) {
 	}
 }
 
+// errHeldHere: adopt found the lease already held by this replica (another
+// call adopted it meanwhile); look it up again.
+var errHeldHere = errors.New("lease: held here")
+
 // adopt takes ownership of a lease record that has no owner: it creates the
 // owner node and bumps the record's version in one transaction, which fences
 // any previous owner. id is the secret when a client is using the lease
-// (the TTL starts again), "" when a sweep finds it (see orphanExpiry).
-func (m *Manager) adopt(key, id string) (Lease, error) {
+// (the caller of ctx must be its holder, and the TTL starts again), ""
+// when a sweep finds it (see adoptExpiry).
+func (m *Manager) adopt(ctx context.Context, key, id string) (Lease, error) {
 	m.gate.RLock()
 	defer m.gate.RUnlock()
 	if err := m.accepting(); err != nil {
@@ -65,19 +70,14 @@ func (m *Manager) adopt(key, id string) (Lease, error) {
 		if err != nil {
 			return Lease{}, err
 		}
-		ttl := time.Duration(rec.TTLMillis) * time.Millisecond
-		expires := time.Now().Add(ttl)
-		if id == "" {
-			expires = m.orphanExpiry(rec, ttl)
+		if id != "" {
+			if err := authorize(ctx, rec.Holder); err != nil {
+				return Lease{}, err
+			}
 		}
-		// An orphan keeps its expiry in the record until a client renews it,
-		// so that if this replica dies too, the next adopter does not extend
-		// it again.
+		expires, horizon := adoptExpiry(rec, time.Now(), id != "", m.horizon())
 		took := rec
-		took.Owner, took.Expires = m.opts.replica, time.Time{}
-		if id == "" {
-			took.Expires = expires.UTC()
-		}
+		took.Owner, took.Expires = m.opts.replica, horizon.UTC()
 		data, _ := json.Marshal(took)
 		_, err = m.sess.Conn().Multi(
 			&zk.CreateRequest{Path: m.lay.LeaseOwner(key), Data: []byte(m.opts.replica), Acl: m.sess.ACL(), Flags: zk.FlagEphemeral},
@@ -89,30 +89,20 @@ func (m *Manager) adopt(key, id string) (Lease, error) {
 			if errors.Is(gerr, zk.ErrNoNode) {
 				continue // it just left
 			}
-			if string(owner) == m.opts.replica {
-				m.mu.Lock()
-				_, held := m.leases[key]
-				var l Lease
-				if id != "" {
-					// Adopted here concurrently (two calls for one lease):
-					// this call renews it like a keepalive.
-					if e, ok := m.lookup(id); ok && time.Now().Before(e.expires) {
-						l, held = m.renewLocked(e), false
-					}
-				}
-				m.mu.Unlock()
-				if l.ID != "" {
-					return l, nil
-				}
-				if held {
-					return Lease{}, ErrNotFound // held here: the id was wrong
-				}
-				// A stale owner node of ours (a lease forgotten on this
-				// session): remove it and adopt properly.
-				_ = m.sess.Conn().Delete(m.lay.LeaseOwner(key), -1)
-				continue
+			if string(owner) != m.opts.replica {
+				return Lease{}, &OwnedError{Replica: string(owner)}
 			}
-			return Lease{}, &OwnedError{Replica: string(owner)}
+			m.mu.Lock()
+			e, held := m.leases[key]
+			held = held && !e.ended
+			m.mu.Unlock()
+			if held {
+				return Lease{}, errHeldHere // adopted here concurrently
+			}
+			// A stale owner node of ours (a lease forgotten on this
+			// session): remove it and adopt properly.
+			_ = m.sess.Conn().Delete(m.lay.LeaseOwner(key), -1)
+			continue
 		case errors.Is(err, zk.ErrBadVersion):
 			continue // another replica adopted or handed off meanwhile
 		case errors.Is(err, zk.ErrNoNode):
@@ -121,31 +111,38 @@ func (m *Manager) adopt(key, id string) (Lease, error) {
 			return Lease{}, fmt.Errorf("lease: adopt %s: %w", key, err)
 		}
 		m.log.Info("lease: adopted", "lease", key, "expires_in", time.Until(expires).Round(time.Millisecond), "by_client", id != "")
-		return m.track(&entry{id: id, key: key, ttl: ttl, holder: rec.Holder, recVer: ver + 1, pinned: id == ""}, expires)
+		e := &entry{id: id, key: key, ttl: rec.ttl(), holder: rec.Holder, rec: took, recVer: ver + 1}
+		return m.track(e, expires, horizon)
 	}
-	return Lease{}, fmt.Errorf("lease: adopt %s: record kept changing", key)
+	return Lease{}, fmt.Errorf("%w: adopting %s", ErrContended, key)
 }
 
-// orphanExpiry is when a lease found without an owner ends unless a client
-// keeps it alive. Its record holds the expiry when it was handed off, when
-// it went half its TTL without renewal (persistExpiry), or when it was
-// adopted as an orphan before and not renewed since: then that expiry
-// stands. Otherwise its owner died while it was being renewed: its client
-// is alive and retrying its keepalives (which fail while the dead owner's
-// node exists), so a grace of a third of the TTL (at least 1 s, at most what
-// can be left of it) lets the next keepalive adopt it; a client that does
-// not come back within the grace lets it end soon after its owner died.
-func (m *Manager) orphanExpiry(rec record, ttl time.Duration) time.Time {
-	if !rec.Expires.IsZero() {
-		return rec.Expires
+// adoptExpiry returns when a lease adopted now ends unless it is renewed,
+// and the horizon its record gets. The record's expiry bounds what its
+// previous owner may have promised (a renewal beyond it needed a write
+// first), so the lease never ends before it: a lease kept alive until its
+// owner failed lives on, and one abandoned ends at most a horizon past its
+// TTL. A client's renewal (renew) starts the TTL again. A record without an
+// expiry (written by an older zkcoord) may have been promised a TTL from
+// now.
+func adoptExpiry(rec record, now time.Time, renew bool, horizon time.Duration) (expires, recHorizon time.Time) {
+	ttl := rec.ttl()
+	promised := rec.Expires
+	if promised.IsZero() {
+		promised = now.Add(ttl)
 	}
-	grace := min(max(ttl/3, time.Second), max(ttl-m.sess.Timeout(), 0))
-	return time.Now().Add(grace)
+	if !renew {
+		expires = maxTime(promised, now)
+		return expires, expires
+	}
+	expires = maxTime(promised, now.Add(ttl))
+	return expires, maxTime(expires, now.Add(ttl+horizon))
 }
 
 // Handoff gives up a lease this replica owns, for another replica to adopt:
-// the owner node goes and the record keeps the lease's expiry, in one
-// transaction. The lease and what it owns stay in ZooKeeper.
+// the owner node goes and the record keeps the lease's exact expiry, in one
+// transaction. The lease and what it owns stay in ZooKeeper. The caller of
+// ctx must be the lease's holder.
 func (m *Manager) Handoff(ctx context.Context, id string) error {
 	m.mu.Lock()
 	e, ok := m.lookup(id)
@@ -153,9 +150,14 @@ func (m *Manager) Handoff(ctx context.Context, id string) error {
 	if !ok {
 		return ErrNotFound
 	}
+	if err := authorize(ctx, e.holder); err != nil {
+		return err
+	}
 	return m.handoff(e)
 }
 
+// handoff records e's expiry and gives it up. Renewals wait meanwhile
+// (frozen), so the expiry written covers every renewal acknowledged here.
 func (m *Manager) handoff(e *entry) error {
 	e.op.Lock()
 	defer e.op.Unlock()
@@ -164,19 +166,20 @@ func (m *Manager) handoff(e *entry) error {
 		m.mu.Unlock()
 		return ErrNotFound
 	}
+	e.frozen = true
 	expires := e.expires
 	m.mu.Unlock()
-	rec, _, err := m.readRecord(e.key)
-	if err != nil {
-		return err
-	}
+	rec := e.rec
 	rec.Owner, rec.Expires = "", expires.UTC()
 	data, _ := json.Marshal(rec)
-	_, err = m.sess.Conn().Multi(
+	_, err := m.sess.Conn().Multi(
 		&zk.DeleteRequest{Path: m.lay.LeaseOwner(e.key), Version: -1},
 		&zk.SetDataRequest{Path: m.lay.Lease(e.key), Data: data, Version: e.recVer},
 	)
 	if err != nil && !errors.Is(err, zk.ErrBadVersion) && !errors.Is(err, zk.ErrNoNode) {
+		m.mu.Lock()
+		e.frozen = false
+		m.mu.Unlock()
 		return fmt.Errorf("lease: hand off %s: %w", e.key, err)
 	}
 	// Handed off, or no longer ours anyway: forget it without releasing.
@@ -192,7 +195,6 @@ func (m *Manager) forget(e *entry) {
 	e.ended = true
 	if e.timer != nil {
 		e.timer.Stop()
-		e.mark.Stop()
 	}
 	if m.leases[e.key] == e {
 		delete(m.leases, e.key)
@@ -235,9 +237,12 @@ func (m *Manager) takeOver(ctx context.Context, id string, owner *OwnedError) er
 		return owner
 	}
 	if err := m.opts.peers.Handoff(ctx, owner.Replica, id); err != nil && !errors.Is(err, ErrNotFound) {
+		if errors.Is(err, ErrNotHolder) {
+			return err
+		}
 		return fmt.Errorf("lease: hand-off from %s: %w", owner.Replica, err)
 	}
-	_, err := m.adopt(KeyOf(id), id)
+	_, err := m.adopt(ctx, KeyOf(id), id)
 	return err
 }
 
@@ -279,14 +284,11 @@ func (m *Manager) guardOwners() {
 func (m *Manager) retake(e *entry) bool {
 	e.op.Lock()
 	defer e.op.Unlock()
-	rec, _, err := m.readRecord(e.key)
-	if err == nil {
-		data, _ := json.Marshal(rec)
-		_, err = m.sess.Conn().Multi(
-			&zk.CreateRequest{Path: m.lay.LeaseOwner(e.key), Data: []byte(m.opts.replica), Acl: m.sess.ACL(), Flags: zk.FlagEphemeral},
-			&zk.SetDataRequest{Path: m.lay.Lease(e.key), Data: data, Version: e.recVer},
-		)
-	}
+	data, _ := json.Marshal(e.rec)
+	_, err := m.sess.Conn().Multi(
+		&zk.CreateRequest{Path: m.lay.LeaseOwner(e.key), Data: []byte(m.opts.replica), Acl: m.sess.ACL(), Flags: zk.FlagEphemeral},
+		&zk.SetDataRequest{Path: m.lay.Lease(e.key), Data: data, Version: e.recVer},
+	)
 	if err == nil {
 		e.recVer++
 		return true
@@ -355,7 +357,8 @@ func (m *Manager) sweepOrphans() error {
 		if ok {
 			continue
 		}
-		if _, err := m.adopt(key, ""); err != nil && !errors.Is(err, ErrOwnedElsewhere) && !errors.Is(err, ErrNotFound) {
+		if _, err := m.adopt(m.ctx, key, ""); err != nil && !errors.Is(err, ErrOwnedElsewhere) &&
+			!errors.Is(err, ErrNotFound) && !errors.Is(err, errHeldHere) {
 			m.log.Warn("lease: adopt failed", "lease", key, "err", err)
 		}
 	}

@@ -12,7 +12,8 @@ import (
 )
 
 // Revoke ends the lease now and deletes everything it owns. A lease owned by
-// another replica is taken over first.
+// another replica is taken over first. Only the lease's holder (or an
+// admin) may revoke it (ErrNotHolder).
 func (m *Manager) Revoke(ctx context.Context, id string) error {
 	e, err := m.hold(ctx, id)
 	if err != nil {
@@ -26,7 +27,6 @@ func (m *Manager) Revoke(ctx context.Context, id string) error {
 	}
 	e.ended = true
 	e.timer.Stop()
-	e.mark.Stop()
 	m.mu.Unlock()
 	return m.release(ctx, e)
 }
@@ -60,18 +60,22 @@ var errLost = errors.New("lease: ownership lost")
 // waits), the release goes on in the background until it succeeds or the
 // Manager closes; the lease stays ended meanwhile (keepalives fail).
 func (m *Manager) release(ctx context.Context, e *entry) error {
-	e.op.Lock()
-	err := zkx.Retry(ctx, func() error { return m.releaseOnce(e) })
+	err := m.releaseLocked(ctx, e)
 	if err != nil && !errors.Is(err, errLost) && m.background(func(bg context.Context) {
-		err := zkx.Retry(bg, func() error { return m.releaseOnce(e) })
-		e.op.Unlock()
-		m.released(e, err)
+		m.released(e, m.releaseLocked(bg, e))
 	}) {
 		m.log.Warn("lease: release continues in the background", "lease", e.key, "err", err)
 		return nil
 	}
-	e.op.Unlock()
 	return m.released(e, err)
+}
+
+// releaseLocked retries releaseOnce under e's op lock until it succeeds,
+// fails for good, or ctx ends.
+func (m *Manager) releaseLocked(ctx context.Context, e *entry) error {
+	e.op.Lock()
+	defer e.op.Unlock()
+	return zkx.Retry(ctx, func() error { return m.releaseOnce(e) })
 }
 
 func (m *Manager) released(e *entry, err error) error {
@@ -81,22 +85,6 @@ func (m *Manager) released(e *entry, err error) error {
 		return nil
 	}
 	return err
-}
-
-// background runs fn in a goroutine the Manager owns, with a context that
-// ends when the Manager closes. It reports false when the Manager is closed.
-func (m *Manager) background(fn func(ctx context.Context)) bool {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.closed {
-		return false
-	}
-	m.wg.Add(1)
-	go func() {
-		defer m.wg.Done()
-		fn(m.ctx)
-	}()
-	return true
 }
 
 func (m *Manager) releaseOnce(e *entry) error {

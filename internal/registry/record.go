@@ -29,7 +29,11 @@ type record struct {
 	Metadata   map[string]string `json:"metadata,omitempty"`
 	Lease      string            `json:"lease,omitempty"`
 	Persistent bool              `json:"persistent,omitempty"`
-	CreatedAt  time.Time         `json:"created_at"`
+	// Holder is the principal that registered a persistent member (""
+	// without auth): only it, or an admin, may change or remove it. A
+	// leased member's holder is its lease's.
+	Holder    string    `json:"holder,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
 }
 
 // change is the JSON stored in a journal entry.

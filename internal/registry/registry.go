@@ -126,6 +126,9 @@ func (r *Registry) Register(ctx context.Context, p RegisterParams) (*Member, int
 		switch {
 		case errors.Is(err, zk.ErrNoNode):
 			rec := record{Value: p.Value, Metadata: p.Metadata, Lease: owner, Persistent: p.Persistent, CreatedAt: time.Now().UTC()}
+			if p.Persistent {
+				rec.Holder = callerName(ctx)
+			}
 			rev, err := r.write(ctx, p, lease.Ref(RefKind, p.Group, p.ID), rec, 0,
 				&zk.CreateRequest{Path: path, Data: mustJSON(rec), Acl: r.sess.ACL()})
 			if errors.Is(err, zk.ErrNodeExists) {
@@ -145,9 +148,12 @@ func (r *Registry) Register(ctx context.Context, p RegisterParams) (*Member, int
 		if old.Persistent != p.Persistent || old.Lease != owner {
 			return nil, 0, fmt.Errorf("%w: %s/%s", ErrMemberExists, p.Group, p.ID)
 		}
+		if old.Persistent && !mayChange(ctx, old) {
+			return nil, 0, fmt.Errorf("%w: %s/%s was registered by another principal", ErrNotOwner, p.Group, p.ID)
+		}
 		if sameContent(old, p.Value, p.Metadata) {
 			if !p.Persistent { // prove the lease is still live
-				if _, err := r.leases.Get(p.LeaseID); err != nil {
+				if _, err := r.leases.Get(ctx, p.LeaseID); err != nil {
 					if _, err := r.leases.KeepAlive(ctx, p.LeaseID); err != nil {
 						return nil, 0, err
 					}
@@ -263,6 +269,9 @@ func (r *Registry) Deregister(ctx context.Context, group, id, leaseID string) (i
 		if leaseID != "" {
 			return 0, fmt.Errorf("%w: %s/%s is persistent", ErrNotOwner, group, id)
 		}
+		if !mayChange(ctx, rec) {
+			return 0, fmt.Errorf("%w: %s/%s was registered by another principal", ErrNotOwner, group, id)
+		}
 		res, err = c.Multi(ops...)
 	} else {
 		if leaseID == "" {
@@ -280,6 +289,20 @@ func (r *Registry) Deregister(ctx context.Context, group, id, leaseID string) (i
 		return 0, err
 	}
 	return res[2].Stat.Mzxid, nil
+}
+
+// callerName is the principal registering, "" without auth.
+func callerName(ctx context.Context) string {
+	c, _ := lease.CallerFrom(ctx)
+	return c.Name
+}
+
+// mayChange reports whether the caller of ctx may change or remove a
+// persistent member: the principal that registered it, or an admin. (A
+// leased member's lease decides: lease.Manager authorizes its holder.)
+func mayChange(ctx context.Context, rec record) bool {
+	c, ok := lease.CallerFrom(ctx)
+	return !ok || c.Admin || c.Name == rec.Holder
 }
 
 // releaseOps removes a member when its lease ends (lease.ReleaseFunc).

@@ -23,18 +23,77 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// Caller is the principal on whose behalf a replica forwards a call. The
+// owner serves the call only when it is the lease's holder or an admin
+// (docs/SECURITY.md). Absent: the forwarding replica acts for itself.
+type Caller struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The principal's name.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// True when the principal may act on any lease.
+	Admin         bool `protobuf:"varint,2,opt,name=admin,proto3" json:"admin,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Caller) Reset() {
+	*x = Caller{}
+	mi := &file_zkcoord_peer_v1_peer_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Caller) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Caller) ProtoMessage() {}
+
+func (x *Caller) ProtoReflect() protoreflect.Message {
+	mi := &file_zkcoord_peer_v1_peer_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Caller.ProtoReflect.Descriptor instead.
+func (*Caller) Descriptor() ([]byte, []int) {
+	return file_zkcoord_peer_v1_peer_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *Caller) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Caller) GetAdmin() bool {
+	if x != nil {
+		return x.Admin
+	}
+	return false
+}
+
 // KeepAliveRequest names the lease.
 type KeepAliveRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The lease's secret id, as the client sent it.
-	LeaseId       string `protobuf:"bytes,1,opt,name=lease_id,json=leaseId,proto3" json:"lease_id,omitempty"`
+	LeaseId string `protobuf:"bytes,1,opt,name=lease_id,json=leaseId,proto3" json:"lease_id,omitempty"`
+	// Who asked, when the forwarding replica acts for a client.
+	Caller        *Caller `protobuf:"bytes,2,opt,name=caller,proto3" json:"caller,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *KeepAliveRequest) Reset() {
 	*x = KeepAliveRequest{}
-	mi := &file_zkcoord_peer_v1_peer_proto_msgTypes[0]
+	mi := &file_zkcoord_peer_v1_peer_proto_msgTypes[1]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -46,7 +105,7 @@ func (x *KeepAliveRequest) String() string {
 func (*KeepAliveRequest) ProtoMessage() {}
 
 func (x *KeepAliveRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_zkcoord_peer_v1_peer_proto_msgTypes[0]
+	mi := &file_zkcoord_peer_v1_peer_proto_msgTypes[1]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -59,7 +118,7 @@ func (x *KeepAliveRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeepAliveRequest.ProtoReflect.Descriptor instead.
 func (*KeepAliveRequest) Descriptor() ([]byte, []int) {
-	return file_zkcoord_peer_v1_peer_proto_rawDescGZIP(), []int{0}
+	return file_zkcoord_peer_v1_peer_proto_rawDescGZIP(), []int{1}
 }
 
 func (x *KeepAliveRequest) GetLeaseId() string {
@@ -67,6 +126,13 @@ func (x *KeepAliveRequest) GetLeaseId() string {
 		return x.LeaseId
 	}
 	return ""
+}
+
+func (x *KeepAliveRequest) GetCaller() *Caller {
+	if x != nil {
+		return x.Caller
+	}
+	return nil
 }
 
 // KeepAliveResponse tells when the lease now expires.
@@ -82,7 +148,7 @@ type KeepAliveResponse struct {
 
 func (x *KeepAliveResponse) Reset() {
 	*x = KeepAliveResponse{}
-	mi := &file_zkcoord_peer_v1_peer_proto_msgTypes[1]
+	mi := &file_zkcoord_peer_v1_peer_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -94,7 +160,7 @@ func (x *KeepAliveResponse) String() string {
 func (*KeepAliveResponse) ProtoMessage() {}
 
 func (x *KeepAliveResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_zkcoord_peer_v1_peer_proto_msgTypes[1]
+	mi := &file_zkcoord_peer_v1_peer_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -107,7 +173,7 @@ func (x *KeepAliveResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeepAliveResponse.ProtoReflect.Descriptor instead.
 func (*KeepAliveResponse) Descriptor() ([]byte, []int) {
-	return file_zkcoord_peer_v1_peer_proto_rawDescGZIP(), []int{1}
+	return file_zkcoord_peer_v1_peer_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *KeepAliveResponse) GetTtl() *durationpb.Duration {
@@ -128,14 +194,16 @@ func (x *KeepAliveResponse) GetExpiresAt() *timestamppb.Timestamp {
 type HandoffRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The lease's secret id, as the client sent it.
-	LeaseId       string `protobuf:"bytes,1,opt,name=lease_id,json=leaseId,proto3" json:"lease_id,omitempty"`
+	LeaseId string `protobuf:"bytes,1,opt,name=lease_id,json=leaseId,proto3" json:"lease_id,omitempty"`
+	// Who asked, when the requesting replica acts for a client.
+	Caller        *Caller `protobuf:"bytes,2,opt,name=caller,proto3" json:"caller,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *HandoffRequest) Reset() {
 	*x = HandoffRequest{}
-	mi := &file_zkcoord_peer_v1_peer_proto_msgTypes[2]
+	mi := &file_zkcoord_peer_v1_peer_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -147,7 +215,7 @@ func (x *HandoffRequest) String() string {
 func (*HandoffRequest) ProtoMessage() {}
 
 func (x *HandoffRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_zkcoord_peer_v1_peer_proto_msgTypes[2]
+	mi := &file_zkcoord_peer_v1_peer_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -160,7 +228,7 @@ func (x *HandoffRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HandoffRequest.ProtoReflect.Descriptor instead.
 func (*HandoffRequest) Descriptor() ([]byte, []int) {
-	return file_zkcoord_peer_v1_peer_proto_rawDescGZIP(), []int{2}
+	return file_zkcoord_peer_v1_peer_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *HandoffRequest) GetLeaseId() string {
@@ -168,6 +236,13 @@ func (x *HandoffRequest) GetLeaseId() string {
 		return x.LeaseId
 	}
 	return ""
+}
+
+func (x *HandoffRequest) GetCaller() *Caller {
+	if x != nil {
+		return x.Caller
+	}
+	return nil
 }
 
 // HandoffResponse confirms the handoff.
@@ -179,7 +254,7 @@ type HandoffResponse struct {
 
 func (x *HandoffResponse) Reset() {
 	*x = HandoffResponse{}
-	mi := &file_zkcoord_peer_v1_peer_proto_msgTypes[3]
+	mi := &file_zkcoord_peer_v1_peer_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -191,7 +266,7 @@ func (x *HandoffResponse) String() string {
 func (*HandoffResponse) ProtoMessage() {}
 
 func (x *HandoffResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_zkcoord_peer_v1_peer_proto_msgTypes[3]
+	mi := &file_zkcoord_peer_v1_peer_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -204,21 +279,23 @@ func (x *HandoffResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HandoffResponse.ProtoReflect.Descriptor instead.
 func (*HandoffResponse) Descriptor() ([]byte, []int) {
-	return file_zkcoord_peer_v1_peer_proto_rawDescGZIP(), []int{3}
+	return file_zkcoord_peer_v1_peer_proto_rawDescGZIP(), []int{4}
 }
 
 // GetLeaseRequest names the lease.
 type GetLeaseRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The lease's secret id, as the client sent it.
-	LeaseId       string `protobuf:"bytes,1,opt,name=lease_id,json=leaseId,proto3" json:"lease_id,omitempty"`
+	LeaseId string `protobuf:"bytes,1,opt,name=lease_id,json=leaseId,proto3" json:"lease_id,omitempty"`
+	// Who asked, when the requesting replica acts for a client.
+	Caller        *Caller `protobuf:"bytes,2,opt,name=caller,proto3" json:"caller,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GetLeaseRequest) Reset() {
 	*x = GetLeaseRequest{}
-	mi := &file_zkcoord_peer_v1_peer_proto_msgTypes[4]
+	mi := &file_zkcoord_peer_v1_peer_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -230,7 +307,7 @@ func (x *GetLeaseRequest) String() string {
 func (*GetLeaseRequest) ProtoMessage() {}
 
 func (x *GetLeaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_zkcoord_peer_v1_peer_proto_msgTypes[4]
+	mi := &file_zkcoord_peer_v1_peer_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -243,7 +320,7 @@ func (x *GetLeaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetLeaseRequest.ProtoReflect.Descriptor instead.
 func (*GetLeaseRequest) Descriptor() ([]byte, []int) {
-	return file_zkcoord_peer_v1_peer_proto_rawDescGZIP(), []int{4}
+	return file_zkcoord_peer_v1_peer_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *GetLeaseRequest) GetLeaseId() string {
@@ -251,6 +328,13 @@ func (x *GetLeaseRequest) GetLeaseId() string {
 		return x.LeaseId
 	}
 	return ""
+}
+
+func (x *GetLeaseRequest) GetCaller() *Caller {
+	if x != nil {
+		return x.Caller
+	}
+	return nil
 }
 
 // GetLeaseResponse tells the lease's TTL and expiry.
@@ -266,7 +350,7 @@ type GetLeaseResponse struct {
 
 func (x *GetLeaseResponse) Reset() {
 	*x = GetLeaseResponse{}
-	mi := &file_zkcoord_peer_v1_peer_proto_msgTypes[5]
+	mi := &file_zkcoord_peer_v1_peer_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -278,7 +362,7 @@ func (x *GetLeaseResponse) String() string {
 func (*GetLeaseResponse) ProtoMessage() {}
 
 func (x *GetLeaseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_zkcoord_peer_v1_peer_proto_msgTypes[5]
+	mi := &file_zkcoord_peer_v1_peer_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -291,7 +375,7 @@ func (x *GetLeaseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetLeaseResponse.ProtoReflect.Descriptor instead.
 func (*GetLeaseResponse) Descriptor() ([]byte, []int) {
-	return file_zkcoord_peer_v1_peer_proto_rawDescGZIP(), []int{5}
+	return file_zkcoord_peer_v1_peer_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *GetLeaseResponse) GetTtl() *durationpb.Duration {
@@ -312,18 +396,24 @@ var File_zkcoord_peer_v1_peer_proto protoreflect.FileDescriptor
 
 const file_zkcoord_peer_v1_peer_proto_rawDesc = "" +
 	"\n" +
-	"\x1azkcoord/peer/v1/peer.proto\x12\x0fzkcoord.peer.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"-\n" +
+	"\x1azkcoord/peer/v1/peer.proto\x12\x0fzkcoord.peer.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"2\n" +
+	"\x06Caller\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
+	"\x05admin\x18\x02 \x01(\bR\x05admin\"^\n" +
 	"\x10KeepAliveRequest\x12\x19\n" +
-	"\blease_id\x18\x01 \x01(\tR\aleaseId\"{\n" +
+	"\blease_id\x18\x01 \x01(\tR\aleaseId\x12/\n" +
+	"\x06caller\x18\x02 \x01(\v2\x17.zkcoord.peer.v1.CallerR\x06caller\"{\n" +
 	"\x11KeepAliveResponse\x12+\n" +
 	"\x03ttl\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\x03ttl\x129\n" +
 	"\n" +
-	"expires_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"+\n" +
+	"expires_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\"\\\n" +
 	"\x0eHandoffRequest\x12\x19\n" +
-	"\blease_id\x18\x01 \x01(\tR\aleaseId\"\x11\n" +
-	"\x0fHandoffResponse\",\n" +
+	"\blease_id\x18\x01 \x01(\tR\aleaseId\x12/\n" +
+	"\x06caller\x18\x02 \x01(\v2\x17.zkcoord.peer.v1.CallerR\x06caller\"\x11\n" +
+	"\x0fHandoffResponse\"]\n" +
 	"\x0fGetLeaseRequest\x12\x19\n" +
-	"\blease_id\x18\x01 \x01(\tR\aleaseId\"z\n" +
+	"\blease_id\x18\x01 \x01(\tR\aleaseId\x12/\n" +
+	"\x06caller\x18\x02 \x01(\v2\x17.zkcoord.peer.v1.CallerR\x06caller\"z\n" +
 	"\x10GetLeaseResponse\x12+\n" +
 	"\x03ttl\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\x03ttl\x129\n" +
 	"\n" +
@@ -346,33 +436,37 @@ func file_zkcoord_peer_v1_peer_proto_rawDescGZIP() []byte {
 	return file_zkcoord_peer_v1_peer_proto_rawDescData
 }
 
-var file_zkcoord_peer_v1_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_zkcoord_peer_v1_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
 var file_zkcoord_peer_v1_peer_proto_goTypes = []any{
-	(*KeepAliveRequest)(nil),      // 0: zkcoord.peer.v1.KeepAliveRequest
-	(*KeepAliveResponse)(nil),     // 1: zkcoord.peer.v1.KeepAliveResponse
-	(*HandoffRequest)(nil),        // 2: zkcoord.peer.v1.HandoffRequest
-	(*HandoffResponse)(nil),       // 3: zkcoord.peer.v1.HandoffResponse
-	(*GetLeaseRequest)(nil),       // 4: zkcoord.peer.v1.GetLeaseRequest
-	(*GetLeaseResponse)(nil),      // 5: zkcoord.peer.v1.GetLeaseResponse
-	(*durationpb.Duration)(nil),   // 6: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil), // 7: google.protobuf.Timestamp
+	(*Caller)(nil),                // 0: zkcoord.peer.v1.Caller
+	(*KeepAliveRequest)(nil),      // 1: zkcoord.peer.v1.KeepAliveRequest
+	(*KeepAliveResponse)(nil),     // 2: zkcoord.peer.v1.KeepAliveResponse
+	(*HandoffRequest)(nil),        // 3: zkcoord.peer.v1.HandoffRequest
+	(*HandoffResponse)(nil),       // 4: zkcoord.peer.v1.HandoffResponse
+	(*GetLeaseRequest)(nil),       // 5: zkcoord.peer.v1.GetLeaseRequest
+	(*GetLeaseResponse)(nil),      // 6: zkcoord.peer.v1.GetLeaseResponse
+	(*durationpb.Duration)(nil),   // 7: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil), // 8: google.protobuf.Timestamp
 }
 var file_zkcoord_peer_v1_peer_proto_depIdxs = []int32{
-	6, // 0: zkcoord.peer.v1.KeepAliveResponse.ttl:type_name -> google.protobuf.Duration
-	7, // 1: zkcoord.peer.v1.KeepAliveResponse.expires_at:type_name -> google.protobuf.Timestamp
-	6, // 2: zkcoord.peer.v1.GetLeaseResponse.ttl:type_name -> google.protobuf.Duration
-	7, // 3: zkcoord.peer.v1.GetLeaseResponse.expires_at:type_name -> google.protobuf.Timestamp
-	0, // 4: zkcoord.peer.v1.PeerService.KeepAlive:input_type -> zkcoord.peer.v1.KeepAliveRequest
-	2, // 5: zkcoord.peer.v1.PeerService.Handoff:input_type -> zkcoord.peer.v1.HandoffRequest
-	4, // 6: zkcoord.peer.v1.PeerService.GetLease:input_type -> zkcoord.peer.v1.GetLeaseRequest
-	1, // 7: zkcoord.peer.v1.PeerService.KeepAlive:output_type -> zkcoord.peer.v1.KeepAliveResponse
-	3, // 8: zkcoord.peer.v1.PeerService.Handoff:output_type -> zkcoord.peer.v1.HandoffResponse
-	5, // 9: zkcoord.peer.v1.PeerService.GetLease:output_type -> zkcoord.peer.v1.GetLeaseResponse
-	7, // [7:10] is the sub-list for method output_type
-	4, // [4:7] is the sub-list for method input_type
-	4, // [4:4] is the sub-list for extension type_name
-	4, // [4:4] is the sub-list for extension extendee
-	0, // [0:4] is the sub-list for field type_name
+	0,  // 0: zkcoord.peer.v1.KeepAliveRequest.caller:type_name -> zkcoord.peer.v1.Caller
+	7,  // 1: zkcoord.peer.v1.KeepAliveResponse.ttl:type_name -> google.protobuf.Duration
+	8,  // 2: zkcoord.peer.v1.KeepAliveResponse.expires_at:type_name -> google.protobuf.Timestamp
+	0,  // 3: zkcoord.peer.v1.HandoffRequest.caller:type_name -> zkcoord.peer.v1.Caller
+	0,  // 4: zkcoord.peer.v1.GetLeaseRequest.caller:type_name -> zkcoord.peer.v1.Caller
+	7,  // 5: zkcoord.peer.v1.GetLeaseResponse.ttl:type_name -> google.protobuf.Duration
+	8,  // 6: zkcoord.peer.v1.GetLeaseResponse.expires_at:type_name -> google.protobuf.Timestamp
+	1,  // 7: zkcoord.peer.v1.PeerService.KeepAlive:input_type -> zkcoord.peer.v1.KeepAliveRequest
+	3,  // 8: zkcoord.peer.v1.PeerService.Handoff:input_type -> zkcoord.peer.v1.HandoffRequest
+	5,  // 9: zkcoord.peer.v1.PeerService.GetLease:input_type -> zkcoord.peer.v1.GetLeaseRequest
+	2,  // 10: zkcoord.peer.v1.PeerService.KeepAlive:output_type -> zkcoord.peer.v1.KeepAliveResponse
+	4,  // 11: zkcoord.peer.v1.PeerService.Handoff:output_type -> zkcoord.peer.v1.HandoffResponse
+	6,  // 12: zkcoord.peer.v1.PeerService.GetLease:output_type -> zkcoord.peer.v1.GetLeaseResponse
+	10, // [10:13] is the sub-list for method output_type
+	7,  // [7:10] is the sub-list for method input_type
+	7,  // [7:7] is the sub-list for extension type_name
+	7,  // [7:7] is the sub-list for extension extendee
+	0,  // [0:7] is the sub-list for field type_name
 }
 
 func init() { file_zkcoord_peer_v1_peer_proto_init() }
@@ -386,7 +480,7 @@ func file_zkcoord_peer_v1_peer_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_zkcoord_peer_v1_peer_proto_rawDesc), len(file_zkcoord_peer_v1_peer_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   6,
+			NumMessages:   7,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

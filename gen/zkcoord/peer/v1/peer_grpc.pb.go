@@ -37,7 +37,8 @@ const (
 type PeerServiceClient interface {
 	// KeepAlive renews a lease this replica owns (or adopts it if it has no
 	// owner). It is never forwarded further: NOT_FOUND if the lease ended,
-	// UNAVAILABLE if another replica owns it.
+	// UNAVAILABLE if another replica owns it, PERMISSION_DENIED if the caller
+	// does not hold it.
 	KeepAlive(ctx context.Context, in *KeepAliveRequest, opts ...grpc.CallOption) (*KeepAliveResponse, error)
 	// Handoff gives up a lease this replica owns so that the caller can adopt
 	// it; the lease keeps its expiry. NOT_FOUND if this replica does not hold
@@ -99,7 +100,8 @@ func (c *peerServiceClient) GetLease(ctx context.Context, in *GetLeaseRequest, o
 type PeerServiceServer interface {
 	// KeepAlive renews a lease this replica owns (or adopts it if it has no
 	// owner). It is never forwarded further: NOT_FOUND if the lease ended,
-	// UNAVAILABLE if another replica owns it.
+	// UNAVAILABLE if another replica owns it, PERMISSION_DENIED if the caller
+	// does not hold it.
 	KeepAlive(context.Context, *KeepAliveRequest) (*KeepAliveResponse, error)
 	// Handoff gives up a lease this replica owns so that the caller can adopt
 	// it; the lease keeps its expiry. NOT_FOUND if this replica does not hold
