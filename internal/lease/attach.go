@@ -18,13 +18,13 @@ func (m *Manager) Attach(ctx context.Context, id, ref string, ops ...any) ([]zk.
 	if err != nil {
 		return nil, err
 	}
-	defer e.op.Unlock()
+	defer e.op.unlock()
 	all := append([]any{}, ops...)
 	all = append(all, &zk.CheckVersionRequest{Path: m.lay.Lease(e.key), Version: e.recVer})
 	if ref != "" {
 		all = append(all, &zk.CreateRequest{Path: m.lay.LeaseRef(e.key, ref), Acl: m.sess.ACL()})
 	}
-	res, err := m.multi(e, all)
+	res, err := m.multi(ctx, e, all)
 	if err == nil && ref != "" {
 		m.noteRef(e, ref, true)
 	}
@@ -38,11 +38,11 @@ func (m *Manager) Detach(ctx context.Context, id, ref string, ops ...any) ([]zk.
 	if err != nil {
 		return nil, err
 	}
-	defer e.op.Unlock()
+	defer e.op.unlock()
 	all := append(append([]any{}, ops...),
 		&zk.CheckVersionRequest{Path: m.lay.Lease(e.key), Version: e.recVer},
 		&zk.DeleteRequest{Path: m.lay.LeaseRef(e.key, ref), Version: -1})
-	res, err := m.multi(e, all)
+	res, err := m.multi(ctx, e, all)
 	if err == nil {
 		m.noteRef(e, ref, false)
 	}
@@ -52,8 +52,8 @@ func (m *Manager) Detach(ctx context.Context, id, ref string, ops ...any) ([]zk.
 // multi runs a fenced transaction. When the fence fails (the record's
 // version moved: another replica took the lease) the lease is forgotten and
 // ErrOwnedElsewhere returned.
-func (m *Manager) multi(e *entry, ops []any) ([]zk.MultiResponse, error) {
-	res, err := m.sess.Conn().Multi(ops...)
+func (m *Manager) multi(ctx context.Context, e *entry, ops []any) ([]zk.MultiResponse, error) {
+	res, err := m.sess.Multi(ctx, ops...)
 	if err == nil {
 		return res, nil
 	}
@@ -99,19 +99,21 @@ func (m *Manager) hold(ctx context.Context, id string) (*entry, error) {
 		if err := authorize(ctx, e.holder); err != nil {
 			return nil, err
 		}
-		e.op.Lock()
+		if err := e.op.lock(ctx); err != nil {
+			return nil, err
+		}
 		m.mu.Lock()
 		ended, expired := e.ended, time.Now().After(e.expires)
 		m.mu.Unlock()
 		switch {
 		case expired:
-			e.op.Unlock()
+			e.op.unlock()
 			return nil, ErrNotFound
 		case ended:
 			// Handed off (or revoked, or lost to another replica) while
 			// this call waited for the lease: look again, which adopts it,
 			// finds its new owner, or finds it gone.
-			e.op.Unlock()
+			e.op.unlock()
 			continue
 		}
 		return e, nil

@@ -42,6 +42,10 @@ func (m *Manager) Grant(ctx context.Context, ttl time.Duration) (Lease, error) {
 // holder at its limit gets a *LimitError. The lease's record gets a
 // horizon of one horizon past its first expiry.
 func (m *Manager) GrantFor(ctx context.Context, ttl time.Duration, holder string, limit int) (Lease, error) {
+	return settle(m, ctx, func(ctx context.Context) (Lease, error) { return m.grant(ctx, ttl, holder, limit) })
+}
+
+func (m *Manager) grant(ctx context.Context, ttl time.Duration, holder string, limit int) (Lease, error) {
 	m.gate.RLock()
 	defer m.gate.RUnlock()
 	if err := m.accepting(); err != nil {
@@ -61,23 +65,24 @@ func (m *Manager) GrantFor(ctx context.Context, ttl time.Duration, holder string
 	rec := record{TTLMillis: ttl.Milliseconds(), Granted: now.UTC(), Owner: m.opts.replica, Holder: holder,
 		Expires: now.Add(ttl + m.horizon()).UTC()}
 	data, _ := json.Marshal(rec)
-	if _, err := m.sess.Conn().Multi(
+	if _, err := m.sess.Multi(ctx,
 		&zk.CreateRequest{Path: m.lay.Lease(key), Data: data, Acl: m.sess.ACL()},
 		&zk.CreateRequest{Path: m.lay.LeaseOwner(key), Data: []byte(m.opts.replica), Acl: m.sess.ACL(), Flags: zk.FlagEphemeral},
 	); err != nil {
 		if zkx.Transient(err) {
 			// The grant may have committed before the connection broke:
 			// remove it in the background, as no client will ever use it.
-			e := &entry{key: key, recVer: 0}
+			e := &entry{key: key, recVer: 0, op: newOpLock()}
 			m.background(func(bg context.Context) {
-				e.op.Lock()
-				defer e.op.Unlock()
-				_ = zkx.Retry(bg, func() error { return m.releaseOnce(e) })
+				if e.op.lock(bg) == nil {
+					defer e.op.unlock()
+					_ = zkx.Retry(bg, func() error { return m.releaseOnce(bg, e) })
+				}
 			})
 		}
 		return Lease{}, fmt.Errorf("lease: grant: %w", err)
 	}
-	e := &entry{id: id, key: key, ttl: ttl, holder: holder, rec: rec, recVer: 0, refs: map[string]struct{}{}}
+	e := &entry{id: id, key: key, ttl: ttl, holder: holder, rec: rec, recVer: 0, op: newOpLock(), refs: map[string]struct{}{}}
 	return m.track(e, time.Now().Add(ttl), rec.Expires)
 }
 

@@ -66,8 +66,10 @@ func (m *Manager) KeepAliveLocal(ctx context.Context, id string) (Lease, error) 
 		}
 		if e.frozen { // being handed off: wait for it, then look again
 			m.mu.Unlock()
-			e.op.Lock() // held by the hand-off until it is done
-			e.op.Unlock()
+			if err := e.op.lock(ctx); err != nil { // held by the hand-off until it is done
+				return Lease{}, err
+			}
+			e.op.unlock()
 			continue
 		}
 		if want := now.Add(e.ttl); !want.After(e.horizon) {
@@ -81,7 +83,8 @@ func (m *Manager) KeepAliveLocal(ctx context.Context, id string) (Lease, error) 
 		if m.sess.Status().State != zkx.StateConnected {
 			return Lease{}, ErrUnreachable
 		}
-		if err := m.extend(ctx, e); err != nil && !errors.Is(err, ErrOwnedElsewhere) {
+		_, err := settle(m, ctx, func(ctx context.Context) (struct{}, error) { return struct{}{}, m.extend(ctx, e) })
+		if err != nil && !errors.Is(err, ErrOwnedElsewhere) {
 			return Lease{}, err
 		}
 		// Renew within the new horizon, or find the lease gone or taken.
@@ -90,23 +93,22 @@ func (m *Manager) KeepAliveLocal(ctx context.Context, id string) (Lease, error) 
 
 // extend moves e's horizon one horizon past a renewal now, with a write
 // fenced by the record's version. It does nothing when another call moved
-// it meanwhile, or the lease ended.
+// it meanwhile, or the lease ended. Run it with settle.
 func (m *Manager) extend(ctx context.Context, e *entry) error {
-	e.op.Lock()
-	defer e.op.Unlock()
+	if err := e.op.lock(ctx); err != nil {
+		return err
+	}
+	defer e.op.unlock()
 	m.mu.Lock()
 	skip := e.ended || !time.Now().Add(e.ttl).After(e.horizon)
 	m.mu.Unlock()
 	if skip {
 		return nil
 	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
 	rec := e.rec
 	rec.Expires = time.Now().Add(e.ttl + m.horizon()).UTC()
 	data, _ := json.Marshal(rec)
-	_, err := m.sess.Conn().Set(m.lay.Lease(e.key), data, e.recVer)
+	_, err := m.sess.Set(ctx, m.lay.Lease(e.key), data, e.recVer)
 	switch {
 	case errors.Is(err, zk.ErrBadVersion):
 		m.forget(e)
@@ -145,14 +147,17 @@ func (m *Manager) Describe(ctx context.Context, id string) (Lease, error) {
 	if l, err := m.Get(ctx, id); err == nil || m.opts.peers == nil || errors.Is(err, ErrNotHolder) {
 		return l, err
 	}
-	rec, _, err := m.readRecordConfirmed(KeyOf(id))
+	rec, _, err := m.readRecordConfirmed(ctx, KeyOf(id))
 	if err != nil {
 		return Lease{}, err
 	}
 	if err := authorize(ctx, rec.Holder); err != nil {
 		return Lease{}, err
 	}
-	owner, _, err := m.sess.Conn().Get(m.lay.LeaseOwner(KeyOf(id)))
+	owner, _, err := m.sess.Get(ctx, m.lay.LeaseOwner(KeyOf(id)))
+	if ctx.Err() != nil {
+		return Lease{}, ctx.Err()
+	}
 	if err != nil || string(owner) == m.opts.replica {
 		// No owner: the lease waits for its next keepalive to be adopted,
 		// and lives until its record's expiry at least.
@@ -170,7 +175,7 @@ func (m *Manager) Owned(ctx context.Context, id string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	refs, _, err := m.sess.Conn().Children(m.lay.Lease(l.Key))
+	refs, _, err := m.sess.Children(ctx, m.lay.Lease(l.Key))
 	if err != nil {
 		return nil, fmt.Errorf("lease: list refs: %w", err)
 	}

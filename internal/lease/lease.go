@@ -135,7 +135,7 @@ type entry struct {
 
 	// op serializes this lease's ZooKeeper writes (attach, detach, extend,
 	// hand-off, release). It guards rec and recVer.
-	op     sync.Mutex
+	op     opLock
 	rec    record // the record as this replica last wrote it
 	recVer int32  // its version: our fence
 
@@ -227,20 +227,20 @@ func (m *Manager) Replica() string { return m.opts.replica }
 // Start creates the leases directory, adopts the leases found without an
 // owner, and starts the goroutines that keep ownership: re-taking owner
 // nodes after a session expiry, and adopting leases whose owner vanished.
+// Cancelling ctx abandons the start (the Manager must then be closed).
 func (m *Manager) Start(ctx context.Context) error {
-	c := m.sess.Conn()
 	for _, p := range []string{m.lay.Leases(), m.lay.Replicas()} {
-		if err := zkx.EnsurePath(c, p, m.sess.ACL()); err != nil {
+		if err := m.sess.EnsurePath(ctx, p); err != nil {
 			return fmt.Errorf("lease: create %s: %w", p, err)
 		}
 	}
 	// Watch the replicas before sweeping, so a replica that leaves after
 	// the sweep is noticed.
-	_, _, ch, err := c.ChildrenW(m.lay.Replicas())
+	_, _, ch, err := m.sess.ChildrenW(ctx, m.lay.Replicas())
 	if err != nil {
 		return fmt.Errorf("lease: watch replicas: %w", err)
 	}
-	if err := m.sweepOrphans(); err != nil {
+	if err := m.sweepOrphans(ctx); err != nil {
 		return fmt.Errorf("lease: adopt orphans: %w", err)
 	}
 	m.wg.Add(2)

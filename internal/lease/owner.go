@@ -13,8 +13,8 @@ import (
 )
 
 // readRecord returns a lease record and its version.
-func (m *Manager) readRecord(key string) (record, int32, error) {
-	data, stat, err := m.sess.Conn().Get(m.lay.Lease(key))
+func (m *Manager) readRecord(ctx context.Context, key string) (record, int32, error) {
+	data, stat, err := m.sess.Get(ctx, m.lay.Lease(key))
 	if errors.Is(err, zk.ErrNoNode) {
 		return record{}, 0, ErrNotFound
 	} else if err != nil {
@@ -34,17 +34,19 @@ func (m *Manager) readRecord(key string) (record, int32, error) {
 // leader orders (a check in a multi), after which our server has applied
 // everything before it: a lease just granted elsewhere is then read, never
 // reported gone.
-func (m *Manager) readRecordConfirmed(key string) (record, int32, error) {
-	rec, ver, err := m.readRecord(key)
+func (m *Manager) readRecordConfirmed(ctx context.Context, key string) (record, int32, error) {
+	rec, ver, err := m.readRecord(ctx, key)
 	if !errors.Is(err, ErrNotFound) {
 		return rec, ver, err
 	}
-	res, err := m.sess.Conn().Multi(&zk.CheckVersionRequest{Path: m.lay.Lease(key), Version: -1})
+	res, err := m.sess.Multi(ctx, &zk.CheckVersionRequest{Path: m.lay.Lease(key), Version: -1})
 	switch {
 	case err == nil:
-		return m.readRecord(key) // there after all: our server lagged
+		return m.readRecord(ctx, key) // there after all: our server lagged
 	case errors.Is(err, zk.ErrNoNode) || (len(res) > 0 && errors.Is(res[0].Error, zk.ErrNoNode)):
 		return record{}, 0, ErrNotFound
+	case ctx.Err() != nil:
+		return record{}, 0, ctx.Err()
 	default:
 		return record{}, 0, fmt.Errorf("lease: confirm %s: %w", key, err)
 	}
@@ -60,13 +62,17 @@ var errHeldHere = errors.New("lease: held here")
 // (the caller of ctx must be its holder, and the TTL starts again), ""
 // when a sweep finds it (see adoptExpiry).
 func (m *Manager) adopt(ctx context.Context, key, id string) (Lease, error) {
+	return settle(m, ctx, func(ctx context.Context) (Lease, error) { return m.adoptNow(ctx, key, id) })
+}
+
+func (m *Manager) adoptNow(ctx context.Context, key, id string) (Lease, error) {
 	m.gate.RLock()
 	defer m.gate.RUnlock()
 	if err := m.accepting(); err != nil {
 		return Lease{}, err
 	}
 	for attempt := 0; attempt < 3; attempt++ {
-		rec, ver, err := m.readRecordConfirmed(key)
+		rec, ver, err := m.readRecordConfirmed(ctx, key)
 		if err != nil {
 			return Lease{}, err
 		}
@@ -79,13 +85,13 @@ func (m *Manager) adopt(ctx context.Context, key, id string) (Lease, error) {
 		took := rec
 		took.Owner, took.Expires = m.opts.replica, horizon.UTC()
 		data, _ := json.Marshal(took)
-		_, err = m.sess.Conn().Multi(
+		_, err = m.sess.Multi(ctx,
 			&zk.CreateRequest{Path: m.lay.LeaseOwner(key), Data: []byte(m.opts.replica), Acl: m.sess.ACL(), Flags: zk.FlagEphemeral},
 			&zk.SetDataRequest{Path: m.lay.Lease(key), Data: data, Version: ver},
 		)
 		switch {
 		case errors.Is(err, zk.ErrNodeExists):
-			owner, _, gerr := m.sess.Conn().Get(m.lay.LeaseOwner(key))
+			owner, _, gerr := m.sess.Get(ctx, m.lay.LeaseOwner(key))
 			if errors.Is(gerr, zk.ErrNoNode) {
 				continue // it just left
 			}
@@ -101,7 +107,7 @@ func (m *Manager) adopt(ctx context.Context, key, id string) (Lease, error) {
 			}
 			// A stale owner node of ours (a lease forgotten on this
 			// session): remove it and adopt properly.
-			_ = m.sess.Conn().Delete(m.lay.LeaseOwner(key), -1)
+			_ = m.sess.Delete(ctx, m.lay.LeaseOwner(key), -1)
 			continue
 		case errors.Is(err, zk.ErrBadVersion):
 			continue // another replica adopted or handed off meanwhile
@@ -111,7 +117,7 @@ func (m *Manager) adopt(ctx context.Context, key, id string) (Lease, error) {
 			return Lease{}, fmt.Errorf("lease: adopt %s: %w", key, err)
 		}
 		m.log.Info("lease: adopted", "lease", key, "expires_in", time.Until(expires).Round(time.Millisecond), "by_client", id != "")
-		e := &entry{id: id, key: key, ttl: rec.ttl(), holder: rec.Holder, rec: took, recVer: ver + 1}
+		e := &entry{id: id, key: key, ttl: rec.ttl(), holder: rec.Holder, rec: took, recVer: ver + 1, op: newOpLock()}
 		return m.track(e, expires, horizon)
 	}
 	return Lease{}, fmt.Errorf("%w: adopting %s", ErrContended, key)
@@ -153,14 +159,22 @@ func (m *Manager) Handoff(ctx context.Context, id string) error {
 	if err := authorize(ctx, e.holder); err != nil {
 		return err
 	}
-	return m.handoff(e)
+	return m.handoff(ctx, e)
 }
 
 // handoff records e's expiry and gives it up. Renewals wait meanwhile
 // (frozen), so the expiry written covers every renewal acknowledged here.
-func (m *Manager) handoff(e *entry) error {
-	e.op.Lock()
-	defer e.op.Unlock()
+// A caller that gives up leaves it to finish (settle).
+func (m *Manager) handoff(ctx context.Context, e *entry) error {
+	_, err := settle(m, ctx, func(ctx context.Context) (struct{}, error) { return struct{}{}, m.handoffNow(ctx, e) })
+	return err
+}
+
+func (m *Manager) handoffNow(ctx context.Context, e *entry) error {
+	if err := e.op.lock(ctx); err != nil {
+		return err
+	}
+	defer e.op.unlock()
 	m.mu.Lock()
 	if e.ended {
 		m.mu.Unlock()
@@ -172,7 +186,7 @@ func (m *Manager) handoff(e *entry) error {
 	rec := e.rec
 	rec.Owner, rec.Expires = "", expires.UTC()
 	data, _ := json.Marshal(rec)
-	_, err := m.sess.Conn().Multi(
+	_, err := m.sess.Multi(ctx,
 		&zk.DeleteRequest{Path: m.lay.LeaseOwner(e.key), Version: -1},
 		&zk.SetDataRequest{Path: m.lay.Lease(e.key), Data: data, Version: e.recVer},
 	)
@@ -221,7 +235,7 @@ func (m *Manager) Drain(ctx context.Context) (int, error) {
 		if err := ctx.Err(); err != nil {
 			return n, err
 		}
-		if err := m.handoff(e); err == nil {
+		if err := m.handoff(ctx, e); err == nil {
 			n++
 		} else if !errors.Is(err, ErrNotFound) && firstErr == nil {
 			firstErr = err
@@ -282,10 +296,12 @@ func (m *Manager) guardOwners() {
 }
 
 func (m *Manager) retake(e *entry) bool {
-	e.op.Lock()
-	defer e.op.Unlock()
+	if e.op.lock(m.ctx) != nil {
+		return false
+	}
+	defer e.op.unlock()
 	data, _ := json.Marshal(e.rec)
-	_, err := m.sess.Conn().Multi(
+	_, err := m.sess.Multi(m.ctx,
 		&zk.CreateRequest{Path: m.lay.LeaseOwner(e.key), Data: []byte(m.opts.replica), Acl: m.sess.ACL(), Flags: zk.FlagEphemeral},
 		&zk.SetDataRequest{Path: m.lay.Lease(e.key), Data: data, Version: e.recVer},
 	)
@@ -316,12 +332,12 @@ func (m *Manager) sweeper(ch <-chan zk.Event) {
 			ch = nil
 		case <-tick.C:
 		}
-		if err := m.sweepOrphans(); err != nil && !zkx.Transient(err) {
+		if err := m.sweepOrphans(ctx); err != nil && !zkx.Transient(err) && ctx.Err() == nil {
 			m.log.Warn("lease: sweep failed", "err", err)
 		}
 		for ch == nil {
 			var err error
-			if _, _, ch, err = m.sess.Conn().ChildrenW(m.lay.Replicas()); err != nil {
+			if _, _, ch, err = m.sess.ChildrenW(ctx, m.lay.Replicas()); err != nil {
 				ch = nil
 				if !zkx.Backoff(ctx, attempt) {
 					return
@@ -334,12 +350,11 @@ func (m *Manager) sweeper(ch <-chan zk.Event) {
 }
 
 // sweepOrphans adopts every lease that has no owner node.
-func (m *Manager) sweepOrphans() error {
+func (m *Manager) sweepOrphans(ctx context.Context) error {
 	if m.accepting() != nil {
 		return nil
 	}
-	c := m.sess.Conn()
-	keys, _, err := c.Children(m.lay.Leases())
+	keys, _, err := m.sess.Children(ctx, m.lay.Leases())
 	if err != nil {
 		return err
 	}
@@ -350,14 +365,14 @@ func (m *Manager) sweepOrphans() error {
 		if mine {
 			continue
 		}
-		ok, _, err := c.Exists(m.lay.LeaseOwner(key))
+		ok, _, err := m.sess.Exists(ctx, m.lay.LeaseOwner(key))
 		if err != nil {
 			return err
 		}
 		if ok {
 			continue
 		}
-		if _, err := m.adopt(m.ctx, key, ""); err != nil && !errors.Is(err, ErrOwnedElsewhere) &&
+		if _, err := m.adopt(ctx, key, ""); err != nil && !errors.Is(err, ErrOwnedElsewhere) &&
 			!errors.Is(err, ErrNotFound) && !errors.Is(err, errHeldHere) {
 			m.log.Warn("lease: adopt failed", "lease", key, "err", err)
 		}

@@ -19,7 +19,7 @@ func (m *Manager) Revoke(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	e.op.Unlock()
+	e.op.unlock()
 	m.mu.Lock()
 	if e.ended {
 		m.mu.Unlock()
@@ -73,9 +73,11 @@ func (m *Manager) release(ctx context.Context, e *entry) error {
 // releaseLocked retries releaseOnce under e's op lock until it succeeds,
 // fails for good, or ctx ends.
 func (m *Manager) releaseLocked(ctx context.Context, e *entry) error {
-	e.op.Lock()
-	defer e.op.Unlock()
-	return zkx.Retry(ctx, func() error { return m.releaseOnce(e) })
+	if err := e.op.lock(ctx); err != nil {
+		return err
+	}
+	defer e.op.unlock()
+	return zkx.Retry(ctx, func() error { return m.releaseOnce(ctx, e) })
 }
 
 func (m *Manager) released(e *entry, err error) error {
@@ -87,11 +89,11 @@ func (m *Manager) released(e *entry, err error) error {
 	return err
 }
 
-func (m *Manager) releaseOnce(e *entry) error {
-	c := m.sess.Conn()
+func (m *Manager) releaseOnce(ctx context.Context, e *entry) error {
+	c := m.sess
 	key := e.key
 	fence := &zk.CheckVersionRequest{Path: m.lay.Lease(key), Version: e.recVer}
-	refs, _, err := c.Children(m.lay.Lease(key))
+	refs, _, err := c.Children(ctx, m.lay.Lease(key))
 	if errors.Is(err, zk.ErrNoNode) {
 		return nil
 	} else if err != nil {
@@ -115,7 +117,7 @@ func (m *Manager) releaseOnce(e *entry) error {
 		&zk.DeleteRequest{Path: m.lay.LeaseOwner(key), Version: -1},
 		&zk.DeleteRequest{Path: m.lay.Lease(key), Version: e.recVer},
 	}
-	res, err := c.Multi(append(append([]any{fence}, all...), tail...)...)
+	res, err := c.Multi(ctx, append(append([]any{fence}, all...), tail...)...)
 	if err == nil || zkx.Transient(err) {
 		return err
 	}
@@ -125,12 +127,12 @@ func (m *Manager) releaseOnce(e *entry) error {
 	// Something changed under us (a node already gone, the owner node lost
 	// with an expired session): release ref by ref, then the record.
 	for _, ops := range per {
-		if _, err := c.Multi(append([]any{fence}, ops...)...); err != nil {
+		if _, err := c.Multi(ctx, append([]any{fence}, ops...)...); err != nil {
 			if zkx.Transient(err) {
 				return err
 			}
 			last := ops[len(ops)-1].(*zk.DeleteRequest)
-			if _, err := c.Multi(fence, last); err != nil && !errors.Is(err, zk.ErrNoNode) {
+			if _, err := c.Multi(ctx, fence, last); err != nil && !errors.Is(err, zk.ErrNoNode) {
 				if errors.Is(err, zk.ErrBadVersion) {
 					return errLost
 				}
@@ -138,16 +140,16 @@ func (m *Manager) releaseOnce(e *entry) error {
 			}
 		}
 	}
-	if err := c.Delete(m.lay.LeaseOwner(key), -1); err != nil && !errors.Is(err, zk.ErrNoNode) && !zkx.Transient(err) {
+	if err := c.Delete(ctx, m.lay.LeaseOwner(key), -1); err != nil && !errors.Is(err, zk.ErrNoNode) && !zkx.Transient(err) {
 		return err
 	}
-	switch err := c.Delete(m.lay.Lease(key), e.recVer); {
+	switch err := c.Delete(ctx, m.lay.Lease(key), e.recVer); {
 	case err == nil, errors.Is(err, zk.ErrNoNode):
 		return nil
 	case errors.Is(err, zk.ErrBadVersion):
 		return errLost
 	case errors.Is(err, zk.ErrNotEmpty):
-		return m.releaseOnce(e) // a ref was attached meanwhile
+		return m.releaseOnce(ctx, e) // a ref was attached meanwhile
 	default:
 		return err
 	}

@@ -31,5 +31,9 @@ func (p *Proxy) Addr() string { return p.p.Addr() }
 // Cut closes every connection and refuses new ones until Restore.
 func (p *Proxy) Cut() { p.p.Cut() }
 
+// Stall stops every byte both ways, with connections left open: only
+// timeouts reveal it. Restore ends it.
+func (p *Proxy) Stall() { p.p.Stall() }
+
 // Restore accepts connections again.
 func (p *Proxy) Restore() { p.p.Restore() }

@@ -1,0 +1,152 @@
+package zkx
+
+import (
+	"context"
+
+	"github.com/go-zookeeper/zk"
+)
+
+// go-zookeeper v1.0.4 takes no context: a request waits for its answer,
+// and one sent while no server is reachable waits for the next connection.
+// The Session's methods below bound each request by ctx instead: when ctx
+// ends first they return ctx's error at once, and the request completes or
+// fails in the background (its goroutine ends when go-zookeeper answers it,
+// at the latest when the Session closes). As with any RPC, a write whose
+// caller gave up may still take effect.
+
+// bounded runs fn, returning early with ctx's error if ctx ends first.
+func bounded[T any](ctx context.Context, fn func() (T, error)) (T, error) {
+	var zero T
+	if ctx.Done() == nil { // never cancelled: no goroutine needed
+		return fn()
+	}
+	if err := ctx.Err(); err != nil {
+		return zero, err
+	}
+	type result struct {
+		v   T
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		v, err := fn()
+		ch <- result{v, err}
+	}()
+	select {
+	case r := <-ch:
+		return r.v, r.err
+	case <-ctx.Done():
+		return zero, ctx.Err()
+	}
+}
+
+type stat struct {
+	data []byte
+	st   *zk.Stat
+}
+
+// Get reads a znode's data and Stat.
+func (s *Session) Get(ctx context.Context, p string) ([]byte, *zk.Stat, error) {
+	r, err := bounded(ctx, func() (stat, error) {
+		d, st, err := s.conn.Get(p)
+		return stat{d, st}, err
+	})
+	return r.data, r.st, err
+}
+
+// GetW reads a znode and sets a data watch on it.
+func (s *Session) GetW(ctx context.Context, p string) ([]byte, *zk.Stat, <-chan zk.Event, error) {
+	type res struct {
+		data []byte
+		st   *zk.Stat
+		ch   <-chan zk.Event
+	}
+	r, err := bounded(ctx, func() (res, error) {
+		d, st, ch, err := s.conn.GetW(p)
+		return res{d, st, ch}, err
+	})
+	return r.data, r.st, r.ch, err
+}
+
+// Children lists a znode's children.
+func (s *Session) Children(ctx context.Context, p string) ([]string, *zk.Stat, error) {
+	type res struct {
+		kids []string
+		st   *zk.Stat
+	}
+	r, err := bounded(ctx, func() (res, error) {
+		k, st, err := s.conn.Children(p)
+		return res{k, st}, err
+	})
+	return r.kids, r.st, err
+}
+
+// ChildrenW lists a znode's children and sets a child watch on it.
+func (s *Session) ChildrenW(ctx context.Context, p string) ([]string, *zk.Stat, <-chan zk.Event, error) {
+	type res struct {
+		kids []string
+		st   *zk.Stat
+		ch   <-chan zk.Event
+	}
+	r, err := bounded(ctx, func() (res, error) {
+		k, st, ch, err := s.conn.ChildrenW(p)
+		return res{k, st, ch}, err
+	})
+	return r.kids, r.st, r.ch, err
+}
+
+// Exists reports whether a znode exists, with its Stat.
+func (s *Session) Exists(ctx context.Context, p string) (bool, *zk.Stat, error) {
+	type res struct {
+		ok bool
+		st *zk.Stat
+	}
+	r, err := bounded(ctx, func() (res, error) {
+		ok, st, err := s.conn.Exists(p)
+		return res{ok, st}, err
+	})
+	return r.ok, r.st, err
+}
+
+// ExistsW is Exists with a watch, set whether or not the znode exists.
+func (s *Session) ExistsW(ctx context.Context, p string) (bool, *zk.Stat, <-chan zk.Event, error) {
+	type res struct {
+		ok bool
+		st *zk.Stat
+		ch <-chan zk.Event
+	}
+	r, err := bounded(ctx, func() (res, error) {
+		ok, st, ch, err := s.conn.ExistsW(p)
+		return res{ok, st, ch}, err
+	})
+	return r.ok, r.st, r.ch, err
+}
+
+// Create creates a znode and returns its path (with the sequence number
+// for a sequential one).
+func (s *Session) Create(ctx context.Context, p string, data []byte, flags int32) (string, error) {
+	return bounded(ctx, func() (string, error) { return s.conn.Create(p, data, flags, s.acl) })
+}
+
+// Set writes a znode's data if its version matches (-1: any).
+func (s *Session) Set(ctx context.Context, p string, data []byte, version int32) (*zk.Stat, error) {
+	return bounded(ctx, func() (*zk.Stat, error) { return s.conn.Set(p, data, version) })
+}
+
+// Delete deletes a znode if its version matches (-1: any).
+func (s *Session) Delete(ctx context.Context, p string, version int32) error {
+	_, err := bounded(ctx, func() (struct{}, error) { return struct{}{}, s.conn.Delete(p, version) })
+	return err
+}
+
+// Multi runs ops in one transaction. Its responses say which op failed.
+func (s *Session) Multi(ctx context.Context, ops ...any) ([]zk.MultiResponse, error) {
+	return bounded(ctx, func() ([]zk.MultiResponse, error) { return s.conn.Multi(ops...) })
+}
+
+// EnsurePath creates p and its missing parents as empty persistent znodes,
+// bounded by ctx.
+func (s *Session) EnsurePath(ctx context.Context, p string) error {
+	_, err := bounded(ctx, func() (struct{}, error) { return struct{}{}, EnsurePath(s.conn, p, s.acl) })
+	return err
+}
