@@ -37,6 +37,7 @@ var codeTable = []struct {
 	{registry.ErrConflict, codes.Aborted},
 	{registry.ErrSlowWatcher, codes.ResourceExhausted},
 	{registry.ErrCacheStopped, codes.Unavailable},
+	{registry.ErrClosed, codes.Unavailable},
 	{barrier.ErrThresholdMismatch, codes.FailedPrecondition},
 	{barrier.ErrParticipantExists, codes.AlreadyExists},
 	{barrier.ErrNotParticipant, codes.NotFound},

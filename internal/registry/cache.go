@@ -15,6 +15,9 @@ import (
 	"github.com/zkcoord/zkcoord/internal/zkx"
 )
 
+// ErrClosed: the registry was closed, the gateway is shutting down.
+var ErrClosed = errors.New("registry: closed, the gateway is shutting down")
+
 // ErrSlowWatcher ends a watcher that did not keep up with its group's
 // events; it should resume from its last revision.
 var ErrSlowWatcher = errors.New("registry: watcher too slow, resume from last revision")
@@ -152,7 +155,7 @@ func (r *Registry) loadGroup(ctx context.Context, name string) (*group, error) {
 	r.mu.Lock()
 	if r.closed {
 		r.mu.Unlock()
-		return nil, errors.New("registry: closed")
+		return nil, ErrClosed
 	}
 	g, ok := r.groups[name]
 	if ok {
@@ -656,7 +659,7 @@ func (r *Registry) Close() {
 	for _, g := range gs {
 		g.mu.Lock()
 		for s := range g.subs {
-			g.dropLocked(s, errors.New("registry: gateway shutting down"))
+			g.dropLocked(s, ErrClosed)
 		}
 		g.mu.Unlock()
 	}

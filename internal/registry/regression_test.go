@@ -31,7 +31,10 @@ func proxiedGateway(t *testing.T, px *zktest.Proxy, lay *zkx.Layout, opt ...regi
 		}
 	}
 	m := lease.NewManager(sess, *lay, zktest.Logger(t))
-	r := registry.New(sess, *lay, m, zktest.Logger(t), opt...)
+	r, err := registry.New(sess, *lay, m, zktest.Logger(t), opt...)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := m.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
