@@ -19,8 +19,9 @@ var ErrClosed = errors.New("registry: closed, the gateway is shutting down")
 // (evicted, or the gateway is closing); they should retry.
 var ErrCacheStopped = errors.New("registry: group cache stopped, retry")
 
-// group is one gateway's cache of a group: one ZooKeeper child watch on the
-// group's journal, shared by every Lookup and watcher of the group.
+// group is one gateway's cache of a group: one ZooKeeper watch on the
+// group's journal, shared by every Lookup and watcher of the group. Every
+// state it holds is the group exactly at rev (refresh.go).
 type group struct {
 	r    *Registry
 	name string
@@ -38,13 +39,14 @@ type group struct {
 	floor    int64    // every event after revision floor is in ring
 	subs     map[*Sub]struct{}
 	lastUsed time.Time
-	err      error // load error, reported to waiting callers
+	err      error // why the cache stopped, reported to waiting callers
 
 	cancel context.CancelFunc
 	done   chan struct{}
 }
 
-// View is a consistent state of a group.
+// View is a group exactly at revision Rev: every change up to it, none
+// after it.
 type View struct {
 	Members []*Member // sorted by id
 	Rev     int64
@@ -109,8 +111,9 @@ func (r *Registry) group(ctx context.Context, name string) (*group, error) {
 }
 
 // Lookup returns the group's members (or the one named by id, if not "",
-// ErrMemberNotFound when absent) from the cache. With linearizable set, it first syncs the ZooKeeper server
-// with the leader and applies every journal entry committed before the call.
+// ErrMemberNotFound when absent) from the cache, exactly as they were at
+// the View's revision. With linearizable set, it first orders itself after
+// every write committed before the call and applies them.
 func (r *Registry) Lookup(ctx context.Context, name, id string, linearizable bool) (View, error) {
 	g, err := r.group(ctx, name)
 	if err != nil {
@@ -133,8 +136,9 @@ func (r *Registry) Lookup(ctx context.Context, name, id string, linearizable boo
 }
 
 // Watch subscribes to a group. startRev 0 starts with a snapshot; a
-// positive startRev resumes after that revision, with a resync snapshot when
-// this gateway cannot prove it has every event since.
+// positive startRev resumes after that revision, which the caller holds
+// whole (every event of it), with a resync snapshot when this gateway
+// cannot prove it has every event since.
 func (r *Registry) Watch(ctx context.Context, name string, startRev int64) (*Sub, WatchStart, error) {
 	g, err := r.group(ctx, name)
 	if err != nil {
@@ -156,7 +160,7 @@ func (r *Registry) Watch(ctx context.Context, name string, startRev int64) (*Sub
 	g.subs[s] = struct{}{}
 	var ws WatchStart
 	switch {
-	case startRev > 0 && startRev >= g.floor && startRev <= g.rev && !g.sharedRevLocked(startRev):
+	case startRev > 0 && startRev >= g.floor && startRev <= g.rev:
 		i := sort.Search(len(g.ring), func(i int) bool { return g.ring[i].Rev > startRev })
 		ws.Backlog = slices.Clone(g.ring[i:])
 	default:
@@ -164,14 +168,6 @@ func (r *Registry) Watch(ctx context.Context, name string, startRev int64) (*Sub
 		ws.Snapshot, ws.Resync = &v, startRev > 0
 	}
 	return s, ws, nil
-}
-
-// sharedRevLocked reports whether several events carry revision rev (the
-// events of one reread do): a client that saw rev may have missed some of
-// them, so it cannot resume from rev without a snapshot.
-func (g *group) sharedRevLocked(rev int64) bool {
-	i := sort.Search(len(g.ring), func(i int) bool { return g.ring[i].Rev >= rev })
-	return i+1 < len(g.ring) && g.ring[i].Rev == rev && g.ring[i+1].Rev == rev
 }
 
 func (g *group) viewLocked() View {

@@ -15,6 +15,10 @@ type options struct {
 	keepLog   int           // journal entries kept after a trim
 	trimAt    int           // trim the journal when it has more entries
 	trimCheck int           // writers check the journal's length every trimCheck entries
+
+	// afterMemberRead, set by tests (export_test.go), is called after each
+	// member read of a (re)load with the group and the number read so far.
+	afterMemberRead func(group string, n int)
 }
 
 func defaultOptions() options {

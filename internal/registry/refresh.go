@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"time"
 
@@ -13,14 +14,19 @@ import (
 	"github.com/zkcoord/zkcoord/internal/zkx"
 )
 
+// How a group cache follows ZooKeeper. Every state it shows is the group
+// exactly at the revision it names: the changes of one transaction are
+// applied under one hold of g.mu, and a read of the whole group (first
+// load, reread after a journal gap) is completed with the journal entries
+// written while it ran.
+
 // run keeps the cache current: one watch on the journal, re-armed after
 // every notification.
 func (g *group) run(ctx context.Context) {
 	defer g.r.wg.Done()
 	defer close(g.done)
 	c := g.r.sess.Conn()
-	attempt := 0
-	for {
+	for attempt := 0; ; {
 		if err := g.r.ensure(g.name); err != nil {
 			if !zkx.Transient(err) {
 				g.fail(err)
@@ -36,25 +42,20 @@ func (g *group) run(ctx context.Context) {
 		// The watch is a data watch on the journal directory, which every
 		// journaled transaction touches: one watch per group, and one that
 		// ZooKeeper's wchp/wchc report (they omit child watches).
-		var names []string
-		var stat *zk.Stat
 		ok, _, ch, err := c.ExistsW(g.r.lay.Log(g.name))
 		if err == nil && !ok {
 			err = zk.ErrNoNode
 		}
 		if err == nil {
-			names, stat, err = c.Children(g.r.lay.Log(g.name))
-		}
-		if err == nil {
 			g.applyMu.Lock()
-			err = g.apply(names, stat)
+			err = g.refresh()
 			g.applyMu.Unlock()
 		}
 		if err != nil {
 			if errors.Is(err, zk.ErrNoNode) {
 				g.r.ensured.Delete(g.name)
 			}
-			if !zkx.Transient(err) && !errors.Is(err, zk.ErrNoNode) {
+			if !zkx.Transient(err) && !errors.Is(err, zk.ErrNoNode) && !errors.Is(err, ErrConflict) {
 				g.r.log.Warn("registry: refresh failed", "group", g.name, "err", err)
 			}
 			if !zkx.Backoff(ctx, attempt) {
@@ -78,13 +79,20 @@ func (g *group) fail(err error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.err = fmt.Errorf("registry: group %s: %w", g.name, err)
-	select {
-	case <-g.loaded:
-	default:
+	if !g.isLoaded() {
 		close(g.loaded)
 	}
 	for s := range g.subs {
 		g.dropLocked(s, g.err)
+	}
+}
+
+func (g *group) isLoaded() bool {
+	select {
+	case <-g.loaded:
+		return true
+	default:
+		return false
 	}
 }
 
@@ -103,11 +111,10 @@ func (g *group) catchUp() error {
 		}
 		g.applyMu.Lock()
 		defer g.applyMu.Unlock()
-		names, stat, err := g.r.sess.Conn().Children(g.r.lay.Log(g.name))
-		if err != nil {
-			return fmt.Errorf("registry: read journal: %w", err)
+		if err := g.refresh(); err != nil {
+			return fmt.Errorf("registry: read group %s: %w", g.name, err)
 		}
-		return g.apply(names, stat)
+		return nil
 	})
 }
 
@@ -126,159 +133,208 @@ func (r *Registry) readBarrier() error {
 	return nil
 }
 
-// apply brings the cache up to the journal listing names (with its Stat).
-// Called with applyMu held.
-func (g *group) apply(names []string, stat *zk.Stat) error {
-	seqs, byseq := parseLog(names)
-	listRev := max(stat.Pzxid, stat.Mzxid)
-	select {
-	case <-g.loaded:
-	default:
-		return g.load(seqs, listRev)
+// refresh brings the cache up to the group as ZooKeeper has it now: it
+// lists the journal and applies the entries after the last one applied,
+// all under one hold of g.mu, so no reader sees part of a transaction. A
+// cache not loaded yet reads the whole group; one that cannot prove
+// continuity (its last entry was trimmed) rereads it. Called with applyMu
+// held.
+func (g *group) refresh() error {
+	l, err := g.list()
+	if err != nil {
+		return err
 	}
-	// Continuity: the last applied entry is still in the journal (trims
-	// remove a prefix). A cache that has applied none yet (it loaded an
-	// empty journal) is continuous only if the journal still starts at its
-	// first entry ever, sequence 0.
-	continuous := len(seqs) == 0 || seqs[0] == 0
-	if g.lastSeq >= 0 {
-		_, continuous = byseq[g.lastSeq]
-	}
-	if !continuous {
-		return g.reload(seqs, listRev)
-	}
-	for _, s := range seqs {
-		if s <= g.lastSeq {
-			continue
-		}
-		data, st, err := g.r.sess.Conn().Get(g.r.lay.Log(g.name) + "/" + byseq[s])
-		if errors.Is(err, zk.ErrNoNode) { // trimmed under us
-			return g.reload(seqs, listRev)
-		} else if err != nil {
+	if !g.isLoaded() {
+		s, err := g.read(l)
+		if err != nil {
 			return err
 		}
-		var ch change
-		if err := json.Unmarshal(data, &ch); err != nil {
-			g.r.log.Warn("registry: skip corrupt journal entry", "group", g.name, "entry", byseq[s])
-		} else {
-			g.mu.Lock()
-			g.applyChange(ch, st.Czxid)
-			g.mu.Unlock()
-		}
-		g.lastSeq = s
+		g.install(s)
+		return nil
 	}
+	seqs, ok := l.after(g.lastSeq)
+	var es []entry
+	if ok {
+		es, err = g.readEntries(l, seqs)
+	}
+	if !ok || errors.Is(err, errTrimmed) {
+		return g.reread(l)
+	} else if err != nil {
+		return err
+	}
+	evs := make([]*Event, 0, len(es))
 	g.mu.Lock()
-	if listRev > g.rev {
-		g.rev = listRev
+	for _, e := range es {
+		if ev := applyChange(g.members, g.name, e); ev != nil {
+			evs = append(evs, ev)
+		}
 	}
+	g.rev = max(g.rev, l.rev)
+	g.publishLocked(evs)
 	g.mu.Unlock()
-	g.r.trimJournal(g.name, seqs, byseq)
+	g.lastSeq = l.last()
+	g.r.trimJournal(g.name, l.seqs, l.names)
 	return nil
 }
 
-// applyChange applies one journal entry at revision rev, idempotently: an
-// entry already reflected in the cache (read after it was written) is
-// skipped. Called with g.mu held.
-func (g *group) applyChange(ch change, rev int64) {
-	cur, ok := g.members[ch.ID]
+// listing is one read of a group's journal.
+type listing struct {
+	seqs  []int64          // entries' sequence numbers, sorted
+	names map[int64]string // entries' names by sequence number
+	rev   int64            // the revision the listing reflects
+}
+
+// list lists the journal; zk.ErrNoNode when the group was never written.
+// The journal directory's mzxid is the revision of the group's last change
+// (every change touches it) and its pzxid that of the last entry created
+// or trimmed: their maximum is a revision at which the group was exactly
+// what the listed entries make it.
+func (g *group) list() (listing, error) {
+	names, st, err := g.r.sess.Conn().Children(g.r.lay.Log(g.name))
+	if err != nil {
+		return listing{}, err
+	}
+	seqs, byseq := parseLog(names)
+	return listing{seqs: seqs, names: byseq, rev: max(st.Pzxid, st.Mzxid)}, nil
+}
+
+// last is the sequence number of the listing's last entry, or -1.
+func (l listing) last() int64 {
+	if len(l.seqs) == 0 {
+		return -1
+	}
+	return l.seqs[len(l.seqs)-1]
+}
+
+// after returns the listed entries after sequence number seq (-1: all),
+// and whether the listing proves it holds every entry written after seq.
+// Trims remove the oldest entries, so it does when it still holds seq
+// itself or, for -1, when it starts at the first entry ever (sequence 0).
+func (l listing) after(seq int64) ([]int64, bool) {
+	if seq < 0 {
+		return l.seqs, len(l.seqs) == 0 || l.seqs[0] == 0
+	}
+	if _, ok := l.names[seq]; !ok {
+		return nil, false
+	}
+	i := sort.Search(len(l.seqs), func(i int) bool { return l.seqs[i] > seq })
+	return l.seqs[i:], true
+}
+
+// entry is one journal entry read: a change at revision rev, the zxid of
+// its transaction.
+type entry struct {
+	ch  change
+	rev int64
+}
+
+// errTrimmed: a listed journal entry was trimmed before it was read.
+var errTrimmed = errors.New("registry: journal entry trimmed while read")
+
+// readEntries reads the entries seqs of l, in order, skipping corrupt ones.
+func (g *group) readEntries(l listing, seqs []int64) ([]entry, error) {
+	c := g.r.sess.Conn()
+	dir := g.r.lay.Log(g.name)
+	out := make([]entry, 0, len(seqs))
+	for _, s := range seqs {
+		data, st, err := c.Get(dir + "/" + l.names[s])
+		if errors.Is(err, zk.ErrNoNode) {
+			return nil, errTrimmed
+		} else if err != nil {
+			return nil, err
+		}
+		e := entry{rev: st.Czxid}
+		if err := json.Unmarshal(data, &e.ch); err != nil {
+			g.r.log.Warn("registry: skip corrupt journal entry", "group", g.name, "entry", l.names[s])
+			continue
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+// applyChange applies one journal entry to members, idempotently: an entry
+// the members already reflect (read after it was written) changes nothing.
+// It returns the change as an event, or nil.
+func applyChange(members map[string]*Member, group string, e entry) *Event {
+	ch, rev := e.ch, e.rev
+	cur, ok := members[ch.ID]
 	switch ch.Op {
 	case "put":
 		if ch.Rec == nil || (ok && cur.ModRev >= rev) {
-			return
+			return nil
 		}
-		createRev := rev
-		typ := Joined
+		createRev, typ := rev, Joined
 		if ok {
 			createRev, typ = cur.CreateRev, Updated
 		} else if ch.CreateRev != 0 {
 			createRev = ch.CreateRev
 		}
-		m := ch.Rec.member(g.name, ch.ID, createRev, rev)
-		g.members[ch.ID] = m
-		g.emitLocked(&Event{Type: typ, Rev: rev, Member: m})
+		m := ch.Rec.member(group, ch.ID, createRev, rev)
+		members[ch.ID] = m
+		return &Event{Type: typ, Rev: rev, Member: m}
 	case "del":
 		if !ok || cur.ModRev >= rev {
-			return
+			return nil
 		}
-		delete(g.members, ch.ID)
-		g.emitLocked(&Event{Type: Left, Rev: rev, Member: cur})
+		delete(members, ch.ID)
+		return &Event{Type: Left, Rev: rev, Member: cur}
 	}
-	if rev > g.rev {
-		g.rev = rev
-	}
-}
-
-// load reads the group for the first time: journal position first, then
-// the members, so every later entry is applied (idempotently) on top.
-func (g *group) load(seqs []int64, listRev int64) error {
-	members, rev, err := g.readMembers()
-	if err != nil {
-		return err
-	}
-	if len(seqs) > 0 {
-		g.lastSeq = seqs[len(seqs)-1]
-	}
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	g.members = members
-	g.rev = max(rev, listRev)
-	g.floor = g.rev
-	g.lastUsed = time.Now() // callers waited for the load: not idle yet
-	close(g.loaded)
 	return nil
 }
 
-// reload rereads the members when the journal no longer proves continuity
-// (entries trimmed before this gateway applied them) and emits the
-// difference as events, so watchers still see every net change.
-func (g *group) reload(seqs []int64, listRev int64) error {
-	members, rev, err := g.readMembers()
-	if err != nil {
-		return err
-	}
-	if len(seqs) > 0 {
-		g.lastSeq = seqs[len(seqs)-1]
-	}
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	rev = max(rev, listRev, g.rev+1)
-	ids := make([]string, 0, len(members)+len(g.members))
-	for id := range members {
-		ids = append(ids, id)
-	}
-	for id := range g.members {
-		if _, ok := members[id]; !ok {
-			ids = append(ids, id)
-		}
-	}
-	sort.Strings(ids)
-	for _, id := range ids {
-		old, had := g.members[id]
-		cur, has := members[id]
-		switch {
-		case had && !has:
-			delete(g.members, id)
-			g.emitLocked(&Event{Type: Left, Rev: rev, Member: old})
-		case !had && has:
-			g.members[id] = cur
-			g.emitLocked(&Event{Type: Joined, Rev: rev, Member: cur})
-		case had && has && old.ModRev != cur.ModRev:
-			g.members[id] = cur
-			g.emitLocked(&Event{Type: Updated, Rev: rev, Member: cur})
-		}
-	}
-	g.rev = rev
-	g.r.log.Info("registry: journal gap, reread group", "group", g.name, "rev", rev)
-	return nil
+// state is a whole group read from ZooKeeper: its members exactly at rev,
+// and the last journal entry they reflect (-1: none).
+type state struct {
+	members map[string]*Member
+	rev     int64
+	lastSeq int64
 }
 
-// readMembers reads every member; rev is the members directory's pzxid.
-func (g *group) readMembers() (map[string]*Member, int64, error) {
+// read reads the whole group, after the journal listing l. The members are
+// read one by one while the group may change, each at some revision between
+// l and a second listing made after them; applying to them (idempotently)
+// the entries between the two listings gives the group exactly as the
+// second listing has it. When entries were trimmed in between, it reads
+// again.
+func (g *group) read(l listing) (state, error) {
+	for range 3 {
+		members, err := g.readMembers()
+		if err != nil {
+			return state{}, err
+		}
+		l2, err := g.list()
+		if err != nil {
+			return state{}, err
+		}
+		seqs, ok := l2.after(l.last())
+		var es []entry
+		if ok {
+			es, err = g.readEntries(l2, seqs)
+		}
+		if !ok || errors.Is(err, errTrimmed) {
+			l = l2
+			continue
+		} else if err != nil {
+			return state{}, err
+		}
+		for _, e := range es {
+			applyChange(members, g.name, e)
+		}
+		return state{members: members, rev: l2.rev, lastSeq: l2.last()}, nil
+	}
+	return state{}, fmt.Errorf("%w: group %s changed faster than it could be read", ErrConflict, g.name)
+}
+
+// readMembers reads every member (none when the directory does not exist).
+func (g *group) readMembers() (map[string]*Member, error) {
 	c := g.r.sess.Conn()
 	dir := g.r.lay.Members(g.name)
-	ids, stat, err := c.Children(dir)
-	if err != nil {
-		return nil, 0, err
+	ids, _, err := c.Children(dir)
+	if errors.Is(err, zk.ErrNoNode) {
+		return map[string]*Member{}, nil
+	} else if err != nil {
+		return nil, err
 	}
 	out := make(map[string]*Member, len(ids))
 	for _, id := range ids {
@@ -286,7 +342,7 @@ func (g *group) readMembers() (map[string]*Member, int64, error) {
 		if errors.Is(err, zk.ErrNoNode) {
 			continue
 		} else if err != nil {
-			return nil, 0, err
+			return nil, err
 		}
 		rec, err := decodeRecord(data)
 		if err != nil {
@@ -294,6 +350,69 @@ func (g *group) readMembers() (map[string]*Member, int64, error) {
 			continue
 		}
 		out[id] = rec.member(g.name, id, st.Czxid, st.Mzxid)
+		if h := g.r.opts.afterMemberRead; h != nil {
+			h(g.name, len(out))
+		}
 	}
-	return out, stat.Pzxid, nil
+	return out, nil
+}
+
+// install makes s the first state of the cache and releases the callers
+// waiting for it.
+func (g *group) install(s state) {
+	g.lastSeq = s.lastSeq
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.members, g.rev, g.floor = s.members, s.rev, s.rev
+	g.lastUsed = time.Now() // callers waited for the load: not idle yet
+	close(g.loaded)
+}
+
+// reread reads the whole group again when the journal no longer proves
+// continuity (entries trimmed before this gateway applied them).
+func (g *group) reread(l listing) error {
+	s, err := g.read(l)
+	if err != nil {
+		return err
+	}
+	g.r.log.Info("registry: journal gap, reread group", "group", g.name, "rev", s.rev)
+	return g.replace(s)
+}
+
+// replace makes s the state of the cache and emits the difference as
+// events of revision s.rev, so watchers still see every net change, as one
+// unit.
+func (g *group) replace(s state) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	ids := make([]string, 0, len(s.members)+len(g.members))
+	for id := range s.members {
+		ids = append(ids, id)
+	}
+	for id := range g.members {
+		if _, ok := s.members[id]; !ok {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	var evs []*Event
+	for _, id := range ids {
+		old, had := g.members[id]
+		cur, has := s.members[id]
+		switch {
+		case had && !has:
+			evs = append(evs, &Event{Type: Left, Rev: s.rev, Member: old})
+		case !had && has:
+			evs = append(evs, &Event{Type: Joined, Rev: s.rev, Member: cur})
+		case had && has && old.ModRev != cur.ModRev:
+			evs = append(evs, &Event{Type: Updated, Rev: s.rev, Member: cur})
+		}
+	}
+	if len(evs) > 0 && s.rev <= g.rev { // cannot be: the changes came after g.rev
+		return fmt.Errorf("registry: group %s read at revision %d, not after the cache's %d", g.name, s.rev, g.rev)
+	}
+	g.members, g.rev = s.members, max(g.rev, s.rev)
+	g.publishLocked(evs)
+	g.lastSeq = s.lastSeq
+	return nil
 }

@@ -11,6 +11,9 @@ import (
 // events; it should resume from its last revision.
 var ErrSlowWatcher = errors.New("registry: watcher too slow, resume from last revision")
 
+// ErrWatchClosed is what Take reports after Close.
+var ErrWatchClosed = errors.New("registry: watch closed")
+
 // Sub is one watcher of a group. It holds no buffer of its own: it reads
 // the group's ring of recent events from its own position, so an idle
 // watcher costs a few words, and one that falls a whole ring behind is
@@ -29,9 +32,11 @@ type Sub struct {
 // the watch to report.
 func (s *Sub) Ready() <-chan struct{} { return s.ready }
 
-// Take returns the events since the last Take, in revision order. Once the
-// watch has ended it returns why: ErrSlowWatcher, ErrCacheStopped (or the
-// group's load error), or ErrWatchClosed after Close.
+// Take returns the events since the last Take, in revision order. They end
+// with a whole revision: the events of one transaction are published
+// together, so a Take never returns part of one (the last event of a
+// revision has More unset). Once the watch has ended it returns why:
+// ErrSlowWatcher, ErrCacheStopped, ErrClosed, or ErrWatchClosed after Close.
 func (s *Sub) Take() ([]*Event, error) {
 	g := s.g
 	g.mu.Lock()
@@ -71,9 +76,6 @@ func (s *Sub) Next(ctx context.Context) (*Event, error) {
 	return ev, nil
 }
 
-// ErrWatchClosed is what Take reports after Close.
-var ErrWatchClosed = errors.New("registry: watch closed")
-
 // Close stops the watcher.
 func (s *Sub) Close() {
 	s.g.mu.Lock()
@@ -98,17 +100,25 @@ func (s *Sub) signal() {
 	}
 }
 
-// emitLocked records ev in the ring and wakes every watcher. A watcher
-// that has not taken the event leaving the ring is ended with
-// ErrSlowWatcher rather than silently missing it.
-func (g *group) emitLocked(ev *Event) {
-	if len(g.ring) >= g.r.opts.ring {
-		g.floor = g.ring[0].Rev
-		g.ring[0] = nil
-		g.ring = g.ring[1:]
-		g.base++
+// publishLocked records the events of one refresh in the ring and wakes
+// every watcher once. The events of a revision are contiguous and all in
+// evs: More is set on each but the last of its revision. A watcher that has
+// not taken an event leaving the ring is ended with ErrSlowWatcher rather
+// than silently missing it.
+func (g *group) publishLocked(evs []*Event) {
+	if len(evs) == 0 {
+		return
 	}
-	g.ring = append(g.ring, ev)
+	for i, ev := range evs {
+		ev.More = i+1 < len(evs) && evs[i+1].Rev == ev.Rev
+		if len(g.ring) >= g.r.opts.ring {
+			g.floor = g.ring[0].Rev
+			g.ring[0] = nil
+			g.ring = g.ring[1:]
+			g.base++
+		}
+		g.ring = append(g.ring, ev)
+	}
 	for s := range g.subs {
 		if s.next < g.base {
 			g.dropLocked(s, ErrSlowWatcher)

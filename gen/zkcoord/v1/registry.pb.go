@@ -609,7 +609,7 @@ type LookupResponse struct {
 	// exist (a Lookup of one absent member fails with NOT_FOUND instead).
 	Members []*Member `protobuf:"bytes,1,rep,name=members,proto3" json:"members,omitempty"`
 	// The revision (zxid) the answer reflects: every change of the group up
-	// to it, and none after it.
+	// to it, and none after it (never part of one transaction).
 	Revision      int64 `protobuf:"varint,2,opt,name=revision,proto3" json:"revision,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
