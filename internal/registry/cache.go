@@ -113,7 +113,9 @@ func (r *Registry) group(ctx context.Context, name string) (*group, error) {
 // Lookup returns the group's members (or the one named by id, if not "",
 // ErrMemberNotFound when absent) from the cache, exactly as they were at
 // the View's revision. With linearizable set, it first orders itself after
-// every write committed before the call and applies them.
+// every write committed before the call and applies them. A group nobody
+// ever registered in is empty, at a revision at which it did not exist;
+// reading it creates nothing in ZooKeeper.
 func (r *Registry) Lookup(ctx context.Context, name, id string, linearizable bool) (View, error) {
 	g, err := r.group(ctx, name)
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"path"
 	"slices"
 	"sort"
 	"time"
@@ -27,35 +28,19 @@ func (g *group) run(ctx context.Context) {
 	defer close(g.done)
 	c := g.r.sess.Conn()
 	for attempt := 0; ; {
-		if err := g.r.ensure(g.name); err != nil {
-			if !zkx.Transient(err) {
-				g.fail(err)
-				return
-			}
-			if !zkx.Backoff(ctx, attempt) {
-				g.fail(ErrCacheStopped)
-				return
-			}
-			attempt++
-			continue
-		}
-		// The watch is a data watch on the journal directory, which every
-		// journaled transaction touches: one watch per group, and one that
-		// ZooKeeper's wchp/wchc report (they omit child watches).
-		ok, _, ch, err := c.ExistsW(g.r.lay.Log(g.name))
-		if err == nil && !ok {
-			err = zk.ErrNoNode
-		}
+		// The watch is an exists watch on the journal directory: every
+		// journaled transaction touches it (a data change), and for a group
+		// never written it fires when a Register creates it. One watch per
+		// group, and one that ZooKeeper's wchp/wchc report (they omit child
+		// watches).
+		_, _, ch, err := c.ExistsW(g.r.lay.Log(g.name))
 		if err == nil {
 			g.applyMu.Lock()
 			err = g.refresh()
 			g.applyMu.Unlock()
 		}
 		if err != nil {
-			if errors.Is(err, zk.ErrNoNode) {
-				g.r.ensured.Delete(g.name)
-			}
-			if !zkx.Transient(err) && !errors.Is(err, zk.ErrNoNode) && !errors.Is(err, ErrConflict) {
+			if !zkx.Transient(err) && !errors.Is(err, ErrConflict) {
 				g.r.log.Warn("registry: refresh failed", "group", g.name, "err", err)
 			}
 			if !zkx.Backoff(ctx, attempt) {
@@ -140,8 +125,19 @@ func (r *Registry) readBarrier() error {
 // continuity (its last entry was trimmed) rereads it. Called with applyMu
 // held.
 func (g *group) refresh() error {
+	for attempt := 0; ; attempt++ {
+		err := g.refreshOnce()
+		if !errors.Is(err, errAppeared) || attempt == 2 {
+			return err
+		}
+	}
+}
+
+func (g *group) refreshOnce() error {
 	l, err := g.list()
-	if err != nil {
+	if errors.Is(err, zk.ErrNoNode) {
+		return g.absent()
+	} else if err != nil {
 		return err
 	}
 	if !g.isLoaded() {
@@ -415,4 +411,47 @@ func (g *group) replace(s state) error {
 	g.publishLocked(evs)
 	g.lastSeq = s.lastSeq
 	return nil
+}
+
+// errAppeared: the group's journal, read as absent, exists by the time its
+// parent is listed; refresh tries again.
+var errAppeared = fmt.Errorf("%w: group created while read", ErrConflict)
+
+// absent makes the cache an empty group when its journal does not exist:
+// nobody ever registered in it. Reads create nothing (only Register creates
+// a group's directories); the run loop's exists watch on the journal fires
+// when it is created. The revision is one at which the journal did not
+// exist (absentRev).
+func (g *group) absent() error {
+	g.r.ensured.Delete(g.name)
+	rev, err := absentRev(g.r.sess.Conn(), g.r.lay.Log(g.name))
+	if err != nil {
+		return err
+	}
+	s := state{members: map[string]*Member{}, rev: rev, lastSeq: -1}
+	if !g.isLoaded() {
+		g.install(s)
+		return nil
+	}
+	return g.replace(s)
+}
+
+// absentRev returns a revision at which p did not exist: the pzxid of its
+// nearest existing ancestor, from a listing that lacks the next name on the
+// way down to p. The pzxid is the revision of the last change to that list
+// of children, so the name was missing at that revision too.
+func absentRev(c *zk.Conn, p string) (int64, error) {
+	for child := p; child != "/"; child = path.Dir(child) {
+		names, st, err := c.Children(path.Dir(child))
+		if errors.Is(err, zk.ErrNoNode) {
+			continue
+		} else if err != nil {
+			return 0, err
+		}
+		if slices.Contains(names, path.Base(child)) {
+			return 0, errAppeared
+		}
+		return st.Pzxid, nil
+	}
+	return 0, errAppeared
 }

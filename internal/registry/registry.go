@@ -303,7 +303,8 @@ func (r *Registry) releaseOps(leaseKey string, parts []string) ([]any, error) {
 	return r.journal(group, change{Op: "del", ID: id}, &zk.DeleteRequest{Path: r.lay.Member(group, id), Version: stat.Version}), nil
 }
 
-// ensure creates a group's directories once per gateway.
+// ensure creates a group's directories once per gateway. Only writes do:
+// reading a group that does not exist creates nothing.
 func (r *Registry) ensure(group string) error {
 	if _, ok := r.ensured.Load(group); ok {
 		return nil

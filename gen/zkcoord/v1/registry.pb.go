@@ -609,7 +609,8 @@ type LookupResponse struct {
 	// exist (a Lookup of one absent member fails with NOT_FOUND instead).
 	Members []*Member `protobuf:"bytes,1,rep,name=members,proto3" json:"members,omitempty"`
 	// The revision (zxid) the answer reflects: every change of the group up
-	// to it, and none after it (never part of one transaction).
+	// to it, and none after it (never part of one transaction). For a group
+	// nobody registered in, a revision at which it did not exist.
 	Revision      int64 `protobuf:"varint,2,opt,name=revision,proto3" json:"revision,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -662,7 +663,8 @@ func (x *LookupResponse) GetRevision() int64 {
 // WatchGroupRequest starts watching a group.
 type WatchGroupRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The group to watch. It need not exist yet.
+	// The group to watch. It need not exist yet: watching it creates
+	// nothing, and the stream follows it once a Register creates it.
 	Group string `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
 	// Resume after this revision: the stream starts with the changes after it
 	// instead of a snapshot, when the gateway still holds them. Otherwise the

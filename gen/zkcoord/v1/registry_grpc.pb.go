@@ -43,6 +43,7 @@ type RegistryServiceClient interface {
 	// Lookup reads a whole group or one member. CONSISTENCY_CACHED (the
 	// default) serves the gateway's watch-maintained cache;
 	// CONSISTENCY_LINEARIZABLE first catches up with every committed write.
+	// Reads create nothing: a group nobody registered in is empty.
 	Lookup(ctx context.Context, in *LookupRequest, opts ...grpc.CallOption) (*LookupResponse, error)
 	// WatchGroup streams a group: first a snapshot, then every change, each
 	// with its revision. A change made in one transaction (a lease's end
@@ -128,6 +129,7 @@ type RegistryServiceServer interface {
 	// Lookup reads a whole group or one member. CONSISTENCY_CACHED (the
 	// default) serves the gateway's watch-maintained cache;
 	// CONSISTENCY_LINEARIZABLE first catches up with every committed write.
+	// Reads create nothing: a group nobody registered in is empty.
 	Lookup(context.Context, *LookupRequest) (*LookupResponse, error)
 	// WatchGroup streams a group: first a snapshot, then every change, each
 	// with its revision. A change made in one transaction (a lease's end
