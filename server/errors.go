@@ -39,6 +39,7 @@ var codeTable = []struct {
 	{registry.ErrConflict, codes.Aborted},
 	{registry.ErrSlowWatcher, codes.ResourceExhausted},
 	{registry.ErrCacheStopped, codes.Unavailable},
+	{registry.ErrClosed, codes.Unavailable},
 	{barrier.ErrThresholdMismatch, codes.FailedPrecondition},
 	{barrier.ErrParticipantExists, codes.AlreadyExists},
 	{barrier.ErrNotParticipant, codes.NotFound},

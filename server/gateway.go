@@ -131,7 +131,11 @@ func New(ctx context.Context, sess *zkx.Session, opt ...Option) (*Gateway, error
 	}
 	g := &Gateway{sess: sess, lay: lay, log: o.log, opts: o, stopping: make(chan struct{}), peers: newPeers(sess, lay, o.peerCreds, o.peerToken)}
 	g.leases = lease.NewManager(sess, lay, o.log, lease.WithReplicaID(o.replicaID), lease.WithPeers(g.peers))
-	g.registry = registry.New(sess, lay, g.leases, o.log, o.registry...)
+	reg, err := registry.New(sess, lay, g.leases, o.log, o.registry...)
+	if err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	g.registry = reg
 	g.elections = election.New(sess, lay, g.leases, o.log)
 	g.barriers = barrier.New(sess, lay, g.leases, o.log)
 	if err := g.leases.Start(ctx); err != nil {

@@ -130,5 +130,5 @@ func eventPB(ev *registry.Event) *pb.WatchGroupResponse {
 		registry.Left:    pb.WatchGroupResponse_TYPE_LEFT,
 		registry.Updated: pb.WatchGroupResponse_TYPE_UPDATED,
 	}[ev.Type]
-	return &pb.WatchGroupResponse{Type: t, Revision: ev.Rev, Member: memberPB(ev.Member)}
+	return &pb.WatchGroupResponse{Type: t, Revision: ev.Rev, Member: memberPB(ev.Member), More: ev.More}
 }

@@ -88,7 +88,7 @@ func both(ctx context.Context, c *client.Client, group, id, sessionID, value str
 
 	for st := range states {
 		check(st.Err)
-		if ev := st.Event; ev.GetType() == zkcoordv1.WatchGroupResponse_TYPE_LEFT && ev.GetMember().GetId() == id {
+		if left(st, id) {
 			fmt.Printf("one-shot: %s expired %.1fs after registering (ttl %v)\n", id, time.Since(registered).Seconds(), ttl)
 			break
 		}
@@ -99,6 +99,16 @@ func both(ctx context.Context, c *client.Client, group, id, sessionID, value str
 	check(s.Close(ctx))
 	fmt.Println("session: closed, its lease revoked")
 	printMembers(ctx, c, group, "after the session closed")
+}
+
+// left reports whether member id left the group in the revision of st.
+func left(st client.GroupState, id string) bool {
+	for _, ev := range st.Events {
+		if ev.GetType() == zkcoordv1.WatchGroupResponse_TYPE_LEFT && ev.GetMember().GetId() == id {
+			return true
+		}
+	}
+	return false
 }
 
 // printMembers prints the IDs of the group's members as of now.

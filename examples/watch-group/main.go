@@ -79,17 +79,24 @@ func next(ctx context.Context, states <-chan client.GroupState) client.GroupStat
 	return st
 }
 
-// show prints a state of the group: the event that made it, and the members.
+// show prints a state of the group: the events that made it (several when
+// one transaction changed several members, as a lease's end does), and the
+// members.
 func show(st client.GroupState) {
 	check(st.Err)
 	ids := []string{}
 	for _, m := range st.List() {
 		ids = append(ids, m.GetId()+"="+m.GetValue())
 	}
-	what := strings.ToLower(strings.TrimPrefix(st.Event.GetType().String(), "TYPE_"))
-	if m := st.Event.GetMember(); m != nil {
-		what += " " + m.GetId()
+	var events []string
+	for _, ev := range st.Events {
+		e := strings.ToLower(strings.TrimPrefix(ev.GetType().String(), "TYPE_"))
+		if m := ev.GetMember(); m != nil {
+			e += " " + m.GetId()
+		}
+		events = append(events, e)
 	}
+	what := strings.Join(events, ", ")
 	if st.Resync {
 		what += " (resync)"
 	}

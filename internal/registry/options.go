@@ -1,9 +1,13 @@
 package registry
 
-import "time"
+import (
+	"fmt"
+	"time"
+)
 
-// Option configures a Registry.
-type Option func(*options)
+// Option configures a Registry. An option refuses a value it cannot work
+// with, and New returns that error.
+type Option func(*options) error
 
 type options struct {
 	idle      time.Duration // evict a group cache unused this long
@@ -11,22 +15,51 @@ type options struct {
 	keepLog   int           // journal entries kept after a trim
 	trimAt    int           // trim the journal when it has more entries
 	trimCheck int           // writers check the journal's length every trimCheck entries
+
+	// afterMemberRead, set by tests (export_test.go), is called after each
+	// member read of a (re)load with the group and the number read so far.
+	afterMemberRead func(group string, n int)
 }
 
 func defaultOptions() options {
 	return options{idle: 5 * time.Minute, ring: 4096, keepLog: 1000, trimAt: 2000, trimCheck: 500}
 }
 
-// WithIdleEviction sets how long an unused group cache is kept (default 5m).
-func WithIdleEviction(d time.Duration) Option { return func(o *options) { o.idle = d } }
+// WithIdleEviction sets how long an unused group cache is kept (default
+// 5m); it must be positive.
+func WithIdleEviction(d time.Duration) Option {
+	return func(o *options) error {
+		if d <= 0 {
+			return fmt.Errorf("registry: idle eviction %v: must be positive", d)
+		}
+		o.idle = d
+		return nil
+	}
+}
 
 // WithJournal sets how many journal entries are kept (keep) once the journal
-// exceeds trimAt entries (defaults 1000 and 2000).
+// exceeds trimAt entries (defaults 1000 and 2000). It needs 1 <= keep <
+// trimAt: a trim always leaves an entry, by which a cache proves it missed
+// nothing.
 func WithJournal(keep, trimAt int) Option {
-	return func(o *options) { o.keepLog, o.trimAt, o.trimCheck = keep, trimAt, max(1, (trimAt-keep)/2) }
+	return func(o *options) error {
+		if keep < 1 || trimAt <= keep {
+			return fmt.Errorf("registry: journal keeping %d entries, trimmed above %d: want 1 <= keep < trimAt", keep, trimAt)
+		}
+		o.keepLog, o.trimAt, o.trimCheck = keep, trimAt, max(1, (trimAt-keep)/2)
+		return nil
+	}
 }
 
 // WithHistory sets how many events each group cache keeps so that watchers
 // can resume from a revision, and so how far a watcher may fall behind
-// before it is ended with ErrSlowWatcher (default 4096).
-func WithHistory(n int) Option { return func(o *options) { o.ring = n } }
+// before it is ended with ErrSlowWatcher (default 4096); at least 1.
+func WithHistory(n int) Option {
+	return func(o *options) error {
+		if n < 1 {
+			return fmt.Errorf("registry: history of %d events: want at least 1", n)
+		}
+		o.ring = n
+		return nil
+	}
+}

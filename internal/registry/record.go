@@ -76,4 +76,8 @@ type Event struct {
 	Type   EventType
 	Rev    int64
 	Member *Member
+	// More is true when the next event has the same revision: one
+	// transaction changed several members (a lease's end removes all of
+	// them). The group is at Rev only after the event of Rev without More.
+	More bool
 }

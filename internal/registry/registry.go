@@ -59,18 +59,21 @@ type Registry struct {
 }
 
 // New returns a Registry and registers the member release handler with
-// leases. Close stops its group caches.
-func New(sess *zkx.Session, lay zkx.Layout, leases *lease.Manager, log *slog.Logger, opt ...Option) *Registry {
+// leases, or the error of an option that refused its value. Close stops its
+// group caches.
+func New(sess *zkx.Session, lay zkx.Layout, leases *lease.Manager, log *slog.Logger, opt ...Option) (*Registry, error) {
 	o := defaultOptions()
 	for _, fn := range opt {
-		fn(&o)
+		if err := fn(&o); err != nil {
+			return nil, err
+		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &Registry{sess: sess, lay: lay, leases: leases, log: log, opts: o, groups: map[string]*group{}, ctx: ctx, cancel: cancel}
 	leases.Handle(RefKind, r.releaseOps)
 	r.wg.Add(1)
 	go r.janitor()
-	return r
+	return r, nil
 }
 
 // RegisterParams says what to register.
@@ -323,7 +326,8 @@ func (r *Registry) releaseOps(leaseKey string, parts []string) ([]any, error) {
 	return r.journal(group, change{Op: "del", ID: id}, &zk.DeleteRequest{Path: r.lay.Member(group, id), Version: stat.Version}), nil
 }
 
-// ensure creates a group's directories once per gateway.
+// ensure creates a group's directories once per gateway. Only writes do:
+// reading a group that does not exist creates nothing.
 func (r *Registry) ensure(group string) error {
 	if _, ok := r.ensured.Load(group); ok {
 		return nil

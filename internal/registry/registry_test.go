@@ -36,7 +36,10 @@ func gateway(t *testing.T, lay *zkx.Layout, opt ...registry.Option) env {
 		*lay = l
 	}
 	m := lease.NewManager(sess, *lay, zktest.Logger(t))
-	r := registry.New(sess, *lay, m, zktest.Logger(t), opt...)
+	r, err := registry.New(sess, *lay, m, zktest.Logger(t), opt...)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := m.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}

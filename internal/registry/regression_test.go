@@ -31,7 +31,10 @@ func proxiedGateway(t *testing.T, px *zktest.Proxy, lay *zkx.Layout, opt ...regi
 		}
 	}
 	m := lease.NewManager(sess, *lay, zktest.Logger(t))
-	r := registry.New(sess, *lay, m, zktest.Logger(t), opt...)
+	r, err := registry.New(sess, *lay, m, zktest.Logger(t), opt...)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := m.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -115,13 +118,14 @@ func TestEmptyLoadedCacheSeesTrimmedEntries(t *testing.T) {
 	}
 }
 
-// TestResumeAfterRereadResyncs: a reread after a journal gap
-// emits all its JOINED/LEFT/UPDATED events with one revision (cache.go
-// reload). A client that received only the first of them when its stream
-// broke resumes, as documented, from "the last revision it saw": the
-// history then reaches back to it, so the stream sends only events after
-// that revision, with no snapshot, and the rest of the batch is lost.
-func TestResumeAfterRereadResyncs(t *testing.T) {
+// TestRereadIsOneUnit: a reread after a journal gap emits its
+// JOINED/LEFT/UPDATED events with one revision, as one unit: More on all
+// but the last. A client whose stream broke after the first of them holds
+// that revision only in part, so it resumes from its last complete
+// revision and receives the whole unit again, with no snapshot. (Before
+// More, a client resumed from the last revision it saw and lost the rest
+// of the batch.)
+func TestRereadIsOneUnit(t *testing.T) {
 	ctx := context.Background()
 	px := zktest.NewProxy(t, zktest.Addr(t))
 	var lay zkx.Layout
@@ -143,31 +147,40 @@ func TestResumeAfterRereadResyncs(t *testing.T) {
 	settleJournal(t, b, "g")
 	px.Restore()
 
-	// The client receives the first event of the reread, then its stream
-	// breaks.
-	ev := next(t, sub)
+	var unit []*registry.Event
+	for len(unit) == 0 || unit[len(unit)-1].More {
+		unit = append(unit, next(t, sub))
+	}
 	sub.Close()
-	seen := map[string]bool{"first": true, ev.Member.ID: true}
-	t.Logf("first event after the gap: %v %s at revision %d", ev.Type, ev.Member.ID, ev.Rev)
-	time.Sleep(200 * time.Millisecond)
+	rev := unit[0].Rev
+	for i, ev := range unit {
+		if ev.Rev != rev || ev.Type != registry.Joined || ev.More != (i < n-1) {
+			t.Errorf("event %d of the reread: %v %s at %d more=%v", i, ev.Type, ev.Member.ID, ev.Rev, ev.More)
+		}
+	}
+	if len(unit) != n {
+		t.Errorf("the reread's unit has %d events, want %d JOINED", len(unit), n)
+	}
 
-	sub2, start2, err := a.reg.Watch(ctx, "g", ev.Rev)
+	// The client received the first event only: it resumes from the
+	// snapshot's revision, its last complete one.
+	sub2, start2, err := a.reg.Watch(ctx, "g", start.Snapshot.Rev)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer sub2.Close()
-	if start2.Snapshot != nil {
-		for _, m := range start2.Snapshot.Members {
-			seen[m.ID] = true
-		}
+	if start2.Snapshot != nil || len(start2.Backlog) != n || start2.Backlog[n-1].More || start2.Backlog[0].Rev != rev {
+		t.Errorf("resume from %d: snapshot %v, backlog %d events (want the %d of revision %d)",
+			start.Snapshot.Rev, start2.Snapshot != nil, len(start2.Backlog), n, rev)
 	}
-	for _, e := range start2.Backlog {
-		seen[e.Member.ID] = true
+	// A client that holds the whole unit resumes after it: nothing to send.
+	sub3, start3, err := a.reg.Watch(ctx, "g", rev)
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Logf("resume from %d: snapshot %v, backlog %d events; client now knows %d of %d members",
-		ev.Rev, start2.Snapshot != nil, len(start2.Backlog), len(seen), n+1)
-	if len(seen) != n+1 {
-		t.Errorf("resuming from the last revision seen lost %d JOINED events", n+1-len(seen))
+	defer sub3.Close()
+	if start3.Snapshot != nil || len(start3.Backlog) != 0 {
+		t.Errorf("resume from %d: snapshot %v, backlog %d events, want neither", rev, start3.Snapshot != nil, len(start3.Backlog))
 	}
 }
 

@@ -1,0 +1,457 @@
+package registry
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"path"
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/go-zookeeper/zk"
+
+	"github.com/zkcoord/zkcoord/internal/zkx"
+)
+
+// How a group cache follows ZooKeeper. Every state it shows is the group
+// exactly at the revision it names: the changes of one transaction are
+// applied under one hold of g.mu, and a read of the whole group (first
+// load, reread after a journal gap) is completed with the journal entries
+// written while it ran.
+
+// run keeps the cache current: one watch on the journal, re-armed after
+// every notification.
+func (g *group) run(ctx context.Context) {
+	defer g.r.wg.Done()
+	defer close(g.done)
+	c := g.r.sess.Conn()
+	for attempt := 0; ; {
+		// The watch is an exists watch on the journal directory: every
+		// journaled transaction touches it (a data change), and for a group
+		// never written it fires when a Register creates it. One watch per
+		// group, and one that ZooKeeper's wchp/wchc report (they omit child
+		// watches).
+		_, _, ch, err := c.ExistsW(g.r.lay.Log(g.name))
+		if err == nil {
+			g.applyMu.Lock()
+			err = g.refresh()
+			g.applyMu.Unlock()
+		}
+		if err != nil {
+			if !zkx.Transient(err) && !errors.Is(err, ErrConflict) {
+				g.r.log.Warn("registry: refresh failed", "group", g.name, "err", err)
+			}
+			if !zkx.Backoff(ctx, attempt) {
+				g.fail(ErrCacheStopped)
+				return
+			}
+			attempt++
+			continue
+		}
+		attempt = 0
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			g.fail(ErrCacheStopped)
+			return
+		}
+	}
+}
+
+func (g *group) fail(err error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.err = fmt.Errorf("registry: group %s: %w", g.name, err)
+	if !g.isLoaded() {
+		close(g.loaded)
+	}
+	for s := range g.subs {
+		g.dropLocked(s, g.err)
+	}
+}
+
+func (g *group) isLoaded() bool {
+	select {
+	case <-g.loaded:
+		return true
+	default:
+		return false
+	}
+}
+
+// catchUp makes the cache reflect every change committed before the call.
+//
+// It orders itself after those changes with a write, not ZooKeeper's sync:
+// sync is not a quorum operation, and across a ZooKeeper leader change a
+// read after it can miss a committed write (ZOOKEEPER-1675; the chaos run
+// caught one). A write is: once it is applied on this session's server,
+// so is every write committed before it. Concurrent callers share one
+// barrier write and journal read that started after their call (Fresh).
+func (g *group) catchUp() error {
+	return g.fresh.Do(func() error {
+		if err := g.r.readBarrier(); err != nil {
+			return err
+		}
+		g.applyMu.Lock()
+		defer g.applyMu.Unlock()
+		if err := g.refresh(); err != nil {
+			return fmt.Errorf("registry: read group %s: %w", g.name, err)
+		}
+		return nil
+	})
+}
+
+// readBarrier writes the read-barrier znode (creating it the first time).
+func (r *Registry) readBarrier() error {
+	c := r.sess.Conn()
+	_, err := c.Set(r.lay.ReadBarrier(), nil, -1)
+	if errors.Is(err, zk.ErrNoNode) {
+		if _, err = c.Create(r.lay.ReadBarrier(), nil, 0, r.sess.ACL()); errors.Is(err, zk.ErrNodeExists) {
+			err = nil
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("registry: read barrier: %w", err)
+	}
+	return nil
+}
+
+// refresh brings the cache up to the group as ZooKeeper has it now: it
+// lists the journal and applies the entries after the last one applied,
+// all under one hold of g.mu, so no reader sees part of a transaction. A
+// cache not loaded yet reads the whole group; one that cannot prove
+// continuity (its last entry was trimmed) rereads it. Called with applyMu
+// held.
+func (g *group) refresh() error {
+	for attempt := 0; ; attempt++ {
+		err := g.refreshOnce()
+		if !errors.Is(err, errAppeared) || attempt == 2 {
+			return err
+		}
+	}
+}
+
+func (g *group) refreshOnce() error {
+	l, err := g.list()
+	if errors.Is(err, zk.ErrNoNode) {
+		return g.absent()
+	} else if err != nil {
+		return err
+	}
+	if !g.isLoaded() {
+		s, err := g.read(l)
+		if err != nil {
+			return err
+		}
+		g.install(s)
+		return nil
+	}
+	seqs, ok := l.after(g.lastSeq)
+	var es []entry
+	if ok {
+		es, err = g.readEntries(l, seqs)
+	}
+	if !ok || errors.Is(err, errTrimmed) {
+		return g.reread(l)
+	} else if err != nil {
+		return err
+	}
+	evs := make([]*Event, 0, len(es))
+	g.mu.Lock()
+	for _, e := range es {
+		if ev := applyChange(g.members, g.name, e); ev != nil {
+			evs = append(evs, ev)
+		}
+	}
+	g.rev = max(g.rev, l.rev)
+	g.publishLocked(evs)
+	g.mu.Unlock()
+	g.lastSeq = l.last()
+	g.r.trimJournal(g.name, l.seqs, l.names)
+	return nil
+}
+
+// listing is one read of a group's journal.
+type listing struct {
+	seqs  []int64          // entries' sequence numbers, sorted
+	names map[int64]string // entries' names by sequence number
+	rev   int64            // the revision the listing reflects
+}
+
+// list lists the journal; zk.ErrNoNode when the group was never written.
+// The journal directory's mzxid is the revision of the group's last change
+// (every change touches it) and its pzxid that of the last entry created
+// or trimmed: their maximum is a revision at which the group was exactly
+// what the listed entries make it.
+func (g *group) list() (listing, error) {
+	names, st, err := g.r.sess.Conn().Children(g.r.lay.Log(g.name))
+	if err != nil {
+		return listing{}, err
+	}
+	seqs, byseq := parseLog(names)
+	return listing{seqs: seqs, names: byseq, rev: max(st.Pzxid, st.Mzxid)}, nil
+}
+
+// last is the sequence number of the listing's last entry, or -1.
+func (l listing) last() int64 {
+	if len(l.seqs) == 0 {
+		return -1
+	}
+	return l.seqs[len(l.seqs)-1]
+}
+
+// after returns the listed entries after sequence number seq (-1: all),
+// and whether the listing proves it holds every entry written after seq.
+// Trims remove the oldest entries, so it does when it still holds seq
+// itself or, for -1, when it starts at the first entry ever (sequence 0).
+func (l listing) after(seq int64) ([]int64, bool) {
+	if seq < 0 {
+		return l.seqs, len(l.seqs) == 0 || l.seqs[0] == 0
+	}
+	if _, ok := l.names[seq]; !ok {
+		return nil, false
+	}
+	i := sort.Search(len(l.seqs), func(i int) bool { return l.seqs[i] > seq })
+	return l.seqs[i:], true
+}
+
+// entry is one journal entry read: a change at revision rev, the zxid of
+// its transaction.
+type entry struct {
+	ch  change
+	rev int64
+}
+
+// errTrimmed: a listed journal entry was trimmed before it was read.
+var errTrimmed = errors.New("registry: journal entry trimmed while read")
+
+// readEntries reads the entries seqs of l, in order, skipping corrupt ones.
+func (g *group) readEntries(l listing, seqs []int64) ([]entry, error) {
+	c := g.r.sess.Conn()
+	dir := g.r.lay.Log(g.name)
+	out := make([]entry, 0, len(seqs))
+	for _, s := range seqs {
+		data, st, err := c.Get(dir + "/" + l.names[s])
+		if errors.Is(err, zk.ErrNoNode) {
+			return nil, errTrimmed
+		} else if err != nil {
+			return nil, err
+		}
+		e := entry{rev: st.Czxid}
+		if err := json.Unmarshal(data, &e.ch); err != nil {
+			g.r.log.Warn("registry: skip corrupt journal entry", "group", g.name, "entry", l.names[s])
+			continue
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+// applyChange applies one journal entry to members, idempotently: an entry
+// the members already reflect (read after it was written) changes nothing.
+// It returns the change as an event, or nil.
+func applyChange(members map[string]*Member, group string, e entry) *Event {
+	ch, rev := e.ch, e.rev
+	cur, ok := members[ch.ID]
+	switch ch.Op {
+	case "put":
+		if ch.Rec == nil || (ok && cur.ModRev >= rev) {
+			return nil
+		}
+		createRev, typ := rev, Joined
+		if ok {
+			createRev, typ = cur.CreateRev, Updated
+		} else if ch.CreateRev != 0 {
+			createRev = ch.CreateRev
+		}
+		m := ch.Rec.member(group, ch.ID, createRev, rev)
+		members[ch.ID] = m
+		return &Event{Type: typ, Rev: rev, Member: m}
+	case "del":
+		if !ok || cur.ModRev >= rev {
+			return nil
+		}
+		delete(members, ch.ID)
+		return &Event{Type: Left, Rev: rev, Member: cur}
+	}
+	return nil
+}
+
+// state is a whole group read from ZooKeeper: its members exactly at rev,
+// and the last journal entry they reflect (-1: none).
+type state struct {
+	members map[string]*Member
+	rev     int64
+	lastSeq int64
+}
+
+// read reads the whole group, after the journal listing l. The members are
+// read one by one while the group may change, each at some revision between
+// l and a second listing made after them; applying to them (idempotently)
+// the entries between the two listings gives the group exactly as the
+// second listing has it. When entries were trimmed in between, it reads
+// again.
+func (g *group) read(l listing) (state, error) {
+	for range 3 {
+		members, err := g.readMembers()
+		if err != nil {
+			return state{}, err
+		}
+		l2, err := g.list()
+		if err != nil {
+			return state{}, err
+		}
+		seqs, ok := l2.after(l.last())
+		var es []entry
+		if ok {
+			es, err = g.readEntries(l2, seqs)
+		}
+		if !ok || errors.Is(err, errTrimmed) {
+			l = l2
+			continue
+		} else if err != nil {
+			return state{}, err
+		}
+		for _, e := range es {
+			applyChange(members, g.name, e)
+		}
+		return state{members: members, rev: l2.rev, lastSeq: l2.last()}, nil
+	}
+	return state{}, fmt.Errorf("%w: group %s changed faster than it could be read", ErrConflict, g.name)
+}
+
+// readMembers reads every member (none when the directory does not exist).
+func (g *group) readMembers() (map[string]*Member, error) {
+	c := g.r.sess.Conn()
+	dir := g.r.lay.Members(g.name)
+	ids, _, err := c.Children(dir)
+	if errors.Is(err, zk.ErrNoNode) {
+		return map[string]*Member{}, nil
+	} else if err != nil {
+		return nil, err
+	}
+	out := make(map[string]*Member, len(ids))
+	for _, id := range ids {
+		data, st, err := c.Get(dir + "/" + id)
+		if errors.Is(err, zk.ErrNoNode) {
+			continue
+		} else if err != nil {
+			return nil, err
+		}
+		rec, err := decodeRecord(data)
+		if err != nil {
+			g.r.log.Warn("registry: skip corrupt member", "group", g.name, "member", id)
+			continue
+		}
+		out[id] = rec.member(g.name, id, st.Czxid, st.Mzxid)
+		if h := g.r.opts.afterMemberRead; h != nil {
+			h(g.name, len(out))
+		}
+	}
+	return out, nil
+}
+
+// install makes s the first state of the cache and releases the callers
+// waiting for it.
+func (g *group) install(s state) {
+	g.lastSeq = s.lastSeq
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.members, g.rev, g.floor = s.members, s.rev, s.rev
+	g.lastUsed = time.Now() // callers waited for the load: not idle yet
+	close(g.loaded)
+}
+
+// reread reads the whole group again when the journal no longer proves
+// continuity (entries trimmed before this gateway applied them).
+func (g *group) reread(l listing) error {
+	s, err := g.read(l)
+	if err != nil {
+		return err
+	}
+	g.r.log.Info("registry: journal gap, reread group", "group", g.name, "rev", s.rev)
+	return g.replace(s)
+}
+
+// replace makes s the state of the cache and emits the difference as
+// events of revision s.rev, so watchers still see every net change, as one
+// unit.
+func (g *group) replace(s state) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	ids := make([]string, 0, len(s.members)+len(g.members))
+	for id := range s.members {
+		ids = append(ids, id)
+	}
+	for id := range g.members {
+		if _, ok := s.members[id]; !ok {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	var evs []*Event
+	for _, id := range ids {
+		old, had := g.members[id]
+		cur, has := s.members[id]
+		switch {
+		case had && !has:
+			evs = append(evs, &Event{Type: Left, Rev: s.rev, Member: old})
+		case !had && has:
+			evs = append(evs, &Event{Type: Joined, Rev: s.rev, Member: cur})
+		case had && has && old.ModRev != cur.ModRev:
+			evs = append(evs, &Event{Type: Updated, Rev: s.rev, Member: cur})
+		}
+	}
+	if len(evs) > 0 && s.rev <= g.rev { // cannot be: the changes came after g.rev
+		return fmt.Errorf("registry: group %s read at revision %d, not after the cache's %d", g.name, s.rev, g.rev)
+	}
+	g.members, g.rev = s.members, max(g.rev, s.rev)
+	g.publishLocked(evs)
+	g.lastSeq = s.lastSeq
+	return nil
+}
+
+// errAppeared: the group's journal, read as absent, exists by the time its
+// parent is listed; refresh tries again.
+var errAppeared = fmt.Errorf("%w: group created while read", ErrConflict)
+
+// absent makes the cache an empty group when its journal does not exist:
+// nobody ever registered in it. Reads create nothing (only Register creates
+// a group's directories); the run loop's exists watch on the journal fires
+// when it is created. The revision is one at which the journal did not
+// exist (absentRev).
+func (g *group) absent() error {
+	g.r.ensured.Delete(g.name)
+	rev, err := absentRev(g.r.sess.Conn(), g.r.lay.Log(g.name))
+	if err != nil {
+		return err
+	}
+	s := state{members: map[string]*Member{}, rev: rev, lastSeq: -1}
+	if !g.isLoaded() {
+		g.install(s)
+		return nil
+	}
+	return g.replace(s)
+}
+
+// absentRev returns a revision at which p did not exist: the pzxid of its
+// nearest existing ancestor, from a listing that lacks the next name on the
+// way down to p. The pzxid is the revision of the last change to that list
+// of children, so the name was missing at that revision too.
+func absentRev(c *zk.Conn, p string) (int64, error) {
+	for child := p; child != "/"; child = path.Dir(child) {
+		names, st, err := c.Children(path.Dir(child))
+		if errors.Is(err, zk.ErrNoNode) {
+			continue
+		} else if err != nil {
+			return 0, err
+		}
+		if slices.Contains(names, path.Base(child)) {
+			return 0, errAppeared
+		}
+		return st.Pzxid, nil
+	}
+	return 0, errAppeared
+}
