@@ -11,18 +11,26 @@ import (
 	zkcoordv1 "github.com/zkcoord/zkcoord/gen/zkcoord/v1"
 )
 
-// GroupState is a registry group as a watch sees it after one message from
-// the gateway. Members maps IDs to members; the map and the members are
-// shared with nothing that changes them, and must not be modified.
+// GroupState is a registry group as a watch sees it at one revision. A
+// watch never shows the middle of a revision: when one transaction changed
+// several members (a lease's end removes all of its members at once), the
+// state comes after all of them. Members maps IDs to members; the map and
+// the members are shared with nothing that changes them, and must not be
+// modified.
 type GroupState struct {
 	// Group is the group watched.
 	Group string
 	// Members are the group's members by ID.
 	Members map[string]*zkcoordv1.Member
-	// Revision is the revision (zxid) the state reflects.
+	// Revision is the revision (zxid) the state reflects: every change of
+	// the group up to it, none after it.
 	Revision int64
-	// Event is the gateway's message that produced this state: a snapshot,
-	// or a member that joined, left or was updated.
+	// Events are the gateway's messages that produced this state, in the
+	// order received: a snapshot (alone), or every change of Revision (a
+	// member that joined, left or was updated; several when one transaction
+	// changed several members).
+	Events []*zkcoordv1.WatchGroupResponse
+	// Event is the last of Events.
 	Event *zkcoordv1.WatchGroupResponse
 	// Resync is true when this state replaced the previous one instead of
 	// following from it: the gateway could not prove continuity after a
@@ -43,11 +51,14 @@ func (s GroupState) List() []*zkcoordv1.Member {
 
 // WatchGroup watches group (which need not exist yet) and sends its state on
 // the returned channel after every change: first a snapshot, then one state
-// per member that joins, leaves or changes. When the stream breaks it
-// reconnects with backoff and resumes after the last revision it saw; when
-// the gateway cannot resume it sends a new snapshot, delivered with Resync
-// set. States are never dropped: the watch waits for a slow reader (and the
-// gateway may then end the stream, which comes back as a resync).
+// per revision, that is per transaction: a member that joins, leaves or
+// changes, or all the members of a lease that ended. When the stream breaks
+// it reconnects with backoff and resumes after the last complete revision it
+// delivered (messages of a revision received only in part are dropped and
+// come again); when the gateway cannot resume it sends a new snapshot,
+// delivered with Resync set. States are never dropped: the watch waits for a
+// slow reader (and the gateway may then end the stream, which comes back as
+// a resync).
 //
 // The channel is closed when ctx ends or the client is closed. When the
 // gateway refuses the watch for good, the last state carries Err.
@@ -108,6 +119,7 @@ func (c *Client) watchGroup(ctx context.Context, group string, emit func(GroupSt
 	return c.retry(ctx, "watch group "+group, func(b *backoff) error {
 		sctx, cancel := context.WithCancel(ctx)
 		defer cancel()
+		v.dropPartial()
 		stream, err := c.rpc.registry.WatchGroup(sctx, &zkcoordv1.WatchGroupRequest{Group: group, StartRevision: v.resumeFrom()})
 		if err != nil {
 			return callErr(sctx, err, ErrNotFound)
@@ -125,15 +137,19 @@ func (c *Client) watchGroup(ctx context.Context, group string, emit func(GroupSt
 	})
 }
 
-// groupView maintains a group's members from the messages of its watch.
+// groupView maintains a group's members from the messages of its watch,
+// one complete revision at a time.
 type groupView struct {
 	group   string
-	members map[string]*zkcoordv1.Member // nil before the first snapshot
-	rev     int64
+	members map[string]*zkcoordv1.Member // at rev; nil before the first snapshot
+	rev     int64                        // the last complete revision
+
+	next    map[string]*zkcoordv1.Member // members with pending applied; nil when none
+	pending []*zkcoordv1.WatchGroupResponse
 }
 
 // resumeFrom is the start_revision of the next watch request: the last
-// revision seen, or 0 (a snapshot) before the first snapshot.
+// complete revision, or 0 (a snapshot) before the first snapshot.
 func (v *groupView) resumeFrom() int64 {
 	if v.members == nil {
 		return 0
@@ -141,30 +157,53 @@ func (v *groupView) resumeFrom() int64 {
 	return v.rev
 }
 
-// apply applies one message and returns the new state, or false when the
-// message changes nothing that can be known: it is older than the state, of
-// an unknown type, or a change before any snapshot.
+// dropPartial forgets the messages of a revision received only in part
+// (the stream broke before its last): the next stream resumes before it.
+func (v *groupView) dropPartial() { v.next, v.pending = nil, nil }
+
+// apply applies one message. It returns the new state once a revision is
+// complete (a snapshot, or a change with more false), and false while the
+// revision goes on or when the message changes nothing that can be known:
+// it is older than the state, of an unknown type, or a change before any
+// snapshot.
 func (v *groupView) apply(msg *zkcoordv1.WatchGroupResponse) (GroupState, bool) {
-	typ := msg.GetType()
-	resync := false
-	switch {
+	switch typ := msg.GetType(); {
 	case typ == zkcoordv1.WatchGroupResponse_TYPE_SNAPSHOT:
-		resync = msg.GetResync() || v.members != nil
+		resync := msg.GetResync() || v.members != nil
 		v.members = make(map[string]*zkcoordv1.Member, len(msg.GetMembers()))
 		for _, m := range msg.GetMembers() {
 			v.members[m.GetId()] = m
 		}
+		v.rev = msg.GetRevision()
+		v.dropPartial()
+		return GroupState{Group: v.group, Members: v.members, Revision: v.rev,
+			Events: []*zkcoordv1.WatchGroupResponse{msg}, Event: msg, Resync: resync}, true
 	case v.members == nil, msg.GetRevision() < v.rev:
 		return GroupState{}, false
 	case typ == zkcoordv1.WatchGroupResponse_TYPE_JOINED, typ == zkcoordv1.WatchGroupResponse_TYPE_UPDATED:
-		v.members = maps.Clone(v.members)
-		v.members[msg.GetMember().GetId()] = msg.GetMember()
+		v.change().next[msg.GetMember().GetId()] = msg.GetMember()
 	case typ == zkcoordv1.WatchGroupResponse_TYPE_LEFT:
-		v.members = maps.Clone(v.members)
-		delete(v.members, msg.GetMember().GetId())
-	default:
+		delete(v.change().next, msg.GetMember().GetId())
+	default: // unknown: nothing to apply, but it may end a revision
+		if v.next == nil {
+			return GroupState{}, false
+		}
+	}
+	v.pending = append(v.pending, msg)
+	if msg.GetMore() {
 		return GroupState{}, false
 	}
-	v.rev = msg.GetRevision()
-	return GroupState{Group: v.group, Members: v.members, Revision: v.rev, Event: msg, Resync: resync}, true
+	s := GroupState{Group: v.group, Members: v.next, Revision: msg.GetRevision(), Events: v.pending, Event: msg}
+	v.members, v.rev = v.next, msg.GetRevision()
+	v.dropPartial()
+	return s, true
+}
+
+// change starts the next state from the current one, on the first change
+// of a revision; the states already delivered are never modified.
+func (v *groupView) change() *groupView {
+	if v.next == nil {
+		v.next = maps.Clone(v.members)
+	}
+	return v
 }

@@ -31,6 +31,12 @@ func change(typ zkcoordv1.WatchGroupResponse_Type, rev int64, m *zkcoordv1.Membe
 	return &zkcoordv1.WatchGroupResponse{Type: typ, Revision: rev, Member: m}
 }
 
+// cont marks msg as followed by more messages of its revision.
+func cont(msg *zkcoordv1.WatchGroupResponse) *zkcoordv1.WatchGroupResponse {
+	msg.More = true
+	return msg
+}
+
 // values renders a state's members as id=value, sorted.
 func values(s GroupState) []string {
 	var out []string
@@ -70,10 +76,23 @@ func TestGroupViewApply(t *testing.T) {
 			{snap(5, false, member("a", "1")), true, []string{"a=1"}, 5, false},
 			{change(left, 4, member("a", "1")), false, []string{"a=1"}, 5, false},
 		}},
-		{"changes of one revision all apply", []step{
+		{"changes of one revision make one state", []step{
 			{snap(5, false, member("a", "1"), member("b", "2")), true, []string{"a=1", "b=2"}, 5, false},
-			{change(left, 6, member("a", "1")), true, []string{"b=2"}, 6, false},
-			{change(left, 6, member("b", "2")), true, nil, 6, false},
+			{cont(change(left, 6, member("a", "1"))), false, []string{"a=1", "b=2"}, 5, false},
+			{cont(change(joined, 6, member("c", "3"))), false, []string{"a=1", "b=2"}, 5, false},
+			{change(left, 6, member("b", "2")), true, []string{"c=3"}, 6, false},
+			{change(updated, 7, member("c", "4")), true, []string{"c=4"}, 7, false},
+		}},
+		{"an unknown type can end a revision", []step{
+			{snap(5, false, member("a", "1")), true, []string{"a=1"}, 5, false},
+			{cont(change(left, 6, member("a", "1"))), false, []string{"a=1"}, 5, false},
+			{change(zkcoordv1.WatchGroupResponse_TYPE_UNSPECIFIED, 6, member("b", "2")), true, nil, 6, false},
+		}},
+		{"a snapshot drops a revision in progress", []step{
+			{snap(5, false, member("a", "1")), true, []string{"a=1"}, 5, false},
+			{cont(change(left, 6, member("a", "1"))), false, []string{"a=1"}, 5, false},
+			{snap(9, true, member("z", "26")), true, []string{"z=26"}, 9, true},
+			{change(joined, 10, member("y", "25")), true, []string{"y=25", "z=26"}, 10, false},
 		}},
 		{"a later snapshot replaces the state", []step{
 			{snap(5, false, member("a", "1")), true, []string{"a=1"}, 5, false},
@@ -97,7 +116,7 @@ func TestGroupViewApply(t *testing.T) {
 				}
 				if !ok {
 					got = GroupState{Members: v.members, Revision: v.rev}
-				} else if got.Event != st.msg || got.Group != "g" {
+				} else if got.Event != st.msg || got.Group != "g" || got.Events[len(got.Events)-1] != st.msg {
 					t.Fatalf("step %d: state has event %v, group %q", i, got.Event, got.Group)
 				}
 				if vs := values(got); !slices.Equal(vs, st.members) || got.Revision != st.rev || got.Resync != st.resync {
@@ -109,12 +128,43 @@ func TestGroupViewApply(t *testing.T) {
 	}
 }
 
+// TestGroupViewEvents: a state carries the messages of its revision, in
+// order, and only those.
+func TestGroupViewEvents(t *testing.T) {
+	v := groupView{group: "g"}
+	s0 := snap(5, false, member("a", "1"))
+	msgs := []*zkcoordv1.WatchGroupResponse{
+		cont(change(left, 6, member("a", "1"))),
+		cont(change(joined, 6, member("b", "2"))),
+		change(joined, 6, member("c", "3")),
+	}
+	first, _ := v.apply(s0)
+	if len(first.Events) != 1 || first.Events[0] != s0 {
+		t.Fatalf("snapshot state's events = %v", first.Events)
+	}
+	var got GroupState
+	for _, m := range msgs {
+		got, _ = v.apply(m)
+	}
+	if !slices.Equal(got.Events, msgs) || got.Revision != 6 || !slices.Equal(values(got), []string{"b=2", "c=3"}) {
+		t.Fatalf("state = %v rev %d events %v", values(got), got.Revision, got.Events)
+	}
+	last := change(left, 7, member("b", "2"))
+	if s, _ := v.apply(last); len(s.Events) != 1 || s.Events[0] != last {
+		t.Fatalf("next revision's events = %v", s.Events)
+	}
+}
+
 func TestGroupViewStatesAreImmutable(t *testing.T) {
 	v := groupView{group: "g"}
 	first, _ := v.apply(snap(1, false, member("a", "1")))
-	v.apply(change(joined, 2, member("b", "2")))
-	v.apply(change(left, 3, member("a", "1")))
+	second, _ := v.apply(change(joined, 2, member("b", "2")))
+	v.apply(cont(change(left, 3, member("a", "1"))))
+	v.apply(change(left, 3, member("b", "2")))
 	if got := values(first); !slices.Equal(got, []string{"a=1"}) {
+		t.Fatalf("an earlier state changed: %v", got)
+	}
+	if got := values(second); !slices.Equal(got, []string{"a=1", "b=2"}) {
 		t.Fatalf("an earlier state changed: %v", got)
 	}
 }
@@ -158,11 +208,25 @@ func TestWatchGroupReconnectsAndResumes(t *testing.T) {
 		t.Fatalf("after resume: %v rev %d resync %v", values(s), s.Revision, s.Resync)
 	}
 
+	// The stream breaks in the middle of revision 8: no state shows part of
+	// it, and the watch resumes from 7, the last complete revision.
+	w.send(t, cont(change(left, 8, member("b", "2"))))
+	w.fail(t, status.Error(codes.Unavailable, "gateway restarting"))
+	w = next(t, f.watches)
+	if w.req.GetStartRevision() != 7 {
+		t.Fatalf("resumed from %d after a partial revision, want 7", w.req.GetStartRevision())
+	}
+	w.send(t, cont(change(left, 8, member("b", "2"))))
+	w.send(t, change(joined, 8, member("d", "4")))
+	if s := recvState(t, ch); !slices.Equal(values(s), []string{"d=4"}) || s.Revision != 8 || len(s.Events) != 2 {
+		t.Fatalf("after the resumed revision: %v rev %d, %d events", values(s), s.Revision, len(s.Events))
+	}
+
 	// A slow consumer's stream is ended; the gateway cannot resume, resyncs.
 	w.fail(t, status.Error(codes.ResourceExhausted, "consumer too slow"))
 	w = next(t, f.watches)
-	if w.req.GetStartRevision() != 7 {
-		t.Fatalf("resumed from %d, want 7", w.req.GetStartRevision())
+	if w.req.GetStartRevision() != 8 {
+		t.Fatalf("resumed from %d, want 8", w.req.GetStartRevision())
 	}
 	w.send(t, snap(12, true, member("c", "3")))
 	if s := recvState(t, ch); !slices.Equal(values(s), []string{"c=3"}) || s.Revision != 12 || !s.Resync {

@@ -667,6 +667,10 @@ type WatchGroupRequest struct {
 	// Resume after this revision: the stream starts with the changes after it
 	// instead of a snapshot, when the gateway still holds them. Otherwise the
 	// stream starts with a snapshot marked resync. 0 starts with a snapshot.
+	// Resuming from a revision claims that the client holds the group at that
+	// revision, every message of it included: pass the revision of the last
+	// message received with more false (or of the last snapshot), never one
+	// of which only some messages arrived before the stream broke.
 	StartRevision int64 `protobuf:"varint,2,opt,name=start_revision,json=startRevision,proto3" json:"start_revision,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -721,7 +725,8 @@ type WatchGroupResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// What this message carries.
 	Type WatchGroupResponse_Type `protobuf:"varint,1,opt,name=type,proto3,enum=zkcoord.v1.WatchGroupResponse_Type" json:"type,omitempty"`
-	// The revision (zxid) of the change, or of the snapshot.
+	// The revision (zxid) of the change, or of the snapshot. A snapshot at
+	// revision R holds every change of the group up to R and none after it.
 	Revision int64 `protobuf:"varint,2,opt,name=revision,proto3" json:"revision,omitempty"`
 	// For TYPE_SNAPSHOT: the members, sorted by ID.
 	Members []*Member `protobuf:"bytes,3,rep,name=members,proto3" json:"members,omitempty"`
@@ -731,7 +736,15 @@ type WatchGroupResponse struct {
 	// For TYPE_SNAPSHOT: true when this snapshot replaces what the client had,
 	// because the gateway could not prove continuity from start_revision (or
 	// from its last message). The client must drop its state and take this.
-	Resync        bool `protobuf:"varint,5,opt,name=resync,proto3" json:"resync,omitempty"`
+	Resync bool `protobuf:"varint,5,opt,name=resync,proto3" json:"resync,omitempty"`
+	// For TYPE_JOINED, TYPE_LEFT, TYPE_UPDATED: true when more messages of
+	// this revision follow. One transaction can change several members (a
+	// lease's end removes all of them); its messages share a revision and are
+	// sent together, all but the last with more set. The group is at revision
+	// only after the message of that revision with more false: a client
+	// should not show, act on or resume from a revision before then. A
+	// snapshot never sets it.
+	More          bool `protobuf:"varint,6,opt,name=more,proto3" json:"more,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -801,6 +814,13 @@ func (x *WatchGroupResponse) GetResync() bool {
 	return false
 }
 
+func (x *WatchGroupResponse) GetMore() bool {
+	if x != nil {
+		return x.More
+	}
+	return false
+}
+
 var File_zkcoord_v1_registry_proto protoreflect.FileDescriptor
 
 const file_zkcoord_v1_registry_proto_rawDesc = "" +
@@ -855,13 +875,14 @@ const file_zkcoord_v1_registry_proto_rawDesc = "" +
 	"\brevision\x18\x02 \x01(\x03R\brevision\"P\n" +
 	"\x11WatchGroupRequest\x12\x14\n" +
 	"\x05group\x18\x01 \x01(\tR\x05group\x12%\n" +
-	"\x0estart_revision\x18\x02 \x01(\x03R\rstartRevision\"\xbe\x02\n" +
+	"\x0estart_revision\x18\x02 \x01(\x03R\rstartRevision\"\xd2\x02\n" +
 	"\x12WatchGroupResponse\x127\n" +
 	"\x04type\x18\x01 \x01(\x0e2#.zkcoord.v1.WatchGroupResponse.TypeR\x04type\x12\x1a\n" +
 	"\brevision\x18\x02 \x01(\x03R\brevision\x12,\n" +
 	"\amembers\x18\x03 \x03(\v2\x12.zkcoord.v1.MemberR\amembers\x12*\n" +
 	"\x06member\x18\x04 \x01(\v2\x12.zkcoord.v1.MemberR\x06member\x12\x16\n" +
-	"\x06resync\x18\x05 \x01(\bR\x06resync\"a\n" +
+	"\x06resync\x18\x05 \x01(\bR\x06resync\x12\x12\n" +
+	"\x04more\x18\x06 \x01(\bR\x04more\"a\n" +
 	"\x04Type\x12\x14\n" +
 	"\x10TYPE_UNSPECIFIED\x10\x00\x12\x11\n" +
 	"\rTYPE_SNAPSHOT\x10\x01\x12\x0f\n" +

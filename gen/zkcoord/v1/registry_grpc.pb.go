@@ -45,8 +45,11 @@ type RegistryServiceClient interface {
 	// CONSISTENCY_LINEARIZABLE first catches up with every committed write.
 	Lookup(ctx context.Context, in *LookupRequest, opts ...grpc.CallOption) (*LookupResponse, error)
 	// WatchGroup streams a group: first a snapshot, then every change, each
-	// with its revision. The stream never skips a net change: where the gateway
-	// cannot prove continuity it sends a new snapshot marked resync.
+	// with its revision. A change made in one transaction (a lease's end
+	// removing all its members, say) comes as one unit: its messages share a
+	// revision and all but the last carry more. The stream never skips a net
+	// change: where the gateway cannot prove continuity it sends a new snapshot
+	// marked resync.
 	WatchGroup(ctx context.Context, in *WatchGroupRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchGroupResponse], error)
 }
 
@@ -127,8 +130,11 @@ type RegistryServiceServer interface {
 	// CONSISTENCY_LINEARIZABLE first catches up with every committed write.
 	Lookup(context.Context, *LookupRequest) (*LookupResponse, error)
 	// WatchGroup streams a group: first a snapshot, then every change, each
-	// with its revision. The stream never skips a net change: where the gateway
-	// cannot prove continuity it sends a new snapshot marked resync.
+	// with its revision. A change made in one transaction (a lease's end
+	// removing all its members, say) comes as one unit: its messages share a
+	// revision and all but the last carry more. The stream never skips a net
+	// change: where the gateway cannot prove continuity it sends a new snapshot
+	// marked resync.
 	WatchGroup(*WatchGroupRequest, grpc.ServerStreamingServer[WatchGroupResponse]) error
 	mustEmbedUnimplementedRegistryServiceServer()
 }
