@@ -67,7 +67,7 @@ const (
 	// it too; record that as KindRegister). Lease, TTL, Call, Return,
 	// Deadline (the expires_at of the answer, zero if unknown). Time is
 	// Return. The server renewed the lease at some instant in [Call,
-	// Return].
+	// Return]. OpID "grant" marks a Grant (for examples).
 	KindKeepAliveOK Kind = "keepalive-ok"
 	// KindKeepAliveFailed: a keepalive of Lease failed with an unknown
 	// outcome (Err: Unavailable, DeadlineExceeded, ...): the server may have

@@ -78,9 +78,9 @@ func CheckLeaseLifetime(h *History, t *Truth, opts ...Option) Report {
 		}
 		early.check()
 		if promised := l.lastCall.Add(l.ttl); end.Add(grain).Before(promised) {
-			early.fail("%s/%s of lease %s deleted at %s (revision %d), %v before %s: TTL %v after the renewal called at %s (answered %s); owner %q",
+			early.fail("%s/%s of lease %s deleted at %s (revision %d), %v before %s: TTL %v after the %s called at %s (answered %s); owner %q",
 				t.Group, tn.member, short(tn.lease), ts(end), tn.end.Rev, promised.Sub(end).Round(time.Millisecond),
-				ts(promised), l.ttl, ts(l.lastCall), ts(l.lastCallReturn), l.owner)
+				ts(promised), l.ttl, l.lastKind, ts(l.lastCall), ts(l.lastCallReturn), l.owner)
 		}
 	}
 	for _, e := range evs {
@@ -94,8 +94,8 @@ func CheckLeaseLifetime(h *History, t *Truth, opts ...Option) Report {
 		}
 		early.check()
 		if promised := l.lastCall.Add(l.ttl); e.Return.Before(promised) {
-			early.fail("lease %s of %s reported gone (%s answered NOT_FOUND at %s), %v before %s: TTL %v after the renewal called at %s; owner %q",
-				short(e.Lease), e.Client, e.Kind, ts(e.Return), promised.Sub(e.Return).Round(time.Millisecond), ts(promised), l.ttl, ts(l.lastCall), l.owner)
+			early.fail("lease %s of %s reported gone (%s answered NOT_FOUND at %s), %v before %s: TTL %v after the %s called at %s; owner %q",
+				short(e.Lease), e.Client, e.Kind, ts(e.Return), promised.Sub(e.Return).Round(time.Millisecond), ts(promised), l.ttl, l.lastKind, ts(l.lastCall), l.owner)
 		}
 	}
 	for _, key := range sortedKeys(leases) {
@@ -145,6 +145,7 @@ type leaseHistory struct {
 	ttl            time.Duration
 	lastCall       time.Time // the latest call of an acknowledged renewal
 	lastCallReturn time.Time // its answer
+	lastKind       string    // what it was: grant, keepalive, register
 	lastReturn     time.Time // the latest answer of an acknowledged renewal
 	lastMaybe      time.Time // the latest Return of a renewal with an unknown outcome
 	revoked        time.Time // the earliest call of a Revoke not known to have failed
@@ -178,7 +179,7 @@ func leaseHistories(evs []Event) map[string]*leaseHistory {
 				l.ttl = e.TTL
 			}
 			if call.After(l.lastCall) {
-				l.lastCall, l.lastCallReturn = call, ret
+				l.lastCall, l.lastCallReturn, l.lastKind = call, ret, renewalKind(e)
 			}
 			if ret.After(l.lastReturn) {
 				l.lastReturn = ret
@@ -200,6 +201,17 @@ func leaseHistories(evs []Event) map[string]*leaseHistory {
 		}
 	}
 	return out
+}
+
+// renewalKind names an acknowledged renewal for examples.
+func renewalKind(e Event) string {
+	switch {
+	case e.Kind == KindRegister:
+		return "register"
+	case e.OpID == "grant":
+		return "grant"
+	}
+	return "keepalive"
 }
 
 // tenure is a member's time under one lease, from the put that created it

@@ -94,7 +94,7 @@ func TestCheckLeaseLifetime(t *testing.T) {
 		},
 		{
 			name: "renewed after its member was deleted", evs: with(keepalive(2700, "L1")), truth: gone(2650),
-			early: [3]int{1, 1, 0}, want: "the renewal called at 03:04:07.700",
+			early: [3]int{1, 1, 0}, want: "the keepalive called at 03:04:07.700",
 		},
 		{name: "revoked: may end at once", evs: with(leaseCall(KindRevoke, 1000, "")), truth: gone(1005), strict: [3]int{1, 0, 0}},
 		{

@@ -149,6 +149,7 @@ func TestCheckTruth(t *testing.T) {
 	if len(r.Examples) == 0 || !strings.Contains(r.Examples[0], "missing a") {
 		t.Errorf("examples %q", r.Examples)
 	}
+	assertResult(t, CheckTruth(tr, nil), 0, 0, 1)
 	tr.Lose("entry 4, the last read, is no longer listed")
 	assertResult(t, CheckTruth(tr, map[string]string{"b": "1"}), 0, 0, 1)
 }
