@@ -24,8 +24,10 @@ const grain = time.Millisecond
 // answer; one with an unknown outcome at any time after its call) are not
 // the lease's end. A renewal acknowledged at [Call, Return] happened at
 // some instant in between: the lease is promised until at least Call +
-// TTL, and ends at the latest TTL + grace after Return (or after the Return
-// of a later renewal whose outcome is unknown: it may have taken effect).
+// TTL, and ends at the latest TTL + grace after Return, or after the
+// Return of a later renewal that may have taken effect: a keepalive whose
+// outcome is unknown, or a Register that failed for another reason than
+// the lease being gone (the gateway renews a lease before registering).
 //
 // It returns three results:
 //
@@ -184,7 +186,9 @@ func leaseHistories(evs []Event) map[string]*leaseHistory {
 			if ret.After(l.lastReturn) {
 				l.lastReturn = ret
 			}
-		case e.Kind == KindKeepAliveFailed && e.unknown(), e.Kind == KindRegister && e.unknown():
+		case e.Kind == KindKeepAliveFailed && e.unknown(), e.Kind == KindRegister && e.Err != ErrNotFound:
+			// A Register renews the lease before it registers: one that
+			// failed otherwise than on the lease may have renewed it.
 			if l := get(e.Lease); ret.After(l.lastMaybe) {
 				l.lastMaybe = ret
 			}

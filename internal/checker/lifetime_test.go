@@ -103,6 +103,10 @@ func TestCheckLeaseLifetime(t *testing.T) {
 		},
 		{name: "deregistered", evs: with(dr), truth: gone(1005), strict: [3]int{1, 0, 0}},
 		{
+			name: "a Register refused after the lease's renewal may have renewed it", evs: with(reg(700, "c1", "b", "1", "L1", ErrAlreadyExists)),
+			truth: gone(3700), early: [3]int{1, 0, 0}, strict: [3]int{1, 0, 0},
+		},
+		{
 			name: "a keepalive of unknown outcome may have renewed it", evs: with(leaseCall(KindKeepAliveFailed, 700, "DeadlineExceeded")),
 			truth: gone(3700), early: [3]int{1, 0, 0}, strict: [3]int{1, 0, 0},
 		},
