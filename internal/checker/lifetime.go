@@ -95,7 +95,10 @@ func CheckLeaseLifetime(h *History, t *Truth, opts ...Option) Report {
 			continue
 		}
 		early.check()
-		if promised := l.lastCall.Add(l.ttl); e.Return.Before(promised) {
+		if l.lastCall.After(e.Return) {
+			early.fail("lease %s of %s reported gone (%s answered NOT_FOUND at %s), yet a %s called at %s, after it, succeeded; owner %q",
+				short(e.Lease), e.Client, e.Kind, ts(e.Return), l.lastKind, ts(l.lastCall), l.owner)
+		} else if promised := l.lastCall.Add(l.ttl); e.Return.Before(promised) {
 			early.fail("lease %s of %s reported gone (%s answered NOT_FOUND at %s), %v before %s: TTL %v after the %s called at %s; owner %q",
 				short(e.Lease), e.Client, e.Kind, ts(e.Return), promised.Sub(e.Return).Round(time.Millisecond), ts(promised), l.ttl, l.lastKind, ts(l.lastCall), l.owner)
 		}

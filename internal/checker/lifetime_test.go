@@ -93,6 +93,10 @@ func TestCheckLeaseLifetime(t *testing.T) {
 			early: [3]int{2, 1, 0}, strict: [3]int{1, 0, 0}, want: "(register answered NOT_FOUND",
 		},
 		{
+			name: "renewed after a NOT_FOUND", evs: with(reg(640, "c1", "b", "1", "L1", ErrNotFound), keepalive(700, "L1")), truth: gone(2750),
+			early: [3]int{2, 1, 0}, strict: [3]int{1, 0, 0}, want: "yet a keepalive called at 03:04:05.700, after it, succeeded",
+		},
+		{
 			name: "renewed after its member was deleted", evs: with(keepalive(2700, "L1")), truth: gone(2650),
 			early: [3]int{1, 1, 0}, want: "the keepalive called at 03:04:07.700",
 		},
