@@ -1,15 +1,12 @@
 package chaosrun
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
 	"math/rand/v2"
-	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -21,6 +18,7 @@ import (
 	"github.com/zkcoord/zkcoord/client"
 	"github.com/zkcoord/zkcoord/internal/chaos"
 	"github.com/zkcoord/zkcoord/internal/checker"
+	leasepkg "github.com/zkcoord/zkcoord/internal/lease"
 	"github.com/zkcoord/zkcoord/internal/zkx"
 )
 
@@ -115,10 +113,10 @@ type run struct {
 	conn    *grpc.ClientConn // to every replica, for the stub workloads
 	target  string
 	group   string
-	ctx     context.Context // the run's: probes outlive the workloads
-	truth   *zkx.Session    // reads ZooKeeper directly: the ground truth
+	ctx     context.Context // the run's: keepalives in flight and revokes outlive the workloads
+	truth   *zkx.Session    // reads ZooKeeper directly: leases' owners, the members at the end
 	lay     zkx.Layout
-	probes  sync.WaitGroup
+	rec     *recorder // follows the group's journal: the ground truth
 }
 
 // Run starts a cluster, runs the workloads under faults for cfg.Duration,
@@ -147,6 +145,10 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	defer truth.Close()
 	r := &run{cfg: cfg, cluster: cl, h: checker.NewHistory(), rng: rand.New(rand.NewPCG(uint64(cfg.Seed), 1)),
 		conn: conn, target: cl.Target(), group: "reg", ctx: ctx, truth: truth, lay: zkx.Layout{Root: "/zkcoord"}}
+	if r.rec, err = startRecorder(ctx, cl.ZK().ConnectString(), r.lay, r.group, cfg.Log); err != nil {
+		return Result{}, err
+	}
+	defer r.rec.close()
 
 	// Workloads run until stop; faults until the duration is over.
 	wctx, stop := context.WithCancel(ctx)
@@ -250,23 +252,25 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	return out, nil
 }
 
-// check waits for the probes of ended leases (by then every lease the churn
-// abandoned has ended and the group no longer changes), reads the ground
-// truth from ZooKeeper, and runs every checker.
+// check waits until every lease the churn left has passed its deadline
+// (by then the group no longer changes), measures convergence, reads the
+// rest of the truth, and runs every checker.
 func (r *run) check(ctx context.Context, watchers []*watcher) (checker.Report, error) {
-	r.probes.Wait()
+	if err := sleep(ctx, time.Until(r.settled())); err != nil {
+		return nil, err
+	}
 	// Convergence: the truth now, every watcher's state 2 s later. Should
 	// the group change meanwhile (a lease of a failed replica ending late),
 	// measure again from the new truth.
 	var (
-		at    time.Time
-		truth map[string]string
-		obs   []checker.Observation
+		at  time.Time
+		now map[string]string
+		obs []checker.Observation
 	)
 	for attempt := 0; ; attempt++ {
 		at = time.Now()
 		var err error
-		if truth, err = readGroup(r.truth, r.lay, r.group); err != nil {
+		if now, err = readGroup(r.truth, r.lay, r.group); err != nil {
 			return nil, err
 		}
 		sleep(ctx, 2*time.Second)
@@ -278,19 +282,64 @@ func (r *run) check(ctx context.Context, watchers []*watcher) (checker.Report, e
 		if err != nil {
 			return nil, err
 		}
-		if maps.Equal(truth, after) || attempt == 4 {
+		if maps.Equal(now, after) || attempt == 4 {
 			break
 		}
 		r.cfg.Log.Info("chaosrun: group changed while measuring convergence; again", "attempt", attempt)
 	}
-	// An abandoned lease ends within its TTL + 1 s, or, when its owning
-	// replica failed meanwhile, once that replica's session has expired
-	// and another replica adopted it (docs/REPLICAS.md): CheckExpiry allows
-	// the session timeout on top of the 1 s grace for those only.
-	report := checker.CheckAll(r.h, r.cfg.LinearizableBudget, checker.WithSlack(50*time.Millisecond),
-		checker.WithProbeGrace(time.Second), checker.WithFailoverGrace(time.Second+r.cfg.SessionTimeout))
-	report = append(report, checker.CheckConvergence(map[string]map[string]string{r.group: truth}, at, obs, 2*time.Second))
+	truth, members, err := r.rec.finish(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("chaosrun: read the truth: %w", err)
+	}
+	r.nameLeases(truth)
+	// A lease ends within its TTL + 1 s of its last renewal, or, when its
+	// owning replica failed meanwhile, once that replica's session has
+	// expired and another replica adopted it (docs/REPLICAS.md): the
+	// failover grace adds the session timeout for those only.
+	report := checker.CheckAll(r.h, truth, r.cfg.LinearizableBudget, checker.WithSlack(50*time.Millisecond),
+		checker.WithLateGrace(time.Second), checker.WithFailoverGrace(time.Second+r.cfg.SessionTimeout), checker.WithMore())
+	report = append(report, checker.CheckTruth(truth, members),
+		checker.CheckConvergence(map[string]map[string]string{r.group: now}, at, obs, 2*time.Second))
+	if r.cfg.LogDir != "" {
+		if err := writeTruth(filepath.Join(r.cfg.LogDir, "truth.jsonl"), truth); err != nil {
+			return nil, err
+		}
+	}
 	return report, nil
+}
+
+// settled returns when every lease the registrants held has passed its
+// latest deadline: TTL + session timeout + 1 s after its last renewal
+// (acknowledged or not), plus a margin.
+func (r *run) settled() time.Time {
+	var last time.Time
+	for _, e := range r.h.Events() {
+		switch {
+		case e.Kind == checker.KindKeepAliveOK, e.Kind == checker.KindKeepAliveFailed,
+			e.Kind == checker.KindRegister && e.Lease != "":
+			if e.Return.After(last) {
+				last = e.Return
+			}
+		}
+	}
+	return last.Add(r.cfg.LeaseTTL + r.cfg.SessionTimeout + 1200*time.Millisecond)
+}
+
+// nameLeases replaces the lease keys of the truth's changes (the member
+// records hold a lease's key, the hash of its id) with the lease ids the
+// history uses.
+func (r *run) nameLeases(t *checker.Truth) {
+	ids := map[string]string{}
+	for _, e := range r.h.Events() {
+		if e.Lease != "" {
+			ids[leasepkg.KeyOf(e.Lease)] = e.Lease
+		}
+	}
+	for i, c := range t.Changes {
+		if id, ok := ids[c.Lease]; ok {
+			t.Changes[i].Lease = id
+		}
+	}
 }
 
 func readGroup(sess *zkx.Session, lay zkx.Layout, group string) (map[string]string, error) {
@@ -308,27 +357,6 @@ func readGroup(sess *zkx.Session, lay zkx.Layout, group string) (map[string]stri
 		out[id] = valueOf(data)
 	}
 	return out, nil
-}
-
-// writeHistory writes h to path, one JSON event per line.
-func writeHistory(path string, h *checker.History) error {
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	w := bufio.NewWriter(f)
-	enc := json.NewEncoder(w)
-	for _, ev := range h.Events() {
-		if err := enc.Encode(ev); err != nil {
-			f.Close()
-			return err
-		}
-	}
-	if err := w.Flush(); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
 }
 
 var errStopped = errors.New("chaosrun: stopped")

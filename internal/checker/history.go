@@ -44,37 +44,49 @@ const (
 	// KindDeregister: a Deregister call. Group, Member, Lease, Call, Return,
 	// Err. Time is Return.
 	KindDeregister Kind = "deregister"
-	// KindLookup: a LINEARIZABLE Lookup (record CACHED ones as
-	// Observations). Group, Members (the answer: member id to value),
-	// Revision, Call, Return, Err; Member when the lookup is about that
-	// member only (Members then holds it or nothing). Time is Return.
+	// KindLookup: a LINEARIZABLE Lookup. Group, Members (the answer: member
+	// id to value), Revision, Call, Return, Err; Member when the lookup is
+	// about that member only (Members then holds it or nothing). Time is
+	// Return.
 	KindLookup Kind = "lookup"
-	// KindWatchEvent: an event on a WatchGroup stream. Group, Member, Type,
-	// Revision; Client names the watcher.
+	// KindCachedLookup: a CACHED Lookup, with the fields of KindLookup. Only
+	// CheckSnapshots reads it: a cached answer may be stale, but it must be
+	// the group's exact state at its revision.
+	KindCachedLookup Kind = "cached-lookup"
+	// KindWatchEvent: one message of a WatchGroup stream, recorded in the
+	// order the watcher received them; Client names the watcher (one stream
+	// of states, across the client's reconnections). Group, Type, Revision;
+	// for JOINED, UPDATED and LEFT: Member and Value (the member as the
+	// message has it) and More (the message is not the last of its
+	// revision); for SNAPSHOT: Members (the snapshot) and Resync (it
+	// replaces what the watcher had instead of following from it).
 	KindWatchEvent Kind = "watch-event"
 
-	// KindKeepAliveOK: a keepalive of Lease succeeded (the lease was alive
-	// then). Lease, TTL (the lease's TTL). A successful Register with a
-	// lease renews it too and counts as a keepalive.
+	// KindKeepAliveOK: a renewal of Lease was acknowledged: a Grant or a
+	// KeepAlive that succeeded (a successful Register under a lease renews
+	// it too; record that as KindRegister). Lease, TTL, Call, Return,
+	// Deadline (the expires_at of the answer, zero if unknown). Time is
+	// Return. The server renewed the lease at some instant in [Call,
+	// Return]. OpID "grant" marks a Grant (for examples).
 	KindKeepAliveOK Kind = "keepalive-ok"
-	// KindLeaseLost: a keepalive of Lease answered NOT_FOUND: the lease has
-	// ended. Lease.
+	// KindKeepAliveFailed: a keepalive of Lease failed with an unknown
+	// outcome (Err: Unavailable, DeadlineExceeded, ...): the server may have
+	// renewed the lease, at the latest when the client gave up. Lease, Call,
+	// Return, Err. Time is Return.
+	KindKeepAliveFailed Kind = "keepalive-failed"
+	// KindLeaseLost: a keepalive of Lease answered NOT_FOUND: the lease had
+	// ended by Return. Lease, Call, Return. Time is Return.
 	KindLeaseLost Kind = "lease-lost"
+	// KindRevoke: the client revoked Lease: it may end from Call on. Lease,
+	// Call, Return, Err. Time is Call.
+	KindRevoke Kind = "revoke"
 	// KindLeaseKept: the client kept Lease alive without a failed renewal
 	// from From to To. Lease, From, To. Record it when the interval ends.
 	KindLeaseKept Kind = "lease-kept"
 	// KindLeaseAbandoned: the client stopped keeping Lease alive at Time
-	// (no keepalive after it, no revoke). Lease, TTL, Replica (the replica
-	// that owned the lease then, "" if unknown).
+	// (no keepalive after it; a revoke, if any, is recorded apart). Lease,
+	// TTL, Replica (the replica that owned the lease then, "" if unknown).
 	KindLeaseAbandoned Kind = "lease-abandoned"
-	// KindRestoredWithinTTL: Member of Group was missing from From and
-	// registered again by To (a lost lease replaced and its registrations
-	// restored). Group, Member, Lease (optional), From, To, TTL. It excuses
-	// lookups inside [From, To] that miss the member when To-From <= TTL.
-	KindRestoredWithinTTL Kind = "restored-within-ttl"
-	// KindMemberProbe: a read straight from ZooKeeper (ground truth) of
-	// whether Member of Group exists. Group, Member, Present.
-	KindMemberProbe Kind = "member-probe"
 
 	// KindBarrierArrive: the participant called AwaitBarrier. Barrier,
 	// Threshold. Time is when the call started.
@@ -90,8 +102,8 @@ const (
 	// describes it; From and To bound it. Replica names the replica whose
 	// ZooKeeper session the fault may have cost ("*": any replica's, as
 	// when the ZooKeeper leader dies; "": none, as for a drain, which hands
-	// leases over with their expiry). CheckExpiry reads Replica, From and
-	// To; events without From are only read by people.
+	// leases over with their expiry). CheckLeaseLifetime reads Replica,
+	// From and To; events without From are only read by people.
 	KindFault Kind = "fault"
 )
 
@@ -129,21 +141,22 @@ type Event struct {
 
 	Election string
 	Token    int64     // fencing token
-	Deadline time.Time // jeopardy deadline
+	Deadline time.Time // jeopardy deadline; a renewal's expires_at
 	Accepted bool      // resource write accepted
 
 	Group    string
 	Member   string
 	Value    string
-	Members  map[string]string // lookup answer: member id to value
+	Members  map[string]string // lookup answer or snapshot: member id to value
 	Type     WatchType
 	Revision int64
+	Resync   bool // a SNAPSHOT that replaces the watcher's state
+	More     bool // a watch message that is not the last of its revision
 
 	Lease    string
 	TTL      time.Duration
 	Replica  string // a lease's owner, or the replica a fault hit
 	From, To time.Time
-	Present  bool
 
 	Barrier   string
 	Arrived   int

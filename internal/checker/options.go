@@ -7,15 +7,15 @@ type Option func(*options)
 
 type options struct {
 	slack         time.Duration
-	keepAliveGap  time.Duration
 	releaseWithin time.Duration
-	probeGrace    time.Duration
+	lateGrace     time.Duration
 	failoverGrace time.Duration
+	more          bool
 	vizPath       string
 }
 
 func defaultOptions() options {
-	return options{releaseWithin: 5 * time.Second, probeGrace: time.Second}
+	return options{releaseWithin: 5 * time.Second, lateGrace: time.Second}
 }
 
 func newOptions(opts []Option) options {
@@ -34,13 +34,6 @@ func WithSlack(d time.Duration) Option {
 	return func(o *options) { o.slack = max(d, 0) }
 }
 
-// WithKeepAliveGap sets the longest gap between two successful renewals of
-// a lease for it to count as kept alive (CheckLeases). Default: half the
-// TTL recorded on the KeepAliveOK events (clients renew every third).
-func WithKeepAliveGap(d time.Duration) Option {
-	return func(o *options) { o.keepAliveGap = max(d, 0) }
-}
-
 // WithReleaseWithin sets how long CheckBarriers allows between N
 // participants being present and each of them being released before a
 // participant that gave up counts as never released. Default 5s.
@@ -54,18 +47,26 @@ func WithVisualization(path string) Option {
 	return func(o *options) { o.vizPath = path }
 }
 
-// WithProbeGrace sets how long after its TTL an abandoned lease's members
-// may take to go (CheckExpiry; default 1s): a probe after TTL + grace that
-// finds one is a violation.
-func WithProbeGrace(d time.Duration) Option {
-	return func(o *options) { o.probeGrace = max(d, 0) }
+// WithLateGrace sets how long after TTL past its last acknowledged renewal
+// a lease whose owning replica lives may take to end (CheckLeaseLifetime;
+// default 1s): a member of it still present later is a violation.
+func WithLateGrace(d time.Duration) Option {
+	return func(o *options) { o.lateGrace = max(d, 0) }
 }
 
-// WithFailoverGrace sets the grace CheckExpiry allows instead of the probe
-// grace when a fault may have cost the lease's owner its ZooKeeper session
-// around the lease's end (default: the probe grace). The owner's peers may
-// take over its leases only once that session has expired, so set it to
-// the probe grace plus the replicas' session timeout.
+// WithFailoverGrace sets the grace CheckLeaseLifetime allows instead of the
+// late grace when a fault may have cost the lease's owning replica its
+// ZooKeeper session around the lease's end (default: the late grace). The
+// owner's peers may take over its leases only once that session has
+// expired, so set it to the late grace plus the replicas' session timeout.
 func WithFailoverGrace(d time.Duration) Option {
 	return func(o *options) { o.failoverGrace = max(d, 0) }
+}
+
+// WithMore says that the watchers recorded the more flag of each message
+// (CheckWatchDelivery): a revision's messages then end at the one whose
+// More is false, and a revision framed otherwise is a violation. Without
+// it, consecutive messages of one revision form the revision.
+func WithMore() Option {
+	return func(o *options) { o.more = true }
 }

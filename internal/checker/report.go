@@ -91,17 +91,20 @@ func (rep Report) Details() string {
 	return b.String()
 }
 
-// CheckAll runs every checker that reads only the history: leadership,
-// no-left, leases, expiry, barriers and linearizability (with timeout).
-// Convergence needs ground truth and observations; append
-// CheckConvergence's result.
-func CheckAll(h *History, timeout time.Duration, opts ...Option) Report {
+// CheckAll runs every checker that reads only the history and the truth
+// of the run's group: leadership, no-left, watch delivery, snapshot
+// atomicity, lease lifetime (three results), barriers and linearizability
+// (with timeout). CheckTruth (the recorder's self-check) and
+// CheckConvergence need what was read at the end of the run; append their
+// results.
+func CheckAll(h *History, t *Truth, timeout time.Duration, opts ...Option) Report {
 	rep := Report{
 		CheckLeadership(h, opts...),
 		CheckNoLeft(h),
-		CheckLeases(h, opts...),
+		CheckWatchDelivery(h, t, opts...),
+		CheckSnapshots(h, t),
 	}
-	rep = append(rep, CheckExpiry(h, opts...)...)
+	rep = append(rep, CheckLeaseLifetime(h, t, opts...)...)
 	return append(rep,
 		CheckBarriers(h, opts...),
 		CheckLinearizable(h, timeout, opts...))
