@@ -58,10 +58,11 @@ type progress struct {
 }
 
 // TestReleaseAtThreshold: nobody is released while N-1 wait; the Nth
-// arrival releases all, and every waiter watched the ready node.
+// arrival releases all, and every waiter watched the barrier's children.
 func TestReleaseAtThreshold(t *testing.T) {
 	const n = 5
 	e := newEnv(t)
+	before := childWatches(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	updates := make(chan progress, 100)
@@ -91,9 +92,13 @@ func TestReleaseAtThreshold(t *testing.T) {
 			seen[u.who] = true
 		}
 	}
-	out := zktest.FourLetter(t, "wchp")
-	if !strings.Contains(out, e.lay.Ready("start")+"\n") {
-		t.Fatalf("no watch on the ready node before it exists:\n%s", out)
+	// The waiters (all on one session) hold one child watch on the barrier,
+	// and no watch on the ready node that does not exist yet.
+	if out := zktest.FourLetter(t, "wchp"); strings.Contains(out, e.lay.Barrier("")) {
+		t.Fatalf("data or exists watch on the barrier:\n%s", out)
+	}
+	if n := childWatches(t); n != before+1 {
+		t.Fatalf("%d child watches, want %d: one on the barrier", n, before+1)
 	}
 	join(n - 1)
 	released := map[int]bool{}
