@@ -43,6 +43,7 @@ var codeTable = []struct {
 	{barrier.ErrParticipantExists, codes.AlreadyExists},
 	{barrier.ErrNotParticipant, codes.NotFound},
 	{barrier.ErrNotOwner, codes.PermissionDenied},
+	{barrier.ErrConflict, codes.Aborted},
 	{election.ErrNotCandidate, codes.NotFound},
 	{election.ErrClosed, codes.Unavailable},
 	{zkx.ErrClosed, codes.Unavailable},

@@ -31,6 +31,8 @@ var (
 	ErrNotParticipant = errors.New("barrier: no such participant")
 	// ErrNotOwner: the participant belongs to another lease.
 	ErrNotOwner = errors.New("barrier: participant owned by another lease")
+	// ErrConflict: the barrier kept changing while joining; try again.
+	ErrConflict = errors.New("barrier: kept changing while joining, try again")
 )
 
 // RefKind is the kind of lease refs that name participants.
@@ -194,7 +196,7 @@ func (b *Barriers) join(ctx context.Context, name string, threshold int, partici
 		}
 		return ready, nil
 	}
-	return false, fmt.Errorf("barrier: %s kept changing while joining", name)
+	return false, fmt.Errorf("%w: %s", ErrConflict, name)
 }
 
 // giveUp removes a participant that stopped waiting before the release.
@@ -226,8 +228,11 @@ func (b *Barriers) Leave(ctx context.Context, name, participant, leaseID string)
 	if err != nil {
 		return false, err
 	}
-	if _, err := b.leases.Detach(ctx, leaseID, lease.Ref(RefKind, name, participant),
-		&zk.DeleteRequest{Path: p, Version: stat.Version}); err != nil {
+	_, err = b.leases.Detach(ctx, leaseID, lease.Ref(RefKind, name, participant),
+		&zk.DeleteRequest{Path: p, Version: stat.Version})
+	if errors.Is(err, zk.ErrNoNode) { // left meanwhile (a concurrent Leave, or its lease ended)
+		return false, fmt.Errorf("%w: %s/%s", ErrNotParticipant, name, participant)
+	} else if err != nil {
 		return false, err
 	}
 	b.cleanup(name)

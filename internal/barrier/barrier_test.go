@@ -201,3 +201,43 @@ func TestLeaveAfterRelease(t *testing.T) {
 		t.Fatal("barrier not removed by its last leaver")
 	}
 }
+
+// TestConcurrentLeave: of several Leaves of one participant at once, one
+// succeeds and the others are ErrNotParticipant (not ZooKeeper's raw
+// "node does not exist", which reached clients as INTERNAL).
+func TestConcurrentLeave(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	const rounds, callers = 10, 4
+	for r := range rounds {
+		name := fmt.Sprint("leave-", r)
+		l := e.grant(t, time.Minute)
+		if err := e.b.Await(ctx, name, 1, "p", l, func(int, bool) error { return nil }); err != nil {
+			t.Fatal(err)
+		}
+		errs := make(chan error, callers)
+		var wg sync.WaitGroup
+		for range callers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, err := e.b.Leave(ctx, name, "p", l)
+				errs <- err
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		ok := 0
+		for err := range errs {
+			switch {
+			case err == nil:
+				ok++
+			case !errors.Is(err, barrier.ErrNotParticipant):
+				t.Fatalf("round %d: concurrent Leave: %v, want nil or ErrNotParticipant", r, err)
+			}
+		}
+		if ok != 1 {
+			t.Fatalf("round %d: %d Leaves succeeded, want 1", r, ok)
+		}
+	}
+}
