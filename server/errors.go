@@ -46,6 +46,7 @@ var codeTable = []struct {
 	{barrier.ErrConflict, codes.Aborted},
 	{election.ErrNotCandidate, codes.NotFound},
 	{election.ErrClosed, codes.Unavailable},
+	{election.ErrConflict, codes.Aborted},
 	{zkx.ErrClosed, codes.Unavailable},
 	{errStopping, codes.Unavailable},
 	{context.Canceled, codes.Canceled},

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/zkcoord/zkcoord/internal/barrier"
+	"github.com/zkcoord/zkcoord/internal/election"
 )
 
 // TestToStatus: errors that recipes return wrapped (as handlers see them)
@@ -23,6 +24,7 @@ func TestToStatus(t *testing.T) {
 	}{
 		{fmt.Errorf("%w: b", barrier.ErrConflict), codes.Aborted},
 		{fmt.Errorf("%w: b/p", barrier.ErrNotParticipant), codes.NotFound},
+		{fmt.Errorf("election: campaign e: %w", election.ErrConflict), codes.Aborted},
 		{fmt.Errorf("x: %w", context.DeadlineExceeded), codes.DeadlineExceeded},
 		{fmt.Errorf("x: %w", zk.ErrConnectionClosed), codes.Unavailable},
 		{status.Error(codes.InvalidArgument, "bad"), codes.InvalidArgument},

@@ -103,9 +103,6 @@ func (e *Elections) Campaign(ctx context.Context, election, value, leaseID strin
 	return c.run(ctx, wake, report)
 }
 
-// errAgain: the candidacy changed under enter; look again.
-var errAgain = errors.New("election: candidacy kept changing, try again")
-
 // enter finds the lease's candidacy in election or creates it.
 func (e *Elections) enter(ctx context.Context, election, value, leaseID string) (*candidate, error) {
 	data, _ := json.Marshal(record{Value: value, CampaignedAt: time.Now().UTC()})
@@ -114,7 +111,7 @@ func (e *Elections) enter(ctx context.Context, election, value, leaseID string) 
 		switch {
 		case err == nil:
 			return c, nil
-		case errors.Is(err, errAgain) && conflicts < 5:
+		case errors.Is(err, ErrConflict) && conflicts < 5:
 			conflicts++
 		case !zkx.Transient(err):
 			return nil, fmt.Errorf("election: campaign %s: %w", election, err)
@@ -162,7 +159,7 @@ func (e *Elections) enterOnce(ctx context.Context, election, leaseID, value stri
 		res, err := e.leases.Attach(ctx, leaseID, ref,
 			&zk.CreateRequest{Path: dir + "/c_" + key + "_", Data: data, Acl: e.sess.ACL(), Flags: zk.FlagSequence})
 		if errors.Is(err, zk.ErrNodeExists) || errors.Is(err, zk.ErrNoNode) {
-			return nil, errAgain // created concurrently, or the directory went
+			return nil, ErrConflict // created concurrently, or the directory went
 		} else if err != nil {
 			return nil, err
 		}
@@ -170,7 +167,7 @@ func (e *Elections) enterOnce(ctx context.Context, election, leaseID, value stri
 	}
 	self, err := e.info(election, name)
 	if errors.Is(err, zk.ErrNoNode) {
-		return nil, errAgain // ended meanwhile
+		return nil, ErrConflict // ended meanwhile
 	} else if err != nil {
 		return nil, err
 	}
@@ -185,7 +182,7 @@ func (e *Elections) proclaim(ctx context.Context, election, name, leaseID, value
 	p := e.lay.Election(election) + "/" + name
 	data, stat, err := e.sess.Conn().Get(p)
 	if errors.Is(err, zk.ErrNoNode) {
-		return errAgain // ended meanwhile
+		return ErrConflict // ended meanwhile
 	} else if err != nil {
 		return err
 	}
@@ -197,7 +194,7 @@ func (e *Elections) proclaim(ctx context.Context, election, name, leaseID, value
 	data, _ = json.Marshal(rec)
 	_, err = e.leases.Attach(ctx, leaseID, "", &zk.SetDataRequest{Path: p, Data: data, Version: stat.Version})
 	if errors.Is(err, zk.ErrBadVersion) || errors.Is(err, zk.ErrNoNode) {
-		return errAgain // changed or ended meanwhile
+		return ErrConflict // changed or ended meanwhile
 	}
 	return err
 }

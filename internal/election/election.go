@@ -42,6 +42,9 @@ var (
 	ErrNotCandidate = errors.New("election: not a candidate of this lease")
 	// ErrClosed: the Elections is closed (the gateway is stopping).
 	ErrClosed = errors.New("election: closed")
+	// ErrConflict: the candidacy kept changing while Campaign entered it
+	// (created, ended or rewritten concurrently); try again.
+	ErrConflict = errors.New("election: candidacy kept changing, try again")
 )
 
 // RefKind is the kind of lease refs that name candidacies.
