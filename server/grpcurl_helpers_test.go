@@ -55,8 +55,13 @@ func grpcurlBin(t *testing.T) string {
 // gcArgs builds a grpcurl command line: flags, then the gateway, then the
 // method (or list/describe and their argument).
 func gcArgs(t *testing.T, flags []string, rest ...string) []string {
+	return gcArgsAt(testenv.Gateway(t), flags, rest...)
+}
+
+// gcArgsAt is gcArgs for the gateway at addr.
+func gcArgsAt(addr string, flags []string, rest ...string) []string {
 	args := append([]string{"-plaintext", "-connect-timeout", "5"}, flags...)
-	args = append(args, testenv.Gateway(t))
+	args = append(args, addr)
 	return append(args, rest...)
 }
 
@@ -69,9 +74,15 @@ type gcResult struct {
 // grpcurlRun runs grpcurl to completion.
 func grpcurlRun(t *testing.T, flags []string, rest ...string) gcResult {
 	t.Helper()
+	return grpcurlRunArgs(t, gcArgs(t, flags, rest...))
+}
+
+// grpcurlRunArgs runs grpcurl with the whole command line args.
+func grpcurlRunArgs(t *testing.T, args []string) gcResult {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), gcWait)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, grpcurlBin(t), gcArgs(t, flags, rest...)...)
+	cmd := exec.CommandContext(ctx, grpcurlBin(t), args...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
@@ -82,7 +93,7 @@ func grpcurlRun(t *testing.T, flags []string, rest ...string) gcResult {
 	case errors.As(err, &ee) && ctx.Err() == nil:
 		r.code = ee.ExitCode()
 	default:
-		t.Fatalf("grpcurl %v: %v\n%s", rest, err, r.stderr)
+		t.Fatalf("grpcurl %v: %v\n%s", args, err, r.stderr)
 	}
 	return r
 }
