@@ -44,7 +44,7 @@ func TestGrpcurlDoc(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(sess.Close)
-	addr := testenv.ServeAddr(t, sess, server.WithRoot(fmt.Sprintf("/grpcurl-doc-%d", os.Getpid())), server.WithReplicaID("vm"))
+	addr := testenv.ServeAddr(t, sess, server.WithRoot("/"+name(t)), server.WithReplicaID("vm"))
 	var messages []string // every Message: line grpcurl printed
 	run := func(args ...string) gcResult {
 		t.Helper()
