@@ -54,6 +54,9 @@ func TestGrpcurlDoc(t *testing.T) {
 			}
 		}
 		r := grpcurlRunArgs(t, append([]string{"-plaintext"}, args...))
+		// A deadline ends a stream with either message, depending on which
+		// end acts first; the page names both.
+		r.stderr = strings.ReplaceAll(r.stderr, "Message: "+deadlineRST, "Message: context deadline exceeded")
 		for _, line := range strings.Split(r.stderr, "\n") {
 			if m, ok := strings.CutPrefix(line, "  Message: "); ok {
 				messages = append(messages, m)
@@ -172,6 +175,10 @@ func TestGrpcurlDoc(t *testing.T) {
 	}
 	docQuotes(t, doc, run("localhost:7070", "zkcoord.v1.StatusService/GetStatus", "-d", "{}"), "", "Too many arguments")
 
+	if !strings.Contains(strings.Join(strings.Fields(doc), " "), deadlineRST) {
+		t.Errorf("GRPCURL.md does not say that a deadline may end a stream with %q", deadlineRST)
+	}
+
 	// Every message the page quotes was seen.
 	for _, m := range docMessages(doc) {
 		if !slices.ContainsFunc(messages, func(s string) bool { return wildMatch(m, s) }) {
@@ -179,6 +186,10 @@ func TestGrpcurlDoc(t *testing.T) {
 		}
 	}
 }
+
+// deadlineRST is the message of a stream whose deadline the gateway acted
+// on first (grpc-go's server resets the stream when the deadline passes).
+const deadlineRST = "stream terminated by RST_STREAM with error code: CANCEL"
 
 // docBlock returns the first fenced block of doc (other than a command)
 // that contains s.
