@@ -263,3 +263,49 @@ func TestCampaignStreamOwned(t *testing.T) {
 		t.Fatalf("Leader after all left = %v", ld.Leader)
 	}
 }
+
+// TestCampaignNewValue: a Campaign with the lease of a leader and a new
+// value keeps the term and publishes the value to Leader and Observe.
+func TestCampaignNewValue(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	cc := testenv.Conn(t)
+	el, leases := pb.NewElectionServiceClient(cc), pb.NewLeaseServiceClient(cc)
+	election := name(t)
+	g, err := leases.Grant(ctx, &pb.GrantRequest{Ttl: durationpb.New(time.Minute)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	obs, err := el.Observe(ctx, &pb.ObserveRequest{Election: election})
+	if err != nil {
+		t.Fatal(err)
+	}
+	campaign := func(value string) *pb.CampaignResponse {
+		t.Helper()
+		s, err := el.Campaign(ctx, &pb.CampaignRequest{Election: election, Value: value, LeaseId: g.LeaseId})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return (&candidateStream{lease: g.LeaseId, stream: s, name: value}).until(t, pb.CampaignResponse_STATUS_ELECTED)
+	}
+	first := campaign("node-a:9000")
+	second := campaign("node-a:9100")
+	if second.FencingToken != first.FencingToken || second.Candidate != first.Candidate || second.Leader.GetValue() != "node-a:9100" {
+		t.Fatalf("Campaign with a new value: %v; want the term of %v with value node-a:9100", second, first)
+	}
+	if r, err := el.Leader(ctx, &pb.LeaderRequest{Election: election}); err != nil || r.Leader.GetValue() != "node-a:9100" {
+		t.Fatalf("Leader = %v, %v; want value node-a:9100", r, err)
+	}
+	for {
+		r, err := obs.Recv()
+		if err != nil {
+			t.Fatalf("Observe: %v before the new value", err)
+		}
+		if r.Leader.GetValue() == "node-a:9100" {
+			break
+		}
+	}
+	if _, err := el.Resign(ctx, &pb.ResignRequest{Election: election, LeaseId: g.LeaseId}); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,7 +1,8 @@
 // Package barrier is the barrier recipe: participants join a named barrier
 // with a threshold N and wait until N have arrived; then all are released.
-// Waiters watch the ready znode before it exists, so the release wakes each
-// of them once, with no polling.
+// Waiters watch the barrier's children, and the participant that completes
+// the count creates its ready znode: that one node wakes every waiter, with
+// no polling, and no watch outlives the barrier.
 package barrier
 
 import (
@@ -30,6 +31,8 @@ var (
 	ErrNotParticipant = errors.New("barrier: no such participant")
 	// ErrNotOwner: the participant belongs to another lease.
 	ErrNotOwner = errors.New("barrier: participant owned by another lease")
+	// ErrConflict: the barrier kept changing while joining; try again.
+	ErrConflict = errors.New("barrier: kept changing while joining, try again")
 )
 
 // RefKind is the kind of lease refs that name participants.
@@ -58,9 +61,20 @@ type Progress func(arrived int, released bool) error
 // threshold participants have arrived, reporting each change of the count to
 // progress. It returns nil once released. Cancelling ctx before the release
 // gives up: the participant's znode is removed (and the barrier's, when no
-// one else waits), and ctx's error is returned.
+// one else waits), and ctx's error is returned. When the participant is
+// removed while it waits (its lease ended), Await removes the barrier if
+// nobody else is in it and returns lease.ErrNotFound.
+//
+// Await's one ZooKeeper watch is a child watch on the barrier's znode:
+// every arrival and departure fires it, and so does the creation of ready,
+// so that one node wakes every waiter. The barrier's znode exists while
+// anyone is in the barrier, and each way a participant goes (it leaves, its
+// lease ends, the last one removes the barrier) changes its children, so
+// the watch a returning Await leaves behind fires and no watch outlives the
+// barrier. (go-zookeeper cannot remove a watch: a watch on a node that is
+// never created would stay until the session ends.)
 func (b *Barriers) Await(ctx context.Context, name string, threshold int, participant, leaseID string, progress Progress) error {
-	readyCh, released, err := b.join(ctx, name, threshold, participant, leaseID)
+	released, err := b.join(ctx, name, threshold, participant, leaseID)
 	if err != nil {
 		return err
 	}
@@ -69,10 +83,13 @@ func (b *Barriers) Await(ctx context.Context, name string, threshold int, partic
 	}
 	c := b.sess.Conn()
 	dir := b.lay.Barrier(name)
+	removed := fmt.Errorf("%w: participant %s/%s was removed", lease.ErrNotFound, name, participant)
 	last, attempt := -1, 0
 	for {
 		kids, _, childCh, err := c.ChildrenW(dir)
-		if err != nil {
+		if errors.Is(err, zk.ErrNoNode) {
+			return removed // the barrier went, and this participant with it
+		} else if err != nil {
 			if !zkx.Transient(err) {
 				return fmt.Errorf("barrier: watch arrivals: %w", err)
 			}
@@ -84,9 +101,15 @@ func (b *Barriers) Await(ctx context.Context, name string, threshold int, partic
 		}
 		attempt = 0
 		n, ready := count(kids)
-		if !ready && !slices.Contains(kids, "p-"+participant) {
-			// Removed under us: the lease ended (or a Leave raced).
-			return fmt.Errorf("%w: participant %s/%s was removed", lease.ErrNotFound, name, participant)
+		in := slices.Contains(kids, "p-"+participant)
+		if !in {
+			// Removed under us (the lease ended, or a Leave raced): the
+			// watch just set fires only with the next change, so remove
+			// the barrier if nobody else is in it.
+			b.cleanup(name)
+			if !ready {
+				return removed
+			}
 		}
 		if n >= threshold && !ready {
 			_, err := c.Create(b.lay.Ready(name), nil, 0, b.sess.ACL())
@@ -102,44 +125,34 @@ func (b *Barriers) Await(ctx context.Context, name string, threshold int, partic
 			}
 		}
 		select {
-		case <-readyCh:
-			readyCh = nil // fired (or lost with a session): re-armed below
-		case <-childCh:
+		case <-childCh: // a change, or the watch was lost with the session
 		case <-ctx.Done():
 			return b.giveUp(ctx, name, participant, leaseID)
-		}
-		if readyCh == nil {
-			ok, _, ch, err := c.ExistsW(b.lay.Ready(name))
-			if err == nil && ok {
-				return progress(max(n, threshold), true)
-			}
-			if err == nil {
-				readyCh = ch
-			}
 		}
 	}
 }
 
-// join creates the barrier (or checks its threshold), arms the ready watch
-// and creates the participant znode.
-func (b *Barriers) join(ctx context.Context, name string, threshold int, participant, leaseID string) (<-chan zk.Event, bool, error) {
+// join creates the barrier (or checks its threshold) and creates the
+// participant znode. released reports that the barrier had released before
+// this participant joined.
+func (b *Barriers) join(ctx context.Context, name string, threshold int, participant, leaseID string) (released bool, err error) {
 	c := b.sess.Conn()
 	dir := b.lay.Barrier(name)
 	if err := zkx.EnsurePath(c, b.lay.Barrier(""), b.sess.ACL()); err != nil {
-		return nil, false, err
+		return false, err
 	}
 	key := lease.KeyOf(leaseID)
 	for attempt := 0; attempt < 8; attempt++ {
 		want := []byte(strconv.Itoa(threshold))
 		_, err := c.Create(dir, want, 0, b.sess.ACL())
 		if err != nil && !errors.Is(err, zk.ErrNodeExists) {
-			return nil, false, fmt.Errorf("barrier: create %s: %w", name, err)
+			return false, fmt.Errorf("barrier: create %s: %w", name, err)
 		}
 		data, stat, err := c.Get(dir)
 		if errors.Is(err, zk.ErrNoNode) {
 			continue
 		} else if err != nil {
-			return nil, false, err
+			return false, err
 		}
 		kids, _, err := c.Children(dir)
 		if err != nil {
@@ -150,7 +163,10 @@ func (b *Barriers) join(ctx context.Context, name string, threshold int, partici
 		if n == 0 {
 			// Nobody is in the barrier: reset what a past round left.
 			if ready {
-				_ = c.Delete(b.lay.Ready(name), -1)
+				if err := c.Delete(b.lay.Ready(name), -1); err != nil && !errors.Is(err, zk.ErrNoNode) {
+					continue
+				}
+				ready = false
 			}
 			if string(data) != string(want) {
 				st, err := c.Set(dir, want, stat.Version)
@@ -160,11 +176,7 @@ func (b *Barriers) join(ctx context.Context, name string, threshold int, partici
 				ver = st.Version
 			}
 		} else if string(data) != string(want) {
-			return nil, false, fmt.Errorf("%w: %s has threshold %s", ErrThresholdMismatch, name, data)
-		}
-		ready, _, readyCh, err := c.ExistsW(b.lay.Ready(name))
-		if err != nil {
-			return nil, false, err
+			return false, fmt.Errorf("%w: %s has threshold %s", ErrThresholdMismatch, name, data)
 		}
 		// Join only if the threshold is still the one checked: two joiners of
 		// an empty barrier with different thresholds cannot both get in.
@@ -177,14 +189,14 @@ func (b *Barriers) join(ctx context.Context, name string, threshold int, partici
 		case errors.Is(err, zk.ErrNodeExists):
 			owner, _, gerr := c.Get(b.lay.Participant(name, participant))
 			if gerr != nil || string(owner) != key {
-				return nil, false, fmt.Errorf("%w: %s/%s", ErrParticipantExists, name, participant)
+				return false, fmt.Errorf("%w: %s/%s", ErrParticipantExists, name, participant)
 			}
 		case err != nil:
-			return nil, false, err
+			return false, err
 		}
-		return readyCh, ready, nil
+		return ready, nil
 	}
-	return nil, false, fmt.Errorf("barrier: %s kept changing while joining", name)
+	return false, fmt.Errorf("%w: %s", ErrConflict, name)
 }
 
 // giveUp removes a participant that stopped waiting before the release.
@@ -216,8 +228,11 @@ func (b *Barriers) Leave(ctx context.Context, name, participant, leaseID string)
 	if err != nil {
 		return false, err
 	}
-	if _, err := b.leases.Detach(ctx, leaseID, lease.Ref(RefKind, name, participant),
-		&zk.DeleteRequest{Path: p, Version: stat.Version}); err != nil {
+	_, err = b.leases.Detach(ctx, leaseID, lease.Ref(RefKind, name, participant),
+		&zk.DeleteRequest{Path: p, Version: stat.Version})
+	if errors.Is(err, zk.ErrNoNode) { // left meanwhile (a concurrent Leave, or its lease ended)
+		return false, fmt.Errorf("%w: %s/%s", ErrNotParticipant, name, participant)
+	} else if err != nil {
 		return false, err
 	}
 	b.cleanup(name)

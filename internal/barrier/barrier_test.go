@@ -58,10 +58,11 @@ type progress struct {
 }
 
 // TestReleaseAtThreshold: nobody is released while N-1 wait; the Nth
-// arrival releases all, and every waiter watched the ready node.
+// arrival releases all, and every waiter watched the barrier's children.
 func TestReleaseAtThreshold(t *testing.T) {
 	const n = 5
 	e := newEnv(t)
+	before := childWatches(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	updates := make(chan progress, 100)
@@ -91,9 +92,13 @@ func TestReleaseAtThreshold(t *testing.T) {
 			seen[u.who] = true
 		}
 	}
-	out := zktest.FourLetter(t, "wchp")
-	if !strings.Contains(out, e.lay.Ready("start")+"\n") {
-		t.Fatalf("no watch on the ready node before it exists:\n%s", out)
+	// The waiters (all on one session) hold one child watch on the barrier,
+	// and no watch on the ready node that does not exist yet.
+	if out := zktest.FourLetter(t, "wchp"); strings.Contains(out, e.lay.Barrier("")) {
+		t.Fatalf("data or exists watch on the barrier:\n%s", out)
+	}
+	if n := childWatches(t); n != before+1 {
+		t.Fatalf("%d child watches, want %d: one on the barrier", n, before+1)
 	}
 	join(n - 1)
 	released := map[int]bool{}
@@ -194,5 +199,45 @@ func TestLeaveAfterRelease(t *testing.T) {
 	}
 	if e.exists(t, e.lay.Barrier("two")) {
 		t.Fatal("barrier not removed by its last leaver")
+	}
+}
+
+// TestConcurrentLeave: of several Leaves of one participant at once, one
+// succeeds and the others are ErrNotParticipant (not ZooKeeper's raw
+// "node does not exist", which reached clients as INTERNAL).
+func TestConcurrentLeave(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	const rounds, callers = 10, 4
+	for r := range rounds {
+		name := fmt.Sprint("leave-", r)
+		l := e.grant(t, time.Minute)
+		if err := e.b.Await(ctx, name, 1, "p", l, func(int, bool) error { return nil }); err != nil {
+			t.Fatal(err)
+		}
+		errs := make(chan error, callers)
+		var wg sync.WaitGroup
+		for range callers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, err := e.b.Leave(ctx, name, "p", l)
+				errs <- err
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		ok := 0
+		for err := range errs {
+			switch {
+			case err == nil:
+				ok++
+			case !errors.Is(err, barrier.ErrNotParticipant):
+				t.Fatalf("round %d: concurrent Leave: %v, want nil or ErrNotParticipant", r, err)
+			}
+		}
+		if ok != 1 {
+			t.Fatalf("round %d: %d Leaves succeeded, want 1", r, ok)
+		}
 	}
 }

@@ -78,8 +78,11 @@ type candidate struct {
 // removed otherwise). An error from report ends Campaign with that error.
 //
 // If the lease already holds a candidacy in election, Campaign resumes it
-// (same candidate, same token, the value it was created with) instead of
-// queueing again; a lease has at most one candidacy per election.
+// (same candidate, same place, same token) instead of queueing again; a
+// lease has at most one candidacy per election. A new value replaces the
+// candidacy's (like etcd's Proclaim): its znode's data is rewritten, fenced
+// by its version, and Leader, Observe and the campaigns that follow it
+// report the new value.
 //
 // Cancelling ctx ends Campaign with ctx's error but does not withdraw the
 // candidacy: it lasts until Resign or the end of its lease. A caller that
@@ -100,18 +103,15 @@ func (e *Elections) Campaign(ctx context.Context, election, value, leaseID strin
 	return c.run(ctx, wake, report)
 }
 
-// errAgain: the candidacy changed under enter; look again.
-var errAgain = errors.New("election: candidacy kept changing, try again")
-
 // enter finds the lease's candidacy in election or creates it.
 func (e *Elections) enter(ctx context.Context, election, value, leaseID string) (*candidate, error) {
 	data, _ := json.Marshal(record{Value: value, CampaignedAt: time.Now().UTC()})
 	for attempt, conflicts := 0, 0; ; attempt++ {
-		c, err := e.enterOnce(ctx, election, leaseID, data, conflicts > 0)
+		c, err := e.enterOnce(ctx, election, leaseID, value, data, conflicts > 0)
 		switch {
 		case err == nil:
 			return c, nil
-		case errors.Is(err, errAgain) && conflicts < 5:
+		case errors.Is(err, ErrConflict) && conflicts < 5:
 			conflicts++
 		case !zkx.Transient(err):
 			return nil, fmt.Errorf("election: campaign %s: %w", election, err)
@@ -127,11 +127,12 @@ func (e *Elections) enter(ctx context.Context, election, value, leaseID string) 
 	}
 }
 
-// enterOnce resumes the lease's candidate, or creates it in one transaction
-// with the lease's ref to it. The ref doubles as a lock: a second create for
-// the same lease and election fails with ErrNodeExists. dropRef removes a
-// ref that outlived its candidate (found on a second conflict).
-func (e *Elections) enterOnce(ctx context.Context, election, leaseID string, data []byte, dropRef bool) (*candidate, error) {
+// enterOnce resumes the lease's candidate (with value), or creates it with
+// data in one transaction with the lease's ref to it. The ref doubles as a
+// lock: a second create for the same lease and election fails with
+// ErrNodeExists. dropRef removes a ref that outlived its candidate (found on
+// a second conflict).
+func (e *Elections) enterOnce(ctx context.Context, election, leaseID, value string, data []byte, dropRef bool) (*candidate, error) {
 	c := e.sess.Conn()
 	dir := e.lay.Election(election)
 	key := lease.KeyOf(leaseID)
@@ -146,6 +147,9 @@ func (e *Elections) enterOnce(ctx context.Context, election, leaseID string, dat
 	name := ""
 	if i := find(cands, key); i >= 0 {
 		name = cands[i].name
+		if err := e.proclaim(ctx, election, name, leaseID, value); err != nil {
+			return nil, err
+		}
 	} else {
 		if dropRef {
 			if _, err := e.leases.Detach(ctx, leaseID, ref); err != nil && !errors.Is(err, zk.ErrNoNode) {
@@ -155,7 +159,7 @@ func (e *Elections) enterOnce(ctx context.Context, election, leaseID string, dat
 		res, err := e.leases.Attach(ctx, leaseID, ref,
 			&zk.CreateRequest{Path: dir + "/c_" + key + "_", Data: data, Acl: e.sess.ACL(), Flags: zk.FlagSequence})
 		if errors.Is(err, zk.ErrNodeExists) || errors.Is(err, zk.ErrNoNode) {
-			return nil, errAgain // created concurrently, or the directory went
+			return nil, ErrConflict // created concurrently, or the directory went
 		} else if err != nil {
 			return nil, err
 		}
@@ -163,11 +167,36 @@ func (e *Elections) enterOnce(ctx context.Context, election, leaseID string, dat
 	}
 	self, err := e.info(election, name)
 	if errors.Is(err, zk.ErrNoNode) {
-		return nil, errAgain // ended meanwhile
+		return nil, ErrConflict // ended meanwhile
 	} else if err != nil {
 		return nil, err
 	}
 	return &candidate{e: e, election: election, name: name, path: dir + "/" + name, self: self}, nil
+}
+
+// proclaim makes value the value of candidate name, if it is not already:
+// the znode's data is rewritten in place, fenced by its version and by the
+// lease's record, so the candidacy keeps its sequence (its place), its
+// creation zxid (its token) and the time it campaigned.
+func (e *Elections) proclaim(ctx context.Context, election, name, leaseID, value string) error {
+	p := e.lay.Election(election) + "/" + name
+	data, stat, err := e.sess.Conn().Get(p)
+	if errors.Is(err, zk.ErrNoNode) {
+		return ErrConflict // ended meanwhile
+	} else if err != nil {
+		return err
+	}
+	var rec record
+	if json.Unmarshal(data, &rec) == nil && rec.Value == value {
+		return nil
+	}
+	rec.Value = value
+	data, _ = json.Marshal(rec)
+	_, err = e.leases.Attach(ctx, leaseID, "", &zk.SetDataRequest{Path: p, Data: data, Version: stat.Version})
+	if errors.Is(err, zk.ErrBadVersion) || errors.Is(err, zk.ErrNoNode) {
+		return ErrConflict // changed or ended meanwhile
+	}
+	return err
 }
 
 // standing is where a candidacy stands after a listing, with the watch that
@@ -200,11 +229,14 @@ func (c *candidate) check(watchSelf bool) (standing, error) {
 			return gone, nil
 		}
 		if i == 0 {
-			_, _, ch, err := conn.GetW(c.path)
+			data, stat, ch, err := conn.GetW(c.path)
 			if errors.Is(err, zk.ErrNoNode) {
 				return gone, nil
+			} else if err != nil {
+				return standing{}, err
 			}
-			return standing{leader: c.self, watch: ch}, err
+			c.self = decode(c.election, c.name, data, stat) // its value may have changed
+			return standing{leader: c.self, watch: ch}, nil
 		}
 		data, stat, ch, err := conn.GetW(dir + "/" + cands[i-1].name)
 		if errors.Is(err, zk.ErrNoNode) {
@@ -245,7 +277,7 @@ func (c *candidate) run(ctx context.Context, wake <-chan struct{}, report func(U
 	)
 	send := func(u Update) error {
 		u.Candidate = c.name
-		if u.Status == last.Status && u.Position == last.Position && sameTerm(u.Leader, last.Leader) {
+		if u.Status == last.Status && u.Position == last.Position && sameLeader(u.Leader, last.Leader) {
 			return nil
 		}
 		last = u
@@ -346,4 +378,10 @@ func sameTerm(a, b *LeaderInfo) bool {
 		return a == b
 	}
 	return a.Candidate == b.Candidate && a.Token == b.Token
+}
+
+// sameLeader reports whether a and b name the same leader with the same
+// value (or both none): what a report needs to say nothing new.
+func sameLeader(a, b *LeaderInfo) bool {
+	return sameTerm(a, b) && (a == nil || a.Value == b.Value)
 }

@@ -8,7 +8,8 @@
 // Watches: ZooKeeper holds one per waiting candidate (a data watch on the
 // candidate just ahead), one per leader (on its own znode, to learn that
 // its term ended), and one child watch per observed election per gateway,
-// shared by all its observers. Nothing watches the election's children on
+// shared by all its observers, with one data watch on that election's
+// leader (to report a new value). Nothing watches the election's children on
 // behalf of a candidate.
 //
 // Candidates are persistent znodes owned by a lease (see package lease):
@@ -41,6 +42,9 @@ var (
 	ErrNotCandidate = errors.New("election: not a candidate of this lease")
 	// ErrClosed: the Elections is closed (the gateway is stopping).
 	ErrClosed = errors.New("election: closed")
+	// ErrConflict: the candidacy kept changing while Campaign entered it
+	// (created, ended or rewritten concurrently); try again.
+	ErrConflict = errors.New("election: candidacy kept changing, try again")
 )
 
 // RefKind is the kind of lease refs that name candidacies.

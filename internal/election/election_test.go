@@ -218,9 +218,9 @@ func TestCampaignResumes(t *testing.T) {
 	}
 	g.leader(t, ua.Candidate)
 
-	a2 := g.campaign(t, "e", "a2", la.ID)
-	if u := a2.expect(t, Elected); u.Candidate != ua.Candidate || u.Token != ua.Token || u.Leader.Value != "a" {
-		t.Fatalf("resumed %+v, want candidate %s token %d value a", u.Update, ua.Candidate, ua.Token)
+	a2 := g.campaign(t, "e", "a2", la.ID) // a new value: see TestCampaignNewValue
+	if u := a2.expect(t, Elected); u.Candidate != ua.Candidate || u.Token != ua.Token || u.Leader.Value != "a2" {
+		t.Fatalf("resumed %+v, want candidate %s token %d value a2", u.Update, ua.Candidate, ua.Token)
 	}
 	b2 := g.campaign(t, "e", "b", lb.ID)
 	if u := b2.expect(t, Queued); u.Candidate != ub.Candidate || u.Position != 1 {

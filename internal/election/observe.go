@@ -15,8 +15,10 @@ import (
 // when there is none), then every change of leader, including to none, with
 // the revision (the election's pzxid) of the change. A slow fn does not
 // miss the latest leader: changes that happen while it runs coalesce into
-// the next call. Observers of an election share one ZooKeeper child watch per
-// gateway. Observe creates the election's directory if missing. It runs
+// the next call. A new value of the same leader (a Campaign with its lease
+// and a new value) is reported too. Observers of an election share one
+// ZooKeeper child watch per gateway, and one data watch on the leader's
+// znode. Observe creates the election's directory if missing. It runs
 // until ctx is cancelled (returning ctx's error), fn returns an error
 // (returned as is), or e is closed (ErrClosed).
 func (e *Elections) Observe(ctx context.Context, election string, fn func(leader *LeaderInfo, rev int64) error) error {
@@ -32,7 +34,7 @@ func (e *Elections) Observe(ctx context.Context, election string, fn func(leader
 		if v.err != nil {
 			return v.err
 		}
-		if v.loaded && (first || !sameTerm(last, v.leader)) {
+		if v.loaded && (first || !sameLeader(last, v.leader)) {
 			if err := fn(v.leader, v.rev); err != nil {
 				return err
 			}
@@ -60,7 +62,8 @@ type feeds struct {
 func newFeeds(e *Elections) *feeds { return &feeds{e: e, byName: map[string]*feed{}} }
 
 // feed is the leader of one election as this gateway sees it, kept current
-// by one goroutine holding one child watch on the election.
+// by one goroutine holding one child watch on the election and one data
+// watch on its leader's znode.
 type feed struct {
 	election string
 	refs     int // guarded by feeds.mu
@@ -88,7 +91,7 @@ func (f *feed) current() (view, <-chan struct{}) {
 func (f *feed) set(v view) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.v.loaded && v.err == nil && sameTerm(f.v.leader, v.leader) {
+	if f.v.loaded && v.err == nil && sameLeader(f.v.leader, v.leader) {
 		return // same leader: observers have nothing to report
 	}
 	f.v = v
@@ -154,12 +157,14 @@ func (fs *feeds) run(ctx context.Context, f *feed) {
 }
 
 // follow lists the election with a child watch, reads the lowest candidate
-// when it changed, and waits for the watch to fire (a change, or the watch
-// lost with the session); transient errors are retried with backoff.
+// with a data watch when it changed, and waits for a watch to fire (a
+// change, or the watch lost with the session); transient errors are retried
+// with backoff.
 func (fs *feeds) follow(ctx context.Context, f *feed) error {
 	e := fs.e
 	dir := e.lay.Election(f.election)
 	var leader *LeaderInfo
+	var leaderCh <-chan zk.Event // the data watch on the leader's znode
 	ensured := false
 	for attempt := 0; ; attempt++ {
 		var ch <-chan zk.Event
@@ -169,17 +174,15 @@ func (fs *feeds) follow(ctx context.Context, f *feed) error {
 			ensured = err == nil
 		}
 		if ensured {
-			ch, err = fs.refresh(f, dir, &leader)
+			ch, err = fs.refresh(f, dir, &leader, &leaderCh)
 		}
 		switch {
 		case err == nil:
 			attempt = 0
-			select {
-			case <-ch:
-				continue
-			case <-ctx.Done():
+			if !fs.await(ctx, ch, &leader, &leaderCh) {
 				return nil
 			}
+			continue
 		case errors.Is(err, zk.ErrNoNode): // the directory was removed
 			ensured = false
 		case !zkx.Transient(err):
@@ -192,8 +195,31 @@ func (fs *feeds) follow(ctx context.Context, f *feed) error {
 	}
 }
 
-// refresh does one listing of follow and publishes the leader it finds.
-func (fs *feeds) refresh(f *feed, dir string, leader **LeaderInfo) (<-chan zk.Event, error) {
+// await waits for the child watch ch or the leader's data watch to fire. A
+// change of the leader's data (its value) makes the next refresh read it
+// again; its deletion changes the children too. It returns false when ctx
+// is done.
+func (fs *feeds) await(ctx context.Context, ch <-chan zk.Event, leader **LeaderInfo, leaderCh *<-chan zk.Event) bool {
+	for {
+		select {
+		case <-ch:
+			return true
+		case ev := <-*leaderCh:
+			*leaderCh = nil
+			if ev.Type != zk.EventNodeDeleted {
+				*leader = nil // read it again (its value changed, or the watch was lost)
+				return true
+			}
+		case <-ctx.Done():
+			return false
+		}
+	}
+}
+
+// refresh does one listing of follow and publishes the leader it finds. It
+// reads the leader with a data watch (into leaderCh) when the leader is new
+// or *leader was cleared.
+func (fs *feeds) refresh(f *feed, dir string, leader **LeaderInfo, leaderCh *<-chan zk.Event) (<-chan zk.Event, error) {
 	e := fs.e
 	kids, stat, ch, err := e.sess.Conn().ChildrenW(dir)
 	if err != nil {
@@ -207,15 +233,15 @@ func (fs *feeds) refresh(f *feed, dir string, leader **LeaderInfo) (<-chan zk.Ev
 	}
 	switch {
 	case low.seq < 0:
-		*leader = nil
+		*leader, *leaderCh = nil, nil
 	case *leader == nil || (*leader).Candidate != low.name:
-		l, err := e.info(f.election, low.name)
+		data, st, lch, err := e.sess.Conn().GetW(dir + "/" + low.name)
 		if errors.Is(err, zk.ErrNoNode) {
 			return ch, nil // it left already: the watch has fired
 		} else if err != nil {
 			return nil, err
 		}
-		*leader = l
+		*leader, *leaderCh = decode(f.election, low.name, data, st), lch
 	}
 	f.set(view{loaded: true, leader: *leader, rev: stat.Pzxid})
 	return ch, nil

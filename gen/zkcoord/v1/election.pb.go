@@ -183,7 +183,8 @@ type CampaignRequest struct {
 	// starting with '.'.
 	Election string `protobuf:"bytes,1,opt,name=election,proto3" json:"election,omitempty"`
 	// The value to publish while leading, for example an endpoint (at most
-	// 64 KiB).
+	// 64 KiB). When the lease already holds a candidacy in the election, a
+	// different value replaces the candidacy's value (like etcd's Proclaim).
 	Value string `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
 	// The lease that owns the candidacy: when it ends, so does the candidacy.
 	// If the lease already holds a candidacy in this election, the stream

@@ -45,7 +45,8 @@ type ElectionServiceClient interface {
 	// without a resign. Without a lease_id the candidacy belongs to the
 	// stream: cancelling the stream withdraws it (a leader steps down) at once.
 	// With a client lease the candidacy stays until Resign or the lease ends,
-	// and a new Campaign with that lease resumes it (same token).
+	// and a new Campaign with that lease resumes it (same place, same token);
+	// a new value replaces the candidacy's, and Leader and Observe report it.
 	Campaign(ctx context.Context, in *CampaignRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[CampaignResponse], error)
 	// Resign withdraws the candidacy that a lease holds in an election; a
 	// leader steps down and the next candidate is elected at once. The
@@ -145,7 +146,8 @@ type ElectionServiceServer interface {
 	// without a resign. Without a lease_id the candidacy belongs to the
 	// stream: cancelling the stream withdraws it (a leader steps down) at once.
 	// With a client lease the candidacy stays until Resign or the lease ends,
-	// and a new Campaign with that lease resumes it (same token).
+	// and a new Campaign with that lease resumes it (same place, same token);
+	// a new value replaces the candidacy's, and Leader and Observe report it.
 	Campaign(*CampaignRequest, grpc.ServerStreamingServer[CampaignResponse]) error
 	// Resign withdraws the candidacy that a lease holds in an election; a
 	// leader steps down and the next candidate is elected at once. The
