@@ -47,13 +47,20 @@ const grain = time.Millisecond
 //     a TTL before the last renewal to the strict deadline, each fault
 //     counting until a late grace past its end. They get the failover grace
 //     (WithFailoverGrace), since another replica may take over a lease only
-//     once its owner's session has expired (docs/REPLICAS.md).
+//     once its owner's session has expired (docs/REPLICAS.md);
+//   - "expiry-multifault": leases hit by more than one failure around
+//     their end (the contract is stated for a single failure): after the
+//     owner's, any other fault of any replica (the lease may have moved
+//     there) overlapping the window, which each such fault extends by the
+//     failover grace's extra over the late grace. k failures allow TTL +
+//     the late grace + k extras.
 func CheckLeaseLifetime(h *History, t *Truth, opts ...Option) Report {
 	o := newOptions(opts)
 	failover := max(o.failoverGrace, o.lateGrace)
 	early := Result{Name: "lease-early"}
 	strict := Result{Name: "expiry"}
 	slow := Result{Name: "expiry-failover"}
+	multi := Result{Name: "expiry-multifault"}
 	evs := h.Events()
 	leases := leaseHistories(evs)
 	var faults []Event
@@ -113,8 +120,11 @@ func CheckLeaseLifetime(h *History, t *Truth, opts ...Option) Report {
 			last = l.lastMaybe
 		}
 		r, grace := &strict, o.lateGrace
-		if ownerHit(faults, l.owner, l.lastReturn.Add(-l.ttl), last.Add(l.ttl+o.lateGrace), o.lateGrace) {
+		switch k := failures(faults, l.owner, l.lastReturn.Add(-l.ttl), last.Add(l.ttl+o.lateGrace), o.lateGrace, failover-o.lateGrace); {
+		case k == 1:
 			r, grace = &slow, failover
+		case k > 1:
+			r, grace = &multi, o.lateGrace+time.Duration(k)*(failover-o.lateGrace)
 		}
 		deadline := last.Add(l.ttl + grace)
 		for _, tn := range tenures {
@@ -139,10 +149,10 @@ func CheckLeaseLifetime(h *History, t *Truth, opts ...Option) Report {
 			}
 		}
 	}
-	for _, r := range []*Result{&early, &strict, &slow} {
+	for _, r := range []*Result{&early, &strict, &slow, &multi} {
 		sortExamples(r)
 	}
-	return Report{early, strict, slow}
+	return Report{early, strict, slow, multi}
 }
 
 // leaseHistory is what the history tells of one lease.
@@ -280,6 +290,38 @@ func deregistered(deregs []Event, tn tenure) bool {
 // ownerHit reports whether a fault that may have cost owner its ZooKeeper
 // session ("" : any replica) overlaps [from, to], each fault extended by
 // grace past its end.
+// failures counts the failures that may have delayed a lease's end: 0 when
+// no fault that may have cost its owner its session (one naming the owner,
+// or "*") overlaps [from, to]; otherwise 1 for that fault, plus each other
+// fault of any replica overlapping the window from its start, the window's
+// end moving by extra for each failure counted. Each fault counts until
+// grace past its end.
+func failures(faults []Event, owner string, from, to time.Time, grace, extra time.Duration) int {
+	first := -1
+	for i, f := range faults {
+		if (f.Replica == "*" || owner == "" || f.Replica == owner) && !f.From.After(to) && !f.To.Add(grace).Before(from) {
+			first = i
+			break
+		}
+	}
+	if first < 0 {
+		return 0
+	}
+	k, start, end := 1, faults[first].From, to.Add(extra)
+	counted := map[int]bool{first: true}
+	for more := true; more; {
+		more = false
+		for i, f := range faults {
+			if !counted[i] && !f.From.After(end) && !f.To.Add(grace).Before(start) {
+				counted[i], more = true, true
+				k++
+				end = end.Add(extra)
+			}
+		}
+	}
+	return k
+}
+
 func ownerHit(faults []Event, owner string, from, to time.Time, grace time.Duration) bool {
 	for _, f := range faults {
 		if f.Replica != "*" && owner != "" && f.Replica != owner {

@@ -52,6 +52,7 @@ func TestCheckLeaseLifetime(t *testing.T) {
 		evs                 []Event
 		truth               *Truth
 		early, strict, slow [3]int // checks, violations, unchecked
+		multi               [3]int
 		want                string // in the first example of the result that fails
 	}{
 		{name: "ends between TTL and TTL + 1 s", evs: base, truth: gone(2650), early: [3]int{1, 0, 0}, strict: [3]int{1, 0, 0}},
@@ -74,6 +75,15 @@ func TestCheckLeaseLifetime(t *testing.T) {
 		{
 			name: "owner failed, deleted after TTL + session timeout + 1 s", evs: with(fault(1000, 3000, "r0")), truth: gone(5700),
 			early: [3]int{1, 0, 0}, slow: [3]int{1, 1, 0}, want: "90ms after its deadline",
+		},
+		{
+			name: "owner failed, then the replica that took the lease over: TTL + 1 s + 2 session timeouts",
+			evs:  with(fault(1000, 1500, "r0"), fault(3000, 2500, "r1")), truth: gone(7500),
+			early: [3]int{1, 0, 0}, multi: [3]int{1, 0, 0},
+		},
+		{
+			name: "two failures, deleted after TTL + 1 s + 2 session timeouts", evs: with(fault(1000, 1500, "r0"), fault(3000, 2500, "r1")),
+			truth: gone(7700), early: [3]int{1, 0, 0}, multi: [3]int{1, 1, 0}, want: "90ms after its deadline",
 		},
 		{
 			name: "the ZooKeeper leader's fault counts for every owner", evs: with(fault(3000, 500, "*")), truth: gone(4110),
@@ -117,7 +127,7 @@ func TestCheckLeaseLifetime(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			rep := CheckLeaseLifetime(history(tc.evs...), tc.truth, WithLateGrace(time.Second), WithFailoverGrace(3*time.Second))
-			for i, want := range [][3]int{tc.early, tc.strict, tc.slow} {
+			for i, want := range [][3]int{tc.early, tc.strict, tc.slow, tc.multi} {
 				r := rep[i]
 				assertResult(t, r, want[0], want[1], want[2])
 				if tc.want != "" && want[1] > 0 && (len(r.Examples) == 0 || !strings.Contains(r.Examples[0], tc.want)) {

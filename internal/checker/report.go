@@ -33,7 +33,7 @@ func (r Result) String() string {
 	if !r.OK() {
 		verdict = "FAIL"
 	}
-	return fmt.Sprintf("%-16s checks=%-6d violations=%-4d unchecked=%-4d %s",
+	return fmt.Sprintf("%-17s checks=%-6d violations=%-4d unchecked=%-4d %s",
 		r.Name, r.Checks, r.Violations, r.Unchecked, verdict)
 }
 
