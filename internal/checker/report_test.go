@@ -52,6 +52,6 @@ func ExampleReport() {
 	rep := Report{CheckLeadership(h)}
 	fmt.Print(rep.Details())
 	// Output:
-	// leadership       checks=5      violations=1    unchecked=0    FAIL
+	// leadership        checks=5      violations=1    unchecked=0    FAIL
 	//     overlap: election e: c ELECTED with token 30 at 03:04:05.160 while b's term (token 20) was live
 }
