@@ -2,9 +2,11 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"runtime/debug"
 	"time"
 
@@ -18,6 +20,7 @@ import (
 	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/status"
 
+	"github.com/zkcoord/zkcoord/internal/httpgw"
 	"github.com/zkcoord/zkcoord/internal/validate"
 	"github.com/zkcoord/zkcoord/internal/zkx"
 )
@@ -70,11 +73,23 @@ func callLevel(c codes.Code) logging.Level {
 	return logging.DefaultServerCodeToLevel(c)
 }
 
-// Serve serves g on lis, with grpc.health.v1 following the ZooKeeper
+// Listeners are where Serve serves.
+type Listeners struct {
+	// GRPC serves gRPC (required).
+	GRPC net.Listener
+	// HTTP, when set, serves the HTTP/JSON and Connect face of the same
+	// gRPC server (package httpgw), over TLS with HTTPTLS when it is set.
+	HTTP    net.Listener
+	HTTPTLS *tls.Config
+	// HTTPMaxBody caps an HTTP request's body (0: httpgw's default).
+	HTTPMaxBody int64
+}
+
+// Serve serves g on ls, with grpc.health.v1 following the ZooKeeper
 // session, until ctx is done; then it drains (health NOT_SERVING, leases
 // handed off to the other replicas, streams ended) and stops gracefully, with
 // a forced stop after stopTimeout.
-func Serve(ctx context.Context, g *Gateway, lis net.Listener, stopTimeout time.Duration, opt ...grpc.ServerOption) error {
+func Serve(ctx context.Context, g *Gateway, ls Listeners, stopTimeout time.Duration, opt ...grpc.ServerOption) error {
 	s := NewGRPCServer(g, opt...)
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(s, hs)
@@ -90,10 +105,35 @@ func Serve(ctx context.Context, g *Gateway, lis net.Listener, stopTimeout time.D
 	}()
 	defer func() { hcancel(); <-hdone }()
 	served := make(chan error, 1)
-	go func() { served <- s.Serve(lis) }()
+	go func() { served <- s.Serve(ls.GRPC) }()
+	var web *http.Server
+	webDone := make(chan error, 1)
+	if ls.HTTP != nil {
+		h, err := httpgw.Handler(s, httpgw.Options{MaxBodyBytes: ls.HTTPMaxBody, Version: g.opts.version, Healthy: g.serving})
+		if err != nil {
+			s.Stop()
+			<-served
+			return err
+		}
+		web = httpgw.Server(h)
+		web.ErrorLog = slog.NewLogLogger(g.log.Handler(), slog.LevelWarn)
+		lis := ls.HTTP
+		if ls.HTTPTLS != nil {
+			lis = tls.NewListener(lis, ls.HTTPTLS)
+		}
+		go func() { webDone <- web.Serve(lis) }()
+	}
 	select {
 	case err := <-served:
+		if web != nil {
+			_ = web.Close()
+			<-webDone
+		}
 		return err
+	case err := <-webDone:
+		s.Stop()
+		<-served
+		return fmt.Errorf("server: http: %w", err)
 	case <-ctx.Done():
 	}
 	hs.Shutdown() // NOT_SERVING: load balancers stop sending work here
@@ -103,7 +143,21 @@ func Serve(ctx context.Context, g *Gateway, lis net.Listener, stopTimeout time.D
 		g.log.Warn("drain", "err", err)
 	}
 	Stop(s, g, stopTimeout)
+	if web != nil {
+		sctx, cancel := context.WithTimeout(context.Background(), stopTimeout)
+		defer cancel()
+		if err := web.Shutdown(sctx); err != nil {
+			_ = web.Close()
+		}
+		<-webDone
+	}
 	return <-served
+}
+
+// serving reports whether the gateway takes work: its ZooKeeper session is
+// connected and it is not draining.
+func (g *Gateway) serving() bool {
+	return g.sess.Status().State == zkx.StateConnected && !g.draining.Load()
 }
 
 // ServeHealth keeps hs in step with the ZooKeeper session: SERVING while

@@ -99,6 +99,14 @@ func (s *registryService) WatchGroup(req *pb.WatchGroupRequest, stream pb.Regist
 			return err
 		}
 	}
+	if start.Snapshot == nil && len(start.Backlog) == 0 {
+		// A resume with nothing to send yet: answer the call now, so a
+		// client (an HTTP one especially) knows its stream is up before
+		// the group's next change.
+		if err := stream.SendHeader(nil); err != nil {
+			return err
+		}
+	}
 	for {
 		select {
 		case <-ctx.Done():

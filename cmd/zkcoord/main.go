@@ -75,14 +75,16 @@ func main() {
 }
 
 type config struct {
-	listen, zk, root, replicaID, advertise, logLevel, debugListen string
-	sessionTimeout, streamTTL, stopTimeout                        time.Duration
-	tls                                                           tlsx.Files
-	plaintext                                                     bool
-	zkDigestFile                                                  string
-	authPolicy, authOpen, peerTokenFile                           string
-	zkTLSCA, zkTLSCert, zkTLSKey                                  string
-	noAuth                                                        bool
+	listen, httpListen                                    string
+	httpMaxBody                                           int64
+	zk, root, replicaID, advertise, logLevel, debugListen string
+	sessionTimeout, streamTTL, stopTimeout                time.Duration
+	tls                                                   tlsx.Files
+	plaintext                                             bool
+	zkDigestFile                                          string
+	authPolicy, authOpen, peerTokenFile                   string
+	zkTLSCA, zkTLSCert, zkTLSKey                          string
+	noAuth                                                bool
 }
 
 func parse(name string, args []string, dev bool) (config, error) {
@@ -94,6 +96,12 @@ func parse(name string, args []string, dev bool) (config, error) {
 		defListen = "127.0.0.1:7070"
 	}
 	fs.StringVar(&c.listen, "listen", defListen, "gRPC listen address")
+	defHTTP := ""
+	if dev {
+		defHTTP = "127.0.0.1:7071"
+	}
+	fs.StringVar(&c.httpListen, "http-listen", defHTTP, "HTTP/JSON and Connect listen address (the same services, auth and TLS as gRPC; empty: none)")
+	fs.Int64Var(&c.httpMaxBody, "http-max-body", 1<<20, "largest HTTP request body, and stream message, in bytes")
 	if !dev {
 		fs.StringVar(&c.zk, "zk", "", "ZooKeeper connect string: host:port[,host:port...][/chroot] (required)")
 	}
@@ -244,6 +252,14 @@ func run(ctx context.Context, args []string, dev bool) error {
 	if c.advertise == "" {
 		c.advertise = server.AdvertiseAddr(lis.Addr())
 	}
+	ls := server.Listeners{GRPC: lis, HTTPMaxBody: c.httpMaxBody}
+	if c.httpListen != "" {
+		if ls.HTTP, err = net.Listen("tcp", c.httpListen); err != nil {
+			lis.Close()
+			return fmt.Errorf("--http-listen: %w", err)
+		}
+		defer ls.HTTP.Close()
+	}
 	opts := []server.Option{server.WithRoot(c.root), server.WithStreamTTL(c.streamTTL),
 		server.WithReplicaID(c.replicaID), server.WithAdvertise(c.advertise), server.WithVersion(version),
 		server.WithLogger(log)}
@@ -255,6 +271,8 @@ func run(ctx context.Context, args []string, dev bool) error {
 			return err
 		}
 		grpcOpts = append(grpcOpts, grpc.Creds(credentials.NewTLS(cfgs.Server)))
+		ls.HTTPTLS = cfgs.Server.Clone()
+		ls.HTTPTLS.NextProtos = []string{"h2", "http/1.1"}
 		opts = append(opts, server.WithPeerCredentials(credentials.NewTLS(cfgs.Peer)))
 	}
 	if !c.noAuth {
@@ -271,9 +289,13 @@ func run(ctx context.Context, args []string, dev bool) error {
 		return err
 	}
 	defer g.Close()
-	log.Info("zkcoord serving", "listen", lis.Addr().String(), "advertise", c.advertise, "replica", c.replicaID,
+	httpAddr := ""
+	if ls.HTTP != nil {
+		httpAddr = ls.HTTP.Addr().String()
+	}
+	log.Info("zkcoord serving", "listen", lis.Addr().String(), "http", httpAddr, "advertise", c.advertise, "replica", c.replicaID,
 		"zk", c.zk, "root", c.root, "tls", !c.plaintext, "mutual_tls", c.tls.ClientCA != "", "auth", !c.noAuth, "version", version)
-	err = server.Serve(ctx, g, lis, c.stopTimeout, grpcOpts...)
+	err = server.Serve(ctx, g, ls, c.stopTimeout, grpcOpts...)
 	log.Info("zkcoord stopped")
 	return err
 }

@@ -23,14 +23,14 @@ import (
 // StreamTTL is the implicit stream lease TTL of the test gateway.
 const StreamTTL = 2 * time.Second
 
-var addr string
+var addr, httpURL string
 
 // Main starts ZooKeeper and a gateway, runs the tests, stops both and checks
 // for leaked goroutines. Use it as TestMain's body: testenv.Main(m).
 func Main(m *testing.M) {
 	zktest.MainWith(m, func(zkAddr string) (func(), error) {
-		a, stop, err := startGateway(zkAddr, server.WithRoot(fmt.Sprintf("/testenv-%d", os.Getpid())))
-		addr = a
+		a, h, stop, err := startGateway(zkAddr, server.WithRoot(fmt.Sprintf("/testenv-%d", os.Getpid())))
+		addr, httpURL = a, h
 		return func() {
 			if err := stop(); err != nil {
 				fmt.Fprintln(os.Stderr, "testenv: serve:", err)
@@ -39,43 +39,50 @@ func Main(m *testing.M) {
 	})
 }
 
-// startGateway serves a gateway with its own ZooKeeper session on a free
-// loopback port; stop drains it and closes the session.
-func startGateway(zkAddr string, opt ...server.Option) (addr string, stop func() error, err error) {
+// startGateway serves a gateway with its own ZooKeeper session on free
+// loopback ports (gRPC, and HTTP at httpURL); stop drains it and closes the
+// session.
+func startGateway(zkAddr string, opt ...server.Option) (addr, httpURL string, stop func() error, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	sess, err := zkx.Dial(ctx, zkAddr, zkx.WithSessionTimeout(4*time.Second))
 	if err != nil {
-		return "", nil, err
+		return "", "", nil, err
 	}
-	addr, stopServe, err := serve(ctx, sess, append([]server.Option{server.WithStreamTTL(StreamTTL)}, opt...)...)
+	addr, httpURL, stopServe, err := serve(ctx, sess, append([]server.Option{server.WithStreamTTL(StreamTTL)}, opt...)...)
 	if err != nil {
 		sess.Close()
-		return "", nil, err
+		return "", "", nil, err
 	}
-	return addr, func() error {
+	return addr, httpURL, func() error {
 		err := stopServe()
 		sess.Close()
 		return err
 	}, nil
 }
 
-// serve serves a gateway on sess on a free loopback port; stop drains it
-// and closes the gateway, not the session.
-func serve(ctx context.Context, sess *zkx.Session, opt ...server.Option) (addr string, stop func() error, err error) {
+// serve serves a gateway on sess on free loopback ports, gRPC at addr and
+// HTTP at httpURL; stop drains it and closes the gateway, not the session.
+func serve(ctx context.Context, sess *zkx.Session, opt ...server.Option) (addr, httpURL string, stop func() error, err error) {
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return "", nil, err
+		return "", "", nil, err
+	}
+	hlis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		lis.Close()
+		return "", "", nil, err
 	}
 	g, err := server.New(ctx, sess, append([]server.Option{server.WithAdvertise(lis.Addr().String())}, opt...)...)
 	if err != nil {
 		lis.Close()
-		return "", nil, err
+		hlis.Close()
+		return "", "", nil, err
 	}
 	sctx, stopServe := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- server.Serve(sctx, g, lis, 5*time.Second) }()
-	return lis.Addr().String(), func() error {
+	go func() { done <- server.Serve(sctx, g, server.Listeners{GRPC: lis, HTTP: hlis}, 5*time.Second) }()
+	return lis.Addr().String(), "http://" + hlis.Addr().String(), func() error {
 		stopServe()
 		err := <-done
 		g.Close()
@@ -100,9 +107,17 @@ func Serve(tb testing.TB, sess *zkx.Session, opt ...server.Option) *grpc.ClientC
 // it with their own options.
 func ServeAddr(tb testing.TB, sess *zkx.Session, opt ...server.Option) string {
 	tb.Helper()
+	addr, _ := ServeBoth(tb, sess, opt...)
+	return addr
+}
+
+// ServeBoth is ServeAddr returning also the base URL of the gateway's HTTP
+// face ("http://127.0.0.1:port").
+func ServeBoth(tb testing.TB, sess *zkx.Session, opt ...server.Option) (addr, httpURL string) {
+	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	addr, stop, err := serve(ctx, sess, opt...)
+	addr, httpURL, stop, err := serve(ctx, sess, opt...)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -111,7 +126,16 @@ func ServeAddr(tb testing.TB, sess *zkx.Session, opt ...server.Option) string {
 			tb.Errorf("testenv: serve: %v", err)
 		}
 	})
-	return addr
+	return addr, httpURL
+}
+
+// HTTP returns the base URL of the test gateway's HTTP face.
+func HTTP(tb testing.TB) string {
+	tb.Helper()
+	if httpURL == "" {
+		tb.Fatal("testenv: no gateway; call testenv.Main(m) from TestMain")
+	}
+	return httpURL
 }
 
 // Gateway returns the address of the test gateway.
@@ -148,7 +172,7 @@ type Replica struct {
 // on a free port; it is drained and stopped at cleanup, or by Stop.
 func StartReplica(tb testing.TB, root, id string) *Replica {
 	tb.Helper()
-	addr, stop, err := startGateway(zktest.Addr(tb), server.WithRoot(root), server.WithReplicaID(id))
+	addr, _, stop, err := startGateway(zktest.Addr(tb), server.WithRoot(root), server.WithReplicaID(id))
 	if err != nil {
 		tb.Fatal(err)
 	}
