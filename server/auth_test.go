@@ -60,25 +60,41 @@ const policyJSON = `{
   "jwt": {"hmac_secret_file": "jwt.secret", "issuer": "test-idp", "audience": "zkcoord"}
 }`
 
-// authGateway serves a gateway with the test policy and returns a function
-// that dials it with a bearer token ("" for none).
-func authGateway(t testing.TB, extra ...server.Option) (dial func(token string) *grpc.ClientConn, policyPath string) {
+// writePolicy writes the test policy (and its JWT secret) and returns its
+// path.
+func writePolicy(t testing.TB) string {
 	t.Helper()
 	dir := t.TempDir()
-	policyPath = filepath.Join(dir, "policy.json")
+	policyPath := filepath.Join(dir, "policy.json")
 	if err := os.WriteFile(filepath.Join(dir, "jwt.secret"), []byte(hmacSecret), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(policyPath, []byte(policyJSON), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	return policyPath
+}
+
+// authServe serves a gateway with the test policy and returns its gRPC
+// address, its HTTP face's base URL and the policy's path.
+func authServe(t testing.TB, extra ...server.Option) (addr, httpURL, policyPath string) {
+	t.Helper()
+	policyPath = writePolicy(t)
 	src, err := auth.LoadSource(policyPath, func(err error) { t.Logf("policy reload: %v", err) })
 	if err != nil {
 		t.Fatal(err)
 	}
 	sess, lay := zktest.Session(t)
-	addr := testenv.ServeAddr(t, sess, append([]server.Option{server.WithRoot(lay.Root),
+	addr, httpURL = testenv.ServeBoth(t, sess, append([]server.Option{server.WithRoot(lay.Root),
 		server.WithAuth(auth.Config{Source: src, Open: []string{auth.HealthService}})}, extra...)...)
+	return addr, httpURL, policyPath
+}
+
+// authGateway serves a gateway with the test policy and returns a function
+// that dials it with a bearer token ("" for none).
+func authGateway(t testing.TB, extra ...server.Option) (dial func(token string) *grpc.ClientConn, policyPath string) {
+	t.Helper()
+	addr, _, policyPath := authServe(t, extra...)
 	return func(token string) *grpc.ClientConn {
 		opts := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
 		if token != "" {
@@ -418,14 +434,7 @@ func TestAuthPolicyReload(t *testing.T) {
 func TestAuthPeerToken(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	dir := t.TempDir()
-	policy := filepath.Join(dir, "policy.json")
-	if err := os.WriteFile(filepath.Join(dir, "jwt.secret"), []byte(hmacSecret), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(policy, []byte(policyJSON), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	policy := writePolicy(t)
 	root := zktest.Root(t)
 	var conns []*grpc.ClientConn
 	for _, peerToken := range []string{"ops-token-0123456789", "ops-token-0123456789"} {

@@ -3,8 +3,6 @@ package server_test
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -26,14 +24,7 @@ import (
 // to replica i with a bearer token.
 func authReplicas(t *testing.T, n int) (dial func(token string, i int) *grpc.ClientConn) {
 	t.Helper()
-	dir := t.TempDir()
-	policy := filepath.Join(dir, "policy.json")
-	if err := os.WriteFile(filepath.Join(dir, "jwt.secret"), []byte(hmacSecret), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(policy, []byte(policyJSON), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	policy := writePolicy(t)
 	root := zktest.Root(t)
 	var addrs []string
 	for i := range n {

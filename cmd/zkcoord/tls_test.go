@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,6 +24,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	pb "github.com/zkcoord/zkcoord/gen/zkcoord/v1"
+	"github.com/zkcoord/zkcoord/internal/testenv/httpc"
 	"github.com/zkcoord/zkcoord/internal/zkserver"
 	"github.com/zkcoord/zkcoord/internal/zktest"
 )
@@ -188,6 +190,11 @@ func TestReplicasOverMutualTLS(t *testing.T) {
 		t.Fatal(err)
 	}
 	var addrs []string
+	hport, err := zkserver.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	httpsAddr := "127.0.0.1:" + strconv.Itoa(hport) // replica 0's HTTP face
 	for i := range 2 {
 		port, err := zkserver.FreePort()
 		if err != nil {
@@ -195,8 +202,12 @@ func TestReplicasOverMutualTLS(t *testing.T) {
 		}
 		addr := "127.0.0.1:" + strconv.Itoa(port)
 		addrs = append(addrs, addr)
-		cmd := exec.Command(bin, "serve", "--zk", zks.Addr(), "--listen", addr, "--replica-id", fmt.Sprint("r", i),
-			"--tls-cert", cert, "--tls-key", key, "--tls-client-ca", filepath.Join(ca.dir, "ca.pem"), "--auth-policy", policy)
+		args := []string{"serve", "--zk", zks.Addr(), "--listen", addr, "--replica-id", fmt.Sprint("r", i),
+			"--tls-cert", cert, "--tls-key", key, "--tls-client-ca", filepath.Join(ca.dir, "ca.pem"), "--auth-policy", policy}
+		if i == 0 {
+			args = append(args, "--http-listen", httpsAddr)
+		}
+		cmd := exec.Command(bin, args...)
 		stderr, _ := cmd.StderrPipe()
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
@@ -261,6 +272,34 @@ func TestReplicasOverMutualTLS(t *testing.T) {
 	hc := healthpb.NewHealthClient(dial(addrs[0], strangerPair))
 	if _, err := hc.Check(ctx, &healthpb.HealthCheckRequest{}); err != nil {
 		t.Fatalf("health check without a principal: %v", err)
+	}
+
+	// The HTTP face serves the same TLS, and a client certificate is the
+	// same principal over HTTP as over gRPC.
+	https := func(pair *tls.Certificate) httpc.Client {
+		cfg := &tls.Config{RootCAs: ca.Pool, MinVersion: tls.VersionTLS12}
+		if pair != nil {
+			cfg.Certificates = []tls.Certificate{*pair}
+		}
+		return httpc.Client{Base: "https://" + httpsAddr, HTTP: &http.Client{Transport: &http.Transport{TLSClientConfig: cfg}}}
+	}
+	r, err := https(&clientPair).Do(ctx, "PUT", "/v1/groups/app.web/members/m2", map[string]any{"value": "v", "leaseId": g.LeaseId})
+	if err != nil || r.Status != 200 {
+		t.Fatalf("HTTPS Register in scope with the client certificate: %v, %v", r, err)
+	}
+	r, err = https(&clientPair).Do(ctx, "GET", "/v1/groups/billing", nil)
+	if err != nil || r.Status != http.StatusForbidden || r.Code() != int(codes.PermissionDenied) {
+		t.Fatalf("HTTPS Lookup out of scope: %v, %v; want 403", r, err)
+	}
+	r, err = https(&strangerPair).Do(ctx, "GET", "/v1/groups/app.web", nil)
+	if err != nil || r.Status != http.StatusUnauthorized || r.Code() != int(codes.Unauthenticated) {
+		t.Fatalf("HTTPS with a certificate the policy does not name: %v, %v; want 401", r, err)
+	}
+	if r, err := https(nil).Do(ctx, "GET", "/v1/groups/app.web", nil); err == nil {
+		t.Fatalf("HTTPS without a client certificate: %v; want the handshake refused", r)
+	}
+	if r, err := (httpc.Client{Base: "http://" + httpsAddr}).Do(ctx, "GET", "/v1/groups/app.web", nil); err == nil && r.Status == 200 {
+		t.Fatalf("plain HTTP to the TLS port: %v", r)
 	}
 }
 

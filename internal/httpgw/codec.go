@@ -1,6 +1,7 @@
 package httpgw
 
 import (
+	"encoding/json"
 	"fmt"
 	"mime"
 	"net/http"
@@ -71,10 +72,13 @@ func jsonOnly(max int64, next http.Handler) http.Handler {
 		}
 		if strings.HasPrefix(r.URL.Path, "/v1/") && r.ContentLength != 0 && r.Body != nil && r.Body != http.NoBody {
 			ct := r.Header.Get("Content-Type")
-			mt, _, err := mime.ParseMediaType(ct)
+			mt, params, err := mime.ParseMediaType(ct)
+			if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") {
+				err = fmt.Errorf("charset %s", cs)
+			}
 			if ct == "" || err != nil || mt != "application/json" {
 				writeError(w, http.StatusUnsupportedMediaType, connect.CodeInvalidArgument,
-					fmt.Sprintf("request body must be JSON (Content-Type: application/json), not %q", ct))
+					fmt.Sprintf("request body must be JSON in UTF-8 (Content-Type: application/json), not %q", ct))
 				return
 			}
 		}
@@ -109,3 +113,120 @@ func (h *headerFlusher) Flush() { h.f.Flush() }
 
 // Unwrap lets http.ResponseController reach the connection.
 func (h *headerFlusher) Unwrap() http.ResponseWriter { return h.ResponseWriter }
+
+// cleanPaths refuses a path with a "." or ".." segment (400): the mux
+// would redirect it to its cleaned form, a 3xx no client should follow into
+// another resource.
+func cleanPaths(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for _, seg := range strings.Split(r.URL.Path, "/") {
+			if seg == "." || seg == ".." {
+				writeError(w, http.StatusBadRequest, connect.CodeInvalidArgument,
+					fmt.Sprintf("path %q has a %q segment", r.URL.EscapedPath(), seg))
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// restErrors keeps every REST error a JSON google.rpc.Status with a
+// client-error status where the client is at fault. The transcoder answers
+// some requests it cannot turn into a call in plain text (a method the
+// path does not take: 405; a media type: 415), and reports a request it
+// cannot encode (a query parameter that names no field, a path parameter
+// that is not UTF-8) as UNKNOWN with 500. zkcoord's handlers never answer
+// UNKNOWN (server/errors.go maps every error; a panic is INTERNAL), so on
+// REST paths an UNKNOWN is the transcoder refusing the request: it becomes
+// INVALID_ARGUMENT (400).
+func restErrors(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !strings.HasPrefix(r.URL.Path, "/v1/") {
+			next.ServeHTTP(w, r)
+			return
+		}
+		ew := &errorRewriter{ResponseWriter: w}
+		next.ServeHTTP(ew, r)
+		ew.finish()
+	})
+}
+
+// errorRewriter buffers an error response's body to rewrite it.
+type errorRewriter struct {
+	http.ResponseWriter
+	status  int
+	buf     []byte
+	passing bool // not an error: written through
+}
+
+func (e *errorRewriter) WriteHeader(code int) {
+	if e.status != 0 {
+		return
+	}
+	e.status = code
+	if code < 400 {
+		e.passing = true
+		e.ResponseWriter.WriteHeader(code)
+	}
+}
+
+func (e *errorRewriter) Write(p []byte) (int, error) {
+	if e.status == 0 {
+		e.WriteHeader(http.StatusOK)
+	}
+	if e.passing {
+		return e.ResponseWriter.Write(p)
+	}
+	e.buf = append(e.buf, p...)
+	return len(p), nil
+}
+
+func (e *errorRewriter) Flush() {
+	if f, ok := e.ResponseWriter.(http.Flusher); ok && e.passing {
+		f.Flush()
+	}
+}
+
+// finish writes the buffered error, rewritten as needed.
+func (e *errorRewriter) finish() {
+	if e.passing || e.status == 0 {
+		return
+	}
+	var st struct {
+		Code    int    `json:"code"` // google.rpc.Status: the number
+		Message string `json:"message"`
+	}
+	isJSON := json.Unmarshal(e.buf, &st) == nil && st.Message != ""
+	switch {
+	case isJSON && st.Code == int(connect.CodeUnknown):
+		e.Header().Del("Content-Length")
+		writeError(e.ResponseWriter, http.StatusBadRequest, connect.CodeInvalidArgument, "bad request: "+st.Message)
+	case isJSON:
+		e.Header().Set("Content-Type", "application/json")
+		e.ResponseWriter.WriteHeader(e.status)
+		_, _ = e.ResponseWriter.Write(e.buf)
+	default:
+		e.Header().Del("Content-Length")
+		writeError(e.ResponseWriter, e.status, codeOf(e.status), strings.TrimSpace(string(e.buf)))
+	}
+}
+
+// codeOf is the gRPC code of a plain HTTP error status.
+func codeOf(status int) connect.Code {
+	switch status {
+	case http.StatusNotFound:
+		return connect.CodeNotFound
+	case http.StatusUnauthorized:
+		return connect.CodeUnauthenticated
+	case http.StatusForbidden:
+		return connect.CodePermissionDenied
+	case http.StatusRequestEntityTooLarge, http.StatusTooManyRequests:
+		return connect.CodeResourceExhausted
+	case http.StatusMethodNotAllowed, http.StatusNotImplemented:
+		return connect.CodeUnimplemented
+	}
+	if status >= 500 {
+		return connect.CodeInternal
+	}
+	return connect.CodeInvalidArgument
+}

@@ -109,7 +109,7 @@ func Handler(s *grpc.Server, o Options) (http.Handler, error) {
 		_, _ = w.Write([]byte("SERVING\n"))
 	})
 	mux.Handle("/", jsonOnly(o.MaxBodyBytes, flushHeaders(t)))
-	return http.MaxBytesHandler(mux, o.MaxBodyBytes), nil
+	return http.MaxBytesHandler(cleanPaths(restErrors(mux)), o.MaxBodyBytes), nil
 }
 
 // openapi returns the generated OpenAPI description with the API's own
