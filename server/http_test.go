@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -212,5 +213,70 @@ func TestHTTPStreamEndsOnDisconnect(t *testing.T) {
 	r, err := c.Do(ctx, http.MethodGet, "/v1/elections/http.gone/leader", nil)
 	if err != nil || r.Status != 200 {
 		t.Fatalf("leader after a dropped stream: %v %v", r, err)
+	}
+}
+
+// TestHTTPNDJSONStreams: the server streams on REST paths, one JSON
+// message per line: a watch that sees a change, a campaign elected and
+// resigned, a refusal before the first line as a REST error, an error
+// after it as a last {"error": ...} line.
+func TestHTTPNDJSONStreams(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c := httpc.Client{Base: testenv.HTTP(t)}
+	w, r, err := c.OpenLines(ctx, "GET", "/v1/groups/http.lines:watch", nil)
+	if err != nil || w == nil {
+		t.Fatalf("watch: %v %v", r, err)
+	}
+	defer w.Close()
+	if m, err := w.Next(); err != nil || str(m, "type") != "TYPE_SNAPSHOT" {
+		t.Fatalf("first line: %v, %v", m, err)
+	}
+	reg, err := c.Do(ctx, "PUT", "/v1/groups/http.lines/members/a", map[string]any{"value": "a", "ttl": "30s"})
+	if err != nil || reg.Status != 200 {
+		t.Fatalf("register: %v %v", reg, err)
+	}
+	lease := str(reg.Body, "leaseId")
+	defer c.Do(context.Background(), "DELETE", "/v1/leases/"+lease, nil)
+	if m, err := w.Next(); err != nil || str(m, "type") != "TYPE_JOINED" || str(obj(m, "member"), "value") != "a" {
+		t.Fatalf("second line: %v, %v", m, err)
+	}
+	camp, r, err := c.OpenLines(ctx, "POST", "/v1/elections/http.lines:campaign", map[string]any{"value": "me", "leaseId": lease})
+	if err != nil || camp == nil {
+		t.Fatalf("campaign: %v %v", r, err)
+	}
+	defer camp.Close()
+	if m, err := camp.Next(); err != nil || str(m, "status") != "STATUS_ELECTED" {
+		t.Fatalf("campaign: %v, %v", m, err)
+	}
+	if r, err := c.Do(ctx, "POST", "/v1/elections/http.lines:resign", map[string]any{"leaseId": lease}); err != nil || r.Status != 200 {
+		t.Fatalf("resign: %v %v", r, err)
+	}
+	if m, err := camp.Next(); err != nil || str(m, "status") != "STATUS_RESIGNED" {
+		t.Fatalf("after resign: %v, %v", m, err)
+	}
+	// Refused before streaming: a REST error.
+	if s, r, err := c.OpenLines(ctx, "GET", "/v1/groups/bad~name:watch", nil); err != nil || s != nil || r.Status != 400 || r.Code() != 3 {
+		t.Fatalf("a bad group name: %v %v", r, err)
+	}
+	if s, r, err := c.OpenLines(ctx, "POST", "/v1/barriers/http.lines:await", map[string]any{"threshold": 2, "leaseId": strings.Repeat("0", 32)}); err != nil || s != nil || r.Status != 404 {
+		t.Fatalf("an unknown lease: %v %v", r, err)
+	}
+	// An error after the first line: the barrier's threshold changes under
+	// a participant that then leaves; its stream ends with an error line.
+	b, r, err := c.OpenLines(ctx, "POST", "/v1/barriers/http.lines:await", map[string]any{"threshold": 3, "participantId": "p", "leaseId": lease})
+	if err != nil || b == nil {
+		t.Fatalf("await barrier: %v %v", r, err)
+	}
+	defer b.Close()
+	if m, err := b.Next(); err != nil || m["arrived"] != float64(1) {
+		t.Fatalf("barrier: %v, %v", m, err)
+	}
+	if r, err := c.Do(ctx, "POST", "/v1/barriers/http.lines/participants/p:leave", map[string]any{"leaseId": lease}); err != nil || r.Status != 200 {
+		t.Fatalf("leave: %v %v", r, err)
+	}
+	m, err := b.Next()
+	if e := obj(m, "error"); err != nil || e == nil || e["code"] != float64(5) {
+		t.Fatalf("the barrier stream after its participant left: %v, %v; want an error line with NOT_FOUND", m, err)
 	}
 }

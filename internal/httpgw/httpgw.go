@@ -18,6 +18,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"connectrpc.com/vanguard"
@@ -108,7 +109,7 @@ func Handler(s *grpc.Server, o Options) (http.Handler, error) {
 		}
 		_, _ = w.Write([]byte("SERVING\n"))
 	})
-	mux.Handle("/", jsonOnly(o.MaxBodyBytes, flushHeaders(t)))
+	mux.Handle("/", jsonOnly(o.MaxBodyBytes, ndjson(t, flushHeaders(t), o.MaxBodyBytes)))
 	return http.MaxBytesHandler(cleanPaths(restErrors(mux)), o.MaxBodyBytes), nil
 }
 
@@ -135,6 +136,31 @@ func openapi(version string) ([]byte, error) {
 			}
 		}
 		doc["tags"] = kept
+	}
+	// The server streams' REST paths (newline-delimited JSON) are not in
+	// the generated description: add them, each with its message type.
+	if paths, ok := doc["paths"].(map[string]any); ok {
+		for _, st := range streams {
+			svc, method, _ := strings.Cut(st.procedure, "/")
+			resp := "v1" + method + "Response"
+			item, _ := paths[st.path].(map[string]any)
+			if item == nil {
+				item = map[string]any{}
+				paths[st.path] = item
+			}
+			item[strings.ToLower(st.method)] = map[string]any{
+				"summary": fmt.Sprintf("%s as a stream: one %s per line of newline-delimited JSON; an error after the first line ends the stream with a line {\"error\": Status}. The request's other fields: the %s.",
+					st.procedure, resp, map[bool]string{true: "query", false: "JSON body"}[st.method == "GET"]),
+				"operationId": strings.ReplaceAll(svc, "zkcoord.v1.", "") + "_" + method + "_NDJSON",
+				"produces":    []string{"application/x-ndjson"},
+				"parameters":  []any{map[string]any{"name": st.variable(), "in": "path", "required": true, "type": "string"}},
+				"responses": map[string]any{
+					"200":     map[string]any{"description": "A stream of zkcoord.v1." + strings.TrimPrefix(resp, "v1") + " messages (proto/zkcoord/v1), one per line."},
+					"default": map[string]any{"description": "The call refused before its first message.", "schema": map[string]any{"$ref": "#/definitions/googleRpcStatus"}},
+				},
+				"tags": []string{strings.TrimPrefix(svc, "zkcoord.v1.")},
+			}
+		}
 	}
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)

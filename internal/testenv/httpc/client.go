@@ -186,3 +186,65 @@ func (s *Stream) Next() (map[string]any, error) {
 
 // Close drops the stream, as a client that goes away does.
 func (s *Stream) Close() error { return s.body.Close() }
+
+// Lines is an open newline-delimited JSON stream (a REST stream path).
+type Lines struct {
+	body io.ReadCloser
+	sc   *bufio.Scanner
+}
+
+// OpenLines starts a stream on a REST path (GET with the query in path, or
+// POST with body as JSON). A call refused before its first message is
+// returned as a Response with its error, and a nil stream.
+func (c Client) OpenLines(ctx context.Context, method, path string, body any) (*Lines, Response, error) {
+	var rd io.Reader
+	if body != nil {
+		data, err := json.Marshal(body)
+		if err != nil {
+			return nil, Response{}, err
+		}
+		rd = bytes.NewReader(data)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.Base+path, rd)
+	if err != nil {
+		return nil, Response{}, err
+	}
+	if rd != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.Token)
+	}
+	resp, err := c.client().Do(req)
+	if err != nil {
+		return nil, Response{}, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		defer resp.Body.Close()
+		raw, _ := io.ReadAll(resp.Body)
+		out := Response{Status: resp.StatusCode, Raw: raw, Header: resp.Header}
+		_ = json.Unmarshal(raw, &out.Body)
+		return nil, out, nil
+	}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 16<<20)
+	return &Lines{body: resp.Body, sc: sc}, Response{Status: resp.StatusCode, Header: resp.Header}, nil
+}
+
+// Next returns the next line, decoded; io.EOF at the end of the stream.
+func (l *Lines) Next() (map[string]any, error) {
+	if !l.sc.Scan() {
+		if err := l.sc.Err(); err != nil {
+			return nil, err
+		}
+		return nil, io.EOF
+	}
+	var m map[string]any
+	if err := json.Unmarshal(l.sc.Bytes(), &m); err != nil {
+		return nil, fmt.Errorf("httpc: line %q: %w", l.sc.Bytes(), err)
+	}
+	return m, nil
+}
+
+// Close drops the stream.
+func (l *Lines) Close() error { return l.body.Close() }
