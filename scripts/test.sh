@@ -33,6 +33,9 @@ if [ ! -f /usr/share/java/zookeeper.jar ] || ! command -v java >/dev/null; then
 fi
 # `make tools` needs make; -race needs cgo, and cgo a C compiler.
 command -v make >/dev/null || pkgs+=(make)
+# docs/HTTP.md's samples (TestHTTPDoc) run curl and jq.
+command -v curl >/dev/null || pkgs+=(curl)
+command -v jq >/dev/null || pkgs+=(jq)
 command -v "$(go env CC)" >/dev/null || pkgs+=(gcc libc6-dev)
 if [ "${#pkgs[@]}" -gt 0 ]; then
   echo "installing ${pkgs[*]}"
