@@ -36,7 +36,11 @@ test:
 test-short:
 	go test -short -count=1 ./...
 
+# run installs what `zkcoord dev` needs when missing (ZooKeeper and a JRE,
+# from apt), builds, and serves on a private ZooKeeper: gRPC on
+# 127.0.0.1:7070, HTTP/JSON on 127.0.0.1:7071.
 run: build
+	./scripts/deps.sh run
 	$(BIN)/zkcoord dev
 
 # chaos runs the fault-injection run for CHAOS_DURATION (default 30m) with

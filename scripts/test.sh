@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # test.sh: the one command CI and the README use (`make test` runs it).
 #
-# On a fresh Debian 12 machine it installs what the tests need (ZooKeeper
-# and a JRE from apt, when missing), builds the pinned tools into bin/,
+# On a fresh Debian 12 machine it installs what the tests need
+# (scripts/deps.sh: ZooKeeper, a JRE, curl, jq, ... from apt, when
+# missing), builds the pinned tools into bin/,
 # checks that gen/ is up to date, lints the protos, vets the Go code, and
 # runs every test against a real ZooKeeper, then the race detector over the
 # packages it can run on (see below).
@@ -15,33 +16,8 @@ export PATH="$PWD/bin:$PATH"
 
 section() { printf '\n==> %s\n' "$*"; }
 
-# as_root runs a command as root, through sudo only when not root already.
-as_root() {
-  if [ "$(id -u)" -eq 0 ]; then
-    "$@"
-  else
-    sudo "$@"
-  fi
-}
-
 section "dependencies"
-command -v go >/dev/null || { echo "test.sh: go is not on PATH" >&2; exit 1; }
-pkgs=()
-# internal/zkserver runs ZooKeeper from Debian's package.
-if [ ! -f /usr/share/java/zookeeper.jar ] || ! command -v java >/dev/null; then
-  pkgs+=(zookeeper default-jre-headless)
-fi
-# `make tools` needs make; -race needs cgo, and cgo a C compiler.
-command -v make >/dev/null || pkgs+=(make)
-# docs/HTTP.md's samples (TestHTTPDoc) run curl and jq.
-command -v curl >/dev/null || pkgs+=(curl)
-command -v jq >/dev/null || pkgs+=(jq)
-command -v "$(go env CC)" >/dev/null || pkgs+=(gcc libc6-dev)
-if [ "${#pkgs[@]}" -gt 0 ]; then
-  echo "installing ${pkgs[*]}"
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get update
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y "${pkgs[@]}"
-fi
+./scripts/deps.sh test
 go version
 java -version 2>&1 | sed -n 1p
 

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# deps.sh: installs, with apt, what zkcoord needs on a Debian 12 machine
+# and is missing. `deps.sh run` is what `make run` needs (ZooKeeper and a
+# JRE: `zkcoord dev` starts a private ZooKeeper); `deps.sh test` is what
+# `make test` needs on top (make, a C compiler for -race, curl and jq for
+# docs/HTTP.md's samples).
+set -euo pipefail
+
+# as_root runs a command as root, through sudo only when not root already.
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then
+    "$@"
+  else
+    sudo "$@"
+  fi
+}
+
+for_what=${1:-test}
+command -v go >/dev/null || { echo "deps.sh: go is not on PATH" >&2; exit 1; }
+pkgs=()
+# internal/zkserver runs ZooKeeper from Debian's package.
+if [ ! -f /usr/share/java/zookeeper.jar ] || ! command -v java >/dev/null; then
+  pkgs+=(zookeeper default-jre-headless)
+fi
+if [ "$for_what" = test ]; then
+  # `make tools` needs make; -race needs cgo, and cgo a C compiler.
+  command -v make >/dev/null || pkgs+=(make)
+  command -v "$(go env CC)" >/dev/null || pkgs+=(gcc libc6-dev)
+  # docs/HTTP.md's samples (TestHTTPDoc) run curl and jq.
+  command -v curl >/dev/null || pkgs+=(curl)
+  command -v jq >/dev/null || pkgs+=(jq)
+fi
+if [ "${#pkgs[@]}" -gt 0 ]; then
+  echo "installing ${pkgs[*]}"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get update
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y "${pkgs[@]}"
+fi
