@@ -259,12 +259,12 @@ func (b *Barriers) cleanup(name string) {
 }
 
 // releaseOps removes a participant when its lease ends (lease.ReleaseFunc).
-func (b *Barriers) releaseOps(leaseKey string, parts []string) ([]any, error) {
+func (b *Barriers) releaseOps(ctx context.Context, leaseKey string, parts []string) ([]any, error) {
 	if len(parts) != 2 {
 		return nil, nil
 	}
 	p := b.lay.Participant(parts[0], parts[1])
-	owner, stat, err := b.sess.Conn().Get(p)
+	owner, stat, err := b.sess.Get(ctx, p)
 	if errors.Is(err, zk.ErrNoNode) {
 		return nil, nil
 	} else if err != nil {

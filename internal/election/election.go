@@ -229,12 +229,12 @@ func (e *Elections) Resign(ctx context.Context, election, leaseID string) (wasLe
 // releaseOps removes the candidacies of a lease that ends
 // (lease.ReleaseFunc; parts are [election]). It wakes their campaigns,
 // which then watch their own znode to see the delete that follows.
-func (e *Elections) releaseOps(leaseKey string, parts []string) ([]any, error) {
+func (e *Elections) releaseOps(ctx context.Context, leaseKey string, parts []string) ([]any, error) {
 	if len(parts) != 1 {
 		return nil, nil
 	}
 	dir := e.lay.Election(parts[0])
-	kids, _, err := e.sess.Conn().Children(dir)
+	kids, _, err := e.sess.Children(ctx, dir)
 	if errors.Is(err, zk.ErrNoNode) {
 		return nil, nil
 	} else if err != nil {

@@ -105,7 +105,7 @@ func (m *Manager) releaseOnce(ctx context.Context, e *entry) error {
 		if ref == "owner" {
 			continue
 		}
-		ops, err := m.releaseOps(key, ref)
+		ops, err := m.releaseOps(ctx, key, ref)
 		if err != nil {
 			return err
 		}
@@ -155,7 +155,7 @@ func (m *Manager) releaseOnce(ctx context.Context, e *entry) error {
 	}
 }
 
-func (m *Manager) releaseOps(key, ref string) ([]any, error) {
+func (m *Manager) releaseOps(ctx context.Context, key, ref string) ([]any, error) {
 	parts := strings.Split(ref, "~")
 	m.mu.Lock()
 	fn := m.kinds[parts[0]]
@@ -164,5 +164,5 @@ func (m *Manager) releaseOps(key, ref string) ([]any, error) {
 		m.log.Warn("lease: unknown ref kind", "lease", key, "ref", ref)
 		return nil, nil
 	}
-	return fn(key, parts[1:])
+	return fn(ctx, key, parts[1:])
 }

@@ -309,12 +309,12 @@ func mayChange(ctx context.Context, rec record) bool {
 }
 
 // releaseOps removes a member when its lease ends (lease.ReleaseFunc).
-func (r *Registry) releaseOps(leaseKey string, parts []string) ([]any, error) {
+func (r *Registry) releaseOps(ctx context.Context, leaseKey string, parts []string) ([]any, error) {
 	if len(parts) != 2 {
 		return nil, nil
 	}
 	group, id := parts[0], parts[1]
-	data, stat, err := r.sess.Conn().Get(r.lay.Member(group, id))
+	data, stat, err := r.sess.Get(ctx, r.lay.Member(group, id))
 	if errors.Is(err, zk.ErrNoNode) {
 		return nil, nil
 	} else if err != nil {
