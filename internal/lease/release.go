@@ -118,7 +118,7 @@ func (m *Manager) releaseOnce(ctx context.Context, e *entry) error {
 		&zk.DeleteRequest{Path: m.lay.Lease(key), Version: e.recVer},
 	}
 	res, err := c.Multi(ctx, append(append([]any{fence}, all...), tail...)...)
-	if err == nil || zkx.Transient(err) {
+	if err == nil || zkx.Unknown(err) {
 		return err
 	}
 	if len(res) > 0 && (errors.Is(res[0].Error, zk.ErrBadVersion)) {
@@ -128,7 +128,7 @@ func (m *Manager) releaseOnce(ctx context.Context, e *entry) error {
 	// with an expired session): release ref by ref, then the record.
 	for _, ops := range per {
 		if _, err := c.Multi(ctx, append([]any{fence}, ops...)...); err != nil {
-			if zkx.Transient(err) {
+			if zkx.Unknown(err) {
 				return err
 			}
 			last := ops[len(ops)-1].(*zk.DeleteRequest)
@@ -140,7 +140,7 @@ func (m *Manager) releaseOnce(ctx context.Context, e *entry) error {
 			}
 		}
 	}
-	if err := c.Delete(ctx, m.lay.LeaseOwner(key), -1); err != nil && !errors.Is(err, zk.ErrNoNode) && !zkx.Transient(err) {
+	if err := c.Delete(ctx, m.lay.LeaseOwner(key), -1); err != nil && !errors.Is(err, zk.ErrNoNode) && !zkx.Unknown(err) {
 		return err
 	}
 	switch err := c.Delete(ctx, m.lay.Lease(key), e.recVer); {
