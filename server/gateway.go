@@ -192,6 +192,7 @@ func (g *Gateway) Close() {
 	}
 	g.wg.Wait()
 	g.elections.Close()
+	g.barriers.Close()
 	g.registry.Close()
 	g.leases.Close()
 	g.peers.close()
