@@ -20,6 +20,11 @@ import (
 // (to another replica) and resume.
 var errStopping = errors.New("zkcoord: gateway shutting down, reconnect and resume")
 
+// errPeerUnreachable: the replica that owns a lease cannot be called (its
+// address cannot be read, or is not one gRPC can dial); retry, on another
+// replica or later.
+var errPeerUnreachable = errors.New("zkcoord: cannot reach the replica that owns the lease")
+
 // codeTable maps each domain error to its gRPC code: the one place where
 // errors become statuses.
 var codeTable = []struct {
@@ -50,6 +55,7 @@ var codeTable = []struct {
 	{election.ErrConflict, codes.Aborted},
 	{zkx.ErrClosed, codes.Unavailable},
 	{errStopping, codes.Unavailable},
+	{errPeerUnreachable, codes.Unavailable},
 	{context.Canceled, codes.Canceled},
 	{context.DeadlineExceeded, codes.DeadlineExceeded},
 }

@@ -46,12 +46,17 @@ func newPeers(sess *zkx.Session, lay zkx.Layout, creds credentials.TransportCred
 	return &peers{sess: sess, lay: lay, creds: creds, token: token, conns: map[string]*grpc.ClientConn{}}
 }
 
-func (p *peers) client(replica string) (peerpb.PeerServiceClient, error) {
-	addr, _, err := p.sess.Conn().Get(p.lay.Replica(replica))
-	if errors.Is(err, zk.ErrNoNode) {
+// client returns a client of replica's PeerService, reading its address
+// from ZooKeeper bounded by ctx.
+func (p *peers) client(ctx context.Context, replica string) (peerpb.PeerServiceClient, error) {
+	addr, _, err := p.sess.Get(ctx, p.lay.Replica(replica))
+	switch {
+	case errors.Is(err, zk.ErrNoNode):
 		return nil, fmt.Errorf("%w: replica %s is gone; its leases are adopted once its session ends", lease.ErrOwnedElsewhere, replica)
-	} else if err != nil {
-		return nil, err
+	case zkx.Unknown(err): // ZooKeeper unreachable (UNAVAILABLE), or ctx ended
+		return nil, fmt.Errorf("zkcoord: read the address of replica %s: %w", replica, err)
+	case err != nil:
+		return nil, fmt.Errorf("%w: replica %s: read its address: %v", errPeerUnreachable, replica, err)
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -62,7 +67,7 @@ func (p *peers) client(replica string) (peerpb.PeerServiceClient, error) {
 			opts = append(opts, grpc.WithPerRPCCredentials(p.token))
 		}
 		if cc, err = grpc.NewClient(string(addr), opts...); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("%w: replica %s: its address %q: %v", errPeerUnreachable, replica, addr, err)
 		}
 		p.conns[string(addr)] = cc
 	}
@@ -97,7 +102,7 @@ func withCaller(ctx context.Context, c *peerpb.Caller) context.Context {
 }
 
 func (p *peers) KeepAlive(ctx context.Context, replica, id string) (lease.Lease, error) {
-	c, err := p.client(replica)
+	c, err := p.client(ctx, replica)
 	if err != nil {
 		return lease.Lease{}, err
 	}
@@ -109,7 +114,7 @@ func (p *peers) KeepAlive(ctx context.Context, replica, id string) (lease.Lease,
 }
 
 func (p *peers) Handoff(ctx context.Context, replica, id string) error {
-	c, err := p.client(replica)
+	c, err := p.client(ctx, replica)
 	if err != nil {
 		return err
 	}
@@ -120,7 +125,7 @@ func (p *peers) Handoff(ctx context.Context, replica, id string) error {
 }
 
 func (p *peers) Get(ctx context.Context, replica, id string) (lease.Lease, error) {
-	c, err := p.client(replica)
+	c, err := p.client(ctx, replica)
 	if err != nil {
 		return lease.Lease{}, err
 	}
@@ -195,8 +200,8 @@ func (g *Gateway) announce(ctx context.Context) {
 		st, changed := g.sess.Watch()
 		var gone <-chan zk.Event
 		if st.State == zkx.StateConnected {
-			ch, err := g.announceOnce(node, st.SessionID)
-			if err != nil && !zkx.Transient(err) {
+			ch, err := g.announceOnce(ctx, node, st.SessionID)
+			if err != nil && !zkx.Unknown(err) {
 				g.log.Warn("announce replica", "err", err)
 			}
 			gone = ch
@@ -220,10 +225,10 @@ func (g *Gateway) announce(ctx context.Context) {
 
 // announceOnce makes node an ephemeral of this session and returns a watch
 // that fires when it changes or goes.
-func (g *Gateway) announceOnce(node string, session int64) (<-chan zk.Event, error) {
-	c := g.sess.Conn()
+func (g *Gateway) announceOnce(ctx context.Context, node string, session int64) (<-chan zk.Event, error) {
+	c := g.sess
 	for {
-		ok, stat, ch, err := c.ExistsW(node)
+		ok, stat, ch, err := c.ExistsW(ctx, node)
 		if err != nil {
 			return nil, err
 		}
@@ -231,11 +236,11 @@ func (g *Gateway) announceOnce(node string, session int64) (<-chan zk.Event, err
 			return ch, nil
 		}
 		if ok { // a dead predecessor's node: it goes with its session anyway
-			if err := c.Delete(node, stat.Version); err != nil && !errors.Is(err, zk.ErrNoNode) && !errors.Is(err, zk.ErrBadVersion) {
+			if err := c.Delete(ctx, node, stat.Version); err != nil && !errors.Is(err, zk.ErrNoNode) && !errors.Is(err, zk.ErrBadVersion) {
 				return nil, err
 			}
 		}
-		_, err = c.Create(node, []byte(g.opts.advertise), zk.FlagEphemeral, g.sess.ACL())
+		_, err = c.Create(ctx, node, []byte(g.opts.advertise), zk.FlagEphemeral)
 		if err != nil && !errors.Is(err, zk.ErrNodeExists) {
 			return nil, err
 		}
