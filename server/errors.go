@@ -25,6 +25,13 @@ var errStopping = errors.New("zkcoord: gateway shutting down, reconnect and resu
 // replica or later.
 var errPeerUnreachable = errors.New("zkcoord: cannot reach the replica that owns the lease")
 
+// errPeerRefused: the replica that owns a lease refused this replica's peer
+// credentials (UNAUTHENTICATED or PERMISSION_DENIED without the
+// LEASE_NOT_HOLDER reason): a misconfigured replica, not the caller's
+// fault, so the caller retries elsewhere (UNAVAILABLE) while an operator
+// fixes it.
+var errPeerRefused = errors.New("zkcoord: peer credentials refused")
+
 // codeTable maps each domain error to its gRPC code: the one place where
 // errors become statuses.
 var codeTable = []struct {
@@ -56,6 +63,7 @@ var codeTable = []struct {
 	{zkx.ErrClosed, codes.Unavailable},
 	{errStopping, codes.Unavailable},
 	{errPeerUnreachable, codes.Unavailable},
+	{errPeerRefused, codes.Unavailable},
 	{context.Canceled, codes.Canceled},
 	{context.DeadlineExceeded, codes.DeadlineExceeded},
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/go-zookeeper/zk"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
@@ -136,15 +137,56 @@ func (p *peers) Get(ctx context.Context, replica, id string) (lease.Lease, error
 	return lease.Lease{ID: id, Key: lease.KeyOf(id), TTL: r.GetTtl().AsDuration(), ExpiresAt: r.GetExpiresAt().AsTime()}, nil
 }
 
-// peerErr turns a peer's status back into the lease package's errors.
+// The ErrorInfo with which the PeerService says lease.ErrNotHolder: the
+// caller it acts for does not hold the lease. A PERMISSION_DENIED without
+// it is the peer's authorization refusing this replica.
+const (
+	errorDomain     = "zkcoord.dev"
+	reasonNotHolder = "LEASE_NOT_HOLDER"
+)
+
+// peerStatus is toStatus for the PeerService: lease.ErrNotHolder gets the
+// LEASE_NOT_HOLDER ErrorInfo, which peerErr maps back.
+func peerStatus(err error) error {
+	serr := toStatus(err)
+	if !errors.Is(err, lease.ErrNotHolder) {
+		return serr
+	}
+	st, err := status.Convert(serr).WithDetails(&errdetails.ErrorInfo{Domain: errorDomain, Reason: reasonNotHolder})
+	if err != nil {
+		return serr
+	}
+	return st.Err()
+}
+
+// notHolder reports whether st carries the LEASE_NOT_HOLDER ErrorInfo.
+func notHolder(st *status.Status) bool {
+	for _, d := range st.Details() {
+		if ei, ok := d.(*errdetails.ErrorInfo); ok && ei.GetDomain() == errorDomain && ei.GetReason() == reasonNotHolder {
+			return true
+		}
+	}
+	return false
+}
+
+// peerErr turns a peer's status back into the lease package's errors. A
+// peer that refuses this replica's own credentials is errPeerRefused
+// (UNAVAILABLE), not the caller's PERMISSION_DENIED: only the
+// LEASE_NOT_HOLDER reason says the caller may not use the lease.
 func peerErr(replica string, err error) error {
-	switch status.Code(err) {
+	st := status.Convert(err)
+	switch st.Code() {
 	case codes.NotFound:
 		return fmt.Errorf("%w (at replica %s)", lease.ErrNotFound, replica)
-	case codes.PermissionDenied:
-		return fmt.Errorf("%w (at replica %s)", lease.ErrNotHolder, replica)
+	case codes.PermissionDenied, codes.Unauthenticated:
+		if st.Code() == codes.PermissionDenied && notHolder(st) {
+			return fmt.Errorf("%w (at replica %s)", lease.ErrNotHolder, replica)
+		}
+		return fmt.Errorf("%w by replica %s (%s: %s): this replica's peer credentials need a principal with the admin "+
+			"right over every name (check its --peer-token-file, or its client certificate's principal)",
+			errPeerRefused, replica, st.Code(), st.Message())
 	case codes.Unavailable:
-		return fmt.Errorf("%w: replica %s: %s", lease.ErrOwnedElsewhere, replica, status.Convert(err).Message())
+		return fmt.Errorf("%w: replica %s: %s", lease.ErrOwnedElsewhere, replica, st.Message())
 	}
 	return fmt.Errorf("lease: replica %s: %w", replica, err)
 }
@@ -169,14 +211,14 @@ var _ peerpb.PeerServiceServer = (*peerService)(nil)
 func (s *peerService) KeepAlive(ctx context.Context, req *peerpb.KeepAliveRequest) (*peerpb.KeepAliveResponse, error) {
 	l, err := s.g.leases.KeepAliveLocal(withCaller(ctx, req.GetCaller()), req.GetLeaseId())
 	if err != nil {
-		return nil, toStatus(err)
+		return nil, peerStatus(err)
 	}
 	return &peerpb.KeepAliveResponse{Ttl: durationpb.New(l.TTL), ExpiresAt: timestamppb.New(l.ExpiresAt)}, nil
 }
 
 func (s *peerService) Handoff(ctx context.Context, req *peerpb.HandoffRequest) (*peerpb.HandoffResponse, error) {
 	if err := s.g.leases.Handoff(withCaller(ctx, req.GetCaller()), req.GetLeaseId()); err != nil {
-		return nil, toStatus(err)
+		return nil, peerStatus(err)
 	}
 	return &peerpb.HandoffResponse{}, nil
 }
@@ -184,7 +226,7 @@ func (s *peerService) Handoff(ctx context.Context, req *peerpb.HandoffRequest) (
 func (s *peerService) GetLease(ctx context.Context, req *peerpb.GetLeaseRequest) (*peerpb.GetLeaseResponse, error) {
 	l, err := s.g.leases.Get(withCaller(ctx, req.GetCaller()), req.GetLeaseId())
 	if err != nil {
-		return nil, toStatus(err)
+		return nil, peerStatus(err)
 	}
 	return &peerpb.GetLeaseResponse{Ttl: durationpb.New(l.TTL), ExpiresAt: timestamppb.New(l.ExpiresAt)}, nil
 }
