@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -434,31 +435,67 @@ func TestAuthPolicyReload(t *testing.T) {
 func TestAuthPeerToken(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	policy := writePolicy(t)
-	root := zktest.Root(t)
-	var conns []*grpc.ClientConn
-	for _, peerToken := range []string{"ops-token-0123456789", "ops-token-0123456789"} {
-		src, err := auth.LoadSource(policy, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		sess, _ := zktest.Session(t)
-		addr := testenv.ServeAddr(t, sess, server.WithRoot(root), server.WithReplicaID(fmt.Sprint("r", len(conns))),
-			server.WithAuth(auth.Config{Source: src}), server.WithPeerToken(auth.Bearer(peerToken, false)))
-		cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
-			grpc.WithPerRPCCredentials(auth.Bearer("web-token-0123456789", false)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { cc.Close() })
-		conns = append(conns, cc)
-	}
-	g, err := pb.NewLeaseServiceClient(conns[0]).Grant(ctx, &pb.GrantRequest{Ttl: durationpb.New(time.Minute)})
+	dial := authReplicasWith(t, "ops-token-0123456789", "ops-token-0123456789")
+	g, err := pb.NewLeaseServiceClient(dial("web-token-0123456789", 0)).Grant(ctx, &pb.GrantRequest{Ttl: durationpb.New(time.Minute)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := pb.NewLeaseServiceClient(conns[1]).KeepAlive(ctx, &pb.KeepAliveRequest{LeaseId: g.GetLeaseId()}); err != nil {
+	if _, err := pb.NewLeaseServiceClient(dial("web-token-0123456789", 1)).KeepAlive(ctx, &pb.KeepAliveRequest{LeaseId: g.GetLeaseId()}); err != nil {
 		t.Fatalf("keepalive forwarded between replicas with the peer token: %v", err)
+	}
+}
+
+// TestAuthPeerTokenRefused: a replica whose peer token the owner of a
+// lease refuses (a principal without the admin right, or a token the
+// policy does not know) answers the calls it must forward with UNAVAILABLE
+// naming the owner and the refused credentials, not with the owner's
+// PERMISSION_DENIED or UNAUTHENTICATED, which told the caller it may not
+// use its own lease. (The owner still says PERMISSION_DENIED, with
+// LEASE_NOT_HOLDER, to a caller that does not hold the lease:
+// TestHostileLeaseIDs.)
+func TestAuthPeerTokenRefused(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, c := range []struct{ name, token string }{
+		{"non-admin principal", "reader-token-0123456789"},
+		{"unknown token", "guessed-token-0123456789"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dial := authReplicasWith(t, "ops-token-0123456789", c.token)
+			g, err := pb.NewLeaseServiceClient(dial("web-token-0123456789", 0)).Grant(ctx, &pb.GrantRequest{Ttl: durationpb.New(time.Minute)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			misconfigured := pb.NewLeaseServiceClient(dial("web-token-0123456789", 1))
+			for _, call := range []struct {
+				name string
+				do   func() error
+			}{
+				{"KeepAlive", func() error {
+					_, err := misconfigured.KeepAlive(ctx, &pb.KeepAliveRequest{LeaseId: g.GetLeaseId()})
+					return err
+				}},
+				{"GetLease", func() error {
+					_, err := misconfigured.GetLease(ctx, &pb.GetLeaseRequest{LeaseId: g.GetLeaseId()})
+					return err
+				}},
+				{"Revoke", func() error {
+					_, err := misconfigured.Revoke(ctx, &pb.RevokeRequest{LeaseId: g.GetLeaseId()})
+					return err
+				}},
+			} {
+				err := call.do()
+				t.Logf("%s: %v", call.name, err)
+				msg := status.Convert(err).Message()
+				if code(err) != codes.Unavailable || !strings.Contains(msg, "replica r0") || !strings.Contains(msg, "peer credentials") {
+					t.Errorf("%s through the replica whose peer token is refused: %v, want UNAVAILABLE naming r0 and its peer credentials", call.name, err)
+				}
+			}
+			// The lease is untouched: its holder keeps it alive at its owner.
+			if _, err := pb.NewLeaseServiceClient(dial("web-token-0123456789", 0)).KeepAlive(ctx, &pb.KeepAliveRequest{LeaseId: g.GetLeaseId()}); err != nil {
+				t.Errorf("KeepAlive at the owner: %v", err)
+			}
+		})
 	}
 }
 

@@ -43,8 +43,15 @@ type Gateway struct {
 	draining atomic.Bool
 	stopOnce sync.Once
 	stopping chan struct{} // closed by Shutdown: streams end
-	cancel   context.CancelFunc
-	wg       sync.WaitGroup
+
+	// ctx ends when the gateway closes: it bounds the gateway's own
+	// goroutines (the replica's announcement, revokes of leases that
+	// calls and streams granted for themselves).
+	ctx    context.Context
+	cancel context.CancelFunc
+	mu     sync.Mutex
+	closed bool
+	wg     sync.WaitGroup
 }
 
 // Option configures a Gateway.
@@ -123,10 +130,10 @@ func New(ctx context.Context, sess *zkx.Session, opt ...Option) (*Gateway, error
 		return nil, fmt.Errorf("server: root %q must be an absolute, clean znode path below /", o.root)
 	}
 	lay := zkx.Layout{Root: path.Join("/", sess.Chroot(), o.root)}
-	if err := zkx.EnsurePath(sess.Conn(), lay.Root, sess.ACL()); err != nil {
+	if err := sess.EnsurePath(ctx, lay.Root); err != nil {
 		return nil, fmt.Errorf("server: create root %s: %w", lay.Root, err)
 	}
-	if err := checkRootSecured(sess, lay.Root); err != nil {
+	if err := checkRootSecured(ctx, sess, lay.Root); err != nil {
 		return nil, err
 	}
 	g := &Gateway{sess: sess, lay: lay, log: o.log, opts: o, stopping: make(chan struct{}), peers: newPeers(sess, lay, o.peerCreds, o.peerToken)}
@@ -139,19 +146,59 @@ func New(ctx context.Context, sess *zkx.Session, opt ...Option) (*Gateway, error
 	g.elections = election.New(sess, lay, g.leases, o.log)
 	g.barriers = barrier.New(sess, lay, g.leases, o.log)
 	if err := g.leases.Start(ctx); err != nil {
+		g.elections.Close()
+		g.barriers.Close()
 		g.registry.Close()
+		g.leases.Close()
 		return nil, err
 	}
-	actx, cancel := context.WithCancel(context.Background())
-	g.cancel = cancel
+	g.ctx, g.cancel = context.WithCancel(context.Background())
 	if o.advertise != "" {
-		g.wg.Add(1)
-		go func() {
-			defer g.wg.Done()
-			g.announce(actx)
-		}()
+		g.background(g.ctx, g.announce)
 	}
 	return g, nil
+}
+
+// background runs fn in a goroutine the gateway owns, with a context that
+// has ctx's values (the caller) and ends when the gateway closes; Close
+// waits for it. It does nothing once the gateway is closed.
+func (g *Gateway) background(ctx context.Context, fn func(ctx context.Context)) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return
+	}
+	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	stop := context.AfterFunc(g.ctx, cancel)
+	g.wg.Add(1)
+	go func() {
+		defer g.wg.Done()
+		defer cancel()
+		defer stop()
+		fn(bg)
+	}()
+}
+
+// revoke revokes a lease that a call or stream granted for itself, when
+// it is over. The revoke is done within ctx (the call's) if it can be;
+// when ctx ends first, or already has (a stream that ended), it goes on in
+// the background, so that the call does not wait for ZooKeeper. (If the
+// gateway closes first, a lease left over ends with its TTL.)
+func (g *Gateway) revoke(ctx context.Context, id string) {
+	err := g.leases.Revoke(ctx, id)
+	switch {
+	case err == nil, errors.Is(err, lease.ErrNotFound):
+	case ctx.Err() != nil:
+		g.background(ctx, func(ctx context.Context) {
+			ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			defer cancel()
+			if err := g.leases.Revoke(ctx, id); err != nil && !errors.Is(err, lease.ErrNotFound) && g.ctx.Err() == nil {
+				g.log.Warn("revoke a lease granted for a call", "lease", lease.KeyOf(id), "err", err)
+			}
+		})
+	default:
+		g.log.Warn("revoke a lease granted for a call", "lease", lease.KeyOf(id), "err", err)
+	}
 }
 
 // Register registers every zkcoord service on s.
@@ -187,11 +234,13 @@ func (g *Gateway) Shutdown() {
 // ZooKeeper for the next gateway to adopt; the session is the caller's.
 func (g *Gateway) Close() {
 	g.Shutdown()
-	if g.cancel != nil {
-		g.cancel()
-	}
+	g.mu.Lock()
+	g.closed = true
+	g.mu.Unlock()
+	g.cancel()
 	g.wg.Wait()
 	g.elections.Close()
+	g.barriers.Close()
 	g.registry.Close()
 	g.leases.Close()
 	g.peers.close()
@@ -226,11 +275,11 @@ func (g *Gateway) stopErr(err error) error {
 // checkRootSecured refuses a root that a session with digest credentials
 // cannot keep to itself: every entry of the root's ACL must be the session's
 // digest identity. Without credentials there is nothing to check.
-func checkRootSecured(sess *zkx.Session, root string) error {
+func checkRootSecured(ctx context.Context, sess *zkx.Session, root string) error {
 	if !sess.Secured() {
 		return nil
 	}
-	acl, _, err := sess.Conn().GetACL(root)
+	acl, _, err := sess.GetACL(ctx, root)
 	if err != nil {
 		return fmt.Errorf("server: read the ACL of root %s (do the credentials match it?): %w", root, err)
 	}

@@ -84,7 +84,10 @@ func (s *leaseService) Revoke(ctx context.Context, req *pb.RevokeRequest) (*pb.R
 		return nil, toStatus(err)
 	}
 	// The revision is read after the revoke's transaction: at or after it.
-	_, st, err := s.g.sess.Conn().Exists(s.g.lay.Leases())
+	// (A Revoke whose ctx ended while ZooKeeper was slow has ended the
+	// lease, its removal going on in the background: the read ends with
+	// ctx, DEADLINE_EXCEEDED or CANCELED.)
+	_, st, err := s.g.sess.Exists(ctx, s.g.lay.Leases())
 	if err != nil {
 		return nil, toStatus(err)
 	}
@@ -105,8 +108,9 @@ func (s *leaseService) GetLease(ctx context.Context, req *pb.GetLeaseRequest) (*
 
 // streamLease returns the lease a stream runs under: the client's, or an
 // implicit one granted now, kept alive while the stream lives and revoked
-// when it ends (the returned release). If the gateway dies, the implicit
-// lease lapses after its TTL.
+// when it ends (the returned release, which does not wait for ZooKeeper
+// past the stream's ctx: see Gateway.revoke). If the gateway dies, the
+// implicit lease lapses after its TTL.
 func (g *Gateway) streamLease(ctx context.Context, leaseID string, ttl time.Duration) (string, func(), error) {
 	if leaseID != "" {
 		if _, err := g.leases.KeepAlive(ctx, leaseID); err != nil {
@@ -122,7 +126,7 @@ func (g *Gateway) streamLease(ctx context.Context, leaseID string, ttl time.Dura
 	if err != nil {
 		return "", nil, err
 	}
-	done := make(chan struct{})
+	kctx, stop := context.WithCancel(context.WithoutCancel(ctx)) // ends with release
 	finished := make(chan struct{})
 	go func() {
 		defer close(finished)
@@ -130,25 +134,21 @@ func (g *Gateway) streamLease(ctx context.Context, leaseID string, ttl time.Dura
 		defer t.Stop()
 		for {
 			select {
-			case <-done:
+			case <-kctx.Done():
 				return
 			case <-t.C:
-				if _, err := g.leases.KeepAlive(context.Background(), l.ID); errors.Is(err, lease.ErrNotFound) {
+				if _, err := g.leases.KeepAlive(kctx, l.ID); errors.Is(err, lease.ErrNotFound) {
 					return
 				}
 			}
 		}
 	}()
 	return l.ID, func() {
-		close(done)
+		stop()
 		<-finished
 		if g.draining.Load() {
 			return // handed off with the others: the client may resume with it
 		}
-		rctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := g.leases.Revoke(rctx, l.ID); err != nil && !errors.Is(err, lease.ErrNotFound) {
-			g.log.Warn("revoke stream lease", "err", err)
-		}
+		g.revoke(ctx, l.ID)
 	}, nil
 }

@@ -24,17 +24,28 @@ import (
 // to replica i with a bearer token.
 func authReplicas(t *testing.T, n int) (dial func(token string, i int) *grpc.ClientConn) {
 	t.Helper()
+	tokens := make([]string, n)
+	for i := range tokens {
+		tokens[i] = "ops-token-0123456789"
+	}
+	return authReplicasWith(t, tokens...)
+}
+
+// authReplicasWith is authReplicas with replica i presenting peerTokens[i]
+// to the others (replica ids r0, r1, ...).
+func authReplicasWith(t *testing.T, peerTokens ...string) (dial func(token string, i int) *grpc.ClientConn) {
+	t.Helper()
 	policy := writePolicy(t)
 	root := zktest.Root(t)
 	var addrs []string
-	for i := range n {
+	for i, peerToken := range peerTokens {
 		src, err := auth.LoadSource(policy, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
 		sess, _ := zktest.Session(t)
 		addrs = append(addrs, testenv.ServeAddr(t, sess, server.WithRoot(root), server.WithReplicaID(fmt.Sprint("r", i)),
-			server.WithAuth(auth.Config{Source: src}), server.WithPeerToken(auth.Bearer("ops-token-0123456789", false))))
+			server.WithAuth(auth.Config{Source: src}), server.WithPeerToken(auth.Bearer(peerToken, false))))
 	}
 	return func(token string, i int) *grpc.ClientConn {
 		cc, err := grpc.NewClient(addrs[i], grpc.WithTransportCredentials(insecure.NewCredentials()),

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/go-zookeeper/zk"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
@@ -46,12 +47,17 @@ func newPeers(sess *zkx.Session, lay zkx.Layout, creds credentials.TransportCred
 	return &peers{sess: sess, lay: lay, creds: creds, token: token, conns: map[string]*grpc.ClientConn{}}
 }
 
-func (p *peers) client(replica string) (peerpb.PeerServiceClient, error) {
-	addr, _, err := p.sess.Conn().Get(p.lay.Replica(replica))
-	if errors.Is(err, zk.ErrNoNode) {
+// client returns a client of replica's PeerService, reading its address
+// from ZooKeeper bounded by ctx.
+func (p *peers) client(ctx context.Context, replica string) (peerpb.PeerServiceClient, error) {
+	addr, _, err := p.sess.Get(ctx, p.lay.Replica(replica))
+	switch {
+	case errors.Is(err, zk.ErrNoNode):
 		return nil, fmt.Errorf("%w: replica %s is gone; its leases are adopted once its session ends", lease.ErrOwnedElsewhere, replica)
-	} else if err != nil {
-		return nil, err
+	case zkx.Unknown(err): // ZooKeeper unreachable (UNAVAILABLE), or ctx ended
+		return nil, fmt.Errorf("zkcoord: read the address of replica %s: %w", replica, err)
+	case err != nil:
+		return nil, fmt.Errorf("%w: replica %s: read its address: %v", errPeerUnreachable, replica, err)
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -62,7 +68,7 @@ func (p *peers) client(replica string) (peerpb.PeerServiceClient, error) {
 			opts = append(opts, grpc.WithPerRPCCredentials(p.token))
 		}
 		if cc, err = grpc.NewClient(string(addr), opts...); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("%w: replica %s: its address %q: %v", errPeerUnreachable, replica, addr, err)
 		}
 		p.conns[string(addr)] = cc
 	}
@@ -97,7 +103,7 @@ func withCaller(ctx context.Context, c *peerpb.Caller) context.Context {
 }
 
 func (p *peers) KeepAlive(ctx context.Context, replica, id string) (lease.Lease, error) {
-	c, err := p.client(replica)
+	c, err := p.client(ctx, replica)
 	if err != nil {
 		return lease.Lease{}, err
 	}
@@ -109,7 +115,7 @@ func (p *peers) KeepAlive(ctx context.Context, replica, id string) (lease.Lease,
 }
 
 func (p *peers) Handoff(ctx context.Context, replica, id string) error {
-	c, err := p.client(replica)
+	c, err := p.client(ctx, replica)
 	if err != nil {
 		return err
 	}
@@ -120,7 +126,7 @@ func (p *peers) Handoff(ctx context.Context, replica, id string) error {
 }
 
 func (p *peers) Get(ctx context.Context, replica, id string) (lease.Lease, error) {
-	c, err := p.client(replica)
+	c, err := p.client(ctx, replica)
 	if err != nil {
 		return lease.Lease{}, err
 	}
@@ -131,15 +137,56 @@ func (p *peers) Get(ctx context.Context, replica, id string) (lease.Lease, error
 	return lease.Lease{ID: id, Key: lease.KeyOf(id), TTL: r.GetTtl().AsDuration(), ExpiresAt: r.GetExpiresAt().AsTime()}, nil
 }
 
-// peerErr turns a peer's status back into the lease package's errors.
+// The ErrorInfo with which the PeerService says lease.ErrNotHolder: the
+// caller it acts for does not hold the lease. A PERMISSION_DENIED without
+// it is the peer's authorization refusing this replica.
+const (
+	errorDomain     = "zkcoord.dev"
+	reasonNotHolder = "LEASE_NOT_HOLDER"
+)
+
+// peerStatus is toStatus for the PeerService: lease.ErrNotHolder gets the
+// LEASE_NOT_HOLDER ErrorInfo, which peerErr maps back.
+func peerStatus(err error) error {
+	serr := toStatus(err)
+	if !errors.Is(err, lease.ErrNotHolder) {
+		return serr
+	}
+	st, err := status.Convert(serr).WithDetails(&errdetails.ErrorInfo{Domain: errorDomain, Reason: reasonNotHolder})
+	if err != nil {
+		return serr
+	}
+	return st.Err()
+}
+
+// notHolder reports whether st carries the LEASE_NOT_HOLDER ErrorInfo.
+func notHolder(st *status.Status) bool {
+	for _, d := range st.Details() {
+		if ei, ok := d.(*errdetails.ErrorInfo); ok && ei.GetDomain() == errorDomain && ei.GetReason() == reasonNotHolder {
+			return true
+		}
+	}
+	return false
+}
+
+// peerErr turns a peer's status back into the lease package's errors. A
+// peer that refuses this replica's own credentials is errPeerRefused
+// (UNAVAILABLE), not the caller's PERMISSION_DENIED: only the
+// LEASE_NOT_HOLDER reason says the caller may not use the lease.
 func peerErr(replica string, err error) error {
-	switch status.Code(err) {
+	st := status.Convert(err)
+	switch st.Code() {
 	case codes.NotFound:
 		return fmt.Errorf("%w (at replica %s)", lease.ErrNotFound, replica)
-	case codes.PermissionDenied:
-		return fmt.Errorf("%w (at replica %s)", lease.ErrNotHolder, replica)
+	case codes.PermissionDenied, codes.Unauthenticated:
+		if st.Code() == codes.PermissionDenied && notHolder(st) {
+			return fmt.Errorf("%w (at replica %s)", lease.ErrNotHolder, replica)
+		}
+		return fmt.Errorf("%w by replica %s (%s: %s): this replica's peer credentials need a principal with the admin "+
+			"right over every name (check its --peer-token-file, or its client certificate's principal)",
+			errPeerRefused, replica, st.Code(), st.Message())
 	case codes.Unavailable:
-		return fmt.Errorf("%w: replica %s: %s", lease.ErrOwnedElsewhere, replica, status.Convert(err).Message())
+		return fmt.Errorf("%w: replica %s: %s", lease.ErrOwnedElsewhere, replica, st.Message())
 	}
 	return fmt.Errorf("lease: replica %s: %w", replica, err)
 }
@@ -164,14 +211,14 @@ var _ peerpb.PeerServiceServer = (*peerService)(nil)
 func (s *peerService) KeepAlive(ctx context.Context, req *peerpb.KeepAliveRequest) (*peerpb.KeepAliveResponse, error) {
 	l, err := s.g.leases.KeepAliveLocal(withCaller(ctx, req.GetCaller()), req.GetLeaseId())
 	if err != nil {
-		return nil, toStatus(err)
+		return nil, peerStatus(err)
 	}
 	return &peerpb.KeepAliveResponse{Ttl: durationpb.New(l.TTL), ExpiresAt: timestamppb.New(l.ExpiresAt)}, nil
 }
 
 func (s *peerService) Handoff(ctx context.Context, req *peerpb.HandoffRequest) (*peerpb.HandoffResponse, error) {
 	if err := s.g.leases.Handoff(withCaller(ctx, req.GetCaller()), req.GetLeaseId()); err != nil {
-		return nil, toStatus(err)
+		return nil, peerStatus(err)
 	}
 	return &peerpb.HandoffResponse{}, nil
 }
@@ -179,7 +226,7 @@ func (s *peerService) Handoff(ctx context.Context, req *peerpb.HandoffRequest) (
 func (s *peerService) GetLease(ctx context.Context, req *peerpb.GetLeaseRequest) (*peerpb.GetLeaseResponse, error) {
 	l, err := s.g.leases.Get(withCaller(ctx, req.GetCaller()), req.GetLeaseId())
 	if err != nil {
-		return nil, toStatus(err)
+		return nil, peerStatus(err)
 	}
 	return &peerpb.GetLeaseResponse{Ttl: durationpb.New(l.TTL), ExpiresAt: timestamppb.New(l.ExpiresAt)}, nil
 }
@@ -195,8 +242,8 @@ func (g *Gateway) announce(ctx context.Context) {
 		st, changed := g.sess.Watch()
 		var gone <-chan zk.Event
 		if st.State == zkx.StateConnected {
-			ch, err := g.announceOnce(node, st.SessionID)
-			if err != nil && !zkx.Transient(err) {
+			ch, err := g.announceOnce(ctx, node, st.SessionID)
+			if err != nil && !zkx.Unknown(err) {
 				g.log.Warn("announce replica", "err", err)
 			}
 			gone = ch
@@ -220,10 +267,10 @@ func (g *Gateway) announce(ctx context.Context) {
 
 // announceOnce makes node an ephemeral of this session and returns a watch
 // that fires when it changes or goes.
-func (g *Gateway) announceOnce(node string, session int64) (<-chan zk.Event, error) {
-	c := g.sess.Conn()
+func (g *Gateway) announceOnce(ctx context.Context, node string, session int64) (<-chan zk.Event, error) {
+	c := g.sess
 	for {
-		ok, stat, ch, err := c.ExistsW(node)
+		ok, stat, ch, err := c.ExistsW(ctx, node)
 		if err != nil {
 			return nil, err
 		}
@@ -231,11 +278,11 @@ func (g *Gateway) announceOnce(node string, session int64) (<-chan zk.Event, err
 			return ch, nil
 		}
 		if ok { // a dead predecessor's node: it goes with its session anyway
-			if err := c.Delete(node, stat.Version); err != nil && !errors.Is(err, zk.ErrNoNode) && !errors.Is(err, zk.ErrBadVersion) {
+			if err := c.Delete(ctx, node, stat.Version); err != nil && !errors.Is(err, zk.ErrNoNode) && !errors.Is(err, zk.ErrBadVersion) {
 				return nil, err
 			}
 		}
-		_, err = c.Create(node, []byte(g.opts.advertise), zk.FlagEphemeral, g.sess.ACL())
+		_, err = c.Create(ctx, node, []byte(g.opts.advertise), zk.FlagEphemeral)
 		if err != nil && !errors.Is(err, zk.ErrNodeExists) {
 			return nil, err
 		}

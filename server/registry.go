@@ -41,7 +41,7 @@ func (s *registryService) Register(ctx context.Context, req *pb.RegisterRequest)
 	})
 	if err != nil {
 		if granted != nil { // nothing half-created: drop the lease made for this call
-			_ = s.g.leases.Revoke(context.WithoutCancel(ctx), granted.ID)
+			s.g.revoke(ctx, granted.ID)
 		}
 		return nil, toStatus(err)
 	}

@@ -13,7 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
+	"sync"
 
 	"github.com/go-zookeeper/zk"
 
@@ -44,13 +44,36 @@ type Barriers struct {
 	lay    zkx.Layout
 	leases *lease.Manager
 	log    *slog.Logger
+
+	// ctx ends when Barriers closes: it bounds the leaves of participants
+	// that gave up, which go on in the background.
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu      sync.Mutex
+	closed  bool
+	leaving map[string]chan struct{} // participant path → closed once its leave in the background is over
 }
 
 // New returns Barriers and registers the participant release handler.
+// Close stops what goes on in the background.
 func New(sess *zkx.Session, lay zkx.Layout, leases *lease.Manager, log *slog.Logger) *Barriers {
-	b := &Barriers{sess: sess, lay: lay, leases: leases, log: log}
+	ctx, cancel := context.WithCancel(context.Background())
+	b := &Barriers{sess: sess, lay: lay, leases: leases, log: log, ctx: ctx, cancel: cancel, leaving: map[string]chan struct{}{}}
 	leases.Handle(RefKind, b.releaseOps)
 	return b
+}
+
+// Close stops the leaves of participants that gave up that are still
+// going on (ZooKeeper slow or unreachable) and waits for them to end. A
+// participant they did not remove goes when its lease ends.
+func (b *Barriers) Close() {
+	b.mu.Lock()
+	b.closed = true
+	b.mu.Unlock()
+	b.cancel()
+	b.wg.Wait()
 }
 
 // Progress reports arrivals: arrived of threshold, and whether the barrier
@@ -60,10 +83,12 @@ type Progress func(arrived int, released bool) error
 // Await joins barrier name as participant (owned by leaseID) and waits until
 // threshold participants have arrived, reporting each change of the count to
 // progress. It returns nil once released. Cancelling ctx before the release
-// gives up: the participant's znode is removed (and the barrier's, when no
-// one else waits), and ctx's error is returned. When the participant is
-// removed while it waits (its lease ended), Await removes the barrier if
-// nobody else is in it and returns lease.ErrNotFound.
+// gives up: ctx's error is returned at once, and the participant's znode is
+// removed (and the barrier's, when no one else waits) in the background,
+// as soon as ZooKeeper allows (a later Await of the same participant on
+// this Barriers waits for that). When the participant is removed while it
+// waits (its lease ended), Await removes the barrier if nobody else is in
+// it and returns lease.ErrNotFound.
 //
 // Await's one ZooKeeper watch is a child watch on the barrier's znode:
 // every arrival and departure fires it, and so does the creation of ready,
@@ -74,22 +99,31 @@ type Progress func(arrived int, released bool) error
 // barrier. (go-zookeeper cannot remove a watch: a watch on a node that is
 // never created would stay until the session ends.)
 func (b *Barriers) Await(ctx context.Context, name string, threshold int, participant, leaseID string, progress Progress) error {
+	if err := b.left(ctx, name, participant); err != nil {
+		return err
+	}
 	released, err := b.join(ctx, name, threshold, participant, leaseID)
 	if err != nil {
+		if ctx.Err() != nil { // the participant may have been created, or may yet be
+			return b.giveUp(ctx, name, participant, leaseID)
+		}
 		return err
 	}
 	if released {
 		return progress(threshold, true)
 	}
-	c := b.sess.Conn()
+	c := b.sess
 	dir := b.lay.Barrier(name)
 	removed := fmt.Errorf("%w: participant %s/%s was removed", lease.ErrNotFound, name, participant)
 	last, attempt := -1, 0
 	for {
-		kids, _, childCh, err := c.ChildrenW(dir)
+		kids, _, childCh, err := c.ChildrenW(ctx, dir)
 		if errors.Is(err, zk.ErrNoNode) {
 			return removed // the barrier went, and this participant with it
 		} else if err != nil {
+			if ctx.Err() != nil {
+				return b.giveUp(ctx, name, participant, leaseID)
+			}
 			if !zkx.Transient(err) {
 				return fmt.Errorf("barrier: watch arrivals: %w", err)
 			}
@@ -106,13 +140,16 @@ func (b *Barriers) Await(ctx context.Context, name string, threshold int, partic
 			// Removed under us (the lease ended, or a Leave raced): the
 			// watch just set fires only with the next change, so remove
 			// the barrier if nobody else is in it.
-			b.cleanup(name)
+			b.cleanup(ctx, name)
 			if !ready {
 				return removed
 			}
 		}
 		if n >= threshold && !ready {
-			_, err := c.Create(b.lay.Ready(name), nil, 0, b.sess.ACL())
+			// When ctx ends first, the create may still land: the
+			// others are released, and this participant, which gave up,
+			// leaves.
+			_, err := c.Create(ctx, b.lay.Ready(name), nil, 0)
 			ready = err == nil || errors.Is(err, zk.ErrNodeExists)
 		}
 		if ready {
@@ -136,25 +173,28 @@ func (b *Barriers) Await(ctx context.Context, name string, threshold int, partic
 // participant znode. released reports that the barrier had released before
 // this participant joined.
 func (b *Barriers) join(ctx context.Context, name string, threshold int, participant, leaseID string) (released bool, err error) {
-	c := b.sess.Conn()
+	c := b.sess
 	dir := b.lay.Barrier(name)
-	if err := zkx.EnsurePath(c, b.lay.Barrier(""), b.sess.ACL()); err != nil {
+	if err := c.EnsurePath(ctx, b.lay.Barrier("")); err != nil {
 		return false, err
 	}
 	key := lease.KeyOf(leaseID)
 	for attempt := 0; attempt < 8; attempt++ {
+		if err := ctx.Err(); err != nil {
+			return false, err
+		}
 		want := []byte(strconv.Itoa(threshold))
-		_, err := c.Create(dir, want, 0, b.sess.ACL())
+		_, err := c.Create(ctx, dir, want, 0)
 		if err != nil && !errors.Is(err, zk.ErrNodeExists) {
 			return false, fmt.Errorf("barrier: create %s: %w", name, err)
 		}
-		data, stat, err := c.Get(dir)
+		data, stat, err := c.Get(ctx, dir)
 		if errors.Is(err, zk.ErrNoNode) {
 			continue
 		} else if err != nil {
 			return false, err
 		}
-		kids, _, err := c.Children(dir)
+		kids, _, err := c.Children(ctx, dir)
 		if err != nil {
 			continue
 		}
@@ -163,13 +203,13 @@ func (b *Barriers) join(ctx context.Context, name string, threshold int, partici
 		if n == 0 {
 			// Nobody is in the barrier: reset what a past round left.
 			if ready {
-				if err := c.Delete(b.lay.Ready(name), -1); err != nil && !errors.Is(err, zk.ErrNoNode) {
+				if err := c.Delete(ctx, b.lay.Ready(name), -1); err != nil && !errors.Is(err, zk.ErrNoNode) {
 					continue
 				}
 				ready = false
 			}
 			if string(data) != string(want) {
-				st, err := c.Set(dir, want, stat.Version)
+				st, err := c.Set(ctx, dir, want, stat.Version)
 				if err != nil {
 					continue
 				}
@@ -187,7 +227,10 @@ func (b *Barriers) join(ctx context.Context, name string, threshold int, partici
 		case errors.Is(err, zk.ErrNoNode), errors.Is(err, zk.ErrBadVersion):
 			continue // removed by its last leaver, or re-thresholded: start over
 		case errors.Is(err, zk.ErrNodeExists):
-			owner, _, gerr := c.Get(b.lay.Participant(name, participant))
+			owner, _, gerr := c.Get(ctx, b.lay.Participant(name, participant))
+			if zkx.Unknown(gerr) {
+				return false, gerr
+			}
 			if gerr != nil || string(owner) != key {
 				return false, fmt.Errorf("%w: %s/%s", ErrParticipantExists, name, participant)
 			}
@@ -199,23 +242,77 @@ func (b *Barriers) join(ctx context.Context, name string, threshold int, partici
 	return false, fmt.Errorf("%w: %s", ErrConflict, name)
 }
 
-// giveUp removes a participant that stopped waiting before the release.
+// giveUp returns ctx's error at once for a participant that stopped
+// waiting before the release, and removes it in a goroutine b owns: the
+// Leave goes on, retried while ZooKeeper is unreachable, until it is done
+// or b closes. It runs with ctx's values (the caller, whom the lease
+// manager authorizes).
 func (b *Barriers) giveUp(ctx context.Context, name, participant, leaseID string) error {
-	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-	defer cancel()
-	if _, err := b.Leave(cctx, name, participant, leaseID); err != nil && !errors.Is(err, ErrNotParticipant) {
-		b.log.Warn("barrier: leave after giving up failed", "barrier", name, "participant", participant, "err", err)
+	p := b.lay.Participant(name, participant)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if _, ok := b.leaving[p]; ok || b.closed {
+		return ctx.Err() // already leaving; or closed: it goes with its lease
 	}
+	done := make(chan struct{})
+	b.leaving[p] = done
+	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	stop := context.AfterFunc(b.ctx, cancel)
+	b.wg.Add(1)
+	go func() {
+		defer b.wg.Done()
+		defer func() {
+			stop()
+			cancel()
+			b.mu.Lock()
+			delete(b.leaving, p)
+			b.mu.Unlock()
+			close(done)
+		}()
+		err := zkx.Retry(bg, func() error {
+			_, err := b.Leave(bg, name, participant, leaseID)
+			return err
+		})
+		switch {
+		case err == nil:
+		case errors.Is(err, ErrNotParticipant), errors.Is(err, lease.ErrNotFound):
+			// Gone already, or going with its lease: remove the barrier
+			// if nobody else is in it.
+			b.cleanup(bg, name)
+		case bg.Err() == nil:
+			b.log.Warn("barrier: leave after giving up failed", "barrier", name, "participant", participant, "err", err)
+		}
+	}()
 	return ctx.Err()
+}
+
+// left waits until a leave of the participant that gave up earlier, still
+// going on in the background, is over, or ctx ends: a new Await of it
+// joins after that leave, not before it.
+func (b *Barriers) left(ctx context.Context, name, participant string) error {
+	b.mu.Lock()
+	done := b.leaving[b.lay.Participant(name, participant)]
+	b.mu.Unlock()
+	if done == nil {
+		return nil
+	}
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // Leave removes the participant; when it was the last one, the barrier's
 // znodes are removed too, so the name can be used again. wasReleased says
-// whether the barrier had released.
+// whether the barrier had released. When ctx ends first, it returns ctx's
+// error at once, and if the delete was sent it may still take effect
+// (repeat the Leave: ErrNotParticipant once it is gone).
 func (b *Barriers) Leave(ctx context.Context, name, participant, leaseID string) (bool, error) {
-	c := b.sess.Conn()
+	c := b.sess
 	p := b.lay.Participant(name, participant)
-	owner, stat, err := c.Get(p)
+	owner, stat, err := c.Get(ctx, p)
 	if errors.Is(err, zk.ErrNoNode) {
 		return false, fmt.Errorf("%w: %s/%s", ErrNotParticipant, name, participant)
 	} else if err != nil {
@@ -224,7 +321,7 @@ func (b *Barriers) Leave(ctx context.Context, name, participant, leaseID string)
 	if string(owner) != lease.KeyOf(leaseID) {
 		return false, fmt.Errorf("%w: %s/%s", ErrNotOwner, name, participant)
 	}
-	released, _, err := c.Exists(b.lay.Ready(name))
+	released, _, err := c.Exists(ctx, b.lay.Ready(name))
 	if err != nil {
 		return false, err
 	}
@@ -235,14 +332,15 @@ func (b *Barriers) Leave(ctx context.Context, name, participant, leaseID string)
 	} else if err != nil {
 		return false, err
 	}
-	b.cleanup(name)
+	b.cleanup(ctx, name)
 	return released, nil
 }
 
-// cleanup removes the barrier when no participant is left in it.
-func (b *Barriers) cleanup(name string) {
-	c := b.sess.Conn()
-	kids, _, err := c.Children(b.lay.Barrier(name))
+// cleanup removes the barrier when no participant is left in it, unless
+// ctx ends first.
+func (b *Barriers) cleanup(ctx context.Context, name string) {
+	c := b.sess
+	kids, _, err := c.Children(ctx, b.lay.Barrier(name))
 	if err != nil {
 		return
 	}
@@ -255,16 +353,16 @@ func (b *Barriers) cleanup(name string) {
 		ops = append(ops, &zk.DeleteRequest{Path: b.lay.Ready(name), Version: -1})
 	}
 	ops = append(ops, &zk.DeleteRequest{Path: b.lay.Barrier(name), Version: -1})
-	_, _ = c.Multi(ops...) // NotEmpty: someone joined meanwhile; they own it now
+	_, _ = c.Multi(ctx, ops...) // NotEmpty: someone joined meanwhile; they own it now
 }
 
 // releaseOps removes a participant when its lease ends (lease.ReleaseFunc).
-func (b *Barriers) releaseOps(leaseKey string, parts []string) ([]any, error) {
+func (b *Barriers) releaseOps(ctx context.Context, leaseKey string, parts []string) ([]any, error) {
 	if len(parts) != 2 {
 		return nil, nil
 	}
 	p := b.lay.Participant(parts[0], parts[1])
-	owner, stat, err := b.sess.Conn().Get(p)
+	owner, stat, err := b.sess.Get(ctx, p)
 	if errors.Is(err, zk.ErrNoNode) {
 		return nil, nil
 	} else if err != nil {

@@ -88,9 +88,24 @@ type candidate struct {
 // candidacy: it lasts until Resign or the end of its lease. A caller that
 // wants cancelling to withdraw it owns the lease and revokes it (the gRPC
 // server does so for a stream's own lease); with a client-supplied lease the
-// candidacy stays, and a later Campaign resumes it. Campaign ends with
+// candidacy stays, and a later Campaign resumes it. If ctx ends while
+// Campaign enters the election (ZooKeeper slow), Campaign returns at once
+// and whether the candidacy was created is unknown (its write may still
+// land): either way it is the lease's, as above. Campaign ends with
 // ErrClosed when e is closed.
 func (e *Elections) Campaign(ctx context.Context, election, value, leaseID string, report func(Update) error) error {
+	cctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(e.ctx, cancel)()
+	err := e.campaign(cctx, election, value, leaseID, report)
+	if err != nil && ctx.Err() == nil && e.ctx.Err() != nil {
+		return ErrClosed
+	}
+	return err
+}
+
+// campaign is Campaign with a ctx that also ends when e closes.
+func (e *Elections) campaign(ctx context.Context, election, value, leaseID string, report func(Update) error) error {
 	// Listen before entering, so a wake-up about this candidacy is never
 	// missed between the two.
 	wake, stop := e.notes.listen(election, lease.KeyOf(leaseID))
@@ -113,13 +128,8 @@ func (e *Elections) enter(ctx context.Context, election, value, leaseID string) 
 			return c, nil
 		case errors.Is(err, ErrConflict) && conflicts < 5:
 			conflicts++
-		case !zkx.Transient(err):
+		case !zkx.Transient(err): // a context error too: the outcome of a create is unknown then
 			return nil, fmt.Errorf("election: campaign %s: %w", election, err)
-		}
-		select {
-		case <-e.done:
-			return nil, ErrClosed
-		default:
 		}
 		if !zkx.Backoff(ctx, attempt) {
 			return nil, ctx.Err()
@@ -133,14 +143,13 @@ func (e *Elections) enter(ctx context.Context, election, value, leaseID string) 
 // ErrNodeExists. dropRef removes a ref that outlived its candidate (found on
 // a second conflict).
 func (e *Elections) enterOnce(ctx context.Context, election, leaseID, value string, data []byte, dropRef bool) (*candidate, error) {
-	c := e.sess.Conn()
 	dir := e.lay.Election(election)
 	key := lease.KeyOf(leaseID)
 	ref := lease.Ref(RefKind, election)
-	if err := zkx.EnsurePath(c, dir, e.sess.ACL()); err != nil {
+	if err := e.sess.EnsurePath(ctx, dir); err != nil {
 		return nil, err
 	}
-	cands, _, err := e.list(election)
+	cands, _, err := e.list(ctx, election)
 	if err != nil {
 		return nil, err
 	}
@@ -165,7 +174,7 @@ func (e *Elections) enterOnce(ctx context.Context, election, leaseID, value stri
 		}
 		name = path.Base(res[0].String)
 	}
-	self, err := e.info(election, name)
+	self, err := e.info(ctx, election, name)
 	if errors.Is(err, zk.ErrNoNode) {
 		return nil, ErrConflict // ended meanwhile
 	} else if err != nil {
@@ -180,7 +189,7 @@ func (e *Elections) enterOnce(ctx context.Context, election, leaseID, value stri
 // creation zxid (its token) and the time it campaigned.
 func (e *Elections) proclaim(ctx context.Context, election, name, leaseID, value string) error {
 	p := e.lay.Election(election) + "/" + name
-	data, stat, err := e.sess.Conn().Get(p)
+	data, stat, err := e.sess.Get(ctx, p)
 	if errors.Is(err, zk.ErrNoNode) {
 		return ErrConflict // ended meanwhile
 	} else if err != nil {
@@ -213,12 +222,12 @@ type standing struct {
 // candidate just ahead (a data watch: unlike an exists watch, it is not
 // left behind when that one is already gone), or on itself when it leads.
 // watchSelf also watches its own znode while queued: its lease is ending.
-func (c *candidate) check(watchSelf bool) (standing, error) {
-	conn := c.e.sess.Conn()
+func (c *candidate) check(ctx context.Context, watchSelf bool) (standing, error) {
+	conn := c.e.sess
 	dir := c.e.lay.Election(c.election)
 	gone := standing{gone: true}
 	for {
-		cands, _, err := c.e.list(c.election)
+		cands, _, err := c.e.list(ctx, c.election)
 		if errors.Is(err, zk.ErrNoNode) {
 			return gone, nil
 		} else if err != nil {
@@ -229,7 +238,7 @@ func (c *candidate) check(watchSelf bool) (standing, error) {
 			return gone, nil
 		}
 		if i == 0 {
-			data, stat, ch, err := conn.GetW(c.path)
+			data, stat, ch, err := conn.GetW(ctx, c.path)
 			if errors.Is(err, zk.ErrNoNode) {
 				return gone, nil
 			} else if err != nil {
@@ -238,7 +247,7 @@ func (c *candidate) check(watchSelf bool) (standing, error) {
 			c.self = decode(c.election, c.name, data, stat) // its value may have changed
 			return standing{leader: c.self, watch: ch}, nil
 		}
-		data, stat, ch, err := conn.GetW(dir + "/" + cands[i-1].name)
+		data, stat, ch, err := conn.GetW(ctx, dir+"/"+cands[i-1].name)
 		if errors.Is(err, zk.ErrNoNode) {
 			continue // the one ahead just left
 		} else if err != nil {
@@ -247,11 +256,11 @@ func (c *candidate) check(watchSelf bool) (standing, error) {
 		s := standing{ahead: i, watch: ch}
 		if i == 1 {
 			s.leader = decode(c.election, cands[0].name, data, stat)
-		} else if s.leader, err = c.e.info(c.election, cands[0].name); err != nil && !errors.Is(err, zk.ErrNoNode) {
+		} else if s.leader, err = c.e.info(ctx, c.election, cands[0].name); err != nil && !errors.Is(err, zk.ErrNoNode) {
 			return standing{}, err
 		}
 		if watchSelf {
-			_, _, s.self, err = conn.GetW(c.path)
+			_, _, s.self, err = conn.GetW(ctx, c.path)
 			if errors.Is(err, zk.ErrNoNode) {
 				return gone, nil
 			} else if err != nil {
@@ -285,8 +294,10 @@ func (c *candidate) run(ctx context.Context, wake <-chan struct{}, report func(U
 	}
 	for {
 		if stale {
-			next, err := c.check(watchSelf && s.self == nil)
+			next, err := c.check(ctx, watchSelf && s.self == nil)
 			switch {
+			case ctx.Err() != nil:
+				return ctx.Err()
 			case err == nil:
 				stale, attempt = false, 0
 				if next.self == nil {
@@ -317,10 +328,8 @@ func (c *candidate) run(ctx context.Context, wake <-chan struct{}, report func(U
 			}
 		}
 		select {
-		case <-ctx.Done():
+		case <-ctx.Done(): // Campaign's: it ends when e closes too
 			return ctx.Err()
-		case <-c.e.done:
-			return ErrClosed
 		case <-s.watch: // a change, or the watch was lost with the session
 			s.watch, stale = nil, true
 		case <-s.self:

@@ -27,7 +27,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/go-zookeeper/zk"
@@ -70,8 +69,12 @@ type Elections struct {
 
 	notes *notes // resignations and wake-ups of running campaigns
 	feeds *feeds // shared leader watches for Observe
-	done  chan struct{}
-	once  sync.Once
+	// ctx ends when Elections closes: it bounds the shared watches and
+	// ends the campaigns.
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	beforeDelete func() // set by tests: called by Resign just before its delete
 }
 
 // New returns Elections and registers the candidate release handler with
@@ -82,8 +85,9 @@ func New(sess *zkx.Session, lay zkx.Layout, leases *lease.Manager, log *slog.Log
 	for _, fn := range opt {
 		fn(&o)
 	}
+	ctx, cancel := context.WithCancel(context.Background())
 	e := &Elections{sess: sess, lay: lay, leases: leases, log: log,
-		notes: newNotes(o.resignMemory), done: make(chan struct{})}
+		notes: newNotes(o.resignMemory), ctx: ctx, cancel: cancel}
 	e.feeds = newFeeds(e)
 	leases.Handle(RefKind, e.releaseOps)
 	return e
@@ -92,7 +96,7 @@ func New(sess *zkx.Session, lay zkx.Layout, leases *lease.Manager, log *slog.Log
 // Close ends every Observe and Campaign running on e with ErrClosed and waits
 // for the shared watches to stop. Candidacies stay: their leases own them.
 func (e *Elections) Close() {
-	e.once.Do(func() { close(e.done) })
+	e.cancel()
 	e.feeds.close()
 }
 
@@ -110,8 +114,8 @@ type entry struct {
 
 // list returns the election's candidates in queue order (by sequence, not
 // by name: names start with the lease key) and the directory's Stat.
-func (e *Elections) list(election string) ([]entry, *zk.Stat, error) {
-	kids, stat, err := e.sess.Conn().Children(e.lay.Election(election))
+func (e *Elections) list(ctx context.Context, election string) ([]entry, *zk.Stat, error) {
+	kids, stat, err := e.sess.Children(ctx, e.lay.Election(election))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -143,8 +147,8 @@ func find(cands []entry, key string) int {
 }
 
 // info reads a candidate znode.
-func (e *Elections) info(election, name string) (*LeaderInfo, error) {
-	data, stat, err := e.sess.Conn().Get(e.lay.Election(election) + "/" + name)
+func (e *Elections) info(ctx context.Context, election, name string) (*LeaderInfo, error) {
+	data, stat, err := e.sess.Get(ctx, e.lay.Election(election)+"/"+name)
 	if err != nil {
 		return nil, err
 	}
@@ -159,13 +163,14 @@ func decode(election, name string, data []byte, stat *zk.Stat) *LeaderInfo {
 
 // Leader reads the current leader of election (nil when it has no
 // candidate) and the revision the answer reflects: the election's pzxid, 0
-// when the election was never entered.
+// when the election was never entered. When ctx ends first, it returns
+// ctx's error at once.
 func (e *Elections) Leader(ctx context.Context, election string) (*LeaderInfo, int64, error) {
 	for {
 		if err := ctx.Err(); err != nil {
 			return nil, 0, err
 		}
-		cands, stat, err := e.list(election)
+		cands, stat, err := e.list(ctx, election)
 		if errors.Is(err, zk.ErrNoNode) {
 			return nil, 0, nil
 		} else if err != nil {
@@ -174,7 +179,7 @@ func (e *Elections) Leader(ctx context.Context, election string) (*LeaderInfo, i
 		if len(cands) == 0 {
 			return nil, stat.Pzxid, nil
 		}
-		l, err := e.info(election, cands[0].name)
+		l, err := e.info(ctx, election, cands[0].name)
 		if errors.Is(err, zk.ErrNoNode) {
 			continue // it left meanwhile: list again
 		} else if err != nil {
@@ -188,11 +193,17 @@ func (e *Elections) Leader(ctx context.Context, election string) (*LeaderInfo, i
 // its znode: a leader steps down and the next candidate is elected at once,
 // and the candidacy's Campaign (on this gateway) ends with Resigned. It
 // reports whether the candidacy led (as of the listing just before the
-// delete) and a revision at or after the delete. ErrNotCandidate when the
-// lease holds no candidacy there.
+// delete) and a revision at or after the delete (0 when it could not be
+// read after the delete). ErrNotCandidate when the lease holds no
+// candidacy there.
+//
+// When ctx ends first, Resign returns ctx's error at once. If the delete
+// was sent, its outcome is unknown: it may still take effect, and the
+// candidacy's Campaign then reports Resigned; repeating Resign settles it
+// (ErrNotCandidate once the candidacy is gone).
 func (e *Elections) Resign(ctx context.Context, election, leaseID string) (wasLeader bool, rev int64, err error) {
 	key := lease.KeyOf(leaseID)
-	cands, _, err := e.list(election)
+	cands, _, err := e.list(ctx, election)
 	if errors.Is(err, zk.ErrNoNode) {
 		return false, 0, fmt.Errorf("%w: %s", ErrNotCandidate, election)
 	} else if err != nil {
@@ -206,10 +217,13 @@ func (e *Elections) Resign(ctx context.Context, election, leaseID string) (wasLe
 	// Note the resignation before the delete: the campaign may see the
 	// znode go before Detach returns.
 	e.notes.resign(path)
+	if e.beforeDelete != nil {
+		e.beforeDelete()
+	}
 	_, err = e.leases.Detach(ctx, leaseID, lease.Ref(RefKind, election), &zk.DeleteRequest{Path: path, Version: -1})
 	switch {
 	case err == nil:
-	case zkx.Transient(err): // the delete may have happened: keep the note
+	case zkx.Unknown(err): // the delete may have happened, or yet happen: keep the note
 		return false, 0, fmt.Errorf("election: resign %s: %w", election, err)
 	case errors.Is(err, zk.ErrNoNode): // gone meanwhile (its lease ended)
 		e.notes.unresign(path)
@@ -220,7 +234,7 @@ func (e *Elections) Resign(ctx context.Context, election, leaseID string) (wasLe
 	}
 	e.notes.wake(election, key)
 	// A read after our own write sees it: the pzxid is at or after the delete.
-	if _, stat, err := e.sess.Conn().Exists(e.lay.Election(election)); err == nil {
+	if _, stat, err := e.sess.Exists(ctx, e.lay.Election(election)); err == nil {
 		rev = stat.Pzxid
 	}
 	return i == 0, rev, nil
@@ -229,12 +243,12 @@ func (e *Elections) Resign(ctx context.Context, election, leaseID string) (wasLe
 // releaseOps removes the candidacies of a lease that ends
 // (lease.ReleaseFunc; parts are [election]). It wakes their campaigns,
 // which then watch their own znode to see the delete that follows.
-func (e *Elections) releaseOps(leaseKey string, parts []string) ([]any, error) {
+func (e *Elections) releaseOps(ctx context.Context, leaseKey string, parts []string) ([]any, error) {
 	if len(parts) != 1 {
 		return nil, nil
 	}
 	dir := e.lay.Election(parts[0])
-	kids, _, err := e.sess.Conn().Children(dir)
+	kids, _, err := e.sess.Children(ctx, dir)
 	if errors.Is(err, zk.ErrNoNode) {
 		return nil, nil
 	} else if err != nil {

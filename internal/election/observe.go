@@ -108,7 +108,7 @@ func (fs *feeds) join(election string) (*feed, error) {
 	}
 	f, ok := fs.byName[election]
 	if !ok {
-		ctx, cancel := context.WithCancel(context.Background())
+		ctx, cancel := context.WithCancel(fs.e.ctx)
 		f = &feed{election: election, cancel: cancel, changed: make(chan struct{})}
 		fs.byName[election] = f
 		fs.wg.Add(1)
@@ -170,13 +170,15 @@ func (fs *feeds) follow(ctx context.Context, f *feed) error {
 		var ch <-chan zk.Event
 		var err error
 		if !ensured {
-			err = zkx.EnsurePath(e.sess.Conn(), dir, e.sess.ACL())
+			err = e.sess.EnsurePath(ctx, dir)
 			ensured = err == nil
 		}
 		if ensured {
-			ch, err = fs.refresh(f, dir, &leader, &leaderCh)
+			ch, err = fs.refresh(ctx, f, dir, &leader, &leaderCh)
 		}
 		switch {
+		case ctx.Err() != nil:
+			return nil
 		case err == nil:
 			attempt = 0
 			if !fs.await(ctx, ch, &leader, &leaderCh) {
@@ -219,9 +221,9 @@ func (fs *feeds) await(ctx context.Context, ch <-chan zk.Event, leader **LeaderI
 // refresh does one listing of follow and publishes the leader it finds. It
 // reads the leader with a data watch (into leaderCh) when the leader is new
 // or *leader was cleared.
-func (fs *feeds) refresh(f *feed, dir string, leader **LeaderInfo, leaderCh *<-chan zk.Event) (<-chan zk.Event, error) {
+func (fs *feeds) refresh(ctx context.Context, f *feed, dir string, leader **LeaderInfo, leaderCh *<-chan zk.Event) (<-chan zk.Event, error) {
 	e := fs.e
-	kids, stat, ch, err := e.sess.Conn().ChildrenW(dir)
+	kids, stat, ch, err := e.sess.ChildrenW(ctx, dir)
 	if err != nil {
 		return nil, err
 	}
@@ -235,7 +237,7 @@ func (fs *feeds) refresh(f *feed, dir string, leader **LeaderInfo, leaderCh *<-c
 	case low.seq < 0:
 		*leader, *leaderCh = nil, nil
 	case *leader == nil || (*leader).Candidate != low.name:
-		data, st, lch, err := e.sess.Conn().GetW(dir + "/" + low.name)
+		data, st, lch, err := e.sess.GetW(ctx, dir+"/"+low.name)
 		if errors.Is(err, zk.ErrNoNode) {
 			return ch, nil // it left already: the watch has fired
 		} else if err != nil {

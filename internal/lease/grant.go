@@ -69,7 +69,7 @@ func (m *Manager) grant(ctx context.Context, ttl time.Duration, holder string, l
 		&zk.CreateRequest{Path: m.lay.Lease(key), Data: data, Acl: m.sess.ACL()},
 		&zk.CreateRequest{Path: m.lay.LeaseOwner(key), Data: []byte(m.opts.replica), Acl: m.sess.ACL(), Flags: zk.FlagEphemeral},
 	); err != nil {
-		if zkx.Transient(err) {
+		if zkx.Unknown(err) {
 			// The grant may have committed before the connection broke:
 			// remove it in the background, as no client will ever use it.
 			e := &entry{key: key, recVer: 0, op: newOpLock()}

@@ -87,8 +87,10 @@ type Lease struct {
 
 // ReleaseFunc returns the ZooKeeper ops that remove what a ref names (the
 // ref's parts after the kind), for the lease with the given key. It may read
-// ZooKeeper; it returns no ops when the thing is already gone.
-type ReleaseFunc func(leaseKey string, parts []string) ([]any, error)
+// ZooKeeper, bounded by ctx (the release's: it ends when the caller of
+// Revoke gives up, or when the Manager closes); it returns no ops when the
+// thing is already gone.
+type ReleaseFunc func(ctx context.Context, leaseKey string, parts []string) ([]any, error)
 
 // Peers reaches the replica that owns a lease, for the Manager of another
 // replica: KeepAlive forwards a keepalive (no ZooKeeper write), Handoff asks

@@ -19,7 +19,7 @@ func newManager(t *testing.T) (*lease.Manager, *zkx.Session, zkx.Layout) {
 	sess, lay := zktest.Session(t)
 	m := lease.NewManager(sess, lay, zktest.Logger(t))
 	// "thing" refs name a znode under the root to delete.
-	m.Handle("thing", func(key string, parts []string) ([]any, error) {
+	m.Handle("thing", func(_ context.Context, key string, parts []string) ([]any, error) {
 		return []any{&zk.DeleteRequest{Path: lay.Root + "/" + parts[0], Version: -1}}, nil
 	})
 	if err := m.Start(context.Background()); err != nil {
@@ -334,7 +334,7 @@ func TestFencedAfterTakeOver(t *testing.T) {
 
 func start(t *testing.T, sess *zkx.Session, lay zkx.Layout, replica string, opt ...lease.Option) *lease.Manager {
 	m := lease.NewManager(sess, lay, zktest.Logger(t), append([]lease.Option{lease.WithReplicaID(replica)}, opt...)...)
-	m.Handle("thing", func(key string, parts []string) ([]any, error) {
+	m.Handle("thing", func(_ context.Context, key string, parts []string) ([]any, error) {
 		return []any{&zk.DeleteRequest{Path: lay.Root + "/" + parts[0], Version: -1}}, nil
 	})
 	if err := m.Start(context.Background()); err != nil {

@@ -309,8 +309,8 @@ func (m *Manager) retake(e *entry) bool {
 		e.recVer++
 		return true
 	}
-	if zkx.Transient(err) {
-		return true // try again with the next session change
+	if zkx.Unknown(err) {
+		return true // try again with the next session change (or closing)
 	}
 	m.log.Warn("lease: lost to another replica during session expiry", "lease", e.key, "err", err)
 	m.forget(e)

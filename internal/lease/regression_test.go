@@ -37,7 +37,7 @@ func proxiedManager(t *testing.T, px *zktest.Proxy, timeout time.Duration, lay *
 func managerOn(t *testing.T, sess *zkx.Session, lay zkx.Layout) *lease.Manager {
 	t.Helper()
 	m := lease.NewManager(sess, lay, zktest.Logger(t))
-	m.Handle("thing", func(key string, parts []string) ([]any, error) {
+	m.Handle("thing", func(_ context.Context, key string, parts []string) ([]any, error) {
 		return []any{&zk.DeleteRequest{Path: lay.Root + "/" + parts[0], Version: -1}}, nil
 	})
 	if err := m.Start(context.Background()); err != nil {

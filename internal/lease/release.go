@@ -105,7 +105,7 @@ func (m *Manager) releaseOnce(ctx context.Context, e *entry) error {
 		if ref == "owner" {
 			continue
 		}
-		ops, err := m.releaseOps(key, ref)
+		ops, err := m.releaseOps(ctx, key, ref)
 		if err != nil {
 			return err
 		}
@@ -118,7 +118,7 @@ func (m *Manager) releaseOnce(ctx context.Context, e *entry) error {
 		&zk.DeleteRequest{Path: m.lay.Lease(key), Version: e.recVer},
 	}
 	res, err := c.Multi(ctx, append(append([]any{fence}, all...), tail...)...)
-	if err == nil || zkx.Transient(err) {
+	if err == nil || zkx.Unknown(err) {
 		return err
 	}
 	if len(res) > 0 && (errors.Is(res[0].Error, zk.ErrBadVersion)) {
@@ -128,7 +128,7 @@ func (m *Manager) releaseOnce(ctx context.Context, e *entry) error {
 	// with an expired session): release ref by ref, then the record.
 	for _, ops := range per {
 		if _, err := c.Multi(ctx, append([]any{fence}, ops...)...); err != nil {
-			if zkx.Transient(err) {
+			if zkx.Unknown(err) {
 				return err
 			}
 			last := ops[len(ops)-1].(*zk.DeleteRequest)
@@ -140,7 +140,7 @@ func (m *Manager) releaseOnce(ctx context.Context, e *entry) error {
 			}
 		}
 	}
-	if err := c.Delete(ctx, m.lay.LeaseOwner(key), -1); err != nil && !errors.Is(err, zk.ErrNoNode) && !zkx.Transient(err) {
+	if err := c.Delete(ctx, m.lay.LeaseOwner(key), -1); err != nil && !errors.Is(err, zk.ErrNoNode) && !zkx.Unknown(err) {
 		return err
 	}
 	switch err := c.Delete(ctx, m.lay.Lease(key), e.recVer); {
@@ -155,7 +155,7 @@ func (m *Manager) releaseOnce(ctx context.Context, e *entry) error {
 	}
 }
 
-func (m *Manager) releaseOps(key, ref string) ([]any, error) {
+func (m *Manager) releaseOps(ctx context.Context, key, ref string) ([]any, error) {
 	parts := strings.Split(ref, "~")
 	m.mu.Lock()
 	fn := m.kinds[parts[0]]
@@ -164,5 +164,5 @@ func (m *Manager) releaseOps(key, ref string) ([]any, error) {
 		m.log.Warn("lease: unknown ref kind", "lease", key, "ref", ref)
 		return nil, nil
 	}
-	return fn(key, parts[1:])
+	return fn(ctx, key, parts[1:])
 }

@@ -115,14 +115,16 @@ func (r *Registry) group(ctx context.Context, name string) (*group, error) {
 // the View's revision. With linearizable set, it first orders itself after
 // every write committed before the call and applies them. A group nobody
 // ever registered in is empty, at a revision at which it did not exist;
-// reading it creates nothing in ZooKeeper.
+// reading it creates nothing in ZooKeeper. When ctx ends before the group's
+// first load or the catch-up, Lookup returns ctx's error at once; both go
+// on for the gateway's other callers.
 func (r *Registry) Lookup(ctx context.Context, name, id string, linearizable bool) (View, error) {
 	g, err := r.group(ctx, name)
 	if err != nil {
 		return View{}, err
 	}
 	if linearizable {
-		if err := g.catchUp(); err != nil {
+		if err := g.catchUp(ctx); err != nil {
 			return View{}, err
 		}
 	}
@@ -140,7 +142,8 @@ func (r *Registry) Lookup(ctx context.Context, name, id string, linearizable boo
 // Watch subscribes to a group. startRev 0 starts with a snapshot; a
 // positive startRev resumes after that revision, which the caller holds
 // whole (every event of it), with a resync snapshot when this gateway
-// cannot prove it has every event since.
+// cannot prove it has every event since. ctx bounds the start (the group's
+// first load, a catch-up to startRev); the Sub lasts until Close.
 func (r *Registry) Watch(ctx context.Context, name string, startRev int64) (*Sub, WatchStart, error) {
 	g, err := r.group(ctx, name)
 	if err != nil {
@@ -151,7 +154,7 @@ func (r *Registry) Watch(ctx context.Context, name string, startRev int64) (*Sub
 		ahead := startRev > g.rev
 		g.mu.Unlock()
 		if ahead { // the client saw a newer state through another gateway
-			if err := g.catchUp(); err != nil {
+			if err := g.catchUp(ctx); err != nil {
 				return nil, WatchStart{}, err
 			}
 		}

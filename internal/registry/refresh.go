@@ -22,25 +22,27 @@ import (
 // written while it ran.
 
 // run keeps the cache current: one watch on the journal, re-armed after
-// every notification.
+// every notification, until ctx (the cache's: it ends when the cache is
+// evicted or the registry closes) ends. It waits for a linearizable
+// read's catch-up under way before it returns.
 func (g *group) run(ctx context.Context) {
 	defer g.r.wg.Done()
 	defer close(g.done)
-	c := g.r.sess.Conn()
+	defer g.fresh.Close()
 	for attempt := 0; ; {
 		// The watch is an exists watch on the journal directory: every
 		// journaled transaction touches it (a data change), and for a group
 		// never written it fires when a Register creates it. One watch per
 		// group, and one that ZooKeeper's wchp/wchc report (they omit child
 		// watches).
-		_, _, ch, err := c.ExistsW(g.r.lay.Log(g.name))
+		_, _, ch, err := g.r.sess.ExistsW(ctx, g.r.lay.Log(g.name))
 		if err == nil {
 			g.applyMu.Lock()
-			err = g.refresh()
+			err = g.refresh(ctx)
 			g.applyMu.Unlock()
 		}
 		if err != nil {
-			if !zkx.Transient(err) && !errors.Is(err, ErrConflict) {
+			if !zkx.Unknown(err) && !errors.Is(err, ErrConflict) {
 				g.r.log.Warn("registry: refresh failed", "group", g.name, "err", err)
 			}
 			if !zkx.Backoff(ctx, attempt) {
@@ -89,26 +91,38 @@ func (g *group) isLoaded() bool {
 // caught one). A write is: once it is applied on this session's server,
 // so is every write committed before it. Concurrent callers share one
 // barrier write and journal read that started after their call (Fresh).
-func (g *group) catchUp() error {
-	return g.fresh.Do(func() error {
-		if err := g.r.readBarrier(); err != nil {
-			return err
+//
+// The shared run is bounded by the registry's context, not a caller's: a
+// caller whose ctx ends gets ctx's error at once, and the run goes on for
+// the others.
+func (g *group) catchUp(ctx context.Context) error {
+	err := g.fresh.Do(ctx, func() error {
+		bg := g.r.ctx
+		err := g.r.readBarrier(bg)
+		if err == nil {
+			g.applyMu.Lock()
+			defer g.applyMu.Unlock()
+			if err = g.refresh(bg); err != nil {
+				err = fmt.Errorf("registry: read group %s: %w", g.name, err)
+			}
 		}
-		g.applyMu.Lock()
-		defer g.applyMu.Unlock()
-		if err := g.refresh(); err != nil {
-			return fmt.Errorf("registry: read group %s: %w", g.name, err)
+		if err != nil && bg.Err() != nil {
+			return ErrClosed
 		}
-		return nil
+		return err
 	})
+	if errors.Is(err, zkx.ErrStopped) {
+		return fmt.Errorf("registry: group %s: %w", g.name, ErrCacheStopped)
+	}
+	return err
 }
 
 // readBarrier writes the read-barrier znode (creating it the first time).
-func (r *Registry) readBarrier() error {
-	c := r.sess.Conn()
-	_, err := c.Set(r.lay.ReadBarrier(), nil, -1)
+func (r *Registry) readBarrier(ctx context.Context) error {
+	c := r.sess
+	_, err := c.Set(ctx, r.lay.ReadBarrier(), nil, -1)
 	if errors.Is(err, zk.ErrNoNode) {
-		if _, err = c.Create(r.lay.ReadBarrier(), nil, 0, r.sess.ACL()); errors.Is(err, zk.ErrNodeExists) {
+		if _, err = c.Create(ctx, r.lay.ReadBarrier(), nil, 0); errors.Is(err, zk.ErrNodeExists) {
 			err = nil
 		}
 	}
@@ -123,25 +137,25 @@ func (r *Registry) readBarrier() error {
 // all under one hold of g.mu, so no reader sees part of a transaction. A
 // cache not loaded yet reads the whole group; one that cannot prove
 // continuity (its last entry was trimmed) rereads it. Called with applyMu
-// held.
-func (g *group) refresh() error {
+// held. ctx bounds its reads.
+func (g *group) refresh(ctx context.Context) error {
 	for attempt := 0; ; attempt++ {
-		err := g.refreshOnce()
+		err := g.refreshOnce(ctx)
 		if !errors.Is(err, errAppeared) || attempt == 2 {
 			return err
 		}
 	}
 }
 
-func (g *group) refreshOnce() error {
-	l, err := g.list()
+func (g *group) refreshOnce(ctx context.Context) error {
+	l, err := g.list(ctx)
 	if errors.Is(err, zk.ErrNoNode) {
-		return g.absent()
+		return g.absent(ctx)
 	} else if err != nil {
 		return err
 	}
 	if !g.isLoaded() {
-		s, err := g.read(l)
+		s, err := g.read(ctx, l)
 		if err != nil {
 			return err
 		}
@@ -151,10 +165,10 @@ func (g *group) refreshOnce() error {
 	seqs, ok := l.after(g.lastSeq)
 	var es []entry
 	if ok {
-		es, err = g.readEntries(l, seqs)
+		es, err = g.readEntries(ctx, l, seqs)
 	}
 	if !ok || errors.Is(err, errTrimmed) {
-		return g.reread(l)
+		return g.reread(ctx, l)
 	} else if err != nil {
 		return err
 	}
@@ -169,7 +183,7 @@ func (g *group) refreshOnce() error {
 	g.publishLocked(evs)
 	g.mu.Unlock()
 	g.lastSeq = l.last()
-	g.r.trimJournal(g.name, l.seqs, l.names)
+	g.r.trimJournal(ctx, g.name, l.seqs, l.names)
 	return nil
 }
 
@@ -185,8 +199,8 @@ type listing struct {
 // (every change touches it) and its pzxid that of the last entry created
 // or trimmed: their maximum is a revision at which the group was exactly
 // what the listed entries make it.
-func (g *group) list() (listing, error) {
-	names, st, err := g.r.sess.Conn().Children(g.r.lay.Log(g.name))
+func (g *group) list(ctx context.Context) (listing, error) {
+	names, st, err := g.r.sess.Children(ctx, g.r.lay.Log(g.name))
 	if err != nil {
 		return listing{}, err
 	}
@@ -228,12 +242,11 @@ type entry struct {
 var errTrimmed = errors.New("registry: journal entry trimmed while read")
 
 // readEntries reads the entries seqs of l, in order, skipping corrupt ones.
-func (g *group) readEntries(l listing, seqs []int64) ([]entry, error) {
-	c := g.r.sess.Conn()
+func (g *group) readEntries(ctx context.Context, l listing, seqs []int64) ([]entry, error) {
 	dir := g.r.lay.Log(g.name)
 	out := make([]entry, 0, len(seqs))
 	for _, s := range seqs {
-		data, st, err := c.Get(dir + "/" + l.names[s])
+		data, st, err := g.r.sess.Get(ctx, dir+"/"+l.names[s])
 		if errors.Is(err, zk.ErrNoNode) {
 			return nil, errTrimmed
 		} else if err != nil {
@@ -293,20 +306,20 @@ type state struct {
 // the entries between the two listings gives the group exactly as the
 // second listing has it. When entries were trimmed in between, it reads
 // again.
-func (g *group) read(l listing) (state, error) {
+func (g *group) read(ctx context.Context, l listing) (state, error) {
 	for range 3 {
-		members, err := g.readMembers()
+		members, err := g.readMembers(ctx)
 		if err != nil {
 			return state{}, err
 		}
-		l2, err := g.list()
+		l2, err := g.list(ctx)
 		if err != nil {
 			return state{}, err
 		}
 		seqs, ok := l2.after(l.last())
 		var es []entry
 		if ok {
-			es, err = g.readEntries(l2, seqs)
+			es, err = g.readEntries(ctx, l2, seqs)
 		}
 		if !ok || errors.Is(err, errTrimmed) {
 			l = l2
@@ -323,10 +336,10 @@ func (g *group) read(l listing) (state, error) {
 }
 
 // readMembers reads every member (none when the directory does not exist).
-func (g *group) readMembers() (map[string]*Member, error) {
-	c := g.r.sess.Conn()
+func (g *group) readMembers(ctx context.Context) (map[string]*Member, error) {
+	c := g.r.sess
 	dir := g.r.lay.Members(g.name)
-	ids, _, err := c.Children(dir)
+	ids, _, err := c.Children(ctx, dir)
 	if errors.Is(err, zk.ErrNoNode) {
 		return map[string]*Member{}, nil
 	} else if err != nil {
@@ -334,7 +347,7 @@ func (g *group) readMembers() (map[string]*Member, error) {
 	}
 	out := make(map[string]*Member, len(ids))
 	for _, id := range ids {
-		data, st, err := c.Get(dir + "/" + id)
+		data, st, err := c.Get(ctx, dir+"/"+id)
 		if errors.Is(err, zk.ErrNoNode) {
 			continue
 		} else if err != nil {
@@ -366,8 +379,8 @@ func (g *group) install(s state) {
 
 // reread reads the whole group again when the journal no longer proves
 // continuity (entries trimmed before this gateway applied them).
-func (g *group) reread(l listing) error {
-	s, err := g.read(l)
+func (g *group) reread(ctx context.Context, l listing) error {
+	s, err := g.read(ctx, l)
 	if err != nil {
 		return err
 	}
@@ -422,9 +435,9 @@ var errAppeared = fmt.Errorf("%w: group created while read", ErrConflict)
 // a group's directories); the run loop's exists watch on the journal fires
 // when it is created. The revision is one at which the journal did not
 // exist (absentRev).
-func (g *group) absent() error {
+func (g *group) absent(ctx context.Context) error {
 	g.r.ensured.Delete(g.name)
-	rev, err := absentRev(g.r.sess.Conn(), g.r.lay.Log(g.name))
+	rev, err := absentRev(ctx, g.r.sess, g.r.lay.Log(g.name))
 	if err != nil {
 		return err
 	}
@@ -440,9 +453,9 @@ func (g *group) absent() error {
 // nearest existing ancestor, from a listing that lacks the next name on the
 // way down to p. The pzxid is the revision of the last change to that list
 // of children, so the name was missing at that revision too.
-func absentRev(c *zk.Conn, p string) (int64, error) {
+func absentRev(ctx context.Context, c *zkx.Session, p string) (int64, error) {
 	for child := p; child != "/"; child = path.Dir(child) {
-		names, st, err := c.Children(path.Dir(child))
+		names, st, err := c.Children(ctx, path.Dir(child))
 		if errors.Is(err, zk.ErrNoNode) {
 			continue
 		} else if err != nil {

@@ -92,6 +92,10 @@ type RegisterParams struct {
 // lease, or a persistent id registered under a lease (and the reverse), is
 // refused with ErrMemberExists. It returns the member and the revision
 // its state reflects.
+//
+// When ctx ends first (ZooKeeper slow or unreachable), Register returns
+// ctx's error at once and the outcome is unknown: a write already sent may
+// still take effect. Repeating the Register settles it.
 func (r *Registry) Register(ctx context.Context, p RegisterParams) (*Member, int64, error) {
 	if p.ID == "" {
 		var b [8]byte
@@ -102,10 +106,9 @@ func (r *Registry) Register(ctx context.Context, p RegisterParams) (*Member, int
 	if !p.Persistent {
 		owner = lease.KeyOf(p.LeaseID)
 	}
-	if err := r.ensure(p.Group); err != nil {
+	if err := r.ensure(ctx, p.Group); err != nil {
 		return nil, 0, err
 	}
-	c := r.sess.Conn()
 	path := r.lay.Member(p.Group, p.ID)
 	// When this gateway's cache of the group lacks the member, or the
 	// lease (granted here) has never owned it, create it straight away;
@@ -123,7 +126,7 @@ func (r *Registry) Register(ctx context.Context, p RegisterParams) (*Member, int
 		var stat *zk.Stat
 		err := zk.ErrNoNode
 		if !tryCreate {
-			data, stat, err = c.Get(path)
+			data, stat, err = r.sess.Get(ctx, path)
 		}
 		tryCreate = false
 		switch {
@@ -186,7 +189,7 @@ func (r *Registry) write(ctx context.Context, p RegisterParams, ref string, rec 
 	var res []zk.MultiResponse
 	var err error
 	if p.Persistent {
-		res, err = r.sess.Conn().Multi(ops...)
+		res, err = r.sess.Multi(ctx, ops...)
 	} else {
 		res, err = r.leases.Attach(ctx, p.LeaseID, ref, ops...)
 	}
@@ -219,12 +222,12 @@ func (r *Registry) maybeTrim(group, entry string) {
 	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()
-		names, _, err := r.sess.Conn().Children(r.lay.Log(group))
+		names, _, err := r.sess.Children(r.ctx, r.lay.Log(group))
 		if err != nil {
 			return
 		}
 		seqs, byseq := parseLog(names)
-		r.trimJournal(group, seqs, byseq)
+		r.trimJournal(r.ctx, group, seqs, byseq)
 	}()
 }
 
@@ -241,8 +244,9 @@ func (r *Registry) journal(group string, ch change, op any) []any {
 
 // Deregister removes a member. A lease-owned member can only be removed with
 // its lease (ErrNotOwner otherwise); a persistent one with no lease id.
+// When ctx ends first, it returns ctx's error at once and the member may
+// still be removed (repeat it: ErrMemberNotFound once it is gone).
 func (r *Registry) Deregister(ctx context.Context, group, id, leaseID string) (int64, error) {
-	c := r.sess.Conn()
 	path := r.lay.Member(group, id)
 	if leaseID != "" {
 		// The lease's ref to the member exists exactly while the lease
@@ -256,7 +260,7 @@ func (r *Registry) Deregister(ctx context.Context, group, id, leaseID string) (i
 			return 0, err
 		}
 	}
-	data, stat, err := c.Get(path)
+	data, stat, err := r.sess.Get(ctx, path)
 	if errors.Is(err, zk.ErrNoNode) {
 		return 0, fmt.Errorf("%w: %s/%s", ErrMemberNotFound, group, id)
 	} else if err != nil {
@@ -275,7 +279,7 @@ func (r *Registry) Deregister(ctx context.Context, group, id, leaseID string) (i
 		if !mayChange(ctx, rec) {
 			return 0, fmt.Errorf("%w: %s/%s was registered by another principal", ErrNotOwner, group, id)
 		}
-		res, err = c.Multi(ops...)
+		res, err = r.sess.Multi(ctx, ops...)
 	} else {
 		if leaseID == "" {
 			return 0, fmt.Errorf("%w: %s/%s is owned by a lease; pass its lease_id", ErrNotOwner, group, id)
@@ -309,12 +313,12 @@ func mayChange(ctx context.Context, rec record) bool {
 }
 
 // releaseOps removes a member when its lease ends (lease.ReleaseFunc).
-func (r *Registry) releaseOps(leaseKey string, parts []string) ([]any, error) {
+func (r *Registry) releaseOps(ctx context.Context, leaseKey string, parts []string) ([]any, error) {
 	if len(parts) != 2 {
 		return nil, nil
 	}
 	group, id := parts[0], parts[1]
-	data, stat, err := r.sess.Conn().Get(r.lay.Member(group, id))
+	data, stat, err := r.sess.Get(ctx, r.lay.Member(group, id))
 	if errors.Is(err, zk.ErrNoNode) {
 		return nil, nil
 	} else if err != nil {
@@ -328,12 +332,12 @@ func (r *Registry) releaseOps(leaseKey string, parts []string) ([]any, error) {
 
 // ensure creates a group's directories once per gateway. Only writes do:
 // reading a group that does not exist creates nothing.
-func (r *Registry) ensure(group string) error {
+func (r *Registry) ensure(ctx context.Context, group string) error {
 	if _, ok := r.ensured.Load(group); ok {
 		return nil
 	}
 	for _, p := range []string{r.lay.Members(group), r.lay.Log(group)} {
-		if err := zkx.EnsurePath(r.sess.Conn(), p, r.sess.ACL()); err != nil {
+		if err := r.sess.EnsurePath(ctx, p); err != nil {
 			return fmt.Errorf("registry: create %s: %w", p, err)
 		}
 	}
@@ -365,12 +369,12 @@ func parseLog(names []string) ([]int64, map[int64]string) {
 }
 
 // trimJournal deletes the oldest journal entries once there are more than
-// trimAt, keeping keepLog.
-func (r *Registry) trimJournal(group string, seqs []int64, byseq map[int64]string) {
+// trimAt, keeping keepLog, until ctx ends.
+func (r *Registry) trimJournal(ctx context.Context, group string, seqs []int64, byseq map[int64]string) {
 	if len(seqs) <= r.opts.trimAt {
 		return
 	}
-	c := r.sess.Conn()
+	c := r.sess
 	log := r.lay.Log(group)
 	old := seqs[:len(seqs)-r.opts.keepLog]
 	// Deletes go in batches, one transaction each, so a trim costs a few
@@ -382,9 +386,9 @@ func (r *Registry) trimJournal(group string, seqs []int64, byseq map[int64]strin
 		for i, s := range old[:n] {
 			ops[i] = &zk.DeleteRequest{Path: log + "/" + byseq[s], Version: -1}
 		}
-		if _, err := c.Multi(ops...); err != nil {
+		if _, err := c.Multi(ctx, ops...); err != nil {
 			for _, s := range old[:n] {
-				if err := c.Delete(log+"/"+byseq[s], -1); err != nil && !errors.Is(err, zk.ErrNoNode) {
+				if err := c.Delete(ctx, log+"/"+byseq[s], -1); err != nil && !errors.Is(err, zk.ErrNoNode) {
 					return
 				}
 			}

@@ -150,3 +150,16 @@ func (s *Session) EnsurePath(ctx context.Context, p string) error {
 	_, err := bounded(ctx, func() (struct{}, error) { return struct{}{}, EnsurePath(s.conn, p, s.acl) })
 	return err
 }
+
+// GetACL reads a znode's ACL.
+func (s *Session) GetACL(ctx context.Context, p string) ([]zk.ACL, *zk.Stat, error) {
+	type res struct {
+		acl []zk.ACL
+		st  *zk.Stat
+	}
+	r, err := bounded(ctx, func() (res, error) {
+		acl, st, err := s.conn.GetACL(p)
+		return res{acl, st}, err
+	})
+	return r.acl, r.st, err
+}

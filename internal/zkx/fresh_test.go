@@ -1,11 +1,13 @@
 package zkx
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 type runID int64
@@ -26,7 +28,7 @@ func TestFreshJoinsOnlyLaterRuns(t *testing.T) {
 			for range 500 {
 				before := started.Load() // runs that began before this call
 				var id runID
-				if err := f.Do(run); !errors.As(err, &id) {
+				if err := f.Do(context.Background(), run); !errors.As(err, &id) {
 					t.Errorf("Do: %v", err)
 					return
 				}
@@ -39,4 +41,43 @@ func TestFreshJoinsOnlyLaterRuns(t *testing.T) {
 	}
 	wg.Wait()
 	t.Logf("4000 calls from 8 goroutines took %d runs", started.Load())
+}
+
+// TestFreshCallerGivesUp: a caller whose context ends gets its error at
+// once, while the run it started goes on; the callers that still wait get
+// a run's result. After Close, a call that needs a new run gets ErrStopped.
+func TestFreshCallerGivesUp(t *testing.T) {
+	var f Fresh
+	started, release := make(chan struct{}, 2), make(chan struct{})
+	var runs atomic.Int64
+	run := func() error {
+		id := runs.Add(1)
+		started <- struct{}{}
+		<-release
+		return runID(id)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	first := make(chan error, 1)
+	go func() { first <- f.Do(ctx, run) }()
+	<-started // run 1 is under way
+	second := make(chan error, 1)
+	go func() { second <- f.Do(context.Background(), run) }() // needs run 2
+	cancel()
+	select {
+	case err := <-first:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("a caller that gave up: %v, want its context's error", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a caller that gave up still waits for the run")
+	}
+	close(release) // run 1 ends, for nobody; run 2 runs through
+	var id runID
+	if err := <-second; !errors.As(err, &id) || id != 2 {
+		t.Fatalf("the caller that waited: %v, want run 2", err)
+	}
+	f.Close()
+	if err := f.Do(context.Background(), run); !errors.Is(err, ErrStopped) {
+		t.Fatalf("Do after Close: %v, want ErrStopped", err)
+	}
 }

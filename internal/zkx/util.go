@@ -70,3 +70,11 @@ func Backoff(ctx context.Context, attempt int) bool {
 		return true
 	}
 }
+
+// Unknown reports whether err leaves the outcome of a write unknown: the
+// call was cut off from ZooKeeper (Transient), or its context ended first
+// and the request goes on in the background (see Session.Get). Either way
+// the write may yet take effect; a read can be retried.
+func Unknown(err error) bool {
+	return Transient(err) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
+}

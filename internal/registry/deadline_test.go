@@ -1,0 +1,116 @@
+package registry_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/zkcoord/zkcoord/internal/lease"
+	"github.com/zkcoord/zkcoord/internal/registry"
+	"github.com/zkcoord/zkcoord/internal/zktest"
+	"github.com/zkcoord/zkcoord/internal/zkx"
+)
+
+// TestCallsHonourDeadlineWhileZooKeeperStalls: while every byte to
+// ZooKeeper is stalled (connections open, nothing answers; the session
+// timeout is long, so go-zookeeper does not notice), each Registry call that
+// needs ZooKeeper returns within its deadline + 50 ms with the deadline's
+// error, and a cached Lookup is answered from the cache. Once ZooKeeper
+// answers again, the registry carries on: the linearizable reads the calls
+// that gave up left running finish, and new writes and reads succeed.
+func TestCallsHonourDeadlineWhileZooKeeperStalls(t *testing.T) {
+	ctx := context.Background()
+	px := zktest.NewProxy(t, zktest.Addr(t))
+	sess, lay := zktest.SessionThrough(t, px, zkx.WithSessionTimeout(20*time.Second))
+	m := lease.NewManager(sess, lay, zktest.Logger(t))
+	r, err := registry.New(sess, lay, m, zktest.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close(); m.Close() })
+	e := env{sess, lay, m, r}
+	id := grant(t, e, time.Minute)
+	register(t, e, "g", "leased", "1", id)
+	register(t, e, "g", "kept", "1", "")
+	register(t, e, "g", "gone", "1", "")
+	v, err := r.Lookup(ctx, "g", "", true) // caches g
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	px.Stall()
+	if _, err := r.Lookup(ctx, "g", "", false); err != nil {
+		t.Errorf("cached Lookup while ZooKeeper stalls: %v", err)
+	}
+	wait := zktest.CheckDeadlines(t, 200*time.Millisecond, []zktest.DeadlineCall{
+		{Name: "Register updating a leased member", Call: func(ctx context.Context) error {
+			_, _, err := r.Register(ctx, registry.RegisterParams{Group: "g", ID: "leased", Value: "2", LeaseID: id})
+			return err
+		}},
+		{Name: "Register of a new leased member", Call: func(ctx context.Context) error {
+			_, _, err := r.Register(ctx, registry.RegisterParams{Group: "g", ID: "new", Value: "1", LeaseID: id})
+			return err
+		}},
+		{Name: "Register of a new persistent member", Call: func(ctx context.Context) error {
+			_, _, err := r.Register(ctx, registry.RegisterParams{Group: "g", ID: "p", Value: "1", Persistent: true})
+			return err
+		}},
+		{Name: "Register in a new group", Call: func(ctx context.Context) error {
+			_, _, err := r.Register(ctx, registry.RegisterParams{Group: "other", ID: "p", Value: "1", Persistent: true})
+			return err
+		}},
+		{Name: "Deregister of a persistent member", Call: func(ctx context.Context) error {
+			_, err := r.Deregister(ctx, "g", "gone", "")
+			return err
+		}},
+		{Name: "Deregister of a leased member", Call: func(ctx context.Context) error {
+			_, err := r.Deregister(ctx, "g", "leased", id)
+			return err
+		}},
+		{Name: "LINEARIZABLE Lookup", Call: func(ctx context.Context) error {
+			_, err := r.Lookup(ctx, "g", "", true)
+			return err
+		}},
+		{Name: "Lookup of a group not cached yet", Call: func(ctx context.Context) error {
+			_, err := r.Lookup(ctx, "uncached", "", false)
+			return err
+		}},
+		{Name: "Watch of a group not cached yet", Call: func(ctx context.Context) error {
+			_, _, err := r.Watch(ctx, "unwatched", 0)
+			return err
+		}},
+		{Name: "Watch resuming after a revision the cache has not reached", Call: func(ctx context.Context) error {
+			_, _, err := r.Watch(ctx, "g", v.Rev+1_000_000)
+			return err
+		}},
+		{Name: "AwaitCount", Call: func(ctx context.Context) error {
+			return r.AwaitCount(ctx, "g", 100, func(int, int64, bool) error { return nil })
+		}},
+	})
+
+	px.Restore()
+	wait()
+	zktest.Eventually(t, 10*time.Second, func() bool {
+		_, _, err := r.Register(ctx, registry.RegisterParams{Group: "g", ID: "after", Value: "1", LeaseID: id})
+		return err == nil
+	}, "Register after the stall")
+	after, err := r.Lookup(ctx, "g", "after", true)
+	if err != nil || len(after.Members) != 1 {
+		t.Errorf("LINEARIZABLE Lookup after the stall: %+v, %v", after, err)
+	}
+	sub, start, err := r.Watch(ctx, "unwatched", 0)
+	if err != nil {
+		t.Fatalf("Watch after the stall: %v", err)
+	}
+	sub.Close()
+	if len(start.Snapshot.Members) != 0 {
+		t.Errorf("Watch after the stall: %+v", start.Snapshot)
+	}
+	if _, err := r.Lookup(ctx, "uncached", "x", false); !errors.Is(err, registry.ErrMemberNotFound) {
+		t.Errorf("Lookup after the stall: %v, want ErrMemberNotFound", err)
+	}
+}

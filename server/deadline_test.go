@@ -1,0 +1,229 @@
+package server_test
+
+import (
+	"context"
+	"errors"
+	"net"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	pb "github.com/zkcoord/zkcoord/gen/zkcoord/v1"
+	"github.com/zkcoord/zkcoord/internal/zktest"
+	"github.com/zkcoord/zkcoord/internal/zkx"
+	"github.com/zkcoord/zkcoord/server"
+)
+
+// handlerEnds records how each RPC's handler ended, by method: a client's
+// deadline ends its own call on time whatever the gateway does, so the
+// test watches the handlers.
+type handlerEnds struct {
+	armed atomic.Bool // record from now on
+	mu    sync.Mutex
+	by    map[string]chan error
+}
+
+func (h *handlerEnds) ch(method string) chan error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.by[method] == nil {
+		h.by[method] = make(chan error, 16)
+	}
+	return h.by[method]
+}
+
+func (h *handlerEnds) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	resp, err := handler(ctx, req)
+	if h.armed.Load() {
+		h.ch(info.FullMethod) <- err
+	}
+	return resp, err
+}
+
+func (h *handlerEnds) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	err := handler(srv, ss)
+	if h.armed.Load() {
+		h.ch(info.FullMethod) <- err
+	}
+	return err
+}
+
+// call makes an RPC with do and returns once its handler has ended too,
+// with the handler's error, for zktest.CheckDeadlines to judge: a
+// handler's context ends with the client's deadline, as DeadlineExceeded,
+// or as Canceled when the client's cancellation of the call reaches the
+// gateway first (both are the deadline's error here).
+func (h *handlerEnds) call(method string, do func(ctx context.Context) error) func(ctx context.Context) error {
+	return func(ctx context.Context) error {
+		_ = do(ctx)
+		select {
+		case err := <-h.ch(method):
+			if c := status.Code(err); c == codes.DeadlineExceeded || c == codes.Canceled {
+				return context.DeadlineExceeded
+			}
+			return err
+		case <-time.After(time.Minute):
+			return errors.New("the handler did not end within a minute")
+		}
+	}
+}
+
+// TestHandlersHonourDeadlineWhileZooKeeperStalls: while every byte between
+// a gateway and ZooKeeper is stalled (connections open, nothing answers;
+// the session timeout is long, so go-zookeeper does not notice), each
+// handler that needs ZooKeeper returns within the call's deadline + 50 ms
+// with DEADLINE_EXCEEDED: unary calls, and streams before their first
+// message. (A client's own deadline ends its call on time anyway; a handler
+// that kept waiting held its goroutine, its stream's lease and a graceful
+// stop.) Once ZooKeeper answers again, the gateway serves again.
+func TestHandlersHonourDeadlineWhileZooKeeperStalls(t *testing.T) {
+	ctx := context.Background()
+	px := zktest.NewProxy(t, zktest.Addr(t))
+	sess, lay := zktest.SessionThrough(t, px, zkx.WithSessionTimeout(20*time.Second))
+	h := &handlerEnds{by: map[string]chan error{}}
+	g, err := server.New(ctx, sess, server.WithRoot(lay.Root))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sctx, stop := context.WithCancel(ctx)
+	served := make(chan error, 1)
+	go func() {
+		served <- server.Serve(sctx, g, server.Listeners{GRPC: lis}, 5*time.Second,
+			grpc.ChainUnaryInterceptor(h.unary), grpc.ChainStreamInterceptor(h.stream))
+	}()
+	t.Cleanup(func() {
+		stop()
+		if err := <-served; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+		g.Close()
+	})
+	cc, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cc.Close() })
+	leases, reg := pb.NewLeaseServiceClient(cc), pb.NewRegistryServiceClient(cc)
+	el, bar := pb.NewElectionServiceClient(cc), pb.NewBarrierServiceClient(cc)
+
+	grant := func() string {
+		t.Helper()
+		r, err := leases.Grant(ctx, &pb.GrantRequest{Ttl: durationpb.New(time.Minute)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r.GetLeaseId()
+	}
+	revoked, held := grant(), grant()
+	if _, err := reg.Register(ctx, &pb.RegisterRequest{Group: "g", MemberId: "p", Value: "v", Persistent: true}); err != nil {
+		t.Fatal(err)
+	}
+	look, err := reg.Lookup(ctx, &pb.LookupRequest{Group: "g"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cctx, stopCampaign := context.WithCancel(ctx)
+	defer stopCampaign()
+	if err := recvErr(el.Campaign(cctx, &pb.CampaignRequest{Election: "e", Value: "v", LeaseId: held})); err != nil {
+		t.Fatal(err)
+	}
+	if err := recvErr(bar.AwaitBarrier(ctx, &pb.AwaitBarrierRequest{Barrier: "done", Threshold: 1, ParticipantId: "p", LeaseId: held})); err != nil {
+		t.Fatal(err)
+	}
+
+	// A Campaign under a lease of its own (no lease_id), whose deadline
+	// passes while ZooKeeper stalls: its handler ends at once, revoking
+	// that lease in the background.
+	sctx, stopStream := context.WithTimeout(ctx, time.Second)
+	defer stopStream()
+	streamEnd, _ := sctx.Deadline()
+	if err := recvErr(el.Campaign(sctx, &pb.CampaignRequest{Election: "own", Value: "v", Ttl: durationpb.New(10 * time.Second)})); err != nil {
+		t.Fatal(err)
+	}
+
+	h.armed.Store(true)
+	px.Stall()
+	const svc = "/zkcoord.v1."
+	select {
+	case err := <-h.ch(svc + "ElectionService/Campaign"):
+		if took := time.Since(streamEnd); took > zktest.Slack {
+			t.Errorf("Campaign under its own lease: its handler ended %v after the deadline: %v", took.Round(time.Millisecond), err)
+		}
+		t.Logf("Campaign under its own lease: %v, its handler ended %v after the deadline", err, time.Since(streamEnd).Round(time.Millisecond))
+	case <-time.After(time.Until(streamEnd) + 500*time.Millisecond):
+		t.Errorf("Campaign under its own lease: its handler still running 500 ms after the deadline")
+	}
+	late := zktest.CheckDeadlines(t, 200*time.Millisecond, []zktest.DeadlineCall{
+		{Name: "Revoke", Call: h.call(svc+"LeaseService/Revoke", func(ctx context.Context) error {
+			_, err := leases.Revoke(ctx, &pb.RevokeRequest{LeaseId: revoked})
+			return err
+		})},
+		{Name: "GetLease", Call: h.call(svc+"LeaseService/GetLease", func(ctx context.Context) error {
+			_, err := leases.GetLease(ctx, &pb.GetLeaseRequest{LeaseId: held})
+			return err
+		})},
+		{Name: "Register in a new group", Call: h.call(svc+"RegistryService/Register", func(ctx context.Context) error {
+			_, err := reg.Register(ctx, &pb.RegisterRequest{Group: "new", MemberId: "p", Value: "v", Persistent: true})
+			return err
+		})},
+		{Name: "Deregister", Call: h.call(svc+"RegistryService/Deregister", func(ctx context.Context) error {
+			_, err := reg.Deregister(ctx, &pb.DeregisterRequest{Group: "g", MemberId: "p"})
+			return err
+		})},
+		{Name: "LINEARIZABLE Lookup", Call: h.call(svc+"RegistryService/Lookup", func(ctx context.Context) error {
+			_, err := reg.Lookup(ctx, &pb.LookupRequest{Group: "g", Consistency: pb.Consistency_CONSISTENCY_LINEARIZABLE})
+			return err
+		})},
+		{Name: "WatchGroup resuming ahead of the cache", Call: h.call(svc+"RegistryService/WatchGroup", func(ctx context.Context) error {
+			return recvErr(reg.WatchGroup(ctx, &pb.WatchGroupRequest{Group: "g", StartRevision: look.GetRevision() + 1_000_000}))
+		})},
+		{Name: "Campaign", Call: h.call(svc+"ElectionService/Campaign", func(ctx context.Context) error {
+			return recvErr(el.Campaign(ctx, &pb.CampaignRequest{Election: "other", Value: "v", LeaseId: held}))
+		})},
+		{Name: "Resign", Call: h.call(svc+"ElectionService/Resign", func(ctx context.Context) error {
+			_, err := el.Resign(ctx, &pb.ResignRequest{Election: "e", LeaseId: held})
+			return err
+		})},
+		{Name: "Leader", Call: h.call(svc+"ElectionService/Leader", func(ctx context.Context) error {
+			_, err := el.Leader(ctx, &pb.LeaderRequest{Election: "e"})
+			return err
+		})},
+		{Name: "AwaitBarrier", Call: h.call(svc+"BarrierService/AwaitBarrier", func(ctx context.Context) error {
+			return recvErr(bar.AwaitBarrier(ctx, &pb.AwaitBarrierRequest{Barrier: "b", Threshold: 2, ParticipantId: "p", LeaseId: held}))
+		})},
+		{Name: "LeaveBarrier", Call: h.call(svc+"BarrierService/LeaveBarrier", func(ctx context.Context) error {
+			_, err := bar.LeaveBarrier(ctx, &pb.LeaveBarrierRequest{Barrier: "done", ParticipantId: "p", LeaseId: held})
+			return err
+		})},
+		{Name: "AwaitGroup", Call: h.call(svc+"BarrierService/AwaitGroup", func(ctx context.Context) error {
+			return recvErr(bar.AwaitGroup(ctx, &pb.AwaitGroupRequest{Group: "g", MinMembers: 100}))
+		})},
+	})
+
+	px.Restore()
+	late()
+	zktest.Eventually(t, 10*time.Second, func() bool {
+		_, err := reg.Lookup(ctx, &pb.LookupRequest{Group: "g", Consistency: pb.Consistency_CONSISTENCY_LINEARIZABLE})
+		return err == nil
+	}, "LINEARIZABLE Lookup after the stall")
+	if _, err := reg.Register(ctx, &pb.RegisterRequest{Group: "new", MemberId: "p", Value: "v", Persistent: true}); err != nil {
+		t.Errorf("Register after the stall: %v", err)
+	}
+	if r, err := el.Leader(ctx, &pb.LeaderRequest{Election: "e"}); err != nil || r.GetLeader() == nil {
+		t.Errorf("Leader after the stall: %v, %v", r, err)
+	}
+	if _, err := leases.Revoke(ctx, &pb.RevokeRequest{LeaseId: held}); err != nil {
+		t.Errorf("Revoke after the stall: %v", err)
+	}
+}
