@@ -6,13 +6,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-zookeeper/zk"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	pb "github.com/zkcoord/zkcoord/gen/zkcoord/v1"
 	"github.com/zkcoord/zkcoord/internal/chaos"
+	"github.com/zkcoord/zkcoord/internal/zktest"
 	"github.com/zkcoord/zkcoord/internal/zkx"
 )
 
@@ -62,7 +62,7 @@ func TestLeaseOutlivesOwnerFailure(t *testing.T) {
 			v := leaseClient{pb.NewLeaseServiceClient(victim.Conn()), pb.NewRegistryServiceClient(victim.Conn())}
 			abandoned := v.grantRegister(ctx, t, group, "abandoned", ttl)
 			kept := v.grantRegister(ctx, t, group, "kept", ttl)
-			gone := awaitDeleted(ctx, t, truth, "/zkcoord/groups/"+group+"/members/abandoned")
+			gone := zktest.AwaitGone(t, truth, "/zkcoord/groups/"+group+"/members/abandoned")
 
 			// The last keepalive of the abandoned lease, and of the kept one.
 			call := time.Now()
@@ -147,43 +147,6 @@ func keepAliveThrough(ctx context.Context, t *testing.T, leases pb.LeaseServiceC
 			return
 		}
 	}
-}
-
-// awaitDeleted reports when the znode at p is deleted, as ZooKeeper's
-// watch on it tells.
-func awaitDeleted(ctx context.Context, t *testing.T, sess *zkx.Session, p string) <-chan time.Time {
-	t.Helper()
-	ok, _, ch, err := sess.Conn().ExistsW(p)
-	if err != nil || !ok {
-		t.Fatalf("watch %s: %v, exists %v", p, err, ok)
-	}
-	out := make(chan time.Time, 1)
-	go func() {
-		for {
-			select {
-			case <-ctx.Done():
-				out <- time.Time{}
-				return
-			case ev := <-ch:
-				if ev.Type == zk.EventNodeDeleted {
-					out <- time.Now()
-					return
-				}
-				var err error
-				for {
-					if ok, _, ch, err = sess.Conn().ExistsW(p); err == nil {
-						break
-					}
-					time.Sleep(10 * time.Millisecond)
-				}
-				if !ok {
-					out <- time.Now()
-					return
-				}
-			}
-		}
-	}()
-	return out
 }
 
 func sleepUntil(ctx context.Context, t time.Time) {

@@ -193,7 +193,7 @@ func TestOrphanAfterReplicaDeath(t *testing.T) {
 	m1.Close()
 	sess1.Close() // the replica dies: its owner nodes go
 	sess2, _ := zktest.Session(t)
-	gone := awaitGone(t, sess2, lay.Root+"/orphan")
+	gone := zktest.AwaitGone(t, sess2, lay.Root+"/orphan")
 	m2 := start(t, sess2, lay, "r2")
 	ended := <-gone
 	t.Logf("orphaned lease (TTL 2s, horizon 1s) ended %v after its last renewal", ended.Sub(renewed))
@@ -206,35 +206,6 @@ func TestOrphanAfterReplicaDeath(t *testing.T) {
 	if got, err := m2.KeepAlive(ctx, alive.ID); err != nil || got.TTL != 10*time.Second {
 		t.Fatalf("KeepAlive of an orphan a client keeps alive: %+v, %v", got, err)
 	}
-}
-
-// awaitGone reports when the znode at p is deleted, as a watch on it tells.
-func awaitGone(t *testing.T, sess *zkx.Session, p string) <-chan time.Time {
-	t.Helper()
-	ok, _, ch, err := sess.Conn().ExistsW(p)
-	if err != nil || !ok {
-		t.Fatalf("watch %s: exists %v, %v", p, ok, err)
-	}
-	out := make(chan time.Time, 1)
-	go func() {
-		for {
-			select {
-			case <-time.After(30 * time.Second):
-				out <- time.Time{}
-				return
-			case ev := <-ch:
-				if ev.Type == zk.EventNodeDeleted {
-					out <- time.Now()
-					return
-				}
-				if ok, _, ch, err = sess.Conn().ExistsW(p); err != nil || !ok {
-					out <- time.Now()
-					return
-				}
-			}
-		}
-	}()
-	return out
 }
 
 // peers connects managers in a test as the gRPC peer service does.
@@ -358,7 +329,7 @@ func TestChainedOrphansDoNotExtend(t *testing.T) {
 	m1.Close()
 	sess1.Close()
 	watcher, _ := zktest.Session(t)
-	gone := awaitGone(t, watcher, lay.Root+"/chained")
+	gone := zktest.AwaitGone(t, watcher, lay.Root+"/chained")
 	sess2, _ := zktest.Session(t)
 	m2 := start(t, sess2, lay, "r2") // adopts until the horizon: TTL + 1s after the grant
 	if m2.Count() != 1 {
