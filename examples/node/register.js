@@ -62,9 +62,9 @@ async function renew() {
   }
 }
 
-// keepAlive runs until stop aborts: it renews the lease, and on NOT_FOUND
-// (the lease ended) joins again with a new one. Transient errors are
-// retried with backoff; others are thrown.
+// keepAlive runs until stop aborts: it joins, renews the lease, and on
+// NOT_FOUND (the lease ended) joins again with a new one. Transient errors
+// are retried with backoff; others are thrown.
 async function keepAlive() {
   while (!stop.aborted) {
     let why;
@@ -92,20 +92,30 @@ async function keepAlive() {
       why = `${codeName(err.code)} (${err.details})`;
     }
     const d = backoff.next();
-    console.log(`keepalive: ${why}; retrying in ${d.toFixed(1)}s`);
+    const what = leaseId === null ? 'register' : 'keepalive';
+    console.log(`${what}: ${why}; retrying in ${d.toFixed(1)}s`);
     await pause(d, stop);
   }
 }
 
-try {
-  await join();
-  await keepAlive();
-  if (leaseId !== null) {
-    // Revoking removes everything the lease owns at once, rather than when
-    // its TTL would lapse.
+// leave revokes the lease: everything it owns is removed at once, rather
+// than when its TTL would lapse.
+async function leave() {
+  if (leaseId === null) {
+    return;
+  }
+  try {
     const r = await zk.lease.Revoke({ leaseId });
     console.log(`revoked the lease: ${opts.group}/${opts.id} left at revision ${r.revision}`);
+  } catch (err) {
+    const why = `${codeName(err.code)}: ${err.details}`;
+    console.log(`revoke: ${why}; the member leaves when the lease's TTL lapses`);
   }
+}
+
+try {
+  await keepAlive();
+  await leave();
 } catch (err) {
   console.error(`register: ${codeName(err.code)}: ${err.details ?? err.message}`);
   process.exitCode = 1;

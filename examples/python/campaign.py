@@ -9,6 +9,8 @@ The candidacy belongs to the Campaign stream (no lease_id): if the stream
 breaks, the candidacy is withdrawn, so the program campaigns again, and if it
 was leading it must stop acting as leader until ELECTED comes again.
 
+With the stubs generated into examples/python/gen (see examples/README.md):
+
     export PYTHONPATH=examples/python/gen
     /usr/bin/python3 examples/python/campaign.py --election cron --id a   # terminal 1: leads
     /usr/bin/python3 examples/python/campaign.py --election cron --id b   # terminal 2: queued
@@ -126,8 +128,12 @@ def next_state(states, timeout=None):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--addr", default=os.environ.get("ZKCOORD_ADDR", "localhost:7070"))
-    parser.add_argument("--election", default="cron")
+    parser.add_argument(
+        "--addr",
+        default=os.environ.get("ZKCOORD_ADDR", "localhost:7070"),
+        help="gateway address (default: $ZKCOORD_ADDR or localhost:7070)",
+    )
+    parser.add_argument("--election", default="cron", help="election to enter")
     parser.add_argument("--id", default="a", help="the value published while leading")
     parser.add_argument(
         "--lead", type=float, help="resign after leading this many seconds (default: until Ctrl-C)"

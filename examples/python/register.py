@@ -5,6 +5,8 @@ lease, and the member leaves at once. If the lease ends while the program
 runs (it was paused longer than the TTL, say), it grants a new lease and
 registers again.
 
+With the stubs generated into examples/python/gen (see examples/README.md):
+
     PYTHONPATH=examples/python/gen /usr/bin/python3 examples/python/register.py \\
         --group web --id w1 --value 10.0.0.1:80 --ttl 10
 """
@@ -33,9 +35,9 @@ RETRYABLE = {
 class Member:
     """A member of a group, owned by a lease of its own.
 
-    join() grants the lease and registers; start() keeps the lease alive in
-    a thread, re-registering if it ends; close() stops the thread and
-    revokes the lease.
+    start() registers it and keeps its lease alive in a thread, registering
+    it again under a new lease if the lease ends; close() stops the thread
+    and revokes the lease.
     """
 
     def __init__(self, channel, group, member_id, value, ttl):
@@ -49,7 +51,7 @@ class Member:
         self._stream = None
         self._thread = threading.Thread(target=self._keep_alive, name="keepalive")
 
-    def join(self):
+    def _join(self):
         """Grants a lease and registers the member under it."""
         lease = self.leases.Grant(lease_pb2.GrantRequest(ttl=Duration(seconds=self.ttl)))
         reg = self.registry.Register(
@@ -71,8 +73,7 @@ class Member:
         self._stop.set()
         if self._stream is not None:
             self._stream.cancel()
-        if self._thread.ident is not None:  # started
-            self._thread.join()
+        self._thread.join()
         if self.lease_id is None:
             return
         try:
@@ -93,12 +94,13 @@ class Member:
                 return  # closing our side ends the stream
 
     def _keep_alive(self):
-        """Renews the lease until close(); joins again when it has ended."""
+        """Registers, then renews the lease until close(); registers again
+        under a new lease when the lease has ended."""
         delay = 0.1
         while not self._stop.is_set():
             try:
                 if self.lease_id is None:
-                    self.join()
+                    self._join()
                 self._stream = self.leases.KeepAliveStream(self._keepalives())
                 for _ in self._stream:
                     delay = 0.1  # each answer is a renewal
@@ -119,16 +121,21 @@ class Member:
                 return
             wait = delay * random.uniform(0.5, 1)
             delay = min(delay * 2, 5)
-            print(f"keepalive: {why}; retrying in {wait:.1f}s")
+            what = "register" if self.lease_id is None else "keepalive"
+            print(f"{what}: {why}; retrying in {wait:.1f}s")
             self._stop.wait(wait)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--addr", default=os.environ.get("ZKCOORD_ADDR", "localhost:7070"))
-    parser.add_argument("--group", default="web")
-    parser.add_argument("--id", default="w1")
-    parser.add_argument("--value", default="10.0.0.1:80")
+    parser.add_argument(
+        "--addr",
+        default=os.environ.get("ZKCOORD_ADDR", "localhost:7070"),
+        help="gateway address (default: $ZKCOORD_ADDR or localhost:7070)",
+    )
+    parser.add_argument("--group", default="web", help="group to join")
+    parser.add_argument("--id", default="w1", help="member ID")
+    parser.add_argument("--value", default="10.0.0.1:80", help="member value, an endpoint say")
     parser.add_argument("--ttl", type=int, default=10, help="lease TTL in seconds")
     args = parser.parse_args()
     sys.stdout.reconfigure(line_buffering=True)  # each line as it happens, even into a pipe
@@ -137,14 +144,11 @@ def main():
 
     with grpc.insecure_channel(args.addr) as channel:
         member = Member(channel, args.group, args.id, args.value, args.ttl)
+        member.start()
         try:
-            member.join()
-            member.start()
-            member.done.wait()  # until Ctrl-C, or the keepalives fail
+            member.done.wait()  # until Ctrl-C, or an error that retrying cannot cure
         except KeyboardInterrupt:
             pass
-        except grpc.RpcError as err:
-            sys.exit(f"register: {err.code().name}: {err.details()}")
         finally:
             member.close()
         if member.failed is not None:

@@ -6,6 +6,8 @@ arrives as several messages of one revision, all but the last marked
 `more`: they are applied together and printed as one line. If the stream
 breaks, the watch resumes after the last complete revision, missing nothing.
 
+With the stubs generated into examples/python/gen (see examples/README.md):
+
     PYTHONPATH=examples/python/gen /usr/bin/python3 examples/python/watch.py --group web
 """
 
@@ -100,8 +102,12 @@ def watch(registry, group):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--addr", default=os.environ.get("ZKCOORD_ADDR", "localhost:7070"))
-    parser.add_argument("--group", default="web")
+    parser.add_argument(
+        "--addr",
+        default=os.environ.get("ZKCOORD_ADDR", "localhost:7070"),
+        help="gateway address (default: $ZKCOORD_ADDR or localhost:7070)",
+    )
+    parser.add_argument("--group", default="web", help="group to watch")
     args = parser.parse_args()
     sys.stdout.reconfigure(line_buffering=True)  # each line as it happens, even into a pipe
     for sig in (signal.SIGINT, signal.SIGTERM):  # either raises KeyboardInterrupt, as Ctrl-C does
