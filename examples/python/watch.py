@@ -1,0 +1,126 @@
+"""Watch a group until Ctrl-C (or SIGTERM).
+
+Prints the group's snapshot, then each change with the members after it. A
+change made in one transaction (a lease's end removing all its members, say)
+arrives as several messages of one revision, all but the last marked
+`more`: they are applied together and printed as one line. If the stream
+breaks, the watch resumes after the last complete revision, missing nothing.
+
+With the stubs generated into examples/python/gen (see examples/README.md):
+
+    PYTHONPATH=examples/python/gen /usr/bin/python3 examples/python/watch.py --group web
+"""
+
+import argparse
+import os
+import random
+import signal
+import sys
+import time
+
+import grpc
+
+from zkcoord.v1 import registry_pb2, registry_pb2_grpc
+
+Response = registry_pb2.WatchGroupResponse
+
+# The codes worth retrying: the gateway is unreachable, restarting or busy
+# (RESOURCE_EXHAUSTED: this watcher fell too far behind).
+RETRYABLE = {
+    grpc.StatusCode.UNAVAILABLE,
+    grpc.StatusCode.RESOURCE_EXHAUSTED,
+    grpc.StatusCode.ABORTED,
+    grpc.StatusCode.INTERNAL,
+}
+
+
+class GroupView:
+    """A group's members as of its last complete revision."""
+
+    def __init__(self):
+        self.members = None  # id -> Member; None before the first snapshot
+        self.revision = 0
+        self.pending = []  # the messages of a revision not yet complete
+
+    def resume_from(self):
+        """The start_revision of the next watch: the last complete revision,
+        or 0 (start with a snapshot) before the first snapshot."""
+        return 0 if self.members is None else self.revision
+
+    def apply(self, msg):
+        """Takes one message; once it completes a revision, applies the
+        revision's changes and returns a line describing them, else None."""
+        if msg.type == Response.TYPE_SNAPSHOT:
+            self.members = {m.id: m for m in msg.members}
+            self.revision = msg.revision
+            self.pending = []
+            return self.describe("snapshot (resync)" if msg.resync else "snapshot")
+        self.pending.append(msg)
+        if msg.more:
+            return None  # more messages of this revision follow
+        for m in self.pending:
+            if m.type == Response.TYPE_LEFT:
+                self.members.pop(m.member.id, None)
+            else:  # TYPE_JOINED, TYPE_UPDATED
+                self.members[m.member.id] = m.member
+        what = ", ".join(
+            f"{Response.Type.Name(m.type).removeprefix('TYPE_').lower()} {m.member.id}"
+            for m in self.pending
+        )
+        self.revision = msg.revision
+        self.pending = []
+        return self.describe(what)
+
+    def describe(self, what):
+        members = " ".join(f"{id}={m.value}" for id, m in sorted(self.members.items()))
+        return f"revision {self.revision}: {what}; members [{members}]"
+
+
+def watch(registry, group):
+    """Watches group for ever, resuming after each transient failure."""
+    view = GroupView()
+    delay = 0.1
+    while True:
+        view.pending = []  # a revision received in part is received again
+        request = registry_pb2.WatchGroupRequest(group=group, start_revision=view.resume_from())
+        try:
+            for msg in registry.WatchGroup(request):
+                delay = 0.1
+                line = view.apply(msg)
+                if line is not None:
+                    print(line)
+            why = "the gateway ended the stream"
+        except grpc.RpcError as err:
+            if err.code() not in RETRYABLE:
+                raise
+            why = f"{err.code().name} ({err.details()})"
+        wait = delay * random.uniform(0.5, 1)
+        delay = min(delay * 2, 5)
+        print(f"watch broke: {why}; resuming after revision {view.resume_from()} in {wait:.1f}s")
+        time.sleep(wait)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--addr",
+        default=os.environ.get("ZKCOORD_ADDR", "localhost:7070"),
+        help="gateway address (default: $ZKCOORD_ADDR or localhost:7070)",
+    )
+    parser.add_argument("--group", default="web", help="group to watch")
+    args = parser.parse_args()
+    sys.stdout.reconfigure(line_buffering=True)  # each line as it happens, even into a pipe
+    for sig in (signal.SIGINT, signal.SIGTERM):  # either raises KeyboardInterrupt, as Ctrl-C does
+        signal.signal(sig, signal.default_int_handler)
+
+    with grpc.insecure_channel(args.addr) as channel:
+        try:
+            watch(registry_pb2_grpc.RegistryServiceStub(channel), args.group)
+        except KeyboardInterrupt:
+            pass  # closing the channel cancels the watch
+        except grpc.RpcError as err:
+            sys.exit(f"watch: {err.code().name}: {err.details()}")
+
+
+if __name__ == "__main__":
+    main()
