@@ -2,15 +2,16 @@
 // zkcoord.php: the little HTTP/JSON client the PHP examples share. PHP 8.2
 // with the curl and json extensions only (Debian: php8.2-cli php8.2-curl).
 //
-//   $zk = Zkcoord::fromEnv();            // ZKCOORD_URL (comma-separated), ZKCOORD_TOKEN
+//   $zk = Zkcoord::fromEnv();   // ZKCOORD_URL (several: comma-separated), ZKCOORD_TOKEN
 //   $r  = $zk->put('/v1/groups/web/members/w1', ['value' => '10.0.0.1:80', 'ttl' => '30s']);
 //   $s  = $zk->stream('GET', '/v1/groups/web:watch');
 //   while (($m = $s->next(1.0)) !== false) { if ($m !== null) { ... } }
 //
-// Every error is a ZkcoordError carrying the gRPC code of the gateway's
-// google.rpc.Status answer (or UNAVAILABLE / DEADLINE_EXCEEDED for a
-// gateway that cannot be reached or does not answer in time). The paths
-// and bodies are docs/HTTP.md's.
+// Every failure is a ZkcoordError carrying the gRPC code of the gateway's
+// google.rpc.Status answer, or UNAVAILABLE / DEADLINE_EXCEEDED for a
+// gateway that cannot be reached or does not answer in time. A request
+// that cannot reach a gateway goes to the next one in ZKCOORD_URL. The
+// paths and bodies are docs/HTTP.md's; zk_run() is the scripts' main.
 
 declare(strict_types=1);
 
@@ -385,10 +386,28 @@ function zk_transport_error(CurlHandle $ch, int $errno, string $method, string $
 /** Seconds in a duration like "30s", "200ms", "1.5m". */
 function zk_seconds(string $d): float
 {
+    if ($d === '0') {
+        return 0.0;
+    }
     if (!preg_match('/^(\d+(?:\.\d+)?)(ms|s|m|h)$/', $d, $m)) {
         throw new InvalidArgumentException("not a duration: $d (e.g. 30s, 200ms)");
     }
     return (float) $m[1] * ['ms' => 0.001, 's' => 1, 'm' => 60, 'h' => 3600][$m[2]];
+}
+
+/**
+ * Returns a function that says whether SIGINT or SIGTERM has arrived since:
+ * a script that must let go of something (resign, leave) checks it and
+ * ends cleanly instead of dying.
+ */
+function zk_stop_signal(): Closure
+{
+    $stop = false;
+    pcntl_async_signals(true);
+    foreach ([SIGINT, SIGTERM] as $sig) {
+        pcntl_signal($sig, function () use (&$stop): void { $stop = true; });
+    }
+    return function () use (&$stop): bool { return $stop; };
 }
 
 /**

@@ -1,0 +1,79 @@
+<?php
+// readyornot.php: the talk's eighth example: wait until there are enough
+// resources to run a workflow (a barrier, in ZooKeeper a watch on a node
+// that does not exist yet). Two forms, each a stream of progress:
+//
+//   --group G --min N     wait until registry group G has N members (AwaitGroup)
+//   --barrier B --parties N --id P
+//                         join barrier B as participant P and wait until N
+//                         have joined: the last to arrive releases them all
+//                         (AwaitBarrier), then leave it so the name can be
+//                         used again
+//
+// Given both, it waits for the group, then the barrier. The participation
+// belongs to a lease (--ttl) this process keeps alive while it waits and
+// revokes at the end; if the process dies, it lapses after the TTL. Exits 1
+// when --timeout passes first.
+//
+//   php readyornot.php --group workers --min 3
+//   php register2.php --group workers --id w1   # ... w2, w3: then it is ready
+//   php readyornot.php --barrier start --parties 2 --id p-1 & php readyornot.php --barrier start --parties 2 --id p-2
+declare(strict_types=1);
+require __DIR__ . '/zkcoord.php';
+
+zk_run(['group' => '', 'min' => 3, 'barrier' => '', 'parties' => 3, 'id' => 'p-1', 'ttl' => '10s', 'timeout' => '60s'],
+    function (array $o, Zkcoord $zk): int {
+        if ($o['group'] === '' && $o['barrier'] === '') {
+            throw new InvalidArgumentException('give --group, --barrier or both');
+        }
+        $deadline = microtime(true) + zk_seconds($o['timeout']);
+        if ($o['group'] !== '') {
+            $s = $zk->stream('GET', '/v1/groups/' . Zkcoord::seg($o['group']) . ':await', null, ['minMembers' => $o['min']]);
+            while (true) {
+                $m = $s->next(max(0.0, $deadline - microtime(true)));
+                if ($m === null || $m === false) {
+                    echo "group {$o['group']}: not ready after {$o['timeout']}\n";
+                    return 1;
+                }
+                printf("group %s: %d of %d members (revision %s)\n", $o['group'], $m['members'] ?? 0, $m['minMembers'], $m['revision']);
+                if ($m['ready'] ?? false) {
+                    echo "enough resources: the workflow starts\n";
+                    break;
+                }
+            }
+            $s->close();
+        }
+        if ($o['barrier'] === '') {
+            return 0;
+        }
+
+        [$b, $id] = [Zkcoord::seg($o['barrier']), $o['id']];
+        $stopped = zk_stop_signal();
+        $lease = $zk->post('/v1/leases', ['ttl' => $o['ttl']])['leaseId'];
+        $keepalive = zk_seconds($o['ttl']) / 3;
+        $s = $zk->stream('POST', "/v1/barriers/$b:await", ['threshold' => $o['parties'], 'participantId' => $id, 'leaseId' => $lease]);
+        $released = false;
+        while (!$released) {
+            $m = $s->next(max(0.0, min($keepalive, $deadline - microtime(true))));
+            if ($m === false) {
+                throw new ZkcoordError(ZkcoordError::UNAVAILABLE, 'the barrier stream ended before the release');
+            }
+            if ($m === null) {
+                if ($stopped() || microtime(true) >= $deadline) {
+                    echo "$id: " . ($stopped() ? 'stopped' : "not released after {$o['timeout']}") . "; leaving\n";
+                    break;
+                }
+                $zk->post("/v1/leases/$lease:keepalive");
+                continue;
+            }
+            printf("%s: barrier %s has %d of %d\n", $id, $o['barrier'], $m['arrived'], $m['threshold']);
+            if ($released = $m['released'] ?? false) {
+                echo "$id: released\n";
+            }
+        }
+        $s->close();
+        $r = $zk->post("/v1/barriers/$b/participants/" . Zkcoord::seg($id) . ':leave', ['leaseId' => $lease]);
+        echo "$id: left (barrier had released: " . json_encode($r['wasReleased'] ?? false) . ")\n";
+        $zk->delete("/v1/leases/$lease");
+        return $released ? 0 : 1;
+    });
