@@ -3,7 +3,7 @@
 # and is missing. `deps.sh run` is what `make run` needs (ZooKeeper and a
 # JRE: `zkcoord dev` starts a private ZooKeeper); `deps.sh test` is what
 # `make test` needs on top (make, a C compiler for -race, curl and jq for
-# docs/HTTP.md's samples).
+# docs/HTTP.md's samples, PHP with curl for the PHP examples).
 set -euo pipefail
 
 # as_root runs a command as root, through sudo only when not root already.
@@ -29,6 +29,8 @@ if [ "$for_what" = test ]; then
   # docs/HTTP.md's samples (TestHTTPDoc) run curl and jq.
   command -v curl >/dev/null || pkgs+=(curl)
   command -v jq >/dev/null || pkgs+=(jq)
+  # The PHP examples (examples/php_test.go) run php with its curl extension.
+  { command -v php >/dev/null && php -r 'exit(extension_loaded("curl") ? 0 : 1);'; } || pkgs+=(php8.2-cli php8.2-curl)
 fi
 if [ "${#pkgs[@]}" -gt 0 ]; then
   echo "installing ${pkgs[*]}"
