@@ -56,6 +56,8 @@ func run() error {
 	flag.IntVar(&cfg.Participants, "participants", 1000, "barrier participants")
 	flag.IntVar(&cfg.Rounds, "rounds", 3, "barrier rounds")
 	flag.IntVar(&cfg.KeepAlives, "keepalives", 10000, "keepalives counted against ZooKeeper writes")
+	flag.IntVar(&cfg.PHPProcs, "php-procs", 1000, "php processes per side of the php workload")
+	flag.IntVar(&cfg.PHPParallel, "php-parallel", 1, "php processes running at once (1: one after another)")
 	flag.Parse()
 	var err error
 	if cfg.Concurrency, err = ints(*conc); err != nil {
