@@ -64,9 +64,17 @@ func (s *registryService) Deregister(ctx context.Context, req *pb.DeregisterRequ
 	return &pb.DeregisterResponse{Revision: rev}, nil
 }
 
+// Lookup reads a group, at once or, with a wait, as a blocking query.
 func (s *registryService) Lookup(ctx context.Context, req *pb.LookupRequest) (*pb.LookupResponse, error) {
-	v, err := s.g.registry.Lookup(ctx, req.GetGroup(), req.GetMemberId(),
-		req.GetConsistency() == pb.Consistency_CONSISTENCY_LINEARIZABLE)
+	linearizable := req.GetConsistency() == pb.Consistency_CONSISTENCY_LINEARIZABLE
+	var v registry.View
+	var err error
+	if until, release, ok := s.g.pollWindow(ctx, req.GetWait()); ok {
+		defer release()
+		v, err = s.g.registry.Poll(ctx, req.GetGroup(), req.GetMemberId(), linearizable, req.GetAfterRevision(), until)
+	} else {
+		v, err = s.g.registry.Lookup(ctx, req.GetGroup(), req.GetMemberId(), linearizable)
+	}
 	if err != nil {
 		return nil, toStatus(err)
 	}

@@ -69,6 +69,7 @@ func (g *group) fail(err error) {
 	if !g.isLoaded() {
 		close(g.loaded)
 	}
+	g.wakeLocked()
 	for s := range g.subs {
 		g.dropLocked(s, g.err)
 	}
@@ -192,6 +193,7 @@ type listing struct {
 	seqs  []int64          // entries' sequence numbers, sorted
 	names map[int64]string // entries' names by sequence number
 	rev   int64            // the revision the listing reflects
+	mod   int64            // the revision of the group's last change (the directory's mzxid)
 }
 
 // list lists the journal; zk.ErrNoNode when the group was never written.
@@ -205,7 +207,7 @@ func (g *group) list(ctx context.Context) (listing, error) {
 		return listing{}, err
 	}
 	seqs, byseq := parseLog(names)
-	return listing{seqs: seqs, names: byseq, rev: max(st.Pzxid, st.Mzxid)}, nil
+	return listing{seqs: seqs, names: byseq, rev: max(st.Pzxid, st.Mzxid), mod: st.Mzxid}, nil
 }
 
 // last is the sequence number of the listing's last entry, or -1.
@@ -293,10 +295,12 @@ func applyChange(members map[string]*Member, group string, e entry) *Event {
 }
 
 // state is a whole group read from ZooKeeper: its members exactly at rev,
-// and the last journal entry they reflect (-1: none).
+// the revision of their last change (mod), and the last journal entry they
+// reflect (-1: none).
 type state struct {
 	members map[string]*Member
 	rev     int64
+	mod     int64
 	lastSeq int64
 }
 
@@ -330,7 +334,7 @@ func (g *group) read(ctx context.Context, l listing) (state, error) {
 		for _, e := range es {
 			applyChange(members, g.name, e)
 		}
-		return state{members: members, rev: l2.rev, lastSeq: l2.last()}, nil
+		return state{members: members, rev: l2.rev, mod: l2.mod, lastSeq: l2.last()}, nil
 	}
 	return state{}, fmt.Errorf("%w: group %s changed faster than it could be read", ErrConflict, g.name)
 }
@@ -372,7 +376,7 @@ func (g *group) install(s state) {
 	g.lastSeq = s.lastSeq
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	g.members, g.rev, g.floor = s.members, s.rev, s.rev
+	g.members, g.rev, g.floor, g.changed = s.members, s.rev, s.rev, s.mod
 	g.lastUsed = time.Now() // callers waited for the load: not idle yet
 	close(g.loaded)
 }
