@@ -122,25 +122,39 @@ func testPHPRegister2(t *testing.T) {
 	match(t, out, `lease 0{32} has ended \(and `+g+`/php-3 with it\): registering again\nregistered `+g+`/php-3 `)
 }
 
-// testPHPLookup2: the watch shows each revision once it is whole: a lease's
-// end removes two members in one revision, one line.
+// testPHPLookup2: the long-poll loop sees each change made after it has
+// answered; the stream shows each revision once it is whole: a lease's end
+// removes two members in one revision, one line.
 func testPHPLookup2(t *testing.T) {
-	g := unique("web")
-	watch := startPHP(t, "lookup2.php", "--group", g, "--count", "7")
-	var revs [][]string
-	revs = append(revs, watch.expect(`revision (\d+): snapshot; members \[\]`))
-	runPHP(t, 0, "register.php", "--group", g, "--id", "a", "--value", "10.0.0.1:80")
-	revs = append(revs, watch.expect(`revision (\d+): joined a; members \[a=10\.0\.0\.1:80\]`))
-	runPHP(t, 0, "register.php", "--group", g, "--id", "a", "--value", "10.0.0.1:8080")
-	revs = append(revs, watch.expect(`revision (\d+): updated a; members \[a=10\.0\.0\.1:8080\]`))
-	runPHP(t, 0, "register3.php", "--group", g, "--members", "x,y", "--remove=")
-	revs = append(revs, watch.expect(`revision (\d+): joined x; members \[a=10\.0\.0\.1:8080 x=10\.0\.0\.1:80\]`))
-	revs = append(revs, watch.expect(`revision (\d+): joined y; members \[a=10\.0\.0\.1:8080 x=10\.0\.0\.1:80 y=10\.0\.0\.2:80\]`))
-	revs = append(revs, watch.expect(`revision (\d+): left [xy], left [xy]; members \[a=10\.0\.0\.1:8080\]`))
-	runPHP(t, 0, "register.php", "--group", g, "--id", "a", "--deregister")
-	revs = append(revs, watch.expect(`revision (\d+): left a; members \[\]`))
-	increasing(t, revs)
-	watch.wait(0) // --count 7 reached
+	for _, mode := range []string{"poll", "stream"} {
+		t.Run(mode, func(t *testing.T) {
+			g := unique("web")
+			args := []string{"--group", g}
+			if mode == "stream" {
+				args = append(args, "--stream")
+			}
+			watch := startPHP(t, "lookup2.php", args...)
+			var revs [][]string
+			revs = append(revs, watch.expect(`revision (\d+): snapshot; members \[\]`))
+			runPHP(t, 0, "register.php", "--group", g, "--id", "a", "--value", "10.0.0.1:80")
+			revs = append(revs, watch.expect(`revision (\d+): joined a; members \[a=10\.0\.0\.1:80\]`))
+			runPHP(t, 0, "register.php", "--group", g, "--id", "a", "--value", "10.0.0.1:8080")
+			revs = append(revs, watch.expect(`revision (\d+): updated a; members \[a=10\.0\.0\.1:8080\]`))
+			runPHP(t, 0, "register3.php", "--group", g, "--members", "x,y", "--remove=")
+			if mode == "stream" { // a poll may see both joins at once
+				revs = append(revs, watch.expect(`revision (\d+): joined x; members \[a=10\.0\.0\.1:8080 x=10\.0\.0\.1:80\]`))
+				revs = append(revs, watch.expect(`revision (\d+): joined y; members \[a=10\.0\.0\.1:8080 x=10\.0\.0\.1:80 y=10\.0\.0\.2:80\]`))
+			}
+			revs = append(revs, watch.expect(`revision (\d+): left x, left y; members \[a=10\.0\.0\.1:8080\]`))
+			runPHP(t, 0, "register.php", "--group", g, "--id", "a", "--deregister")
+			revs = append(revs, watch.expect(`revision (\d+): left a; members \[\]`))
+			increasing(t, revs)
+			watch.stop()
+		})
+	}
+	// --count ends the watch.
+	out := runPHP(t, 0, "lookup2.php", "--group", unique("web"), "--count", "1")
+	match(t, out, `^revision \d+: snapshot; members \[\]\n$`)
 }
 
 func testPHPRegister3(t *testing.T) {
@@ -166,15 +180,22 @@ func testPHPRegister3(t *testing.T) {
 }
 
 // testPHPFollowTheLeader: two cron processes; the second runs its job only
-// once the first resigns; an observer follows.
+// once the first resigns; observers follow, one long-polling, one on the
+// Observe stream.
 func testPHPFollowTheLeader(t *testing.T) {
 	e := unique("cron")
-	obs := startPHP(t, "followtheleader.php", "--election", e, "--follow")
-	obs.expect(`observer: no leader`)
+	poll := startPHP(t, "followtheleader.php", "--election", e, "--follow")
+	stream := startPHP(t, "followtheleader.php", "--election", e, "--follow", "--stream")
+	observers := []*phpProc{poll, stream}
+	for _, o := range observers {
+		o.expect(`observer: no leader`)
+	}
 	a := startPHP(t, "followtheleader.php", "--election", e, "--id", "host-1", "--steps", "0", "--step", "100ms")
 	t1 := a.expect(`host-1: elected leader of ` + e + ` \(token (\d+)\)`)
 	a.expect(`host-1: job step 1 with token ` + t1[1])
-	obs.expect(`observer: leader is host-1 \(token ` + t1[1] + `\)`)
+	for _, o := range observers {
+		o.expect(`observer: leader is host-1 \(token ` + t1[1] + `\)`)
+	}
 	b := startPHP(t, "followtheleader.php", "--election", e, "--id", "host-2", "--steps", "2", "--step", "100ms")
 	b.expect(`host-2: waiting, 1 candidate\(s\) ahead, leader host-1`)
 	a.expect(`host-1: job step 3 with token ` + t1[1]) // host-1 still leads, host-2 still waits
@@ -189,10 +210,11 @@ func testPHPFollowTheLeader(t *testing.T) {
 	b.expect(`host-2: job done, resigning`)
 	b.expect(`host-2: resigned \(was leader: true\)`)
 	b.wait(0)
-	obs.expect(`observer: leader is host-2 \(token ` + t2[1] + `\)`)
-	obs.expect(`observer: no leader`)
-	obs.signal(syscall.SIGTERM)
-	obs.wait(0)
+	for _, o := range observers {
+		o.expect(`observer: leader is host-2 \(token ` + t2[1] + `\)`)
+		o.expect(`observer: no leader`)
+		o.stop()
+	}
 }
 
 // testPHPFollowTheLeader2: three workers queue; each is woken only when the
@@ -229,15 +251,21 @@ func testPHPFollowTheLeader2(t *testing.T) {
 }
 
 func testPHPReadyOrNot(t *testing.T) {
-	g, bar := unique("workers"), unique("start")
-	wait := startPHP(t, "readyornot.php", "--group", g, "--min", "3")
-	wait.expect(`group ` + g + `: 0 of 3 members \(revision \d+\)`)
-	for i := 1; i <= 3; i++ {
-		runPHP(t, 0, "register2.php", "--group", g, "--id", fmt.Sprintf("w-%d", i))
+	for _, mode := range []string{"--wait=30s", "--stream"} {
+		g := unique("workers")
+		wait := startPHP(t, "readyornot.php", "--group", g, "--min", "3", mode)
+		wait.expect(`group ` + g + `: 0 of 3 members \(revision \d+\)`)
+		for i := 1; i <= 3; i++ {
+			runPHP(t, 0, "register2.php", "--group", g, "--id", fmt.Sprintf("w-%d", i))
+		}
+		wait.expect(`group ` + g + `: 3 of 3 members`)
+		wait.expect(`enough resources: the workflow starts`)
+		wait.wait(0)
+		out := runPHP(t, 1, "readyornot.php", "--group", g, "--min", "4", "--timeout", "1s", mode)
+		inOrder(t, out, `group `+g+`: 3 of 4 members`, `group `+g+`: not ready after 1s`)
 	}
-	wait.expect(`group ` + g + `: 3 of 3 members`)
-	wait.expect(`enough resources: the workflow starts`)
-	wait.wait(0)
+
+	bar := unique("start")
 
 	var ps []*phpProc
 	for i := 1; i <= 3; i++ {

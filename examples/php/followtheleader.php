@@ -7,7 +7,9 @@
 // each stamped with the term's fencing token (a resource that fences by
 // token refuses a deposed leader), pauses on JEOPARDY, stops on LOST, and
 // resigns at the end so the next host takes over. --steps 0 leads until
-// SIGTERM or Ctrl-C. --follow only follows who leads (the Observe stream).
+// SIGTERM or Ctrl-C. --follow only follows who leads, with long-polls (as
+// a PHP web process can: each answers when the leader changes), or with
+// the Observe stream (--follow --stream).
 //
 //   php followtheleader.php --election cron --id host-1 --steps 0   # terminal 1: leads
 //   php followtheleader.php --election cron --id host-2             # terminal 2: waits for host-1
@@ -15,25 +17,58 @@
 declare(strict_types=1);
 require __DIR__ . '/zkcoord.php';
 
-zk_run(['election' => 'cron', 'id' => 'host-1', 'steps' => 3, 'step' => '200ms', 'ttl' => '10s',
-        'follow' => false, 'count' => 0, 'timeout' => '0s'], function (array $o, Zkcoord $zk): int {
+/**
+ * Prints who leads each time it changes, --count times or until stopped:
+ * with long-polls of the leader (GET .../leader?afterRevision=R&wait=30s,
+ * answered as soon as the leader changes), or --stream, the Observe stream.
+ * Nothing to let go of: Ctrl-C ends it at once.
+ */
+function follow(Zkcoord $zk, array $o, float $timeout): int
+{
     $e = Zkcoord::seg($o['election']);
-    $stopped = zk_stop_signal();
-    $timeout = zk_seconds($o['timeout']);
-    if ($o['follow']) {
-        $s = $zk->stream('GET', "/v1/elections/$e:observe", null, [], $timeout);
-        for ($n = 0; ($m = $s->next(0.2)) !== false && !$stopped();) {
-            if ($m === null) {
-                continue;
-            }
-            $l = $m['leader'] ?? null;
-            echo $l ? "observer: leader is {$l['value']} (token {$l['fencingToken']})\n" : "observer: no leader\n";
-            if (++$n === $o['count']) {
-                break;
+    $show = function (?array $l): void {
+        echo $l ? "observer: leader is {$l['value']} (token {$l['fencingToken']})\n" : "observer: no leader\n";
+    };
+    $n = 0;
+    $deadline = $timeout > 0 ? microtime(true) + $timeout : INF;
+    if ($o['stream']) {
+        $s = $zk->stream('GET', "/v1/elections/$e:observe");
+        while (microtime(true) < $deadline && ($m = $s->next(0.2)) !== false) {
+            if ($m !== null) {
+                $show($m['leader'] ?? null);
+                if (++$n === $o['count']) {
+                    break;
+                }
             }
         }
         return 0;
     }
+    [$rev, $last] = ['0', false];
+    while (microtime(true) < $deadline) {
+        $r = $zk->poll("/v1/elections/$e/leader", $rev, zk_seconds($o['wait']));
+        $rev = $r['revision'];
+        $l = $r['leader'] ?? null;
+        $key = $l ? [$l['candidate'], $l['value']] : null;
+        if ($key === $last) {
+            continue; // the wait ended, or something changed behind the leader
+        }
+        $last = $key;
+        $show($l);
+        if (++$n === $o['count']) {
+            break;
+        }
+    }
+    return 0;
+}
+
+zk_run(['election' => 'cron', 'id' => 'host-1', 'steps' => 3, 'step' => '200ms', 'ttl' => '10s',
+        'follow' => false, 'stream' => false, 'wait' => '30s', 'count' => 0, 'timeout' => '0s'], function (array $o, Zkcoord $zk): int {
+    $e = Zkcoord::seg($o['election']);
+    $timeout = zk_seconds($o['timeout']);
+    if ($o['follow']) {
+        return follow($zk, $o, $timeout);
+    }
+    $stopped = zk_stop_signal();
 
     $id = $o['id'];
     $s = $zk->stream('POST', "/v1/elections/$e:campaign", ['value' => $id, 'ttl' => $o['ttl']], [], $timeout);

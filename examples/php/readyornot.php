@@ -1,9 +1,11 @@
 <?php
 // readyornot.php: the talk's eighth example: wait until there are enough
 // resources to run a workflow (a barrier, in ZooKeeper a watch on a node
-// that does not exist yet). Two forms, each a stream of progress:
+// that does not exist yet). Two forms:
 //
-//   --group G --min N     wait until registry group G has N members (AwaitGroup)
+//   --group G --min N     wait until registry group G has N members: long-polls
+//                         of the group, each answered as soon as it changes
+//                         (--stream: the AwaitGroup stream instead)
 //   --barrier B --parties N --id P
 //                         join barrier B as participant P and wait until N
 //                         have joined: the last to arrive releases them all
@@ -21,27 +23,53 @@
 declare(strict_types=1);
 require __DIR__ . '/zkcoord.php';
 
-zk_run(['group' => '', 'min' => 3, 'barrier' => '', 'parties' => 3, 'id' => 'p-1', 'ttl' => '10s', 'timeout' => '60s'],
+/**
+ * Waits until the group has --min members, printing its size as it
+ * changes: with long-polls of the group (GET /v1/groups/G?afterRevision=R&wait=..,
+ * answered as soon as it changes), or --stream, the AwaitGroup stream.
+ * False when $deadline passes first.
+ */
+function awaitGroup(Zkcoord $zk, array $o, float $deadline): bool
+{
+    $g = Zkcoord::seg($o['group']);
+    $show = fn (int $n, string $rev) => printf("group %s: %d of %d members (revision %s)\n", $o['group'], $n, $o['min'], $rev);
+    if ($o['stream']) {
+        $s = $zk->stream('GET', "/v1/groups/$g:await", null, ['minMembers' => $o['min']]);
+        while (is_array($m = $s->next(max(0.0, $deadline - microtime(true))))) {
+            $show($m['members'] ?? 0, $m['revision']);
+            if ($m['ready'] ?? false) {
+                echo "enough resources: the workflow starts\n";
+                return true;
+            }
+        }
+        return false;
+    }
+    [$rev, $last] = ['0', -1];
+    while (($left = $deadline - microtime(true)) > 0) {
+        $r = $zk->poll("/v1/groups/$g", $rev, min(zk_seconds($o['wait']), $left));
+        $rev = $r['revision'];
+        $n = count($r['members'] ?? []);
+        if ($n !== $last) {
+            $show($last = $n, $rev);
+        }
+        if ($n >= $o['min']) {
+            echo "enough resources: the workflow starts\n";
+            return true;
+        }
+    }
+    return false;
+}
+
+zk_run(['group' => '', 'min' => 3, 'barrier' => '', 'parties' => 3, 'id' => 'p-1', 'ttl' => '10s',
+        'stream' => false, 'wait' => '30s', 'timeout' => '60s'],
     function (array $o, Zkcoord $zk): int {
         if ($o['group'] === '' && $o['barrier'] === '') {
             throw new InvalidArgumentException('give --group, --barrier or both');
         }
         $deadline = microtime(true) + zk_seconds($o['timeout']);
-        if ($o['group'] !== '') {
-            $s = $zk->stream('GET', '/v1/groups/' . Zkcoord::seg($o['group']) . ':await', null, ['minMembers' => $o['min']]);
-            while (true) {
-                $m = $s->next(max(0.0, $deadline - microtime(true)));
-                if ($m === null || $m === false) {
-                    echo "group {$o['group']}: not ready after {$o['timeout']}\n";
-                    return 1;
-                }
-                printf("group %s: %d of %d members (revision %s)\n", $o['group'], $m['members'] ?? 0, $m['minMembers'], $m['revision']);
-                if ($m['ready'] ?? false) {
-                    echo "enough resources: the workflow starts\n";
-                    break;
-                }
-            }
-            $s->close();
+        if ($o['group'] !== '' && !awaitGroup($zk, $o, $deadline)) {
+            echo "group {$o['group']}: not ready after {$o['timeout']}\n";
+            return 1;
         }
         if ($o['barrier'] === '') {
             return 0;
@@ -71,9 +99,16 @@ zk_run(['group' => '', 'min' => 3, 'barrier' => '', 'parties' => 3, 'id' => 'p-1
                 echo "$id: released\n";
             }
         }
+        try { // before closing the stream: a participant that gives up is withdrawn
+            $r = $zk->post("/v1/barriers/$b/participants/" . Zkcoord::seg($id) . ':leave', ['leaseId' => $lease]);
+            echo "$id: left (barrier had released: " . json_encode($r['wasReleased'] ?? false) . ")\n";
+        } catch (ZkcoordError $e) {
+            if ($e->grpcCode !== ZkcoordError::NOT_FOUND) {
+                throw $e;
+            }
+            echo "$id: left (withdrawn already)\n";
+        }
         $s->close();
-        $r = $zk->post("/v1/barriers/$b/participants/" . Zkcoord::seg($id) . ':leave', ['leaseId' => $lease]);
-        echo "$id: left (barrier had released: " . json_encode($r['wasReleased'] ?? false) . ")\n";
         $zk->delete("/v1/leases/$lease");
         return $released ? 0 : 1;
     });

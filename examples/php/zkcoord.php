@@ -4,6 +4,7 @@
 //
 //   $zk = Zkcoord::fromEnv();   // ZKCOORD_URL (several: comma-separated), ZKCOORD_TOKEN
 //   $r  = $zk->put('/v1/groups/web/members/w1', ['value' => '10.0.0.1:80', 'ttl' => '30s']);
+//   $g  = $zk->poll('/v1/groups/web', $g['revision'], 30.0);   // a blocking query
 //   $s  = $zk->stream('GET', '/v1/groups/web:watch');
 //   while (($m = $s->next(1.0)) !== false) { if ($m !== null) { ... } }
 //
@@ -131,6 +132,18 @@ final class Zkcoord
             throw new ZkcoordError(ZkcoordError::INTERNAL, "$method $path: the answer is not JSON: " . substr($text, 0, 200), $status);
         }
         return $v;
+    }
+
+    /**
+     * A blocking query (long-poll): GET $path answering once what it reads
+     * has changed after revision $after, or after $wait seconds with the
+     * state then; revision 0 answers at once. Pass the answer's revision
+     * as the next $after; one lower than $after means the gateway reset
+     * (another ensemble): start again from it.
+     */
+    public function poll(string $path, string $after, float $wait, array $query = []): array
+    {
+        return $this->get($path, ['afterRevision' => $after, 'wait' => sprintf('%.3fs', $wait)] + $query, $wait + $this->timeout);
     }
 
     /** GET /healthz of the current gateway: SERVING (200) or NOT_SERVING (503). */
