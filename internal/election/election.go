@@ -175,9 +175,9 @@ func decode(election, name string, data []byte, stat *zk.Stat) *LeaderInfo {
 
 // Leader reads the current leader of election (nil when it has no
 // candidate) and the revision the answer reflects: the last change of the
-// election's candidates (its pzxid) or of its leader's value, 0 when the
-// election was never entered. When ctx ends first, it returns ctx's error
-// at once.
+// election's candidates (its pzxid) or of its leader's value; for an
+// election never entered, a revision at which it did not exist (reading it
+// creates nothing). When ctx ends first, it returns ctx's error at once.
 func (e *Elections) Leader(ctx context.Context, election string) (*LeaderInfo, int64, error) {
 	for {
 		if err := ctx.Err(); err != nil {
@@ -185,7 +185,11 @@ func (e *Elections) Leader(ctx context.Context, election string) (*LeaderInfo, i
 		}
 		cands, stat, err := e.list(ctx, election)
 		if errors.Is(err, zk.ErrNoNode) {
-			return nil, 0, nil
+			rev, err := zkx.AbsentRev(ctx, e.sess, e.lay.Election(election))
+			if errors.Is(err, zkx.ErrAppeared) {
+				continue
+			}
+			return nil, rev, err
 		} else if err != nil {
 			return nil, 0, fmt.Errorf("election: list %s: %w", election, err)
 		}

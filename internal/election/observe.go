@@ -80,8 +80,10 @@ type view struct {
 	loaded bool
 	leader *LeaderInfo
 	// rev is the revision of the latest listing, since the revision of
-	// the listing that first showed this leader (candidate and value).
-	// Candidates queueing or leaving behind the leader move rev, not since.
+	// the listing that first showed this leader (candidate and value), or
+	// for the feed's first listing, when it can tell, the revision at
+	// which the leader took office. Candidates queueing or leaving behind
+	// the leader move rev, not since.
 	rev, since int64
 	err        error // the feed stopped
 }
@@ -112,7 +114,9 @@ func (f *feed) set(v view) {
 		}
 		return
 	}
-	v.since = v.rev
+	if f.v.loaded || v.since > v.rev {
+		v.since = v.rev // a change seen in this listing
+	}
 	f.v = v
 	close(f.changed)
 	f.changed = make(chan struct{})
@@ -266,6 +270,14 @@ func (fs *feeds) refresh(ctx context.Context, f *feed, dir string, leader **Lead
 		}
 		*leader, *leaderCh = decode(f.election, low.name, data, st), lch
 	}
-	f.set(view{loaded: true, leader: *leader, rev: revision(stat.Pzxid, *leader)})
+	v := view{loaded: true, leader: *leader, rev: revision(stat.Pzxid, *leader)}
+	v.since = v.rev
+	switch { // what the first listing can tell of when its leader took office
+	case low.seq == 0 && *leader != nil: // the first candidate ever: it leads since its value was written
+		v.since = (*leader).mod
+	case low.seq < 0 && stat.Pzxid == stat.Czxid: // never a candidate: never a leader
+		v.since = 0
+	}
+	f.set(v)
 	return ch, nil
 }

@@ -18,9 +18,10 @@ import "context"
 // Waiters share Observe's feed of the election (one child watch per
 // election per gateway, and one data watch on its leader), which creates
 // the election's directory if missing: a waiting Poll adds no watch of its
-// own. The first listing after the feed starts cannot tell when its leader
-// took office, so a Poll that starts the feed may answer at once (a
-// return does not promise a change). Cancelling ctx ends the wait with
+// own. The first listing after the feed starts cannot always tell when its
+// leader took office (it can for an election that never had a candidate,
+// and for the first candidate ever), so a Poll that starts the feed may
+// answer at once (a return does not promise a change). Cancelling ctx ends the wait with
 // ctx's error; Close ends it with ErrClosed.
 func (e *Elections) Poll(ctx context.Context, election string, after int64, until <-chan struct{}) (*LeaderInfo, int64, error) {
 	if after <= 0 {

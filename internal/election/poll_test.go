@@ -196,3 +196,21 @@ func TestManyPollsShareTheFeed(t *testing.T) {
 		t.Fatalf("Poll after Close: %v", r.err)
 	}
 }
+
+// TestPollNewElection: a Poll of an election nobody entered waits (the
+// feed's creating the election's directory is no change of leader), and
+// answers the first leader.
+func TestPollNewElection(t *testing.T) {
+	g := setup(t)
+	_, rev, err := g.el.Leader(context.Background(), "fresh")
+	if err != nil || rev == 0 {
+		t.Fatalf("Leader of an election nobody entered: rev %d, %v", rev, err)
+	}
+	res := g.poll("fresh", rev, window(t, 30*time.Second))
+	g.polling(t, "fresh", 1)
+	l := g.grant(t, time.Minute)
+	u := g.campaign(t, "fresh", "first", l.ID).expect(t, Elected)
+	if r := <-res; r.err != nil || candidateOf(r.leader) != u.Candidate || r.rev <= rev {
+		t.Fatalf("Poll of a new election = %q at %d, %v; want %q", candidateOf(r.leader), r.rev, r.err, u.Candidate)
+	}
+}

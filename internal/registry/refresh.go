@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"path"
 	"slices"
 	"sort"
 	"time"
@@ -438,11 +437,13 @@ var errAppeared = fmt.Errorf("%w: group created while read", ErrConflict)
 // nobody ever registered in it. Reads create nothing (only Register creates
 // a group's directories); the run loop's exists watch on the journal fires
 // when it is created. The revision is one at which the journal did not
-// exist (absentRev).
+// exist (zkx.AbsentRev).
 func (g *group) absent(ctx context.Context) error {
 	g.r.ensured.Delete(g.name)
-	rev, err := absentRev(ctx, g.r.sess, g.r.lay.Log(g.name))
-	if err != nil {
+	rev, err := zkx.AbsentRev(ctx, g.r.sess, g.r.lay.Log(g.name))
+	if errors.Is(err, zkx.ErrAppeared) {
+		return errAppeared
+	} else if err != nil {
 		return err
 	}
 	s := state{members: map[string]*Member{}, rev: rev, lastSeq: -1}
@@ -451,24 +452,4 @@ func (g *group) absent(ctx context.Context) error {
 		return nil
 	}
 	return g.replace(s)
-}
-
-// absentRev returns a revision at which p did not exist: the pzxid of its
-// nearest existing ancestor, from a listing that lacks the next name on the
-// way down to p. The pzxid is the revision of the last change to that list
-// of children, so the name was missing at that revision too.
-func absentRev(ctx context.Context, c *zkx.Session, p string) (int64, error) {
-	for child := p; child != "/"; child = path.Dir(child) {
-		names, st, err := c.Children(ctx, path.Dir(child))
-		if errors.Is(err, zk.ErrNoNode) {
-			continue
-		} else if err != nil {
-			return 0, err
-		}
-		if slices.Contains(names, path.Base(child)) {
-			return 0, errAppeared
-		}
-		return st.Pzxid, nil
-	}
-	return 0, errAppeared
 }
