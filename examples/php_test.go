@@ -265,22 +265,23 @@ func testPHPReadyOrNot(t *testing.T) {
 		inOrder(t, out, `group `+g+`: 3 of 4 members`, `group `+g+`: not ready after 1s`)
 	}
 
-	bar := unique("start")
-
-	var ps []*phpProc
-	for i := 1; i <= 3; i++ {
-		id := fmt.Sprintf("p-%d", i)
-		p := startPHP(t, "readyornot.php", "--barrier", bar, "--parties", "3", "--id", id)
-		p.expect(fmt.Sprintf(`%s: barrier %s has %d of 3`, id, bar, i)) // the next arrives after this one
-		ps = append(ps, p)
+	for _, mode := range []string{"--wait=30s", "--stream"} {
+		bar := unique("start")
+		var ps []*phpProc
+		for i := 1; i <= 3; i++ {
+			id := fmt.Sprintf("p-%d", i)
+			p := startPHP(t, "readyornot.php", "--barrier", bar, "--parties", "3", "--id", id, mode)
+			p.expect(fmt.Sprintf(`%s: barrier %s has %d of 3`, id, bar, i)) // the next arrives after this one
+			ps = append(ps, p)
+		}
+		for i, p := range ps {
+			p.expect(fmt.Sprintf(`p-%d: released`, i+1))
+			p.expect(fmt.Sprintf(`p-%d: left \(barrier had released: true\)`, i+1))
+			p.wait(0)
+		}
+		out := runPHP(t, 1, "readyornot.php", "--barrier", unique("never"), "--parties", "2", "--id", "p-1", "--timeout", "1s", mode)
+		inOrder(t, out, `p-1: barrier never-\S+ has 1 of 2`, `p-1: not released after 1s; leaving`, `p-1: left \(barrier had released: false\)`)
 	}
-	for i, p := range ps {
-		p.expect(fmt.Sprintf(`p-%d: released`, i+1))
-		p.expect(fmt.Sprintf(`p-%d: left \(barrier had released: true\)`, i+1))
-		p.wait(0)
-	}
-	out := runPHP(t, 1, "readyornot.php", "--barrier", unique("never"), "--parties", "2", "--id", "p-1", "--timeout", "1s")
-	inOrder(t, out, `p-1: barrier never-\S+ has 1 of 2`, `p-1: not released after 1s; leaving`, `p-1: left \(barrier had released: false\)`)
 }
 
 // testPHPTalkToEnsemble: with a gateway address that is down first, every

@@ -7,10 +7,11 @@
 //                         of the group, each answered as soon as it changes
 //                         (--stream: the AwaitGroup stream instead)
 //   --barrier B --parties N --id P
-//                         join barrier B as participant P and wait until N
-//                         have joined: the last to arrive releases them all
-//                         (AwaitBarrier), then leave it so the name can be
-//                         used again
+//                         join barrier B as participant P (one call, answered
+//                         at once) and long-poll it until N have joined: the
+//                         last to arrive releases them all; then leave it so
+//                         the name can be used again (--stream: the
+//                         AwaitBarrier stream instead of join and polls)
 //
 // Given both, it waits for the group, then the barrier. The participation
 // belongs to a lease (--ttl) this process keeps alive while it waits and
@@ -77,26 +78,50 @@ zk_run(['group' => '', 'min' => 3, 'barrier' => '', 'parties' => 3, 'id' => 'p-1
 
         [$b, $id] = [Zkcoord::seg($o['barrier']), $o['id']];
         $stopped = zk_stop_signal();
-        $lease = $zk->post('/v1/leases', ['ttl' => $o['ttl']])['leaseId'];
         $keepalive = zk_seconds($o['ttl']) / 3;
-        $s = $zk->stream('POST', "/v1/barriers/$b:await", ['threshold' => $o['parties'], 'participantId' => $id, 'leaseId' => $lease]);
-        $released = false;
-        while (!$released) {
-            $m = $s->next(max(0.0, min($keepalive, $deadline - microtime(true))));
-            if ($m === false) {
-                throw new ZkcoordError(ZkcoordError::UNAVAILABLE, 'the barrier stream ended before the release');
-            }
-            if ($m === null) {
-                if ($stopped() || microtime(true) >= $deadline) {
-                    echo "$id: " . ($stopped() ? 'stopped' : "not released after {$o['timeout']}") . "; leaving\n";
-                    break;
+        if ($o['stream']) { // the AwaitBarrier stream: every arrival, the release
+            $lease = $zk->post('/v1/leases', ['ttl' => $o['ttl']])['leaseId'];
+            $s = $zk->stream('POST', "/v1/barriers/$b:await", ['threshold' => $o['parties'], 'participantId' => $id, 'leaseId' => $lease]);
+            $next = function (float $wait) use ($s): ?array {
+                $m = $s->next($wait);
+                if ($m === false) {
+                    throw new ZkcoordError(ZkcoordError::UNAVAILABLE, 'the barrier stream ended before the release');
                 }
-                $zk->post("/v1/leases/$lease:keepalive");
-                continue;
+                return $m;
+            };
+        } else { // join, answered at once; then long-polls of the barrier
+            $s = null;
+            $joined = $zk->put("/v1/barriers/$b/participants/" . Zkcoord::seg($id), ['threshold' => $o['parties'], 'ttl' => $o['ttl']]);
+            [$lease, $rev] = [$joined['leaseId'], $joined['revision']];
+            $next = function (float $wait) use ($zk, $b, $o, &$joined, &$rev): ?array {
+                if ($joined !== null) {
+                    [$m, $joined] = [$joined, null];
+                    return $m;
+                }
+                $m = $zk->poll("/v1/barriers/$b", $rev, min($wait, zk_seconds($o['wait'])));
+                if ($m['revision'] === $rev) {
+                    return null; // the wait ended without a change
+                }
+                $rev = $m['revision'];
+                return $m;
+            };
+        }
+        [$released, $renewed] = [false, microtime(true)];
+        while (!$released) {
+            if ($stopped() || microtime(true) >= $deadline) {
+                echo "$id: " . ($stopped() ? 'stopped' : "not released after {$o['timeout']}") . "; leaving\n";
+                break;
             }
-            printf("%s: barrier %s has %d of %d\n", $id, $o['barrier'], $m['arrived'], $m['threshold']);
-            if ($released = $m['released'] ?? false) {
-                echo "$id: released\n";
+            $m = $next(max(0.0, min($keepalive, $deadline - microtime(true))));
+            if (microtime(true) - $renewed >= $keepalive) { // the lease must outlive the wait
+                $zk->post("/v1/leases/$lease:keepalive");
+                $renewed = microtime(true);
+            }
+            if ($m !== null) {
+                printf("%s: barrier %s has %d of %d\n", $id, $o['barrier'], $m['arrived'], $m['threshold']);
+                if ($released = $m['released'] ?? false) {
+                    echo "$id: released\n";
+                }
             }
         }
         try { // before closing the stream: a participant that gives up is withdrawn
@@ -108,7 +133,7 @@ zk_run(['group' => '', 'min' => 3, 'barrier' => '', 'parties' => 3, 'id' => 'p-1
             }
             echo "$id: left (withdrawn already)\n";
         }
-        $s->close();
+        $s?->close();
         $zk->delete("/v1/leases/$lease");
         return $released ? 0 : 1;
     });
