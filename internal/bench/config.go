@@ -24,8 +24,7 @@ type Config struct {
 	Rounds       int           // barrier rounds (default 3)
 	Sizes        []int         // group sizes for growth (default 10..100000)
 	KeepAlives   int           // keepalives counted against ZooKeeper writes (default 10000)
-	PHPProcs     int           // php processes per side of the php workload (default 1000)
-	PHPParallel  int           // php processes running at once (default 1: one after another)
+	PHPProcs     int           // php processes per side of the php workload, one at a time (default 1000)
 	// Log receives progress lines (default discarded).
 	Log io.Writer
 }
@@ -52,7 +51,6 @@ func (c Config) withDefaults() Config {
 	def(&c.Rounds, 3)
 	def(&c.KeepAlives, 10000)
 	def(&c.PHPProcs, 1000)
-	def(&c.PHPParallel, 1)
 	if len(c.Sizes) == 0 {
 		c.Sizes = []int{10, 100, 1000, 10000, 100000}
 	}

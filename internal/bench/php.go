@@ -1,8 +1,6 @@
 package bench
 
 import (
-	"bytes"
-	"cmp"
 	"context"
 	"embed"
 	"fmt"
@@ -13,7 +11,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/go-zookeeper/zk"
@@ -36,15 +33,18 @@ var phpScripts embed.FS
 const phpTTL = 10 * time.Minute
 
 // php: the talk's caveat, "issues with very short sessions (e.g. PHP web
-// processes) popping up and down", measured. PHPProcs real php processes
-// (PHPParallel at a time) each register a member and exit: through the
-// gateway, one HTTP PUT with a TTL; beside that, the same processes each
+// processes) popping up and down", measured. PHPProcs rounds, one after
+// another, each of three registrations: a php process registering a member
+// through the gateway (one HTTP PUT with a TTL) and exiting; a php process
 // opening a ZooKeeper session, creating an ephemeral node and closing the
-// session, as php-zookeeper does. Each process times its own registration
-// call; the workload times each process, counts the sessions ZooKeeper
-// was asked for (mntr) and the members left. A Go caller's gRPC Register
-// with a TTL on a warm connection is the reference the HTTP registration
-// is held to.
+// session, as php-zookeeper does; and a gRPC Register with a TTL from this
+// (Go) process on a warm connection, the reference the HTTP registration
+// is held to. Interleaved, the three see the same machine and the same
+// idle gaps. Each php process times its own registration call; the
+// workload times each process, reads ZooKeeper's mntr and zxid around it
+// (the sessions it asked for, its transactions), and counts the members
+// left after the run. A Go caller's back-to-back Register is measured
+// first, for context.
 func (r *Runner) php(ctx context.Context) error {
 	php, err := exec.LookPath("php")
 	if err != nil {
@@ -64,9 +64,6 @@ func (r *Runner) php(ctx context.Context) error {
 			return err
 		}
 	}
-	n, par := r.cfg.PHPProcs, r.cfg.PHPParallel
-
-	// Direct: a session per process.
 	direct, err := r.env.Direct(ctx)
 	if err != nil {
 		return err
@@ -76,22 +73,6 @@ func (r *Runner) php(ctx context.Context) error {
 	if err := zkx.EnsurePath(direct, parent, zk.WorldACL(zk.PermAll)); err != nil {
 		return err
 	}
-	zkAddr := strings.Split(r.env.ZK, ",")[0]
-	d, err := r.phpRun(ctx, php, "direct", n, par, func(i int) []string {
-		return []string{filepath.Join(dir, "zk_register.php"), zkAddr, path.Join(parent, fmt.Sprint("p", i)), "10.0.0.1:80"}
-	}, nil)
-	if err != nil {
-		return err
-	}
-	left, _, err := direct.Children(parent)
-	if err != nil {
-		return err
-	}
-	d.visible = len(left)
-
-	// The references: gRPC Register with a TTL from one Go caller on a warm
-	// connection, back to back, and one call after each PHP process (the
-	// same moments, the same idle gaps between calls).
 	reg := pb.NewRegistryServiceClient(r.env.Conn())
 	goRegister := func(ctx context.Context, id string) error {
 		_, err := reg.Register(ctx, &pb.RegisterRequest{Group: "php-grpc", MemberId: id, Value: "10.0.0.1:80", Ttl: durationpb.New(phpTTL)})
@@ -101,56 +82,86 @@ func (r *Runner) php(ctx context.Context) error {
 	if b2b.Ops == 0 {
 		return fmt.Errorf("gRPC Register: %v", b2b.FirstErr)
 	}
-	r.logf("  %-8s gRPC Register with TTL back to back: %d calls, p50 %.2f ms, p99 %.2f ms", "Go", b2b.Ops, ms(b2b.Quantile(0.5)), ms(b2b.Quantile(0.99)))
+	r.logf("  Go gRPC Register with TTL, back to back: %d calls, p50 %.2f ms, p99 %.2f ms", b2b.Ops, ms(b2b.Quantile(0.5)), ms(b2b.Quantile(0.99)))
 
-	// The gateway: one HTTP call per process.
 	const group = "php"
+	n := r.cfg.PHPProcs
+	zkAddr := strings.Split(r.env.ZK, ",")[0]
+	ttl := fmt.Sprintf("%.0fs", phpTTL.Seconds())
+	if _, err := r.env.Quiet(ctx, 500*time.Millisecond); err != nil {
+		return err
+	}
+	m0, err := r.env.Mntr(ctx)
+	if err != nil {
+		return err
+	}
 	var (
-		mu      sync.Mutex
-		between []time.Duration
+		gw, d   phpSide
+		between []time.Duration // the Go Register after each round's php processes
 	)
-	gw, err := r.phpRun(ctx, php, "zkcoord", n, par, func(i int) []string {
-		return []string{filepath.Join(dir, "http_register.php"), r.env.HTTP, group, fmt.Sprint("p", i), "10.0.0.1:80", fmt.Sprintf("%.0fs", phpTTL.Seconds())}
-	}, func(i int) error {
+	start := time.Now()
+	for i := range n {
+		if err := r.phpProc(ctx, &d, php, filepath.Join(dir, "zk_register.php"), zkAddr, path.Join(parent, fmt.Sprint("p", i)), "10.0.0.1:80"); err != nil {
+			return fmt.Errorf("direct process %d: %w", i, err)
+		}
+		if err := r.phpProc(ctx, &gw, php, filepath.Join(dir, "http_register.php"), r.env.HTTP, group, fmt.Sprint("p", i), "10.0.0.1:80", ttl); err != nil {
+			return fmt.Errorf("zkcoord process %d: %w", i, err)
+		}
 		t0 := time.Now()
 		if err := goRegister(ctx, fmt.Sprint("i", i)); err != nil {
 			return err
 		}
-		mu.Lock()
 		between = append(between, time.Since(t0))
-		mu.Unlock()
-		return nil
-	})
+	}
+	took := time.Since(start)
+	m1, err := r.env.Mntr(ctx)
 	if err != nil {
 		return err
 	}
-	between = sortedDurations(between)
-	r.logf("  %-8s gRPC Register with TTL after each PHP process: p50 %.2f ms, p99 %.2f ms", "Go", ms(quantile(between, 0.5)), ms(quantile(between, 0.99)))
+	left, _, err := direct.Children(parent)
+	if err != nil {
+		return err
+	}
+	d.visible = len(left)
 	look, err := reg.Lookup(ctx, &pb.LookupRequest{Group: group, Consistency: pb.Consistency_CONSISTENCY_LINEARIZABLE})
 	if err != nil {
 		return err
 	}
 	gw.visible = len(look.Members)
+	between = sortedDurations(between)
+	for _, s := range []*phpSide{&gw, &d} {
+		s.reg, s.wall, s.close = sortedDurations(s.reg), sortedDurations(s.wall), sortedDurations(s.close)
+	}
+	r.logf("  %d rounds in %v; ZooKeeper sessions (zk_global_sessions) %d before, %d after", n, took.Round(time.Millisecond),
+		m0["zk_global_sessions"], m1["zk_global_sessions"])
+	for _, s := range []struct {
+		name string
+		s    *phpSide
+	}{{"zkcoord", &gw}, {"direct", &d}} {
+		r.logf("  %-8s registration p50 %.2f ms p99 %.2f ms, process p50 %.1f ms p99 %.1f ms, %d sessions opened, %d txns, %d members left",
+			s.name, ms(quantile(s.s.reg, 0.5)), ms(quantile(s.s.reg, 0.99)), ms(quantile(s.s.wall, 0.5)), ms(quantile(s.s.wall, 0.99)),
+			s.s.sessions, s.s.txns, s.s.visible)
+	}
+	r.logf("  direct   session close p50 %.2f ms p99 %.2f ms (after the registration)", ms(quantile(d.close, 0.5)), ms(quantile(d.close, 0.99)))
+	r.logf("  Go gRPC Register with TTL, one after each round's php processes: p50 %.2f ms, p99 %.2f ms", ms(quantile(between, 0.5)), ms(quantile(between, 0.99)))
 
-	w := fmt.Sprintf("PHP processes (%d, %s)", n, map[bool]string{true: "one at a time", false: fmt.Sprintf("%d at a time", par)}[par == 1])
+	w := fmt.Sprintf("PHP processes (%d each, one at a time)", n)
 	per := func(v int64) float64 { return float64(v) / float64(n) }
 	sessions := absFigure(w, "ZooKeeper sessions opened per process", "sessions", per(gw.sessions), per(d.sessions), Lower, 0)
-	sessions.Note = "mntr zk_connection_request_count, after minus before"
+	sessions.Note = "mntr zk_connection_request_count after the process minus before"
 	regF := info(w, "registration call p50", "ms", ms(quantile(gw.reg, 0.5)), ms(quantile(d.reg, 0.5)), Lower)
-	regF.Note = "zkcoord: one HTTP PUT with a TTL, its connection included; direct: connect (session handshake) + create"
+	regF.Note = "as each process timed it: zkcoord, one HTTP PUT with a TTL, its connection included; direct, connect (session handshake) + create"
 	visible := info(w, "members visible right after the run", "members", float64(gw.visible), float64(d.visible), Higher)
 	visible.Note = fmt.Sprintf("zkcoord: Lookup LINEARIZABLE (TTL %v); direct: getChildren", phpTTL)
-	ref := Figure{Workload: w, Name: "registration p50, PHP over HTTP vs Go gRPC Register with TTL after each process", Unit: "ms",
+	txns := info(w, "ZooKeeper transactions per process", "txns", per(gw.txns), per(d.txns), Lower)
+	txns.Note = "zxid after the process minus before: zkcoord, a lease and a member; direct, createSession, create, closeSession"
+	ref := Figure{Workload: w, Name: "registration p50, PHP over HTTP vs Go gRPC Register with TTL in the same rounds", Unit: "ms",
 		Gateway: ms(quantile(gw.reg, 0.5)), Direct: ms(quantile(between, 0.5)), Better: Lower, Target: "<= 1.5x gRPC",
-		Note: "the direct column: one Go caller's gRPC Register with a TTL on a warm connection, one call after each PHP process"}
+		Note: "the direct column: a gRPC Register with a TTL from the Go process on a warm connection, one after each round's php processes"}
 	ref.Met = ref.Ratio() <= 1.5
-	// The zkcoord side's run made 2n identical registrations: n from PHP, n
-	// from Go between them.
-	txns := info(w, "ZooKeeper transactions per registration", "txns", float64(gw.txns)/float64(2*n), per(d.txns), Lower)
-	txns.Note = "zkcoord: a lease and a member (and journal trims); direct: createSession, create, closeSession"
 	hot := info(w, "registration p50, PHP over HTTP vs Go gRPC Register with TTL back to back", "ms",
 		ms(quantile(gw.reg, 0.5)), ms(b2b.Quantile(0.5)), Lower)
-	hot.Note = fmt.Sprintf("the direct column: one Go caller's gRPC Register with a TTL on a warm connection, %d calls back to back", b2b.Ops)
+	hot.Note = fmt.Sprintf("the direct column: a gRPC Register with a TTL from the Go process on a warm connection, %d calls back to back", b2b.Ops)
 	r.add(
 		sessions,
 		regF,
@@ -158,7 +169,6 @@ func (r *Runner) php(ctx context.Context) error {
 		info(w, "process wall time p50", "ms", ms(quantile(gw.wall, 0.5)), ms(quantile(d.wall, 0.5)), Lower),
 		info(w, "process wall time p99", "ms", ms(quantile(gw.wall, 0.99)), ms(quantile(d.wall, 0.99)), Lower),
 		visible,
-		info(w, "ZooKeeper sessions after the run (zk_global_sessions)", "sessions", float64(gw.global), float64(d.global), Lower),
 		txns,
 		ref,
 		hot,
@@ -166,13 +176,12 @@ func (r *Runner) php(ctx context.Context) error {
 	return nil
 }
 
-// phpSide is what one side's processes did.
+// phpSide is what one side's php processes did.
 type phpSide struct {
-	reg, wall []time.Duration // sorted: the registration call (as each process timed it), the process
-	close     []time.Duration // sorted: closing the session (direct only)
-	sessions  int64           // sessions ZooKeeper was asked for during the run
-	txns      int64           // ZooKeeper transactions during the run
-	global    int64           // zk_global_sessions after the run
+	reg, wall []time.Duration // the registration call (as each process timed it), the process
+	close     []time.Duration // closing the session (direct only)
+	sessions  int64           // sessions ZooKeeper was asked for while the processes ran
+	txns      int64           // ZooKeeper transactions while they ran
 	visible   int             // members or ephemerals left after the run
 }
 
@@ -181,89 +190,46 @@ var (
 	closeMS    = regexp.MustCompile(`close_ms=([0-9.]+)`)
 )
 
-func msDuration(b []byte) time.Duration {
-	v, _ := strconv.ParseFloat(string(b), 64)
-	return time.Duration(v * float64(time.Millisecond))
-}
-
-// phpRun runs n php processes with args(i), par at a time, and measures
-// them and ZooKeeper around them; after (if not nil) runs after each
-// process, in its worker.
-func (r *Runner) phpRun(ctx context.Context, php, side string, n, par int, args func(i int) []string, after func(i int) error) (phpSide, error) {
-	var s phpSide
-	z0, err := r.env.Quiet(ctx, 500*time.Millisecond)
-	if err != nil {
-		return s, err
-	}
+// phpProc runs php with args, adds its times to s, and the ZooKeeper
+// sessions and transactions from just before to just after it.
+func (r *Runner) phpProc(ctx context.Context, s *phpSide, php string, args ...string) error {
 	m0, err := r.env.Mntr(ctx)
 	if err != nil {
-		return s, err
+		return err
 	}
-	var (
-		mu    sync.Mutex
-		first error
-		wg    sync.WaitGroup
-		next  = make(chan int)
-	)
-	start := time.Now()
-	for range par {
-		wg.Go(func() {
-			for i := range next {
-				var stderr bytes.Buffer
-				cmd := exec.CommandContext(ctx, php, args(i)...)
-				cmd.Stderr = &stderr
-				t0 := time.Now()
-				out, err := cmd.Output()
-				wall := time.Since(t0)
-				m := registerMS.FindSubmatch(out)
-				mu.Lock()
-				if err != nil || m == nil {
-					if first == nil {
-						first = fmt.Errorf("%s process %d: %v: %s%s", side, i, err, out, stderr.Bytes())
-					}
-				} else {
-					s.reg = append(s.reg, msDuration(m[1]))
-					s.wall = append(s.wall, wall)
-					if c := closeMS.FindSubmatch(out); c != nil {
-						s.close = append(s.close, msDuration(c[1]))
-					}
-				}
-				mu.Unlock()
-				if after != nil {
-					if err := after(i); err != nil {
-						mu.Lock()
-						first = cmp.Or(first, err)
-						mu.Unlock()
-					}
-				}
-			}
-		})
-	}
-	for i := range n {
-		next <- i
-	}
-	close(next)
-	wg.Wait()
-	took := time.Since(start)
-	if first != nil {
-		return s, first
-	}
-	z1, err := r.env.Quiet(ctx, 500*time.Millisecond)
+	z0, err := r.env.Zxid(ctx)
 	if err != nil {
-		return s, err
+		return err
+	}
+	cmd := exec.CommandContext(ctx, php, args...)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	t0 := time.Now()
+	out, err := cmd.Output()
+	wall := time.Since(t0)
+	m := registerMS.FindSubmatch(out)
+	if err != nil || m == nil {
+		return fmt.Errorf("%v: %s%s", err, out, stderr.String())
+	}
+	s.reg = append(s.reg, msDuration(m[1]))
+	s.wall = append(s.wall, wall)
+	if c := closeMS.FindSubmatch(out); c != nil {
+		s.close = append(s.close, msDuration(c[1]))
 	}
 	m1, err := r.env.Mntr(ctx)
 	if err != nil {
-		return s, err
+		return err
 	}
-	s.reg, s.wall, s.close = sortedDurations(s.reg), sortedDurations(s.wall), sortedDurations(s.close)
-	s.sessions = m1["zk_connection_request_count"] - m0["zk_connection_request_count"]
-	s.txns, s.global = z1-z0, m1["zk_global_sessions"]
-	r.logf("  %-8s %d php processes in %v: registration p50 %.2f ms p99 %.2f ms, process p50 %.1f ms p99 %.1f ms, %d sessions opened, %d txns",
-		side, n, took.Round(time.Millisecond), ms(quantile(s.reg, 0.5)), ms(quantile(s.reg, 0.99)),
-		ms(quantile(s.wall, 0.5)), ms(quantile(s.wall, 0.99)), s.sessions, s.txns)
-	if len(s.close) > 0 {
-		r.logf("  %-8s session close p50 %.2f ms p99 %.2f ms (after the registration)", side, ms(quantile(s.close, 0.5)), ms(quantile(s.close, 0.99)))
+	z1, err := r.env.Zxid(ctx)
+	if err != nil {
+		return err
 	}
-	return s, nil
+	s.sessions += m1["zk_connection_request_count"] - m0["zk_connection_request_count"]
+	s.txns += z1 - z0
+	return nil
+}
+
+func msDuration(b []byte) time.Duration {
+	v, _ := strconv.ParseFloat(string(b), 64)
+	return time.Duration(v * float64(time.Millisecond))
 }
