@@ -4,11 +4,13 @@ import (
 	"context"
 	"embed"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -130,7 +132,11 @@ func (r *Runner) php(ctx context.Context) error {
 	gw.visible = len(look.Members)
 	between = sortedDurations(between)
 	for _, s := range []*phpSide{&gw, &d} {
-		s.reg, s.wall, s.close = sortedDurations(s.reg), sortedDurations(s.wall), sortedDurations(s.close)
+		s.wall = sortedDurations(s.wall)
+		for k := range s.times {
+			s.times[k] = sortedDurations(s.times[k])
+		}
+		s.reg = s.times["register"]
 	}
 	r.logf("  %d rounds in %v; ZooKeeper sessions (zk_global_sessions) %d before, %d after", n, took.Round(time.Millisecond),
 		m0["zk_global_sessions"], m1["zk_global_sessions"])
@@ -142,7 +148,16 @@ func (r *Runner) php(ctx context.Context) error {
 			s.name, ms(quantile(s.s.reg, 0.5)), ms(quantile(s.s.reg, 0.99)), ms(quantile(s.s.wall, 0.5)), ms(quantile(s.s.wall, 0.99)),
 			s.s.sessions, s.s.txns, s.s.visible)
 	}
-	r.logf("  direct   session close p50 %.2f ms p99 %.2f ms (after the registration)", ms(quantile(d.close, 0.5)), ms(quantile(d.close, 0.99)))
+	for _, s := range []struct {
+		name string
+		s    *phpSide
+	}{{"zkcoord", &gw}, {"direct", &d}} {
+		var parts []string
+		for _, k := range slices.Sorted(maps.Keys(s.s.times)) {
+			parts = append(parts, fmt.Sprintf("%s p50 %.2f ms", k, ms(quantile(s.s.times[k], 0.5))))
+		}
+		r.logf("  %-8s as the processes timed it: %s", s.name, strings.Join(parts, ", "))
+	}
 	r.logf("  Go gRPC Register with TTL, one after each round's php processes: p50 %.2f ms, p99 %.2f ms", ms(quantile(between, 0.5)), ms(quantile(between, 0.99)))
 
 	w := fmt.Sprintf("PHP processes (%d each, one at a time)", n)
@@ -178,17 +193,16 @@ func (r *Runner) php(ctx context.Context) error {
 
 // phpSide is what one side's php processes did.
 type phpSide struct {
-	reg, wall []time.Duration // the registration call (as each process timed it), the process
-	close     []time.Duration // closing the session (direct only)
-	sessions  int64           // sessions ZooKeeper was asked for while the processes ran
-	txns      int64           // ZooKeeper transactions while they ran
-	visible   int             // members or ephemerals left after the run
+	reg      []time.Duration            // the registration call, as the process timed it
+	wall     []time.Duration            // the process
+	times    map[string][]time.Duration // what the process printed: register (the call), close, ...
+	sessions int64                      // sessions ZooKeeper was asked for while the processes ran
+	txns     int64                      // ZooKeeper transactions while they ran
+	visible  int                        // members or ephemerals left after the run
 }
 
-var (
-	registerMS = regexp.MustCompile(`register_ms=([0-9.]+)`)
-	closeMS    = regexp.MustCompile(`close_ms=([0-9.]+)`)
-)
+// phpTimes matches a php process's times: register_ms=2.5 close_ms=0.7 ...
+var phpTimes = regexp.MustCompile(`(\w+)_ms=([0-9.]+)`)
 
 // phpProc runs php with args, adds its times to s, and the ZooKeeper
 // sessions and transactions from just before to just after it.
@@ -207,15 +221,17 @@ func (r *Runner) phpProc(ctx context.Context, s *phpSide, php string, args ...st
 	t0 := time.Now()
 	out, err := cmd.Output()
 	wall := time.Since(t0)
-	m := registerMS.FindSubmatch(out)
-	if err != nil || m == nil {
+	times := phpTimes.FindAllSubmatch(out, -1)
+	if err != nil || len(times) == 0 || string(times[0][1]) != "register" {
 		return fmt.Errorf("%v: %s%s", err, out, stderr.String())
 	}
-	s.reg = append(s.reg, msDuration(m[1]))
-	s.wall = append(s.wall, wall)
-	if c := closeMS.FindSubmatch(out); c != nil {
-		s.close = append(s.close, msDuration(c[1]))
+	if s.times == nil {
+		s.times = map[string][]time.Duration{}
 	}
+	for _, t := range times {
+		s.times[string(t[1])] = append(s.times[string(t[1])], msDuration(t[2]))
+	}
+	s.wall = append(s.wall, wall)
 	m1, err := r.env.Mntr(ctx)
 	if err != nil {
 		return err

@@ -4,7 +4,7 @@
 // examples/php/register2.php, with curl alone). It times that call and
 // prints
 //
-//   register_ms=<the PUT, connection included>
+//   register_ms=<the PUT, connection included> tcp_ms=<..> server_ms=<..>
 //
 // usage: php http_register.php http://gateway:7071 group member value ttl
 declare(strict_types=1);
@@ -30,4 +30,8 @@ if ($status !== 200) {
     fwrite(STDERR, "http_register.php: HTTP $status: " . ($body === false ? curl_error($ch) : $body) . "\n");
     exit(1);
 }
-printf("register_ms=%.3f\n", ($t1 - $t0) * 1000);
+// curl's own clock: the TCP connection, and from the request sent to the
+// first byte of the answer (the gateway's work, ZooKeeper's included).
+$us = fn (int $opt) => curl_getinfo($ch, $opt) / 1000;
+printf("register_ms=%.3f tcp_ms=%.3f server_ms=%.3f\n", ($t1 - $t0) * 1000,
+    $us(CURLINFO_CONNECT_TIME_T), $us(CURLINFO_STARTTRANSFER_TIME_T) - $us(CURLINFO_PRETRANSFER_TIME_T));
