@@ -45,6 +45,7 @@ type Gateway struct {
 	stopped  context.Context
 	stop     context.CancelFunc
 	stopping <-chan struct{} // stopped.Done()
+	polls    atomic.Int64    // blocking queries waiting (pollWindow)
 
 	// ctx ends when the gateway closes: it bounds the gateway's own
 	// goroutines (the replica's announcement, revokes of leases that

@@ -25,8 +25,9 @@ const (
 // random jitter of up to wait/16 (so that the waiters of one change, which
 // all came back at once, do not all come back at once again), early
 // enough to answer within ctx's deadline, or when the gateway shuts down
-// (its callers then poll again, another replica answers). release frees
-// its timer. ok is false when the request does not wait (no wait, or 0):
+// (its callers then poll again, another replica answers). The query
+// counts in GetStatus's polls until release, which also frees its timer.
+// ok is false when the request does not wait (no wait, or 0):
 // it is answered at once.
 func (g *Gateway) pollWindow(ctx context.Context, wait *durationpb.Duration) (until <-chan struct{}, release func(), ok bool) {
 	d := wait.AsDuration()
@@ -42,5 +43,9 @@ func (g *Gateway) pollWindow(ctx context.Context, wait *durationpb.Duration) (un
 		d = max(min(d, left-room), 0)
 	}
 	wctx, cancel := context.WithTimeout(g.stopped, d)
-	return wctx.Done(), cancel, true
+	g.polls.Add(1)
+	return wctx.Done(), func() {
+		cancel()
+		g.polls.Add(-1)
+	}, true
 }
