@@ -138,12 +138,25 @@ final class Zkcoord
      * A blocking query (long-poll): GET $path answering once what it reads
      * has changed after revision $after, or after $wait seconds with the
      * state then; revision 0 answers at once. Pass the answer's revision
-     * as the next $after; one lower than $after means the gateway reset
-     * (another ensemble): start again from it.
+     * as the next $after, even one lower than $after (the gateway reset:
+     * another ensemble). A gateway that cannot be reached, or answers
+     * UNAVAILABLE or RESOURCE_EXHAUSTED, is polled again after a second,
+     * three times at most (docs/HTTP.md's rules of the loop).
      */
     public function poll(string $path, string $after, float $wait, array $query = []): array
     {
-        return $this->get($path, ['afterRevision' => $after, 'wait' => sprintf('%.3fs', $wait)] + $query, $wait + $this->timeout);
+        $query = ['afterRevision' => $after, 'wait' => sprintf('%.3fs', $wait)] + $query;
+        for ($try = 1; ; $try++) {
+            try { // the gateway may add a sixteenth of the wait
+                return $this->get($path, $query, $wait * 17 / 16 + $this->timeout);
+            } catch (ZkcoordError $e) {
+                if ($try > 3 || !in_array($e->grpcCode, [ZkcoordError::UNAVAILABLE, ZkcoordError::RESOURCE_EXHAUSTED], true)) {
+                    throw $e;
+                }
+                fwrite(STDERR, "zkcoord: {$e->codeName()}: {$e->getMessage()}; polling again in 1s\n");
+                sleep(1);
+            }
+        }
     }
 
     /** GET /healthz of the current gateway: SERVING (200) or NOT_SERVING (503). */
