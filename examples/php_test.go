@@ -305,7 +305,8 @@ func testPHPTalkToEnsemble(t *testing.T) {
 		`status from `+regexp.QuoteMeta(live)+`: replica \S+, version \S+`,
 		`ZooKeeper: CONNECTED to `+zk+` since `,
 		`ensemble: `+zk+`, chroot \(none\), root /testenv-\d+`,
-		`session 0x[0-9a-f]+, timeout 4s, expirations 0`)
+		`session 0x[0-9a-f]+, timeout 4s, expirations 0`,
+		`holding \d+ lease\(s\), watching \d+ group\(s\), \d+ long-poll\(s\) waiting`)
 	// A stream fails over the same way.
 	out = runPHPEnv(t, 0, []string{urls}, "lookup2.php", "--group", unique("web"), "--count", "1")
 	match(t, out, `zkcoord: `+regexp.QuoteMeta(dead)+`: .*; trying `+regexp.QuoteMeta(live))

@@ -33,6 +33,6 @@ zk_run([], function (array $o, Zkcoord $zk): int {
     printf("ZooKeeper: %s to %s since %s\n", substr($st['state'], strlen('CONNECTION_STATE_')), $st['server'] ?: 'no server', $st['stateSince']);
     printf("ensemble: %s, chroot %s, root %s\n", implode(',', $st['servers']), $st['chroot'] ?: '(none)', $st['root']);
     printf("session %s, timeout %s, expirations %s\n", $st['sessionId'], $st['sessionTimeout'], $st['sessionExpirations']);
-    printf("holding %s lease(s), watching %s group(s)\n", $st['leases'], $st['watchedGroups']);
+    printf("holding %s lease(s), watching %s group(s), %s long-poll(s) waiting\n", $st['leases'], $st['watchedGroups'], $st['polls'] ?? '0');
     return 0;
 });
