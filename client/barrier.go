@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	zkcoordv1 "github.com/zkcoord/zkcoord/gen/zkcoord/v1"
@@ -49,6 +50,46 @@ func (s *Session) AwaitBarrier(ctx context.Context, name string, n int, opts ...
 		return "", fmt.Errorf("barrier: await %s: %w", name, err)
 	}
 	return req.GetParticipantId(), nil
+}
+
+// JoinBarrier joins the barrier name of threshold n, the participation
+// owned by the session's lease, and returns at once with the barrier's
+// state (arrived, released, and the revision to follow it from with
+// GetBarrier), for callers that cannot block in AwaitBarrier. The
+// participation stays until LeaveBarrier or the session's end; the
+// arrival that completes the count releases the barrier. WithParticipantID
+// sets the participant's ID (default: the gateway generates one, returned
+// in the answer); repeating a JoinBarrier with it is idempotent.
+func (s *Session) JoinBarrier(ctx context.Context, name string, n int, opts ...AwaitOption) (*zkcoordv1.JoinBarrierResponse, error) {
+	var o awaitOptions
+	for _, fn := range opts {
+		fn(&o)
+	}
+	resp, err := s.c.rpc.barrier.JoinBarrier(ctx, &zkcoordv1.JoinBarrierRequest{
+		Barrier: name, Threshold: int32(n), ParticipantId: o.participantID, LeaseId: s.Lease(),
+	})
+	if err != nil {
+		err = callErr(ctx, err, ErrLeaseLost)
+		if errors.Is(err, ErrLeaseLost) {
+			s.pokeKeepAlive()
+		}
+		return nil, fmt.Errorf("barrier: join %s: %w", name, err)
+	}
+	return resp, nil
+}
+
+// GetBarrier reads the barrier name: how many participants have arrived,
+// its threshold (0 when nobody is in it), whether it has released, and
+// the revision of that state. With AfterRevision(rev) and Wait(d) it is a
+// blocking query: the gateway answers once the barrier has changed after
+// rev (an arrival, a departure, the release), or after d.
+func (c *Client) GetBarrier(ctx context.Context, name string, opts ...PollOption) (*zkcoordv1.GetBarrierResponse, error) {
+	o := newPollOptions(opts)
+	resp, err := c.rpc.barrier.GetBarrier(ctx, &zkcoordv1.GetBarrierRequest{Barrier: name, AfterRevision: o.after, Wait: o.waitPB()})
+	if err != nil {
+		return nil, fmt.Errorf("barrier: get %s: %w", name, callErr(ctx, err, ErrNotFound))
+	}
+	return resp, nil
 }
 
 // LeaveBarrier withdraws the session's participant from the barrier name,

@@ -327,12 +327,18 @@ func (l *Leadership) end(cause error) {
 	}
 }
 
-// Leader returns the current leader of election, or nil when it has no
-// candidate.
-func (c *Client) Leader(ctx context.Context, election string) (*zkcoordv1.LeaderInfo, error) {
-	resp, err := c.rpc.election.Leader(ctx, &zkcoordv1.LeaderRequest{Election: election})
+// Leader reads the current leader of election (nil when there is none)
+// and the revision the answer reflects. With AfterRevision(rev) and
+// Wait(d) it is a blocking query: the gateway answers once the leader has
+// changed after rev (another candidate leads, none does, or the leader
+// published a new value), or after d; candidates queueing behind the
+// leader do not end the wait. Pass each answer's revision to the next
+// call; a revision lower than the last means start again from it.
+func (c *Client) Leader(ctx context.Context, election string, opts ...PollOption) (*zkcoordv1.LeaderInfo, int64, error) {
+	o := newPollOptions(opts)
+	resp, err := c.rpc.election.Leader(ctx, &zkcoordv1.LeaderRequest{Election: election, AfterRevision: o.after, Wait: o.waitPB()})
 	if err != nil {
-		return nil, fmt.Errorf("election: leader %s: %w", election, callErr(ctx, err, ErrNotFound))
+		return nil, 0, fmt.Errorf("election: leader %s: %w", election, callErr(ctx, err, ErrNotFound))
 	}
-	return resp.GetLeader(), nil
+	return resp.GetLeader(), resp.GetRevision(), nil
 }

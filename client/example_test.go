@@ -114,7 +114,7 @@ func ExampleSession_Campaign() {
 		log.Fatal(err)
 	}
 	// Lead while l.Context() lasts, presenting l.Token() to fenced resources.
-	leader, err := c.Leader(ctx, election)
+	leader, _, err := c.Leader(ctx, election)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -153,4 +153,47 @@ func ExampleSession_AwaitBarrier() {
 	// Output:
 	// arrived 1 of 1
 	// released: p-1
+}
+
+func ExampleClient_Lookup_blockingQuery() {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c, err := client.New(ctx, gateway())
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+	group := unique("web")
+
+	s, err := c.NewSession(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer s.Close(ctx)
+	// Someone registers in a moment.
+	go func() {
+		if _, err := s.Register(ctx, group, "w1", "10.0.0.1:80"); err != nil {
+			log.Fatal(err)
+		}
+	}()
+
+	// A loop that follows the group without a stream: each Lookup waits
+	// (up to a minute) for a change after the revision of the last answer.
+	var rev int64
+	for {
+		members, next, err := c.Lookup(ctx, group, client.AfterRevision(rev), client.Wait(time.Minute))
+		if err != nil {
+			log.Fatal(err)
+		}
+		if next < rev {
+			next = 0 // another history (a new ensemble): start again
+		}
+		rev = next
+		if len(members) > 0 {
+			fmt.Println("members:", members[0].GetId(), members[0].GetValue())
+			return
+		}
+	}
+	// Output:
+	// members: w1 10.0.0.1:80
 }

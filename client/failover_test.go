@@ -88,7 +88,7 @@ func TestRollingRestart(t *testing.T) {
 	if got := lead.Token(); got != token {
 		t.Fatalf("token %d after the restarts, was %d", got, token)
 	}
-	l, err := c.Leader(ctx, "boss")
+	l, _, err := c.Leader(ctx, "boss")
 	if err != nil || l.GetFencingToken() != token {
 		t.Fatalf("Leader = %v, %v; want token %d", l, err, token)
 	}

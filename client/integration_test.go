@@ -249,7 +249,7 @@ func TestGatewayElection(t *testing.T) {
 	if l := nextLeader(); l.GetValue() != "one" || l.GetFencingToken() != l1.Token() {
 		t.Fatalf("observed %v, want one with token %d", l, l1.Token())
 	}
-	if l, err := c.Leader(ctx, election); err != nil || l.GetCandidate() != l1.Candidate() {
+	if l, _, err := c.Leader(ctx, election); err != nil || l.GetCandidate() != l1.Candidate() {
 		t.Fatalf("Leader = %v, %v", l, err)
 	}
 

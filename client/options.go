@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	zkcoordv1 "github.com/zkcoord/zkcoord/gen/zkcoord/v1"
 	"github.com/zkcoord/zkcoord/internal/auth"
@@ -127,25 +128,83 @@ func WithMetadata(md map[string]string) RegisterOption {
 	}
 }
 
-// LookupOption configures a Lookup.
-type LookupOption func(*lookupOptions)
+// LookupOption configures a Lookup: Member, Linearizable, and the
+// PollOptions AfterRevision and Wait.
+type LookupOption interface {
+	applyLookup(*lookupOptions)
+}
 
 type lookupOptions struct {
 	memberID     string
 	linearizable bool
+	poll         pollOptions
 }
 
+type lookupOption func(*lookupOptions)
+
+func (f lookupOption) applyLookup(o *lookupOptions) { f(o) }
+
 // Linearizable makes a Lookup sync with the ZooKeeper leader first: it sees
-// every change made before it was called. Default: the gateway's cache, which
-// may lag by the time a ZooKeeper watch takes to arrive.
+// every change made before it was called (with Wait, before it answered).
+// Default: the gateway's cache, which may lag by the time a ZooKeeper watch
+// takes to arrive.
 func Linearizable() LookupOption {
-	return func(o *lookupOptions) { o.linearizable = true }
+	return lookupOption(func(o *lookupOptions) { o.linearizable = true })
 }
 
 // Member makes a Lookup read one member; it fails with ErrNotFound when the
 // member does not exist.
 func Member(id string) LookupOption {
-	return func(o *lookupOptions) { o.memberID = id }
+	return lookupOption(func(o *lookupOptions) { o.memberID = id })
+}
+
+// PollOption makes a read (Lookup, Leader, GetBarrier) a blocking query, a
+// long-poll for callers that do not hold a stream: with AfterRevision and
+// Wait the gateway answers once the thing read has changed after the
+// revision, or when the wait ends. A PollOption is also a LookupOption.
+type PollOption func(*pollOptions)
+
+type pollOptions struct {
+	after int64
+	wait  time.Duration
+}
+
+func (f PollOption) applyLookup(o *lookupOptions) { f(&o.poll) }
+
+// AfterRevision is the revision to wait past: that of the read's last
+// answer. With Wait, the read answers once the group (Lookup), the leader
+// (Leader) or the barrier (GetBarrier) has changed after it, at once when
+// it has already. 0 (the default) answers at once: the first read of a
+// loop. A revision ahead of the gateway's (another ensemble, say) is
+// answered at once with a lower revision: start again from it.
+func AfterRevision(rev int64) PollOption {
+	return func(o *pollOptions) { o.after = rev }
+}
+
+// Wait is how long a read with AfterRevision may wait for a change, at
+// most 5m (longer fails with codes.InvalidArgument). The gateway adds up to
+// d/16 at random, answers before ctx's deadline when ctx has one, and
+// answers at once with the current state when it shuts down. A return
+// does not promise a change: compare the answer, and pass its revision to
+// the next read. Default 0: answer at once.
+func Wait(d time.Duration) PollOption {
+	return func(o *pollOptions) { o.wait = d }
+}
+
+func newPollOptions(opts []PollOption) pollOptions {
+	var o pollOptions
+	for _, fn := range opts {
+		fn(&o)
+	}
+	return o
+}
+
+// waitPB is the request's wait: nil for none.
+func (o pollOptions) waitPB() *durationpb.Duration {
+	if o.wait == 0 {
+		return nil
+	}
+	return durationpb.New(o.wait)
 }
 
 // CampaignOption configures a Campaign.

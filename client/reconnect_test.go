@@ -117,7 +117,7 @@ func TestGatewayReconnects(t *testing.T) {
 			break
 		}
 	}
-	if leader, err := direct.Leader(ctx, election); err != nil || leader.GetFencingToken() != l.Token() {
+	if leader, _, err := direct.Leader(ctx, election); err != nil || leader.GetFencingToken() != l.Token() {
 		t.Fatalf("Leader = %v, %v; want the same term (token %d)", leader, err, l.Token())
 	}
 

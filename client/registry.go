@@ -140,12 +140,27 @@ func (c *Client) Deregister(ctx context.Context, group, memberID, lease string) 
 // answer reflects. A group that does not exist has no members. With
 // Member(id) it reads one member, failing with ErrNotFound when it does not
 // exist; with Linearizable it sees every change made before the call.
+//
+// With AfterRevision(rev) and Wait(d) it is a blocking query: the gateway
+// answers once the group has changed after rev, or after d. A loop that
+// passes each answer's revision to the next Lookup follows the group
+// without a stream (WatchGroup is the better tool for a process that can
+// hold one):
+//
+//	var rev int64
+//	for {
+//		members, next, err := c.Lookup(ctx, "web", client.AfterRevision(rev), client.Wait(time.Minute))
+//		if err != nil { ... back off, then retry ... }
+//		if next < rev { next = 0 } // another history: start again
+//		... use members ...
+//		rev = next
+//	}
 func (c *Client) Lookup(ctx context.Context, group string, opts ...LookupOption) ([]*zkcoordv1.Member, int64, error) {
 	var o lookupOptions
-	for _, fn := range opts {
-		fn(&o)
+	for _, opt := range opts {
+		opt.applyLookup(&o)
 	}
-	req := &zkcoordv1.LookupRequest{Group: group, MemberId: o.memberID}
+	req := &zkcoordv1.LookupRequest{Group: group, MemberId: o.memberID, AfterRevision: o.poll.after, Wait: o.poll.waitPB()}
 	if o.linearizable {
 		req.Consistency = zkcoordv1.Consistency_CONSISTENCY_LINEARIZABLE
 	}

@@ -3,8 +3,8 @@
 # and is missing. `deps.sh run` is what `make run` needs (ZooKeeper and a
 # JRE: `zkcoord dev` starts a private ZooKeeper); `deps.sh test` is what
 # `make test` needs on top (make, a C compiler for -race, curl and jq for
-# docs/HTTP.md's samples, Python's and Node's gRPC for the examples in
-# those languages).
+# docs/HTTP.md's samples, Python's and Node's gRPC and PHP with curl for
+# the examples in those languages).
 set -euo pipefail
 
 # as_root runs a command as root, through sudo only when not root already.
@@ -36,6 +36,8 @@ if [ "$for_what" = test ]; then
   # The Node examples: the test runs `npm ci` in examples/node.
   command -v node >/dev/null || pkgs+=(nodejs)
   command -v npm >/dev/null || pkgs+=(npm)
+  # The PHP examples (examples/php_test.go) run php with its curl extension.
+  { command -v php >/dev/null && php -r 'exit(extension_loaded("curl") ? 0 : 1);'; } || pkgs+=(php8.2-cli php8.2-curl)
 fi
 if [ "${#pkgs[@]}" -gt 0 ]; then
   echo "installing ${pkgs[*]}"

@@ -597,6 +597,10 @@ func TestHostileUnauthorized(t *testing.T) {
 				expect("AwaitBarrier"+q, recvErr(bar.AwaitBarrier(ctx, &pb.AwaitBarrierRequest{Barrier: n, Threshold: 5, LeaseId: leaseFor})))
 				_, err = bar.LeaveBarrier(ctx, &pb.LeaveBarrierRequest{Barrier: n, ParticipantId: "p", LeaseId: leaseFor})
 				expect("LeaveBarrier"+q, err)
+				_, err = bar.JoinBarrier(ctx, &pb.JoinBarrierRequest{Barrier: n, Threshold: 5, ParticipantId: "p", LeaseId: leaseFor})
+				expect("JoinBarrier"+q, err)
+				_, err = bar.JoinBarrier(ctx, &pb.JoinBarrierRequest{Barrier: n, Threshold: 5, Ttl: durationpb.New(time.Minute)})
+				expect("JoinBarrier with a ttl"+q, err)
 			}
 			if !id.reads {
 				_, err = reg.Lookup(ctx, &pb.LookupRequest{Group: n})
@@ -606,6 +610,15 @@ func TestHostileUnauthorized(t *testing.T) {
 				expect("Leader"+q, err)
 				expect("Observe"+q, recvErr(el.Observe(ctx, &pb.ObserveRequest{Election: n})))
 				expect("AwaitGroup"+q, recvErr(bar.AwaitGroup(ctx, &pb.AwaitGroupRequest{Group: n, MinMembers: 1})))
+				_, err = bar.GetBarrier(ctx, &pb.GetBarrierRequest{Barrier: n})
+				expect("GetBarrier"+q, err)
+				wait := durationpb.New(time.Minute)
+				_, err = reg.Lookup(ctx, &pb.LookupRequest{Group: n, AfterRevision: 1, Wait: wait})
+				expect("Lookup with a wait"+q, err)
+				_, err = el.Leader(ctx, &pb.LeaderRequest{Election: n, AfterRevision: 1, Wait: wait})
+				expect("Leader with a wait"+q, err)
+				_, err = bar.GetBarrier(ctx, &pb.GetBarrierRequest{Barrier: n, AfterRevision: 1, Wait: wait})
+				expect("GetBarrier with a wait"+q, err)
 			}
 		}
 		if !id.leases {

@@ -5,7 +5,10 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 
+	"google.golang.org/protobuf/types/known/timestamppb"
+
 	pb "github.com/zkcoord/zkcoord/gen/zkcoord/v1"
+	"github.com/zkcoord/zkcoord/internal/barrier"
 )
 
 type barrierService struct {
@@ -25,18 +28,63 @@ func (s *barrierService) AwaitBarrier(req *pb.AwaitBarrierRequest, stream pb.Bar
 		return toStatus(err)
 	}
 	defer release()
-	id := req.GetParticipantId()
-	if id == "" {
-		var b [8]byte
-		_, _ = rand.Read(b[:])
-		id = hex.EncodeToString(b[:])
-	}
+	id := participantID(req.GetParticipantId())
 	n := int(req.GetThreshold())
 	err = s.g.barriers.Await(ctx, req.GetBarrier(), n, id, leaseID, func(arrived int, released bool) error {
 		return stream.Send(&pb.AwaitBarrierResponse{Arrived: int32(arrived), Threshold: int32(n), Released: released,
 			ParticipantId: id, LeaseId: leaseID})
 	})
 	return toStatus(s.g.stopErr(err))
+}
+
+// JoinBarrier joins without waiting: the participation belongs to the
+// request's lease, or to one granted for the call from its ttl.
+func (s *barrierService) JoinBarrier(ctx context.Context, req *pb.JoinBarrierRequest) (*pb.JoinBarrierResponse, error) {
+	leaseID, granted, err := s.g.callLease(ctx, req.GetLeaseId(), req.GetTtl())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	id := participantID(req.GetParticipantId())
+	st, err := s.g.barriers.Join(ctx, req.GetBarrier(), int(req.GetThreshold()), id, leaseID)
+	if err != nil {
+		if granted { // nothing half-created: drop the lease made for this call
+			s.g.revoke(ctx, leaseID)
+		}
+		return nil, toStatus(err)
+	}
+	l, err := s.g.leases.Get(ctx, leaseID)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &pb.JoinBarrierResponse{Arrived: int32(st.Arrived), Threshold: int32(st.Threshold), Released: st.Released,
+		Revision: st.Rev, ParticipantId: id, LeaseId: leaseID, LeaseExpiresAt: timestamppb.New(l.ExpiresAt)}, nil
+}
+
+// GetBarrier reads a barrier, at once or, with a wait, as a blocking query.
+func (s *barrierService) GetBarrier(ctx context.Context, req *pb.GetBarrierRequest) (*pb.GetBarrierResponse, error) {
+	var st barrier.State
+	var err error
+	if until, release, ok := s.g.pollWindow(ctx, req.GetWait()); ok {
+		defer release()
+		st, err = s.g.barriers.Poll(ctx, req.GetBarrier(), req.GetAfterRevision(), until)
+	} else {
+		st, err = s.g.barriers.Get(ctx, req.GetBarrier())
+	}
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &pb.GetBarrierResponse{Arrived: int32(st.Arrived), Threshold: int32(st.Threshold), Released: st.Released,
+		Revision: st.Rev}, nil
+}
+
+// participantID is id, or a new random one when it is empty.
+func participantID(id string) string {
+	if id != "" {
+		return id
+	}
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }
 
 func (s *barrierService) LeaveBarrier(ctx context.Context, req *pb.LeaveBarrierRequest) (*pb.LeaveBarrierResponse, error) {

@@ -2,7 +2,11 @@ package server_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"net/http"
+	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -205,4 +209,103 @@ func BenchmarkSnapshot10k(b *testing.B) {
 	for range b.N {
 		read()
 	}
+}
+
+// BenchmarkLongPollWakeHTTP measures how long a change takes to answer
+// blocking queries over HTTP, as PHP workers hold them: pollers each
+// long-poll a group (GET /v1/groups/{group}?afterRevision=R&wait=60s, on
+// keep-alive connections) and poll again at once from each answer's
+// revision; each iteration registers or deregisters a member (gRPC) once
+// every poller waits, and times each answer from that call's return. ns/op
+// is per change; p50-ms and p99-ms are over every answer.
+//
+//	go test -run '^$' -bench LongPollWakeHTTP -benchtime 200x ./server/
+func BenchmarkLongPollWakeHTTP(b *testing.B) {
+	for _, pollers := range []int{1, 100} {
+		b.Run(fmt.Sprint("pollers=", pollers), func(b *testing.B) { benchLongPollWake(b, pollers) })
+	}
+}
+
+func benchLongPollWake(b *testing.B, pollers int) {
+	cc := testenv.Conn(b)
+	reg, st := pb.NewRegistryServiceClient(cc), pb.NewStatusServiceClient(cc)
+	group := benchMembers(b, reg, 1)
+	first, err := reg.Lookup(context.Background(), &pb.LookupRequest{Group: group})
+	if err != nil {
+		b.Fatal(err)
+	}
+	base := testenv.HTTP(b) + "/v1/groups/" + group
+	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: pollers}}
+	defer hc.CloseIdleConnections()
+	ctx, cancel := context.WithCancel(context.Background())
+	answers := make(chan time.Time, pollers)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	for range pollers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rev := strconv.FormatInt(first.Revision, 10)
+			for ctx.Err() == nil {
+				req, _ := http.NewRequestWithContext(ctx, "GET", base+"?afterRevision="+rev+"&wait=60s", nil)
+				resp, err := hc.Do(req)
+				if err != nil {
+					return
+				}
+				var body struct{ Revision string }
+				err = json.NewDecoder(resp.Body).Decode(&body)
+				resp.Body.Close()
+				if err != nil || resp.StatusCode != 200 {
+					return
+				}
+				if body.Revision != rev {
+					answers <- time.Now()
+				}
+				rev = body.Revision
+			}
+		}()
+	}
+	waiting := func() {
+		for {
+			s, err := st.GetStatus(ctx, &pb.GetStatusRequest{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			if s.Polls == int64(pollers) {
+				return
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	lat := make([]time.Duration, 0, b.N*pollers)
+	b.ResetTimer()
+	for i := range b.N {
+		b.StopTimer()
+		waiting()
+		b.StartTimer()
+		var err error
+		if i%2 == 0 { // the group stays at one or two members: answers stay small
+			_, err = reg.Register(ctx, &pb.RegisterRequest{Group: group, MemberId: "x", Value: "v", Persistent: true})
+		} else {
+			_, err = reg.Deregister(ctx, &pb.DeregisterRequest{Group: group, MemberId: "x"})
+		}
+		if err != nil {
+			b.Fatal(err)
+		}
+		changed := time.Now()
+		for range pollers {
+			select {
+			case at := <-answers:
+				lat = append(lat, max(at.Sub(changed), 0))
+			case <-time.After(30 * time.Second):
+				b.Fatal("a poller did not answer within 30s")
+			}
+		}
+	}
+	b.StopTimer()
+	slices.Sort(lat)
+	q := func(p float64) float64 { return float64(lat[int(p*float64(len(lat)-1))]) / float64(time.Millisecond) }
+	b.ReportMetric(q(0.5), "p50-ms")
+	b.ReportMetric(q(0.99), "p99-ms")
 }

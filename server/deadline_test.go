@@ -206,6 +206,33 @@ func TestHandlersHonourDeadlineWhileZooKeeperStalls(t *testing.T) {
 			_, err := bar.LeaveBarrier(ctx, &pb.LeaveBarrierRequest{Barrier: "done", ParticipantId: "p", LeaseId: held})
 			return err
 		})},
+		{Name: "JoinBarrier", Call: h.call(svc+"BarrierService/JoinBarrier", func(ctx context.Context) error {
+			_, err := bar.JoinBarrier(ctx, &pb.JoinBarrierRequest{Barrier: "joined", Threshold: 2, ParticipantId: "p", LeaseId: held})
+			return err
+		})},
+		{Name: "GetBarrier", Call: h.call(svc+"BarrierService/GetBarrier", func(ctx context.Context) error {
+			_, err := bar.GetBarrier(ctx, &pb.GetBarrierRequest{Barrier: "done"})
+			return err
+		})},
+		{Name: "GetBarrier with a wait", Call: h.call(svc+"BarrierService/GetBarrier", func(ctx context.Context) error {
+			_, err := bar.GetBarrier(ctx, &pb.GetBarrierRequest{Barrier: "done", AfterRevision: 1, Wait: durationpb.New(time.Minute)})
+			return err
+		})},
+		{Name: "Leader with a wait", Call: h.call(svc+"ElectionService/Leader", func(ctx context.Context) error {
+			_, err := el.Leader(ctx, &pb.LeaderRequest{Election: "e", AfterRevision: 1, Wait: durationpb.New(time.Minute)})
+			return err
+		})},
+		{Name: "LINEARIZABLE Lookup with a wait", Call: h.call(svc+"RegistryService/Lookup", func(ctx context.Context) error {
+			_, err := reg.Lookup(ctx, &pb.LookupRequest{Group: "g", Consistency: pb.Consistency_CONSISTENCY_LINEARIZABLE,
+				AfterRevision: look.GetRevision(), Wait: durationpb.New(time.Minute)})
+			return err
+		})},
+		// A cached group needs no ZooKeeper: the wait ends before the
+		// deadline, with the cache's answer.
+		{Name: "Lookup with a wait", MayPass: true, Call: h.call(svc+"RegistryService/Lookup", func(ctx context.Context) error {
+			_, err := reg.Lookup(ctx, &pb.LookupRequest{Group: "g", AfterRevision: look.GetRevision(), Wait: durationpb.New(time.Minute)})
+			return err
+		})},
 		{Name: "AwaitGroup", Call: h.call(svc+"BarrierService/AwaitGroup", func(ctx context.Context) error {
 			return recvErr(bar.AwaitGroup(ctx, &pb.AwaitGroupRequest{Group: "g", MinMembers: 100}))
 		})},

@@ -53,8 +53,17 @@ func (s *electionService) Resign(ctx context.Context, req *pb.ResignRequest) (*p
 	return &pb.ResignResponse{WasLeader: was, Revision: rev}, nil
 }
 
+// Leader reads the leader, at once or, with a wait, as a blocking query.
 func (s *electionService) Leader(ctx context.Context, req *pb.LeaderRequest) (*pb.LeaderResponse, error) {
-	l, rev, err := s.g.elections.Leader(ctx, req.GetElection())
+	var l *election.LeaderInfo
+	var rev int64
+	var err error
+	if until, release, ok := s.g.pollWindow(ctx, req.GetWait()); ok {
+		defer release()
+		l, rev, err = s.g.elections.Poll(ctx, req.GetElection(), req.GetAfterRevision(), until)
+	} else {
+		l, rev, err = s.g.elections.Leader(ctx, req.GetElection())
+	}
 	if err != nil {
 		return nil, toStatus(err)
 	}

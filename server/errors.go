@@ -57,6 +57,7 @@ var codeTable = []struct {
 	{barrier.ErrNotParticipant, codes.NotFound},
 	{barrier.ErrNotOwner, codes.PermissionDenied},
 	{barrier.ErrConflict, codes.Aborted},
+	{barrier.ErrClosed, codes.Unavailable},
 	{election.ErrNotCandidate, codes.NotFound},
 	{election.ErrClosed, codes.Unavailable},
 	{election.ErrConflict, codes.Aborted},

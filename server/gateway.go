@@ -41,8 +41,11 @@ type Gateway struct {
 
 	peers    *peers
 	draining atomic.Bool
-	stopOnce sync.Once
-	stopping chan struct{} // closed by Shutdown: streams end
+	// stopped ends with Shutdown: streams end, blocking queries answer.
+	stopped  context.Context
+	stop     context.CancelFunc
+	stopping <-chan struct{} // stopped.Done()
+	polls    atomic.Int64    // blocking queries waiting (pollWindow)
 
 	// ctx ends when the gateway closes: it bounds the gateway's own
 	// goroutines (the replica's announcement, revokes of leases that
@@ -136,7 +139,9 @@ func New(ctx context.Context, sess *zkx.Session, opt ...Option) (*Gateway, error
 	if err := checkRootSecured(ctx, sess, lay.Root); err != nil {
 		return nil, err
 	}
-	g := &Gateway{sess: sess, lay: lay, log: o.log, opts: o, stopping: make(chan struct{}), peers: newPeers(sess, lay, o.peerCreds, o.peerToken)}
+	g := &Gateway{sess: sess, lay: lay, log: o.log, opts: o, peers: newPeers(sess, lay, o.peerCreds, o.peerToken)}
+	g.stopped, g.stop = context.WithCancel(context.Background())
+	g.stopping = g.stopped.Done()
 	g.leases = lease.NewManager(sess, lay, o.log, lease.WithReplicaID(o.replicaID), lease.WithPeers(g.peers))
 	reg, err := registry.New(sess, lay, g.leases, o.log, o.registry...)
 	if err != nil {
@@ -224,10 +229,11 @@ func (g *Gateway) Drain(ctx context.Context) error {
 	return err
 }
 
-// Shutdown ends every open stream with UNAVAILABLE so that a gRPC
-// GracefulStop can finish; clients reconnect and resume elsewhere.
+// Shutdown ends every open stream with UNAVAILABLE, and answers every
+// blocking query with the current state, so that a gRPC GracefulStop can
+// finish; clients reconnect and resume (or poll again) elsewhere.
 func (g *Gateway) Shutdown() {
-	g.stopOnce.Do(func() { close(g.stopping) })
+	g.stop()
 }
 
 // Close shuts down and stops the recipes' goroutines. Leases stay in

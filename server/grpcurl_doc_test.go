@@ -150,8 +150,15 @@ func TestGrpcurlDoc(t *testing.T) {
 			"zkcoord.v1.BarrierService/AwaitBarrier")))
 	bcancel()
 
+	// 10. JoinBarrier's answer; a wait over 5m.
+	docSame(t, "JoinBarrier", docBlock(t, doc, `"participantId": "w1"`),
+		run("-d", `{"barrier":"batch","threshold":2,"participant_id":"w1","ttl":"60s"}`, "localhost:7070",
+			"zkcoord.v1.BarrierService/JoinBarrier").stdout)
+	docSame(t, "Lookup with a 6m wait", docBlock(t, doc, "Message: invalid LookupRequest.wait"),
+		run("-d", `{"group":"dns","after_revision":"1","wait":"6m"}`, "localhost:7070", "zkcoord.v1.RegistryService/Lookup").stderr)
+
 	// Errors.
-	docSame(t, "Register with bad fields", docBlock(t, doc, "Code: InvalidArgument"),
+	docSame(t, "Register with bad fields", docBlock(t, doc, "Message: invalid RegisterRequest.group"),
 		withExit(run("-d", `{"group":"a/b","member_id":"..","value":"x"}`, "localhost:7070", "zkcoord.v1.RegistryService/Register")))
 	var gotErr, wantErr any
 	if err := json.Unmarshal([]byte(run("-format-error", "-d", `{"ttl":"0.5s"}`, "localhost:7070",

@@ -21,7 +21,7 @@ func TestGrpcurlListDescribe(t *testing.T) {
 		"zkcoord.v1.LeaseService":    {"GetLease", "Grant", "KeepAlive", "KeepAliveStream", "Revoke"},
 		"zkcoord.v1.RegistryService": {"Deregister", "Lookup", "Register", "WatchGroup"},
 		"zkcoord.v1.ElectionService": {"Campaign", "Leader", "Observe", "Resign"},
-		"zkcoord.v1.BarrierService":  {"AwaitBarrier", "AwaitGroup", "LeaveBarrier"},
+		"zkcoord.v1.BarrierService":  {"AwaitBarrier", "AwaitGroup", "GetBarrier", "JoinBarrier", "LeaveBarrier"},
 		"zkcoord.v1.StatusService":   {"GetStatus"},
 		"grpc.health.v1.Health":      nil,
 	}
@@ -336,6 +336,10 @@ func TestGrpcurlInvalidArgument(t *testing.T) {
 		{"zkcoord.v1.ElectionService/Campaign", `{"election":"a b"}`, "election"},
 		{"zkcoord.v1.BarrierService/AwaitBarrier", `{"barrier":"b","threshold":0}`, "threshold"},
 		{"zkcoord.v1.BarrierService/AwaitGroup", `{"group":"g","min_members":-1}`, "min_members"},
+		{"zkcoord.v1.RegistryService/Lookup", `{"group":"g","after_revision":"1","wait":"6m"}`, "wait"},
+		{"zkcoord.v1.ElectionService/Leader", `{"election":"e","wait":"-1s"}`, "wait"},
+		{"zkcoord.v1.BarrierService/GetBarrier", `{"barrier":"b","after_revision":"-1"}`, "after_revision"},
+		{"zkcoord.v1.BarrierService/JoinBarrier", `{"barrier":"b","threshold":2}`, "lease_id"},
 	} {
 		stderr := gcFail(t, c.method, c.data, "InvalidArgument", 3)
 		if !strings.Contains(stderr, "google.rpc.BadRequest") || !strings.Contains(stderr, fmt.Sprintf(`"field": %q`, c.field)) {
@@ -548,4 +552,67 @@ func TestGrpcurlBarrier(t *testing.T) {
 		defer gcCall(t, "zkcoord.v1.LeaseService/Revoke", fmt.Sprintf(`{"lease_id":%q}`, r.str("leaseId")))
 	}
 	ag.endOK()
+}
+
+// TestGrpcurlLongPoll covers example 10: blocking queries of a group, a
+// leader and a barrier, and JoinBarrier.
+func TestGrpcurlLongPoll(t *testing.T) {
+	const lookup, leader = "zkcoord.v1.RegistryService/Lookup", "zkcoord.v1.ElectionService/Leader"
+	const join, get = "zkcoord.v1.BarrierService/JoinBarrier", "zkcoord.v1.BarrierService/GetBarrier"
+	group, election, bar := gcName(t, "dns"), gcName(t, "scheduler"), gcName(t, "batch")
+
+	// A group: the poll answers the Register (started before it or not).
+	rev := gcCall(t, lookup, fmt.Sprintf(`{"group":%q}`, group)).num("revision")
+	poll := grpcurlStart(t, lookup, fmt.Sprintf(`{"group":%q,"after_revision":"%d","wait":"60s"}`, group, rev), "-max-time", "70")
+	reg := gcCall(t, "zkcoord.v1.RegistryService/Register", fmt.Sprintf(`{"group":%q,"member_id":"mail","value":"10.0.0.8:25","persistent":true}`, group))
+	if m := poll.next(); len(m.list("members")) != 1 || m.num("revision") != reg.num("revision") {
+		t.Fatalf("Lookup long-poll = %v (register %v)", m, reg)
+	}
+	poll.endOK()
+	// No change: the end of the wait, the same revision.
+	start := time.Now()
+	same := gcCall(t, lookup, fmt.Sprintf(`{"group":%q,"after_revision":"%d","wait":"1s"}`, group, reg.num("revision")))
+	if same.num("revision") != reg.num("revision") || time.Since(start) < time.Second {
+		t.Fatalf("Lookup long-poll without a change = %v after %v", same, time.Since(start))
+	}
+
+	// A leader: the poll answers the first candidate.
+	er := gcCall(t, leader, fmt.Sprintf(`{"election":%q}`, election))
+	if er.get("leader") != nil || er.num("revision") <= 0 {
+		t.Fatalf("Leader of an election nobody entered = %v", er)
+	}
+	poll = grpcurlStart(t, leader, fmt.Sprintf(`{"election":%q,"after_revision":"%d","wait":"60s"}`, election, er.num("revision")), "-max-time", "70")
+	camp := grpcurlStart(t, "zkcoord.v1.ElectionService/Campaign", fmt.Sprintf(`{"election":%q,"value":"10.0.0.7:8080"}`, election), "-max-time", "15")
+	elected := camp.next()
+	if m := poll.next(); m.str("leader.value") != "10.0.0.7:8080" || m.str("leader.candidate") != elected.str("candidate") || m.num("revision") <= er.num("revision") {
+		t.Fatalf("Leader long-poll = %v (campaign %v)", m, elected)
+	}
+	poll.endOK()
+	camp.kill()
+
+	// A barrier: two joins without streams, a poll until the release.
+	j1 := gcCall(t, join, fmt.Sprintf(`{"barrier":%q,"threshold":2,"participant_id":"w1","ttl":"60s"}`, bar))
+	if j1.num("arrived") != 1 || j1.num("threshold") != 2 || j1.get("released") != nil || j1.str("participantId") != "w1" ||
+		!gcLeaseRE.MatchString(j1.str("leaseId")) || j1.str("leaseExpiresAt") == "" || j1.num("revision") <= 0 {
+		t.Fatalf("JoinBarrier w1 = %v", j1)
+	}
+	poll = grpcurlStart(t, get, fmt.Sprintf(`{"barrier":%q,"after_revision":"%d","wait":"60s"}`, bar, j1.num("revision")), "-max-time", "70")
+	j2 := gcCall(t, join, fmt.Sprintf(`{"barrier":%q,"threshold":2,"participant_id":"w2","ttl":"60s"}`, bar))
+	if j2.num("arrived") != 2 || j2.get("released") != true {
+		t.Fatalf("JoinBarrier w2 = %v", j2)
+	}
+	m := poll.next()
+	poll.endOK()
+	if m.num("revision") <= j1.num("revision") || m.num("arrived") != 2 {
+		t.Fatalf("GetBarrier long-poll = %v", m)
+	}
+	if m.get("released") != true { // the arrival, before the release: poll again
+		m = gcCall(t, get, fmt.Sprintf(`{"barrier":%q,"after_revision":"%d","wait":"60s"}`, bar, m.num("revision")))
+	}
+	if m.get("released") != true || m.num("revision") != j2.num("revision") {
+		t.Fatalf("GetBarrier after the release = %v (join %v)", m, j2)
+	}
+	for _, j := range []gcMsg{j1, j2} {
+		gcCall(t, "zkcoord.v1.LeaseService/Revoke", fmt.Sprintf(`{"lease_id":%q}`, j.str("leaseId")))
+	}
 }

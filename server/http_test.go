@@ -114,6 +114,15 @@ func TestHTTPUnaryRoutes(t *testing.T) {
 	r, err = c.Do(ctx, "POST", "/v1/barriers/http.b/participants/p1:leave", map[string]any{"leaseId": lease})
 	must("leave barrier", r, err, 200) // while waiting (a participant that gives up is removed)
 	bar.Close()
+	// A participant that joins without a stream, and the barrier read.
+	r, err = c.Do(ctx, "PUT", "/v1/barriers/http.j/participants/p1", map[string]any{"threshold": 1, "leaseId": lease})
+	if got := must("join barrier", r, err, 200); got.Body["released"] != true || str(got.Body, "leaseId") != lease {
+		t.Fatalf("join barrier: %s", got)
+	}
+	r, err = c.Do(ctx, "GET", "/v1/barriers/http.j?afterRevision=1&wait=10s", nil)
+	if got := must("get barrier", r, err, 200); got.Body["released"] != true || got.Body["arrived"] != float64(1) {
+		t.Fatalf("get barrier: %s", got)
+	}
 	r, err = c.Do(ctx, "GET", "/v1/status", nil)
 	if got := must("status", r, err, 200); str(got.Body, "state") != "CONNECTION_STATE_CONNECTED" {
 		t.Fatalf("status: %s", got)

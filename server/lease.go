@@ -106,6 +106,27 @@ func (s *leaseService) GetLease(ctx context.Context, req *pb.GetLeaseRequest) (*
 	return &pb.GetLeaseResponse{Ttl: durationpb.New(l.TTL), ExpiresAt: timestamppb.New(l.ExpiresAt), Owned: owned}, nil
 }
 
+// callLease returns the lease a unary call that creates something names
+// (renewed: using a lease renews it) or, with ttl, one granted for the
+// call; granted says so: revoke it if the call fails, so that nothing is
+// left half-created.
+func (g *Gateway) callLease(ctx context.Context, leaseID string, ttl *durationpb.Duration) (id string, granted bool, err error) {
+	if leaseID != "" {
+		if _, err := g.leases.KeepAlive(ctx, leaseID); err != nil {
+			return "", false, err
+		}
+	}
+	if ttl == nil {
+		return leaseID, false, nil
+	}
+	holder, limit := auth.LeaseQuota(ctx)
+	l, err := g.leases.GrantFor(ctx, ttl.AsDuration(), holder, limit)
+	if err != nil {
+		return "", false, err
+	}
+	return l.ID, true, nil
+}
+
 // streamLease returns the lease a stream runs under: the client's, or an
 // implicit one granted now, kept alive while the stream lives and revoked
 // when it ends (the returned release, which does not wait for ZooKeeper

@@ -7,8 +7,6 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	pb "github.com/zkcoord/zkcoord/gen/zkcoord/v1"
-	"github.com/zkcoord/zkcoord/internal/auth"
-	"github.com/zkcoord/zkcoord/internal/lease"
 	"github.com/zkcoord/zkcoord/internal/registry"
 )
 
@@ -20,28 +18,17 @@ type registryService struct {
 var _ pb.RegistryServiceServer = (*registryService)(nil)
 
 func (s *registryService) Register(ctx context.Context, req *pb.RegisterRequest) (*pb.RegisterResponse, error) {
-	leaseID := req.GetLeaseId()
-	var granted *lease.Lease
-	if leaseID != "" { // using a lease renews it
-		if _, err := s.g.leases.KeepAlive(ctx, leaseID); err != nil {
-			return nil, toStatus(err)
-		}
-	}
-	if req.GetTtl() != nil {
-		holder, limit := auth.LeaseQuota(ctx)
-		l, err := s.g.leases.GrantFor(ctx, req.GetTtl().AsDuration(), holder, limit)
-		if err != nil {
-			return nil, toStatus(err)
-		}
-		granted, leaseID = &l, l.ID
+	leaseID, granted, err := s.g.callLease(ctx, req.GetLeaseId(), req.GetTtl())
+	if err != nil {
+		return nil, toStatus(err)
 	}
 	m, rev, err := s.g.registry.Register(ctx, registry.RegisterParams{
 		Group: req.GetGroup(), ID: req.GetMemberId(), Value: req.GetValue(), Metadata: req.GetMetadata(),
 		LeaseID: leaseID, Persistent: req.GetPersistent(),
 	})
 	if err != nil {
-		if granted != nil { // nothing half-created: drop the lease made for this call
-			s.g.revoke(ctx, granted.ID)
+		if granted { // nothing half-created: drop the lease made for this call
+			s.g.revoke(ctx, leaseID)
 		}
 		return nil, toStatus(err)
 	}
@@ -64,9 +51,17 @@ func (s *registryService) Deregister(ctx context.Context, req *pb.DeregisterRequ
 	return &pb.DeregisterResponse{Revision: rev}, nil
 }
 
+// Lookup reads a group, at once or, with a wait, as a blocking query.
 func (s *registryService) Lookup(ctx context.Context, req *pb.LookupRequest) (*pb.LookupResponse, error) {
-	v, err := s.g.registry.Lookup(ctx, req.GetGroup(), req.GetMemberId(),
-		req.GetConsistency() == pb.Consistency_CONSISTENCY_LINEARIZABLE)
+	linearizable := req.GetConsistency() == pb.Consistency_CONSISTENCY_LINEARIZABLE
+	var v registry.View
+	var err error
+	if until, release, ok := s.g.pollWindow(ctx, req.GetWait()); ok {
+		defer release()
+		v, err = s.g.registry.Poll(ctx, req.GetGroup(), req.GetMemberId(), linearizable, req.GetAfterRevision(), until)
+	} else {
+		v, err = s.g.registry.Lookup(ctx, req.GetGroup(), req.GetMemberId(), linearizable)
+	}
 	if err != nil {
 		return nil, toStatus(err)
 	}

@@ -43,5 +43,6 @@ func (s *statusService) GetStatus(ctx context.Context, _ *pb.GetStatusRequest) (
 		WatchedGroups:      int64(g.registry.Groups()),
 		ReplicaId:          g.opts.replicaID,
 		Version:            g.opts.version,
+		Polls:              g.polls.Load(),
 	}, nil
 }

@@ -56,6 +56,7 @@ func run() error {
 	flag.IntVar(&cfg.Participants, "participants", 1000, "barrier participants")
 	flag.IntVar(&cfg.Rounds, "rounds", 3, "barrier rounds")
 	flag.IntVar(&cfg.KeepAlives, "keepalives", 10000, "keepalives counted against ZooKeeper writes")
+	flag.IntVar(&cfg.PHPProcs, "php-procs", 1000, "php processes per side of the php workload (one at a time)")
 	flag.Parse()
 	var err error
 	if cfg.Concurrency, err = ints(*conc); err != nil {
@@ -138,12 +139,14 @@ func write(dir string, res bench.Results, args string, took time.Duration) error
 	if err := os.WriteFile(filepath.Join(dir, "bench.md"), []byte(b.String()), 0o644); err != nil {
 		return err
 	}
+	files := "bench.json, bench.md"
 	if len(res.Points) > 0 {
 		if err := bench.Plot(res.Points, filepath.Join(dir, "bench.png")); err != nil {
 			return err
 		}
+		files += ", bench.png"
 	}
-	fmt.Printf("wrote %s/bench.json, bench.md, bench.png\n", dir)
+	fmt.Printf("wrote %s/%s\n", dir, files)
 	return nil
 }
 

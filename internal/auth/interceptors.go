@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	peerpb "github.com/zkcoord/zkcoord/gen/zkcoord/peer/v1"
 	pb "github.com/zkcoord/zkcoord/gen/zkcoord/v1"
@@ -114,6 +115,9 @@ type rule struct {
 	lease  bool // a lease call: possession of the lease ID is ownership
 	stream bool // counts against the open-stream limit
 	watch  bool // counts the group against the watched-groups limit
+	// poll: a blocking query; a request with a wait counts as a stream
+	// (and, with watch, its group as watched) while it waits.
+	poll bool
 }
 
 func group(req any) string      { return req.(interface{ GetGroup() string }).GetGroup() }
@@ -126,15 +130,17 @@ func barrierOf(req any) string  { return req.(interface{ GetBarrier() string }).
 var rules = map[string]rule{
 	pb.RegistryService_Register_FullMethodName:   {right: Register, name: group},
 	pb.RegistryService_Deregister_FullMethodName: {right: Register, name: group},
-	pb.RegistryService_Lookup_FullMethodName:     {right: Read, name: group},
+	pb.RegistryService_Lookup_FullMethodName:     {right: Read, name: group, poll: true, watch: true},
 	pb.RegistryService_WatchGroup_FullMethodName: {right: Read, name: group, stream: true, watch: true},
 
 	pb.ElectionService_Campaign_FullMethodName: {right: Campaign, name: electionOf, stream: true},
 	pb.ElectionService_Resign_FullMethodName:   {right: Campaign, name: electionOf},
-	pb.ElectionService_Leader_FullMethodName:   {right: Read, name: electionOf},
+	pb.ElectionService_Leader_FullMethodName:   {right: Read, name: electionOf, poll: true},
 	pb.ElectionService_Observe_FullMethodName:  {right: Read, name: electionOf, stream: true},
 
 	pb.BarrierService_AwaitBarrier_FullMethodName: {right: Barrier, name: barrierOf, stream: true},
+	pb.BarrierService_JoinBarrier_FullMethodName:  {right: Barrier, name: barrierOf},
+	pb.BarrierService_GetBarrier_FullMethodName:   {right: Read, name: barrierOf, poll: true},
 	pb.BarrierService_LeaveBarrier_FullMethodName: {right: Barrier, name: barrierOf},
 	pb.BarrierService_AwaitGroup_FullMethodName:   {right: Read, name: group, stream: true, watch: true},
 
@@ -226,8 +232,29 @@ func (c Config) unaryAuthorize(ctx context.Context, req any, info *grpc.UnarySer
 		if err := check(p, info.FullMethod, r, req); err != nil {
 			return nil, err
 		}
+		if r.poll && waits(req) {
+			// A blocking query holds what a stream holds while it waits.
+			done, err := c.Limiter.OpenStream(p)
+			if err != nil {
+				return nil, err
+			}
+			defer done()
+			if r.watch {
+				unwatch, err := c.Limiter.WatchGroup(p, group(req))
+				if err != nil {
+					return nil, err
+				}
+				defer unwatch()
+			}
+		}
 	}
 	return handler(ctx, req)
+}
+
+// waits reports whether req is a blocking query: it has a wait.
+func waits(req any) bool {
+	w, ok := req.(interface{ GetWait() *durationpb.Duration })
+	return ok && w.GetWait().AsDuration() > 0
 }
 
 // isInfra: health and reflection, served to any authenticated caller when

@@ -33,6 +33,8 @@ var (
 	ErrNotOwner = errors.New("barrier: participant owned by another lease")
 	// ErrConflict: the barrier kept changing while joining; try again.
 	ErrConflict = errors.New("barrier: kept changing while joining, try again")
+	// ErrClosed: the Barriers is closed (the gateway is stopping).
+	ErrClosed = errors.New("barrier: closed")
 )
 
 // RefKind is the kind of lease refs that name participants.
@@ -54,20 +56,23 @@ type Barriers struct {
 	mu      sync.Mutex
 	closed  bool
 	leaving map[string]chan struct{} // participant path → closed once its leave in the background is over
+	feeds   map[string]*feed         // barrier name → what its Polls follow (poll.go)
 }
 
 // New returns Barriers and registers the participant release handler.
 // Close stops what goes on in the background.
 func New(sess *zkx.Session, lay zkx.Layout, leases *lease.Manager, log *slog.Logger) *Barriers {
 	ctx, cancel := context.WithCancel(context.Background())
-	b := &Barriers{sess: sess, lay: lay, leases: leases, log: log, ctx: ctx, cancel: cancel, leaving: map[string]chan struct{}{}}
+	b := &Barriers{sess: sess, lay: lay, leases: leases, log: log, ctx: ctx, cancel: cancel, leaving: map[string]chan struct{}{},
+		feeds: map[string]*feed{}}
 	leases.Handle(RefKind, b.releaseOps)
 	return b
 }
 
 // Close stops the leaves of participants that gave up that are still
-// going on (ZooKeeper slow or unreachable) and waits for them to end. A
-// participant they did not remove goes when its lease ends.
+// going on (ZooKeeper slow or unreachable), and the watches of Polls
+// (ending them with ErrClosed), and waits for them to end. A participant
+// they did not remove goes when its lease ends.
 func (b *Barriers) Close() {
 	b.mu.Lock()
 	b.closed = true

@@ -65,6 +65,18 @@ func TestCallsHonourDeadlineWhileZooKeeperStalls(t *testing.T) {
 			_, err := b.Leave(ctx, "released", "in", l)
 			return err
 		}},
+		{Name: "Join", Call: func(ctx context.Context) error {
+			_, err := b.Join(ctx, "joined", 2, "p", l)
+			return err
+		}},
+		{Name: "Get", Call: func(ctx context.Context) error {
+			_, err := b.Get(ctx, "released")
+			return err
+		}},
+		{Name: "Poll", Call: func(ctx context.Context) error {
+			_, err := b.Poll(ctx, "released", 1, nil)
+			return err
+		}},
 	})
 	select {
 	case err := <-waited:

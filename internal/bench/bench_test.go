@@ -37,7 +37,8 @@ func TestTinyRun(t *testing.T) {
 	defer env.Close()
 	var progress bytes.Buffer
 	cfg := Config{Duration: 200 * time.Millisecond, Concurrency: []int{1, 2}, Callers: 2, Streams: 50, DirectWatch: 5,
-		Changes: 2, Candidates: 5, Failovers: 4, Participants: 10, Rounds: 1, Sizes: []int{10, 50}, KeepAlives: 200, Log: &progress}
+		Changes: 2, Candidates: 5, Failovers: 4, Participants: 10, Rounds: 1, Sizes: []int{10, 50}, KeepAlives: 200,
+		PHPProcs: 5, Log: &progress}
 	res, err := NewRunner(env, cfg).Run(ctx)
 	if err != nil {
 		t.Fatalf("%v\nprogress:\n%s\nlogs:\n%s", err, progress.String(), logs.String())
@@ -77,6 +78,12 @@ func TestTinyRun(t *testing.T) {
 		if f := find(q[0], q[1]); f.Gateway <= 0 || f.Direct <= 0 {
 			t.Errorf("%s: no throughput measured: %+v", q[0], f)
 		}
+	}
+	if f := find("PHP processes", "ZooKeeper sessions opened per process"); f.Gateway != 0 || f.Direct < 1 {
+		t.Errorf("sessions opened per PHP process: zkcoord %v (want 0), direct %v (want 1)", f.Gateway, f.Direct)
+	}
+	if f := find("PHP processes", "members visible right after the run"); f.Gateway != float64(cfg.PHPProcs) || f.Direct != 0 {
+		t.Errorf("members left by the PHP processes: zkcoord %v (want %d), direct %v (want 0)", f.Gateway, cfg.PHPProcs, f.Direct)
 	}
 	find("AwaitBarrier", "release after the last arrival p99")
 	find("Growth (50 members)", "WatchGroup snapshot")

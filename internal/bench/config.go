@@ -24,6 +24,7 @@ type Config struct {
 	Rounds       int           // barrier rounds (default 3)
 	Sizes        []int         // group sizes for growth (default 10..100000)
 	KeepAlives   int           // keepalives counted against ZooKeeper writes (default 10000)
+	PHPProcs     int           // php processes per side of the php workload, one at a time (default 1000)
 	// Log receives progress lines (default discarded).
 	Log io.Writer
 }
@@ -49,6 +50,7 @@ func (c Config) withDefaults() Config {
 	def(&c.Participants, 1000)
 	def(&c.Rounds, 3)
 	def(&c.KeepAlives, 10000)
+	def(&c.PHPProcs, 1000)
 	if len(c.Sizes) == 0 {
 		c.Sizes = []int{10, 100, 1000, 10000, 100000}
 	}
@@ -87,6 +89,7 @@ var Workloads = []Workload{
 	{"campaign", (*Runner).campaign},
 	{"barrier", (*Runner).barrier},
 	{"growth", (*Runner).growth},
+	{"php", (*Runner).php}, // last: its members' leases lapse after the run
 }
 
 // Runner runs workloads against an Env.

@@ -28,6 +28,7 @@ import (
 type Env struct {
 	ZK        string // ZooKeeper connect string
 	Gateway   string // the gateway's gRPC address
+	HTTP      string // the base URL of the gateway's HTTP/JSON face
 	DebugAddr string // the gateway's --debug-listen address
 	Pid       int    // the gateway's process id, 0 when not started here
 	// Root is the gateway's --root; the direct client works under Root +
@@ -87,9 +88,13 @@ func Setup(ctx context.Context, o EnvOptions) (*Env, error) {
 	if err != nil {
 		return nil, err
 	}
-	e.Gateway, e.DebugAddr = grpcAddr, debugAddr
-	e.cmd = exec.Command(o.Bin, "serve", "--plaintext", "--no-auth", "--listen", grpcAddr, "--zk", e.ZK, "--root", e.Root,
-		"--debug-listen", debugAddr, "--log-level", "warn", "--replica-id", "bench")
+	httpAddr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	e.Gateway, e.DebugAddr, e.HTTP = grpcAddr, debugAddr, "http://"+httpAddr
+	e.cmd = exec.Command(o.Bin, "serve", "--plaintext", "--no-auth", "--listen", grpcAddr, "--http-listen", httpAddr,
+		"--zk", e.ZK, "--root", e.Root, "--debug-listen", debugAddr, "--log-level", "warn", "--replica-id", "bench")
 	e.cmd.Stdout, e.cmd.Stderr = o.Log, o.Log
 	if err := e.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("bench: start gateway %s: %w", o.Bin, err)
@@ -173,6 +178,26 @@ func drain(ev <-chan zk.Event) {
 // FourLetter runs a ZooKeeper four-letter command on the first server.
 func (e *Env) FourLetter(ctx context.Context, cmd string) (string, error) {
 	return zkserver.FourLetter(ctx, strings.Split(e.ZK, ",")[0], cmd)
+}
+
+// Mntr reads the numeric lines of the server's mntr (zk_global_sessions,
+// zk_connection_request_count, ...).
+func (e *Env) Mntr(ctx context.Context) (map[string]int64, error) {
+	out, err := e.FourLetter(ctx, "mntr")
+	if err != nil {
+		return nil, err
+	}
+	m := map[string]int64{}
+	for _, line := range strings.Split(out, "\n") {
+		k, v, ok := strings.Cut(line, "\t")
+		if n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64); ok && err == nil {
+			m[k] = n
+		}
+	}
+	if _, ok := m["zk_connection_request_count"]; !ok {
+		return nil, fmt.Errorf("bench: no zk_connection_request_count in mntr output %q", out)
+	}
+	return m, nil
 }
 
 // Zxid reads the server's last zxid (srvr): it grows by one per write.

@@ -46,6 +46,10 @@ func TestCallsHonourDeadlineWhileZooKeeperStalls(t *testing.T) {
 		{Name: "Observe of a new election", Call: func(ctx context.Context) error {
 			return g.el.Observe(ctx, "new", func(*LeaderInfo, int64) error { return nil })
 		}},
+		{Name: "Poll", Call: func(ctx context.Context) error {
+			_, _, err := g.el.Poll(ctx, "e", 1, nil)
+			return err
+		}},
 	})
 	c.quiet(t)
 

@@ -58,6 +58,17 @@ type LeaderInfo struct {
 	// Token is the zxid that created the candidacy: the term's fencing token.
 	Token        int64
 	CampaignedAt time.Time
+
+	mod int64 // the zxid of the candidacy's last change (its value)
+}
+
+// revision is the revision of an election whose candidates' listing has
+// pzxid and whose leader is l: the last change of either.
+func revision(pzxid int64, l *LeaderInfo) int64 {
+	if l == nil {
+		return pzxid
+	}
+	return max(pzxid, l.mod)
 }
 
 // Elections runs campaigns, resignations and observers of elections.
@@ -158,13 +169,15 @@ func (e *Elections) info(ctx context.Context, election, name string) (*LeaderInf
 func decode(election, name string, data []byte, stat *zk.Stat) *LeaderInfo {
 	var rec record
 	_ = json.Unmarshal(data, &rec) // a corrupt record still leads, with no value
-	return &LeaderInfo{Election: election, Candidate: name, Value: rec.Value, Token: stat.Czxid, CampaignedAt: rec.CampaignedAt}
+	return &LeaderInfo{Election: election, Candidate: name, Value: rec.Value, Token: stat.Czxid, CampaignedAt: rec.CampaignedAt,
+		mod: stat.Mzxid}
 }
 
 // Leader reads the current leader of election (nil when it has no
-// candidate) and the revision the answer reflects: the election's pzxid, 0
-// when the election was never entered. When ctx ends first, it returns
-// ctx's error at once.
+// candidate) and the revision the answer reflects: the last change of the
+// election's candidates (its pzxid) or of its leader's value; for an
+// election never entered, a revision at which it did not exist (reading it
+// creates nothing). When ctx ends first, it returns ctx's error at once.
 func (e *Elections) Leader(ctx context.Context, election string) (*LeaderInfo, int64, error) {
 	for {
 		if err := ctx.Err(); err != nil {
@@ -172,7 +185,11 @@ func (e *Elections) Leader(ctx context.Context, election string) (*LeaderInfo, i
 		}
 		cands, stat, err := e.list(ctx, election)
 		if errors.Is(err, zk.ErrNoNode) {
-			return nil, 0, nil
+			rev, err := zkx.AbsentRev(ctx, e.sess, e.lay.Election(election))
+			if errors.Is(err, zkx.ErrAppeared) {
+				continue
+			}
+			return nil, rev, err
 		} else if err != nil {
 			return nil, 0, fmt.Errorf("election: list %s: %w", election, err)
 		}
@@ -185,7 +202,7 @@ func (e *Elections) Leader(ctx context.Context, election string) (*LeaderInfo, i
 		} else if err != nil {
 			return nil, 0, fmt.Errorf("election: read leader of %s: %w", election, err)
 		}
-		return l, stat.Pzxid, nil
+		return l, revision(stat.Pzxid, l), nil
 	}
 }
 

@@ -129,7 +129,7 @@ func TestLeaseExpiryElectsNext(t *testing.T) {
 func TestResignLeaderObserve(t *testing.T) {
 	g := setup(t)
 	ctx := context.Background()
-	if l, rev, err := g.el.Leader(ctx, "e"); l != nil || rev != 0 || err != nil {
+	if l, rev, err := g.el.Leader(ctx, "e"); l != nil || rev == 0 || err != nil {
 		t.Fatalf("Leader of a new election: %+v, %d, %v", l, rev, err)
 	}
 	o1, o2 := g.observe(t, "e"), g.observe(t, "e")

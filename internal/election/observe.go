@@ -13,7 +13,7 @@ import (
 
 // Observe reports the leader of election to fn: the current one first (nil
 // when there is none), then every change of leader, including to none, with
-// the revision (the election's pzxid) of the change. A slow fn does not
+// the revision of the change (see Leader). A slow fn does not
 // miss the latest leader: changes that happen while it runs coalesce into
 // the next call. A new value of the same leader (a Campaign with its lease
 // and a new value) is reported too. Observers of an election share one
@@ -71,32 +71,57 @@ type feed struct {
 
 	mu      sync.Mutex
 	v       view
-	changed chan struct{} // closed and replaced when v changes
+	changed chan struct{} // closed and replaced when v's leader changes, or the feed stops
+	moved   chan struct{} // closed and replaced when v changes at all (its rev moved)
 }
 
 // view is a feed's state.
 type view struct {
 	loaded bool
 	leader *LeaderInfo
-	rev    int64
-	err    error // the feed stopped
+	// rev is the revision of the latest listing, since the revision of
+	// the listing that first showed this leader (candidate and value), or
+	// for the feed's first listing, when it can tell, the revision at
+	// which the leader took office. Candidates queueing or leaving behind
+	// the leader move rev, not since.
+	rev, since int64
+	err        error // the feed stopped
 }
 
+// current returns f's view and a channel closed when its leader changes.
 func (f *feed) current() (view, <-chan struct{}) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.v, f.changed
 }
 
+// latest returns f's view and a channel closed when its revision moves.
+func (f *feed) latest() (view, <-chan struct{}) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.v, f.moved
+}
+
 func (f *feed) set(v view) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.v.loaded && v.err == nil && sameLeader(f.v.leader, v.leader) {
-		return // same leader: observers have nothing to report
+		// Same leader: observers have nothing to report.
+		if v.rev > f.v.rev {
+			f.v.rev = v.rev
+			close(f.moved)
+			f.moved = make(chan struct{})
+		}
+		return
+	}
+	if f.v.loaded || v.since > v.rev {
+		v.since = v.rev // a change seen in this listing
 	}
 	f.v = v
 	close(f.changed)
 	f.changed = make(chan struct{})
+	close(f.moved)
+	f.moved = make(chan struct{})
 }
 
 // join returns the feed of election, starting it for its first observer.
@@ -109,7 +134,7 @@ func (fs *feeds) join(election string) (*feed, error) {
 	f, ok := fs.byName[election]
 	if !ok {
 		ctx, cancel := context.WithCancel(fs.e.ctx)
-		f = &feed{election: election, cancel: cancel, changed: make(chan struct{})}
+		f = &feed{election: election, cancel: cancel, changed: make(chan struct{}), moved: make(chan struct{})}
 		fs.byName[election] = f
 		fs.wg.Add(1)
 		go fs.run(ctx, f)
@@ -245,6 +270,14 @@ func (fs *feeds) refresh(ctx context.Context, f *feed, dir string, leader **Lead
 		}
 		*leader, *leaderCh = decode(f.election, low.name, data, st), lch
 	}
-	f.set(view{loaded: true, leader: *leader, rev: stat.Pzxid})
+	v := view{loaded: true, leader: *leader, rev: revision(stat.Pzxid, *leader)}
+	v.since = v.rev
+	switch { // what the first listing can tell of when its leader took office
+	case low.seq == 0 && *leader != nil: // the first candidate ever: it leads since its value was written
+		v.since = (*leader).mod
+	case low.seq < 0 && stat.Pzxid == stat.Czxid: // never a candidate: never a leader
+		v.since = 0
+	}
+	f.set(v)
 	return ch, nil
 }

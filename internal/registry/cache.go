@@ -34,9 +34,12 @@ type group struct {
 	loaded   chan struct{} // closed after the first load
 	members  map[string]*Member
 	rev      int64
-	ring     []*Event // recent events, oldest first
-	base     int64    // position in the group's event sequence of ring[0]
-	floor    int64    // every event after revision floor is in ring
+	changed  int64         // revision of the last change of members the cache knows (<= rev)
+	wake     chan struct{} // closed and replaced when changed moves or the cache stops
+	waiters  int           // blocking queries waiting (poll.go): the cache is in use
+	ring     []*Event      // recent events, oldest first
+	base     int64         // position in the group's event sequence of ring[0]
+	floor    int64         // every event after revision floor is in ring
 	subs     map[*Sub]struct{}
 	lastUsed time.Time
 	err      error // why the cache stopped, reported to waiting callers
@@ -79,7 +82,8 @@ func (r *Registry) loadGroup(ctx context.Context, name string) (*group, error) {
 	} else {
 		gctx, cancel := context.WithCancel(r.ctx)
 		g = &group{r: r, name: name, lastSeq: -1, loaded: make(chan struct{}), members: map[string]*Member{},
-			subs: map[*Sub]struct{}{}, cancel: cancel, done: make(chan struct{}), lastUsed: time.Now()}
+			subs: map[*Sub]struct{}{}, cancel: cancel, done: make(chan struct{}), lastUsed: time.Now(),
+			wake: make(chan struct{})}
 		r.groups[name] = g
 		r.wg.Add(1)
 		go g.run(gctx)
@@ -123,11 +127,17 @@ func (r *Registry) Lookup(ctx context.Context, name, id string, linearizable boo
 	if err != nil {
 		return View{}, err
 	}
+	return g.lookup(ctx, id, linearizable)
+}
+
+// lookup answers a Lookup from the loaded cache g.
+func (g *group) lookup(ctx context.Context, id string, linearizable bool) (View, error) {
 	if linearizable {
 		if err := g.catchUp(ctx); err != nil {
 			return View{}, err
 		}
 	}
+	name := g.name
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if id != "" {
@@ -204,7 +214,7 @@ func (r *Registry) janitor() {
 				loaded = true
 			default: // still loading (ZooKeeper unreachable?): callers wait on it
 			}
-			idle := loaded && len(g.subs) == 0 && time.Since(g.lastUsed) > r.opts.idle
+			idle := loaded && len(g.subs) == 0 && g.waiters == 0 && time.Since(g.lastUsed) > r.opts.idle
 			failed := g.err != nil
 			g.mu.Unlock()
 			if idle || failed {

@@ -90,6 +90,22 @@ func TestCallsHonourDeadlineWhileZooKeeperStalls(t *testing.T) {
 		{Name: "AwaitCount", Call: func(ctx context.Context) error {
 			return r.AwaitCount(ctx, "g", 100, func(int, int64, bool) error { return nil })
 		}},
+		{Name: "Poll of a group not cached yet", Call: func(ctx context.Context) error {
+			_, err := r.Poll(ctx, "unpolled", "", false, 1, nil)
+			return err
+		}},
+		{Name: "Poll ahead of the cache", Call: func(ctx context.Context) error {
+			_, err := r.Poll(ctx, "g", "", false, v.Rev+1_000_000, nil)
+			return err
+		}},
+		{Name: "LINEARIZABLE Poll", Call: func(ctx context.Context) error {
+			_, err := r.Poll(ctx, "g", "", true, 1, nil)
+			return err
+		}},
+		{Name: "Poll of a cached group, waiting", Call: func(ctx context.Context) error {
+			_, err := r.Poll(ctx, "g", "", false, v.Rev, nil)
+			return err
+		}},
 	})
 
 	px.Restore()

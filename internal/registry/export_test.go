@@ -9,3 +9,16 @@ func WithAfterMemberRead(fn func(group string, n int)) Option {
 		return nil
 	}
 }
+
+// Waiters returns how many Polls wait on r's cache of group.
+func Waiters(r *Registry, group string) int {
+	r.mu.Lock()
+	g, ok := r.groups[group]
+	r.mu.Unlock()
+	if !ok {
+		return 0
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.waiters
+}

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"path"
 	"slices"
 	"sort"
 	"time"
@@ -69,6 +68,7 @@ func (g *group) fail(err error) {
 	if !g.isLoaded() {
 		close(g.loaded)
 	}
+	g.wakeLocked()
 	for s := range g.subs {
 		g.dropLocked(s, g.err)
 	}
@@ -192,6 +192,7 @@ type listing struct {
 	seqs  []int64          // entries' sequence numbers, sorted
 	names map[int64]string // entries' names by sequence number
 	rev   int64            // the revision the listing reflects
+	mod   int64            // the revision of the group's last change (the directory's mzxid)
 }
 
 // list lists the journal; zk.ErrNoNode when the group was never written.
@@ -205,7 +206,7 @@ func (g *group) list(ctx context.Context) (listing, error) {
 		return listing{}, err
 	}
 	seqs, byseq := parseLog(names)
-	return listing{seqs: seqs, names: byseq, rev: max(st.Pzxid, st.Mzxid)}, nil
+	return listing{seqs: seqs, names: byseq, rev: max(st.Pzxid, st.Mzxid), mod: st.Mzxid}, nil
 }
 
 // last is the sequence number of the listing's last entry, or -1.
@@ -293,10 +294,12 @@ func applyChange(members map[string]*Member, group string, e entry) *Event {
 }
 
 // state is a whole group read from ZooKeeper: its members exactly at rev,
-// and the last journal entry they reflect (-1: none).
+// the revision of their last change (mod), and the last journal entry they
+// reflect (-1: none).
 type state struct {
 	members map[string]*Member
 	rev     int64
+	mod     int64
 	lastSeq int64
 }
 
@@ -330,7 +333,7 @@ func (g *group) read(ctx context.Context, l listing) (state, error) {
 		for _, e := range es {
 			applyChange(members, g.name, e)
 		}
-		return state{members: members, rev: l2.rev, lastSeq: l2.last()}, nil
+		return state{members: members, rev: l2.rev, mod: l2.mod, lastSeq: l2.last()}, nil
 	}
 	return state{}, fmt.Errorf("%w: group %s changed faster than it could be read", ErrConflict, g.name)
 }
@@ -372,7 +375,7 @@ func (g *group) install(s state) {
 	g.lastSeq = s.lastSeq
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	g.members, g.rev, g.floor = s.members, s.rev, s.rev
+	g.members, g.rev, g.floor, g.changed = s.members, s.rev, s.rev, s.mod
 	g.lastUsed = time.Now() // callers waited for the load: not idle yet
 	close(g.loaded)
 }
@@ -434,11 +437,13 @@ var errAppeared = fmt.Errorf("%w: group created while read", ErrConflict)
 // nobody ever registered in it. Reads create nothing (only Register creates
 // a group's directories); the run loop's exists watch on the journal fires
 // when it is created. The revision is one at which the journal did not
-// exist (absentRev).
+// exist (zkx.AbsentRev).
 func (g *group) absent(ctx context.Context) error {
 	g.r.ensured.Delete(g.name)
-	rev, err := absentRev(ctx, g.r.sess, g.r.lay.Log(g.name))
-	if err != nil {
+	rev, err := zkx.AbsentRev(ctx, g.r.sess, g.r.lay.Log(g.name))
+	if errors.Is(err, zkx.ErrAppeared) {
+		return errAppeared
+	} else if err != nil {
 		return err
 	}
 	s := state{members: map[string]*Member{}, rev: rev, lastSeq: -1}
@@ -447,24 +452,4 @@ func (g *group) absent(ctx context.Context) error {
 		return nil
 	}
 	return g.replace(s)
-}
-
-// absentRev returns a revision at which p did not exist: the pzxid of its
-// nearest existing ancestor, from a listing that lacks the next name on the
-// way down to p. The pzxid is the revision of the last change to that list
-// of children, so the name was missing at that revision too.
-func absentRev(ctx context.Context, c *zkx.Session, p string) (int64, error) {
-	for child := p; child != "/"; child = path.Dir(child) {
-		names, st, err := c.Children(ctx, path.Dir(child))
-		if errors.Is(err, zk.ErrNoNode) {
-			continue
-		} else if err != nil {
-			return 0, err
-		}
-		if slices.Contains(names, path.Base(child)) {
-			return 0, errAppeared
-		}
-		return st.Pzxid, nil
-	}
-	return 0, errAppeared
 }

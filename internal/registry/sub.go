@@ -101,14 +101,16 @@ func (s *Sub) signal() {
 }
 
 // publishLocked records the events of one refresh in the ring and wakes
-// every watcher once. The events of a revision are contiguous and all in
-// evs: More is set on each but the last of its revision. A watcher that has
-// not taken an event leaving the ring is ended with ErrSlowWatcher rather
-// than silently missing it.
+// every watcher and blocking query once. The events of a revision are
+// contiguous and all in evs: More is set on each but the last of its
+// revision. A watcher that has not taken an event leaving the ring is
+// ended with ErrSlowWatcher rather than silently missing it.
 func (g *group) publishLocked(evs []*Event) {
 	if len(evs) == 0 {
 		return
 	}
+	g.changed = max(g.changed, evs[len(evs)-1].Rev)
+	g.wakeLocked()
 	for i, ev := range evs {
 		ev.More = i+1 < len(evs) && evs[i+1].Rev == ev.Rev
 		if len(g.ring) >= g.r.opts.ring {

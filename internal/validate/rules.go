@@ -36,6 +36,9 @@ const (
 	// MaxThreshold is the largest barrier threshold or AwaitGroup
 	// min_members.
 	MaxThreshold = 100000
+	// MaxWait is the longest wait of a blocking query (Lookup, Leader,
+	// GetBarrier), before the gateway's jitter.
+	MaxWait = 5 * time.Minute
 )
 
 // Descriptions shared by several rules.
@@ -45,6 +48,7 @@ var (
 	descLeaseID  = fmt.Sprintf("malformed lease id: must be %d lowercase hex characters", LeaseIDLen)
 	descKey      = fmt.Sprintf("key must be 1-%d characters of [A-Za-z0-9._:/-]", MaxMetadataKeyLen)
 	descTTL      = fmt.Sprintf("must be between %s and %s", shortDuration(MinTTL), shortDuration(MaxTTL))
+	descWait     = fmt.Sprintf("must be between 0s and %s", shortDuration(MaxWait))
 )
 
 // rules returns the violations of msg, and false when there are no rules
@@ -83,11 +87,11 @@ func rules(msg any) ([]*errdetails.BadRequest_FieldViolation, bool) {
 		if _, ok := zkcoordv1.Consistency_name[int32(m.GetConsistency())]; !ok {
 			v.addf("consistency", "must be a defined Consistency value, not %d", m.GetConsistency())
 		}
+		v.revision("after_revision", m.GetAfterRevision())
+		v.wait("wait", m.GetWait())
 	case *zkcoordv1.WatchGroupRequest:
 		v.name("group", m.GetGroup(), true)
-		if r := m.GetStartRevision(); r < 0 {
-			v.addf("start_revision", "must not be negative, not %d", r)
-		}
+		v.revision("start_revision", m.GetStartRevision())
 
 	// election.proto
 	case *zkcoordv1.CampaignRequest:
@@ -101,6 +105,8 @@ func rules(msg any) ([]*errdetails.BadRequest_FieldViolation, bool) {
 		v.leaseID("lease_id", m.GetLeaseId(), true)
 	case *zkcoordv1.LeaderRequest:
 		v.name("election", m.GetElection(), true)
+		v.revision("after_revision", m.GetAfterRevision())
+		v.wait("wait", m.GetWait())
 	case *zkcoordv1.ObserveRequest:
 		v.name("election", m.GetElection(), true)
 
@@ -112,6 +118,20 @@ func rules(msg any) ([]*errdetails.BadRequest_FieldViolation, bool) {
 		v.leaseID("lease_id", m.GetLeaseId(), false)
 		v.ttl("ttl", m.GetTtl())
 		v.leaseOrTTL(m.GetLeaseId(), m.GetTtl())
+	case *zkcoordv1.JoinBarrierRequest:
+		v.name("barrier", m.GetBarrier(), true)
+		v.count("threshold", m.GetThreshold())
+		v.name("participant_id", m.GetParticipantId(), false)
+		v.leaseID("lease_id", m.GetLeaseId(), false)
+		v.ttl("ttl", m.GetTtl())
+		if m.GetLeaseId() == "" && m.GetTtl() == nil {
+			v.add("lease_id", "one of lease_id or ttl is required")
+		}
+		v.leaseOrTTL(m.GetLeaseId(), m.GetTtl())
+	case *zkcoordv1.GetBarrierRequest:
+		v.name("barrier", m.GetBarrier(), true)
+		v.revision("after_revision", m.GetAfterRevision())
+		v.wait("wait", m.GetWait())
 	case *zkcoordv1.LeaveBarrierRequest:
 		v.name("barrier", m.GetBarrier(), true)
 		v.name("participant_id", m.GetParticipantId(), true)
@@ -176,6 +196,28 @@ func (v *violations) ttl(field string, d *durationpb.Duration) {
 	}
 	if t := d.AsDuration(); t < MinTTL || t > MaxTTL {
 		v.add(field, descTTL)
+	}
+}
+
+// wait checks the wait of a blocking query when it is set: from 0 (answer
+// at once) to MaxWait.
+func (v *violations) wait(field string, d *durationpb.Duration) {
+	if d == nil {
+		return
+	}
+	if err := d.CheckValid(); err != nil {
+		v.addf(field, "is not a valid duration: %v", err)
+		return
+	}
+	if t := d.AsDuration(); t < 0 || t > MaxWait {
+		v.add(field, descWait)
+	}
+}
+
+// revision checks a revision to resume or wait after: not negative.
+func (v *violations) revision(field string, r int64) {
+	if r < 0 {
+		v.addf(field, "must not be negative, not %d", r)
 	}
 }
 

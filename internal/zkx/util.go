@@ -3,6 +3,8 @@ package zkx
 import (
 	"context"
 	"errors"
+	"path"
+	"slices"
 	"strings"
 	"time"
 
@@ -77,4 +79,30 @@ func Backoff(ctx context.Context, attempt int) bool {
 // the write may yet take effect; a read can be retried.
 func Unknown(err error) bool {
 	return Transient(err) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
+}
+
+// ErrAppeared: the znode whose absence AbsentRev proves was created while
+// it read; read again.
+var ErrAppeared = errors.New("zkx: znode created while its absence was read")
+
+// AbsentRev returns a revision at which p did not exist: the pzxid of its
+// nearest existing ancestor, from a listing that lacks the next name on
+// the way down to p. The pzxid is the revision of the last change to that
+// list of children, so the name was missing at that revision too. It fails
+// with ErrAppeared when the listing has the name (p, or an ancestor, was
+// created meanwhile).
+func AbsentRev(ctx context.Context, c *Session, p string) (int64, error) {
+	for child := p; child != "/"; child = path.Dir(child) {
+		names, st, err := c.Children(ctx, path.Dir(child))
+		if errors.Is(err, zk.ErrNoNode) {
+			continue
+		} else if err != nil {
+			return 0, err
+		}
+		if slices.Contains(names, path.Base(child)) {
+			return 0, ErrAppeared
+		}
+		return st.Pzxid, nil
+	}
+	return 0, ErrAppeared
 }

@@ -10,6 +10,7 @@ import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	durationpb "google.golang.org/protobuf/types/known/durationpb"
+	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -192,6 +193,345 @@ func (x *AwaitBarrierResponse) GetLeaseId() string {
 	return ""
 }
 
+// JoinBarrierRequest joins a barrier without waiting.
+type JoinBarrierRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The barrier. Names: 1-128 characters of [A-Za-z0-9._:@=-], not
+	// starting with '.'.
+	Barrier string `protobuf:"bytes,1,opt,name=barrier,proto3" json:"barrier,omitempty"`
+	// How many participants release the barrier (1 to 100000). Every
+	// participant must give the same threshold; the first sets it.
+	Threshold int32 `protobuf:"varint,2,opt,name=threshold,proto3" json:"threshold,omitempty"`
+	// The participant's ID, unique within the barrier. Empty: the gateway
+	// generates one and returns it.
+	ParticipantId string `protobuf:"bytes,3,opt,name=participant_id,json=participantId,proto3" json:"participant_id,omitempty"`
+	// The lease that owns the participation. Set exactly one of lease_id and
+	// ttl.
+	LeaseId string `protobuf:"bytes,4,opt,name=lease_id,json=leaseId,proto3" json:"lease_id,omitempty"`
+	// Create a new lease with this TTL to own the participation; its ID is
+	// returned. Keep it alive until the barrier releases (KeepAlive), or the
+	// participation ends with it.
+	Ttl           *durationpb.Duration `protobuf:"bytes,5,opt,name=ttl,proto3" json:"ttl,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *JoinBarrierRequest) Reset() {
+	*x = JoinBarrierRequest{}
+	mi := &file_zkcoord_v1_barrier_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *JoinBarrierRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*JoinBarrierRequest) ProtoMessage() {}
+
+func (x *JoinBarrierRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_zkcoord_v1_barrier_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use JoinBarrierRequest.ProtoReflect.Descriptor instead.
+func (*JoinBarrierRequest) Descriptor() ([]byte, []int) {
+	return file_zkcoord_v1_barrier_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *JoinBarrierRequest) GetBarrier() string {
+	if x != nil {
+		return x.Barrier
+	}
+	return ""
+}
+
+func (x *JoinBarrierRequest) GetThreshold() int32 {
+	if x != nil {
+		return x.Threshold
+	}
+	return 0
+}
+
+func (x *JoinBarrierRequest) GetParticipantId() string {
+	if x != nil {
+		return x.ParticipantId
+	}
+	return ""
+}
+
+func (x *JoinBarrierRequest) GetLeaseId() string {
+	if x != nil {
+		return x.LeaseId
+	}
+	return ""
+}
+
+func (x *JoinBarrierRequest) GetTtl() *durationpb.Duration {
+	if x != nil {
+		return x.Ttl
+	}
+	return nil
+}
+
+// JoinBarrierResponse reports the barrier right after the join.
+type JoinBarrierResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// How many participants have arrived, this one included.
+	Arrived int32 `protobuf:"varint,1,opt,name=arrived,proto3" json:"arrived,omitempty"`
+	// The barrier's threshold.
+	Threshold int32 `protobuf:"varint,2,opt,name=threshold,proto3" json:"threshold,omitempty"`
+	// True when the barrier has released (this arrival completed the count,
+	// or it had released before).
+	Released bool `protobuf:"varint,3,opt,name=released,proto3" json:"released,omitempty"`
+	// The revision (zxid) of the barrier's state: pass it as GetBarrier's
+	// after_revision.
+	Revision int64 `protobuf:"varint,4,opt,name=revision,proto3" json:"revision,omitempty"`
+	// This participant's ID.
+	ParticipantId string `protobuf:"bytes,5,opt,name=participant_id,json=participantId,proto3" json:"participant_id,omitempty"`
+	// The lease that owns the participation: the request's lease_id, or the
+	// lease created from its ttl.
+	LeaseId string `protobuf:"bytes,6,opt,name=lease_id,json=leaseId,proto3" json:"lease_id,omitempty"`
+	// When the owning lease ends unless it is kept alive.
+	LeaseExpiresAt *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=lease_expires_at,json=leaseExpiresAt,proto3" json:"lease_expires_at,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *JoinBarrierResponse) Reset() {
+	*x = JoinBarrierResponse{}
+	mi := &file_zkcoord_v1_barrier_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *JoinBarrierResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*JoinBarrierResponse) ProtoMessage() {}
+
+func (x *JoinBarrierResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_zkcoord_v1_barrier_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use JoinBarrierResponse.ProtoReflect.Descriptor instead.
+func (*JoinBarrierResponse) Descriptor() ([]byte, []int) {
+	return file_zkcoord_v1_barrier_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *JoinBarrierResponse) GetArrived() int32 {
+	if x != nil {
+		return x.Arrived
+	}
+	return 0
+}
+
+func (x *JoinBarrierResponse) GetThreshold() int32 {
+	if x != nil {
+		return x.Threshold
+	}
+	return 0
+}
+
+func (x *JoinBarrierResponse) GetReleased() bool {
+	if x != nil {
+		return x.Released
+	}
+	return false
+}
+
+func (x *JoinBarrierResponse) GetRevision() int64 {
+	if x != nil {
+		return x.Revision
+	}
+	return 0
+}
+
+func (x *JoinBarrierResponse) GetParticipantId() string {
+	if x != nil {
+		return x.ParticipantId
+	}
+	return ""
+}
+
+func (x *JoinBarrierResponse) GetLeaseId() string {
+	if x != nil {
+		return x.LeaseId
+	}
+	return ""
+}
+
+func (x *JoinBarrierResponse) GetLeaseExpiresAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LeaseExpiresAt
+	}
+	return nil
+}
+
+// GetBarrierRequest reads a barrier, or waits for it to change.
+type GetBarrierRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The barrier.
+	Barrier string `protobuf:"bytes,1,opt,name=barrier,proto3" json:"barrier,omitempty"`
+	// With wait: answer once the barrier has changed after this revision (a
+	// revision of an earlier answer, or of JoinBarrier's); at once when it
+	// changed already. A revision ahead of the gateway makes it read the
+	// barrier from ZooKeeper once; if it is still ahead, the answer comes at
+	// once with a lower revision: start again from it. Must not be
+	// negative. Ignored without a wait.
+	AfterRevision int64 `protobuf:"varint,2,opt,name=after_revision,json=afterRevision,proto3" json:"after_revision,omitempty"`
+	// How long to wait for a change after after_revision: a blocking query.
+	// Absent or 0: answer at once. At most 5m; the gateway adds up to
+	// wait/16 at random, answers early enough to reach a caller within its
+	// gRPC deadline, and answers at once with the current state when it
+	// shuts down. Waiters of a barrier share the gateway's one watch of it.
+	Wait          *durationpb.Duration `protobuf:"bytes,3,opt,name=wait,proto3" json:"wait,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetBarrierRequest) Reset() {
+	*x = GetBarrierRequest{}
+	mi := &file_zkcoord_v1_barrier_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetBarrierRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetBarrierRequest) ProtoMessage() {}
+
+func (x *GetBarrierRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_zkcoord_v1_barrier_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetBarrierRequest.ProtoReflect.Descriptor instead.
+func (*GetBarrierRequest) Descriptor() ([]byte, []int) {
+	return file_zkcoord_v1_barrier_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *GetBarrierRequest) GetBarrier() string {
+	if x != nil {
+		return x.Barrier
+	}
+	return ""
+}
+
+func (x *GetBarrierRequest) GetAfterRevision() int64 {
+	if x != nil {
+		return x.AfterRevision
+	}
+	return 0
+}
+
+func (x *GetBarrierRequest) GetWait() *durationpb.Duration {
+	if x != nil {
+		return x.Wait
+	}
+	return nil
+}
+
+// GetBarrierResponse is a barrier's progress.
+type GetBarrierResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// How many participants are in the barrier.
+	Arrived int32 `protobuf:"varint,1,opt,name=arrived,proto3" json:"arrived,omitempty"`
+	// The barrier's threshold; 0 when nobody is in the barrier and it has
+	// no state left (never joined, or removed by its last participant).
+	Threshold int32 `protobuf:"varint,2,opt,name=threshold,proto3" json:"threshold,omitempty"`
+	// True when the barrier has released.
+	Released bool `protobuf:"varint,3,opt,name=released,proto3" json:"released,omitempty"`
+	// The revision (zxid) the answer reflects: pass it as the next
+	// after_revision.
+	Revision      int64 `protobuf:"varint,4,opt,name=revision,proto3" json:"revision,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetBarrierResponse) Reset() {
+	*x = GetBarrierResponse{}
+	mi := &file_zkcoord_v1_barrier_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetBarrierResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetBarrierResponse) ProtoMessage() {}
+
+func (x *GetBarrierResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_zkcoord_v1_barrier_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetBarrierResponse.ProtoReflect.Descriptor instead.
+func (*GetBarrierResponse) Descriptor() ([]byte, []int) {
+	return file_zkcoord_v1_barrier_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *GetBarrierResponse) GetArrived() int32 {
+	if x != nil {
+		return x.Arrived
+	}
+	return 0
+}
+
+func (x *GetBarrierResponse) GetThreshold() int32 {
+	if x != nil {
+		return x.Threshold
+	}
+	return 0
+}
+
+func (x *GetBarrierResponse) GetReleased() bool {
+	if x != nil {
+		return x.Released
+	}
+	return false
+}
+
+func (x *GetBarrierResponse) GetRevision() int64 {
+	if x != nil {
+		return x.Revision
+	}
+	return 0
+}
+
 // LeaveBarrierRequest withdraws a participant.
 type LeaveBarrierRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -207,7 +547,7 @@ type LeaveBarrierRequest struct {
 
 func (x *LeaveBarrierRequest) Reset() {
 	*x = LeaveBarrierRequest{}
-	mi := &file_zkcoord_v1_barrier_proto_msgTypes[2]
+	mi := &file_zkcoord_v1_barrier_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -219,7 +559,7 @@ func (x *LeaveBarrierRequest) String() string {
 func (*LeaveBarrierRequest) ProtoMessage() {}
 
 func (x *LeaveBarrierRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_zkcoord_v1_barrier_proto_msgTypes[2]
+	mi := &file_zkcoord_v1_barrier_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -232,7 +572,7 @@ func (x *LeaveBarrierRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaveBarrierRequest.ProtoReflect.Descriptor instead.
 func (*LeaveBarrierRequest) Descriptor() ([]byte, []int) {
-	return file_zkcoord_v1_barrier_proto_rawDescGZIP(), []int{2}
+	return file_zkcoord_v1_barrier_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *LeaveBarrierRequest) GetBarrier() string {
@@ -267,7 +607,7 @@ type LeaveBarrierResponse struct {
 
 func (x *LeaveBarrierResponse) Reset() {
 	*x = LeaveBarrierResponse{}
-	mi := &file_zkcoord_v1_barrier_proto_msgTypes[3]
+	mi := &file_zkcoord_v1_barrier_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -279,7 +619,7 @@ func (x *LeaveBarrierResponse) String() string {
 func (*LeaveBarrierResponse) ProtoMessage() {}
 
 func (x *LeaveBarrierResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_zkcoord_v1_barrier_proto_msgTypes[3]
+	mi := &file_zkcoord_v1_barrier_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -292,7 +632,7 @@ func (x *LeaveBarrierResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaveBarrierResponse.ProtoReflect.Descriptor instead.
 func (*LeaveBarrierResponse) Descriptor() ([]byte, []int) {
-	return file_zkcoord_v1_barrier_proto_rawDescGZIP(), []int{3}
+	return file_zkcoord_v1_barrier_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *LeaveBarrierResponse) GetWasReleased() bool {
@@ -315,7 +655,7 @@ type AwaitGroupRequest struct {
 
 func (x *AwaitGroupRequest) Reset() {
 	*x = AwaitGroupRequest{}
-	mi := &file_zkcoord_v1_barrier_proto_msgTypes[4]
+	mi := &file_zkcoord_v1_barrier_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -327,7 +667,7 @@ func (x *AwaitGroupRequest) String() string {
 func (*AwaitGroupRequest) ProtoMessage() {}
 
 func (x *AwaitGroupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_zkcoord_v1_barrier_proto_msgTypes[4]
+	mi := &file_zkcoord_v1_barrier_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -340,7 +680,7 @@ func (x *AwaitGroupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AwaitGroupRequest.ProtoReflect.Descriptor instead.
 func (*AwaitGroupRequest) Descriptor() ([]byte, []int) {
-	return file_zkcoord_v1_barrier_proto_rawDescGZIP(), []int{4}
+	return file_zkcoord_v1_barrier_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *AwaitGroupRequest) GetGroup() string {
@@ -375,7 +715,7 @@ type AwaitGroupResponse struct {
 
 func (x *AwaitGroupResponse) Reset() {
 	*x = AwaitGroupResponse{}
-	mi := &file_zkcoord_v1_barrier_proto_msgTypes[5]
+	mi := &file_zkcoord_v1_barrier_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -387,7 +727,7 @@ func (x *AwaitGroupResponse) String() string {
 func (*AwaitGroupResponse) ProtoMessage() {}
 
 func (x *AwaitGroupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_zkcoord_v1_barrier_proto_msgTypes[5]
+	mi := &file_zkcoord_v1_barrier_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -400,7 +740,7 @@ func (x *AwaitGroupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AwaitGroupResponse.ProtoReflect.Descriptor instead.
 func (*AwaitGroupResponse) Descriptor() ([]byte, []int) {
-	return file_zkcoord_v1_barrier_proto_rawDescGZIP(), []int{5}
+	return file_zkcoord_v1_barrier_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *AwaitGroupResponse) GetMembers() int32 {
@@ -436,7 +776,7 @@ var File_zkcoord_v1_barrier_proto protoreflect.FileDescriptor
 const file_zkcoord_v1_barrier_proto_rawDesc = "" +
 	"\n" +
 	"\x18zkcoord/v1/barrier.proto\x12\n" +
-	"zkcoord.v1\x1a\x1egoogle/protobuf/duration.proto\"\xbc\x01\n" +
+	"zkcoord.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xbc\x01\n" +
 	"\x13AwaitBarrierRequest\x12\x18\n" +
 	"\abarrier\x18\x01 \x01(\tR\abarrier\x12\x1c\n" +
 	"\tthreshold\x18\x02 \x01(\x05R\tthreshold\x12%\n" +
@@ -448,7 +788,30 @@ const file_zkcoord_v1_barrier_proto_rawDesc = "" +
 	"\tthreshold\x18\x02 \x01(\x05R\tthreshold\x12\x1a\n" +
 	"\breleased\x18\x03 \x01(\bR\breleased\x12%\n" +
 	"\x0eparticipant_id\x18\x04 \x01(\tR\rparticipantId\x12\x19\n" +
-	"\blease_id\x18\x05 \x01(\tR\aleaseId\"q\n" +
+	"\blease_id\x18\x05 \x01(\tR\aleaseId\"\xbb\x01\n" +
+	"\x12JoinBarrierRequest\x12\x18\n" +
+	"\abarrier\x18\x01 \x01(\tR\abarrier\x12\x1c\n" +
+	"\tthreshold\x18\x02 \x01(\x05R\tthreshold\x12%\n" +
+	"\x0eparticipant_id\x18\x03 \x01(\tR\rparticipantId\x12\x19\n" +
+	"\blease_id\x18\x04 \x01(\tR\aleaseId\x12+\n" +
+	"\x03ttl\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\x03ttl\"\x8d\x02\n" +
+	"\x13JoinBarrierResponse\x12\x18\n" +
+	"\aarrived\x18\x01 \x01(\x05R\aarrived\x12\x1c\n" +
+	"\tthreshold\x18\x02 \x01(\x05R\tthreshold\x12\x1a\n" +
+	"\breleased\x18\x03 \x01(\bR\breleased\x12\x1a\n" +
+	"\brevision\x18\x04 \x01(\x03R\brevision\x12%\n" +
+	"\x0eparticipant_id\x18\x05 \x01(\tR\rparticipantId\x12\x19\n" +
+	"\blease_id\x18\x06 \x01(\tR\aleaseId\x12D\n" +
+	"\x10lease_expires_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\x0eleaseExpiresAt\"\x83\x01\n" +
+	"\x11GetBarrierRequest\x12\x18\n" +
+	"\abarrier\x18\x01 \x01(\tR\abarrier\x12%\n" +
+	"\x0eafter_revision\x18\x02 \x01(\x03R\rafterRevision\x12-\n" +
+	"\x04wait\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x04wait\"\x84\x01\n" +
+	"\x12GetBarrierResponse\x12\x18\n" +
+	"\aarrived\x18\x01 \x01(\x05R\aarrived\x12\x1c\n" +
+	"\tthreshold\x18\x02 \x01(\x05R\tthreshold\x12\x1a\n" +
+	"\breleased\x18\x03 \x01(\bR\breleased\x12\x1a\n" +
+	"\brevision\x18\x04 \x01(\x03R\brevision\"q\n" +
 	"\x13LeaveBarrierRequest\x12\x18\n" +
 	"\abarrier\x18\x01 \x01(\tR\abarrier\x12%\n" +
 	"\x0eparticipant_id\x18\x02 \x01(\tR\rparticipantId\x12\x19\n" +
@@ -464,9 +827,12 @@ const file_zkcoord_v1_barrier_proto_rawDesc = "" +
 	"\vmin_members\x18\x02 \x01(\x05R\n" +
 	"minMembers\x12\x14\n" +
 	"\x05ready\x18\x03 \x01(\bR\x05ready\x12\x1a\n" +
-	"\brevision\x18\x04 \x01(\x03R\brevision2\x87\x02\n" +
+	"\brevision\x18\x04 \x01(\x03R\brevision2\xa4\x03\n" +
 	"\x0eBarrierService\x12S\n" +
-	"\fAwaitBarrier\x12\x1f.zkcoord.v1.AwaitBarrierRequest\x1a .zkcoord.v1.AwaitBarrierResponse0\x01\x12Q\n" +
+	"\fAwaitBarrier\x12\x1f.zkcoord.v1.AwaitBarrierRequest\x1a .zkcoord.v1.AwaitBarrierResponse0\x01\x12N\n" +
+	"\vJoinBarrier\x12\x1e.zkcoord.v1.JoinBarrierRequest\x1a\x1f.zkcoord.v1.JoinBarrierResponse\x12K\n" +
+	"\n" +
+	"GetBarrier\x12\x1d.zkcoord.v1.GetBarrierRequest\x1a\x1e.zkcoord.v1.GetBarrierResponse\x12Q\n" +
 	"\fLeaveBarrier\x12\x1f.zkcoord.v1.LeaveBarrierRequest\x1a .zkcoord.v1.LeaveBarrierResponse\x12M\n" +
 	"\n" +
 	"AwaitGroup\x12\x1d.zkcoord.v1.AwaitGroupRequest\x1a\x1e.zkcoord.v1.AwaitGroupResponse0\x01B\x9c\x01\n" +
@@ -486,29 +852,41 @@ func file_zkcoord_v1_barrier_proto_rawDescGZIP() []byte {
 	return file_zkcoord_v1_barrier_proto_rawDescData
 }
 
-var file_zkcoord_v1_barrier_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_zkcoord_v1_barrier_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
 var file_zkcoord_v1_barrier_proto_goTypes = []any{
-	(*AwaitBarrierRequest)(nil),  // 0: zkcoord.v1.AwaitBarrierRequest
-	(*AwaitBarrierResponse)(nil), // 1: zkcoord.v1.AwaitBarrierResponse
-	(*LeaveBarrierRequest)(nil),  // 2: zkcoord.v1.LeaveBarrierRequest
-	(*LeaveBarrierResponse)(nil), // 3: zkcoord.v1.LeaveBarrierResponse
-	(*AwaitGroupRequest)(nil),    // 4: zkcoord.v1.AwaitGroupRequest
-	(*AwaitGroupResponse)(nil),   // 5: zkcoord.v1.AwaitGroupResponse
-	(*durationpb.Duration)(nil),  // 6: google.protobuf.Duration
+	(*AwaitBarrierRequest)(nil),   // 0: zkcoord.v1.AwaitBarrierRequest
+	(*AwaitBarrierResponse)(nil),  // 1: zkcoord.v1.AwaitBarrierResponse
+	(*JoinBarrierRequest)(nil),    // 2: zkcoord.v1.JoinBarrierRequest
+	(*JoinBarrierResponse)(nil),   // 3: zkcoord.v1.JoinBarrierResponse
+	(*GetBarrierRequest)(nil),     // 4: zkcoord.v1.GetBarrierRequest
+	(*GetBarrierResponse)(nil),    // 5: zkcoord.v1.GetBarrierResponse
+	(*LeaveBarrierRequest)(nil),   // 6: zkcoord.v1.LeaveBarrierRequest
+	(*LeaveBarrierResponse)(nil),  // 7: zkcoord.v1.LeaveBarrierResponse
+	(*AwaitGroupRequest)(nil),     // 8: zkcoord.v1.AwaitGroupRequest
+	(*AwaitGroupResponse)(nil),    // 9: zkcoord.v1.AwaitGroupResponse
+	(*durationpb.Duration)(nil),   // 10: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil), // 11: google.protobuf.Timestamp
 }
 var file_zkcoord_v1_barrier_proto_depIdxs = []int32{
-	6, // 0: zkcoord.v1.AwaitBarrierRequest.ttl:type_name -> google.protobuf.Duration
-	0, // 1: zkcoord.v1.BarrierService.AwaitBarrier:input_type -> zkcoord.v1.AwaitBarrierRequest
-	2, // 2: zkcoord.v1.BarrierService.LeaveBarrier:input_type -> zkcoord.v1.LeaveBarrierRequest
-	4, // 3: zkcoord.v1.BarrierService.AwaitGroup:input_type -> zkcoord.v1.AwaitGroupRequest
-	1, // 4: zkcoord.v1.BarrierService.AwaitBarrier:output_type -> zkcoord.v1.AwaitBarrierResponse
-	3, // 5: zkcoord.v1.BarrierService.LeaveBarrier:output_type -> zkcoord.v1.LeaveBarrierResponse
-	5, // 6: zkcoord.v1.BarrierService.AwaitGroup:output_type -> zkcoord.v1.AwaitGroupResponse
-	4, // [4:7] is the sub-list for method output_type
-	1, // [1:4] is the sub-list for method input_type
-	1, // [1:1] is the sub-list for extension type_name
-	1, // [1:1] is the sub-list for extension extendee
-	0, // [0:1] is the sub-list for field type_name
+	10, // 0: zkcoord.v1.AwaitBarrierRequest.ttl:type_name -> google.protobuf.Duration
+	10, // 1: zkcoord.v1.JoinBarrierRequest.ttl:type_name -> google.protobuf.Duration
+	11, // 2: zkcoord.v1.JoinBarrierResponse.lease_expires_at:type_name -> google.protobuf.Timestamp
+	10, // 3: zkcoord.v1.GetBarrierRequest.wait:type_name -> google.protobuf.Duration
+	0,  // 4: zkcoord.v1.BarrierService.AwaitBarrier:input_type -> zkcoord.v1.AwaitBarrierRequest
+	2,  // 5: zkcoord.v1.BarrierService.JoinBarrier:input_type -> zkcoord.v1.JoinBarrierRequest
+	4,  // 6: zkcoord.v1.BarrierService.GetBarrier:input_type -> zkcoord.v1.GetBarrierRequest
+	6,  // 7: zkcoord.v1.BarrierService.LeaveBarrier:input_type -> zkcoord.v1.LeaveBarrierRequest
+	8,  // 8: zkcoord.v1.BarrierService.AwaitGroup:input_type -> zkcoord.v1.AwaitGroupRequest
+	1,  // 9: zkcoord.v1.BarrierService.AwaitBarrier:output_type -> zkcoord.v1.AwaitBarrierResponse
+	3,  // 10: zkcoord.v1.BarrierService.JoinBarrier:output_type -> zkcoord.v1.JoinBarrierResponse
+	5,  // 11: zkcoord.v1.BarrierService.GetBarrier:output_type -> zkcoord.v1.GetBarrierResponse
+	7,  // 12: zkcoord.v1.BarrierService.LeaveBarrier:output_type -> zkcoord.v1.LeaveBarrierResponse
+	9,  // 13: zkcoord.v1.BarrierService.AwaitGroup:output_type -> zkcoord.v1.AwaitGroupResponse
+	9,  // [9:14] is the sub-list for method output_type
+	4,  // [4:9] is the sub-list for method input_type
+	4,  // [4:4] is the sub-list for extension type_name
+	4,  // [4:4] is the sub-list for extension extendee
+	0,  // [0:4] is the sub-list for field type_name
 }
 
 func init() { file_zkcoord_v1_barrier_proto_init() }
@@ -522,7 +900,7 @@ func file_zkcoord_v1_barrier_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_zkcoord_v1_barrier_proto_rawDesc), len(file_zkcoord_v1_barrier_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   6,
+			NumMessages:   10,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -20,6 +20,8 @@ const _ = grpc.SupportPackageIsVersion9
 
 const (
 	BarrierService_AwaitBarrier_FullMethodName = "/zkcoord.v1.BarrierService/AwaitBarrier"
+	BarrierService_JoinBarrier_FullMethodName  = "/zkcoord.v1.BarrierService/JoinBarrier"
+	BarrierService_GetBarrier_FullMethodName   = "/zkcoord.v1.BarrierService/GetBarrier"
 	BarrierService_LeaveBarrier_FullMethodName = "/zkcoord.v1.BarrierService/LeaveBarrier"
 	BarrierService_AwaitGroup_FullMethodName   = "/zkcoord.v1.BarrierService/AwaitGroup"
 )
@@ -37,6 +39,21 @@ type BarrierServiceClient interface {
 	// release leaves no znode behind. A participant that joins a barrier that
 	// has already released is released at once.
 	AwaitBarrier(ctx context.Context, in *AwaitBarrierRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[AwaitBarrierResponse], error)
+	// JoinBarrier joins a named barrier of threshold N and answers at once,
+	// for callers that cannot hold an AwaitBarrier stream (a process that
+	// lives one request). The participation belongs to a lease (lease_id, or
+	// one created here from ttl) and stays until LeaveBarrier or the lease
+	// ends: nothing waits on the gateway. The participant whose arrival
+	// completes the count releases the barrier. Follow the barrier with
+	// GetBarrier's blocking query. Repeating a JoinBarrier with the same
+	// lease and participant is idempotent.
+	JoinBarrier(ctx context.Context, in *JoinBarrierRequest, opts ...grpc.CallOption) (*JoinBarrierResponse, error)
+	// GetBarrier reads a barrier's progress: arrivals, threshold, release.
+	// With a wait it is a blocking query: it answers once the barrier has
+	// changed after after_revision (someone arrived or left, or it
+	// released), or when the wait ends. A return does not promise a change;
+	// a revision that goes backwards means start again from 0.
+	GetBarrier(ctx context.Context, in *GetBarrierRequest, opts ...grpc.CallOption) (*GetBarrierResponse, error)
 	// LeaveBarrier withdraws a participant. When the last participant of a
 	// released barrier leaves, the barrier is removed and its name can be used
 	// again.
@@ -73,6 +90,26 @@ func (c *barrierServiceClient) AwaitBarrier(ctx context.Context, in *AwaitBarrie
 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type BarrierService_AwaitBarrierClient = grpc.ServerStreamingClient[AwaitBarrierResponse]
+
+func (c *barrierServiceClient) JoinBarrier(ctx context.Context, in *JoinBarrierRequest, opts ...grpc.CallOption) (*JoinBarrierResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(JoinBarrierResponse)
+	err := c.cc.Invoke(ctx, BarrierService_JoinBarrier_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *barrierServiceClient) GetBarrier(ctx context.Context, in *GetBarrierRequest, opts ...grpc.CallOption) (*GetBarrierResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetBarrierResponse)
+	err := c.cc.Invoke(ctx, BarrierService_GetBarrier_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
 
 func (c *barrierServiceClient) LeaveBarrier(ctx context.Context, in *LeaveBarrierRequest, opts ...grpc.CallOption) (*LeaveBarrierResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
@@ -116,6 +153,21 @@ type BarrierServiceServer interface {
 	// release leaves no znode behind. A participant that joins a barrier that
 	// has already released is released at once.
 	AwaitBarrier(*AwaitBarrierRequest, grpc.ServerStreamingServer[AwaitBarrierResponse]) error
+	// JoinBarrier joins a named barrier of threshold N and answers at once,
+	// for callers that cannot hold an AwaitBarrier stream (a process that
+	// lives one request). The participation belongs to a lease (lease_id, or
+	// one created here from ttl) and stays until LeaveBarrier or the lease
+	// ends: nothing waits on the gateway. The participant whose arrival
+	// completes the count releases the barrier. Follow the barrier with
+	// GetBarrier's blocking query. Repeating a JoinBarrier with the same
+	// lease and participant is idempotent.
+	JoinBarrier(context.Context, *JoinBarrierRequest) (*JoinBarrierResponse, error)
+	// GetBarrier reads a barrier's progress: arrivals, threshold, release.
+	// With a wait it is a blocking query: it answers once the barrier has
+	// changed after after_revision (someone arrived or left, or it
+	// released), or when the wait ends. A return does not promise a change;
+	// a revision that goes backwards means start again from 0.
+	GetBarrier(context.Context, *GetBarrierRequest) (*GetBarrierResponse, error)
 	// LeaveBarrier withdraws a participant. When the last participant of a
 	// released barrier leaves, the barrier is removed and its name can be used
 	// again.
@@ -136,6 +188,12 @@ type UnimplementedBarrierServiceServer struct{}
 
 func (UnimplementedBarrierServiceServer) AwaitBarrier(*AwaitBarrierRequest, grpc.ServerStreamingServer[AwaitBarrierResponse]) error {
 	return status.Errorf(codes.Unimplemented, "method AwaitBarrier not implemented")
+}
+func (UnimplementedBarrierServiceServer) JoinBarrier(context.Context, *JoinBarrierRequest) (*JoinBarrierResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method JoinBarrier not implemented")
+}
+func (UnimplementedBarrierServiceServer) GetBarrier(context.Context, *GetBarrierRequest) (*GetBarrierResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method GetBarrier not implemented")
 }
 func (UnimplementedBarrierServiceServer) LeaveBarrier(context.Context, *LeaveBarrierRequest) (*LeaveBarrierResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method LeaveBarrier not implemented")
@@ -175,6 +233,42 @@ func _BarrierService_AwaitBarrier_Handler(srv interface{}, stream grpc.ServerStr
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type BarrierService_AwaitBarrierServer = grpc.ServerStreamingServer[AwaitBarrierResponse]
 
+func _BarrierService_JoinBarrier_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(JoinBarrierRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BarrierServiceServer).JoinBarrier(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: BarrierService_JoinBarrier_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BarrierServiceServer).JoinBarrier(ctx, req.(*JoinBarrierRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _BarrierService_GetBarrier_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetBarrierRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BarrierServiceServer).GetBarrier(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: BarrierService_GetBarrier_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BarrierServiceServer).GetBarrier(ctx, req.(*GetBarrierRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _BarrierService_LeaveBarrier_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(LeaveBarrierRequest)
 	if err := dec(in); err != nil {
@@ -211,6 +305,14 @@ var BarrierService_ServiceDesc = grpc.ServiceDesc{
 	ServiceName: "zkcoord.v1.BarrierService",
 	HandlerType: (*BarrierServiceServer)(nil),
 	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "JoinBarrier",
+			Handler:    _BarrierService_JoinBarrier_Handler,
+		},
+		{
+			MethodName: "GetBarrier",
+			Handler:    _BarrierService_GetBarrier_Handler,
+		},
 		{
 			MethodName: "LeaveBarrier",
 			Handler:    _BarrierService_LeaveBarrier_Handler,

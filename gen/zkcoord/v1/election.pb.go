@@ -474,7 +474,22 @@ func (x *ResignResponse) GetRevision() int64 {
 type LeaderRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The election.
-	Election      string `protobuf:"bytes,1,opt,name=election,proto3" json:"election,omitempty"`
+	Election string `protobuf:"bytes,1,opt,name=election,proto3" json:"election,omitempty"`
+	// With wait: answer once the leader has changed after this revision (a
+	// revision of an earlier answer); at once when it changed already. A
+	// revision ahead of the gateway makes it read the election from
+	// ZooKeeper once; if it is still ahead, the answer comes at once with a
+	// lower revision: start again from it. Must not be negative. Ignored
+	// without a wait.
+	AfterRevision int64 `protobuf:"varint,2,opt,name=after_revision,json=afterRevision,proto3" json:"after_revision,omitempty"`
+	// How long to wait for a change of leader after after_revision: a
+	// blocking query. Absent or 0: answer at once. At most 5m; the gateway
+	// adds up to wait/16 at random, answers early enough to reach a caller
+	// within its gRPC deadline, and answers at once with the current leader
+	// when it shuts down. Waiters of an election share the gateway's one
+	// watch of it (as Observe streams do), which creates the election's
+	// znode when missing.
+	Wait          *durationpb.Duration `protobuf:"bytes,3,opt,name=wait,proto3" json:"wait,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -516,12 +531,28 @@ func (x *LeaderRequest) GetElection() string {
 	return ""
 }
 
+func (x *LeaderRequest) GetAfterRevision() int64 {
+	if x != nil {
+		return x.AfterRevision
+	}
+	return 0
+}
+
+func (x *LeaderRequest) GetWait() *durationpb.Duration {
+	if x != nil {
+		return x.Wait
+	}
+	return nil
+}
+
 // LeaderResponse names the leader.
 type LeaderResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The leader; absent when the election has no candidate.
 	Leader *LeaderInfo `protobuf:"bytes,1,opt,name=leader,proto3" json:"leader,omitempty"`
-	// The revision (zxid) the answer reflects.
+	// The revision (zxid) the answer reflects: the last change of the
+	// election's candidates or of its leader's value seen. Pass it as the
+	// next after_revision of a blocking query.
 	Revision      int64 `protobuf:"varint,2,opt,name=revision,proto3" json:"revision,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -711,9 +742,11 @@ const file_zkcoord_v1_election_proto_rawDesc = "" +
 	"\x0eResignResponse\x12\x1d\n" +
 	"\n" +
 	"was_leader\x18\x01 \x01(\bR\twasLeader\x12\x1a\n" +
-	"\brevision\x18\x02 \x01(\x03R\brevision\"+\n" +
+	"\brevision\x18\x02 \x01(\x03R\brevision\"\x81\x01\n" +
 	"\rLeaderRequest\x12\x1a\n" +
-	"\belection\x18\x01 \x01(\tR\belection\"\\\n" +
+	"\belection\x18\x01 \x01(\tR\belection\x12%\n" +
+	"\x0eafter_revision\x18\x02 \x01(\x03R\rafterRevision\x12-\n" +
+	"\x04wait\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x04wait\"\\\n" +
 	"\x0eLeaderResponse\x12.\n" +
 	"\x06leader\x18\x01 \x01(\v2\x16.zkcoord.v1.LeaderInfoR\x06leader\x12\x1a\n" +
 	"\brevision\x18\x02 \x01(\x03R\brevision\",\n" +
@@ -765,21 +798,22 @@ var file_zkcoord_v1_election_proto_depIdxs = []int32{
 	0,  // 2: zkcoord.v1.CampaignResponse.status:type_name -> zkcoord.v1.CampaignResponse.Status
 	10, // 3: zkcoord.v1.CampaignResponse.jeopardy_deadline:type_name -> google.protobuf.Timestamp
 	1,  // 4: zkcoord.v1.CampaignResponse.leader:type_name -> zkcoord.v1.LeaderInfo
-	1,  // 5: zkcoord.v1.LeaderResponse.leader:type_name -> zkcoord.v1.LeaderInfo
-	1,  // 6: zkcoord.v1.ObserveResponse.leader:type_name -> zkcoord.v1.LeaderInfo
-	2,  // 7: zkcoord.v1.ElectionService.Campaign:input_type -> zkcoord.v1.CampaignRequest
-	4,  // 8: zkcoord.v1.ElectionService.Resign:input_type -> zkcoord.v1.ResignRequest
-	6,  // 9: zkcoord.v1.ElectionService.Leader:input_type -> zkcoord.v1.LeaderRequest
-	8,  // 10: zkcoord.v1.ElectionService.Observe:input_type -> zkcoord.v1.ObserveRequest
-	3,  // 11: zkcoord.v1.ElectionService.Campaign:output_type -> zkcoord.v1.CampaignResponse
-	5,  // 12: zkcoord.v1.ElectionService.Resign:output_type -> zkcoord.v1.ResignResponse
-	7,  // 13: zkcoord.v1.ElectionService.Leader:output_type -> zkcoord.v1.LeaderResponse
-	9,  // 14: zkcoord.v1.ElectionService.Observe:output_type -> zkcoord.v1.ObserveResponse
-	11, // [11:15] is the sub-list for method output_type
-	7,  // [7:11] is the sub-list for method input_type
-	7,  // [7:7] is the sub-list for extension type_name
-	7,  // [7:7] is the sub-list for extension extendee
-	0,  // [0:7] is the sub-list for field type_name
+	11, // 5: zkcoord.v1.LeaderRequest.wait:type_name -> google.protobuf.Duration
+	1,  // 6: zkcoord.v1.LeaderResponse.leader:type_name -> zkcoord.v1.LeaderInfo
+	1,  // 7: zkcoord.v1.ObserveResponse.leader:type_name -> zkcoord.v1.LeaderInfo
+	2,  // 8: zkcoord.v1.ElectionService.Campaign:input_type -> zkcoord.v1.CampaignRequest
+	4,  // 9: zkcoord.v1.ElectionService.Resign:input_type -> zkcoord.v1.ResignRequest
+	6,  // 10: zkcoord.v1.ElectionService.Leader:input_type -> zkcoord.v1.LeaderRequest
+	8,  // 11: zkcoord.v1.ElectionService.Observe:input_type -> zkcoord.v1.ObserveRequest
+	3,  // 12: zkcoord.v1.ElectionService.Campaign:output_type -> zkcoord.v1.CampaignResponse
+	5,  // 13: zkcoord.v1.ElectionService.Resign:output_type -> zkcoord.v1.ResignResponse
+	7,  // 14: zkcoord.v1.ElectionService.Leader:output_type -> zkcoord.v1.LeaderResponse
+	9,  // 15: zkcoord.v1.ElectionService.Observe:output_type -> zkcoord.v1.ObserveResponse
+	12, // [12:16] is the sub-list for method output_type
+	8,  // [8:12] is the sub-list for method input_type
+	8,  // [8:8] is the sub-list for extension type_name
+	8,  // [8:8] is the sub-list for extension extendee
+	0,  // [0:8] is the sub-list for field type_name
 }
 
 func init() { file_zkcoord_v1_election_proto_init() }

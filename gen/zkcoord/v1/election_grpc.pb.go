@@ -52,7 +52,15 @@ type ElectionServiceClient interface {
 	// leader steps down and the next candidate is elected at once. The
 	// Campaign stream ends with STATUS_RESIGNED.
 	Resign(ctx context.Context, in *ResignRequest, opts ...grpc.CallOption) (*ResignResponse, error)
-	// Leader reports the current leader of an election, if any.
+	// Leader reports the current leader of an election, if any. With a wait
+	// it is a blocking query (a long-poll, for callers that cannot hold an
+	// Observe stream): it answers once the leader has changed after
+	// after_revision (another candidate leads, nobody does, somebody does,
+	// or the leader's value changed), or when the wait ends. Candidates
+	// queueing or leaving behind the leader do not end the wait. Pass the
+	// revision of the last answer as the next after_revision. A return does
+	// not promise a change; a revision that goes backwards means start
+	// again from 0.
 	Leader(ctx context.Context, in *LeaderRequest, opts ...grpc.CallOption) (*LeaderResponse, error)
 	// Observe streams the leader of an election: the current state first,
 	// then each change, including the no-leader state. Changes that come
@@ -153,7 +161,15 @@ type ElectionServiceServer interface {
 	// leader steps down and the next candidate is elected at once. The
 	// Campaign stream ends with STATUS_RESIGNED.
 	Resign(context.Context, *ResignRequest) (*ResignResponse, error)
-	// Leader reports the current leader of an election, if any.
+	// Leader reports the current leader of an election, if any. With a wait
+	// it is a blocking query (a long-poll, for callers that cannot hold an
+	// Observe stream): it answers once the leader has changed after
+	// after_revision (another candidate leads, nobody does, somebody does,
+	// or the leader's value changed), or when the wait ends. Candidates
+	// queueing or leaving behind the leader do not end the wait. Pass the
+	// revision of the last answer as the next after_revision. A return does
+	// not promise a change; a revision that goes backwards means start
+	// again from 0.
 	Leader(context.Context, *LeaderRequest) (*LeaderResponse, error)
 	// Observe streams the leader of an election: the current state first,
 	// then each change, including the no-leader state. Changes that come

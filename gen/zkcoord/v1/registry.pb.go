@@ -545,8 +545,28 @@ type LookupRequest struct {
 	Group string `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
 	// One member to read; empty reads the whole group.
 	MemberId string `protobuf:"bytes,2,opt,name=member_id,json=memberId,proto3" json:"member_id,omitempty"`
-	// How fresh the answer must be.
-	Consistency   Consistency `protobuf:"varint,3,opt,name=consistency,proto3,enum=zkcoord.v1.Consistency" json:"consistency,omitempty"`
+	// How fresh the answer must be. With a wait, CONSISTENCY_LINEARIZABLE
+	// catches up when the wait ends, just before answering.
+	Consistency Consistency `protobuf:"varint,3,opt,name=consistency,proto3,enum=zkcoord.v1.Consistency" json:"consistency,omitempty"`
+	// With wait: answer once the group has changed after this revision (a
+	// revision of an earlier answer). When the group changed after it
+	// already, the answer comes at once. A revision ahead of the gateway
+	// (the client saw it elsewhere) makes the gateway catch up with
+	// ZooKeeper once; if it is still ahead, the answer comes at once and
+	// carries a lower revision: the client should start again from it (or
+	// from 0). Must not be negative. Ignored without a wait.
+	AfterRevision int64 `protobuf:"varint,4,opt,name=after_revision,json=afterRevision,proto3" json:"after_revision,omitempty"`
+	// How long to wait for a change after after_revision: a blocking query.
+	// Absent or 0: answer at once. At most 5m. The gateway adds up to
+	// wait/16 at random (so that waiters of one group do not all come back
+	// at once), answers early enough to reach a caller within its gRPC
+	// deadline, and answers at once, with the current state, when it shuts
+	// down (call again: another replica answers). Only a change of the group
+	// (a member joined, left or changed) ends the wait early; waiting costs
+	// no ZooKeeper operation. A Lookup of one member waits for a change of
+	// its group, then fails with NOT_FOUND if the member is absent: to wait
+	// for a member to appear, long-poll the group.
+	Wait          *durationpb.Duration `protobuf:"bytes,5,opt,name=wait,proto3" json:"wait,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -602,6 +622,20 @@ func (x *LookupRequest) GetConsistency() Consistency {
 	return Consistency_CONSISTENCY_UNSPECIFIED
 }
 
+func (x *LookupRequest) GetAfterRevision() int64 {
+	if x != nil {
+		return x.AfterRevision
+	}
+	return 0
+}
+
+func (x *LookupRequest) GetWait() *durationpb.Duration {
+	if x != nil {
+		return x.Wait
+	}
+	return nil
+}
+
 // LookupResponse holds the members found.
 type LookupResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -610,7 +644,8 @@ type LookupResponse struct {
 	Members []*Member `protobuf:"bytes,1,rep,name=members,proto3" json:"members,omitempty"`
 	// The revision (zxid) the answer reflects: every change of the group up
 	// to it, and none after it (never part of one transaction). For a group
-	// nobody registered in, a revision at which it did not exist.
+	// nobody registered in, a revision at which it did not exist. Pass it as
+	// the next after_revision of a blocking query.
 	Revision      int64 `protobuf:"varint,2,opt,name=revision,proto3" json:"revision,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -867,11 +902,13 @@ const file_zkcoord_v1_registry_proto_rawDesc = "" +
 	"\tmember_id\x18\x02 \x01(\tR\bmemberId\x12\x19\n" +
 	"\blease_id\x18\x03 \x01(\tR\aleaseId\"0\n" +
 	"\x12DeregisterResponse\x12\x1a\n" +
-	"\brevision\x18\x01 \x01(\x03R\brevision\"}\n" +
+	"\brevision\x18\x01 \x01(\x03R\brevision\"\xd3\x01\n" +
 	"\rLookupRequest\x12\x14\n" +
 	"\x05group\x18\x01 \x01(\tR\x05group\x12\x1b\n" +
 	"\tmember_id\x18\x02 \x01(\tR\bmemberId\x129\n" +
-	"\vconsistency\x18\x03 \x01(\x0e2\x17.zkcoord.v1.ConsistencyR\vconsistency\"Z\n" +
+	"\vconsistency\x18\x03 \x01(\x0e2\x17.zkcoord.v1.ConsistencyR\vconsistency\x12%\n" +
+	"\x0eafter_revision\x18\x04 \x01(\x03R\rafterRevision\x12-\n" +
+	"\x04wait\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\x04wait\"Z\n" +
 	"\x0eLookupResponse\x12,\n" +
 	"\amembers\x18\x01 \x03(\v2\x12.zkcoord.v1.MemberR\amembers\x12\x1a\n" +
 	"\brevision\x18\x02 \x01(\x03R\brevision\"P\n" +
@@ -945,23 +982,24 @@ var file_zkcoord_v1_registry_proto_depIdxs = []int32{
 	2,  // 4: zkcoord.v1.RegisterResponse.member:type_name -> zkcoord.v1.Member
 	13, // 5: zkcoord.v1.RegisterResponse.lease_expires_at:type_name -> google.protobuf.Timestamp
 	0,  // 6: zkcoord.v1.LookupRequest.consistency:type_name -> zkcoord.v1.Consistency
-	2,  // 7: zkcoord.v1.LookupResponse.members:type_name -> zkcoord.v1.Member
-	1,  // 8: zkcoord.v1.WatchGroupResponse.type:type_name -> zkcoord.v1.WatchGroupResponse.Type
-	2,  // 9: zkcoord.v1.WatchGroupResponse.members:type_name -> zkcoord.v1.Member
-	2,  // 10: zkcoord.v1.WatchGroupResponse.member:type_name -> zkcoord.v1.Member
-	3,  // 11: zkcoord.v1.RegistryService.Register:input_type -> zkcoord.v1.RegisterRequest
-	5,  // 12: zkcoord.v1.RegistryService.Deregister:input_type -> zkcoord.v1.DeregisterRequest
-	7,  // 13: zkcoord.v1.RegistryService.Lookup:input_type -> zkcoord.v1.LookupRequest
-	9,  // 14: zkcoord.v1.RegistryService.WatchGroup:input_type -> zkcoord.v1.WatchGroupRequest
-	4,  // 15: zkcoord.v1.RegistryService.Register:output_type -> zkcoord.v1.RegisterResponse
-	6,  // 16: zkcoord.v1.RegistryService.Deregister:output_type -> zkcoord.v1.DeregisterResponse
-	8,  // 17: zkcoord.v1.RegistryService.Lookup:output_type -> zkcoord.v1.LookupResponse
-	10, // 18: zkcoord.v1.RegistryService.WatchGroup:output_type -> zkcoord.v1.WatchGroupResponse
-	15, // [15:19] is the sub-list for method output_type
-	11, // [11:15] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	14, // 7: zkcoord.v1.LookupRequest.wait:type_name -> google.protobuf.Duration
+	2,  // 8: zkcoord.v1.LookupResponse.members:type_name -> zkcoord.v1.Member
+	1,  // 9: zkcoord.v1.WatchGroupResponse.type:type_name -> zkcoord.v1.WatchGroupResponse.Type
+	2,  // 10: zkcoord.v1.WatchGroupResponse.members:type_name -> zkcoord.v1.Member
+	2,  // 11: zkcoord.v1.WatchGroupResponse.member:type_name -> zkcoord.v1.Member
+	3,  // 12: zkcoord.v1.RegistryService.Register:input_type -> zkcoord.v1.RegisterRequest
+	5,  // 13: zkcoord.v1.RegistryService.Deregister:input_type -> zkcoord.v1.DeregisterRequest
+	7,  // 14: zkcoord.v1.RegistryService.Lookup:input_type -> zkcoord.v1.LookupRequest
+	9,  // 15: zkcoord.v1.RegistryService.WatchGroup:input_type -> zkcoord.v1.WatchGroupRequest
+	4,  // 16: zkcoord.v1.RegistryService.Register:output_type -> zkcoord.v1.RegisterResponse
+	6,  // 17: zkcoord.v1.RegistryService.Deregister:output_type -> zkcoord.v1.DeregisterResponse
+	8,  // 18: zkcoord.v1.RegistryService.Lookup:output_type -> zkcoord.v1.LookupResponse
+	10, // 19: zkcoord.v1.RegistryService.WatchGroup:output_type -> zkcoord.v1.WatchGroupResponse
+	16, // [16:20] is the sub-list for method output_type
+	12, // [12:16] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_zkcoord_v1_registry_proto_init() }

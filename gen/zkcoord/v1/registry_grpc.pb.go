@@ -44,6 +44,13 @@ type RegistryServiceClient interface {
 	// default) serves the gateway's watch-maintained cache;
 	// CONSISTENCY_LINEARIZABLE first catches up with every committed write.
 	// Reads create nothing: a group nobody registered in is empty.
+	//
+	// With a wait it is a blocking query (a long-poll, for callers that
+	// cannot hold a WatchGroup stream): it answers once the group has
+	// changed after after_revision, or when the wait ends, with the state
+	// then. Pass the revision of the last answer as the next
+	// after_revision. A return does not promise a change; a revision that
+	// goes backwards (another ensemble, say) means start again from 0.
 	Lookup(ctx context.Context, in *LookupRequest, opts ...grpc.CallOption) (*LookupResponse, error)
 	// WatchGroup streams a group: first a snapshot, then every change, each
 	// with its revision. A change made in one transaction (a lease's end
@@ -130,6 +137,13 @@ type RegistryServiceServer interface {
 	// default) serves the gateway's watch-maintained cache;
 	// CONSISTENCY_LINEARIZABLE first catches up with every committed write.
 	// Reads create nothing: a group nobody registered in is empty.
+	//
+	// With a wait it is a blocking query (a long-poll, for callers that
+	// cannot hold a WatchGroup stream): it answers once the group has
+	// changed after after_revision, or when the wait ends, with the state
+	// then. Pass the revision of the last answer as the next
+	// after_revision. A return does not promise a change; a revision that
+	// goes backwards (another ensemble, say) means start again from 0.
 	Lookup(context.Context, *LookupRequest) (*LookupResponse, error)
 	// WatchGroup streams a group: first a snapshot, then every change, each
 	// with its revision. A change made in one transaction (a lease's end

@@ -152,7 +152,10 @@ type GetStatusResponse struct {
 	// This gateway's replica ID.
 	ReplicaId string `protobuf:"bytes,12,opt,name=replica_id,json=replicaId,proto3" json:"replica_id,omitempty"`
 	// The gateway's version.
-	Version       string `protobuf:"bytes,13,opt,name=version,proto3" json:"version,omitempty"`
+	Version string `protobuf:"bytes,13,opt,name=version,proto3" json:"version,omitempty"`
+	// Blocking queries (Lookup, Leader, GetBarrier with a wait) waiting on
+	// this gateway now.
+	Polls         int64 `protobuf:"varint,14,opt,name=polls,proto3" json:"polls,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -278,13 +281,20 @@ func (x *GetStatusResponse) GetVersion() string {
 	return ""
 }
 
+func (x *GetStatusResponse) GetPolls() int64 {
+	if x != nil {
+		return x.Polls
+	}
+	return 0
+}
+
 var File_zkcoord_v1_status_proto protoreflect.FileDescriptor
 
 const file_zkcoord_v1_status_proto_rawDesc = "" +
 	"\n" +
 	"\x17zkcoord/v1/status.proto\x12\n" +
 	"zkcoord.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x12\n" +
-	"\x10GetStatusRequest\"\xed\x03\n" +
+	"\x10GetStatusRequest\"\x83\x04\n" +
 	"\x11GetStatusResponse\x121\n" +
 	"\x05state\x18\x01 \x01(\x0e2\x1b.zkcoord.v1.ConnectionStateR\x05state\x12\x16\n" +
 	"\x06server\x18\x02 \x01(\tR\x06server\x12\x18\n" +
@@ -302,7 +312,8 @@ const file_zkcoord_v1_status_proto_rawDesc = "" +
 	"\x0ewatched_groups\x18\v \x01(\x03R\rwatchedGroups\x12\x1d\n" +
 	"\n" +
 	"replica_id\x18\f \x01(\tR\treplicaId\x12\x18\n" +
-	"\aversion\x18\r \x01(\tR\aversion*\xb1\x01\n" +
+	"\aversion\x18\r \x01(\tR\aversion\x12\x14\n" +
+	"\x05polls\x18\x0e \x01(\x03R\x05polls*\xb1\x01\n" +
 	"\x0fConnectionState\x12 \n" +
 	"\x1cCONNECTION_STATE_UNSPECIFIED\x10\x00\x12\x1e\n" +
 	"\x1aCONNECTION_STATE_CONNECTED\x10\x01\x12!\n" +
