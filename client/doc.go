@@ -23,9 +23,13 @@
 // Every call that blocks takes a context first; its doc comment says what
 // cancelling it does. Long-lived streams (keepalives, watches, observations,
 // a leader's campaign) reconnect with backoff on transient errors
-// (IsTransient) and end for good on others. Goroutines the package starts
-// belong to the Client, Session or Leadership that started them; Close waits
-// for them.
+// (IsTransient) and end for good on others. A caller that holds no stream
+// reads with blocking queries instead: Lookup, Leader and GetBarrier with
+// AfterRevision and Wait answer when what they read has changed after the
+// revision of the last answer (see Client.Lookup's loop), and
+// Session.JoinBarrier joins a barrier without waiting. Goroutines the
+// package starts belong to the Client, Session or Leadership that started
+// them; Close waits for them.
 //
 // Errors wrap a sentinel (ErrLeaseLost, ErrLost, ErrNotFound, ...) and, when
 // the gateway caused them, its gRPC status: check them with errors.Is, or

@@ -21,8 +21,8 @@ import "context"
 // own. The first listing after the feed starts cannot always tell when its
 // leader took office (it can for an election that never had a candidate,
 // and for the first candidate ever), so a Poll that starts the feed may
-// answer at once (a return does not promise a change). Cancelling ctx ends the wait with
-// ctx's error; Close ends it with ErrClosed.
+// answer at once (a return does not promise a change). Cancelling ctx
+// ends the wait with ctx's error; Close ends it with ErrClosed.
 func (e *Elections) Poll(ctx context.Context, election string, after int64, until <-chan struct{}) (*LeaderInfo, int64, error) {
 	if after <= 0 {
 		return e.Leader(ctx, election)

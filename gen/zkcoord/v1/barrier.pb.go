@@ -391,7 +391,7 @@ type GetBarrierRequest struct {
 	Barrier string `protobuf:"bytes,1,opt,name=barrier,proto3" json:"barrier,omitempty"`
 	// With wait: answer once the barrier has changed after this revision (a
 	// revision of an earlier answer, or of JoinBarrier's); at once when it
-	// changed already. A revision ahead of the gateway makes it read the
+	// changed already, or for 0 (the first call of a loop). A revision ahead of the gateway makes it read the
 	// barrier from ZooKeeper once; if it is still ahead, the answer comes at
 	// once with a lower revision: start again from it. Must not be
 	// negative. Ignored without a wait.

@@ -476,7 +476,8 @@ type LeaderRequest struct {
 	// The election.
 	Election string `protobuf:"bytes,1,opt,name=election,proto3" json:"election,omitempty"`
 	// With wait: answer once the leader has changed after this revision (a
-	// revision of an earlier answer); at once when it changed already. A
+	// revision of an earlier answer); at once when it changed already, or
+	// for 0 (the first call of a loop). A
 	// revision ahead of the gateway makes it read the election from
 	// ZooKeeper once; if it is still ahead, the answer comes at once with a
 	// lower revision: start again from it. Must not be negative. Ignored

@@ -550,7 +550,8 @@ type LookupRequest struct {
 	Consistency Consistency `protobuf:"varint,3,opt,name=consistency,proto3,enum=zkcoord.v1.Consistency" json:"consistency,omitempty"`
 	// With wait: answer once the group has changed after this revision (a
 	// revision of an earlier answer). When the group changed after it
-	// already, the answer comes at once. A revision ahead of the gateway
+	// already, or it is 0 (the first call of a loop), the answer comes at
+	// once. A revision ahead of the gateway
 	// (the client saw it elsewhere) makes the gateway catch up with
 	// ZooKeeper once; if it is still ahead, the answer comes at once and
 	// carries a lower revision: the client should start again from it (or
