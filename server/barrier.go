@@ -40,24 +40,20 @@ func (s *barrierService) AwaitBarrier(req *pb.AwaitBarrierRequest, stream pb.Bar
 // JoinBarrier joins without waiting: the participation belongs to the
 // request's lease, or to one granted for the call from its ttl.
 func (s *barrierService) JoinBarrier(ctx context.Context, req *pb.JoinBarrierRequest) (*pb.JoinBarrierResponse, error) {
-	leaseID, granted, err := s.g.callLease(ctx, req.GetLeaseId(), req.GetTtl())
+	l, granted, err := s.g.callLease(ctx, req.GetLeaseId(), req.GetTtl())
 	if err != nil {
 		return nil, toStatus(err)
 	}
 	id := participantID(req.GetParticipantId())
-	st, err := s.g.barriers.Join(ctx, req.GetBarrier(), int(req.GetThreshold()), id, leaseID)
+	st, err := s.g.barriers.Join(ctx, req.GetBarrier(), int(req.GetThreshold()), id, l.ID)
 	if err != nil {
 		if granted { // nothing half-created: drop the lease made for this call
-			s.g.revoke(ctx, leaseID)
+			s.g.revoke(ctx, l.ID)
 		}
 		return nil, toStatus(err)
 	}
-	l, err := s.g.leases.Get(ctx, leaseID)
-	if err != nil {
-		return nil, toStatus(err)
-	}
 	return &pb.JoinBarrierResponse{Arrived: int32(st.Arrived), Threshold: int32(st.Threshold), Released: st.Released,
-		Revision: st.Rev, ParticipantId: id, LeaseId: leaseID, LeaseExpiresAt: timestamppb.New(l.ExpiresAt)}, nil
+		Revision: st.Rev, ParticipantId: id, LeaseId: l.ID, LeaseExpiresAt: timestamppb.New(s.g.expiry(ctx, l))}, nil
 }
 
 // GetBarrier reads a barrier, at once or, with a wait, as a blocking query.

@@ -110,21 +110,35 @@ func (s *leaseService) GetLease(ctx context.Context, req *pb.GetLeaseRequest) (*
 // (renewed: using a lease renews it) or, with ttl, one granted for the
 // call; granted says so: revoke it if the call fails, so that nothing is
 // left half-created.
-func (g *Gateway) callLease(ctx context.Context, leaseID string, ttl *durationpb.Duration) (id string, granted bool, err error) {
+func (g *Gateway) callLease(ctx context.Context, leaseID string, ttl *durationpb.Duration) (lease.Lease, bool, error) {
 	if leaseID != "" {
-		if _, err := g.leases.KeepAlive(ctx, leaseID); err != nil {
-			return "", false, err
+		l, err := g.leases.KeepAlive(ctx, leaseID)
+		if err != nil {
+			return lease.Lease{}, false, err
 		}
+		return l, false, nil
 	}
 	if ttl == nil {
-		return leaseID, false, nil
+		return lease.Lease{}, false, nil
 	}
 	holder, limit := auth.LeaseQuota(ctx)
 	l, err := g.leases.GrantFor(ctx, ttl.AsDuration(), holder, limit)
 	if err != nil {
-		return "", false, err
+		return lease.Lease{}, false, err
 	}
-	return l.ID, true, nil
+	return l, true, nil
+}
+
+// expiry is when the lease l (renewed or granted by the call) ends unless
+// kept alive, as the call's answer says it: the expiry this replica holds
+// when the call moved the lease here, else the renewal's (the lease may
+// well be owned by another replica: a call that changed nothing did not
+// take it over).
+func (g *Gateway) expiry(ctx context.Context, l lease.Lease) time.Time {
+	if now, err := g.leases.Get(ctx, l.ID); err == nil && now.ExpiresAt.After(l.ExpiresAt) {
+		return now.ExpiresAt
+	}
+	return l.ExpiresAt
 }
 
 // streamLease returns the lease a stream runs under: the client's, or an

@@ -18,27 +18,23 @@ type registryService struct {
 var _ pb.RegistryServiceServer = (*registryService)(nil)
 
 func (s *registryService) Register(ctx context.Context, req *pb.RegisterRequest) (*pb.RegisterResponse, error) {
-	leaseID, granted, err := s.g.callLease(ctx, req.GetLeaseId(), req.GetTtl())
+	l, granted, err := s.g.callLease(ctx, req.GetLeaseId(), req.GetTtl())
 	if err != nil {
 		return nil, toStatus(err)
 	}
 	m, rev, err := s.g.registry.Register(ctx, registry.RegisterParams{
 		Group: req.GetGroup(), ID: req.GetMemberId(), Value: req.GetValue(), Metadata: req.GetMetadata(),
-		LeaseID: leaseID, Persistent: req.GetPersistent(),
+		LeaseID: l.ID, Persistent: req.GetPersistent(),
 	})
 	if err != nil {
 		if granted { // nothing half-created: drop the lease made for this call
-			s.g.revoke(ctx, leaseID)
+			s.g.revoke(ctx, l.ID)
 		}
 		return nil, toStatus(err)
 	}
 	resp := &pb.RegisterResponse{Member: memberPB(m), Revision: rev}
 	if !req.GetPersistent() {
-		l, err := s.g.leases.Get(ctx, leaseID)
-		if err != nil {
-			return nil, toStatus(err)
-		}
-		resp.LeaseId, resp.LeaseExpiresAt = leaseID, timestamppb.New(l.ExpiresAt)
+		resp.LeaseId, resp.LeaseExpiresAt = l.ID, timestamppb.New(s.g.expiry(ctx, l))
 	}
 	return resp, nil
 }

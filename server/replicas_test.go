@@ -163,3 +163,38 @@ func TestReplicasShareLeases(t *testing.T) {
 		t.Fatalf("GetLease through b after the handover to c: %v, %v", gl, err)
 	}
 }
+
+// TestRepeatedCallsThroughAnotherReplica: a Register that changes nothing
+// (the same member, value and lease) and a repeated JoinBarrier, sent to
+// the replica that does not own the lease, renew it there (forwarded) and
+// answer with its expiry. They answered NOT_FOUND: the answer's expiry was
+// read from the local replica only, which does not hold the lease (the
+// chaos run's lease-early checker caught it: "register answered
+// NOT_FOUND, yet a keepalive after it succeeded").
+func TestRepeatedCallsThroughAnotherReplica(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	root := fmt.Sprintf("/%s-%d", name(t), time.Now().UnixNano())
+	a := startReplica(t, root, "a")
+	b := startReplica(t, root, "b")
+	g, err := pb.NewLeaseServiceClient(a.cc).Grant(ctx, &pb.GrantRequest{Ttl: durationpb.New(time.Minute)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := &pb.RegisterRequest{Group: "same", MemberId: "m1", Value: "v", LeaseId: g.LeaseId}
+	if _, err := pb.NewRegistryServiceClient(a.cc).Register(ctx, reg); err != nil {
+		t.Fatal(err)
+	}
+	r, err := pb.NewRegistryServiceClient(b.cc).Register(ctx, reg)
+	if err != nil || r.GetLeaseExpiresAt() == nil || time.Until(r.GetLeaseExpiresAt().AsTime()) < 50*time.Second {
+		t.Fatalf("the same Register through the other replica: %v, %v", r, err)
+	}
+	join := &pb.JoinBarrierRequest{Barrier: "same", Threshold: 3, ParticipantId: "p1", LeaseId: g.LeaseId}
+	if _, err := pb.NewBarrierServiceClient(a.cc).JoinBarrier(ctx, join); err != nil {
+		t.Fatal(err)
+	}
+	j, err := pb.NewBarrierServiceClient(b.cc).JoinBarrier(ctx, join)
+	if err != nil || j.GetLeaseExpiresAt() == nil || j.GetArrived() != 1 {
+		t.Fatalf("the same JoinBarrier through the other replica: %v, %v", j, err)
+	}
+}

@@ -217,6 +217,14 @@ func leaseHistories(evs []Event) map[string]*leaseHistory {
 			}
 		}
 	}
+	// A Revoke moves the lease to the replica that serves it (any: the
+	// client balances its calls), which then removes what it owns: after
+	// a revoke the owner is not known, and any replica's fault counts.
+	for _, l := range out {
+		if !l.revoked.IsZero() {
+			l.owner = ""
+		}
+	}
 	return out
 }
 

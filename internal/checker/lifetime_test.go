@@ -112,6 +112,14 @@ func TestCheckLeaseLifetime(t *testing.T) {
 		},
 		{name: "revoked: may end at once", evs: with(leaseCall(KindRevoke, 1000, "")), truth: gone(1005), strict: [3]int{1, 0, 0}},
 		{
+			name: "revoked through another replica, which then failed: its fault counts", evs: with(leaseCall(KindRevoke, 700, "DeadlineExceeded"), fault(1000, 3000, "r1")),
+			truth: gone(4110), early: [3]int{0, 0, 0}, slow: [3]int{1, 0, 0},
+		},
+		{
+			name: "revoked, no fault, ended late", evs: with(leaseCall(KindRevoke, 700, "DeadlineExceeded")),
+			truth: gone(4110), early: [3]int{0, 0, 0}, strict: [3]int{1, 1, 0}, want: "500ms after its deadline",
+		},
+		{
 			name: "a revoke that found no lease exempts nothing", evs: with(leaseCall(KindRevoke, 1000, ErrNotFound)), truth: gone(1005),
 			early: [3]int{1, 1, 0}, strict: [3]int{1, 0, 0},
 		},

@@ -3,6 +3,7 @@ package lease
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"time"
 
@@ -58,14 +59,16 @@ var errLost = errors.New("lease: ownership lost")
 //
 // If ctx ends first (ZooKeeper unreachable for longer than the caller
 // waits), the release goes on in the background until it succeeds or the
-// Manager closes; the lease stays ended meanwhile (keepalives fail).
+// Manager closes; the lease stays ended meanwhile (keepalives fail), and
+// release returns why it could not finish in time (an unknown outcome for
+// the caller: what the lease owns is still being removed).
 func (m *Manager) release(ctx context.Context, e *entry) error {
 	err := m.releaseLocked(ctx, e)
 	if err != nil && !errors.Is(err, errLost) && m.background(func(bg context.Context) {
 		m.released(e, m.releaseLocked(bg, e))
 	}) {
 		m.log.Warn("lease: release continues in the background", "lease", e.key, "err", err)
-		return nil
+		return fmt.Errorf("lease: %s ended; removing what it owns goes on in the background: %w", e.key, err)
 	}
 	return m.released(e, err)
 }
