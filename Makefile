@@ -48,14 +48,14 @@ run: build
 CHAOS_DURATION ?= 30m
 CHAOS_SEED ?= 1
 chaos:
-	go test -count=1 -timeout 0 -run TestRun -v ./internal/chaosrun/ \
+	go test -count=1 -timeout 0 -run TestRun -v ./internal/testing/chaosrun/ \
 		-chaos.duration=$(CHAOS_DURATION) -chaos.seed=$(CHAOS_SEED)
 
 # soak churns hundreds of clients against two replicas for SOAK_DURATION
 # (default 30m), printing goroutines, heap, open files and znodes each minute.
 SOAK_DURATION ?= 30m
 soak:
-	go test -count=1 -timeout 0 -run TestSoak -v ./internal/chaosrun/ -chaos.soak=$(SOAK_DURATION)
+	go test -count=1 -timeout 0 -run TestSoak -v ./internal/testing/chaosrun/ -chaos.soak=$(SOAK_DURATION)
 
 # bench runs every benchmark workload against a private ZooKeeper (fsync on)
 # and a gateway process, printing each figure beside direct go-zookeeper

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/zkcoord/zkcoord/client"
-	"github.com/zkcoord/zkcoord/internal/testenv"
+	"github.com/zkcoord/zkcoord/internal/testing/testenv"
 )
 
 // TestRollingRestart: a client of three replicas keeps its lease, its member

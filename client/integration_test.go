@@ -12,7 +12,7 @@ import (
 
 	"github.com/zkcoord/zkcoord/client"
 	zkcoordv1 "github.com/zkcoord/zkcoord/gen/zkcoord/v1"
-	"github.com/zkcoord/zkcoord/internal/testenv"
+	"github.com/zkcoord/zkcoord/internal/testing/testenv"
 )
 
 // These tests run against a real gateway on a real ZooKeeper, started once

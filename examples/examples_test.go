@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/zkcoord/zkcoord/internal/testenv"
+	"github.com/zkcoord/zkcoord/internal/testing/testenv"
 )
 
 func TestMain(m *testing.M) { testenv.Main(m) }

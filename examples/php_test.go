@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/zkcoord/zkcoord/internal/testenv"
+	"github.com/zkcoord/zkcoord/internal/testing/testenv"
 )
 
 // phpWait bounds every wait for a line of a PHP script, and every run.

@@ -22,8 +22,8 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	zkcoordv1 "github.com/zkcoord/zkcoord/gen/zkcoord/v1"
-	"github.com/zkcoord/zkcoord/internal/chaos"
-	"github.com/zkcoord/zkcoord/internal/testenv"
+	"github.com/zkcoord/zkcoord/internal/testing/proxy"
+	"github.com/zkcoord/zkcoord/internal/testing/testenv"
 )
 
 // lineTimeout bounds the wait for one line of an example's output, or for
@@ -102,7 +102,7 @@ func testPolyRegister(t *testing.T, l *lang) {
 // prints the end of a lease that owned three members as one revision.
 func testPolyWatch(t *testing.T, l *lang) {
 	g := unique("web")
-	proxy, err := chaos.NewProxy(testenv.Gateway(t), nil)
+	proxy, err := proxy.New(testenv.Gateway(t), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -44,5 +44,5 @@ section "go test -race"
 # (go-zookeeper/zk PR #35, unfixed), which fails any -race test that cuts a
 # connection while requests are in flight. Run the rest with -race by hand:
 #   go test -race ./internal/...   (expect that race, only that race)
-go test -race -count=1 -timeout 12m "$@" ./internal/validate/ ./internal/auth/ ./internal/checker/ ./internal/barrier/ \
+go test -race -count=1 -timeout 12m "$@" ./internal/validate/ ./internal/auth/ ./internal/testing/checker/ ./internal/barrier/ \
   ./client/ ./cmd/... ./examples/...

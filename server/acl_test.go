@@ -14,7 +14,7 @@ import (
 
 	pb "github.com/zkcoord/zkcoord/gen/zkcoord/v1"
 	"github.com/zkcoord/zkcoord/internal/lease"
-	"github.com/zkcoord/zkcoord/internal/testenv"
+	"github.com/zkcoord/zkcoord/internal/testing/testenv"
 	"github.com/zkcoord/zkcoord/internal/zkserver"
 	"github.com/zkcoord/zkcoord/internal/zkx"
 	"github.com/zkcoord/zkcoord/server"

@@ -23,7 +23,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/zkcoord/zkcoord/internal/testenv"
+	"github.com/zkcoord/zkcoord/internal/testing/testenv"
 )
 
 // gcWait bounds every wait for a grpcurl message or exit.

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/zkcoord/zkcoord/internal/testenv"
+	"github.com/zkcoord/zkcoord/internal/testing/testenv"
 )
 
 func TestGrpcurlListDescribe(t *testing.T) {

@@ -12,7 +12,7 @@ import (
 
 	"google.golang.org/grpc/codes"
 
-	"github.com/zkcoord/zkcoord/internal/testenv/httpc"
+	"github.com/zkcoord/zkcoord/internal/testing/testenv/httpc"
 	"github.com/zkcoord/zkcoord/server"
 )
 

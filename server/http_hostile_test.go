@@ -9,9 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/zkcoord/zkcoord/internal/testenv"
-	"github.com/zkcoord/zkcoord/internal/testenv/httpc"
-	"github.com/zkcoord/zkcoord/internal/zktest"
+	"github.com/zkcoord/zkcoord/internal/testing/testenv"
+	"github.com/zkcoord/zkcoord/internal/testing/testenv/httpc"
+	"github.com/zkcoord/zkcoord/internal/testing/zktest"
 	"github.com/zkcoord/zkcoord/server"
 )
 

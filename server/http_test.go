@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/zkcoord/zkcoord/internal/testenv"
-	"github.com/zkcoord/zkcoord/internal/testenv/httpc"
+	"github.com/zkcoord/zkcoord/internal/testing/testenv"
+	"github.com/zkcoord/zkcoord/internal/testing/testenv/httpc"
 )
 
 // str reads a string field of a JSON object, "" when absent.

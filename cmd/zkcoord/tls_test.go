@@ -24,9 +24,9 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	pb "github.com/zkcoord/zkcoord/gen/zkcoord/v1"
-	"github.com/zkcoord/zkcoord/internal/testenv/httpc"
+	"github.com/zkcoord/zkcoord/internal/testing/testenv/httpc"
 	"github.com/zkcoord/zkcoord/internal/zkserver"
-	"github.com/zkcoord/zkcoord/internal/zktest"
+	"github.com/zkcoord/zkcoord/internal/testing/zktest"
 )
 
 // pki is a test CA that issues certificates into a directory.

@@ -11,7 +11,7 @@ import (
 
 	"github.com/zkcoord/zkcoord/internal/barrier"
 	"github.com/zkcoord/zkcoord/internal/lease"
-	"github.com/zkcoord/zkcoord/internal/zktest"
+	"github.com/zkcoord/zkcoord/internal/testing/zktest"
 	"github.com/zkcoord/zkcoord/internal/zkx"
 )
 

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/zkcoord/zkcoord/internal/chaos"
+	"github.com/zkcoord/zkcoord/internal/testing/chaos"
 )
 
 // TestTinyRun runs every workload at a tiny scale against a private

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/zkcoord/zkcoord/internal/zktest"
+	"github.com/zkcoord/zkcoord/internal/testing/zktest"
 )
 
 // window returns a channel that closes after d: the end of a blocking

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/zkcoord/zkcoord/internal/zktest"
+	"github.com/zkcoord/zkcoord/internal/testing/zktest"
 	"github.com/zkcoord/zkcoord/internal/zkx"
 )
 

@@ -6,7 +6,7 @@ import (
 	"os"
 	"time"
 
-	"github.com/zkcoord/zkcoord/internal/checker"
+	"github.com/zkcoord/zkcoord/internal/testing/checker"
 )
 
 // writeTruth writes t's changes to path, one JSON change per line, after a

@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
+	"github.com/zkcoord/zkcoord/internal/testing/proxy"
 	"github.com/zkcoord/zkcoord/internal/zkserver"
 )
 
@@ -37,9 +38,9 @@ type Replica struct {
 	// DebugAddr serves its /debug/vars and /debug/pprof (--debug-listen).
 	DebugAddr string
 
-	argv    []string // the same command line at every start
-	logPath string   // its stderr and stdout, appended at every start
-	proxies []*Proxy // by ZooKeeper server index
+	argv    []string       // the same command line at every start
+	logPath string         // its stderr and stdout, appended at every start
+	proxies []*proxy.Proxy // by ZooKeeper server index
 	conn    *grpc.ClientConn
 	log     *slog.Logger
 
@@ -78,7 +79,7 @@ func newReplica(id string, o Options, zk []string) (*Replica, error) {
 		logPath: filepath.Join(o.LogDir, id+".log"), log: o.Logger.With("replica", id)}
 	var via []string
 	for i, addr := range zk {
-		p, err := NewProxy(addr, r.log.With("zk", i))
+		p, err := proxy.New(addr, r.log.With("zk", i))
 		if err != nil {
 			r.close()
 			return nil, err

@@ -1,4 +1,6 @@
-package chaos
+// Package proxy forwards TCP connections and puts network faults (cuts,
+// stalls) between their two sides, for tests and the fault-injection runs.
+package proxy
 
 import (
 	"fmt"
@@ -48,10 +50,10 @@ func (l *link) close() {
 	})
 }
 
-// NewProxy starts a proxy to target on a free loopback port. It logs every
+// New starts a proxy to target on a free loopback port. It logs every
 // fault it is told to inject to log (nil: discard); give it a logger that
 // names the link, log.With("replica", id), say. Close stops it.
-func NewProxy(target string, log *slog.Logger) (*Proxy, error) {
+func New(target string, log *slog.Logger) (*Proxy, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, fmt.Errorf("chaos: proxy to %s: %w", target, err)

@@ -3,21 +3,21 @@ package zktest
 import (
 	"testing"
 
-	"github.com/zkcoord/zkcoord/internal/chaos"
+	"github.com/zkcoord/zkcoord/internal/testing/proxy"
 )
 
 // Proxy forwards TCP connections to a target (ZooKeeper, a gateway) until
 // Cut: tests use it to take a connection away without killing either side.
-// It is a chaos.Proxy tied to a test; chaos.Proxy also stalls.
+// It is a proxy.Proxy tied to a test.
 type Proxy struct {
-	p *chaos.Proxy
+	p *proxy.Proxy
 }
 
 // NewProxy starts a proxy to target on a free loopback port; it is closed
 // at the test's cleanup.
 func NewProxy(tb testing.TB, target string) *Proxy {
 	tb.Helper()
-	p, err := chaos.NewProxy(target, nil)
+	p, err := proxy.New(target, nil)
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -6,7 +6,7 @@ import (
 	"math/rand/v2"
 	"time"
 
-	"github.com/zkcoord/zkcoord/internal/chaos"
+	"github.com/zkcoord/zkcoord/internal/testing/chaos"
 )
 
 // Fault is a kind of failure the run injects.

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/zkcoord/zkcoord/internal/chaos"
+	"github.com/zkcoord/zkcoord/internal/testing/chaos"
 )
 
 // startCluster builds zkcoord and starts a three-node ensemble with three

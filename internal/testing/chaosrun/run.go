@@ -16,8 +16,8 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/zkcoord/zkcoord/client"
-	"github.com/zkcoord/zkcoord/internal/chaos"
-	"github.com/zkcoord/zkcoord/internal/checker"
+	"github.com/zkcoord/zkcoord/internal/testing/chaos"
+	"github.com/zkcoord/zkcoord/internal/testing/checker"
 	leasepkg "github.com/zkcoord/zkcoord/internal/lease"
 	"github.com/zkcoord/zkcoord/internal/zkx"
 )

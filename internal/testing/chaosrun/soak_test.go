@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/zkcoord/zkcoord/client"
-	"github.com/zkcoord/zkcoord/internal/chaos"
+	"github.com/zkcoord/zkcoord/internal/testing/chaos"
 	"github.com/zkcoord/zkcoord/internal/zkserver"
 )
 

@@ -15,7 +15,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
-	"github.com/zkcoord/zkcoord/internal/zktest"
+	"github.com/zkcoord/zkcoord/internal/testing/zktest"
 	"github.com/zkcoord/zkcoord/internal/zkx"
 	"github.com/zkcoord/zkcoord/server"
 )

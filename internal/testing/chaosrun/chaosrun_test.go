@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/zkcoord/zkcoord/internal/chaos"
-	"github.com/zkcoord/zkcoord/internal/chaosrun"
+	"github.com/zkcoord/zkcoord/internal/testing/chaos"
+	"github.com/zkcoord/zkcoord/internal/testing/chaosrun"
 )
 
 var (

@@ -1,4 +1,4 @@
-package chaos_test
+package proxy_test
 
 import (
 	"bufio"
@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/zkcoord/zkcoord/internal/chaos"
+	"github.com/zkcoord/zkcoord/internal/testing/proxy"
 )
 
 // echo serves lines back to their sender until the test ends.
@@ -80,7 +80,7 @@ func (l *line) roundTrip(t *testing.T, s string) {
 // TestProxyStall: a stall holds bytes both ways on open connections, new
 // connections included, and Restore delivers them in order.
 func TestProxyStall(t *testing.T) {
-	p, err := chaos.NewProxy(echo(t), nil)
+	p, err := proxy.New(echo(t), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,7 +115,7 @@ func TestProxyStall(t *testing.T) {
 // TestProxyCut: a cut closes connections and refuses new ones until
 // Restore; a cut during a stall drops what was held.
 func TestProxyCut(t *testing.T) {
-	p, err := chaos.NewProxy(echo(t), nil)
+	p, err := proxy.New(echo(t), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

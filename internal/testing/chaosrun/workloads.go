@@ -11,7 +11,7 @@ import (
 
 	"github.com/zkcoord/zkcoord/client"
 	pb "github.com/zkcoord/zkcoord/gen/zkcoord/v1"
-	"github.com/zkcoord/zkcoord/internal/checker"
+	"github.com/zkcoord/zkcoord/internal/testing/checker"
 )
 
 const election = "lead"

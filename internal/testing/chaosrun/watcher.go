@@ -7,7 +7,7 @@ import (
 
 	"github.com/zkcoord/zkcoord/client"
 	pb "github.com/zkcoord/zkcoord/gen/zkcoord/v1"
-	"github.com/zkcoord/zkcoord/internal/checker"
+	"github.com/zkcoord/zkcoord/internal/testing/checker"
 )
 
 // watcher follows the group through the Go client and records every

@@ -13,7 +13,7 @@ import (
 
 	"github.com/go-zookeeper/zk"
 
-	"github.com/zkcoord/zkcoord/internal/checker"
+	"github.com/zkcoord/zkcoord/internal/testing/checker"
 	"github.com/zkcoord/zkcoord/internal/zkx"
 )
 
