@@ -15,6 +15,7 @@ import (
 	pb "github.com/zkcoord/zkcoord/gen/zkcoord/v1"
 	"github.com/zkcoord/zkcoord/internal/lease"
 	"github.com/zkcoord/zkcoord/internal/testing/testenv"
+	"github.com/zkcoord/zkcoord/internal/testing/zktest"
 	"github.com/zkcoord/zkcoord/internal/zkserver"
 	"github.com/zkcoord/zkcoord/internal/zkx"
 	"github.com/zkcoord/zkcoord/server"
@@ -42,7 +43,7 @@ func TestZooKeeperACLs(t *testing.T) {
 	if _, err := reg.Register(ctx, &pb.RegisterRequest{Group: "web", MemberId: "w1", Value: "10.0.0.1:80", LeaseId: l.LeaseId}); err != nil {
 		t.Fatal(err)
 	}
-	lay := zkx.Layout{Root: root}
+	lay := zktest.Layout{Root: root}
 	member := lay.Member("web", "w1")
 
 	raw, err := zkx.Dial(ctx, testenv.ZooKeeper(t))
@@ -117,7 +118,7 @@ func TestZooKeeperExistsWithoutCredentials(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	lay := zkx.Layout{Root: root}
+	lay := zktest.Layout{Root: root}
 	raw, err := zkx.Dial(ctx, testenv.ZooKeeper(t))
 	if err != nil {
 		t.Fatal(err)
@@ -213,7 +214,7 @@ func TestZooKeeperEnforceAuth(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer raw.Close()
-	if _, st, err := raw.Conn().Exists(zkx.Layout{Root: root}.Member("web", "w1")); err == nil || st.Czxid != 0 {
+	if _, st, err := raw.Conn().Exists(zktest.Layout{Root: root}.Member("web", "w1")); err == nil || st.Czxid != 0 {
 		t.Fatalf("exists without credentials under enforced auth: %+v, %v; want an error", st, err)
 	}
 }

@@ -31,7 +31,7 @@ import (
 // session.
 type Gateway struct {
 	sess      *zkx.Session
-	lay       zkx.Layout
+	lay       lease.Layout // the leases' and replicas' znodes
 	log       *slog.Logger
 	opts      options
 	leases    *lease.Manager
@@ -132,24 +132,25 @@ func New(ctx context.Context, sess *zkx.Session, opt ...Option) (*Gateway, error
 	if !path.IsAbs(o.root) || path.Clean(o.root) != o.root || o.root == "/" {
 		return nil, fmt.Errorf("server: root %q must be an absolute, clean znode path below /", o.root)
 	}
-	lay := zkx.Layout{Root: path.Join("/", sess.Chroot(), o.root)}
-	if err := sess.EnsurePath(ctx, lay.Root); err != nil {
-		return nil, fmt.Errorf("server: create root %s: %w", lay.Root, err)
+	root := path.Join("/", sess.Chroot(), o.root)
+	if err := sess.EnsurePath(ctx, root); err != nil {
+		return nil, fmt.Errorf("server: create root %s: %w", root, err)
 	}
-	if err := checkRootSecured(ctx, sess, lay.Root); err != nil {
+	if err := checkRootSecured(ctx, sess, root); err != nil {
 		return nil, err
 	}
+	lay := lease.Layout{Root: root}
 	g := &Gateway{sess: sess, lay: lay, log: o.log, opts: o, peers: newPeers(sess, lay, o.peerCreds, o.peerToken)}
 	g.stopped, g.stop = context.WithCancel(context.Background())
 	g.stopping = g.stopped.Done()
-	g.leases = lease.NewManager(sess, lay, o.log, lease.WithReplicaID(o.replicaID), lease.WithPeers(g.peers))
-	reg, err := registry.New(sess, lay, g.leases, o.log, o.registry...)
+	g.leases = lease.NewManager(sess, root, o.log, lease.WithReplicaID(o.replicaID), lease.WithPeers(g.peers))
+	reg, err := registry.New(sess, root, g.leases, o.log, o.registry...)
 	if err != nil {
 		return nil, fmt.Errorf("server: %w", err)
 	}
 	g.registry = reg
-	g.elections = election.New(sess, lay, g.leases, o.log)
-	g.barriers = barrier.New(sess, lay, g.leases, o.log)
+	g.elections = election.New(sess, root, g.leases, o.log)
+	g.barriers = barrier.New(sess, root, g.leases, o.log)
 	if err := g.leases.Start(ctx); err != nil {
 		g.elections.Close()
 		g.barriers.Close()

@@ -3,6 +3,9 @@ package server_test
 import (
 	"context"
 	"encoding/json"
+	"github.com/zkcoord/zkcoord/internal/barrier"
+	"github.com/zkcoord/zkcoord/internal/election"
+	"github.com/zkcoord/zkcoord/internal/registry"
 	"os"
 	"path"
 	"regexp"
@@ -114,7 +117,7 @@ func TestLayoutDoc(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cc.Close()
-	lay := zkx.Layout{Root: root}
+	lay := zktest.Layout{Root: root}
 
 	l, err := pb.NewLeaseServiceClient(cc).Grant(ctx, &pb.GrantRequest{Ttl: durationpb.New(time.Minute)})
 	if err != nil {
@@ -274,5 +277,26 @@ func checkLayoutData(t *testing.T, e *layoutEntry, rel string, data []byte, key,
 	}
 	if check && string(data) != want {
 		t.Errorf("%s: data %q, want %q (LAYOUT.md: %s)", rel, data, want, e.text)
+	}
+}
+
+// TestHarnessLayoutMatches: the tests' zktest.Layout names each znode as
+// the recipe that owns it does (it mirrors lease, registry, election and
+// barrier's Layouts, which it cannot import).
+func TestHarnessLayoutMatches(t *testing.T) {
+	const root = "/r"
+	h := zktest.Layout{Root: root}
+	ls, rg, el, br := lease.Layout{Root: root}, registry.Layout{Root: root}, election.Layout{Root: root}, barrier.Layout{Root: root}
+	for _, c := range []struct{ harness, recipe string }{
+		{h.Leases(), ls.Leases()}, {h.Lease("k"), ls.Lease("k")}, {h.LeaseOwner("k"), ls.Owner("k")},
+		{h.LeaseRef("k", "member~g~m"), ls.Ref("k", "member~g~m")}, {h.Replicas(), ls.Replicas()}, {h.Replica("r1"), ls.Replica("r1")},
+		{h.Groups(), rg.Groups()}, {h.Group("g"), rg.Group("g")}, {h.Members("g"), rg.Members("g")},
+		{h.Member("g", "m"), rg.Member("g", "m")}, {h.Log("g"), rg.Log("g")}, {h.ReadBarrier(), rg.ReadBarrier()},
+		{h.Election("e"), el.Election("e")}, {h.Barrier("b"), br.Barrier("b")}, {h.Participant("b", "p"), br.Participant("b", "p")},
+		{h.Ready("b"), br.Ready("b")},
+	} {
+		if c.harness != c.recipe {
+			t.Errorf("zktest.Layout names %s, the recipe %s", c.harness, c.recipe)
+		}
 	}
 }

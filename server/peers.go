@@ -29,7 +29,7 @@ import (
 // a replica's address in <root>/replicas/<id> and calls its PeerService.
 type peers struct {
 	sess *zkx.Session
-	lay  zkx.Layout
+	lay  lease.Layout
 
 	creds credentials.TransportCredentials
 	token credentials.PerRPCCredentials // nil: none
@@ -40,7 +40,7 @@ type peers struct {
 
 var _ lease.Peers = (*peers)(nil)
 
-func newPeers(sess *zkx.Session, lay zkx.Layout, creds credentials.TransportCredentials, token credentials.PerRPCCredentials) *peers {
+func newPeers(sess *zkx.Session, lay lease.Layout, creds credentials.TransportCredentials, token credentials.PerRPCCredentials) *peers {
 	if creds == nil {
 		creds = insecure.NewCredentials()
 	}

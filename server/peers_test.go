@@ -24,7 +24,7 @@ import (
 func TestPeerCallsHonourDeadlineWhileZooKeeperStalls(t *testing.T) {
 	px := zktest.NewProxy(t, zktest.Addr(t))
 	sess, lay := zktest.SessionThrough(t, px, zkx.WithSessionTimeout(20*time.Second))
-	p := newPeers(sess, lay, nil, nil)
+	p := newPeers(sess, lease.Layout{Root: lay.Root}, nil, nil)
 	defer p.close()
 	const id = "0123456789abcdef0123456789abcdef"
 

@@ -43,7 +43,7 @@ const RefKind = "participant"
 // Barriers joins, waits on and leaves barriers.
 type Barriers struct {
 	sess   *zkx.Session
-	lay    zkx.Layout
+	lay    Layout
 	leases *lease.Manager
 	log    *slog.Logger
 
@@ -61,9 +61,9 @@ type Barriers struct {
 
 // New returns Barriers and registers the participant release handler.
 // Close stops what goes on in the background.
-func New(sess *zkx.Session, lay zkx.Layout, leases *lease.Manager, log *slog.Logger) *Barriers {
+func New(sess *zkx.Session, root string, leases *lease.Manager, log *slog.Logger) *Barriers {
 	ctx, cancel := context.WithCancel(context.Background())
-	b := &Barriers{sess: sess, lay: lay, leases: leases, log: log, ctx: ctx, cancel: cancel, leaving: map[string]chan struct{}{},
+	b := &Barriers{sess: sess, lay: Layout{Root: root}, leases: leases, log: log, ctx: ctx, cancel: cancel, leaving: map[string]chan struct{}{},
 		feeds: map[string]*feed{}}
 	leases.Handle(RefKind, b.releaseOps)
 	return b

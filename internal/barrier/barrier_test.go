@@ -19,15 +19,15 @@ func TestMain(m *testing.M) { zktest.Main(m) }
 
 type env struct {
 	sess   *zkx.Session
-	lay    zkx.Layout
+	lay    zktest.Layout
 	leases *lease.Manager
 	b      *barrier.Barriers
 }
 
 func newEnv(t *testing.T) env {
 	sess, lay := zktest.Session(t)
-	m := lease.NewManager(sess, lay, zktest.Logger(t))
-	b := barrier.New(sess, lay, m, zktest.Logger(t))
+	m := lease.NewManager(sess, lay.Root, zktest.Logger(t))
+	b := barrier.New(sess, lay.Root, m, zktest.Logger(t))
 	if err := m.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}

@@ -94,7 +94,7 @@ func (r *Runner) campaign(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("zkcoord: %w", err)
 	}
-	gwWatches, err := r.env.WatchesUnder(ctx, r.lay.Election(election))
+	gwWatches, err := r.env.WatchesUnder(ctx, r.elections.Election(election))
 	if err != nil {
 		return err
 	}

@@ -6,7 +6,8 @@ import (
 	"io"
 	"time"
 
-	"github.com/zkcoord/zkcoord/internal/zkx"
+	"github.com/zkcoord/zkcoord/internal/election"
+	"github.com/zkcoord/zkcoord/internal/registry"
 )
 
 // Config sets the scale of a run. The zero value is the full run that
@@ -94,9 +95,10 @@ var Workloads = []Workload{
 
 // Runner runs workloads against an Env.
 type Runner struct {
-	cfg Config
-	env *Env
-	lay zkx.Layout // the gateway's layout
+	cfg       Config
+	env       *Env
+	groups    registry.Layout // the gateway's znodes
+	elections election.Layout
 	// direct is where the direct client's znodes go.
 	direct string
 	res    Results
@@ -104,7 +106,7 @@ type Runner struct {
 
 // NewRunner returns a runner for env with cfg.
 func NewRunner(env *Env, cfg Config) *Runner {
-	return &Runner{cfg: cfg.withDefaults(), env: env, lay: zkx.Layout{Root: env.Root}, direct: env.Root + "-direct"}
+	return &Runner{cfg: cfg.withDefaults(), env: env, groups: registry.Layout{Root: env.Root}, elections: election.Layout{Root: env.Root}, direct: env.Root + "-direct"}
 }
 
 // Run runs the named workloads (every one when names is empty).

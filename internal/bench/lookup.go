@@ -28,7 +28,7 @@ func (r *Runner) lookup(ctx context.Context) error {
 	paths := make([]string, members)
 	for i := range members {
 		ids[i] = fmt.Sprint("m", i)
-		paths[i] = r.lay.Member(group, ids[i])
+		paths[i] = r.groups.Member(group, ids[i])
 	}
 	conns := make([]pb.RegistryServiceClient, 16)
 	for i := range conns {

@@ -91,7 +91,7 @@ func (r *Runner) watch(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	watches, err := r.env.WatchesOn(ctx, r.lay.Log(group))
+	watches, err := r.env.WatchesOn(ctx, r.groups.Log(group))
 	if err != nil {
 		return err
 	}

@@ -74,7 +74,7 @@ func revision(pzxid int64, l *LeaderInfo) int64 {
 // Elections runs campaigns, resignations and observers of elections.
 type Elections struct {
 	sess   *zkx.Session
-	lay    zkx.Layout
+	lay    Layout
 	leases *lease.Manager
 	log    *slog.Logger
 
@@ -91,13 +91,13 @@ type Elections struct {
 // New returns Elections and registers the candidate release handler with
 // leases, so a lease that ends takes its candidacies with it. Close stops
 // its observers and campaigns.
-func New(sess *zkx.Session, lay zkx.Layout, leases *lease.Manager, log *slog.Logger, opt ...Option) *Elections {
+func New(sess *zkx.Session, root string, leases *lease.Manager, log *slog.Logger, opt ...Option) *Elections {
 	o := defaultOptions()
 	for _, fn := range opt {
 		fn(&o)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	e := &Elections{sess: sess, lay: lay, leases: leases, log: log,
+	e := &Elections{sess: sess, lay: Layout{Root: root}, leases: leases, log: log,
 		notes: newNotes(o.resignMemory), ctx: ctx, cancel: cancel}
 	e.feeds = newFeeds(e)
 	leases.Handle(RefKind, e.releaseOps)

@@ -22,15 +22,15 @@ const wait = 5 * time.Second
 // gateway is what a zkcoord gateway holds: a session, leases, elections.
 type gateway struct {
 	sess   *zkx.Session
-	lay    zkx.Layout
+	lay    zktest.Layout
 	leases *lease.Manager
 	el     *Elections
 }
 
-func newGateway(t *testing.T, sess *zkx.Session, lay zkx.Layout) *gateway {
+func newGateway(t *testing.T, sess *zkx.Session, lay zktest.Layout) *gateway {
 	t.Helper()
-	leases := lease.NewManager(sess, lay, zktest.Logger(t))
-	el := New(sess, lay, leases, zktest.Logger(t))
+	leases := lease.NewManager(sess, lay.Root, zktest.Logger(t))
+	el := New(sess, lay.Root, leases, zktest.Logger(t))
 	if err := leases.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}

@@ -22,7 +22,7 @@ func (m *Manager) Attach(ctx context.Context, id, ref string, ops ...any) ([]zk.
 	all := append([]any{}, ops...)
 	all = append(all, &zk.CheckVersionRequest{Path: m.lay.Lease(e.key), Version: e.recVer})
 	if ref != "" {
-		all = append(all, &zk.CreateRequest{Path: m.lay.LeaseRef(e.key, ref), Acl: m.sess.ACL()})
+		all = append(all, &zk.CreateRequest{Path: m.lay.Ref(e.key, ref), Acl: m.sess.ACL()})
 	}
 	res, err := m.multi(ctx, e, all)
 	if err == nil && ref != "" {
@@ -41,7 +41,7 @@ func (m *Manager) Detach(ctx context.Context, id, ref string, ops ...any) ([]zk.
 	defer e.op.unlock()
 	all := append(append([]any{}, ops...),
 		&zk.CheckVersionRequest{Path: m.lay.Lease(e.key), Version: e.recVer},
-		&zk.DeleteRequest{Path: m.lay.LeaseRef(e.key, ref), Version: -1})
+		&zk.DeleteRequest{Path: m.lay.Ref(e.key, ref), Version: -1})
 	res, err := m.multi(ctx, e, all)
 	if err == nil {
 		m.noteRef(e, ref, false)

@@ -33,7 +33,7 @@ func TestCallsHonourDeadlineWhileZooKeeperStalls(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(sess.Close)
-	lay := zkx.Layout{Root: zktest.Root(t)}
+	lay := zktest.Layout{Root: zktest.Root(t)}
 	if err := zkx.EnsurePath(sess.Conn(), lay.Root, sess.ACL()); err != nil {
 		t.Fatal(err)
 	}
@@ -79,7 +79,7 @@ func TestCallsHonourDeadlineWhileZooKeeperStalls(t *testing.T) {
 		{"Handoff", func(ctx context.Context) error { return m.Handoff(ctx, within.ID) }, false, true},
 		{"Revoke", func(ctx context.Context) error { return m.Revoke(ctx, moving.ID) }, true, true},
 		{"Start of another Manager", func(ctx context.Context) error {
-			return lease.NewManager(sess, lay, zktest.Logger(t), lease.WithReplicaID("r2")).Start(ctx)
+			return lease.NewManager(sess, lay.Root, zktest.Logger(t), lease.WithReplicaID("r2")).Start(ctx)
 		}, false, true},
 	}
 	const deadline = 200 * time.Millisecond

@@ -67,7 +67,7 @@ func (m *Manager) grant(ctx context.Context, ttl time.Duration, holder string, l
 	data, _ := json.Marshal(rec)
 	if _, err := m.sess.Multi(ctx,
 		&zk.CreateRequest{Path: m.lay.Lease(key), Data: data, Acl: m.sess.ACL()},
-		&zk.CreateRequest{Path: m.lay.LeaseOwner(key), Data: []byte(m.opts.replica), Acl: m.sess.ACL(), Flags: zk.FlagEphemeral},
+		&zk.CreateRequest{Path: m.lay.Owner(key), Data: []byte(m.opts.replica), Acl: m.sess.ACL(), Flags: zk.FlagEphemeral},
 	); err != nil {
 		if zkx.Unknown(err) {
 			// The grant may have committed before the connection broke:

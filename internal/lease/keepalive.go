@@ -154,7 +154,7 @@ func (m *Manager) Describe(ctx context.Context, id string) (Lease, error) {
 	if err := authorize(ctx, rec.Holder); err != nil {
 		return Lease{}, err
 	}
-	owner, _, err := m.sess.Get(ctx, m.lay.LeaseOwner(KeyOf(id)))
+	owner, _, err := m.sess.Get(ctx, m.lay.Owner(KeyOf(id)))
 	if ctx.Err() != nil {
 		return Lease{}, ctx.Err()
 	}

@@ -3,7 +3,7 @@
 // deletes, in one ZooKeeper transaction, when the lease is revoked or its TTL
 // lapses.
 //
-// Lease records live in ZooKeeper (see zkx.Layout) and each is owned by one
+// Lease records live in ZooKeeper (see Layout) and each is owned by one
 // gateway replica at a time: an ephemeral owner node guards against two
 // replicas taking it, and every change of owner bumps the record's version,
 // which fences the previous owner's writes (docs/REPLICAS.md). The record
@@ -105,7 +105,7 @@ type Peers interface {
 // Manager grants, renews and ends leases.
 type Manager struct {
 	sess *zkx.Session
-	lay  zkx.Layout
+	lay  Layout
 	log  *slog.Logger
 	opts options
 
@@ -183,15 +183,16 @@ func WithPeers(p Peers) Option { return func(o *options) { o.peers = p } }
 // take the default.
 func WithHorizon(d time.Duration) Option { return func(o *options) { o.horizon = d } }
 
-// NewManager returns a Manager keeping leases under lay.Root.
-func NewManager(sess *zkx.Session, lay zkx.Layout, log *slog.Logger, opt ...Option) *Manager {
+// NewManager returns a Manager keeping leases under root, zkcoord's
+// namespace (chroot included).
+func NewManager(sess *zkx.Session, root string, log *slog.Logger, opt ...Option) *Manager {
 	host, _ := os.Hostname()
 	o := options{replica: fmt.Sprintf("%s-%d", host, os.Getpid()), sweep: 30 * time.Second}
 	for _, fn := range opt {
 		fn(&o)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Manager{sess: sess, lay: lay, log: log, opts: o, leases: map[string]*entry{}, held: map[string]int{}, reserved: map[string]int{},
+	return &Manager{sess: sess, lay: Layout{Root: root}, log: log, opts: o, leases: map[string]*entry{}, held: map[string]int{}, reserved: map[string]int{},
 		kinds: map[string]ReleaseFunc{}, ctx: ctx, cancel: cancel}
 }
 

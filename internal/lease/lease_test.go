@@ -15,9 +15,9 @@ import (
 
 func TestMain(m *testing.M) { zktest.Main(m) }
 
-func newManager(t *testing.T) (*lease.Manager, *zkx.Session, zkx.Layout) {
+func newManager(t *testing.T) (*lease.Manager, *zkx.Session, zktest.Layout) {
 	sess, lay := zktest.Session(t)
-	m := lease.NewManager(sess, lay, zktest.Logger(t))
+	m := lease.NewManager(sess, lay.Root, zktest.Logger(t))
 	// "thing" refs name a znode under the root to delete.
 	m.Handle("thing", func(_ context.Context, key string, parts []string) ([]any, error) {
 		return []any{&zk.DeleteRequest{Path: lay.Root + "/" + parts[0], Version: -1}}, nil
@@ -37,7 +37,7 @@ func exists(t *testing.T, sess *zkx.Session, p string) bool {
 	return ok
 }
 
-func attachThing(t *testing.T, m *lease.Manager, lay zkx.Layout, id, name string) error {
+func attachThing(t *testing.T, m *lease.Manager, lay zktest.Layout, id, name string) error {
 	_, err := m.Attach(context.Background(), id, lease.Ref("thing", name),
 		&zk.CreateRequest{Path: lay.Root + "/" + name, Acl: zk.WorldACL(zk.PermAll)})
 	return err
@@ -228,7 +228,7 @@ func (p peers) Get(ctx context.Context, replica, id string) (lease.Lease, error)
 // it takes the lease over.
 // twoReplicas starts replicas r1 and r2 on sessions of their own, each the
 // other's peer; it returns them, r1's session and the layout.
-func twoReplicas(t *testing.T) (m1, m2 *lease.Manager, sess1 *zkx.Session, lay zkx.Layout) {
+func twoReplicas(t *testing.T) (m1, m2 *lease.Manager, sess1 *zkx.Session, lay zktest.Layout) {
 	sess1, lay = zktest.Session(t)
 	sess2, _ := zktest.Session(t)
 	p := peers{}
@@ -303,8 +303,8 @@ func TestFencedAfterTakeOver(t *testing.T) {
 	}
 }
 
-func start(t *testing.T, sess *zkx.Session, lay zkx.Layout, replica string, opt ...lease.Option) *lease.Manager {
-	m := lease.NewManager(sess, lay, zktest.Logger(t), append([]lease.Option{lease.WithReplicaID(replica)}, opt...)...)
+func start(t *testing.T, sess *zkx.Session, lay zktest.Layout, replica string, opt ...lease.Option) *lease.Manager {
+	m := lease.NewManager(sess, lay.Root, zktest.Logger(t), append([]lease.Option{lease.WithReplicaID(replica)}, opt...)...)
 	m.Handle("thing", func(_ context.Context, key string, parts []string) ([]any, error) {
 		return []any{&zk.DeleteRequest{Path: lay.Root + "/" + parts[0], Version: -1}}, nil
 	})
@@ -362,7 +362,7 @@ func TestKeepAliveWithoutZooKeeper(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sess.Close()
-	lay := zkx.Layout{Root: zktest.Root(t)}
+	lay := zktest.Layout{Root: zktest.Root(t)}
 	if err := zkx.EnsurePath(sess.Conn(), lay.Root, sess.ACL()); err != nil {
 		t.Fatal(err)
 	}

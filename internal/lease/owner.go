@@ -86,12 +86,12 @@ func (m *Manager) adoptNow(ctx context.Context, key, id string) (Lease, error) {
 		took.Owner, took.Expires = m.opts.replica, horizon.UTC()
 		data, _ := json.Marshal(took)
 		_, err = m.sess.Multi(ctx,
-			&zk.CreateRequest{Path: m.lay.LeaseOwner(key), Data: []byte(m.opts.replica), Acl: m.sess.ACL(), Flags: zk.FlagEphemeral},
+			&zk.CreateRequest{Path: m.lay.Owner(key), Data: []byte(m.opts.replica), Acl: m.sess.ACL(), Flags: zk.FlagEphemeral},
 			&zk.SetDataRequest{Path: m.lay.Lease(key), Data: data, Version: ver},
 		)
 		switch {
 		case errors.Is(err, zk.ErrNodeExists):
-			owner, _, gerr := m.sess.Get(ctx, m.lay.LeaseOwner(key))
+			owner, _, gerr := m.sess.Get(ctx, m.lay.Owner(key))
 			if errors.Is(gerr, zk.ErrNoNode) {
 				continue // it just left
 			}
@@ -107,7 +107,7 @@ func (m *Manager) adoptNow(ctx context.Context, key, id string) (Lease, error) {
 			}
 			// A stale owner node of ours (a lease forgotten on this
 			// session): remove it and adopt properly.
-			_ = m.sess.Delete(ctx, m.lay.LeaseOwner(key), -1)
+			_ = m.sess.Delete(ctx, m.lay.Owner(key), -1)
 			continue
 		case errors.Is(err, zk.ErrBadVersion):
 			continue // another replica adopted or handed off meanwhile
@@ -187,7 +187,7 @@ func (m *Manager) handoffNow(ctx context.Context, e *entry) error {
 	rec.Owner, rec.Expires = "", expires.UTC()
 	data, _ := json.Marshal(rec)
 	_, err := m.sess.Multi(ctx,
-		&zk.DeleteRequest{Path: m.lay.LeaseOwner(e.key), Version: -1},
+		&zk.DeleteRequest{Path: m.lay.Owner(e.key), Version: -1},
 		&zk.SetDataRequest{Path: m.lay.Lease(e.key), Data: data, Version: e.recVer},
 	)
 	if err != nil && !errors.Is(err, zk.ErrBadVersion) && !errors.Is(err, zk.ErrNoNode) {
@@ -302,7 +302,7 @@ func (m *Manager) retake(e *entry) bool {
 	defer e.op.unlock()
 	data, _ := json.Marshal(e.rec)
 	_, err := m.sess.Multi(m.ctx,
-		&zk.CreateRequest{Path: m.lay.LeaseOwner(e.key), Data: []byte(m.opts.replica), Acl: m.sess.ACL(), Flags: zk.FlagEphemeral},
+		&zk.CreateRequest{Path: m.lay.Owner(e.key), Data: []byte(m.opts.replica), Acl: m.sess.ACL(), Flags: zk.FlagEphemeral},
 		&zk.SetDataRequest{Path: m.lay.Lease(e.key), Data: data, Version: e.recVer},
 	)
 	if err == nil {
@@ -365,7 +365,7 @@ func (m *Manager) sweepOrphans(ctx context.Context) error {
 		if mine {
 			continue
 		}
-		ok, _, err := m.sess.Exists(ctx, m.lay.LeaseOwner(key))
+		ok, _, err := m.sess.Exists(ctx, m.lay.Owner(key))
 		if err != nil {
 			return err
 		}

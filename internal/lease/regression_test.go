@@ -16,7 +16,7 @@ import (
 
 // proxiedManager is a lease manager whose session goes through a proxy the
 // test can cut. lay is shared with other managers when non-empty.
-func proxiedManager(t *testing.T, px *zktest.Proxy, timeout time.Duration, lay *zkx.Layout) (*lease.Manager, *zkx.Session) {
+func proxiedManager(t *testing.T, px *zktest.Proxy, timeout time.Duration, lay *zktest.Layout) (*lease.Manager, *zkx.Session) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -26,7 +26,7 @@ func proxiedManager(t *testing.T, px *zktest.Proxy, timeout time.Duration, lay *
 	}
 	t.Cleanup(sess.Close)
 	if lay.Root == "" {
-		*lay = zkx.Layout{Root: zktest.Root(t)}
+		*lay = zktest.Layout{Root: zktest.Root(t)}
 		if err := zkx.EnsurePath(sess.Conn(), lay.Root, sess.ACL()); err != nil {
 			t.Fatal(err)
 		}
@@ -34,9 +34,9 @@ func proxiedManager(t *testing.T, px *zktest.Proxy, timeout time.Duration, lay *
 	return managerOn(t, sess, *lay), sess
 }
 
-func managerOn(t *testing.T, sess *zkx.Session, lay zkx.Layout) *lease.Manager {
+func managerOn(t *testing.T, sess *zkx.Session, lay zktest.Layout) *lease.Manager {
 	t.Helper()
-	m := lease.NewManager(sess, lay, zktest.Logger(t))
+	m := lease.NewManager(sess, lay.Root, zktest.Logger(t))
 	m.Handle("thing", func(_ context.Context, key string, parts []string) ([]any, error) {
 		return []any{&zk.DeleteRequest{Path: lay.Root + "/" + parts[0], Version: -1}}, nil
 	})
@@ -57,7 +57,7 @@ func managerOn(t *testing.T, sess *zkx.Session, lay zkx.Layout) *lease.Manager {
 func TestRevokeDuringOutageCompletes(t *testing.T) {
 	ctx := context.Background()
 	px := zktest.NewProxy(t, zktest.Addr(t))
-	var lay zkx.Layout
+	var lay zktest.Layout
 	m, sess := proxiedManager(t, px, 4*time.Second, &lay)
 	watcher, _ := zktest.Session(t)
 
@@ -107,7 +107,7 @@ func TestRevokeDuringOutageCompletes(t *testing.T) {
 func TestLostOwnershipNotKeptAlive(t *testing.T) {
 	ctx := context.Background()
 	px := zktest.NewProxy(t, zktest.Addr(t))
-	var lay zkx.Layout
+	var lay zktest.Layout
 	a, sessA := proxiedManager(t, px, time.Second, &lay)
 	watcher, _ := zktest.Session(t)
 

@@ -112,12 +112,12 @@ func (m *Manager) releaseOnce(ctx context.Context, e *entry) error {
 		if err != nil {
 			return err
 		}
-		ops = append(ops, &zk.DeleteRequest{Path: m.lay.LeaseRef(key, ref), Version: -1})
+		ops = append(ops, &zk.DeleteRequest{Path: m.lay.Ref(key, ref), Version: -1})
 		all = append(all, ops...)
 		per = append(per, ops)
 	}
 	tail := []any{
-		&zk.DeleteRequest{Path: m.lay.LeaseOwner(key), Version: -1},
+		&zk.DeleteRequest{Path: m.lay.Owner(key), Version: -1},
 		&zk.DeleteRequest{Path: m.lay.Lease(key), Version: e.recVer},
 	}
 	res, err := c.Multi(ctx, append(append([]any{fence}, all...), tail...)...)
@@ -143,7 +143,7 @@ func (m *Manager) releaseOnce(ctx context.Context, e *entry) error {
 			}
 		}
 	}
-	if err := c.Delete(ctx, m.lay.LeaseOwner(key), -1); err != nil && !errors.Is(err, zk.ErrNoNode) && !zkx.Unknown(err) {
+	if err := c.Delete(ctx, m.lay.Owner(key), -1); err != nil && !errors.Is(err, zk.ErrNoNode) && !zkx.Unknown(err) {
 		return err
 	}
 	switch err := c.Delete(ctx, m.lay.Lease(key), e.recVer); {

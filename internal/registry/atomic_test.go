@@ -11,7 +11,6 @@ import (
 
 	"github.com/zkcoord/zkcoord/internal/registry"
 	"github.com/zkcoord/zkcoord/internal/testing/zktest"
-	"github.com/zkcoord/zkcoord/internal/zkx"
 )
 
 // The tests of this file end a lease that owns 200 members of a group (one
@@ -92,7 +91,7 @@ func torn(rev int64, n int, end int64) string {
 func TestFirstLoadIsExact(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	var lay zkx.Layout
+	var lay zktest.Layout
 	b := gateway(t, &lay)
 	id := leaseWithMembers(t, b, "g")
 	var hit atomic.Bool
@@ -126,7 +125,7 @@ func TestRereadIsExact(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	px := zktest.NewProxy(t, zktest.Addr(t))
-	var lay zkx.Layout
+	var lay zktest.Layout
 	opts := []registry.Option{registry.WithJournal(2, 4)}
 	var b env
 	var id string

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/zkcoord/zkcoord/internal/registry"
+	"github.com/zkcoord/zkcoord/internal/testing/zktest"
 	"github.com/zkcoord/zkcoord/internal/zkx"
 )
 
@@ -17,7 +18,7 @@ import (
 // nothing, and the cache follows the group once a Register completes it.
 func TestHalfCreatedGroup(t *testing.T) {
 	ctx := context.Background()
-	var lay zkx.Layout
+	var lay zktest.Layout
 	a := gateway(t, &lay)
 	b := gateway(t, &lay)
 	c := a.sess.Conn()

@@ -9,7 +9,6 @@ import (
 	"github.com/zkcoord/zkcoord/internal/lease"
 	"github.com/zkcoord/zkcoord/internal/registry"
 	"github.com/zkcoord/zkcoord/internal/testing/zktest"
-	"github.com/zkcoord/zkcoord/internal/zkx"
 )
 
 // TestOptionsRefuseBadValues: New returns the error of an option given a
@@ -18,7 +17,7 @@ import (
 // first trim), and starts nothing.
 func TestOptionsRefuseBadValues(t *testing.T) {
 	sess, lay := zktest.Session(t)
-	m := lease.NewManager(sess, lay, zktest.Logger(t))
+	m := lease.NewManager(sess, lay.Root, zktest.Logger(t))
 	for _, tc := range []struct {
 		name string
 		opt  registry.Option
@@ -32,7 +31,7 @@ func TestOptionsRefuseBadValues(t *testing.T) {
 		{"negative idle time", registry.WithIdleEviction(-time.Second)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r, err := registry.New(sess, lay, m, zktest.Logger(t), tc.opt)
+			r, err := registry.New(sess, lay.Root, m, zktest.Logger(t), tc.opt)
 			if err == nil {
 				r.Close()
 				t.Fatal("New accepted the option")
@@ -40,7 +39,7 @@ func TestOptionsRefuseBadValues(t *testing.T) {
 			t.Log(err)
 		})
 	}
-	r, err := registry.New(sess, lay, m, zktest.Logger(t),
+	r, err := registry.New(sess, lay.Root, m, zktest.Logger(t),
 		registry.WithHistory(1), registry.WithJournal(1, 2), registry.WithIdleEviction(time.Millisecond))
 	if err != nil {
 		t.Fatalf("the smallest good values: %v", err)
@@ -53,7 +52,7 @@ func TestOptionsRefuseBadValues(t *testing.T) {
 // client retries elsewhere.
 func TestClosedRegistry(t *testing.T) {
 	ctx := context.Background()
-	var lay zkx.Layout
+	var lay zktest.Layout
 	e := gateway(t, &lay)
 	sub, _, err := e.reg.Watch(ctx, "g", 0)
 	if err != nil {

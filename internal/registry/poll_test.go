@@ -10,7 +10,6 @@ import (
 
 	"github.com/zkcoord/zkcoord/internal/registry"
 	"github.com/zkcoord/zkcoord/internal/testing/zktest"
-	"github.com/zkcoord/zkcoord/internal/zkx"
 )
 
 // window returns a channel that closes after d: the end of a blocking
@@ -49,7 +48,7 @@ func waiting(t *testing.T, e env, group string, n int) {
 // the change.
 func TestPollWakesOnChange(t *testing.T) {
 	ctx := context.Background()
-	var lay zkx.Layout
+	var lay zktest.Layout
 	a, b := gateway(t, &lay), gateway(t, &lay)
 	la := grant(t, a, time.Minute)
 	register(t, a, "poll", "m0", "v", la)
@@ -83,7 +82,7 @@ func TestPollWakesOnChange(t *testing.T) {
 // revision the group has passed, answers at once.
 func TestPollWaitEnds(t *testing.T) {
 	ctx := context.Background()
-	var lay zkx.Layout
+	var lay zktest.Layout
 	e := gateway(t, &lay)
 	first := register(t, e, "quiet", "m0", "v", "")
 	v, err := e.reg.Lookup(ctx, "quiet", "", true)
@@ -124,7 +123,7 @@ func TestPollWaitEnds(t *testing.T) {
 // cache or not, is waited past.
 func TestPollAhead(t *testing.T) {
 	ctx := context.Background()
-	var lay zkx.Layout
+	var lay zktest.Layout
 	a, b := gateway(t, &lay), gateway(t, &lay)
 	register(t, a, "ahead", "m0", "v", "")
 	v, err := b.reg.Lookup(ctx, "ahead", "", true)
@@ -152,7 +151,7 @@ func TestPollAhead(t *testing.T) {
 // made before the call.
 func TestPollLinearizable(t *testing.T) {
 	ctx := context.Background()
-	var lay zkx.Layout
+	var lay zktest.Layout
 	a, b := gateway(t, &lay), gateway(t, &lay)
 	register(t, a, "lin-poll", "m0", "v", "")
 	v, err := b.reg.Lookup(ctx, "lin-poll", "", true)
@@ -192,7 +191,7 @@ func TestPollLinearizable(t *testing.T) {
 // on one change.
 func TestManyPollsOneWatch(t *testing.T) {
 	ctx := context.Background()
-	var lay zkx.Layout
+	var lay zktest.Layout
 	e := gateway(t, &lay, registry.WithIdleEviction(20*time.Millisecond))
 	register(t, e, "herd", "m0", "v", "")
 	v, err := e.reg.Lookup(ctx, "herd", "", true)

@@ -42,7 +42,7 @@ const RefKind = "member"
 // Registry registers members and serves cached views of groups.
 type Registry struct {
 	sess   *zkx.Session
-	lay    zkx.Layout
+	lay    Layout
 	leases *lease.Manager
 	log    *slog.Logger
 	opts   options
@@ -61,7 +61,7 @@ type Registry struct {
 // New returns a Registry and registers the member release handler with
 // leases, or the error of an option that refused its value. Close stops its
 // group caches.
-func New(sess *zkx.Session, lay zkx.Layout, leases *lease.Manager, log *slog.Logger, opt ...Option) (*Registry, error) {
+func New(sess *zkx.Session, root string, leases *lease.Manager, log *slog.Logger, opt ...Option) (*Registry, error) {
 	o := defaultOptions()
 	for _, fn := range opt {
 		if err := fn(&o); err != nil {
@@ -69,7 +69,7 @@ func New(sess *zkx.Session, lay zkx.Layout, leases *lease.Manager, log *slog.Log
 		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &Registry{sess: sess, lay: lay, leases: leases, log: log, opts: o, groups: map[string]*group{}, ctx: ctx, cancel: cancel}
+	r := &Registry{sess: sess, lay: Layout{Root: root}, leases: leases, log: log, opts: o, groups: map[string]*group{}, ctx: ctx, cancel: cancel}
 	leases.Handle(RefKind, r.releaseOps)
 	r.wg.Add(1)
 	go r.janitor()

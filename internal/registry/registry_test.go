@@ -22,21 +22,21 @@ func TestMain(m *testing.M) { zktest.Main(m) }
 
 type env struct {
 	sess   *zkx.Session
-	lay    zkx.Layout
+	lay    zktest.Layout
 	leases *lease.Manager
 	reg    *registry.Registry
 }
 
 // gateway builds the lease manager and registry of one gateway; a second
 // call with the same layout gives a second gateway on its own session.
-func gateway(t *testing.T, lay *zkx.Layout, opt ...registry.Option) env {
+func gateway(t *testing.T, lay *zktest.Layout, opt ...registry.Option) env {
 	t.Helper()
 	sess, l := zktest.Session(t)
 	if lay.Root == "" {
 		*lay = l
 	}
-	m := lease.NewManager(sess, *lay, zktest.Logger(t))
-	r, err := registry.New(sess, *lay, m, zktest.Logger(t), opt...)
+	m := lease.NewManager(sess, lay.Root, zktest.Logger(t))
+	r, err := registry.New(sess, lay.Root, m, zktest.Logger(t), opt...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,7 +76,7 @@ func ids(ms []*registry.Member) string {
 
 func TestRegisterLookupDeregister(t *testing.T) {
 	ctx := context.Background()
-	var lay zkx.Layout
+	var lay zktest.Layout
 	e := gateway(t, &lay)
 	a, b := grant(t, e, time.Minute), grant(t, e, time.Minute)
 
@@ -149,7 +149,7 @@ func TestRegisterLookupDeregister(t *testing.T) {
 
 func TestEndedLeaseRefused(t *testing.T) {
 	ctx := context.Background()
-	var lay zkx.Layout
+	var lay zktest.Layout
 	e := gateway(t, &lay)
 	a := grant(t, e, time.Minute)
 	if err := e.leases.Revoke(ctx, a); err != nil {
@@ -180,7 +180,7 @@ func next(t *testing.T, s *registry.Sub) *registry.Event {
 
 func TestWatchSnapshotEventsAndExpiry(t *testing.T) {
 	ctx := context.Background()
-	var lay zkx.Layout
+	var lay zktest.Layout
 	e := gateway(t, &lay)
 	keep := grant(t, e, time.Minute)
 	register(t, e, "svc", "a", "1", keep)
@@ -237,7 +237,7 @@ func TestWatchSnapshotEventsAndExpiry(t *testing.T) {
 // ZooKeeper watch, on the group's journal.
 func TestOneWatchPerGroup(t *testing.T) {
 	ctx := context.Background()
-	var lay zkx.Layout
+	var lay zktest.Layout
 	e := gateway(t, &lay)
 	for i := 0; i < 50; i++ {
 		sub, _, err := e.reg.Watch(ctx, "fan", 0)
@@ -279,7 +279,7 @@ func TestOneWatchPerGroup(t *testing.T) {
 // by a linearizable lookup on another at once.
 func TestLinearizableLookupAcrossGateways(t *testing.T) {
 	ctx := context.Background()
-	var lay zkx.Layout
+	var lay zktest.Layout
 	a := gateway(t, &lay)
 	b := gateway(t, &lay)
 	la := grant(t, a, time.Minute)
@@ -303,7 +303,7 @@ func TestLinearizableLookupAcrossGateways(t *testing.T) {
 // from its snapshot and events, equals the members in ZooKeeper.
 func TestChurnConverges(t *testing.T) {
 	ctx := context.Background()
-	var lay zkx.Layout
+	var lay zktest.Layout
 	// A small journal forces trims, so gateways also cross journal gaps.
 	a := gateway(t, &lay, registry.WithJournal(20, 40))
 	b := gateway(t, &lay, registry.WithJournal(20, 40))
@@ -437,7 +437,7 @@ func equal(a, b map[string]string) bool {
 // journal, the cache rereads the group and reports the difference.
 func TestJournalGapReread(t *testing.T) {
 	ctx := context.Background()
-	var lay zkx.Layout
+	var lay zktest.Layout
 	e := gateway(t, &lay)
 	l := grant(t, e, time.Minute)
 	register(t, e, "gap", "a", "1", l)
@@ -476,7 +476,7 @@ func TestJournalGapReread(t *testing.T) {
 // TestJournalBoundedWithoutCache: writers trim the journal even when no
 // gateway caches (watches or looks up) the group.
 func TestJournalBoundedWithoutCache(t *testing.T) {
-	var lay zkx.Layout
+	var lay zktest.Layout
 	e := gateway(t, &lay, registry.WithJournal(10, 20))
 	l := grant(t, e, time.Minute)
 	for i := 0; i < 60; i++ {

@@ -15,7 +15,7 @@ import (
 )
 
 // proxiedGateway is gateway() on a session through px, which the test can cut.
-func proxiedGateway(t *testing.T, px *zktest.Proxy, lay *zkx.Layout, opt ...registry.Option) env {
+func proxiedGateway(t *testing.T, px *zktest.Proxy, lay *zktest.Layout, opt ...registry.Option) env {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -25,13 +25,13 @@ func proxiedGateway(t *testing.T, px *zktest.Proxy, lay *zkx.Layout, opt ...regi
 	}
 	t.Cleanup(sess.Close)
 	if lay.Root == "" {
-		*lay = zkx.Layout{Root: zktest.Root(t)}
+		*lay = zktest.Layout{Root: zktest.Root(t)}
 		if err := zkx.EnsurePath(sess.Conn(), lay.Root, sess.ACL()); err != nil {
 			t.Fatal(err)
 		}
 	}
-	m := lease.NewManager(sess, *lay, zktest.Logger(t))
-	r, err := registry.New(sess, *lay, m, zktest.Logger(t), opt...)
+	m := lease.NewManager(sess, lay.Root, zktest.Logger(t))
+	r, err := registry.New(sess, lay.Root, m, zktest.Logger(t), opt...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +71,7 @@ func settleJournal(t *testing.T, e env, group string) int {
 func TestEmptyLoadedCacheSeesTrimmedEntries(t *testing.T) {
 	ctx := context.Background()
 	px := zktest.NewProxy(t, zktest.Addr(t))
-	var lay zkx.Layout
+	var lay zktest.Layout
 	opts := []registry.Option{registry.WithJournal(2, 4)}
 	a := proxiedGateway(t, px, &lay, opts...)
 	b := gateway(t, &lay, opts...)
@@ -128,7 +128,7 @@ func TestEmptyLoadedCacheSeesTrimmedEntries(t *testing.T) {
 func TestRereadIsOneUnit(t *testing.T) {
 	ctx := context.Background()
 	px := zktest.NewProxy(t, zktest.Addr(t))
-	var lay zkx.Layout
+	var lay zktest.Layout
 	opts := []registry.Option{registry.WithJournal(2, 4)}
 	a := proxiedGateway(t, px, &lay, opts...)
 	b := gateway(t, &lay, opts...)
@@ -192,7 +192,7 @@ func TestRereadIsOneUnit(t *testing.T) {
 // hit it.
 func TestEvictionRaceKeepsWatch(t *testing.T) {
 	ctx := context.Background()
-	var lay zkx.Layout
+	var lay zktest.Layout
 	e := gateway(t, &lay, registry.WithIdleEviction(time.Millisecond))
 	var dead *registry.Sub
 	for i := 0; i < 3000 && dead == nil; i++ {
@@ -231,7 +231,7 @@ func TestEvictionRaceKeepsWatch(t *testing.T) {
 // opened during a ZooKeeper outage longer than 5 minutes never starts.
 func TestWatchDuringOutageStarts(t *testing.T) {
 	px := zktest.NewProxy(t, zktest.Addr(t))
-	var lay zkx.Layout
+	var lay zktest.Layout
 	a := proxiedGateway(t, px, &lay, registry.WithIdleEviction(300*time.Millisecond))
 
 	px.Cut()

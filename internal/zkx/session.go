@@ -1,8 +1,9 @@
 // Package zkx is zkcoord's ZooKeeper session layer: it owns the go-zookeeper
 // connection, tracks the session state that go-zookeeper hides (a new session
-// silently replacing an expired one on the same *zk.Conn), and holds the
-// small helpers every recipe shares (paths, watch loops, error classes).
-// Nothing here knows about gRPC.
+// silently replacing an expired one on the same *zk.Conn), bounds each
+// request by a context, and holds what every recipe shares about sessions
+// (error classes, retries, ACLs). It knows sessions, not recipes: each
+// recipe names its own znodes (its Layout). Nothing here knows about gRPC.
 package zkx
 
 import (

@@ -1,6 +1,8 @@
 package chaosrun
 
 import (
+	"github.com/zkcoord/zkcoord/internal/testing/zktest"
+
 	"context"
 	"errors"
 	"fmt"
@@ -16,9 +18,9 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/zkcoord/zkcoord/client"
+	leasepkg "github.com/zkcoord/zkcoord/internal/lease"
 	"github.com/zkcoord/zkcoord/internal/testing/chaos"
 	"github.com/zkcoord/zkcoord/internal/testing/checker"
-	leasepkg "github.com/zkcoord/zkcoord/internal/lease"
 	"github.com/zkcoord/zkcoord/internal/zkx"
 )
 
@@ -115,7 +117,7 @@ type run struct {
 	group   string
 	ctx     context.Context // the run's: keepalives in flight and revokes outlive the workloads
 	truth   *zkx.Session    // reads ZooKeeper directly: leases' owners, the members at the end
-	lay     zkx.Layout
+	lay     zktest.Layout
 	rec     *recorder // follows the group's journal: the ground truth
 }
 
@@ -144,7 +146,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	}
 	defer truth.Close()
 	r := &run{cfg: cfg, cluster: cl, h: checker.NewHistory(), rng: rand.New(rand.NewPCG(uint64(cfg.Seed), 1)),
-		conn: conn, target: cl.Target(), group: "reg", ctx: ctx, truth: truth, lay: zkx.Layout{Root: "/zkcoord"}}
+		conn: conn, target: cl.Target(), group: "reg", ctx: ctx, truth: truth, lay: zktest.Layout{Root: "/zkcoord"}}
 	if r.rec, err = startRecorder(ctx, cl.ZK().ConnectString(), r.lay, r.group, cfg.Log); err != nil {
 		return Result{}, err
 	}
@@ -342,7 +344,7 @@ func (r *run) nameLeases(t *checker.Truth) {
 	}
 }
 
-func readGroup(sess *zkx.Session, lay zkx.Layout, group string) (map[string]string, error) {
+func readGroup(sess *zkx.Session, lay zktest.Layout, group string) (map[string]string, error) {
 	c := sess.Conn()
 	ids, _, err := c.Children(lay.Members(group))
 	if err != nil {

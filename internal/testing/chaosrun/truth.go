@@ -1,6 +1,8 @@
 package chaosrun
 
 import (
+	"github.com/zkcoord/zkcoord/internal/testing/zktest"
+
 	"context"
 	"encoding/json"
 	"errors"
@@ -30,7 +32,7 @@ const pollEvery = 200 * time.Millisecond
 // and proves on every read that no entry was trimmed before it was read.
 type recorder struct {
 	sess  *zkx.Session
-	lay   zkx.Layout
+	lay   zktest.Layout
 	group string
 	log   *slog.Logger
 
@@ -43,7 +45,7 @@ type recorder struct {
 
 // startRecorder dials ZooKeeper at connect and follows group's journal
 // until finish or close.
-func startRecorder(ctx context.Context, connect string, lay zkx.Layout, group string, log *slog.Logger) (*recorder, error) {
+func startRecorder(ctx context.Context, connect string, lay zktest.Layout, group string, log *slog.Logger) (*recorder, error) {
 	sess, err := zkx.Dial(ctx, connect)
 	if err != nil {
 		return nil, err

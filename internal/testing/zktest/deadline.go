@@ -72,7 +72,7 @@ func CheckDeadlines(t *testing.T, d time.Duration, calls []DeadlineCall) (wait f
 // cut) and returns the session, closed at cleanup, and a Layout rooted at
 // a fresh root. A test that stalls ZooKeeper for a while passes a long
 // zkx.WithSessionTimeout, so that go-zookeeper does not notice.
-func SessionThrough(tb testing.TB, px *Proxy, opt ...zkx.Option) (*zkx.Session, zkx.Layout) {
+func SessionThrough(tb testing.TB, px *Proxy, opt ...zkx.Option) (*zkx.Session, Layout) {
 	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -81,7 +81,7 @@ func SessionThrough(tb testing.TB, px *Proxy, opt ...zkx.Option) (*zkx.Session, 
 		tb.Fatal(err)
 	}
 	tb.Cleanup(s.Close)
-	lay := zkx.Layout{Root: Root(tb)}
+	lay := Layout{Root: Root(tb)}
 	if err := zkx.EnsurePath(s.Conn(), lay.Root, s.ACL()); err != nil {
 		tb.Fatal(err)
 	}

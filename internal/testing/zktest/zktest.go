@@ -90,7 +90,7 @@ func Root(tb testing.TB) string {
 
 // Session opens a ZooKeeper session for the test, closed at cleanup, and
 // a Layout rooted at a fresh root.
-func Session(tb testing.TB, opt ...zkx.Option) (*zkx.Session, zkx.Layout) {
+func Session(tb testing.TB, opt ...zkx.Option) (*zkx.Session, Layout) {
 	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -100,7 +100,7 @@ func Session(tb testing.TB, opt ...zkx.Option) (*zkx.Session, zkx.Layout) {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(s.Close)
-	lay := zkx.Layout{Root: Root(tb)}
+	lay := Layout{Root: Root(tb)}
 	if err := zkx.EnsurePath(s.Conn(), lay.Root, s.ACL()); err != nil {
 		tb.Fatal(err)
 	}

@@ -1,20 +1,12 @@
-package zkx
+package zktest
 
 import "path"
 
-// Layout names every znode zkcoord uses under its root. See docs/LAYOUT.md.
-//
-//	<root>/leases/<key>                      lease record (persistent)
-//	<root>/leases/<key>/owner                ephemeral of the owning replica (data: its id)
-//	<root>/replicas/<id>                     ephemeral per live replica (data: its address)
-//	<root>/sync                              written to order linearizable reads (no data)
-//	<root>/leases/<key>/<kind>~<a>~<b>       one ref per node the lease owns
-//	<root>/groups/<g>/members/<id>           member record
-//	<root>/groups/<g>/log/e-<seq>            change journal of the group
-//	<root>/elections/<e>/c_<key>_<seq>       candidates, lowest sequence leads
-//	<root>/barriers/<b>                      barrier (data: threshold)
-//	<root>/barriers/<b>/p-<id>               participants
-//	<root>/barriers/<b>/ready                created once threshold is reached
+// Layout names every znode zkcoord uses under a root, for tests that read
+// ZooKeeper directly. The recipes each own their part (lease.Layout,
+// registry.Layout, election.Layout, barrier.Layout); this mirrors them
+// (zktest cannot import them: their own tests import zktest), and
+// server's TestHarnessLayoutMatches checks that it does.
 type Layout struct {
 	// Root is the absolute path of zkcoord's namespace, chroot included.
 	Root string
@@ -27,8 +19,8 @@ func (l Layout) LeaseRef(key, ref string) string {
 	return path.Join(l.Root, "leases", key, ref)
 }
 func (l Layout) Replicas() string           { return path.Join(l.Root, "replicas") }
-func (l Layout) ReadBarrier() string        { return path.Join(l.Root, "sync") }
 func (l Layout) Replica(id string) string   { return path.Join(l.Root, "replicas", id) }
+func (l Layout) ReadBarrier() string        { return path.Join(l.Root, "sync") }
 func (l Layout) Groups() string             { return path.Join(l.Root, "groups") }
 func (l Layout) Group(g string) string      { return path.Join(l.Root, "groups", g) }
 func (l Layout) Members(g string) string    { return path.Join(l.Root, "groups", g, "members") }
