@@ -11,7 +11,8 @@ import (
 
 type electionService struct {
 	pb.UnimplementedElectionServiceServer
-	g *Gateway
+	elections *election.Elections
+	c         *calls
 }
 
 var _ pb.ElectionServiceServer = (*electionService)(nil)
@@ -27,14 +28,14 @@ var campaignStatus = map[election.Status]pb.CampaignResponse_Status{
 // Campaign streams a candidacy's states. Without a lease_id the candidacy
 // is owned by the stream: ending the stream withdraws it at once.
 func (s *electionService) Campaign(req *pb.CampaignRequest, stream pb.ElectionService_CampaignServer) error {
-	ctx, cancel := s.g.streamContext(stream.Context())
+	ctx, cancel := s.c.streamContext(stream.Context())
 	defer cancel()
-	leaseID, release, err := s.g.streamLease(ctx, req.GetLeaseId(), req.GetTtl().AsDuration())
+	leaseID, release, err := s.c.streamLease(ctx, req.GetLeaseId(), req.GetTtl().AsDuration())
 	if err != nil {
 		return toStatus(err)
 	}
 	defer release()
-	err = s.g.elections.Campaign(ctx, req.GetElection(), req.GetValue(), leaseID, func(u election.Update) error {
+	err = s.elections.Campaign(ctx, req.GetElection(), req.GetValue(), leaseID, func(u election.Update) error {
 		resp := &pb.CampaignResponse{Status: campaignStatus[u.Status], Candidate: u.Candidate, Position: int32(u.Position),
 			FencingToken: u.Token, LeaseId: leaseID, Leader: leaderPB(u.Leader)}
 		if !u.Deadline.IsZero() {
@@ -42,11 +43,11 @@ func (s *electionService) Campaign(req *pb.CampaignRequest, stream pb.ElectionSe
 		}
 		return stream.Send(resp)
 	})
-	return toStatus(s.g.stopErr(err))
+	return toStatus(s.c.stopErr(err))
 }
 
 func (s *electionService) Resign(ctx context.Context, req *pb.ResignRequest) (*pb.ResignResponse, error) {
-	was, rev, err := s.g.elections.Resign(ctx, req.GetElection(), req.GetLeaseId())
+	was, rev, err := s.elections.Resign(ctx, req.GetElection(), req.GetLeaseId())
 	if err != nil {
 		return nil, toStatus(err)
 	}
@@ -58,11 +59,11 @@ func (s *electionService) Leader(ctx context.Context, req *pb.LeaderRequest) (*p
 	var l *election.LeaderInfo
 	var rev int64
 	var err error
-	if until, release, ok := s.g.pollWindow(ctx, req.GetWait()); ok {
+	if until, release, ok := s.c.pollWindow(ctx, req.GetWait()); ok {
 		defer release()
-		l, rev, err = s.g.elections.Poll(ctx, req.GetElection(), req.GetAfterRevision(), until)
+		l, rev, err = s.elections.Poll(ctx, req.GetElection(), req.GetAfterRevision(), until)
 	} else {
-		l, rev, err = s.g.elections.Leader(ctx, req.GetElection())
+		l, rev, err = s.elections.Leader(ctx, req.GetElection())
 	}
 	if err != nil {
 		return nil, toStatus(err)
@@ -71,12 +72,12 @@ func (s *electionService) Leader(ctx context.Context, req *pb.LeaderRequest) (*p
 }
 
 func (s *electionService) Observe(req *pb.ObserveRequest, stream pb.ElectionService_ObserveServer) error {
-	ctx, cancel := s.g.streamContext(stream.Context())
+	ctx, cancel := s.c.streamContext(stream.Context())
 	defer cancel()
-	err := s.g.elections.Observe(ctx, req.GetElection(), func(l *election.LeaderInfo, rev int64) error {
+	err := s.elections.Observe(ctx, req.GetElection(), func(l *election.LeaderInfo, rev int64) error {
 		return stream.Send(&pb.ObserveResponse{Leader: leaderPB(l), Revision: rev})
 	})
-	return toStatus(s.g.stopErr(err))
+	return toStatus(s.c.stopErr(err))
 }
 
 func leaderPB(l *election.LeaderInfo) *pb.LeaderInfo {

@@ -12,6 +12,7 @@ import (
 	"github.com/zkcoord/zkcoord/internal/barrier"
 	"github.com/zkcoord/zkcoord/internal/election"
 	"github.com/zkcoord/zkcoord/internal/lease"
+	"github.com/zkcoord/zkcoord/internal/lease/peer"
 	"github.com/zkcoord/zkcoord/internal/registry"
 	"github.com/zkcoord/zkcoord/internal/zkx"
 )
@@ -19,18 +20,6 @@ import (
 // errStopping ends streams when the gateway shuts down; clients reconnect
 // (to another replica) and resume.
 var errStopping = errors.New("zkcoord: gateway shutting down, reconnect and resume")
-
-// errPeerUnreachable: the replica that owns a lease cannot be called (its
-// address cannot be read, or is not one gRPC can dial); retry, on another
-// replica or later.
-var errPeerUnreachable = errors.New("zkcoord: cannot reach the replica that owns the lease")
-
-// errPeerRefused: the replica that owns a lease refused this replica's peer
-// credentials (UNAUTHENTICATED or PERMISSION_DENIED without the
-// LEASE_NOT_HOLDER reason): a misconfigured replica, not the caller's
-// fault, so the caller retries elsewhere (UNAVAILABLE) while an operator
-// fixes it.
-var errPeerRefused = errors.New("zkcoord: peer credentials refused")
 
 // codeTable maps each domain error to its gRPC code: the one place where
 // errors become statuses.
@@ -63,8 +52,8 @@ var codeTable = []struct {
 	{election.ErrConflict, codes.Aborted},
 	{zkx.ErrClosed, codes.Unavailable},
 	{errStopping, codes.Unavailable},
-	{errPeerUnreachable, codes.Unavailable},
-	{errPeerRefused, codes.Unavailable},
+	{peer.ErrUnreachable, codes.Unavailable},
+	{peer.ErrRefused, codes.Unavailable},
 	{context.Canceled, codes.Canceled},
 	{context.DeadlineExceeded, codes.DeadlineExceeded},
 }

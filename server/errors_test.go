@@ -13,6 +13,7 @@ import (
 	"github.com/zkcoord/zkcoord/internal/barrier"
 	"github.com/zkcoord/zkcoord/internal/election"
 	"github.com/zkcoord/zkcoord/internal/lease"
+	"github.com/zkcoord/zkcoord/internal/lease/peer"
 	"github.com/zkcoord/zkcoord/internal/registry"
 )
 
@@ -31,7 +32,7 @@ func TestToStatus(t *testing.T) {
 		{fmt.Errorf("%w: \"x\" may not use it", lease.ErrNotHolder), codes.PermissionDenied},
 		{fmt.Errorf("x: %w", context.DeadlineExceeded), codes.DeadlineExceeded},
 		{fmt.Errorf("x: %w", zk.ErrConnectionClosed), codes.Unavailable},
-		{fmt.Errorf("%w: replica r1: read its address: zk: not authenticated", errPeerUnreachable), codes.Unavailable},
+		{fmt.Errorf("%w: replica r1: read its address: zk: not authenticated", peer.ErrUnreachable), codes.Unavailable},
 		{status.Error(codes.InvalidArgument, "bad"), codes.InvalidArgument},
 		{errors.New("something unforeseen"), codes.Internal},
 	} {

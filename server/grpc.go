@@ -154,18 +154,12 @@ func Serve(ctx context.Context, g *Gateway, ls Listeners, stopTimeout time.Durat
 	return <-served
 }
 
-// serving reports whether the gateway takes work: its ZooKeeper session is
-// connected and it is not draining.
-func (g *Gateway) serving() bool {
-	return g.sess.Status().State == zkx.StateConnected && !g.draining.Load()
-}
-
 // ServeHealth keeps hs in step with the ZooKeeper session: SERVING while
 // connected, NOT_SERVING otherwise, for the whole server ("") and each
 // zkcoord service. It returns when ctx is done.
 func ServeHealth(ctx context.Context, g *Gateway, hs *health.Server, services []string) {
 	for {
-		st, ch := g.sess.Watch()
+		st, ch := g.replica.Session.Watch()
 		want := healthpb.HealthCheckResponse_NOT_SERVING
 		if st.State == zkx.StateConnected {
 			want = healthpb.HealthCheckResponse_SERVING

@@ -12,35 +12,36 @@ import (
 
 type registryService struct {
 	pb.UnimplementedRegistryServiceServer
-	g *Gateway
+	registry *registry.Registry
+	c        *calls
 }
 
 var _ pb.RegistryServiceServer = (*registryService)(nil)
 
 func (s *registryService) Register(ctx context.Context, req *pb.RegisterRequest) (*pb.RegisterResponse, error) {
-	l, granted, err := s.g.callLease(ctx, req.GetLeaseId(), req.GetTtl())
+	l, granted, err := s.c.callLease(ctx, req.GetLeaseId(), req.GetTtl())
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	m, rev, err := s.g.registry.Register(ctx, registry.RegisterParams{
+	m, rev, err := s.registry.Register(ctx, registry.RegisterParams{
 		Group: req.GetGroup(), ID: req.GetMemberId(), Value: req.GetValue(), Metadata: req.GetMetadata(),
 		LeaseID: l.ID, Persistent: req.GetPersistent(),
 	})
 	if err != nil {
 		if granted { // nothing half-created: drop the lease made for this call
-			s.g.revoke(ctx, l.ID)
+			s.c.revoke(ctx, l.ID)
 		}
 		return nil, toStatus(err)
 	}
 	resp := &pb.RegisterResponse{Member: memberPB(m), Revision: rev}
 	if !req.GetPersistent() {
-		resp.LeaseId, resp.LeaseExpiresAt = l.ID, timestamppb.New(s.g.expiry(ctx, l))
+		resp.LeaseId, resp.LeaseExpiresAt = l.ID, timestamppb.New(s.c.expiry(ctx, l))
 	}
 	return resp, nil
 }
 
 func (s *registryService) Deregister(ctx context.Context, req *pb.DeregisterRequest) (*pb.DeregisterResponse, error) {
-	rev, err := s.g.registry.Deregister(ctx, req.GetGroup(), req.GetMemberId(), req.GetLeaseId())
+	rev, err := s.registry.Deregister(ctx, req.GetGroup(), req.GetMemberId(), req.GetLeaseId())
 	if err != nil {
 		return nil, toStatus(err)
 	}
@@ -52,11 +53,11 @@ func (s *registryService) Lookup(ctx context.Context, req *pb.LookupRequest) (*p
 	linearizable := req.GetConsistency() == pb.Consistency_CONSISTENCY_LINEARIZABLE
 	var v registry.View
 	var err error
-	if until, release, ok := s.g.pollWindow(ctx, req.GetWait()); ok {
+	if until, release, ok := s.c.pollWindow(ctx, req.GetWait()); ok {
 		defer release()
-		v, err = s.g.registry.Poll(ctx, req.GetGroup(), req.GetMemberId(), linearizable, req.GetAfterRevision(), until)
+		v, err = s.registry.Poll(ctx, req.GetGroup(), req.GetMemberId(), linearizable, req.GetAfterRevision(), until)
 	} else {
-		v, err = s.g.registry.Lookup(ctx, req.GetGroup(), req.GetMemberId(), linearizable)
+		v, err = s.registry.Lookup(ctx, req.GetGroup(), req.GetMemberId(), linearizable)
 	}
 	if err != nil {
 		return nil, toStatus(err)
@@ -70,7 +71,7 @@ func (s *registryService) Lookup(ctx context.Context, req *pb.LookupRequest) (*p
 
 func (s *registryService) WatchGroup(req *pb.WatchGroupRequest, stream pb.RegistryService_WatchGroupServer) error {
 	ctx := stream.Context()
-	sub, start, err := s.g.registry.Watch(ctx, req.GetGroup(), req.GetStartRevision())
+	sub, start, err := s.registry.Watch(ctx, req.GetGroup(), req.GetStartRevision())
 	if err != nil {
 		return toStatus(err)
 	}
@@ -102,7 +103,7 @@ func (s *registryService) WatchGroup(req *pb.WatchGroupRequest, stream pb.Regist
 		select {
 		case <-ctx.Done():
 			return toStatus(ctx.Err())
-		case <-s.g.stopping:
+		case <-s.c.stopping:
 			return toStatus(errStopping)
 		case <-sub.Ready():
 		}

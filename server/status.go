@@ -8,12 +8,15 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	pb "github.com/zkcoord/zkcoord/gen/zkcoord/v1"
+	"github.com/zkcoord/zkcoord/internal/gateway"
 	"github.com/zkcoord/zkcoord/internal/zkx"
 )
 
 type statusService struct {
 	pb.UnimplementedStatusServiceServer
-	g *Gateway
+	r       *gateway.Replica
+	c       *calls
+	version string
 }
 
 var _ pb.StatusServiceServer = (*statusService)(nil)
@@ -27,22 +30,22 @@ var stateTable = map[zkx.State]pb.ConnectionState{
 }
 
 func (s *statusService) GetStatus(ctx context.Context, _ *pb.GetStatusRequest) (*pb.GetStatusResponse, error) {
-	g := s.g
-	st := g.sess.Status()
+	r, sess := s.r, s.r.Session
+	st := sess.Status()
 	return &pb.GetStatusResponse{
 		State:              stateTable[st.State],
 		Server:             st.Server,
-		Servers:            g.sess.Servers(),
-		Chroot:             g.sess.Chroot(),
-		Root:               g.opts.root,
+		Servers:            sess.Servers(),
+		Chroot:             sess.Chroot(),
+		Root:               r.Root(),
 		SessionId:          fmt.Sprintf("0x%x", st.SessionID),
-		SessionTimeout:     durationpb.New(g.sess.Timeout()),
+		SessionTimeout:     durationpb.New(sess.Timeout()),
 		StateSince:         timestamppb.New(st.Since),
 		SessionExpirations: st.Expirations,
-		Leases:             int64(g.leases.Count()),
-		WatchedGroups:      int64(g.registry.Groups()),
-		ReplicaId:          g.opts.replicaID,
-		Version:            g.opts.version,
-		Polls:              g.polls.Load(),
+		Leases:             int64(r.Leases.Count()),
+		WatchedGroups:      int64(r.Registry.Groups()),
+		ReplicaId:          r.ID(),
+		Version:            s.version,
+		Polls:              s.c.polls.Load(),
 	}, nil
 }

@@ -90,7 +90,6 @@ type config struct {
 func parse(name string, args []string, dev bool) (config, error) {
 	var c config
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	host, _ := os.Hostname()
 	defListen := ":7070"
 	if dev {
 		defListen = "127.0.0.1:7070"
@@ -109,7 +108,7 @@ func parse(name string, args []string, dev bool) (config, error) {
 	fs.DurationVar(&c.sessionTimeout, "session-timeout", 10*time.Second, "ZooKeeper session timeout to request")
 	fs.DurationVar(&c.streamTTL, "stream-ttl", 10*time.Second, "TTL of the implicit lease of a Campaign or AwaitBarrier stream without a lease")
 	fs.DurationVar(&c.stopTimeout, "shutdown-timeout", 10*time.Second, "how long a graceful stop may take before it is forced")
-	fs.StringVar(&c.replicaID, "replica-id", fmt.Sprintf("%s-%d", host, os.Getpid()), "name of this replica in status, logs and lease records; unique among replicas")
+	fs.StringVar(&c.replicaID, "replica-id", "", "name of this replica in status, logs and lease records; unique among replicas (default hostname-pid)")
 	fs.StringVar(&c.advertise, "advertise", "", "address other replicas use to reach this one (default: the listen address, with the hostname for an unspecified IP)")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&c.debugListen, "debug-listen", "", "serve /debug/pprof and /debug/vars (goroutines, memstats) on this address; keep it private")
@@ -293,7 +292,7 @@ func run(ctx context.Context, args []string, dev bool) error {
 	if ls.HTTP != nil {
 		httpAddr = ls.HTTP.Addr().String()
 	}
-	log.Info("zkcoord serving", "listen", lis.Addr().String(), "http", httpAddr, "advertise", c.advertise, "replica", c.replicaID,
+	log.Info("zkcoord serving", "listen", lis.Addr().String(), "http", httpAddr, "advertise", c.advertise, "replica", g.ReplicaID(),
 		"zk", c.zk, "root", c.root, "tls", !c.plaintext, "mutual_tls", c.tls.ClientCA != "", "auth", !c.noAuth, "version", version)
 	err = server.Serve(ctx, g, ls, c.stopTimeout, grpcOpts...)
 	log.Info("zkcoord stopped")

@@ -25,8 +25,8 @@ import (
 
 	pb "github.com/zkcoord/zkcoord/gen/zkcoord/v1"
 	"github.com/zkcoord/zkcoord/internal/testing/testenv/httpc"
-	"github.com/zkcoord/zkcoord/internal/zkserver"
 	"github.com/zkcoord/zkcoord/internal/testing/zktest"
+	"github.com/zkcoord/zkcoord/internal/zkserver"
 )
 
 // pki is a test CA that issues certificates into a directory.

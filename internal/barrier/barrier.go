@@ -59,14 +59,18 @@ type Barriers struct {
 	feeds   map[string]*feed         // barrier name → what its Polls follow (poll.go)
 }
 
-// New returns Barriers and registers the participant release handler.
-// Close stops what goes on in the background.
-func New(sess *zkx.Session, root string, leases *lease.Manager, log *slog.Logger) *Barriers {
+// New returns Barriers under root, zkcoord's namespace (chroot included),
+// and registers the participant release handler; or the error of a root
+// it cannot work with. Close stops what goes on in the background.
+func New(sess *zkx.Session, root string, leases *lease.Manager, log *slog.Logger) (*Barriers, error) {
+	if err := zkx.CheckPath(root); err != nil {
+		return nil, fmt.Errorf("barrier: root: %w", err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	b := &Barriers{sess: sess, lay: Layout{Root: root}, leases: leases, log: log, ctx: ctx, cancel: cancel, leaving: map[string]chan struct{}{},
 		feeds: map[string]*feed{}}
 	leases.Handle(RefKind, b.releaseOps)
-	return b
+	return b, nil
 }
 
 // Close stops the leaves of participants that gave up that are still
@@ -120,7 +124,8 @@ func (b *Barriers) Await(ctx context.Context, name string, threshold int, partic
 	c := b.sess
 	dir := b.lay.Barrier(name)
 	removed := fmt.Errorf("%w: participant %s/%s was removed", lease.ErrNotFound, name, participant)
-	last, attempt := -1, 0
+	last := -1
+	var backoff zkx.Backoff
 	for {
 		kids, _, childCh, err := c.ChildrenW(ctx, dir)
 		if errors.Is(err, zk.ErrNoNode) {
@@ -132,13 +137,12 @@ func (b *Barriers) Await(ctx context.Context, name string, threshold int, partic
 			if !zkx.Transient(err) {
 				return fmt.Errorf("barrier: watch arrivals: %w", err)
 			}
-			if !zkx.Backoff(ctx, attempt) {
+			if !backoff.Wait(ctx) {
 				return b.giveUp(ctx, name, participant, leaseID)
 			}
-			attempt++
 			continue
 		}
-		attempt = 0
+		backoff.Reset()
 		n, ready := count(kids)
 		in := slices.Contains(kids, "p-"+participant)
 		if !in {

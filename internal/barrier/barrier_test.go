@@ -26,8 +26,14 @@ type env struct {
 
 func newEnv(t *testing.T) env {
 	sess, lay := zktest.Session(t)
-	m := lease.NewManager(sess, lay.Root, zktest.Logger(t))
-	b := barrier.New(sess, lay.Root, m, zktest.Logger(t))
+	m, err := lease.NewManager(sess, lay.Root, zktest.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := barrier.New(sess, lay.Root, m, zktest.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := m.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -239,6 +245,18 @@ func TestConcurrentLeave(t *testing.T) {
 		}
 		if ok != 1 {
 			t.Fatalf("round %d: %d Leaves succeeded, want 1", r, ok)
+		}
+	}
+}
+
+// TestNewRefusesBadRoot: New returns an error for a root it cannot work
+// with, instead of building znode paths from it.
+func TestNewRefusesBadRoot(t *testing.T) {
+	e := newEnv(t)
+	for _, root := range []string{"", "barriers", "/", e.lay.Root + "/", e.lay.Root + "/./x"} {
+		if b, err := barrier.New(e.sess, root, e.leases, zktest.Logger(t)); err == nil {
+			b.Close()
+			t.Errorf("New accepted the root %q", root)
 		}
 	}
 }

@@ -23,8 +23,14 @@ func TestCallsHonourDeadlineWhileZooKeeperStalls(t *testing.T) {
 	ctx := context.Background()
 	px := zktest.NewProxy(t, zktest.Addr(t))
 	sess, lay := zktest.SessionThrough(t, px, zkx.WithSessionTimeout(20*time.Second))
-	m := lease.NewManager(sess, lay.Root, zktest.Logger(t))
-	b := barrier.New(sess, lay.Root, m, zktest.Logger(t))
+	m, err := lease.NewManager(sess, lay.Root, zktest.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := barrier.New(sess, lay.Root, m, zktest.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := m.Start(ctx); err != nil {
 		t.Fatal(err)
 	}

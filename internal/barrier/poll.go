@@ -208,10 +208,11 @@ func (b *Barriers) unfollow(f *feed) {
 func (b *Barriers) run(ctx context.Context, f *feed) {
 	defer b.wg.Done()
 	err := ErrClosed
-	for attempt := 0; ; {
+	var backoff zkx.Backoff
+	for {
 		s, ch, lerr := b.look(ctx, f.name, true)
 		if lerr == nil {
-			attempt = 0
+			backoff.Reset()
 			f.set(view{loaded: true, s: s})
 			select {
 			case <-ch: // a change, or the watch lost with the session
@@ -228,10 +229,9 @@ func (b *Barriers) run(ctx context.Context, f *feed) {
 			err = lerr
 			break
 		}
-		if !zkx.Backoff(ctx, attempt) {
+		if !backoff.Wait(ctx) {
 			break
 		}
-		attempt++
 	}
 	b.mu.Lock()
 	if b.feeds[f.name] == f {

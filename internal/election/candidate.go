@@ -121,7 +121,8 @@ func (e *Elections) campaign(ctx context.Context, election, value, leaseID strin
 // enter finds the lease's candidacy in election or creates it.
 func (e *Elections) enter(ctx context.Context, election, value, leaseID string) (*candidate, error) {
 	data, _ := json.Marshal(record{Value: value, CampaignedAt: time.Now().UTC()})
-	for attempt, conflicts := 0, 0; ; attempt++ {
+	var backoff zkx.Backoff
+	for conflicts := 0; ; {
 		c, err := e.enterOnce(ctx, election, leaseID, value, data, conflicts > 0)
 		switch {
 		case err == nil:
@@ -131,7 +132,7 @@ func (e *Elections) enter(ctx context.Context, election, value, leaseID string) 
 		case !zkx.Transient(err): // a context error too: the outcome of a create is unknown then
 			return nil, fmt.Errorf("election: campaign %s: %w", election, err)
 		}
-		if !zkx.Backoff(ctx, attempt) {
+		if !backoff.Wait(ctx) {
 			return nil, ctx.Err()
 		}
 	}
@@ -282,7 +283,7 @@ func (c *candidate) run(ctx context.Context, wake <-chan struct{}, report func(U
 		s         standing
 		stale     = true // list again
 		watchSelf bool   // woken: the lease is ending or resigned
-		attempt   int
+		backoff   zkx.Backoff
 	)
 	send := func(u Update) error {
 		u.Candidate = c.name
@@ -299,7 +300,8 @@ func (c *candidate) run(ctx context.Context, wake <-chan struct{}, report func(U
 			case ctx.Err() != nil:
 				return ctx.Err()
 			case err == nil:
-				stale, attempt = false, 0
+				stale = false
+				backoff.Reset()
 				if next.self == nil {
 					next.self = s.self // keep the one armed before
 				}
@@ -316,10 +318,9 @@ func (c *candidate) run(ctx context.Context, wake <-chan struct{}, report func(U
 				case zkx.StateClosed:
 					return fmt.Errorf("election: campaign %s: %w", c.election, zkx.ErrClosed)
 				case zkx.StateConnected: // a blip: retry soon
-					if !zkx.Backoff(ctx, attempt) {
+					if !backoff.Wait(ctx) {
 						return ctx.Err()
 					}
-					attempt++
 					continue
 				}
 				// No ZooKeeper: the session's next change says when to retry.

@@ -88,20 +88,26 @@ type Elections struct {
 	beforeDelete func() // set by tests: called by Resign just before its delete
 }
 
-// New returns Elections and registers the candidate release handler with
-// leases, so a lease that ends takes its candidacies with it. Close stops
-// its observers and campaigns.
-func New(sess *zkx.Session, root string, leases *lease.Manager, log *slog.Logger, opt ...Option) *Elections {
+// New returns Elections under root, zkcoord's namespace (chroot included),
+// and registers the candidate release handler with leases, so a lease that
+// ends takes its candidacies with it; or the error of a root or option it
+// cannot work with. Close stops its observers and campaigns.
+func New(sess *zkx.Session, root string, leases *lease.Manager, log *slog.Logger, opt ...Option) (*Elections, error) {
+	if err := zkx.CheckPath(root); err != nil {
+		return nil, fmt.Errorf("election: root: %w", err)
+	}
 	o := defaultOptions()
 	for _, fn := range opt {
-		fn(&o)
+		if err := fn(&o); err != nil {
+			return nil, err
+		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	e := &Elections{sess: sess, lay: Layout{Root: root}, leases: leases, log: log,
 		notes: newNotes(o.resignMemory), ctx: ctx, cancel: cancel}
 	e.feeds = newFeeds(e)
 	leases.Handle(RefKind, e.releaseOps)
-	return e
+	return e, nil
 }
 
 // Close ends every Observe and Campaign running on e with ErrClosed and waits

@@ -29,8 +29,14 @@ type gateway struct {
 
 func newGateway(t *testing.T, sess *zkx.Session, lay zktest.Layout) *gateway {
 	t.Helper()
-	leases := lease.NewManager(sess, lay.Root, zktest.Logger(t))
-	el := New(sess, lay.Root, leases, zktest.Logger(t))
+	leases, err := lease.NewManager(sess, lay.Root, zktest.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	el, err := New(sess, lay.Root, leases, zktest.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := leases.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}

@@ -191,7 +191,8 @@ func (fs *feeds) follow(ctx context.Context, f *feed) error {
 	var leader *LeaderInfo
 	var leaderCh <-chan zk.Event // the data watch on the leader's znode
 	ensured := false
-	for attempt := 0; ; attempt++ {
+	var backoff zkx.Backoff
+	for {
 		var ch <-chan zk.Event
 		var err error
 		if !ensured {
@@ -205,7 +206,7 @@ func (fs *feeds) follow(ctx context.Context, f *feed) error {
 		case ctx.Err() != nil:
 			return nil
 		case err == nil:
-			attempt = 0
+			backoff.Reset()
 			if !fs.await(ctx, ch, &leader, &leaderCh) {
 				return nil
 			}
@@ -216,7 +217,7 @@ func (fs *feeds) follow(ctx context.Context, f *feed) error {
 			e.log.Warn("election: observe failed", "election", f.election, "err", err)
 			return fmt.Errorf("election: observe %s: %w", f.election, err)
 		}
-		if !zkx.Backoff(ctx, attempt) {
+		if !backoff.Wait(ctx) {
 			return nil
 		}
 	}

@@ -14,38 +14,38 @@ import (
 // has taken. The responses of ops come first in the result. A lease owned by
 // another replica is taken over first (see Peers).
 func (m *Manager) Attach(ctx context.Context, id, ref string, ops ...any) ([]zk.MultiResponse, error) {
-	e, err := m.hold(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	defer e.op.unlock()
-	all := append([]any{}, ops...)
-	all = append(all, &zk.CheckVersionRequest{Path: m.lay.Lease(e.key), Version: e.recVer})
-	if ref != "" {
-		all = append(all, &zk.CreateRequest{Path: m.lay.Ref(e.key, ref), Acl: m.sess.ACL()})
-	}
-	res, err := m.multi(ctx, e, all)
-	if err == nil && ref != "" {
-		m.noteRef(e, ref, true)
-	}
+	var res []zk.MultiResponse
+	err := m.withLease(ctx, id, func(e *entry) error {
+		all := append([]any{}, ops...)
+		all = append(all, &zk.CheckVersionRequest{Path: m.lay.Lease(e.key), Version: e.recVer})
+		if ref != "" {
+			all = append(all, &zk.CreateRequest{Path: m.lay.Ref(e.key, ref), Acl: m.sess.ACL()})
+		}
+		var err error
+		res, err = m.multi(ctx, e, all)
+		if err == nil && ref != "" {
+			m.noteRef(e, ref, true)
+		}
+		return err
+	})
 	return res, err
 }
 
 // Detach runs ops in one transaction with the deletion of ref, fenced like
 // Attach.
 func (m *Manager) Detach(ctx context.Context, id, ref string, ops ...any) ([]zk.MultiResponse, error) {
-	e, err := m.hold(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	defer e.op.unlock()
-	all := append(append([]any{}, ops...),
-		&zk.CheckVersionRequest{Path: m.lay.Lease(e.key), Version: e.recVer},
-		&zk.DeleteRequest{Path: m.lay.Ref(e.key, ref), Version: -1})
-	res, err := m.multi(ctx, e, all)
-	if err == nil {
-		m.noteRef(e, ref, false)
-	}
+	var res []zk.MultiResponse
+	err := m.withLease(ctx, id, func(e *entry) error {
+		all := append(append([]any{}, ops...),
+			&zk.CheckVersionRequest{Path: m.lay.Lease(e.key), Version: e.recVer},
+			&zk.DeleteRequest{Path: m.lay.Ref(e.key, ref), Version: -1})
+		var err error
+		res, err = m.multi(ctx, e, all)
+		if err == nil {
+			m.noteRef(e, ref, false)
+		}
+		return err
+	})
 	return res, err
 }
 
@@ -74,9 +74,21 @@ func (m *Manager) multi(ctx context.Context, e *entry, ops []any) ([]zk.MultiRes
 	return res, err
 }
 
-// hold returns the live entry for id with its op lock held, for the
-// caller of ctx, who must be the lease's holder (ErrNotHolder). A lease
-// without an owner is adopted; one owned by another replica is taken over.
+// withLease runs fn on the live entry for id with the entry's op lock held,
+// for the caller of ctx, who must be the lease's holder (ErrNotHolder). A
+// lease without an owner is adopted; one owned by another replica is taken
+// over. The lock is taken and released here, around fn.
+func (m *Manager) withLease(ctx context.Context, id string, fn func(e *entry) error) error {
+	e, err := m.hold(ctx, id)
+	if err != nil {
+		return err
+	}
+	defer e.op.unlock()
+	return fn(e)
+}
+
+// hold returns the live entry for id with its op lock held; only withLease
+// calls it, and releases the lock.
 func (m *Manager) hold(ctx context.Context, id string) (*entry, error) {
 	for attempt := 0; ; attempt++ {
 		if err := ctx.Err(); err != nil {

@@ -79,7 +79,11 @@ func TestCallsHonourDeadlineWhileZooKeeperStalls(t *testing.T) {
 		{"Handoff", func(ctx context.Context) error { return m.Handoff(ctx, within.ID) }, false, true},
 		{"Revoke", func(ctx context.Context) error { return m.Revoke(ctx, moving.ID) }, true, true},
 		{"Start of another Manager", func(ctx context.Context) error {
-			return lease.NewManager(sess, lay.Root, zktest.Logger(t), lease.WithReplicaID("r2")).Start(ctx)
+			m2, err := lease.NewManager(sess, lay.Root, zktest.Logger(t), lease.WithReplicaID("r2"))
+			if err != nil {
+				return err
+			}
+			return m2.Start(ctx)
 		}, false, true},
 	}
 	const deadline = 200 * time.Millisecond

@@ -217,3 +217,14 @@ func (m *Manager) noteRef(e *entry, ref string, add bool) {
 		delete(e.refs, ref)
 	}
 }
+
+// Revision returns a revision (a zxid) at or after every change of lease
+// records this replica has made so far, a Revoke's transaction included:
+// the leases directory's pzxid, read now.
+func (m *Manager) Revision(ctx context.Context) (int64, error) {
+	_, st, err := m.sess.Exists(ctx, m.lay.Leases())
+	if err != nil {
+		return 0, fmt.Errorf("lease: read the leases' revision: %w", err)
+	}
+	return st.Pzxid, nil
+}

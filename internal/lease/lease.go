@@ -109,6 +109,10 @@ type Manager struct {
 	log  *slog.Logger
 	opts options
 
+	// Locks, in the order they are taken: gate, then an entry's op, then
+	// mu. Each is taken and released by the same function in the same
+	// goroutine (an entry's op by withLease around the call's work).
+	//
 	// gate orders Drain after the grants and adoptions in flight: they
 	// hold it shared from their accepting check until the lease is
 	// tracked, so Drain hands off every lease this replica ends up owning.
@@ -153,8 +157,9 @@ type entry struct {
 	refs map[string]struct{}
 }
 
-// Option configures a Manager.
-type Option func(*options)
+// Option configures a Manager. An option refuses a value it cannot work
+// with, and NewManager returns that error.
+type Option func(*options) error
 
 type options struct {
 	replica string
@@ -163,37 +168,83 @@ type options struct {
 	horizon time.Duration
 }
 
+// DefaultReplicaID is hostname-pid: unique per process, so a restarted
+// replica never mistakes a predecessor's owner nodes for its own.
+func DefaultReplicaID() string {
+	host, _ := os.Hostname()
+	return fmt.Sprintf("%s-%d", host, os.Getpid())
+}
+
 // WithReplicaID names this replica in the lease records it owns (default
-// hostname-pid).
-func WithReplicaID(id string) Option { return func(o *options) { o.replica = id } }
+// DefaultReplicaID). It becomes a znode name: not empty, no "/", not "."
+// or "..".
+func WithReplicaID(id string) Option {
+	return func(o *options) error {
+		if err := zkx.CheckName(id); err != nil {
+			return fmt.Errorf("lease: replica id: %w", err)
+		}
+		o.replica = id
+		return nil
+	}
+}
 
 // WithSweepInterval sets how often the Manager looks for leases whose owner
-// vanished, besides when a replica leaves (default 30s).
-func WithSweepInterval(d time.Duration) Option { return func(o *options) { o.sweep = d } }
+// vanished, besides when a replica leaves (default 30s); it must be
+// positive.
+func WithSweepInterval(d time.Duration) Option {
+	return func(o *options) error {
+		if d <= 0 {
+			return fmt.Errorf("lease: sweep interval %v: must be positive", d)
+		}
+		o.sweep = d
+		return nil
+	}
+}
 
 // WithPeers lets the Manager forward keepalives to, and request handoffs
 // from, the replica that owns a lease.
-func WithPeers(p Peers) Option { return func(o *options) { o.peers = p } }
+func WithPeers(p Peers) Option {
+	return func(o *options) error {
+		if p == nil {
+			return errors.New("lease: peers: nil")
+		}
+		o.peers = p
+		return nil
+	}
+}
 
 // WithHorizon sets how far beyond a renewal's expiry the record's horizon
 // is moved when a renewal needs it moved (default, and at most: the
 // session timeout). A longer one costs fewer ZooKeeper writes for leases
 // that are kept alive (one per horizon at most); a lease whose owner fails
-// ends at most a horizon after its TTL. Values outside (0, session timeout]
-// take the default.
-func WithHorizon(d time.Duration) Option { return func(o *options) { o.horizon = d } }
+// ends at most a horizon after its TTL. It must be positive; a horizon
+// longer than the session timeout the server granted is cut to it.
+func WithHorizon(d time.Duration) Option {
+	return func(o *options) error {
+		if d <= 0 {
+			return fmt.Errorf("lease: horizon %v: must be positive", d)
+		}
+		o.horizon = d
+		return nil
+	}
+}
 
 // NewManager returns a Manager keeping leases under root, zkcoord's
-// namespace (chroot included).
-func NewManager(sess *zkx.Session, root string, log *slog.Logger, opt ...Option) *Manager {
-	host, _ := os.Hostname()
-	o := options{replica: fmt.Sprintf("%s-%d", host, os.Getpid()), sweep: 30 * time.Second}
+// namespace (chroot included), or the error of the first option that
+// refuses its value.
+func NewManager(sess *zkx.Session, root string, log *slog.Logger, opt ...Option) (*Manager, error) {
+	if err := zkx.CheckPath(root); err != nil {
+		return nil, fmt.Errorf("lease: root: %w", err)
+	}
+	o := options{replica: DefaultReplicaID(), sweep: 30 * time.Second}
 	for _, fn := range opt {
-		fn(&o)
+		if err := fn(&o); err != nil {
+			return nil, err
+		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Manager{sess: sess, lay: Layout{Root: root}, log: log, opts: o, leases: map[string]*entry{}, held: map[string]int{}, reserved: map[string]int{},
-		kinds: map[string]ReleaseFunc{}, ctx: ctx, cancel: cancel}
+		kinds: map[string]ReleaseFunc{}, ctx: ctx, cancel: cancel}, nil
 }
 
 // horizon is how far past a renewal's expiry a moved horizon goes.

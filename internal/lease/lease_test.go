@@ -17,7 +17,10 @@ func TestMain(m *testing.M) { zktest.Main(m) }
 
 func newManager(t *testing.T) (*lease.Manager, *zkx.Session, zktest.Layout) {
 	sess, lay := zktest.Session(t)
-	m := lease.NewManager(sess, lay.Root, zktest.Logger(t))
+	m, err := lease.NewManager(sess, lay.Root, zktest.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
 	// "thing" refs name a znode under the root to delete.
 	m.Handle("thing", func(_ context.Context, key string, parts []string) ([]any, error) {
 		return []any{&zk.DeleteRequest{Path: lay.Root + "/" + parts[0], Version: -1}}, nil
@@ -304,7 +307,10 @@ func TestFencedAfterTakeOver(t *testing.T) {
 }
 
 func start(t *testing.T, sess *zkx.Session, lay zktest.Layout, replica string, opt ...lease.Option) *lease.Manager {
-	m := lease.NewManager(sess, lay.Root, zktest.Logger(t), append([]lease.Option{lease.WithReplicaID(replica)}, opt...)...)
+	m, err := lease.NewManager(sess, lay.Root, zktest.Logger(t), append([]lease.Option{lease.WithReplicaID(replica)}, opt...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
 	m.Handle("thing", func(_ context.Context, key string, parts []string) ([]any, error) {
 		return []any{&zk.DeleteRequest{Path: lay.Root + "/" + parts[0], Version: -1}}, nil
 	})

@@ -324,7 +324,8 @@ func (m *Manager) sweeper(ch <-chan zk.Event) {
 	tick := time.NewTicker(m.opts.sweep)
 	defer tick.Stop()
 	ctx := m.ctx
-	for attempt := 0; ; {
+	var backoff zkx.Backoff
+	for {
 		select {
 		case <-ctx.Done():
 			return
@@ -339,13 +340,12 @@ func (m *Manager) sweeper(ch <-chan zk.Event) {
 			var err error
 			if _, _, ch, err = m.sess.ChildrenW(ctx, m.lay.Replicas()); err != nil {
 				ch = nil
-				if !zkx.Backoff(ctx, attempt) {
+				if !backoff.Wait(ctx) {
 					return
 				}
-				attempt++
 			}
 		}
-		attempt = 0
+		backoff.Reset()
 	}
 }
 

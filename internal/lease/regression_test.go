@@ -36,7 +36,10 @@ func proxiedManager(t *testing.T, px *zktest.Proxy, timeout time.Duration, lay *
 
 func managerOn(t *testing.T, sess *zkx.Session, lay zktest.Layout) *lease.Manager {
 	t.Helper()
-	m := lease.NewManager(sess, lay.Root, zktest.Logger(t))
+	m, err := lease.NewManager(sess, lay.Root, zktest.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
 	m.Handle("thing", func(_ context.Context, key string, parts []string) ([]any, error) {
 		return []any{&zk.DeleteRequest{Path: lay.Root + "/" + parts[0], Version: -1}}, nil
 	})

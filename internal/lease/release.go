@@ -16,20 +16,22 @@ import (
 // another replica is taken over first. Only the lease's holder (or an
 // admin) may revoke it (ErrNotHolder).
 func (m *Manager) Revoke(ctx context.Context, id string) error {
-	e, err := m.hold(ctx, id)
+	var ended *entry
+	err := m.withLease(ctx, id, func(e *entry) error {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		if e.ended {
+			return ErrNotFound
+		}
+		e.ended = true
+		e.timer.Stop()
+		ended = e
+		return nil
+	})
 	if err != nil {
 		return err
 	}
-	e.op.unlock()
-	m.mu.Lock()
-	if e.ended {
-		m.mu.Unlock()
-		return ErrNotFound
-	}
-	e.ended = true
-	e.timer.Stop()
-	m.mu.Unlock()
-	return m.release(ctx, e)
+	return m.release(ctx, ended) // takes e's op lock again for the deletes
 }
 
 // expire runs when e's timer fires.

@@ -23,7 +23,10 @@ func TestCallsHonourDeadlineWhileZooKeeperStalls(t *testing.T) {
 	ctx := context.Background()
 	px := zktest.NewProxy(t, zktest.Addr(t))
 	sess, lay := zktest.SessionThrough(t, px, zkx.WithSessionTimeout(20*time.Second))
-	m := lease.NewManager(sess, lay.Root, zktest.Logger(t))
+	m, err := lease.NewManager(sess, lay.Root, zktest.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
 	r, err := registry.New(sess, lay.Root, m, zktest.Logger(t))
 	if err != nil {
 		t.Fatal(err)

@@ -17,7 +17,10 @@ import (
 // first trim), and starts nothing.
 func TestOptionsRefuseBadValues(t *testing.T) {
 	sess, lay := zktest.Session(t)
-	m := lease.NewManager(sess, lay.Root, zktest.Logger(t))
+	m, err := lease.NewManager(sess, lay.Root, zktest.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		name string
 		opt  registry.Option
@@ -38,6 +41,12 @@ func TestOptionsRefuseBadValues(t *testing.T) {
 			}
 			t.Log(err)
 		})
+	}
+	for _, root := range []string{"", "zkcoord", lay.Root + "/", "/", lay.Root + "//x", lay.Root + "/../x"} {
+		if r, err := registry.New(sess, root, m, zktest.Logger(t)); err == nil {
+			r.Close()
+			t.Errorf("New accepted the root %q", root)
+		}
 	}
 	r, err := registry.New(sess, lay.Root, m, zktest.Logger(t),
 		registry.WithHistory(1), registry.WithJournal(1, 2), registry.WithIdleEviction(time.Millisecond))

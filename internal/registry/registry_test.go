@@ -35,7 +35,10 @@ func gateway(t *testing.T, lay *zktest.Layout, opt ...registry.Option) env {
 	if lay.Root == "" {
 		*lay = l
 	}
-	m := lease.NewManager(sess, lay.Root, zktest.Logger(t))
+	m, err := lease.NewManager(sess, lay.Root, zktest.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
 	r, err := registry.New(sess, lay.Root, m, zktest.Logger(t), opt...)
 	if err != nil {
 		t.Fatal(err)

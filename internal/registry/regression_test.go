@@ -30,7 +30,10 @@ func proxiedGateway(t *testing.T, px *zktest.Proxy, lay *zktest.Layout, opt ...r
 			t.Fatal(err)
 		}
 	}
-	m := lease.NewManager(sess, lay.Root, zktest.Logger(t))
+	m, err := lease.NewManager(sess, lay.Root, zktest.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
 	r, err := registry.New(sess, lay.Root, m, zktest.Logger(t), opt...)
 	if err != nil {
 		t.Fatal(err)

@@ -14,6 +14,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -76,8 +77,9 @@ type Session struct {
 	changed chan struct{} // closed and replaced on every state change
 }
 
-// Option configures Dial.
-type Option func(*options)
+// Option configures Dial. An option refuses a value it cannot work with,
+// and Dial returns that error before connecting.
+type Option func(*options) error
 
 type options struct {
 	timeout          time.Duration
@@ -92,7 +94,13 @@ type options struct {
 // set), its Certificates are presented to a server that wants a client
 // certificate.
 func WithTLS(cfg *tls.Config) Option {
-	return func(o *options) { o.tls = cfg }
+	return func(o *options) error {
+		if cfg == nil {
+			return errors.New("zkx: TLS config: nil")
+		}
+		o.tls = cfg
+		return nil
+	}
 }
 
 // tlsDialer dials each server with cfg, naming the server by its host.
@@ -116,18 +124,36 @@ func tlsDialer(cfg *tls.Config) zk.Dialer {
 // writable by that identity only. go-zookeeper sends the credentials again
 // on every new connection and after a session expiry.
 func WithDigest(user, password string) Option {
-	return func(o *options) { o.digestUser, o.pass = user, password }
+	return func(o *options) error {
+		if user == "" || strings.Contains(user, ":") {
+			return fmt.Errorf("zkx: digest user %q: want a name, without ':'", user)
+		}
+		o.digestUser, o.pass = user, password
+		return nil
+	}
 }
 
 // WithSessionTimeout sets the requested session timeout (default 10s). The
 // server may clamp it to its min/max session timeout.
 func WithSessionTimeout(d time.Duration) Option {
-	return func(o *options) { o.timeout = d }
+	return func(o *options) error {
+		if d <= 0 {
+			return fmt.Errorf("zkx: session timeout %v: must be positive", d)
+		}
+		o.timeout = d
+		return nil
+	}
 }
 
 // WithLogger sets the logger for session events (default: discard).
 func WithLogger(l *slog.Logger) Option {
-	return func(o *options) { o.log = l }
+	return func(o *options) error {
+		if l == nil {
+			return errors.New("zkx: logger: nil")
+		}
+		o.log = l
+		return nil
+	}
 }
 
 // Dial connects to the ensemble named by connect ("host:port,host:port/chroot")
@@ -136,7 +162,9 @@ func WithLogger(l *slog.Logger) Option {
 func Dial(ctx context.Context, connect string, opt ...Option) (*Session, error) {
 	o := options{timeout: 10 * time.Second, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	for _, fn := range opt {
-		fn(&o)
+		if err := fn(&o); err != nil {
+			return nil, err
+		}
 	}
 	servers, chroot, err := ParseConnect(connect)
 	if err != nil {

@@ -36,40 +36,48 @@ func EnsurePath(c *zk.Conn, p string, acl []zk.ACL) error {
 	return nil
 }
 
-// Retry calls fn until it returns nil or a non-transient error, backing off
-// between attempts (10 ms doubling to 1 s). Cancelling ctx ends the retries
-// and returns ctx's error.
-func Retry(ctx context.Context, fn func() error) error {
-	delay := 10 * time.Millisecond
-	for {
-		err := fn()
-		if err == nil || !Transient(err) {
-			return err
-		}
-		t := time.NewTimer(delay)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return ctx.Err()
-		case <-t.C:
-		}
-		if delay *= 2; delay > time.Second {
-			delay = time.Second
-		}
-	}
+// Backoff paces the retries of ZooKeeper calls that failed transiently:
+// 10 ms, doubling to 1 s. Every retry loop of zkcoord waits with one (a
+// zero Backoff is ready to use); Reset it after a success.
+type Backoff struct {
+	delay time.Duration
 }
 
-// Backoff waits before the next attempt of a watch loop that failed with a
-// transient error. It returns false when ctx is done.
-func Backoff(ctx context.Context, attempt int) bool {
-	d := 10 * time.Millisecond << min(attempt, 7)
-	t := time.NewTimer(d)
+// Wait sleeps the next delay of the schedule. It returns false, at once,
+// when ctx is done.
+func (b *Backoff) Wait(ctx context.Context) bool {
+	switch {
+	case b.delay == 0:
+		b.delay = 10 * time.Millisecond
+	case b.delay < time.Second:
+		b.delay = min(2*b.delay, time.Second)
+	}
+	t := time.NewTimer(b.delay)
 	defer t.Stop()
 	select {
 	case <-ctx.Done():
 		return false
 	case <-t.C:
 		return true
+	}
+}
+
+// Reset starts the schedule over.
+func (b *Backoff) Reset() { b.delay = 0 }
+
+// Retry calls fn until it returns nil or a non-transient error, waiting
+// between attempts with a Backoff. Cancelling ctx ends the retries and
+// returns ctx's error.
+func Retry(ctx context.Context, fn func() error) error {
+	var b Backoff
+	for {
+		err := fn()
+		if err == nil || !Transient(err) {
+			return err
+		}
+		if !b.Wait(ctx) {
+			return ctx.Err()
+		}
 	}
 }
 

@@ -1,0 +1,179 @@
+package registry
+
+// Reading a whole group: the first load of a cache, and the reread of one
+// that can no longer prove it missed nothing (its last entry was trimmed).
+// Either gives the group exactly at one revision (read); replace turns a
+// reread into the events a watcher missed.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/go-zookeeper/zk"
+
+	"github.com/zkcoord/zkcoord/internal/zkx"
+)
+
+// state is a whole group read from ZooKeeper: its members exactly at rev,
+// the revision of their last change (mod), and the last journal entry they
+// reflect (-1: none).
+type state struct {
+	members map[string]*Member
+	rev     int64
+	mod     int64
+	lastSeq int64
+}
+
+// read reads the whole group, after the journal listing l. The members are
+// read one by one while the group may change, each at some revision between
+// l and a second listing made after them; applying to them (idempotently)
+// the entries between the two listings gives the group exactly as the
+// second listing has it. When entries were trimmed in between, it reads
+// again.
+func (g *group) read(ctx context.Context, l listing) (state, error) {
+	for range 3 {
+		members, err := g.readMembers(ctx)
+		if err != nil {
+			return state{}, err
+		}
+		l2, err := g.list(ctx)
+		if err != nil {
+			return state{}, err
+		}
+		seqs, ok := l2.after(l.last())
+		var es []entry
+		if ok {
+			es, err = g.readEntries(ctx, l2, seqs)
+		}
+		if !ok || errors.Is(err, errTrimmed) {
+			l = l2
+			continue
+		} else if err != nil {
+			return state{}, err
+		}
+		for _, e := range es {
+			applyChange(members, g.name, e)
+		}
+		return state{members: members, rev: l2.rev, mod: l2.mod, lastSeq: l2.last()}, nil
+	}
+	return state{}, fmt.Errorf("%w: group %s changed faster than it could be read", ErrConflict, g.name)
+}
+
+// readMembers reads every member (none when the directory does not exist).
+func (g *group) readMembers(ctx context.Context) (map[string]*Member, error) {
+	c := g.r.sess
+	dir := g.r.lay.Members(g.name)
+	ids, _, err := c.Children(ctx, dir)
+	if errors.Is(err, zk.ErrNoNode) {
+		return map[string]*Member{}, nil
+	} else if err != nil {
+		return nil, err
+	}
+	out := make(map[string]*Member, len(ids))
+	for _, id := range ids {
+		data, st, err := c.Get(ctx, dir+"/"+id)
+		if errors.Is(err, zk.ErrNoNode) {
+			continue
+		} else if err != nil {
+			return nil, err
+		}
+		rec, err := decodeRecord(data)
+		if err != nil {
+			g.r.log.Warn("registry: skip corrupt member", "group", g.name, "member", id)
+			continue
+		}
+		out[id] = rec.member(g.name, id, st.Czxid, st.Mzxid)
+		if h := g.r.opts.afterMemberRead; h != nil {
+			h(g.name, len(out))
+		}
+	}
+	return out, nil
+}
+
+// install makes s the first state of the cache and releases the callers
+// waiting for it.
+func (g *group) install(s state) {
+	g.lastSeq = s.lastSeq
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.members, g.rev, g.floor, g.changed = s.members, s.rev, s.rev, s.mod
+	g.lastUsed = time.Now() // callers waited for the load: not idle yet
+	close(g.loaded)
+}
+
+// reread reads the whole group again when the journal no longer proves
+// continuity (entries trimmed before this gateway applied them).
+func (g *group) reread(ctx context.Context, l listing) error {
+	s, err := g.read(ctx, l)
+	if err != nil {
+		return err
+	}
+	g.r.log.Info("registry: journal gap, reread group", "group", g.name, "rev", s.rev)
+	return g.replace(s)
+}
+
+// replace makes s the state of the cache and emits the difference as
+// events of revision s.rev, so watchers still see every net change, as one
+// unit.
+func (g *group) replace(s state) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	ids := make([]string, 0, len(s.members)+len(g.members))
+	for id := range s.members {
+		ids = append(ids, id)
+	}
+	for id := range g.members {
+		if _, ok := s.members[id]; !ok {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	var evs []*Event
+	for _, id := range ids {
+		old, had := g.members[id]
+		cur, has := s.members[id]
+		switch {
+		case had && !has:
+			evs = append(evs, &Event{Type: Left, Rev: s.rev, Member: old})
+		case !had && has:
+			evs = append(evs, &Event{Type: Joined, Rev: s.rev, Member: cur})
+		case had && has && old.ModRev != cur.ModRev:
+			evs = append(evs, &Event{Type: Updated, Rev: s.rev, Member: cur})
+		}
+	}
+	if len(evs) > 0 && s.rev <= g.rev { // cannot be: the changes came after g.rev
+		return fmt.Errorf("registry: group %s read at revision %d, not after the cache's %d", g.name, s.rev, g.rev)
+	}
+	g.members, g.rev = s.members, max(g.rev, s.rev)
+	g.publishLocked(evs)
+	g.lastSeq = s.lastSeq
+	return nil
+}
+
+// absent makes the cache an empty group when its journal does not exist:
+// nobody ever registered in it. Reads create nothing (only Register creates
+// a group's directories); the run loop's exists watch on the journal fires
+// when it is created. The revision is one at which the journal did not
+// exist (zkx.AbsentRev).
+func (g *group) absent(ctx context.Context) error {
+	g.r.ensured.Delete(g.name)
+	rev, err := zkx.AbsentRev(ctx, g.r.sess, g.r.lay.Log(g.name))
+	if errors.Is(err, zkx.ErrAppeared) {
+		return errAppeared
+	} else if err != nil {
+		return err
+	}
+	s := state{members: map[string]*Member{}, rev: rev, lastSeq: -1}
+	if !g.isLoaded() {
+		g.install(s)
+		return nil
+	}
+	return g.replace(s)
+}
+
+// errAppeared: the group's journal, read as absent, exists by the time its
+// parent is listed; refresh tries again.
+var errAppeared = fmt.Errorf("%w: group created while read", ErrConflict)
