@@ -22,11 +22,11 @@ import (
 	"flag"
 	"fmt"
 	"log"
-	"os"
 	"sync"
 	"time"
 
 	"github.com/zkcoord/zkcoord/client"
+	"github.com/zkcoord/zkcoord/examples/internal/example"
 	zkcoordv1 "github.com/zkcoord/zkcoord/gen/zkcoord/v1"
 )
 
@@ -48,7 +48,7 @@ func (f *fenced) write(token int64) error {
 }
 
 func main() {
-	addr := flag.String("addr", envOr("ZKCOORD_ADDR", "localhost:7070"), "gateway address (env ZKCOORD_ADDR)")
+	addr := example.AddrFlag()
 	election := flag.String("election", "jobs", "election to campaign in")
 	id := flag.String("id", "worker", "prefix of the candidates' IDs")
 	n := flag.Int("candidates", 3, "how many candidates queue")
@@ -59,7 +59,7 @@ func main() {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	c, err := client.New(ctx, *addr)
-	check(err)
+	example.Check(err)
 	defer c.Close()
 
 	var (
@@ -72,7 +72,7 @@ func main() {
 	for i := 1; i <= *n; i++ {
 		name := fmt.Sprintf("%s-%d", *id, i)
 		s, err := c.NewSession(ctx, client.WithTTL(5*time.Second))
-		check(err)
+		example.Check(err)
 		defer s.Close(context.Background())
 		queued := make(chan struct{}) // closed once the candidate is in the queue
 		var once sync.Once
@@ -81,18 +81,18 @@ func main() {
 				fmt.Printf("%s: queued, %d ahead, leader %s\n", name, ahead, leader.GetValue())
 				once.Do(func() { close(queued) })
 			}))
-			check(err)
+			example.Check(err)
 			mu.Lock()
 			tokens = append(tokens, l.Token())
 			mu.Unlock()
 			fmt.Printf("%s: elected, token %d\n", name, l.Token())
 			once.Do(func() { close(queued) })
-			check(res.write(l.Token()))
+			example.Check(res.write(l.Token()))
 			fmt.Printf("%s: wrote with token %d\n", name, l.Token())
 			<-formed          // lead once the whole queue stands, so the run shows it
 			time.Sleep(*lead) // the leader's work
 			fmt.Printf("%s: resigning\n", name)
-			check(l.Resign(ctx))
+			example.Check(l.Resign(ctx))
 		})
 		<-queued // start the next candidate once this one has its place
 	}
@@ -103,18 +103,4 @@ func main() {
 	if len(tokens) > 1 {
 		fmt.Printf("late write from %s-1 with token %d: %v\n", *id, tokens[0], res.write(tokens[0]))
 	}
-}
-
-func check(err error) {
-	if err != nil {
-		log.Fatal(err)
-	}
-}
-
-// envOr returns the environment variable key, or def when it is empty.
-func envOr(key, def string) string {
-	if v := os.Getenv(key); v != "" {
-		return v
-	}
-	return def
 }

@@ -25,11 +25,12 @@ import (
 	"time"
 
 	"github.com/zkcoord/zkcoord/client"
+	"github.com/zkcoord/zkcoord/examples/internal/example"
 	zkcoordv1 "github.com/zkcoord/zkcoord/gen/zkcoord/v1"
 )
 
 func main() {
-	addr := flag.String("addr", envOr("ZKCOORD_ADDR", "localhost:7070"), "gateway address (env ZKCOORD_ADDR)")
+	addr := example.AddrFlag()
 	election := flag.String("election", "cron", "election to campaign in")
 	id := flag.String("id", "node", "candidate ID (with -follow), else the prefix of the candidates' IDs")
 	n := flag.Int("candidates", 2, "how many candidates to run")
@@ -41,7 +42,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	c, err := client.New(ctx, *addr)
-	check(err)
+	example.Check(err)
 	defer c.Close()
 
 	if *follow {
@@ -66,7 +67,7 @@ func main() {
 			if !ok {
 				log.Fatal("observation ended: ", context.Cause(ctx))
 			}
-			check(ev.Err)
+			example.Check(ev.Err)
 			if leader = ev.Leader; leader == nil {
 				fmt.Println("observer: no leader")
 			} else {
@@ -83,7 +84,7 @@ func main() {
 // ctx ends when lead is 0), then resigns.
 func candidate(ctx context.Context, c *client.Client, election, id string, lead time.Duration) {
 	s, err := c.NewSession(ctx, client.WithTTL(5*time.Second))
-	check(err)
+	example.Check(err)
 	defer s.Close(context.Background())
 	l, err := s.Campaign(ctx, election, id, client.WithOnQueued(func(ahead int, leader *zkcoordv1.LeaderInfo) {
 		fmt.Printf("%s: waiting, %d candidate(s) ahead, leader %s\n", id, ahead, leader.GetValue())
@@ -92,7 +93,7 @@ func candidate(ctx context.Context, c *client.Client, election, id string, lead 
 		fmt.Printf("%s: stopped before being elected; candidacy withdrawn\n", id)
 		return
 	}
-	check(err)
+	example.Check(err)
 	fmt.Printf("%s: elected leader of %s (token %d)\n", id, election, l.Token())
 	var done <-chan time.Time
 	if lead > 0 {
@@ -105,20 +106,6 @@ func candidate(ctx context.Context, c *client.Client, election, id string, lead 
 		fmt.Printf("%s: term ended: %v\n", id, context.Cause(l.Context()))
 		return
 	}
-	check(l.Resign(context.Background()))
+	example.Check(l.Resign(context.Background()))
 	fmt.Printf("%s: resigned\n", id)
-}
-
-func check(err error) {
-	if err != nil {
-		log.Fatal(err)
-	}
-}
-
-// envOr returns the environment variable key, or def when it is empty.
-func envOr(key, def string) string {
-	if v := os.Getenv(key); v != "" {
-		return v
-	}
-	return def
 }

@@ -23,10 +23,11 @@ import (
 	"time"
 
 	"github.com/zkcoord/zkcoord/client"
+	"github.com/zkcoord/zkcoord/examples/internal/example"
 )
 
 func main() {
-	addr := flag.String("addr", envOr("ZKCOORD_ADDR", "localhost:7070"), "gateway address (env ZKCOORD_ADDR)")
+	addr := example.AddrFlag()
 	group := flag.String("group", "web", "group to look up")
 	id := flag.String("id", "", "one member to look up (empty: the whole group)")
 	linearizable := flag.Bool("linearizable", false, "sync with the ZooKeeper leader first")
@@ -66,12 +67,4 @@ func main() {
 		}
 		fmt.Printf("  %s = %s (%s, created at revision %d)\n", m.GetId(), m.GetValue(), owner, m.GetCreateRevision())
 	}
-}
-
-// envOr returns the environment variable key, or def when it is empty.
-func envOr(key, def string) string {
-	if v := os.Getenv(key); v != "" {
-		return v
-	}
-	return def
 }

@@ -18,9 +18,7 @@ With the stubs generated into examples/python/gen (see examples/README.md):
 """
 
 import argparse
-import os
 import queue
-import random
 import signal
 import sys
 import threading
@@ -30,15 +28,9 @@ import grpc
 
 from zkcoord.v1 import election_pb2, election_pb2_grpc
 
-Response = election_pb2.CampaignResponse
+from example import RETRYABLE, Backoff, add_addr_argument
 
-# The codes worth retrying: the gateway is unreachable, restarting or busy.
-RETRYABLE = {
-    grpc.StatusCode.UNAVAILABLE,
-    grpc.StatusCode.RESOURCE_EXHAUSTED,
-    grpc.StatusCode.ABORTED,
-    grpc.StatusCode.INTERNAL,
-}
+Response = election_pb2.CampaignResponse
 
 
 class Stop(Exception):
@@ -128,11 +120,7 @@ def next_state(states, timeout=None):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--addr",
-        default=os.environ.get("ZKCOORD_ADDR", "localhost:7070"),
-        help="gateway address (default: $ZKCOORD_ADDR or localhost:7070)",
-    )
+    add_addr_argument(parser)
     parser.add_argument("--election", default="cron", help="election to enter")
     parser.add_argument("--id", default="a", help="the value published while leading")
     parser.add_argument(
@@ -145,7 +133,7 @@ def main():
 
     with grpc.insecure_channel(args.addr) as channel:
         elections = election_pb2_grpc.ElectionServiceStub(channel)
-        delay = 0.1
+        backoff = Backoff()
         while True:
             try:
                 resigned = campaign(elections, args.election, args.id, args.lead)
@@ -160,8 +148,7 @@ def main():
                     sys.exit(f"campaign: {err.code().name}: {err.details()}")
                 # The candidacy ended with the stream: no longer a candidate,
                 # let alone the leader.
-                wait = delay * random.uniform(0.5, 1)
-                delay = min(delay * 2, 5)
+                wait = backoff.next()
                 print(
                     f"campaign broke: {err.code().name} ({err.details()});"
                     f" campaigning again in {wait:.1f}s"

@@ -12,8 +12,6 @@ With the stubs generated into examples/python/gen (see examples/README.md):
 """
 
 import argparse
-import os
-import random
 import signal
 import sys
 import threading
@@ -23,14 +21,7 @@ from google.protobuf.duration_pb2 import Duration
 
 from zkcoord.v1 import lease_pb2, lease_pb2_grpc, registry_pb2, registry_pb2_grpc
 
-# The codes worth retrying: the gateway is unreachable, restarting or busy.
-RETRYABLE = {
-    grpc.StatusCode.UNAVAILABLE,
-    grpc.StatusCode.RESOURCE_EXHAUSTED,
-    grpc.StatusCode.ABORTED,
-    grpc.StatusCode.INTERNAL,
-}
-
+from example import RETRYABLE, Backoff, add_addr_argument
 
 class Member:
     """A member of a group, owned by a lease of its own.
@@ -96,14 +87,14 @@ class Member:
     def _keep_alive(self):
         """Registers, then renews the lease until close(); registers again
         under a new lease when the lease has ended."""
-        delay = 0.1
+        backoff = Backoff()
         while not self._stop.is_set():
             try:
                 if self.lease_id is None:
                     self._join()
                 self._stream = self.leases.KeepAliveStream(self._keepalives())
                 for _ in self._stream:
-                    delay = 0.1  # each answer is a renewal
+                    backoff.reset()  # each answer is a renewal
                 why = "the gateway ended the stream"
             except grpc.RpcError as err:
                 if self._stop.is_set():
@@ -119,8 +110,7 @@ class Member:
                 why = f"{err.code().name} ({err.details()})"
             if self._stop.is_set():
                 return
-            wait = delay * random.uniform(0.5, 1)
-            delay = min(delay * 2, 5)
+            wait = backoff.next()
             what = "register" if self.lease_id is None else "keepalive"
             print(f"{what}: {why}; retrying in {wait:.1f}s")
             self._stop.wait(wait)
@@ -128,11 +118,7 @@ class Member:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--addr",
-        default=os.environ.get("ZKCOORD_ADDR", "localhost:7070"),
-        help="gateway address (default: $ZKCOORD_ADDR or localhost:7070)",
-    )
+    add_addr_argument(parser)
     parser.add_argument("--group", default="web", help="group to join")
     parser.add_argument("--id", default="w1", help="member ID")
     parser.add_argument("--value", default="10.0.0.1:80", help="member value, an endpoint say")

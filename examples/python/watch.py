@@ -12,8 +12,6 @@ With the stubs generated into examples/python/gen (see examples/README.md):
 """
 
 import argparse
-import os
-import random
 import signal
 import sys
 import time
@@ -22,16 +20,9 @@ import grpc
 
 from zkcoord.v1 import registry_pb2, registry_pb2_grpc
 
-Response = registry_pb2.WatchGroupResponse
+from example import RETRYABLE, Backoff, add_addr_argument
 
-# The codes worth retrying: the gateway is unreachable, restarting or busy
-# (RESOURCE_EXHAUSTED: this watcher fell too far behind).
-RETRYABLE = {
-    grpc.StatusCode.UNAVAILABLE,
-    grpc.StatusCode.RESOURCE_EXHAUSTED,
-    grpc.StatusCode.ABORTED,
-    grpc.StatusCode.INTERNAL,
-}
+Response = registry_pb2.WatchGroupResponse
 
 
 class GroupView:
@@ -79,13 +70,13 @@ class GroupView:
 def watch(registry, group):
     """Watches group for ever, resuming after each transient failure."""
     view = GroupView()
-    delay = 0.1
+    backoff = Backoff()
     while True:
         view.pending = []  # a revision received in part is received again
         request = registry_pb2.WatchGroupRequest(group=group, start_revision=view.resume_from())
         try:
             for msg in registry.WatchGroup(request):
-                delay = 0.1
+                backoff.reset()
                 line = view.apply(msg)
                 if line is not None:
                     print(line)
@@ -94,19 +85,14 @@ def watch(registry, group):
             if err.code() not in RETRYABLE:
                 raise
             why = f"{err.code().name} ({err.details()})"
-        wait = delay * random.uniform(0.5, 1)
-        delay = min(delay * 2, 5)
+        wait = backoff.next()
         print(f"watch broke: {why}; resuming after revision {view.resume_from()} in {wait:.1f}s")
         time.sleep(wait)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--addr",
-        default=os.environ.get("ZKCOORD_ADDR", "localhost:7070"),
-        help="gateway address (default: $ZKCOORD_ADDR or localhost:7070)",
-    )
+    add_addr_argument(parser)
     parser.add_argument("--group", default="web", help="group to watch")
     args = parser.parse_args()
     sys.stdout.reconfigure(line_buffering=True)  # each line as it happens, even into a pipe

@@ -20,15 +20,15 @@ import (
 	"flag"
 	"fmt"
 	"log"
-	"os"
 	"sync"
 	"time"
 
 	"github.com/zkcoord/zkcoord/client"
+	"github.com/zkcoord/zkcoord/examples/internal/example"
 )
 
 func main() {
-	addr := flag.String("addr", envOr("ZKCOORD_ADDR", "localhost:7070"), "gateway address (env ZKCOORD_ADDR)")
+	addr := example.AddrFlag()
 	group := flag.String("group", "workers", "group that must have -min members")
 	min := flag.Int("min", 3, "members the workflow needs")
 	barrier := flag.String("barrier", "start", "barrier name")
@@ -39,12 +39,12 @@ func main() {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	c, err := client.New(ctx, *addr)
-	check(err)
+	example.Check(err)
 	defer c.Close()
 
 	// AwaitGroup: wait until the group has enough members.
 	s, err := c.NewSession(ctx, client.WithTTL(5*time.Second))
-	check(err)
+	example.Check(err)
 	defer s.Close(context.Background())
 	counts := make(chan int)
 	done := make(chan error, 1)
@@ -64,10 +64,10 @@ func main() {
 				id := fmt.Sprintf("w-%d", have+1)
 				fmt.Printf("registering %s\n", id)
 				_, err := s.Register(ctx, *group, id, "10.0.1.1:9000")
-				check(err)
+				example.Check(err)
 			}
 		case err := <-done:
-			check(err)
+			example.Check(err)
 			waiting = false
 		}
 	}
@@ -78,7 +78,7 @@ func main() {
 	for i := 1; i <= *parties; i++ {
 		id := fmt.Sprintf("p-%d", i)
 		ps, err := c.NewSession(ctx, client.WithTTL(5*time.Second))
-		check(err)
+		example.Check(err)
 		defer ps.Close(context.Background())
 		arrived := make(chan struct{})
 		var once sync.Once
@@ -88,27 +88,13 @@ func main() {
 					fmt.Printf("%s: barrier %s has %d of %d\n", id, *barrier, have, want)
 					once.Do(func() { close(arrived) })
 				}))
-			check(err)
+			example.Check(err)
 			fmt.Printf("%s: released\n", id)
 			released, err := ps.LeaveBarrier(ctx, *barrier, id)
-			check(err)
+			example.Check(err)
 			fmt.Printf("%s: left (barrier had released: %v)\n", id, released)
 		})
 		<-arrived // the next participant arrives after this one
 	}
 	wg.Wait()
-}
-
-func check(err error) {
-	if err != nil {
-		log.Fatal(err)
-	}
-}
-
-// envOr returns the environment variable key, or def when it is empty.
-func envOr(key, def string) string {
-	if v := os.Getenv(key); v != "" {
-		return v
-	}
-	return def
 }

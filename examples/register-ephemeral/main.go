@@ -26,11 +26,12 @@ import (
 	"time"
 
 	"github.com/zkcoord/zkcoord/client"
+	"github.com/zkcoord/zkcoord/examples/internal/example"
 	zkcoordv1 "github.com/zkcoord/zkcoord/gen/zkcoord/v1"
 )
 
 func main() {
-	addr := flag.String("addr", envOr("ZKCOORD_ADDR", "localhost:7070"), "gateway address (env ZKCOORD_ADDR)")
+	addr := example.AddrFlag()
 	group := flag.String("group", "web", "group to register in")
 	id := flag.String("id", "php-1", "member ID of the one-shot client")
 	sessionID := flag.String("session-id", "daemon-1", "member ID of the long-lived client")
@@ -43,22 +44,22 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	c, err := client.New(ctx, *addr)
-	check(err)
+	example.Check(err)
 	defer c.Close()
 
 	switch *mode {
 	case "oneshot":
 		m, lease, err := c.RegisterTTL(ctx, *group, *id, *value, *ttl)
-		check(err)
+		example.Check(err)
 		fmt.Printf("one-shot: registered %s/%s = %s with a %v lease %s; exiting\n", *group, m.GetId(), m.GetValue(), *ttl, lease)
 	case "session":
 		s, err := c.NewSession(ctx, client.WithTTL(*ttl))
-		check(err)
+		example.Check(err)
 		_, err = s.Register(ctx, *group, *sessionID, *value)
-		check(err)
+		example.Check(err)
 		fmt.Printf("session: registered %s/%s, kept alive until Ctrl-C\n", *group, *sessionID)
 		<-ctx.Done()
-		check(s.Close(context.Background()))
+		example.Check(s.Close(context.Background()))
 		fmt.Println("session: closed, lease revoked")
 	case "both":
 		ctx, cancel := context.WithTimeout(ctx, *ttl+15*time.Second)
@@ -76,27 +77,27 @@ func both(ctx context.Context, c *client.Client, group, id, sessionID, value str
 	<-states                           // the snapshot comes first
 
 	_, _, err := c.RegisterTTL(ctx, group, id, value, ttl)
-	check(err)
+	example.Check(err)
 	registered := time.Now()
 	fmt.Printf("one-shot: registered %s/%s with a %v lease, then exited\n", group, id, ttl)
 
 	s, err := c.NewSession(ctx, client.WithTTL(ttl))
-	check(err)
+	example.Check(err)
 	_, err = s.Register(ctx, group, sessionID, value)
-	check(err)
+	example.Check(err)
 	fmt.Printf("session: registered %s/%s, its lease renewed every %v\n", group, sessionID, (ttl / 3).Round(time.Millisecond))
 
 	for st := range states {
-		check(st.Err)
+		example.Check(st.Err)
 		if left(st, id) {
 			fmt.Printf("one-shot: %s expired %.1fs after registering (ttl %v)\n", id, time.Since(registered).Seconds(), ttl)
 			break
 		}
 	}
-	check(ctx.Err())
+	example.Check(ctx.Err())
 	printMembers(ctx, c, group, "after the one-shot lease lapsed")
 
-	check(s.Close(ctx))
+	example.Check(s.Close(ctx))
 	fmt.Println("session: closed, its lease revoked")
 	printMembers(ctx, c, group, "after the session closed")
 }
@@ -114,24 +115,10 @@ func left(st client.GroupState, id string) bool {
 // printMembers prints the IDs of the group's members as of now.
 func printMembers(ctx context.Context, c *client.Client, group, when string) {
 	members, rev, err := c.Lookup(ctx, group, client.Linearizable())
-	check(err)
+	example.Check(err)
 	ids := []string{}
 	for _, m := range members {
 		ids = append(ids, m.GetId())
 	}
 	fmt.Printf("members %s: %v (revision %d)\n", when, ids, rev)
-}
-
-func check(err error) {
-	if err != nil {
-		log.Fatal(err)
-	}
-}
-
-// envOr returns the environment variable key, or def when it is empty.
-func envOr(key, def string) string {
-	if v := os.Getenv(key); v != "" {
-		return v
-	}
-	return def
 }

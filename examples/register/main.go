@@ -16,14 +16,14 @@ import (
 	"flag"
 	"fmt"
 	"log"
-	"os"
 	"time"
 
 	"github.com/zkcoord/zkcoord/client"
+	"github.com/zkcoord/zkcoord/examples/internal/example"
 )
 
 func main() {
-	addr := flag.String("addr", envOr("ZKCOORD_ADDR", "localhost:7070"), "gateway address (env ZKCOORD_ADDR)")
+	addr := example.AddrFlag()
 	group := flag.String("group", "web", "group to register in")
 	id := flag.String("id", "w1", "member ID")
 	value := flag.String("value", "10.0.0.1:80", "member value, an address say")
@@ -62,12 +62,4 @@ func main() {
 	fmt.Printf("registered again: revision %d (unchanged: %v)\n",
 		again.GetModRevision(), again.GetModRevision() == m.GetModRevision())
 	fmt.Println("the member stays until deregistered: run with -deregister to remove it")
-}
-
-// envOr returns the environment variable key, or def when it is empty.
-func envOr(key, def string) string {
-	if v := os.Getenv(key); v != "" {
-		return v
-	}
-	return def
 }

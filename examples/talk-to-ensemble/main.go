@@ -30,11 +30,12 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
+	"github.com/zkcoord/zkcoord/examples/internal/example"
 	zkcoordv1 "github.com/zkcoord/zkcoord/gen/zkcoord/v1"
 )
 
 func main() {
-	addr := flag.String("addr", envOr("ZKCOORD_ADDR", "localhost:7070"), "gateway address (env ZKCOORD_ADDR)")
+	addr := example.AddrFlag()
 	follow := flag.Bool("follow", false, "watch the gateway's health until interrupted")
 	flag.Parse()
 	log.SetFlags(0)
@@ -42,13 +43,13 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	conn, err := grpc.NewClient(*addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	check(err)
+	example.Check(err)
 	defer conn.Close()
 
 	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	st, err := zkcoordv1.NewStatusServiceClient(conn).GetStatus(rctx, &zkcoordv1.GetStatusRequest{})
-	check(err)
+	example.Check(err)
 	fmt.Printf("gateway %s, version %s\n", st.GetReplicaId(), st.GetVersion())
 	fmt.Printf("ZooKeeper: %s to %s since %s\n", strings.TrimPrefix(st.GetState().String(), "CONNECTION_STATE_"),
 		or(st.GetServer(), "no server"), st.GetStateSince().AsTime().Format(time.RFC3339))
@@ -59,7 +60,7 @@ func main() {
 	health := healthpb.NewHealthClient(conn)
 	for _, service := range []string{"", "zkcoord.v1.RegistryService"} {
 		h, err := health.Check(rctx, &healthpb.HealthCheckRequest{Service: service})
-		check(err)
+		example.Check(err)
 		fmt.Printf("health %s: %v\n", or(service, "(server)"), h.GetStatus())
 	}
 	if !*follow {
@@ -67,13 +68,13 @@ func main() {
 	}
 
 	w, err := health.Watch(ctx, &healthpb.HealthCheckRequest{})
-	check(err)
+	example.Check(err)
 	for {
 		h, err := w.Recv()
 		if ctx.Err() != nil {
 			return
 		}
-		check(err)
+		example.Check(err)
 		fmt.Printf("%s health: %v\n", time.Now().Format(time.TimeOnly), h.GetStatus())
 	}
 }
@@ -84,18 +85,4 @@ func or(s, def string) string {
 		return def
 	}
 	return s
-}
-
-func check(err error) {
-	if err != nil {
-		log.Fatal(err)
-	}
-}
-
-// envOr returns the environment variable key, or def when it is empty.
-func envOr(key, def string) string {
-	if v := os.Getenv(key); v != "" {
-		return v
-	}
-	return def
 }

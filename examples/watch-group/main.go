@@ -26,10 +26,11 @@ import (
 	"time"
 
 	"github.com/zkcoord/zkcoord/client"
+	"github.com/zkcoord/zkcoord/examples/internal/example"
 )
 
 func main() {
-	addr := flag.String("addr", envOr("ZKCOORD_ADDR", "localhost:7070"), "gateway address (env ZKCOORD_ADDR)")
+	addr := example.AddrFlag()
 	group := flag.String("group", "web", "group to watch")
 	follow := flag.Bool("follow", false, "only watch, until interrupted")
 	flag.Parse()
@@ -43,7 +44,7 @@ func main() {
 		defer cancel()
 	}
 	c, err := client.New(ctx, *addr)
-	check(err)
+	example.Check(err)
 	defer c.Close()
 
 	states := c.WatchGroup(ctx, *group)
@@ -56,7 +57,7 @@ func main() {
 
 	show(next(ctx, states)) // the snapshot comes first
 	s, err := c.NewSession(ctx, client.WithTTL(5*time.Second))
-	check(err)
+	example.Check(err)
 	changes := []func() error{
 		func() error { _, err := s.Register(ctx, *group, "w-a", "10.0.0.1:80"); return err },
 		func() error { _, err := s.Register(ctx, *group, "w-b", "10.0.0.2:80"); return err },
@@ -65,7 +66,7 @@ func main() {
 		func() error { return s.Close(ctx) }, // revokes the lease: w-b leaves
 	}
 	for _, change := range changes {
-		check(change())
+		example.Check(change())
 		show(next(ctx, states)) // each change is one event
 	}
 }
@@ -83,7 +84,7 @@ func next(ctx context.Context, states <-chan client.GroupState) client.GroupStat
 // one transaction changed several members, as a lease's end does), and the
 // members.
 func show(st client.GroupState) {
-	check(st.Err)
+	example.Check(st.Err)
 	ids := []string{}
 	for _, m := range st.List() {
 		ids = append(ids, m.GetId()+"="+m.GetValue())
@@ -101,18 +102,4 @@ func show(st client.GroupState) {
 		what += " (resync)"
 	}
 	fmt.Printf("revision %d: %s; members %v\n", st.Revision, what, ids)
-}
-
-func check(err error) {
-	if err != nil {
-		log.Fatal(err)
-	}
-}
-
-// envOr returns the environment variable key, or def when it is empty.
-func envOr(key, def string) string {
-	if v := os.Getenv(key); v != "" {
-		return v
-	}
-	return def
 }
