@@ -44,12 +44,14 @@ run: build
 	$(BIN)/zkcoord dev
 
 # chaos runs the fault-injection run for CHAOS_DURATION (default 30m) with
-# CHAOS_SEED, and prints each invariant with its checks and violations.
+# CHAOS_SEED, and prints each invariant with its checks and violations
+# (CHAOS_LINCHECK: the linearizability checker's time budget).
 CHAOS_DURATION ?= 30m
 CHAOS_SEED ?= 1
+CHAOS_LINCHECK ?= 3m
 chaos:
 	go test -count=1 -timeout 0 -run TestRun -v ./internal/testing/chaosrun/ \
-		-chaos.duration=$(CHAOS_DURATION) -chaos.seed=$(CHAOS_SEED)
+		-chaos.duration=$(CHAOS_DURATION) -chaos.seed=$(CHAOS_SEED) -chaos.lincheck=$(CHAOS_LINCHECK)
 
 # soak churns hundreds of clients against two replicas for SOAK_DURATION
 # (default 30m), printing goroutines, heap, open files and znodes each minute.
