@@ -167,7 +167,7 @@ func HasRule(method string) bool {
 func check(p *Principal, method string, r rule, req any) error {
 	if r.lease {
 		if !p.MayHoldLeases() {
-			return status.Errorf(codes.PermissionDenied, "principal %q may not hold leases (it has no register, campaign, barrier or admin right)", p.Name)
+			return status.Errorf(codes.PermissionDenied, "principal %q may not hold leases (it has no register, campaign, barrier, lock or admin right)", p.Name)
 		}
 		return nil
 	}

@@ -29,8 +29,10 @@ const (
 	Register
 	// Campaign: Campaign and Resign in elections.
 	Campaign
-	// Barrier: AwaitBarrier and LeaveBarrier.
+	// Barrier: AwaitBarrier, JoinBarrier and LeaveBarrier.
 	Barrier
+	// Lock: acquiring and releasing locks and semaphores.
+	Lock
 	// Admin: every right on the scope's names; with the empty prefix also
 	// GetStatus and the replicas' PeerService.
 	Admin
@@ -39,10 +41,10 @@ const (
 var rightNames = []struct {
 	r    Rights
 	name string
-}{{Read, "read"}, {Register, "register"}, {Campaign, "campaign"}, {Barrier, "barrier"}, {Admin, "admin"}}
+}{{Read, "read"}, {Register, "register"}, {Campaign, "campaign"}, {Barrier, "barrier"}, {Lock, "lock"}, {Admin, "admin"}}
 
 // ParseRights parses right names ("read", "register", "campaign",
-// "barrier", "admin").
+// "barrier", "lock", "admin").
 func ParseRights(names []string) (Rights, error) {
 	var r Rights
 next:
@@ -53,7 +55,7 @@ next:
 				continue next
 			}
 		}
-		return 0, fmt.Errorf("unknown right %q (want read, register, campaign, barrier or admin)", n)
+		return 0, fmt.Errorf("unknown right %q (want read, register, campaign, barrier, lock or admin)", n)
 	}
 	if r == 0 {
 		return 0, fmt.Errorf("a scope needs at least one right")
@@ -102,10 +104,10 @@ func (p *Principal) Allows(right Rights, name string) bool {
 }
 
 // MayHoldLeases reports whether p holds any right that uses a lease
-// (register, campaign, barrier or admin) over some name.
+// (register, campaign, barrier, lock or admin) over some name.
 func (p *Principal) MayHoldLeases() bool {
 	for _, s := range p.Scopes {
-		if s.Rights&(Register|Campaign|Barrier|Admin) != 0 {
+		if s.Rights&(Register|Campaign|Barrier|Lock|Admin) != 0 {
 			return true
 		}
 	}
