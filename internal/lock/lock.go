@@ -92,6 +92,8 @@ type Locks struct {
 	// queuedWakes counts the watch notifications that woke a waiter (for
 	// the herd tests).
 	queuedWakes atomic.Int64
+	// beforeCreate, set by tests, runs before TryAcquire creates a node.
+	beforeCreate func()
 }
 
 // New returns Locks under root, zkcoord's namespace (chroot included), and

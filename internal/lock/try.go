@@ -84,6 +84,9 @@ func (l *Locks) tryOnce(ctx context.Context, req Request, dropRef bool) (Result,
 	if !q.free(req.mode()) {
 		return l.notAcquired(ctx, req.Lock, q)
 	}
+	if l.beforeCreate != nil {
+		l.beforeCreate()
+	}
 	f := &follower{}
 	if err := l.create(ctx, req, key, hold, dropRef, f); err != nil {
 		return Result{}, err
