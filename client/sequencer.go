@@ -43,7 +43,9 @@ func (c *Client) CheckSequencer(ctx context.Context, seq Sequencer) (current boo
 }
 
 // Sequencer returns the term's sequencer, for a resource that checks it.
-func (l *Leadership) Sequencer() Sequencer { return Sequencer{Election: l.Election(), Token: l.Token()} }
+func (l *Leadership) Sequencer() Sequencer {
+	return Sequencer{Election: l.Election(), Token: l.Token()}
+}
 
 // Fence is what a protected resource embeds to refuse stale tokens: it
 // remembers, per lock and election, the highest token it admitted, and
