@@ -127,9 +127,11 @@ func (s *lockService) TryAcquire(ctx context.Context, req *pb.TryAcquireRequest)
 		return nil, toStatus(err)
 	}
 	resp := &pb.TryAcquireResponse{Acquired: r.Acquired, Node: r.Node, Hold: r.Hold, FencingToken: r.Token,
-		Holds: int32(r.Holds), Holders: holdersPB(r.Holders), LeaseId: l.ID}
+		Holds: int32(r.Holds), Holders: holdersPB(r.Holders)}
 	if r.Acquired {
-		resp.LeaseExpiresAt = timestamppb.New(s.c.expiry(ctx, l))
+		resp.LeaseId, resp.LeaseExpiresAt = l.ID, timestamppb.New(s.c.expiry(ctx, l))
+	} else if !granted {
+		resp.LeaseId = l.ID
 	}
 	return resp, nil
 }

@@ -133,8 +133,11 @@ func TestLockStreamEndReleases(t *testing.T) {
 	if err != nil || t2.Acquired || len(t2.Holders) != 1 || t2.Holders[0].Node != t1.Node {
 		t.Fatalf("TryAcquire of a held lock: %v, %v", t2, err)
 	}
-	if _, err := leases.GetLease(ctx, &pb.GetLeaseRequest{LeaseId: t2.LeaseId}); status.Code(err) != codes.NotFound {
-		t.Errorf("the lease granted for a TryAcquire that did not acquire: %v, want NotFound (revoked)", err)
+	if t2.LeaseId != "" {
+		t.Errorf("TryAcquire that did not acquire names lease %s, which it revoked", t2.LeaseId)
+	}
+	if st, err := leases.GetLease(ctx, &pb.GetLeaseRequest{LeaseId: t1.LeaseId}); err != nil || st.GetTtl().AsDuration() != time.Second {
+		t.Errorf("the holder's lease: %v, %v", st, err)
 	}
 	_, h := acquireUntil(t, ctx, locks, &pb.AcquireRequest{Lock: lk + ".ttl"}, pb.AcquireResponse_STATUS_HELD)
 	if h.FencingToken <= t1.FencingToken {

@@ -474,7 +474,7 @@ type TryAcquireResponse struct {
 	// When not acquired: the lock's holders as seen.
 	Holders []*LockHolder `protobuf:"bytes,6,rep,name=holders,proto3" json:"holders,omitempty"`
 	// The lease that owns the hold: the request's lease_id, or the lease
-	// created from its ttl (revoked when not acquired).
+	// created from its ttl (absent when not acquired: it was revoked).
 	LeaseId string `protobuf:"bytes,7,opt,name=lease_id,json=leaseId,proto3" json:"lease_id,omitempty"`
 	// When acquired: when the owning lease ends unless it is kept alive.
 	LeaseExpiresAt *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=lease_expires_at,json=leaseExpiresAt,proto3" json:"lease_expires_at,omitempty"`
@@ -1008,7 +1008,7 @@ func (x *CheckSequencerRequest) GetFencingToken() int64 {
 type CheckSequencerResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// True when the token is a holder's of the lock (or the election's
-	// leader's) at the time of the check.
+	// leader's) at the time of the check. (False is absent in JSON.)
 	Current bool `protobuf:"varint,1,opt,name=current,proto3" json:"current,omitempty"`
 	// The highest token among the lock's holders (the leader's token), 0
 	// when there is none: a resource may refuse every token below it.
