@@ -83,6 +83,11 @@ type Update struct {
 // errGone: the hold to resume is not there.
 var errGone = errors.New("lock: hold gone")
 
+// refusal reports whether err is an acquire's refusal, which names its lock.
+func refusal(err error) bool {
+	return errors.Is(err, ErrAlreadyHeld) || errors.Is(err, ErrModeMismatch) || errors.Is(err, ErrTooManyHolds) || errors.Is(err, errGone)
+}
+
 // Acquire acquires lock req.Lock for lease req.LeaseID and reports the
 // hold's state to report: Queued, then Held; Jeopardy and Held again while
 // the gateway loses and regains ZooKeeper during the hold. It stays
@@ -145,6 +150,8 @@ func (l *Locks) enter(ctx context.Context, req Request, hold string) (*follower,
 			return f, nil
 		case errors.Is(err, ErrConflict) && conflicts < 5:
 			conflicts++
+		case refusal(err):
+			return nil, err // it names the lock
 		case !zkx.Transient(err): // a context error too: the outcome of a write is unknown then
 			return nil, fmt.Errorf("lock: acquire %s: %w", req.Lock, err)
 		}
@@ -208,7 +215,7 @@ func (l *Locks) addHold(ctx context.Context, req Request, n node, p, hold string
 		}
 		return rec, stat, nil
 	case !req.Reentrant:
-		return record{}, nil, fmt.Errorf("%w: %s (%d holds); acquire with reentrant to add one", ErrAlreadyHeld, req.Lock, len(rec.Holds))
+		return record{}, nil, fmt.Errorf("%w: %s (holds: %d); acquire with reentrant to add one", ErrAlreadyHeld, req.Lock, len(rec.Holds))
 	case len(rec.Holds) >= MaxHolds:
 		return record{}, nil, fmt.Errorf("%w: %d on %s", ErrTooManyHolds, len(rec.Holds), req.Lock)
 	}

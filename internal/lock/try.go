@@ -47,6 +47,8 @@ func (l *Locks) TryAcquire(ctx context.Context, req Request) (Result, error) {
 			return r, nil
 		case errors.Is(err, ErrConflict) && conflicts < 5:
 			conflicts++
+		case refusal(err):
+			return Result{}, err // it names the lock
 		case !zkx.Transient(err):
 			return Result{}, fmt.Errorf("lock: try %s: %w", req.Lock, err)
 		}
