@@ -146,6 +146,11 @@ func (r *Runner) lockHandovers(ctx context.Context, ids []string, locks []pb.Loc
 			}
 		}()
 	}
+	// Count from a quiet ZooKeeper: the throughput runs' releases done,
+	// every acquirer queued.
+	if _, err := r.env.Quiet(ctx, 500*time.Millisecond); err != nil {
+		return err
+	}
 	fired0, err := r.deletedWatches(ctx)
 	if err != nil {
 		return err
@@ -204,6 +209,11 @@ func (r *Runner) lockHandovers(ctx context.Context, ids []string, locks []pb.Loc
 				_ = l.Unlock()
 			}
 		}()
+	}
+	// The gateway's acquirers' streams ended with cancel: their holds are
+	// released in the background, each release waking the next.
+	if _, err := r.env.Quiet(ctx, 500*time.Millisecond); err != nil {
+		return err
 	}
 	dfired0, err := r.deletedWatches(ctx)
 	if err != nil {

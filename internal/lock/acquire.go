@@ -135,7 +135,7 @@ func (l *Locks) acquire(ctx context.Context, req Request, hold string, report fu
 	} else if err != nil {
 		return err
 	}
-	l.log.Debug("lock: acquire", "lock", req.Lock, "node", f.node, "hold", hold, "token", f.token)
+	l.log.Debug("lock: acquire", "lock", req.Lock, "node", f.node, "hold", hold)
 	return f.run(ctx, wake, report)
 }
 
@@ -163,19 +163,29 @@ func (l *Locks) enter(ctx context.Context, req Request, hold string) (*follower,
 
 // enterOnce is one attempt of enter. The lease's ref to its node doubles as
 // a lock: a second create for the same lease and lock fails with
-// ErrNodeExists. dropRef removes a ref that outlived its node (found on a
-// second conflict).
-func (l *Locks) enterOnce(ctx context.Context, req Request, hold string, dropRef bool) (*follower, error) {
+// ErrNodeExists. retry says an attempt failed before: it removes a ref
+// that outlived its node.
+func (l *Locks) enterOnce(ctx context.Context, req Request, hold string, retry bool) (*follower, error) {
 	dir := l.lay.Lock(req.Lock)
 	key := lease.KeyOf(req.LeaseID)
-	if err := l.sess.EnsurePath(ctx, dir); err != nil {
-		return nil, err
+	f := &follower{l: l, lock: req.Lock, hold: hold, mode: req.mode()}
+	owns, known := l.leases.Owns(req.LeaseID, lease.Ref(RefKind, req.Lock))
+	if known && !owns && req.Resume == "" && !retry {
+		// The lease (granted here) has no node in the lock: create one at
+		// once. The ref created with it checks that in ZooKeeper; a lock
+		// directory not there yet fails it too, and the retry lists.
+		return f, l.create(ctx, req, key, hold, false, f)
 	}
 	q, _, err := l.list(ctx, req.Lock)
+	if errors.Is(err, zk.ErrNoNode) {
+		if err := l.sess.EnsurePath(ctx, dir); err != nil {
+			return nil, err
+		}
+		q, _, err = l.list(ctx, req.Lock)
+	}
 	if err != nil {
 		return nil, err
 	}
-	f := &follower{l: l, lock: req.Lock, hold: hold, mode: req.mode()}
 	if i := q.find(key); i >= 0 {
 		f.node = q[i].name
 		f.path = dir + "/" + f.node
@@ -189,10 +199,7 @@ func (l *Locks) enterOnce(ctx context.Context, req Request, hold string, dropRef
 	if req.Resume != "" {
 		return nil, errGone
 	}
-	if err := l.create(ctx, req, key, hold, dropRef, f); err != nil {
-		return nil, err
-	}
-	return f, nil
+	return f, l.create(ctx, req, key, hold, retry, f)
 }
 
 // addHold adds hold to the lease's node n (at p), as req allows, and
@@ -233,7 +240,7 @@ func (l *Locks) addHold(ctx context.Context, req Request, n node, p, hold string
 }
 
 // create creates the lease's node in the lock with hold, in one
-// transaction with the lease's ref to it, and fills f in.
+// transaction with the lease's ref to it, and fills f in (but its token).
 func (l *Locks) create(ctx context.Context, req Request, key, hold string, dropRef bool, f *follower) error {
 	dir := l.lay.Lock(req.Lock)
 	ref := lease.Ref(RefKind, req.Lock)
@@ -252,12 +259,6 @@ func (l *Locks) create(ctx context.Context, req Request, key, hold string, dropR
 	}
 	f.node = path.Base(res[0].String)
 	f.path = dir + "/" + f.node
-	_, stat, err := l.sess.Get(ctx, f.path)
-	if errors.Is(err, zk.ErrNoNode) {
-		return ErrConflict // ended meanwhile
-	} else if err != nil {
-		return err
-	}
-	f.token, f.holds = stat.Czxid, 1
+	f.holds = 1 // its token is read when it holds the lock
 	return nil
 }

@@ -18,7 +18,7 @@ type follower struct {
 	path  string
 	hold  string
 	mode  Mode
-	token int64 // the node's czxid
+	token int64 // the node's czxid, once read
 	holds int   // the node's holds, as last read
 }
 
@@ -42,14 +42,14 @@ func (f *follower) check(ctx context.Context, watchSelf bool) (standing, error) 
 	dir := f.l.lay.Lock(f.lock)
 	gone := standing{gone: true}
 	own := func(get func(context.Context, string) ([]byte, *zk.Stat, <-chan zk.Event, error)) (<-chan zk.Event, bool, error) {
-		data, _, ch, err := get(ctx, f.path)
+		data, stat, ch, err := get(ctx, f.path)
 		if errors.Is(err, zk.ErrNoNode) {
 			return nil, false, nil
 		} else if err != nil {
 			return nil, false, err
 		}
 		rec := decode(data)
-		f.holds = len(rec.Holds)
+		f.holds, f.token = len(rec.Holds), stat.Czxid
 		return ch, rec.has(f.hold), nil
 	}
 	for {

@@ -97,7 +97,13 @@ func (l *Locks) tryOnce(ctx context.Context, req Request, dropRef bool) (Result,
 	q, _, err = l.list(ctx, req.Lock)
 	if err == nil {
 		if i := q.index(f.node); i >= 0 && q.blocker(i) < 0 {
-			return Result{Acquired: true, Node: f.node, Hold: hold, Token: f.token, Holds: 1}, nil
+			_, stat, err := l.sess.Get(ctx, f.path)
+			if errors.Is(err, zk.ErrNoNode) {
+				return Result{}, ErrConflict // its lease ended meanwhile
+			} else if err != nil {
+				return Result{}, fmt.Errorf("lock: read %s: %w", f.path, err) // held, by the lease: Release settles it
+			}
+			return Result{Acquired: true, Node: f.node, Hold: hold, Token: stat.Czxid, Holds: 1}, nil
 		}
 		err = l.withdraw(ctx, req, f.path)
 	}
