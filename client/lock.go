@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -51,6 +52,36 @@ type Lock struct {
 	req       *zkcoordv1.AcquireRequest  // the hold, to reopen its stream
 	held      *zkcoordv1.AcquireResponse // the message that said HELD
 	unlocking atomic.Bool                // Unlock is releasing the hold
+	counted   sync.Once                  // uncounts the Lock from s.locks
+}
+
+// lockCounts counts a session's Lock and TryLock calls under way and the
+// holds they made that have not ended, by lock: a TryLock whose outcome
+// is unknown releases what the session's lease holds on the lock only
+// when nothing else of the session may be holding it.
+type lockCounts struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (c *lockCounts) add(name string, d int) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.n == nil {
+		c.n = map[string]int{}
+	}
+	c.n[name] += d
+	n := c.n[name]
+	if n == 0 {
+		delete(c.n, name)
+	}
+	return n
+}
+
+// finish ends the hold with cause (the first cause stays) and uncounts it.
+func (l *Lock) finish(cause error) {
+	l.end(cause)
+	l.counted.Do(func() { l.s.locks.add(l.Name(), -1) })
 }
 
 // Lock acquires lock name for the session's lease and blocks until it is
@@ -66,6 +97,7 @@ type Lock struct {
 // hold ends with ErrLockLost.
 func (s *Session) Lock(ctx context.Context, name string, opts ...LockOption) (*Lock, error) {
 	o := newLockOptions(opts)
+	s.locks.add(name, 1) // until the Lock finishes
 	l := s.newLock(&zkcoordv1.AcquireRequest{Lock: name, Mode: o.mode, LeaseId: s.Lease(), Reentrant: o.reentrant})
 	stop := context.AfterFunc(ctx, func() { l.cancel(context.Cause(ctx)) })
 	var stream acquireStream
@@ -112,16 +144,21 @@ func (s *Session) Lock(ctx context.Context, name string, opts ...LockOption) (*L
 // TryLock takes lock name for the session's lease if it is free now, and
 // never waits: it fails with ErrLocked when the lock is held (or, shared,
 // waited for by an exclusive acquirer), and takes nothing then. Otherwise
-// the hold is followed as Lock's is.
+// the hold is followed as Lock's is. A call that fails with an unknown
+// outcome (the gateway unreachable, ctx's deadline) may have taken the
+// lock: it then releases what the lease holds there, unless another Lock
+// of the session holds (or is taking) it.
 func (s *Session) TryLock(ctx context.Context, name string, opts ...LockOption) (*Lock, error) {
 	o := newLockOptions(opts)
 	lease := s.Lease()
+	s.locks.add(name, 1) // until the Lock finishes, or the try fails
 	r, err := s.c.rpc.lock.TryAcquire(ctx, &zkcoordv1.TryAcquireRequest{Lock: name, Mode: o.mode, LeaseId: lease, Reentrant: o.reentrant})
 	if err = callErr(ctx, err, ErrLeaseLost); err != nil {
-		if !o.reentrant && (IsTransient(err) || errors.Is(err, context.DeadlineExceeded)) {
-			// It may have taken the lock: without Reentrant, the lease's
-			// last hold on it can only be this one.
-			s.release(name, lease, "")
+		if s.locks.add(name, -1) == 0 && (IsTransient(err) || errors.Is(err, context.DeadlineExceeded)) {
+			// It may have taken the lock, and nothing else of the
+			// session holds it: whatever the lease holds there is this
+			// call's.
+			s.releaseAll(name, lease)
 		}
 		if errors.Is(err, ErrLeaseLost) {
 			s.pokeKeepAlive()
@@ -129,6 +166,7 @@ func (s *Session) TryLock(ctx context.Context, name string, opts ...LockOption) 
 		return nil, fmt.Errorf("lock: try %s: %w", name, err)
 	}
 	if !r.GetAcquired() {
+		s.locks.add(name, -1)
 		return nil, fmt.Errorf("lock: try %s: %w (%d holders)", name, ErrLocked, len(r.GetHolders()))
 	}
 	l := s.newLock(&zkcoordv1.AcquireRequest{Lock: name, Mode: o.mode, LeaseId: lease, Resume: r.GetHold()})
@@ -157,14 +195,31 @@ func (s *Session) TryLock(ctx context.Context, name string, opts ...LockOption) 
 // releaseTimeout bounds the release of a hold the client gives up.
 const releaseTimeout = 5 * time.Second
 
-// release gives up a hold that no stream follows (hold "": the lease's
-// last on the lock), if it is there.
+// release gives up a hold that no stream follows, if it is there.
 func (s *Session) release(name, lease, hold string) {
 	ctx, cancel := context.WithTimeout(s.c.ctx, releaseTimeout)
 	defer cancel()
 	_, err := s.c.rpc.lock.Release(ctx, &zkcoordv1.ReleaseRequest{Lock: name, LeaseId: lease, Hold: hold})
 	if err = callErr(ctx, err, ErrLockLost); err != nil && !errors.Is(err, ErrLockLost) {
 		s.c.opts.logger.Warn("zkcoord: could not release a hold; it lasts until its lease ends", "lock", name, "err", err)
+	}
+}
+
+// releaseAll gives up every hold the lease has on the lock.
+func (s *Session) releaseAll(name, lease string) {
+	ctx, cancel := context.WithTimeout(s.c.ctx, releaseTimeout)
+	defer cancel()
+	for {
+		r, err := s.c.rpc.lock.Release(ctx, &zkcoordv1.ReleaseRequest{Lock: name, LeaseId: lease})
+		if err = callErr(ctx, err, ErrLockLost); err != nil {
+			if !errors.Is(err, ErrLockLost) {
+				s.c.opts.logger.Warn("zkcoord: could not release a hold; it lasts until its lease ends", "lock", name, "err", err)
+			}
+			return
+		}
+		if r.GetHolds() == 0 {
+			return
+		}
 	}
 }
 
@@ -189,7 +244,7 @@ func (l *Lock) start(stream acquireStream, err error) (*Lock, error) {
 		err = ErrSessionClosed
 	}
 	if err != nil {
-		l.end(err) // the stream closes: the gateway releases what it held
+		l.finish(err) // the stream closes: the gateway releases what it held
 		if errors.Is(err, ErrLeaseLost) {
 			l.s.pokeKeepAlive()
 		}
@@ -240,7 +295,7 @@ func (l *Lock) Unlock(ctx context.Context) error {
 		_, err := l.s.c.rpc.lock.Release(ctx, &zkcoordv1.ReleaseRequest{Lock: l.Name(), LeaseId: l.req.GetLeaseId(), Hold: l.held.GetHold()})
 		return callErr(ctx, err, ErrLockLost)
 	})
-	l.end(ErrReleased)
+	l.finish(ErrReleased)
 	if err != nil {
 		return fmt.Errorf("lock: unlock %s: %w", l.Name(), err)
 	}
@@ -260,7 +315,7 @@ func (l *Lock) run(stream acquireStream) {
 		if err != nil {
 			err = callErr(l.ctx, err, ErrLeaseLost)
 			if l.ctx.Err() != nil || !IsTransient(err) {
-				l.end(fmt.Errorf("%w: %w", ErrLockLost, err))
+				l.finish(fmt.Errorf("%w: %w", ErrLockLost, err))
 				return
 			}
 			// The gateway may keep the hold (a drain), no longer than the
@@ -282,13 +337,13 @@ func (l *Lock) run(stream acquireStream) {
 			l.jeopardy(deadline)
 		case zkcoordv1.AcquireResponse_STATUS_RELEASED:
 			if l.unlocking.Load() {
-				l.end(ErrReleased)
+				l.finish(ErrReleased)
 			} else { // released by another call (a stream of the hold that ended)
-				l.end(fmt.Errorf("%w: released elsewhere", ErrLockLost))
+				l.finish(fmt.Errorf("%w: released elsewhere", ErrLockLost))
 			}
 			return
 		default: // LOST (QUEUED cannot follow HELD)
-			l.end(ErrLockLost)
+			l.finish(ErrLockLost)
 			return
 		}
 	}
@@ -310,12 +365,12 @@ func (l *Lock) reopen() acquireStream {
 	})
 	switch {
 	case err != nil:
-		l.end(fmt.Errorf("%w: %w", ErrLockLost, err))
+		l.finish(fmt.Errorf("%w: %w", ErrLockLost, err))
 	case first.GetStatus() == zkcoordv1.AcquireResponse_STATUS_HELD && first.GetFencingToken() == l.Token():
 		l.jeopardy(time.Time{})
 		return stream
 	default:
-		l.end(fmt.Errorf("%w: the hold did not resume", ErrLockLost))
+		l.finish(fmt.Errorf("%w: the hold did not resume", ErrLockLost))
 	}
 	return nil
 }
