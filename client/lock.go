@@ -13,7 +13,7 @@ import (
 	zkcoordv1 "github.com/zkcoord/zkcoord/gen/zkcoord/v1"
 )
 
-type acquireStream = grpc.ServerStreamingClient[zkcoordv1.AcquireResponse]
+type acquireStream = grpc.ServerStreamingClient[zkcoordv1.AcquireLockResponse]
 
 // LockOption configures Lock and TryLock.
 type LockOption func(*lockOptions)
@@ -49,8 +49,8 @@ func WithOnLockQueued(fn func(position int)) LockOption {
 type Lock struct {
 	term      // the hold's context and jeopardy (State)
 	s         *Session
-	req       *zkcoordv1.AcquireRequest  // the hold, to reopen its stream
-	held      *zkcoordv1.AcquireResponse // the message that said HELD
+	req       *zkcoordv1.AcquireLockRequest  // the hold, to reopen its stream
+	held      *zkcoordv1.AcquireLockResponse // the message that said HELD
 	unlocking atomic.Bool                // Unlock is releasing the hold
 	counted   sync.Once                  // uncounts the Lock from s.locks
 }
@@ -98,7 +98,7 @@ func (l *Lock) finish(cause error) {
 func (s *Session) Lock(ctx context.Context, name string, opts ...LockOption) (*Lock, error) {
 	o := newLockOptions(opts)
 	s.locks.add(name, 1) // until the Lock finishes
-	l := s.newLock(&zkcoordv1.AcquireRequest{Lock: name, Mode: o.mode, LeaseId: s.Lease(), Reentrant: o.reentrant})
+	l := s.newLock(&zkcoordv1.AcquireLockRequest{Lock: name, Mode: o.mode, LeaseId: s.Lease(), Reentrant: o.reentrant})
 	stop := context.AfterFunc(ctx, func() { l.cancel(context.Cause(ctx)) })
 	var stream acquireStream
 	err := s.c.retry(l.ctx, "lock "+name, func(b *backoff) error {
@@ -115,21 +115,21 @@ func (s *Session) Lock(ctx context.Context, name string, opts ...LockOption) (*L
 			resumed := l.req.GetResume() != ""
 			l.req.Resume, l.req.Reentrant = msg.GetHold(), false // a broken stream resumes its hold
 			switch msg.GetStatus() {
-			case zkcoordv1.AcquireResponse_STATUS_QUEUED:
+			case zkcoordv1.AcquireLockResponse_STATUS_QUEUED:
 				if o.onQueued != nil {
 					o.onQueued(int(msg.GetPosition()))
 				}
-			case zkcoordv1.AcquireResponse_STATUS_HELD:
+			case zkcoordv1.AcquireLockResponse_STATUS_HELD:
 				l.held = msg
 				return nil
-			case zkcoordv1.AcquireResponse_STATUS_LOST:
+			case zkcoordv1.AcquireLockResponse_STATUS_LOST:
 				if resumed && msg.GetFencingToken() == 0 {
 					// The broken stream's end gave its place up: queue again.
 					l.req.Resume, l.req.Reentrant = "", o.reentrant
 					return errStreamEnded
 				}
 				return ErrLockLost
-			case zkcoordv1.AcquireResponse_STATUS_RELEASED:
+			case zkcoordv1.AcquireLockResponse_STATUS_RELEASED:
 				return ErrReleased
 			}
 		}
@@ -152,7 +152,7 @@ func (s *Session) TryLock(ctx context.Context, name string, opts ...LockOption) 
 	o := newLockOptions(opts)
 	lease := s.Lease()
 	s.locks.add(name, 1) // until the Lock finishes, or the try fails
-	r, err := s.c.rpc.lock.TryAcquire(ctx, &zkcoordv1.TryAcquireRequest{Lock: name, Mode: o.mode, LeaseId: lease, Reentrant: o.reentrant})
+	r, err := s.c.rpc.lock.TryAcquireLock(ctx, &zkcoordv1.TryAcquireLockRequest{Lock: name, Mode: o.mode, LeaseId: lease, Reentrant: o.reentrant})
 	if err = callErr(ctx, err, ErrLeaseLost); err != nil {
 		if s.locks.add(name, -1) == 0 && (IsTransient(err) || errors.Is(err, context.DeadlineExceeded)) {
 			// It may have taken the lock, and nothing else of the
@@ -169,7 +169,7 @@ func (s *Session) TryLock(ctx context.Context, name string, opts ...LockOption) 
 		s.locks.add(name, -1)
 		return nil, fmt.Errorf("lock: try %s: %w (%d holders)", name, ErrLocked, len(r.GetHolders()))
 	}
-	l := s.newLock(&zkcoordv1.AcquireRequest{Lock: name, Mode: o.mode, LeaseId: lease, Resume: r.GetHold()})
+	l := s.newLock(&zkcoordv1.AcquireLockRequest{Lock: name, Mode: o.mode, LeaseId: lease, Resume: r.GetHold()})
 	var stream acquireStream
 	err = s.c.retry(l.ctx, "lock "+name, func(*backoff) error {
 		var err error
@@ -180,7 +180,7 @@ func (s *Session) TryLock(ctx context.Context, name string, opts ...LockOption) 
 		if err != nil {
 			return callErr(l.ctx, err, ErrLeaseLost)
 		}
-		if msg.GetStatus() != zkcoordv1.AcquireResponse_STATUS_HELD {
+		if msg.GetStatus() != zkcoordv1.AcquireLockResponse_STATUS_HELD {
 			return ErrLockLost
 		}
 		l.held = msg
@@ -199,7 +199,7 @@ const releaseTimeout = 5 * time.Second
 func (s *Session) release(name, lease, hold string) {
 	ctx, cancel := context.WithTimeout(s.c.ctx, releaseTimeout)
 	defer cancel()
-	_, err := s.c.rpc.lock.Release(ctx, &zkcoordv1.ReleaseRequest{Lock: name, LeaseId: lease, Hold: hold})
+	_, err := s.c.rpc.lock.ReleaseLock(ctx, &zkcoordv1.ReleaseLockRequest{Lock: name, LeaseId: lease, Hold: hold})
 	if err = callErr(ctx, err, ErrLockLost); err != nil && !errors.Is(err, ErrLockLost) {
 		s.c.opts.logger.Warn("zkcoord: could not release a hold; it lasts until its lease ends", "lock", name, "err", err)
 	}
@@ -210,7 +210,7 @@ func (s *Session) releaseAll(name, lease string) {
 	ctx, cancel := context.WithTimeout(s.c.ctx, releaseTimeout)
 	defer cancel()
 	for {
-		r, err := s.c.rpc.lock.Release(ctx, &zkcoordv1.ReleaseRequest{Lock: name, LeaseId: lease})
+		r, err := s.c.rpc.lock.ReleaseLock(ctx, &zkcoordv1.ReleaseLockRequest{Lock: name, LeaseId: lease})
 		if err = callErr(ctx, err, ErrLockLost); err != nil {
 			if !errors.Is(err, ErrLockLost) {
 				s.c.opts.logger.Warn("zkcoord: could not release a hold; it lasts until its lease ends", "lock", name, "err", err)
@@ -231,7 +231,7 @@ func newLockOptions(opts []LockOption) lockOptions {
 	return o
 }
 
-func (s *Session) newLock(req *zkcoordv1.AcquireRequest) *Lock {
+func (s *Session) newLock(req *zkcoordv1.AcquireLockRequest) *Lock {
 	l := &Lock{s: s, req: req}
 	// The hold's context outlives the call: it ends with the hold.
 	l.init(s.ctx)
@@ -292,7 +292,7 @@ func (l *Lock) Unlock(ctx context.Context) error {
 	ctx, release := bind(ctx, l.s.ctx)
 	defer release()
 	err := l.s.c.retry(ctx, "unlock "+l.Name(), func(*backoff) error {
-		_, err := l.s.c.rpc.lock.Release(ctx, &zkcoordv1.ReleaseRequest{Lock: l.Name(), LeaseId: l.req.GetLeaseId(), Hold: l.held.GetHold()})
+		_, err := l.s.c.rpc.lock.ReleaseLock(ctx, &zkcoordv1.ReleaseLockRequest{Lock: l.Name(), LeaseId: l.req.GetLeaseId(), Hold: l.held.GetHold()})
 		return callErr(ctx, err, ErrLockLost)
 	})
 	l.finish(ErrReleased)
@@ -304,7 +304,7 @@ func (l *Lock) Unlock(ctx context.Context) error {
 
 // open opens the hold's stream.
 func (l *Lock) open() (acquireStream, error) {
-	stream, err := l.s.c.rpc.lock.Acquire(l.ctx, l.req)
+	stream, err := l.s.c.rpc.lock.AcquireLock(l.ctx, l.req)
 	return stream, callErr(l.ctx, err, ErrLeaseLost)
 }
 
@@ -327,15 +327,15 @@ func (l *Lock) run(stream acquireStream) {
 			continue
 		}
 		switch msg.GetStatus() {
-		case zkcoordv1.AcquireResponse_STATUS_HELD:
+		case zkcoordv1.AcquireLockResponse_STATUS_HELD:
 			l.jeopardy(time.Time{})
-		case zkcoordv1.AcquireResponse_STATUS_JEOPARDY:
+		case zkcoordv1.AcquireLockResponse_STATUS_JEOPARDY:
 			deadline := l.s.expires() // the lease's end, if the gateway gives no deadline
 			if msg.GetJeopardyDeadline() != nil {
 				deadline = msg.GetJeopardyDeadline().AsTime()
 			}
 			l.jeopardy(deadline)
-		case zkcoordv1.AcquireResponse_STATUS_RELEASED:
+		case zkcoordv1.AcquireLockResponse_STATUS_RELEASED:
 			if l.unlocking.Load() {
 				l.finish(ErrReleased)
 			} else { // released by another call (a stream of the hold that ended)
@@ -354,7 +354,7 @@ func (l *Lock) run(stream acquireStream) {
 // and returns nil.
 func (l *Lock) reopen() acquireStream {
 	var stream acquireStream
-	var first *zkcoordv1.AcquireResponse
+	var first *zkcoordv1.AcquireLockResponse
 	err := l.s.c.retry(l.ctx, "lock "+l.Name(), func(*backoff) error {
 		var err error
 		if stream, err = l.open(); err != nil {
@@ -366,7 +366,7 @@ func (l *Lock) reopen() acquireStream {
 	switch {
 	case err != nil:
 		l.finish(fmt.Errorf("%w: %w", ErrLockLost, err))
-	case first.GetStatus() == zkcoordv1.AcquireResponse_STATUS_HELD && first.GetFencingToken() == l.Token():
+	case first.GetStatus() == zkcoordv1.AcquireLockResponse_STATUS_HELD && first.GetFencingToken() == l.Token():
 		l.jeopardy(time.Time{})
 		return stream
 	default:

@@ -142,7 +142,7 @@ func TestHandlersHonourDeadlineWhileZooKeeperStalls(t *testing.T) {
 		t.Fatal(err)
 	}
 	locks := pb.NewLockServiceClient(cc)
-	taken, err := locks.TryAcquire(ctx, &pb.TryAcquireRequest{Lock: "l", LeaseId: held})
+	taken, err := locks.TryAcquireLock(ctx, &pb.TryAcquireLockRequest{Lock: "l", LeaseId: held})
 	if err != nil || !taken.GetAcquired() {
 		t.Fatalf("TryAcquire: %v, %v", taken, err)
 	}
@@ -241,15 +241,15 @@ func TestHandlersHonourDeadlineWhileZooKeeperStalls(t *testing.T) {
 		{Name: "AwaitGroup", Call: h.call(svc+"BarrierService/AwaitGroup", func(ctx context.Context) error {
 			return recvErr(bar.AwaitGroup(ctx, &pb.AwaitGroupRequest{Group: "g", MinMembers: 100}))
 		})},
-		{Name: "Acquire", Call: h.call(svc+"LockService/Acquire", func(ctx context.Context) error {
-			return recvErr(locks.Acquire(ctx, &pb.AcquireRequest{Lock: "other", LeaseId: held}))
+		{Name: "Acquire", Call: h.call(svc+"LockService/AcquireLock", func(ctx context.Context) error {
+			return recvErr(locks.AcquireLock(ctx, &pb.AcquireLockRequest{Lock: "other", LeaseId: held}))
 		})},
-		{Name: "TryAcquire", Call: h.call(svc+"LockService/TryAcquire", func(ctx context.Context) error {
-			_, err := locks.TryAcquire(ctx, &pb.TryAcquireRequest{Lock: "tried", LeaseId: held})
+		{Name: "TryAcquire", Call: h.call(svc+"LockService/TryAcquireLock", func(ctx context.Context) error {
+			_, err := locks.TryAcquireLock(ctx, &pb.TryAcquireLockRequest{Lock: "tried", LeaseId: held})
 			return err
 		})},
-		{Name: "Release", Call: h.call(svc+"LockService/Release", func(ctx context.Context) error {
-			_, err := locks.Release(ctx, &pb.ReleaseRequest{Lock: "l", LeaseId: held, Hold: taken.GetHold()})
+		{Name: "Release", Call: h.call(svc+"LockService/ReleaseLock", func(ctx context.Context) error {
+			_, err := locks.ReleaseLock(ctx, &pb.ReleaseLockRequest{Lock: "l", LeaseId: held, Hold: taken.GetHold()})
 			return err
 		})},
 		{Name: "GetLock", Call: h.call(svc+"LockService/GetLock", func(ctx context.Context) error {

@@ -159,10 +159,10 @@ func TestGrpcurlDoc(t *testing.T) {
 
 	// 11. Locks: a try of a held lock, a sequencer check, a second try
 	// without reentrant, a release of nothing.
-	if r := run("-d", `{"lock":"inventory","ttl":"60s"}`, "localhost:7070", "zkcoord.v1.LockService/TryAcquire"); !strings.Contains(r.stdout, `"acquired": true`) {
+	if r := run("-d", `{"lock":"inventory","ttl":"60s"}`, "localhost:7070", "zkcoord.v1.LockService/TryAcquireLock"); !strings.Contains(r.stdout, `"acquired": true`) {
 		t.Fatalf("TryAcquire of a free lock: %s%s", r.stdout, r.stderr)
 	}
-	held := run("-d", `{"lock":"inventory","ttl":"30s"}`, "localhost:7070", "zkcoord.v1.LockService/TryAcquire").stdout
+	held := run("-d", `{"lock":"inventory","ttl":"30s"}`, "localhost:7070", "zkcoord.v1.LockService/TryAcquireLock").stdout
 	docSame(t, "TryAcquire of a held lock", docBlock(t, doc, `"holders": [`), held)
 	token := regexp.MustCompile(`"fencingToken": "([0-9]+)"`).FindStringSubmatch(held)
 	if token == nil {
@@ -175,12 +175,12 @@ func TestGrpcurlDoc(t *testing.T) {
 		t.Fatal(err)
 	}
 	reports := fmt.Sprintf(`{"lock":"reports","mode":"LOCK_MODE_SHARED","lease_id":%q}`, l3.LeaseId)
-	run("-d", reports, "localhost:7070", "zkcoord.v1.LockService/TryAcquire")
-	docQuotes(t, doc, run("-d", reports, "localhost:7070", "zkcoord.v1.LockService/TryAcquire"),
+	run("-d", reports, "localhost:7070", "zkcoord.v1.LockService/TryAcquireLock")
+	docQuotes(t, doc, run("-d", reports, "localhost:7070", "zkcoord.v1.LockService/TryAcquireLock"),
 		"Code: AlreadyExists", "lock: already held by this lease: reports (holds: 1); acquire with reentrant to add one")
 	release := fmt.Sprintf(`{"lock":"reports","lease_id":%q}`, l3.LeaseId)
-	run("-d", release, "localhost:7070", "zkcoord.v1.LockService/Release")
-	docQuotes(t, doc, run("-d", release, "localhost:7070", "zkcoord.v1.LockService/Release"),
+	run("-d", release, "localhost:7070", "zkcoord.v1.LockService/ReleaseLock")
+	docQuotes(t, doc, run("-d", release, "localhost:7070", "zkcoord.v1.LockService/ReleaseLock"),
 		"Code: NotFound", "lock: not held by this lease: reports")
 
 	// Errors.

@@ -159,7 +159,7 @@ func TestLayoutDoc(t *testing.T) {
 		t.Fatalf("AwaitBarrier: %v, %v", r, err)
 	}
 	locks := pb.NewLockServiceClient(cc)
-	held, err := locks.TryAcquire(ctx, &pb.TryAcquireRequest{Lock: "db", LeaseId: l.LeaseId})
+	held, err := locks.TryAcquireLock(ctx, &pb.TryAcquireLockRequest{Lock: "db", LeaseId: l.LeaseId})
 	if err != nil || !held.Acquired {
 		t.Fatalf("TryAcquire: %v, %v", held, err)
 	}

@@ -107,7 +107,7 @@ func TestHostileLeaseIDs(t *testing.T) {
 	if err := recvErr(pb.NewBarrierServiceClient(lc).AwaitBarrier(bctx, &pb.AwaitBarrierRequest{Barrier: "b.v", Threshold: 5, ParticipantId: "p", LeaseId: ll})); err != nil {
 		t.Fatal(err)
 	}
-	held, err := pb.NewLockServiceClient(lc).TryAcquire(ctx, &pb.TryAcquireRequest{Lock: "jobs.l", LeaseId: ll})
+	held, err := pb.NewLockServiceClient(lc).TryAcquireLock(ctx, &pb.TryAcquireLockRequest{Lock: "jobs.l", LeaseId: ll})
 	if err != nil || !held.Acquired {
 		t.Fatalf("TryAcquire: %v, %v", held, err)
 	}
@@ -170,11 +170,11 @@ func TestHostileLeaseIDs(t *testing.T) {
 			_, err = br.LeaveBarrier(ctx, &pb.LeaveBarrierRequest{Barrier: "b.v", ParticipantId: "p", LeaseId: id})
 			denied("LeaveBarrier its place", err)
 			lk := pb.NewLockServiceClient(cc)
-			denied("Acquire with it", recvErr(lk.Acquire(ctx, &pb.AcquireRequest{Lock: "jobs.x", LeaseId: id})))
-			denied("Acquire its lock reentrantly", recvErr(lk.Acquire(ctx, &pb.AcquireRequest{Lock: "jobs.l", LeaseId: id, Reentrant: true})))
-			_, err = lk.TryAcquire(ctx, &pb.TryAcquireRequest{Lock: "jobs.x", LeaseId: id})
+			denied("Acquire with it", recvErr(lk.AcquireLock(ctx, &pb.AcquireLockRequest{Lock: "jobs.x", LeaseId: id})))
+			denied("Acquire its lock reentrantly", recvErr(lk.AcquireLock(ctx, &pb.AcquireLockRequest{Lock: "jobs.l", LeaseId: id, Reentrant: true})))
+			_, err = lk.TryAcquireLock(ctx, &pb.TryAcquireLockRequest{Lock: "jobs.x", LeaseId: id})
 			denied("TryAcquire with it", err)
-			_, err = lk.Release(ctx, &pb.ReleaseRequest{Lock: "jobs.l", LeaseId: id})
+			_, err = lk.ReleaseLock(ctx, &pb.ReleaseLockRequest{Lock: "jobs.l", LeaseId: id})
 			denied("Release its lock", err)
 		}
 		// A persistent member belongs to the principal that registered it.

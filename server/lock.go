@@ -22,12 +22,12 @@ type lockService struct {
 
 var _ pb.LockServiceServer = (*lockService)(nil)
 
-var acquireStatus = map[lock.Status]pb.AcquireResponse_Status{
-	lock.Queued:   pb.AcquireResponse_STATUS_QUEUED,
-	lock.Held:     pb.AcquireResponse_STATUS_HELD,
-	lock.Jeopardy: pb.AcquireResponse_STATUS_JEOPARDY,
-	lock.Lost:     pb.AcquireResponse_STATUS_LOST,
-	lock.Released: pb.AcquireResponse_STATUS_RELEASED,
+var acquireStatus = map[lock.Status]pb.AcquireLockResponse_Status{
+	lock.Queued:   pb.AcquireLockResponse_STATUS_QUEUED,
+	lock.Held:     pb.AcquireLockResponse_STATUS_HELD,
+	lock.Jeopardy: pb.AcquireLockResponse_STATUS_JEOPARDY,
+	lock.Lost:     pb.AcquireLockResponse_STATUS_LOST,
+	lock.Released: pb.AcquireLockResponse_STATUS_RELEASED,
 }
 
 func lockMode(m pb.LockMode) lock.Mode {
@@ -48,7 +48,7 @@ func modePB(m lock.Mode) pb.LockMode {
 // it ends, the hold is released (with the stream's own lease, by revoking
 // it), unless the gateway drains (the lease and the hold are handed off,
 // for the client to resume).
-func (s *lockService) Acquire(req *pb.AcquireRequest, stream pb.LockService_AcquireServer) error {
+func (s *lockService) AcquireLock(req *pb.AcquireLockRequest, stream pb.LockService_AcquireLockServer) error {
 	ctx, cancel := s.c.streamContext(stream.Context())
 	defer cancel()
 	leaseID, release, err := s.c.streamLease(ctx, req.GetLeaseId(), req.GetTtl().AsDuration())
@@ -60,7 +60,7 @@ func (s *lockService) Acquire(req *pb.AcquireRequest, stream pb.LockService_Acqu
 	hold, err := s.locks.Acquire(ctx, lock.Request{Lock: req.GetLock(), Mode: lockMode(req.GetMode()), LeaseID: leaseID,
 		Reentrant: req.GetReentrant(), Resume: req.GetResume()}, func(u lock.Update) error {
 		ended = u.Status == lock.Lost || u.Status == lock.Released
-		resp := &pb.AcquireResponse{Status: acquireStatus[u.Status], Node: u.Node, Hold: u.Hold, Position: int32(u.Position),
+		resp := &pb.AcquireLockResponse{Status: acquireStatus[u.Status], Node: u.Node, Hold: u.Hold, Position: int32(u.Position),
 			FencingToken: u.Token, LeaseId: leaseID, Holds: int32(u.Holds), Mode: modePB(u.Mode)}
 		if !u.Deadline.IsZero() {
 			resp.JeopardyDeadline = timestamppb.New(u.Deadline)
@@ -73,7 +73,7 @@ func (s *lockService) Acquire(req *pb.AcquireRequest, stream pb.LockService_Acqu
 	return toStatus(s.c.stopErr(err))
 }
 
-// refused reports whether an Acquire failed without adding its hold.
+// refused reports whether an AcquireLock failed without adding its hold.
 func refused(err error) bool {
 	for _, e := range []error{lock.ErrAlreadyHeld, lock.ErrModeMismatch, lock.ErrTooManyHolds, lease.ErrNotFound, lease.ErrNotHolder} {
 		if errors.Is(err, e) {
@@ -83,7 +83,7 @@ func refused(err error) bool {
 	return false
 }
 
-// releaseHold releases the hold of an Acquire stream under a client's
+// releaseHold releases the hold of an AcquireLock stream under a client's
 // lease when the stream ends, unless the gateway drains. The release is
 // done within ctx (the stream's) if it can be; when ctx has ended (the
 // stream is gone), it goes on in the background, on the same ZooKeeper
@@ -113,7 +113,7 @@ func (s *lockService) releaseHold(ctx context.Context, name, leaseID, hold strin
 
 // TryAcquire takes a lock if it is free, for the request's lease or one
 // granted for the call (revoked when the lock is not taken).
-func (s *lockService) TryAcquire(ctx context.Context, req *pb.TryAcquireRequest) (*pb.TryAcquireResponse, error) {
+func (s *lockService) TryAcquireLock(ctx context.Context, req *pb.TryAcquireLockRequest) (*pb.TryAcquireLockResponse, error) {
 	l, granted, err := s.c.callLease(ctx, req.GetLeaseId(), req.GetTtl())
 	if err != nil {
 		return nil, toStatus(err)
@@ -126,7 +126,7 @@ func (s *lockService) TryAcquire(ctx context.Context, req *pb.TryAcquireRequest)
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	resp := &pb.TryAcquireResponse{Acquired: r.Acquired, Node: r.Node, Hold: r.Hold, FencingToken: r.Token,
+	resp := &pb.TryAcquireLockResponse{Acquired: r.Acquired, Node: r.Node, Hold: r.Hold, FencingToken: r.Token,
 		Holds: int32(r.Holds), Holders: holdersPB(r.Holders)}
 	if r.Acquired {
 		resp.LeaseId, resp.LeaseExpiresAt = l.ID, timestamppb.New(s.c.expiry(ctx, l))
@@ -136,12 +136,12 @@ func (s *lockService) TryAcquire(ctx context.Context, req *pb.TryAcquireRequest)
 	return resp, nil
 }
 
-func (s *lockService) Release(ctx context.Context, req *pb.ReleaseRequest) (*pb.ReleaseResponse, error) {
+func (s *lockService) ReleaseLock(ctx context.Context, req *pb.ReleaseLockRequest) (*pb.ReleaseLockResponse, error) {
 	n, rev, err := s.locks.Release(ctx, req.GetLock(), req.GetLeaseId(), req.GetHold())
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	return &pb.ReleaseResponse{Holds: int32(n), Revision: rev}, nil
+	return &pb.ReleaseLockResponse{Holds: int32(n), Revision: rev}, nil
 }
 
 func (s *lockService) GetLock(ctx context.Context, req *pb.GetLockRequest) (*pb.GetLockResponse, error) {

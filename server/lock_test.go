@@ -17,20 +17,20 @@ import (
 	"github.com/zkcoord/zkcoord/internal/zkx"
 )
 
-type acquireStream = grpc.ServerStreamingClient[pb.AcquireResponse]
+type acquireStream = grpc.ServerStreamingClient[pb.AcquireLockResponse]
 
 // acquireUntil opens an Acquire stream and receives until a message of
 // status want.
-func acquireUntil(t *testing.T, ctx context.Context, locks pb.LockServiceClient, req *pb.AcquireRequest, want pb.AcquireResponse_Status) (acquireStream, *pb.AcquireResponse) {
+func acquireUntil(t *testing.T, ctx context.Context, locks pb.LockServiceClient, req *pb.AcquireLockRequest, want pb.AcquireLockResponse_Status) (acquireStream, *pb.AcquireLockResponse) {
 	t.Helper()
-	s, err := locks.Acquire(ctx, req)
+	s, err := locks.AcquireLock(ctx, req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return s, recvUntil(t, s, want)
 }
 
-func recvUntil(t *testing.T, s acquireStream, want pb.AcquireResponse_Status) *pb.AcquireResponse {
+func recvUntil(t *testing.T, s acquireStream, want pb.AcquireLockResponse_Status) *pb.AcquireLockResponse {
 	t.Helper()
 	for {
 		r, err := s.Recv()
@@ -84,10 +84,10 @@ func TestLockStreamEndReleases(t *testing.T) {
 
 	// The stream's own lease.
 	actx, stopA := context.WithCancel(ctx)
-	_, ha := acquireUntil(t, actx, locks, &pb.AcquireRequest{Lock: lk}, pb.AcquireResponse_STATUS_HELD)
-	b, _ := acquireUntil(t, ctx, locks, &pb.AcquireRequest{Lock: lk}, pb.AcquireResponse_STATUS_QUEUED)
+	_, ha := acquireUntil(t, actx, locks, &pb.AcquireLockRequest{Lock: lk}, pb.AcquireLockResponse_STATUS_HELD)
+	b, _ := acquireUntil(t, ctx, locks, &pb.AcquireLockRequest{Lock: lk}, pb.AcquireLockResponse_STATUS_QUEUED)
 	stopA()
-	hb := recvUntil(t, b, pb.AcquireResponse_STATUS_HELD)
+	hb := recvUntil(t, b, pb.AcquireLockResponse_STATUS_HELD)
 	if hb.FencingToken <= ha.FencingToken {
 		t.Fatalf("token %d after %d", hb.FencingToken, ha.FencingToken)
 	}
@@ -102,8 +102,8 @@ func TestLockStreamEndReleases(t *testing.T) {
 	}
 	lk2 := lk + ".client"
 	sctx, stopS := context.WithCancel(ctx)
-	_, hs := acquireUntil(t, sctx, locks, &pb.AcquireRequest{Lock: lk2, LeaseId: g.LeaseId}, pb.AcquireResponse_STATUS_HELD)
-	try, err := locks.TryAcquire(ctx, &pb.TryAcquireRequest{Lock: lk2, LeaseId: g.LeaseId, Reentrant: true})
+	_, hs := acquireUntil(t, sctx, locks, &pb.AcquireLockRequest{Lock: lk2, LeaseId: g.LeaseId}, pb.AcquireLockResponse_STATUS_HELD)
+	try, err := locks.TryAcquireLock(ctx, &pb.TryAcquireLockRequest{Lock: lk2, LeaseId: g.LeaseId, Reentrant: true})
 	if err != nil || !try.Acquired || try.Holds != 2 || try.FencingToken != hs.FencingToken {
 		t.Fatalf("reentrant TryAcquire: %v, %v", try, err)
 	}
@@ -111,25 +111,25 @@ func TestLockStreamEndReleases(t *testing.T) {
 	eventually(t, func() bool { return holdsOf(t, locks, lk2)[hs.Node] == 1 }, "the stream's hold released, the try's kept")
 	// A waiter's stream that ends leaves the queue.
 	wctx, stopW := context.WithCancel(ctx)
-	_, hw := acquireUntil(t, wctx, locks, &pb.AcquireRequest{Lock: lk2, Mode: pb.LockMode_LOCK_MODE_SHARED}, pb.AcquireResponse_STATUS_QUEUED)
+	_, hw := acquireUntil(t, wctx, locks, &pb.AcquireLockRequest{Lock: lk2, Mode: pb.LockMode_LOCK_MODE_SHARED}, pb.AcquireLockResponse_STATUS_QUEUED)
 	if hw.Position != 1 || hw.Mode != pb.LockMode_LOCK_MODE_SHARED {
 		t.Fatalf("a reader behind a writer: %v", hw)
 	}
 	stopW()
 	eventually(t, func() bool { return len(holdsOf(t, locks, lk2)) == 1 }, "the waiter's node removed")
-	if r, err := locks.Release(ctx, &pb.ReleaseRequest{Lock: lk2, LeaseId: g.LeaseId}); err != nil || r.Holds != 0 {
+	if r, err := locks.ReleaseLock(ctx, &pb.ReleaseLockRequest{Lock: lk2, LeaseId: g.LeaseId}); err != nil || r.Holds != 0 {
 		t.Fatalf("Release of the try's hold: %v, %v", r, err)
 	}
-	if r, err := locks.Release(ctx, &pb.ReleaseRequest{Lock: lk2, LeaseId: g.LeaseId}); status.Code(err) != codes.NotFound {
+	if r, err := locks.ReleaseLock(ctx, &pb.ReleaseLockRequest{Lock: lk2, LeaseId: g.LeaseId}); status.Code(err) != codes.NotFound {
 		t.Fatalf("Release of nothing: %v, %v; want NotFound", r, err)
 	}
 
 	// TryAcquire with a ttl: the lease is the call's; its end releases.
-	t1, err := locks.TryAcquire(ctx, &pb.TryAcquireRequest{Lock: lk + ".ttl", Ttl: durationpb.New(time.Second)})
+	t1, err := locks.TryAcquireLock(ctx, &pb.TryAcquireLockRequest{Lock: lk + ".ttl", Ttl: durationpb.New(time.Second)})
 	if err != nil || !t1.Acquired || t1.LeaseId == "" || t1.LeaseExpiresAt == nil {
 		t.Fatalf("TryAcquire with a ttl: %v, %v", t1, err)
 	}
-	t2, err := locks.TryAcquire(ctx, &pb.TryAcquireRequest{Lock: lk + ".ttl", Ttl: durationpb.New(time.Minute)})
+	t2, err := locks.TryAcquireLock(ctx, &pb.TryAcquireLockRequest{Lock: lk + ".ttl", Ttl: durationpb.New(time.Minute)})
 	if err != nil || t2.Acquired || len(t2.Holders) != 1 || t2.Holders[0].Node != t1.Node {
 		t.Fatalf("TryAcquire of a held lock: %v, %v", t2, err)
 	}
@@ -139,7 +139,7 @@ func TestLockStreamEndReleases(t *testing.T) {
 	if st, err := leases.GetLease(ctx, &pb.GetLeaseRequest{LeaseId: t1.LeaseId}); err != nil || st.GetTtl().AsDuration() != time.Second {
 		t.Errorf("the holder's lease: %v, %v", st, err)
 	}
-	_, h := acquireUntil(t, ctx, locks, &pb.AcquireRequest{Lock: lk + ".ttl"}, pb.AcquireResponse_STATUS_HELD)
+	_, h := acquireUntil(t, ctx, locks, &pb.AcquireLockRequest{Lock: lk + ".ttl"}, pb.AcquireLockResponse_STATUS_HELD)
 	if h.FencingToken <= t1.FencingToken {
 		t.Fatalf("token %d after the lapsed lease's %d", h.FencingToken, t1.FencingToken)
 	}
@@ -153,7 +153,7 @@ func TestCheckSequencerGRPC(t *testing.T) {
 	cc := testenv.Conn(t)
 	locks, el := pb.NewLockServiceClient(cc), pb.NewElectionServiceClient(cc)
 	lk := name(t)
-	r, err := locks.TryAcquire(ctx, &pb.TryAcquireRequest{Lock: lk, Ttl: durationpb.New(time.Minute)})
+	r, err := locks.TryAcquireLock(ctx, &pb.TryAcquireLockRequest{Lock: lk, Ttl: durationpb.New(time.Minute)})
 	if err != nil || !r.Acquired {
 		t.Fatal(r, err)
 	}
@@ -168,7 +168,7 @@ func TestCheckSequencerGRPC(t *testing.T) {
 	if c := check(&pb.CheckSequencerRequest{Lock: lk, FencingToken: r.FencingToken}, true); c.HighestToken != r.FencingToken {
 		t.Fatalf("highest %d, want %d", c.HighestToken, r.FencingToken)
 	}
-	if _, err := locks.Release(ctx, &pb.ReleaseRequest{Lock: lk, LeaseId: r.LeaseId, Hold: r.Hold}); err != nil {
+	if _, err := locks.ReleaseLock(ctx, &pb.ReleaseLockRequest{Lock: lk, LeaseId: r.LeaseId, Hold: r.Hold}); err != nil {
 		t.Fatal(err)
 	}
 	check(&pb.CheckSequencerRequest{Lock: lk, FencingToken: r.FencingToken}, false)
@@ -208,7 +208,7 @@ func TestLockHostile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	held, err := locks.TryAcquire(ctx, &pb.TryAcquireRequest{Lock: lk, LeaseId: owner.LeaseId})
+	held, err := locks.TryAcquireLock(ctx, &pb.TryAcquireLockRequest{Lock: lk, LeaseId: owner.LeaseId})
 	if err != nil || !held.Acquired {
 		t.Fatal(held, err)
 	}
@@ -232,13 +232,13 @@ func TestLockHostile(t *testing.T) {
 	}
 	for _, n := range badNames {
 		q := fmt.Sprintf("%q", n)
-		add("Acquire "+q, inv, func() error { return first(locks.Acquire(ctx, &pb.AcquireRequest{Lock: n})) })
+		add("Acquire "+q, inv, func() error { return first(locks.AcquireLock(ctx, &pb.AcquireLockRequest{Lock: n})) })
 		add("TryAcquire "+q, inv, func() error {
-			_, err := locks.TryAcquire(ctx, &pb.TryAcquireRequest{Lock: n, LeaseId: owner.LeaseId})
+			_, err := locks.TryAcquireLock(ctx, &pb.TryAcquireLockRequest{Lock: n, LeaseId: owner.LeaseId})
 			return err
 		})
 		add("Release "+q, inv, func() error {
-			_, err := locks.Release(ctx, &pb.ReleaseRequest{Lock: n, LeaseId: owner.LeaseId})
+			_, err := locks.ReleaseLock(ctx, &pb.ReleaseLockRequest{Lock: n, LeaseId: owner.LeaseId})
 			return err
 		})
 		add("GetLock "+q, inv, func() error { _, err := locks.GetLock(ctx, &pb.GetLockRequest{Lock: n}); return err })
@@ -251,43 +251,43 @@ func TestLockHostile(t *testing.T) {
 			return err
 		})
 	}
-	add("Acquire mode 7", inv, func() error { return first(locks.Acquire(ctx, &pb.AcquireRequest{Lock: lk, Mode: 7})) })
+	add("Acquire mode 7", inv, func() error { return first(locks.AcquireLock(ctx, &pb.AcquireLockRequest{Lock: lk, Mode: 7})) })
 	add("Acquire resume without a lease", inv, func() error {
-		return first(locks.Acquire(ctx, &pb.AcquireRequest{Lock: lk, Resume: held.Hold}))
+		return first(locks.AcquireLock(ctx, &pb.AcquireLockRequest{Lock: lk, Resume: held.Hold}))
 	})
 	add("Release hold ../", inv, func() error {
-		_, err := locks.Release(ctx, &pb.ReleaseRequest{Lock: lk, LeaseId: owner.LeaseId, Hold: "../" + strings.Repeat("a", 13)})
+		_, err := locks.ReleaseLock(ctx, &pb.ReleaseLockRequest{Lock: lk, LeaseId: owner.LeaseId, Hold: "../" + strings.Repeat("a", 13)})
 		return err
 	})
-	add("TryAcquire without a lease", inv, func() error { _, err := locks.TryAcquire(ctx, &pb.TryAcquireRequest{Lock: lk}); return err })
+	add("TryAcquire without a lease", inv, func() error { _, err := locks.TryAcquireLock(ctx, &pb.TryAcquireLockRequest{Lock: lk}); return err })
 	add("CheckSequencer token 0", inv, func() error {
 		_, err := locks.CheckSequencer(ctx, &pb.CheckSequencerRequest{Lock: lk})
 		return err
 	})
 	add("Release with another lease", codes.NotFound, func() error {
-		_, err := locks.Release(ctx, &pb.ReleaseRequest{Lock: lk, LeaseId: intruder.LeaseId})
+		_, err := locks.ReleaseLock(ctx, &pb.ReleaseLockRequest{Lock: lk, LeaseId: intruder.LeaseId})
 		return err
 	})
 	add("Release another hold with another lease", codes.NotFound, func() error {
-		_, err := locks.Release(ctx, &pb.ReleaseRequest{Lock: lk, LeaseId: intruder.LeaseId, Hold: held.Hold})
+		_, err := locks.ReleaseLock(ctx, &pb.ReleaseLockRequest{Lock: lk, LeaseId: intruder.LeaseId, Hold: held.Hold})
 		return err
 	})
 	add("Release a hold the lease has not", codes.NotFound, func() error {
-		_, err := locks.Release(ctx, &pb.ReleaseRequest{Lock: lk, LeaseId: owner.LeaseId, Hold: "0123456789abcdef"})
+		_, err := locks.ReleaseLock(ctx, &pb.ReleaseLockRequest{Lock: lk, LeaseId: owner.LeaseId, Hold: "0123456789abcdef"})
 		return err
 	})
 	add("TryAcquire again without reentrant", codes.AlreadyExists, func() error {
-		_, err := locks.TryAcquire(ctx, &pb.TryAcquireRequest{Lock: lk, LeaseId: owner.LeaseId})
+		_, err := locks.TryAcquireLock(ctx, &pb.TryAcquireLockRequest{Lock: lk, LeaseId: owner.LeaseId})
 		return err
 	})
 	add("Acquire again without reentrant", codes.AlreadyExists, func() error {
-		return first(locks.Acquire(ctx, &pb.AcquireRequest{Lock: lk, LeaseId: owner.LeaseId}))
+		return first(locks.AcquireLock(ctx, &pb.AcquireLockRequest{Lock: lk, LeaseId: owner.LeaseId}))
 	})
 	add("Acquire in the other mode", codes.FailedPrecondition, func() error {
-		return first(locks.Acquire(ctx, &pb.AcquireRequest{Lock: lk, LeaseId: owner.LeaseId, Mode: pb.LockMode_LOCK_MODE_SHARED, Reentrant: true}))
+		return first(locks.AcquireLock(ctx, &pb.AcquireLockRequest{Lock: lk, LeaseId: owner.LeaseId, Mode: pb.LockMode_LOCK_MODE_SHARED, Reentrant: true}))
 	})
 	add("Acquire under an unknown lease", codes.NotFound, func() error {
-		return first(locks.Acquire(ctx, &pb.AcquireRequest{Lock: lk, LeaseId: strings.Repeat("0", 32)}))
+		return first(locks.AcquireLock(ctx, &pb.AcquireLockRequest{Lock: lk, LeaseId: strings.Repeat("0", 32)}))
 	})
 	for what, c := range calls {
 		if err := c.do(); status.Code(err) != c.code {

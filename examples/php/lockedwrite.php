@@ -1,9 +1,9 @@
 <?php
 // lockedwrite.php: a worker that writes to a shared store only while it
 // holds a lock, and a store that refuses stale writers: the fencing token
-// in PHP. The worker takes lock --lock through the Acquire stream
+// in PHP. The worker takes lock --lock through the AcquireLock stream
 // (newline-delimited JSON; it waits its turn, and the stream's own lease
-// is released if the process dies), or with --try through TryAcquire (one
+// is released if the process dies), or with --try through TryAcquireLock (one
 // call that never waits, under a lease of --ttl; the worker then releases
 // with :release). Holding the lock, it writes --steps times, each write
 // carrying its fencing token. The store (a JSON file, --store) admits a
@@ -71,7 +71,7 @@ zk_run(['lock' => 'inventory', 'id' => 'worker-1', 'steps' => 3, 'store' => '/tm
     $stopped = zk_stop_signal();
     $stream = null;
     if ($o['try']) {
-        $r = $zk->post("/v1/locks/$l:try", ['ttl' => $o['ttl']]);
+        $r = $zk->post("/v1/locks/$l:tryAcquire", ['ttl' => $o['ttl']]);
         if (!$r['acquired']) {
             $h = $r['holders'][0] ?? null;
             echo "$id: $lock is held" . ($h ? " by {$h['node']} (token {$h['fencingToken']})" : '') . "\n";

@@ -153,9 +153,9 @@ var rules = map[string]rule{
 	pb.BarrierService_LeaveBarrier_FullMethodName: {right: Barrier, name: barrierOf},
 	pb.BarrierService_AwaitGroup_FullMethodName:   {right: Read, name: group, stream: true, watch: true},
 
-	pb.LockService_Acquire_FullMethodName:        {right: Lock, name: lockOf, stream: true},
-	pb.LockService_TryAcquire_FullMethodName:     {right: Lock, name: lockOf},
-	pb.LockService_Release_FullMethodName:        {right: Lock, name: lockOf},
+	pb.LockService_AcquireLock_FullMethodName:        {right: Lock, name: lockOf, stream: true},
+	pb.LockService_TryAcquireLock_FullMethodName:     {right: Lock, name: lockOf},
+	pb.LockService_ReleaseLock_FullMethodName:        {right: Lock, name: lockOf},
 	pb.LockService_GetLock_FullMethodName:        {right: Read, name: lockOf},
 	pb.LockService_CheckSequencer_FullMethodName: {right: Read, name: sequencerOf},
 

@@ -78,23 +78,23 @@ func (r *Runner) lock(ctx context.Context) error {
 func gatewayLockOnce(ctx context.Context, locks pb.LockServiceClient, name, id string) error {
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	st, err := locks.Acquire(sctx, &pb.AcquireRequest{Lock: name, LeaseId: id})
+	st, err := locks.AcquireLock(sctx, &pb.AcquireLockRequest{Lock: name, LeaseId: id})
 	if err != nil {
 		return err
 	}
-	hold, err := recvStatus(st, pb.AcquireResponse_STATUS_HELD)
+	hold, err := recvStatus(st, pb.AcquireLockResponse_STATUS_HELD)
 	if err != nil {
 		return err
 	}
-	if _, err := locks.Release(ctx, &pb.ReleaseRequest{Lock: name, LeaseId: id, Hold: hold}); err != nil {
+	if _, err := locks.ReleaseLock(ctx, &pb.ReleaseLockRequest{Lock: name, LeaseId: id, Hold: hold}); err != nil {
 		return err
 	}
-	_, err = recvStatus(st, pb.AcquireResponse_STATUS_RELEASED)
+	_, err = recvStatus(st, pb.AcquireLockResponse_STATUS_RELEASED)
 	return err
 }
 
 // recvStatus receives until a message of status want, and returns its hold.
-func recvStatus(st pb.LockService_AcquireClient, want pb.AcquireResponse_Status) (string, error) {
+func recvStatus(st pb.LockService_AcquireLockClient, want pb.AcquireLockResponse_Status) (string, error) {
 	for {
 		m, err := st.Recv()
 		if err != nil {
@@ -103,7 +103,7 @@ func recvStatus(st pb.LockService_AcquireClient, want pb.AcquireResponse_Status)
 		if m.Status == want {
 			return m.Hold, nil
 		}
-		if m.Status == pb.AcquireResponse_STATUS_LOST {
+		if m.Status == pb.AcquireLockResponse_STATUS_LOST {
 			return "", fmt.Errorf("lock: hold lost")
 		}
 	}
@@ -126,11 +126,11 @@ func (r *Runner) lockHandovers(ctx context.Context, ids []string, locks []pb.Loc
 		go func() {
 			defer wg.Done()
 			for cctx.Err() == nil {
-				st, err := locks[i].Acquire(cctx, &pb.AcquireRequest{Lock: name, LeaseId: ids[i]})
+				st, err := locks[i].AcquireLock(cctx, &pb.AcquireLockRequest{Lock: name, LeaseId: ids[i]})
 				if err != nil {
 					continue
 				}
-				hold, err := recvStatus(st, pb.AcquireResponse_STATUS_HELD)
+				hold, err := recvStatus(st, pb.AcquireLockResponse_STATUS_HELD)
 				if err != nil {
 					continue
 				}
@@ -142,7 +142,7 @@ func (r *Runner) lockHandovers(ctx context.Context, ids []string, locks []pb.Loc
 				case <-cctx.Done():
 					return
 				}
-				_, _ = recvStatus(st, pb.AcquireResponse_STATUS_RELEASED)
+				_, _ = recvStatus(st, pb.AcquireLockResponse_STATUS_RELEASED)
 			}
 		}()
 	}
@@ -159,7 +159,7 @@ func (r *Runner) lockHandovers(ctx context.Context, ids []string, locks []pb.Loc
 		mu.Lock()
 		hold := holds[leader]
 		mu.Unlock()
-		_, err := locks[leader].Release(ctx, &pb.ReleaseRequest{Lock: name, LeaseId: ids[leader], Hold: hold})
+		_, err := locks[leader].ReleaseLock(ctx, &pb.ReleaseLockRequest{Lock: name, LeaseId: ids[leader], Hold: hold})
 		return err
 	})
 	if err != nil {

@@ -14,7 +14,7 @@ import (
 )
 
 // Status is an acquirer's state, as Acquire reports it. The values match
-// zkcoord.v1.AcquireResponse.Status.
+// zkcoord.v1.AcquireLockResponse.Status.
 type Status int
 
 // The states of a hold.

@@ -36,9 +36,9 @@ var requests = []func() proto.Message{
 	func() proto.Message { return &zkcoordv1.AwaitBarrierRequest{} },
 	func() proto.Message { return &zkcoordv1.LeaveBarrierRequest{} },
 	func() proto.Message { return &zkcoordv1.AwaitGroupRequest{} },
-	func() proto.Message { return &zkcoordv1.AcquireRequest{} },
-	func() proto.Message { return &zkcoordv1.TryAcquireRequest{} },
-	func() proto.Message { return &zkcoordv1.ReleaseRequest{} },
+	func() proto.Message { return &zkcoordv1.AcquireLockRequest{} },
+	func() proto.Message { return &zkcoordv1.TryAcquireLockRequest{} },
+	func() proto.Message { return &zkcoordv1.ReleaseLockRequest{} },
 	func() proto.Message { return &zkcoordv1.GetLockRequest{} },
 	func() proto.Message { return &zkcoordv1.CheckSequencerRequest{} },
 	func() proto.Message { return &zkcoordv1.GetStatusRequest{} },
@@ -66,7 +66,7 @@ func FuzzRequest(f *testing.F) {
 		&zkcoordv1.GrantRequest{Ttl: &durationpb.Duration{Seconds: 1, Nanos: -5}},
 		&zkcoordv1.KeepAliveRequest{LeaseId: strings.ToUpper(lease)},
 		&zkcoordv1.LookupRequest{Group: "g", Consistency: 7},
-		&zkcoordv1.AcquireRequest{Lock: "l", Mode: zkcoordv1.LockMode_LOCK_MODE_SHARED, LeaseId: lease, Resume: "0123456789abcdef"},
+		&zkcoordv1.AcquireLockRequest{Lock: "l", Mode: zkcoordv1.LockMode_LOCK_MODE_SHARED, LeaseId: lease, Resume: "0123456789abcdef"},
 		&zkcoordv1.CheckSequencerRequest{Lock: "../x", Election: "e", FencingToken: -3},
 	}
 	for _, m := range seeds {

@@ -10,7 +10,7 @@ import (
 // false when msg is not one.
 func lockRules(msg any, v *violations) bool {
 	switch m := msg.(type) {
-	case *zkcoordv1.AcquireRequest:
+	case *zkcoordv1.AcquireLockRequest:
 		v.name("lock", m.GetLock(), true)
 		v.mode("mode", m.GetMode())
 		v.leaseID("lease_id", m.GetLeaseId(), false)
@@ -23,7 +23,7 @@ func lockRules(msg any, v *violations) bool {
 		if m.GetResume() != "" && m.GetReentrant() {
 			v.add("reentrant", "conflicts with resume: a resume adds no hold")
 		}
-	case *zkcoordv1.TryAcquireRequest:
+	case *zkcoordv1.TryAcquireLockRequest:
 		v.name("lock", m.GetLock(), true)
 		v.mode("mode", m.GetMode())
 		v.leaseID("lease_id", m.GetLeaseId(), false)
@@ -32,7 +32,7 @@ func lockRules(msg any, v *violations) bool {
 			v.add("lease_id", "one of lease_id or ttl is required")
 		}
 		v.leaseOrTTL(m.GetLeaseId(), m.GetTtl())
-	case *zkcoordv1.ReleaseRequest:
+	case *zkcoordv1.ReleaseLockRequest:
 		v.name("lock", m.GetLock(), true)
 		v.leaseID("lease_id", m.GetLeaseId(), true)
 		v.hold("hold", m.GetHold())

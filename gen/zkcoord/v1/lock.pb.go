@@ -77,31 +77,31 @@ func (LockMode) EnumDescriptor() ([]byte, []int) {
 }
 
 // Status is an acquirer's state.
-type AcquireResponse_Status int32
+type AcquireLockResponse_Status int32
 
 const (
 	// Never sent.
-	AcquireResponse_STATUS_UNSPECIFIED AcquireResponse_Status = 0
+	AcquireLockResponse_STATUS_UNSPECIFIED AcquireLockResponse_Status = 0
 	// Waiting; position says how many ahead block it.
-	AcquireResponse_STATUS_QUEUED AcquireResponse_Status = 1
+	AcquireLockResponse_STATUS_QUEUED AcquireLockResponse_Status = 1
 	// Holding the lock; fencing_token identifies the hold. Also sent again
 	// when the gateway has ZooKeeper back after a JEOPARDY and the hold
 	// went on.
-	AcquireResponse_STATUS_HELD AcquireResponse_Status = 2
+	AcquireLockResponse_STATUS_HELD AcquireLockResponse_Status = 2
 	// The gateway has lost ZooKeeper. The hold goes on, but may end at
 	// jeopardy_deadline: stop acting on the lock by then unless HELD comes
 	// again.
-	AcquireResponse_STATUS_JEOPARDY AcquireResponse_Status = 3
+	AcquireLockResponse_STATUS_JEOPARDY AcquireLockResponse_Status = 3
 	// The hold ended without a release: its lease ended, or its znode was
 	// removed. The stream ends after this message.
-	AcquireResponse_STATUS_LOST AcquireResponse_Status = 4
-	// Release removed the hold. The stream ends after this message.
-	AcquireResponse_STATUS_RELEASED AcquireResponse_Status = 5
+	AcquireLockResponse_STATUS_LOST AcquireLockResponse_Status = 4
+	// ReleaseLock removed the hold. The stream ends after this message.
+	AcquireLockResponse_STATUS_RELEASED AcquireLockResponse_Status = 5
 )
 
-// Enum value maps for AcquireResponse_Status.
+// Enum value maps for AcquireLockResponse_Status.
 var (
-	AcquireResponse_Status_name = map[int32]string{
+	AcquireLockResponse_Status_name = map[int32]string{
 		0: "STATUS_UNSPECIFIED",
 		1: "STATUS_QUEUED",
 		2: "STATUS_HELD",
@@ -109,7 +109,7 @@ var (
 		4: "STATUS_LOST",
 		5: "STATUS_RELEASED",
 	}
-	AcquireResponse_Status_value = map[string]int32{
+	AcquireLockResponse_Status_value = map[string]int32{
 		"STATUS_UNSPECIFIED": 0,
 		"STATUS_QUEUED":      1,
 		"STATUS_HELD":        2,
@@ -119,35 +119,35 @@ var (
 	}
 )
 
-func (x AcquireResponse_Status) Enum() *AcquireResponse_Status {
-	p := new(AcquireResponse_Status)
+func (x AcquireLockResponse_Status) Enum() *AcquireLockResponse_Status {
+	p := new(AcquireLockResponse_Status)
 	*p = x
 	return p
 }
 
-func (x AcquireResponse_Status) String() string {
+func (x AcquireLockResponse_Status) String() string {
 	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
 }
 
-func (AcquireResponse_Status) Descriptor() protoreflect.EnumDescriptor {
+func (AcquireLockResponse_Status) Descriptor() protoreflect.EnumDescriptor {
 	return file_zkcoord_v1_lock_proto_enumTypes[1].Descriptor()
 }
 
-func (AcquireResponse_Status) Type() protoreflect.EnumType {
+func (AcquireLockResponse_Status) Type() protoreflect.EnumType {
 	return &file_zkcoord_v1_lock_proto_enumTypes[1]
 }
 
-func (x AcquireResponse_Status) Number() protoreflect.EnumNumber {
+func (x AcquireLockResponse_Status) Number() protoreflect.EnumNumber {
 	return protoreflect.EnumNumber(x)
 }
 
-// Deprecated: Use AcquireResponse_Status.Descriptor instead.
-func (AcquireResponse_Status) EnumDescriptor() ([]byte, []int) {
+// Deprecated: Use AcquireLockResponse_Status.Descriptor instead.
+func (AcquireLockResponse_Status) EnumDescriptor() ([]byte, []int) {
 	return file_zkcoord_v1_lock_proto_rawDescGZIP(), []int{1, 0}
 }
 
-// AcquireRequest queues for a lock.
-type AcquireRequest struct {
+// AcquireLockRequest queues for a lock.
+type AcquireLockRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The lock. Names: 1-128 characters of [A-Za-z0-9._:@=-], not starting
 	// with '.'.
@@ -168,7 +168,7 @@ type AcquireRequest struct {
 	// is.
 	Reentrant bool `protobuf:"varint,5,opt,name=reentrant,proto3" json:"reentrant,omitempty"`
 	// Resume following the hold with this ID (from an earlier
-	// AcquireResponse.hold) instead of acquiring a new one: after a stream
+	// AcquireLockResponse.hold) instead of acquiring a new one: after a stream
 	// that a draining gateway ended. Needs lease_id (the stream's messages
 	// carry it). If the hold is gone, the stream says STATUS_LOST.
 	Resume        string `protobuf:"bytes,6,opt,name=resume,proto3" json:"resume,omitempty"`
@@ -176,20 +176,20 @@ type AcquireRequest struct {
 	sizeCache     protoimpl.SizeCache
 }
 
-func (x *AcquireRequest) Reset() {
-	*x = AcquireRequest{}
+func (x *AcquireLockRequest) Reset() {
+	*x = AcquireLockRequest{}
 	mi := &file_zkcoord_v1_lock_proto_msgTypes[0]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
 
-func (x *AcquireRequest) String() string {
+func (x *AcquireLockRequest) String() string {
 	return protoimpl.X.MessageStringOf(x)
 }
 
-func (*AcquireRequest) ProtoMessage() {}
+func (*AcquireLockRequest) ProtoMessage() {}
 
-func (x *AcquireRequest) ProtoReflect() protoreflect.Message {
+func (x *AcquireLockRequest) ProtoReflect() protoreflect.Message {
 	mi := &file_zkcoord_v1_lock_proto_msgTypes[0]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
@@ -201,62 +201,62 @@ func (x *AcquireRequest) ProtoReflect() protoreflect.Message {
 	return mi.MessageOf(x)
 }
 
-// Deprecated: Use AcquireRequest.ProtoReflect.Descriptor instead.
-func (*AcquireRequest) Descriptor() ([]byte, []int) {
+// Deprecated: Use AcquireLockRequest.ProtoReflect.Descriptor instead.
+func (*AcquireLockRequest) Descriptor() ([]byte, []int) {
 	return file_zkcoord_v1_lock_proto_rawDescGZIP(), []int{0}
 }
 
-func (x *AcquireRequest) GetLock() string {
+func (x *AcquireLockRequest) GetLock() string {
 	if x != nil {
 		return x.Lock
 	}
 	return ""
 }
 
-func (x *AcquireRequest) GetMode() LockMode {
+func (x *AcquireLockRequest) GetMode() LockMode {
 	if x != nil {
 		return x.Mode
 	}
 	return LockMode_LOCK_MODE_UNSPECIFIED
 }
 
-func (x *AcquireRequest) GetLeaseId() string {
+func (x *AcquireLockRequest) GetLeaseId() string {
 	if x != nil {
 		return x.LeaseId
 	}
 	return ""
 }
 
-func (x *AcquireRequest) GetTtl() *durationpb.Duration {
+func (x *AcquireLockRequest) GetTtl() *durationpb.Duration {
 	if x != nil {
 		return x.Ttl
 	}
 	return nil
 }
 
-func (x *AcquireRequest) GetReentrant() bool {
+func (x *AcquireLockRequest) GetReentrant() bool {
 	if x != nil {
 		return x.Reentrant
 	}
 	return false
 }
 
-func (x *AcquireRequest) GetResume() string {
+func (x *AcquireLockRequest) GetResume() string {
 	if x != nil {
 		return x.Resume
 	}
 	return ""
 }
 
-// AcquireResponse reports an acquirer's state.
-type AcquireResponse struct {
+// AcquireLockResponse reports an acquirer's state.
+type AcquireLockResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The acquirer's state.
-	Status AcquireResponse_Status `protobuf:"varint,1,opt,name=status,proto3,enum=zkcoord.v1.AcquireResponse_Status" json:"status,omitempty"`
+	Status AcquireLockResponse_Status `protobuf:"varint,1,opt,name=status,proto3,enum=zkcoord.v1.AcquireLockResponse_Status" json:"status,omitempty"`
 	// The lease's znode in the lock (<mode>_<lease key>_<sequence>: x for
 	// exclusive, s for shared), shared by the lease's holds.
 	Node string `protobuf:"bytes,2,opt,name=node,proto3" json:"node,omitempty"`
-	// This hold's ID (16 hex characters): pass it to Release, or to resume.
+	// This hold's ID (16 hex characters): pass it to ReleaseLock, or to resume.
 	Hold string `protobuf:"bytes,3,opt,name=hold,proto3" json:"hold,omitempty"`
 	// For STATUS_QUEUED: how many acquirers ahead block this one (for a
 	// shared acquirer, those up to the nearest exclusive one ahead), counted
@@ -279,20 +279,20 @@ type AcquireResponse struct {
 	sizeCache     protoimpl.SizeCache
 }
 
-func (x *AcquireResponse) Reset() {
-	*x = AcquireResponse{}
+func (x *AcquireLockResponse) Reset() {
+	*x = AcquireLockResponse{}
 	mi := &file_zkcoord_v1_lock_proto_msgTypes[1]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
 
-func (x *AcquireResponse) String() string {
+func (x *AcquireLockResponse) String() string {
 	return protoimpl.X.MessageStringOf(x)
 }
 
-func (*AcquireResponse) ProtoMessage() {}
+func (*AcquireLockResponse) ProtoMessage() {}
 
-func (x *AcquireResponse) ProtoReflect() protoreflect.Message {
+func (x *AcquireLockResponse) ProtoReflect() protoreflect.Message {
 	mi := &file_zkcoord_v1_lock_proto_msgTypes[1]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
@@ -304,76 +304,76 @@ func (x *AcquireResponse) ProtoReflect() protoreflect.Message {
 	return mi.MessageOf(x)
 }
 
-// Deprecated: Use AcquireResponse.ProtoReflect.Descriptor instead.
-func (*AcquireResponse) Descriptor() ([]byte, []int) {
+// Deprecated: Use AcquireLockResponse.ProtoReflect.Descriptor instead.
+func (*AcquireLockResponse) Descriptor() ([]byte, []int) {
 	return file_zkcoord_v1_lock_proto_rawDescGZIP(), []int{1}
 }
 
-func (x *AcquireResponse) GetStatus() AcquireResponse_Status {
+func (x *AcquireLockResponse) GetStatus() AcquireLockResponse_Status {
 	if x != nil {
 		return x.Status
 	}
-	return AcquireResponse_STATUS_UNSPECIFIED
+	return AcquireLockResponse_STATUS_UNSPECIFIED
 }
 
-func (x *AcquireResponse) GetNode() string {
+func (x *AcquireLockResponse) GetNode() string {
 	if x != nil {
 		return x.Node
 	}
 	return ""
 }
 
-func (x *AcquireResponse) GetHold() string {
+func (x *AcquireLockResponse) GetHold() string {
 	if x != nil {
 		return x.Hold
 	}
 	return ""
 }
 
-func (x *AcquireResponse) GetPosition() int32 {
+func (x *AcquireLockResponse) GetPosition() int32 {
 	if x != nil {
 		return x.Position
 	}
 	return 0
 }
 
-func (x *AcquireResponse) GetFencingToken() int64 {
+func (x *AcquireLockResponse) GetFencingToken() int64 {
 	if x != nil {
 		return x.FencingToken
 	}
 	return 0
 }
 
-func (x *AcquireResponse) GetJeopardyDeadline() *timestamppb.Timestamp {
+func (x *AcquireLockResponse) GetJeopardyDeadline() *timestamppb.Timestamp {
 	if x != nil {
 		return x.JeopardyDeadline
 	}
 	return nil
 }
 
-func (x *AcquireResponse) GetLeaseId() string {
+func (x *AcquireLockResponse) GetLeaseId() string {
 	if x != nil {
 		return x.LeaseId
 	}
 	return ""
 }
 
-func (x *AcquireResponse) GetHolds() int32 {
+func (x *AcquireLockResponse) GetHolds() int32 {
 	if x != nil {
 		return x.Holds
 	}
 	return 0
 }
 
-func (x *AcquireResponse) GetMode() LockMode {
+func (x *AcquireLockResponse) GetMode() LockMode {
 	if x != nil {
 		return x.Mode
 	}
 	return LockMode_LOCK_MODE_UNSPECIFIED
 }
 
-// TryAcquireRequest takes a lock if it is free.
-type TryAcquireRequest struct {
+// TryAcquireLockRequest takes a lock if it is free.
+type TryAcquireLockRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The lock.
 	Lock string `protobuf:"bytes,1,opt,name=lock,proto3" json:"lock,omitempty"`
@@ -383,29 +383,29 @@ type TryAcquireRequest struct {
 	LeaseId string `protobuf:"bytes,3,opt,name=lease_id,json=leaseId,proto3" json:"lease_id,omitempty"`
 	// Create a new lease with this TTL to own the hold; its ID is returned.
 	// Keep it alive while holding (KeepAlive), or the hold ends with it. A
-	// lease created for a TryAcquire that does not acquire is revoked.
+	// lease created for a TryAcquireLock that does not acquire is revoked.
 	Ttl *durationpb.Duration `protobuf:"bytes,4,opt,name=ttl,proto3" json:"ttl,omitempty"`
 	// When the lease already holds the lock in this mode, add one hold
-	// (see AcquireRequest.reentrant) instead of failing with ALREADY_EXISTS.
+	// (see AcquireLockRequest.reentrant) instead of failing with ALREADY_EXISTS.
 	Reentrant     bool `protobuf:"varint,5,opt,name=reentrant,proto3" json:"reentrant,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
-func (x *TryAcquireRequest) Reset() {
-	*x = TryAcquireRequest{}
+func (x *TryAcquireLockRequest) Reset() {
+	*x = TryAcquireLockRequest{}
 	mi := &file_zkcoord_v1_lock_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
 
-func (x *TryAcquireRequest) String() string {
+func (x *TryAcquireLockRequest) String() string {
 	return protoimpl.X.MessageStringOf(x)
 }
 
-func (*TryAcquireRequest) ProtoMessage() {}
+func (*TryAcquireLockRequest) ProtoMessage() {}
 
-func (x *TryAcquireRequest) ProtoReflect() protoreflect.Message {
+func (x *TryAcquireLockRequest) ProtoReflect() protoreflect.Message {
 	mi := &file_zkcoord_v1_lock_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
@@ -417,57 +417,57 @@ func (x *TryAcquireRequest) ProtoReflect() protoreflect.Message {
 	return mi.MessageOf(x)
 }
 
-// Deprecated: Use TryAcquireRequest.ProtoReflect.Descriptor instead.
-func (*TryAcquireRequest) Descriptor() ([]byte, []int) {
+// Deprecated: Use TryAcquireLockRequest.ProtoReflect.Descriptor instead.
+func (*TryAcquireLockRequest) Descriptor() ([]byte, []int) {
 	return file_zkcoord_v1_lock_proto_rawDescGZIP(), []int{2}
 }
 
-func (x *TryAcquireRequest) GetLock() string {
+func (x *TryAcquireLockRequest) GetLock() string {
 	if x != nil {
 		return x.Lock
 	}
 	return ""
 }
 
-func (x *TryAcquireRequest) GetMode() LockMode {
+func (x *TryAcquireLockRequest) GetMode() LockMode {
 	if x != nil {
 		return x.Mode
 	}
 	return LockMode_LOCK_MODE_UNSPECIFIED
 }
 
-func (x *TryAcquireRequest) GetLeaseId() string {
+func (x *TryAcquireLockRequest) GetLeaseId() string {
 	if x != nil {
 		return x.LeaseId
 	}
 	return ""
 }
 
-func (x *TryAcquireRequest) GetTtl() *durationpb.Duration {
+func (x *TryAcquireLockRequest) GetTtl() *durationpb.Duration {
 	if x != nil {
 		return x.Ttl
 	}
 	return nil
 }
 
-func (x *TryAcquireRequest) GetReentrant() bool {
+func (x *TryAcquireLockRequest) GetReentrant() bool {
 	if x != nil {
 		return x.Reentrant
 	}
 	return false
 }
 
-// TryAcquireResponse says whether the lock was taken.
-type TryAcquireResponse struct {
+// TryAcquireLockResponse says whether the lock was taken.
+type TryAcquireLockResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// True when the lease now holds the lock; false when it was not free
 	// for the mode (holders names who holds it), and nothing was created.
 	Acquired bool `protobuf:"varint,1,opt,name=acquired,proto3" json:"acquired,omitempty"`
 	// When acquired: the lease's znode in the lock.
 	Node string `protobuf:"bytes,2,opt,name=node,proto3" json:"node,omitempty"`
-	// When acquired: the hold's ID, for Release.
+	// When acquired: the hold's ID, for ReleaseLock.
 	Hold string `protobuf:"bytes,3,opt,name=hold,proto3" json:"hold,omitempty"`
-	// When acquired: the fencing token (see AcquireResponse.fencing_token).
+	// When acquired: the fencing token (see AcquireLockResponse.fencing_token).
 	FencingToken int64 `protobuf:"varint,4,opt,name=fencing_token,json=fencingToken,proto3" json:"fencing_token,omitempty"`
 	// When acquired: how many holds the lease has on the lock.
 	Holds int32 `protobuf:"varint,5,opt,name=holds,proto3" json:"holds,omitempty"`
@@ -482,20 +482,20 @@ type TryAcquireResponse struct {
 	sizeCache      protoimpl.SizeCache
 }
 
-func (x *TryAcquireResponse) Reset() {
-	*x = TryAcquireResponse{}
+func (x *TryAcquireLockResponse) Reset() {
+	*x = TryAcquireLockResponse{}
 	mi := &file_zkcoord_v1_lock_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
 
-func (x *TryAcquireResponse) String() string {
+func (x *TryAcquireLockResponse) String() string {
 	return protoimpl.X.MessageStringOf(x)
 }
 
-func (*TryAcquireResponse) ProtoMessage() {}
+func (*TryAcquireLockResponse) ProtoMessage() {}
 
-func (x *TryAcquireResponse) ProtoReflect() protoreflect.Message {
+func (x *TryAcquireLockResponse) ProtoReflect() protoreflect.Message {
 	mi := &file_zkcoord_v1_lock_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
@@ -507,69 +507,69 @@ func (x *TryAcquireResponse) ProtoReflect() protoreflect.Message {
 	return mi.MessageOf(x)
 }
 
-// Deprecated: Use TryAcquireResponse.ProtoReflect.Descriptor instead.
-func (*TryAcquireResponse) Descriptor() ([]byte, []int) {
+// Deprecated: Use TryAcquireLockResponse.ProtoReflect.Descriptor instead.
+func (*TryAcquireLockResponse) Descriptor() ([]byte, []int) {
 	return file_zkcoord_v1_lock_proto_rawDescGZIP(), []int{3}
 }
 
-func (x *TryAcquireResponse) GetAcquired() bool {
+func (x *TryAcquireLockResponse) GetAcquired() bool {
 	if x != nil {
 		return x.Acquired
 	}
 	return false
 }
 
-func (x *TryAcquireResponse) GetNode() string {
+func (x *TryAcquireLockResponse) GetNode() string {
 	if x != nil {
 		return x.Node
 	}
 	return ""
 }
 
-func (x *TryAcquireResponse) GetHold() string {
+func (x *TryAcquireLockResponse) GetHold() string {
 	if x != nil {
 		return x.Hold
 	}
 	return ""
 }
 
-func (x *TryAcquireResponse) GetFencingToken() int64 {
+func (x *TryAcquireLockResponse) GetFencingToken() int64 {
 	if x != nil {
 		return x.FencingToken
 	}
 	return 0
 }
 
-func (x *TryAcquireResponse) GetHolds() int32 {
+func (x *TryAcquireLockResponse) GetHolds() int32 {
 	if x != nil {
 		return x.Holds
 	}
 	return 0
 }
 
-func (x *TryAcquireResponse) GetHolders() []*LockHolder {
+func (x *TryAcquireLockResponse) GetHolders() []*LockHolder {
 	if x != nil {
 		return x.Holders
 	}
 	return nil
 }
 
-func (x *TryAcquireResponse) GetLeaseId() string {
+func (x *TryAcquireLockResponse) GetLeaseId() string {
 	if x != nil {
 		return x.LeaseId
 	}
 	return ""
 }
 
-func (x *TryAcquireResponse) GetLeaseExpiresAt() *timestamppb.Timestamp {
+func (x *TryAcquireLockResponse) GetLeaseExpiresAt() *timestamppb.Timestamp {
 	if x != nil {
 		return x.LeaseExpiresAt
 	}
 	return nil
 }
 
-// ReleaseRequest gives up a hold.
-type ReleaseRequest struct {
+// ReleaseLockRequest gives up a hold.
+type ReleaseLockRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The lock.
 	Lock string `protobuf:"bytes,1,opt,name=lock,proto3" json:"lock,omitempty"`
@@ -582,20 +582,20 @@ type ReleaseRequest struct {
 	sizeCache     protoimpl.SizeCache
 }
 
-func (x *ReleaseRequest) Reset() {
-	*x = ReleaseRequest{}
+func (x *ReleaseLockRequest) Reset() {
+	*x = ReleaseLockRequest{}
 	mi := &file_zkcoord_v1_lock_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
 
-func (x *ReleaseRequest) String() string {
+func (x *ReleaseLockRequest) String() string {
 	return protoimpl.X.MessageStringOf(x)
 }
 
-func (*ReleaseRequest) ProtoMessage() {}
+func (*ReleaseLockRequest) ProtoMessage() {}
 
-func (x *ReleaseRequest) ProtoReflect() protoreflect.Message {
+func (x *ReleaseLockRequest) ProtoReflect() protoreflect.Message {
 	mi := &file_zkcoord_v1_lock_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
@@ -607,34 +607,34 @@ func (x *ReleaseRequest) ProtoReflect() protoreflect.Message {
 	return mi.MessageOf(x)
 }
 
-// Deprecated: Use ReleaseRequest.ProtoReflect.Descriptor instead.
-func (*ReleaseRequest) Descriptor() ([]byte, []int) {
+// Deprecated: Use ReleaseLockRequest.ProtoReflect.Descriptor instead.
+func (*ReleaseLockRequest) Descriptor() ([]byte, []int) {
 	return file_zkcoord_v1_lock_proto_rawDescGZIP(), []int{4}
 }
 
-func (x *ReleaseRequest) GetLock() string {
+func (x *ReleaseLockRequest) GetLock() string {
 	if x != nil {
 		return x.Lock
 	}
 	return ""
 }
 
-func (x *ReleaseRequest) GetLeaseId() string {
+func (x *ReleaseLockRequest) GetLeaseId() string {
 	if x != nil {
 		return x.LeaseId
 	}
 	return ""
 }
 
-func (x *ReleaseRequest) GetHold() string {
+func (x *ReleaseLockRequest) GetHold() string {
 	if x != nil {
 		return x.Hold
 	}
 	return ""
 }
 
-// ReleaseResponse confirms a release.
-type ReleaseResponse struct {
+// ReleaseLockResponse confirms a release.
+type ReleaseLockResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// How many holds the lease still has on the lock; 0 when it released
 	// the lock (or left its queue).
@@ -646,20 +646,20 @@ type ReleaseResponse struct {
 	sizeCache     protoimpl.SizeCache
 }
 
-func (x *ReleaseResponse) Reset() {
-	*x = ReleaseResponse{}
+func (x *ReleaseLockResponse) Reset() {
+	*x = ReleaseLockResponse{}
 	mi := &file_zkcoord_v1_lock_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
 
-func (x *ReleaseResponse) String() string {
+func (x *ReleaseLockResponse) String() string {
 	return protoimpl.X.MessageStringOf(x)
 }
 
-func (*ReleaseResponse) ProtoMessage() {}
+func (*ReleaseLockResponse) ProtoMessage() {}
 
-func (x *ReleaseResponse) ProtoReflect() protoreflect.Message {
+func (x *ReleaseLockResponse) ProtoReflect() protoreflect.Message {
 	mi := &file_zkcoord_v1_lock_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
@@ -671,19 +671,19 @@ func (x *ReleaseResponse) ProtoReflect() protoreflect.Message {
 	return mi.MessageOf(x)
 }
 
-// Deprecated: Use ReleaseResponse.ProtoReflect.Descriptor instead.
-func (*ReleaseResponse) Descriptor() ([]byte, []int) {
+// Deprecated: Use ReleaseLockResponse.ProtoReflect.Descriptor instead.
+func (*ReleaseLockResponse) Descriptor() ([]byte, []int) {
 	return file_zkcoord_v1_lock_proto_rawDescGZIP(), []int{5}
 }
 
-func (x *ReleaseResponse) GetHolds() int32 {
+func (x *ReleaseLockResponse) GetHolds() int32 {
 	if x != nil {
 		return x.Holds
 	}
 	return 0
 }
 
-func (x *ReleaseResponse) GetRevision() int64 {
+func (x *ReleaseLockResponse) GetRevision() int64 {
 	if x != nil {
 		return x.Revision
 	}
@@ -1076,16 +1076,16 @@ var File_zkcoord_v1_lock_proto protoreflect.FileDescriptor
 const file_zkcoord_v1_lock_proto_rawDesc = "" +
 	"\n" +
 	"\x15zkcoord/v1/lock.proto\x12\n" +
-	"zkcoord.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xcc\x01\n" +
-	"\x0eAcquireRequest\x12\x12\n" +
+	"zkcoord.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd0\x01\n" +
+	"\x12AcquireLockRequest\x12\x12\n" +
 	"\x04lock\x18\x01 \x01(\tR\x04lock\x12(\n" +
 	"\x04mode\x18\x02 \x01(\x0e2\x14.zkcoord.v1.LockModeR\x04mode\x12\x19\n" +
 	"\blease_id\x18\x03 \x01(\tR\aleaseId\x12+\n" +
 	"\x03ttl\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\x03ttl\x12\x1c\n" +
 	"\treentrant\x18\x05 \x01(\bR\treentrant\x12\x16\n" +
-	"\x06resume\x18\x06 \x01(\tR\x06resume\"\xdb\x03\n" +
-	"\x0fAcquireResponse\x12:\n" +
-	"\x06status\x18\x01 \x01(\x0e2\".zkcoord.v1.AcquireResponse.StatusR\x06status\x12\x12\n" +
+	"\x06resume\x18\x06 \x01(\tR\x06resume\"\xe3\x03\n" +
+	"\x13AcquireLockResponse\x12>\n" +
+	"\x06status\x18\x01 \x01(\x0e2&.zkcoord.v1.AcquireLockResponse.StatusR\x06status\x12\x12\n" +
 	"\x04node\x18\x02 \x01(\tR\x04node\x12\x12\n" +
 	"\x04hold\x18\x03 \x01(\tR\x04hold\x12\x1a\n" +
 	"\bposition\x18\x04 \x01(\x05R\bposition\x12#\n" +
@@ -1100,14 +1100,14 @@ const file_zkcoord_v1_lock_proto_rawDesc = "" +
 	"\vSTATUS_HELD\x10\x02\x12\x13\n" +
 	"\x0fSTATUS_JEOPARDY\x10\x03\x12\x0f\n" +
 	"\vSTATUS_LOST\x10\x04\x12\x13\n" +
-	"\x0fSTATUS_RELEASED\x10\x05\"\xb7\x01\n" +
-	"\x11TryAcquireRequest\x12\x12\n" +
+	"\x0fSTATUS_RELEASED\x10\x05\"\xbb\x01\n" +
+	"\x15TryAcquireLockRequest\x12\x12\n" +
 	"\x04lock\x18\x01 \x01(\tR\x04lock\x12(\n" +
 	"\x04mode\x18\x02 \x01(\x0e2\x14.zkcoord.v1.LockModeR\x04mode\x12\x19\n" +
 	"\blease_id\x18\x03 \x01(\tR\aleaseId\x12+\n" +
 	"\x03ttl\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\x03ttl\x12\x1c\n" +
-	"\treentrant\x18\x05 \x01(\bR\treentrant\"\xa6\x02\n" +
-	"\x12TryAcquireResponse\x12\x1a\n" +
+	"\treentrant\x18\x05 \x01(\bR\treentrant\"\xaa\x02\n" +
+	"\x16TryAcquireLockResponse\x12\x1a\n" +
 	"\bacquired\x18\x01 \x01(\bR\bacquired\x12\x12\n" +
 	"\x04node\x18\x02 \x01(\tR\x04node\x12\x12\n" +
 	"\x04hold\x18\x03 \x01(\tR\x04hold\x12#\n" +
@@ -1115,12 +1115,12 @@ const file_zkcoord_v1_lock_proto_rawDesc = "" +
 	"\x05holds\x18\x05 \x01(\x05R\x05holds\x120\n" +
 	"\aholders\x18\x06 \x03(\v2\x16.zkcoord.v1.LockHolderR\aholders\x12\x19\n" +
 	"\blease_id\x18\a \x01(\tR\aleaseId\x12D\n" +
-	"\x10lease_expires_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\x0eleaseExpiresAt\"S\n" +
-	"\x0eReleaseRequest\x12\x12\n" +
+	"\x10lease_expires_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\x0eleaseExpiresAt\"W\n" +
+	"\x12ReleaseLockRequest\x12\x12\n" +
 	"\x04lock\x18\x01 \x01(\tR\x04lock\x12\x19\n" +
 	"\blease_id\x18\x02 \x01(\tR\aleaseId\x12\x12\n" +
-	"\x04hold\x18\x03 \x01(\tR\x04hold\"C\n" +
-	"\x0fReleaseResponse\x12\x14\n" +
+	"\x04hold\x18\x03 \x01(\tR\x04hold\"G\n" +
+	"\x13ReleaseLockResponse\x12\x14\n" +
 	"\x05holds\x18\x01 \x01(\x05R\x05holds\x12\x1a\n" +
 	"\brevision\x18\x02 \x01(\x03R\brevision\"\x85\x01\n" +
 	"\n" +
@@ -1151,12 +1151,11 @@ const file_zkcoord_v1_lock_proto_rawDesc = "" +
 	"\bLockMode\x12\x19\n" +
 	"\x15LOCK_MODE_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13LOCK_MODE_EXCLUSIVE\x10\x01\x12\x14\n" +
-	"\x10LOCK_MODE_SHARED\x10\x022\x81\x03\n" +
-	"\vLockService\x12D\n" +
-	"\aAcquire\x12\x1a.zkcoord.v1.AcquireRequest\x1a\x1b.zkcoord.v1.AcquireResponse0\x01\x12K\n" +
-	"\n" +
-	"TryAcquire\x12\x1d.zkcoord.v1.TryAcquireRequest\x1a\x1e.zkcoord.v1.TryAcquireResponse\x12B\n" +
-	"\aRelease\x12\x1a.zkcoord.v1.ReleaseRequest\x1a\x1b.zkcoord.v1.ReleaseResponse\x12B\n" +
+	"\x10LOCK_MODE_SHARED\x10\x022\xa5\x03\n" +
+	"\vLockService\x12P\n" +
+	"\vAcquireLock\x12\x1e.zkcoord.v1.AcquireLockRequest\x1a\x1f.zkcoord.v1.AcquireLockResponse0\x01\x12W\n" +
+	"\x0eTryAcquireLock\x12!.zkcoord.v1.TryAcquireLockRequest\x1a\".zkcoord.v1.TryAcquireLockResponse\x12N\n" +
+	"\vReleaseLock\x12\x1e.zkcoord.v1.ReleaseLockRequest\x1a\x1f.zkcoord.v1.ReleaseLockResponse\x12B\n" +
 	"\aGetLock\x12\x1a.zkcoord.v1.GetLockRequest\x1a\x1b.zkcoord.v1.GetLockResponse\x12W\n" +
 	"\x0eCheckSequencer\x12!.zkcoord.v1.CheckSequencerRequest\x1a\".zkcoord.v1.CheckSequencerResponseB\x99\x01\n" +
 	"\x0ecom.zkcoord.v1B\tLockProtoP\x01Z3github.com/zkcoord/zkcoord/gen/zkcoord/v1;zkcoordv1\xa2\x02\x03ZXX\xaa\x02\n" +
@@ -1178,45 +1177,45 @@ func file_zkcoord_v1_lock_proto_rawDescGZIP() []byte {
 var file_zkcoord_v1_lock_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
 var file_zkcoord_v1_lock_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_zkcoord_v1_lock_proto_goTypes = []any{
-	(LockMode)(0),                  // 0: zkcoord.v1.LockMode
-	(AcquireResponse_Status)(0),    // 1: zkcoord.v1.AcquireResponse.Status
-	(*AcquireRequest)(nil),         // 2: zkcoord.v1.AcquireRequest
-	(*AcquireResponse)(nil),        // 3: zkcoord.v1.AcquireResponse
-	(*TryAcquireRequest)(nil),      // 4: zkcoord.v1.TryAcquireRequest
-	(*TryAcquireResponse)(nil),     // 5: zkcoord.v1.TryAcquireResponse
-	(*ReleaseRequest)(nil),         // 6: zkcoord.v1.ReleaseRequest
-	(*ReleaseResponse)(nil),        // 7: zkcoord.v1.ReleaseResponse
-	(*LockHolder)(nil),             // 8: zkcoord.v1.LockHolder
-	(*LockWaiter)(nil),             // 9: zkcoord.v1.LockWaiter
-	(*GetLockRequest)(nil),         // 10: zkcoord.v1.GetLockRequest
-	(*GetLockResponse)(nil),        // 11: zkcoord.v1.GetLockResponse
-	(*CheckSequencerRequest)(nil),  // 12: zkcoord.v1.CheckSequencerRequest
-	(*CheckSequencerResponse)(nil), // 13: zkcoord.v1.CheckSequencerResponse
-	(*durationpb.Duration)(nil),    // 14: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil),  // 15: google.protobuf.Timestamp
+	(LockMode)(0),                   // 0: zkcoord.v1.LockMode
+	(AcquireLockResponse_Status)(0), // 1: zkcoord.v1.AcquireLockResponse.Status
+	(*AcquireLockRequest)(nil),      // 2: zkcoord.v1.AcquireLockRequest
+	(*AcquireLockResponse)(nil),     // 3: zkcoord.v1.AcquireLockResponse
+	(*TryAcquireLockRequest)(nil),   // 4: zkcoord.v1.TryAcquireLockRequest
+	(*TryAcquireLockResponse)(nil),  // 5: zkcoord.v1.TryAcquireLockResponse
+	(*ReleaseLockRequest)(nil),      // 6: zkcoord.v1.ReleaseLockRequest
+	(*ReleaseLockResponse)(nil),     // 7: zkcoord.v1.ReleaseLockResponse
+	(*LockHolder)(nil),              // 8: zkcoord.v1.LockHolder
+	(*LockWaiter)(nil),              // 9: zkcoord.v1.LockWaiter
+	(*GetLockRequest)(nil),          // 10: zkcoord.v1.GetLockRequest
+	(*GetLockResponse)(nil),         // 11: zkcoord.v1.GetLockResponse
+	(*CheckSequencerRequest)(nil),   // 12: zkcoord.v1.CheckSequencerRequest
+	(*CheckSequencerResponse)(nil),  // 13: zkcoord.v1.CheckSequencerResponse
+	(*durationpb.Duration)(nil),     // 14: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil),   // 15: google.protobuf.Timestamp
 }
 var file_zkcoord_v1_lock_proto_depIdxs = []int32{
-	0,  // 0: zkcoord.v1.AcquireRequest.mode:type_name -> zkcoord.v1.LockMode
-	14, // 1: zkcoord.v1.AcquireRequest.ttl:type_name -> google.protobuf.Duration
-	1,  // 2: zkcoord.v1.AcquireResponse.status:type_name -> zkcoord.v1.AcquireResponse.Status
-	15, // 3: zkcoord.v1.AcquireResponse.jeopardy_deadline:type_name -> google.protobuf.Timestamp
-	0,  // 4: zkcoord.v1.AcquireResponse.mode:type_name -> zkcoord.v1.LockMode
-	0,  // 5: zkcoord.v1.TryAcquireRequest.mode:type_name -> zkcoord.v1.LockMode
-	14, // 6: zkcoord.v1.TryAcquireRequest.ttl:type_name -> google.protobuf.Duration
-	8,  // 7: zkcoord.v1.TryAcquireResponse.holders:type_name -> zkcoord.v1.LockHolder
-	15, // 8: zkcoord.v1.TryAcquireResponse.lease_expires_at:type_name -> google.protobuf.Timestamp
+	0,  // 0: zkcoord.v1.AcquireLockRequest.mode:type_name -> zkcoord.v1.LockMode
+	14, // 1: zkcoord.v1.AcquireLockRequest.ttl:type_name -> google.protobuf.Duration
+	1,  // 2: zkcoord.v1.AcquireLockResponse.status:type_name -> zkcoord.v1.AcquireLockResponse.Status
+	15, // 3: zkcoord.v1.AcquireLockResponse.jeopardy_deadline:type_name -> google.protobuf.Timestamp
+	0,  // 4: zkcoord.v1.AcquireLockResponse.mode:type_name -> zkcoord.v1.LockMode
+	0,  // 5: zkcoord.v1.TryAcquireLockRequest.mode:type_name -> zkcoord.v1.LockMode
+	14, // 6: zkcoord.v1.TryAcquireLockRequest.ttl:type_name -> google.protobuf.Duration
+	8,  // 7: zkcoord.v1.TryAcquireLockResponse.holders:type_name -> zkcoord.v1.LockHolder
+	15, // 8: zkcoord.v1.TryAcquireLockResponse.lease_expires_at:type_name -> google.protobuf.Timestamp
 	0,  // 9: zkcoord.v1.LockHolder.mode:type_name -> zkcoord.v1.LockMode
 	0,  // 10: zkcoord.v1.LockWaiter.mode:type_name -> zkcoord.v1.LockMode
 	8,  // 11: zkcoord.v1.GetLockResponse.holders:type_name -> zkcoord.v1.LockHolder
 	9,  // 12: zkcoord.v1.GetLockResponse.waiters:type_name -> zkcoord.v1.LockWaiter
-	2,  // 13: zkcoord.v1.LockService.Acquire:input_type -> zkcoord.v1.AcquireRequest
-	4,  // 14: zkcoord.v1.LockService.TryAcquire:input_type -> zkcoord.v1.TryAcquireRequest
-	6,  // 15: zkcoord.v1.LockService.Release:input_type -> zkcoord.v1.ReleaseRequest
+	2,  // 13: zkcoord.v1.LockService.AcquireLock:input_type -> zkcoord.v1.AcquireLockRequest
+	4,  // 14: zkcoord.v1.LockService.TryAcquireLock:input_type -> zkcoord.v1.TryAcquireLockRequest
+	6,  // 15: zkcoord.v1.LockService.ReleaseLock:input_type -> zkcoord.v1.ReleaseLockRequest
 	10, // 16: zkcoord.v1.LockService.GetLock:input_type -> zkcoord.v1.GetLockRequest
 	12, // 17: zkcoord.v1.LockService.CheckSequencer:input_type -> zkcoord.v1.CheckSequencerRequest
-	3,  // 18: zkcoord.v1.LockService.Acquire:output_type -> zkcoord.v1.AcquireResponse
-	5,  // 19: zkcoord.v1.LockService.TryAcquire:output_type -> zkcoord.v1.TryAcquireResponse
-	7,  // 20: zkcoord.v1.LockService.Release:output_type -> zkcoord.v1.ReleaseResponse
+	3,  // 18: zkcoord.v1.LockService.AcquireLock:output_type -> zkcoord.v1.AcquireLockResponse
+	5,  // 19: zkcoord.v1.LockService.TryAcquireLock:output_type -> zkcoord.v1.TryAcquireLockResponse
+	7,  // 20: zkcoord.v1.LockService.ReleaseLock:output_type -> zkcoord.v1.ReleaseLockResponse
 	11, // 21: zkcoord.v1.LockService.GetLock:output_type -> zkcoord.v1.GetLockResponse
 	13, // 22: zkcoord.v1.LockService.CheckSequencer:output_type -> zkcoord.v1.CheckSequencerResponse
 	18, // [18:23] is the sub-list for method output_type

@@ -19,9 +19,9 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	LockService_Acquire_FullMethodName        = "/zkcoord.v1.LockService/Acquire"
-	LockService_TryAcquire_FullMethodName     = "/zkcoord.v1.LockService/TryAcquire"
-	LockService_Release_FullMethodName        = "/zkcoord.v1.LockService/Release"
+	LockService_AcquireLock_FullMethodName    = "/zkcoord.v1.LockService/AcquireLock"
+	LockService_TryAcquireLock_FullMethodName = "/zkcoord.v1.LockService/TryAcquireLock"
+	LockService_ReleaseLock_FullMethodName    = "/zkcoord.v1.LockService/ReleaseLock"
 	LockService_GetLock_FullMethodName        = "/zkcoord.v1.LockService/GetLock"
 	LockService_CheckSequencer_FullMethodName = "/zkcoord.v1.LockService/CheckSequencer"
 )
@@ -43,27 +43,27 @@ const (
 // release wakes only the waiters it lets in. Every holder gets a fencing
 // token that strictly increases over the successive holders of a lock.
 type LockServiceClient interface {
-	// Acquire queues for the lock and streams the acquirer's state: QUEUED
+	// AcquireLock queues for the lock and streams the acquirer's state: QUEUED
 	// with how many ahead block it, then HELD with a fencing token; the
 	// stream stays open while the lock is held. JEOPARDY warns that the
 	// gateway lost ZooKeeper and the hold may end at a deadline; LOST says
 	// the hold ended without a release (its lease ended, or its znode was
-	// removed); RELEASED that Release removed it. The hold belongs to the
+	// removed); RELEASED that ReleaseLock removed it. The hold belongs to the
 	// stream: when the stream ends, so does the hold (a waiter leaves the
 	// queue), whether the lease is the stream's own (no lease_id) or the
 	// client's. Only a gateway that drains keeps it, for the client to
 	// resume elsewhere with lease_id and resume.
-	Acquire(ctx context.Context, in *AcquireRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[AcquireResponse], error)
-	// TryAcquire takes the lock if it is free for the mode now, and never
+	AcquireLock(ctx context.Context, in *AcquireLockRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[AcquireLockResponse], error)
+	// TryAcquireLock takes the lock if it is free for the mode now, and never
 	// waits: otherwise it creates nothing and names the holders. The hold
 	// belongs to the lease (lease_id, or one created here from ttl) until
-	// Release or the lease's end.
-	TryAcquire(ctx context.Context, in *TryAcquireRequest, opts ...grpc.CallOption) (*TryAcquireResponse, error)
-	// Release gives up one hold of a lease on a lock (a holder's, or a
+	// ReleaseLock or the lease's end.
+	TryAcquireLock(ctx context.Context, in *TryAcquireLockRequest, opts ...grpc.CallOption) (*TryAcquireLockResponse, error)
+	// ReleaseLock gives up one hold of a lease on a lock (a holder's, or a
 	// waiter's place in the queue). The lock is released when the lease's
-	// last hold on it goes; an Acquire stream following a removed hold ends
+	// last hold on it goes; an AcquireLock stream following a removed hold ends
 	// with STATUS_RELEASED. Only the lease's holder may release.
-	Release(ctx context.Context, in *ReleaseRequest, opts ...grpc.CallOption) (*ReleaseResponse, error)
+	ReleaseLock(ctx context.Context, in *ReleaseLockRequest, opts ...grpc.CallOption) (*ReleaseLockResponse, error)
 	// GetLock reads a lock's holders (with their fencing tokens) and
 	// waiters, in queue order. A lock never acquired has neither; reading
 	// it creates nothing.
@@ -87,13 +87,13 @@ func NewLockServiceClient(cc grpc.ClientConnInterface) LockServiceClient {
 	return &lockServiceClient{cc}
 }
 
-func (c *lockServiceClient) Acquire(ctx context.Context, in *AcquireRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[AcquireResponse], error) {
+func (c *lockServiceClient) AcquireLock(ctx context.Context, in *AcquireLockRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[AcquireLockResponse], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	stream, err := c.cc.NewStream(ctx, &LockService_ServiceDesc.Streams[0], LockService_Acquire_FullMethodName, cOpts...)
+	stream, err := c.cc.NewStream(ctx, &LockService_ServiceDesc.Streams[0], LockService_AcquireLock_FullMethodName, cOpts...)
 	if err != nil {
 		return nil, err
 	}
-	x := &grpc.GenericClientStream[AcquireRequest, AcquireResponse]{ClientStream: stream}
+	x := &grpc.GenericClientStream[AcquireLockRequest, AcquireLockResponse]{ClientStream: stream}
 	if err := x.ClientStream.SendMsg(in); err != nil {
 		return nil, err
 	}
@@ -104,22 +104,22 @@ func (c *lockServiceClient) Acquire(ctx context.Context, in *AcquireRequest, opt
 }
 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
-type LockService_AcquireClient = grpc.ServerStreamingClient[AcquireResponse]
+type LockService_AcquireLockClient = grpc.ServerStreamingClient[AcquireLockResponse]
 
-func (c *lockServiceClient) TryAcquire(ctx context.Context, in *TryAcquireRequest, opts ...grpc.CallOption) (*TryAcquireResponse, error) {
+func (c *lockServiceClient) TryAcquireLock(ctx context.Context, in *TryAcquireLockRequest, opts ...grpc.CallOption) (*TryAcquireLockResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(TryAcquireResponse)
-	err := c.cc.Invoke(ctx, LockService_TryAcquire_FullMethodName, in, out, cOpts...)
+	out := new(TryAcquireLockResponse)
+	err := c.cc.Invoke(ctx, LockService_TryAcquireLock_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
 	return out, nil
 }
 
-func (c *lockServiceClient) Release(ctx context.Context, in *ReleaseRequest, opts ...grpc.CallOption) (*ReleaseResponse, error) {
+func (c *lockServiceClient) ReleaseLock(ctx context.Context, in *ReleaseLockRequest, opts ...grpc.CallOption) (*ReleaseLockResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(ReleaseResponse)
-	err := c.cc.Invoke(ctx, LockService_Release_FullMethodName, in, out, cOpts...)
+	out := new(ReleaseLockResponse)
+	err := c.cc.Invoke(ctx, LockService_ReleaseLock_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -163,27 +163,27 @@ func (c *lockServiceClient) CheckSequencer(ctx context.Context, in *CheckSequenc
 // release wakes only the waiters it lets in. Every holder gets a fencing
 // token that strictly increases over the successive holders of a lock.
 type LockServiceServer interface {
-	// Acquire queues for the lock and streams the acquirer's state: QUEUED
+	// AcquireLock queues for the lock and streams the acquirer's state: QUEUED
 	// with how many ahead block it, then HELD with a fencing token; the
 	// stream stays open while the lock is held. JEOPARDY warns that the
 	// gateway lost ZooKeeper and the hold may end at a deadline; LOST says
 	// the hold ended without a release (its lease ended, or its znode was
-	// removed); RELEASED that Release removed it. The hold belongs to the
+	// removed); RELEASED that ReleaseLock removed it. The hold belongs to the
 	// stream: when the stream ends, so does the hold (a waiter leaves the
 	// queue), whether the lease is the stream's own (no lease_id) or the
 	// client's. Only a gateway that drains keeps it, for the client to
 	// resume elsewhere with lease_id and resume.
-	Acquire(*AcquireRequest, grpc.ServerStreamingServer[AcquireResponse]) error
-	// TryAcquire takes the lock if it is free for the mode now, and never
+	AcquireLock(*AcquireLockRequest, grpc.ServerStreamingServer[AcquireLockResponse]) error
+	// TryAcquireLock takes the lock if it is free for the mode now, and never
 	// waits: otherwise it creates nothing and names the holders. The hold
 	// belongs to the lease (lease_id, or one created here from ttl) until
-	// Release or the lease's end.
-	TryAcquire(context.Context, *TryAcquireRequest) (*TryAcquireResponse, error)
-	// Release gives up one hold of a lease on a lock (a holder's, or a
+	// ReleaseLock or the lease's end.
+	TryAcquireLock(context.Context, *TryAcquireLockRequest) (*TryAcquireLockResponse, error)
+	// ReleaseLock gives up one hold of a lease on a lock (a holder's, or a
 	// waiter's place in the queue). The lock is released when the lease's
-	// last hold on it goes; an Acquire stream following a removed hold ends
+	// last hold on it goes; an AcquireLock stream following a removed hold ends
 	// with STATUS_RELEASED. Only the lease's holder may release.
-	Release(context.Context, *ReleaseRequest) (*ReleaseResponse, error)
+	ReleaseLock(context.Context, *ReleaseLockRequest) (*ReleaseLockResponse, error)
 	// GetLock reads a lock's holders (with their fencing tokens) and
 	// waiters, in queue order. A lock never acquired has neither; reading
 	// it creates nothing.
@@ -207,14 +207,14 @@ type LockServiceServer interface {
 // pointer dereference when methods are called.
 type UnimplementedLockServiceServer struct{}
 
-func (UnimplementedLockServiceServer) Acquire(*AcquireRequest, grpc.ServerStreamingServer[AcquireResponse]) error {
-	return status.Errorf(codes.Unimplemented, "method Acquire not implemented")
+func (UnimplementedLockServiceServer) AcquireLock(*AcquireLockRequest, grpc.ServerStreamingServer[AcquireLockResponse]) error {
+	return status.Errorf(codes.Unimplemented, "method AcquireLock not implemented")
 }
-func (UnimplementedLockServiceServer) TryAcquire(context.Context, *TryAcquireRequest) (*TryAcquireResponse, error) {
-	return nil, status.Errorf(codes.Unimplemented, "method TryAcquire not implemented")
+func (UnimplementedLockServiceServer) TryAcquireLock(context.Context, *TryAcquireLockRequest) (*TryAcquireLockResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method TryAcquireLock not implemented")
 }
-func (UnimplementedLockServiceServer) Release(context.Context, *ReleaseRequest) (*ReleaseResponse, error) {
-	return nil, status.Errorf(codes.Unimplemented, "method Release not implemented")
+func (UnimplementedLockServiceServer) ReleaseLock(context.Context, *ReleaseLockRequest) (*ReleaseLockResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method ReleaseLock not implemented")
 }
 func (UnimplementedLockServiceServer) GetLock(context.Context, *GetLockRequest) (*GetLockResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method GetLock not implemented")
@@ -243,49 +243,49 @@ func RegisterLockServiceServer(s grpc.ServiceRegistrar, srv LockServiceServer) {
 	s.RegisterService(&LockService_ServiceDesc, srv)
 }
 
-func _LockService_Acquire_Handler(srv interface{}, stream grpc.ServerStream) error {
-	m := new(AcquireRequest)
+func _LockService_AcquireLock_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(AcquireLockRequest)
 	if err := stream.RecvMsg(m); err != nil {
 		return err
 	}
-	return srv.(LockServiceServer).Acquire(m, &grpc.GenericServerStream[AcquireRequest, AcquireResponse]{ServerStream: stream})
+	return srv.(LockServiceServer).AcquireLock(m, &grpc.GenericServerStream[AcquireLockRequest, AcquireLockResponse]{ServerStream: stream})
 }
 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
-type LockService_AcquireServer = grpc.ServerStreamingServer[AcquireResponse]
+type LockService_AcquireLockServer = grpc.ServerStreamingServer[AcquireLockResponse]
 
-func _LockService_TryAcquire_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(TryAcquireRequest)
+func _LockService_TryAcquireLock_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(TryAcquireLockRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
 	if interceptor == nil {
-		return srv.(LockServiceServer).TryAcquire(ctx, in)
+		return srv.(LockServiceServer).TryAcquireLock(ctx, in)
 	}
 	info := &grpc.UnaryServerInfo{
 		Server:     srv,
-		FullMethod: LockService_TryAcquire_FullMethodName,
+		FullMethod: LockService_TryAcquireLock_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(LockServiceServer).TryAcquire(ctx, req.(*TryAcquireRequest))
+		return srv.(LockServiceServer).TryAcquireLock(ctx, req.(*TryAcquireLockRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
 
-func _LockService_Release_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(ReleaseRequest)
+func _LockService_ReleaseLock_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReleaseLockRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
 	if interceptor == nil {
-		return srv.(LockServiceServer).Release(ctx, in)
+		return srv.(LockServiceServer).ReleaseLock(ctx, in)
 	}
 	info := &grpc.UnaryServerInfo{
 		Server:     srv,
-		FullMethod: LockService_Release_FullMethodName,
+		FullMethod: LockService_ReleaseLock_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(LockServiceServer).Release(ctx, req.(*ReleaseRequest))
+		return srv.(LockServiceServer).ReleaseLock(ctx, req.(*ReleaseLockRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -334,12 +334,12 @@ var LockService_ServiceDesc = grpc.ServiceDesc{
 	HandlerType: (*LockServiceServer)(nil),
 	Methods: []grpc.MethodDesc{
 		{
-			MethodName: "TryAcquire",
-			Handler:    _LockService_TryAcquire_Handler,
+			MethodName: "TryAcquireLock",
+			Handler:    _LockService_TryAcquireLock_Handler,
 		},
 		{
-			MethodName: "Release",
-			Handler:    _LockService_Release_Handler,
+			MethodName: "ReleaseLock",
+			Handler:    _LockService_ReleaseLock_Handler,
 		},
 		{
 			MethodName: "GetLock",
@@ -352,8 +352,8 @@ var LockService_ServiceDesc = grpc.ServiceDesc{
 	},
 	Streams: []grpc.StreamDesc{
 		{
-			StreamName:    "Acquire",
-			Handler:       _LockService_Acquire_Handler,
+			StreamName:    "AcquireLock",
+			Handler:       _LockService_AcquireLock_Handler,
 			ServerStreams: true,
 		},
 	},
