@@ -37,6 +37,7 @@ type rpcClients struct {
 	registry zkcoordv1.RegistryServiceClient
 	election zkcoordv1.ElectionServiceClient
 	barrier  zkcoordv1.BarrierServiceClient
+	lock     zkcoordv1.LockServiceClient
 }
 
 // New connects to the gateway at target with insecure transport credentials
@@ -121,6 +122,7 @@ func newClient(cc grpc.ClientConnInterface, o options) *Client {
 			registry: zkcoordv1.NewRegistryServiceClient(cc),
 			election: zkcoordv1.NewElectionServiceClient(cc),
 			barrier:  zkcoordv1.NewBarrierServiceClient(cc),
+			lock:     zkcoordv1.NewLockServiceClient(cc),
 		},
 		opts:   o,
 		ctx:    ctx,

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"google.golang.org/grpc"
@@ -36,9 +35,8 @@ func (s *Session) Campaign(ctx context.Context, election, value string, opts ...
 		req:   &zkcoordv1.CampaignRequest{Election: election, Value: value, LeaseId: s.Lease()},
 		donec: make(chan struct{}),
 	}
-	l.state.changed = make(chan struct{})
 	// The term's context outlives ctx: it ends with the term.
-	l.ctx, l.cancel = context.WithCancelCause(s.ctx)
+	l.init(s.ctx)
 	stop := context.AfterFunc(ctx, func() { l.cancel(context.Cause(ctx)) })
 	var stream campaignStream
 	err := s.c.retry(l.ctx, "campaign "+election, func(b *backoff) error {
@@ -93,33 +91,11 @@ func (s *Session) Campaign(ctx context.Context, election, value string, opts ...
 // term does; act as leader only while it lasts, and present Token to
 // resources that fence.
 type Leadership struct {
+	term    // the term's context and jeopardy (State)
 	s       *Session
 	req     *zkcoordv1.CampaignRequest  // the candidacy, to reopen its stream
 	elected *zkcoordv1.CampaignResponse // the message that began the term
-	ctx     context.Context             // ends with the term
-	cancel  context.CancelCauseFunc
-	donec   chan struct{} // closed when run has returned
-	mu      sync.Mutex
-	state   termState // guarded by mu
-}
-
-// TermState says whether a term is in jeopardy.
-type TermState struct {
-	// Jeopardy is true when the term may end at Deadline: the gateway lost
-	// ZooKeeper, or the client lost the gateway. Stop work that is not
-	// fenced by then; the term goes on if the gateway confirms it first.
-	Jeopardy bool
-	// Deadline is when the term in jeopardy ends unless confirmed.
-	Deadline time.Time
-	// Changed is closed at the next change: jeopardy begins or clears, or
-	// the term ends.
-	Changed <-chan struct{}
-}
-
-type termState struct {
-	deadline time.Time   // zero when not in jeopardy
-	timer    *time.Timer // ends the term at deadline
-	changed  chan struct{}
+	donec   chan struct{}               // closed when run has returned
 }
 
 // Context returns a context that ends when the term does. Its cause says
@@ -137,14 +113,6 @@ func (l *Leadership) Candidate() string { return l.elected.GetCandidate() }
 
 // Election returns the election's name.
 func (l *Leadership) Election() string { return l.req.GetElection() }
-
-// State reports whether the term is in jeopardy, with a channel closed at
-// the next change.
-func (l *Leadership) State() TermState {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return TermState{Jeopardy: !l.state.deadline.IsZero(), Deadline: l.state.deadline, Changed: l.state.changed}
-}
 
 // Resign steps down: the next candidate is elected at once, and the term's
 // context ends with ErrResigned. It returns when the term has ended. It
@@ -287,43 +255,6 @@ func (l *Leadership) reopen() (stream campaignStream, cause error, gone bool) {
 		return nil, ErrLost, true
 	default:
 		return nil, fmt.Errorf("%w: the candidacy did not resume its term", ErrLost), false
-	}
-}
-
-// jeopardy puts the term in jeopardy until deadline, ending it then, or
-// takes it out of jeopardy when deadline is zero.
-func (l *Leadership) jeopardy(deadline time.Time) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.state.deadline.Equal(deadline) || l.ctx.Err() != nil {
-		return
-	}
-	if l.state.timer != nil {
-		l.state.timer.Stop()
-		l.state.timer = nil
-	}
-	l.state.deadline = deadline
-	if !deadline.IsZero() {
-		l.state.timer = time.AfterFunc(time.Until(deadline), func() { l.cancel(ErrJeopardy) })
-	}
-	close(l.state.changed)
-	l.state.changed = make(chan struct{})
-}
-
-// end ends the term with cause, unless it has ended already (the first
-// cause stays); the term's stream, opened with its context, closes.
-func (l *Leadership) end(cause error) {
-	l.cancel(cause)
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.state.timer != nil {
-		l.state.timer.Stop()
-		l.state.timer = nil
-	}
-	select {
-	case <-l.state.changed:
-	default:
-		close(l.state.changed)
 	}
 }
 

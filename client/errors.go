@@ -36,9 +36,19 @@ var (
 	ErrResigned = errors.New("election: resigned")
 	// ErrNotLeader reports that a Resign found no term to end.
 	ErrNotLeader = errors.New("election: not leader")
-	// ErrJeopardy reports that a term ended because its jeopardy deadline
-	// passed before the gateway confirmed it again.
+	// ErrJeopardy reports that a term (or a lock's hold) ended because its
+	// jeopardy deadline passed before the gateway confirmed it again.
 	ErrJeopardy = errors.New("election: jeopardy deadline passed")
+	// ErrLockLost reports that a lock's hold ended without an Unlock: its
+	// lease ended, its znode was removed, or its stream broke for good.
+	ErrLockLost = errors.New("lock: lost")
+	// ErrReleased reports that a hold was released by Unlock.
+	ErrReleased = errors.New("lock: released")
+	// ErrLocked reports that TryLock found the lock held.
+	ErrLocked = errors.New("lock: held by another lease")
+	// ErrStaleToken reports that a Fence refused a token older than one it
+	// accepted, or a sequencer check found it no longer current.
+	ErrStaleToken = errors.New("fence: stale token")
 )
 
 // sentinelCodes is the one table between sentinels and gRPC codes: Code
@@ -56,6 +66,10 @@ var sentinelCodes = []struct {
 	{ErrResigned, codes.Aborted},
 	{ErrNotLeader, codes.FailedPrecondition},
 	{ErrJeopardy, codes.Aborted},
+	{ErrLockLost, codes.Aborted},
+	{ErrReleased, codes.Aborted},
+	{ErrLocked, codes.FailedPrecondition},
+	{ErrStaleToken, codes.FailedPrecondition},
 	{context.Canceled, codes.Canceled},
 	{context.DeadlineExceeded, codes.DeadlineExceeded},
 }

@@ -11,10 +11,10 @@ import (
 	"github.com/zkcoord/zkcoord/internal/testing/testenv"
 )
 
-// TestRollingRestart: a client of three replicas keeps its lease, its member
-// and its leadership (same fencing token, context never cancelled) while the
-// replicas are drained one after the other; its watch never sees the member
-// leave.
+// TestRollingRestart: a client of three replicas keeps its lease, its
+// member, its leadership and its lock's hold (same fencing tokens, contexts
+// never cancelled) while the replicas are drained one after the other; its
+// watch never sees the member leave.
 func TestRollingRestart(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -44,6 +44,10 @@ func TestRollingRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	token := lead.Token()
+	mutex, err := s.Lock(ctx, "mutex")
+	if err != nil {
+		t.Fatal(err)
+	}
 	wctx, wcancel := context.WithCancel(ctx)
 	defer wcancel()
 	states := c.WatchGroup(wctx, "svc")
@@ -80,10 +84,12 @@ func TestRollingRestart(t *testing.T) {
 			select {
 			case <-lead.Context().Done():
 				t.Fatalf("leadership ended after draining replica %d: %v", i, context.Cause(lead.Context()))
+			case <-mutex.Context().Done():
+				t.Fatalf("lock's hold ended after draining replica %d: %v", i, context.Cause(mutex.Context()))
 			case <-time.After(200 * time.Millisecond):
 			}
 		}
-		t.Logf("replica %d drained: member kept, leadership kept", i)
+		t.Logf("replica %d drained: member kept, leadership kept, lock kept", i)
 	}
 	if got := lead.Token(); got != token {
 		t.Fatalf("token %d after the restarts, was %d", got, token)
@@ -91,6 +97,9 @@ func TestRollingRestart(t *testing.T) {
 	l, _, err := c.Leader(ctx, "boss")
 	if err != nil || l.GetFencingToken() != token {
 		t.Fatalf("Leader = %v, %v; want token %d", l, err, token)
+	}
+	if current, _, err := c.CheckSequencer(ctx, mutex.Sequencer()); err != nil || !current {
+		t.Fatalf("the lock's token after the restarts: current %v, %v", current, err)
 	}
 	wcancel()
 	<-watched

@@ -32,6 +32,7 @@ type Session struct {
 	donec  chan struct{} // closed when run has returned
 	grp    goGroup       // leaderships; run waits for them
 	regs   registrations
+	locks  lockCounts    // the session's Lock and TryLock calls and holds, by lock
 	kick   chan struct{} // asks run for a keepalive now
 	mu     sync.Mutex
 	gen    leaseGen // guarded by mu

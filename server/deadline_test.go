@@ -141,6 +141,11 @@ func TestHandlersHonourDeadlineWhileZooKeeperStalls(t *testing.T) {
 	if err := recvErr(bar.AwaitBarrier(ctx, &pb.AwaitBarrierRequest{Barrier: "done", Threshold: 1, ParticipantId: "p", LeaseId: held})); err != nil {
 		t.Fatal(err)
 	}
+	locks := pb.NewLockServiceClient(cc)
+	taken, err := locks.TryAcquireLock(ctx, &pb.TryAcquireLockRequest{Lock: "l", LeaseId: held})
+	if err != nil || !taken.GetAcquired() {
+		t.Fatalf("TryAcquire: %v, %v", taken, err)
+	}
 
 	// A Campaign under a lease of its own (no lease_id), whose deadline
 	// passes while ZooKeeper stalls: its handler ends at once, revoking
@@ -235,6 +240,29 @@ func TestHandlersHonourDeadlineWhileZooKeeperStalls(t *testing.T) {
 		})},
 		{Name: "AwaitGroup", Call: h.call(svc+"BarrierService/AwaitGroup", func(ctx context.Context) error {
 			return recvErr(bar.AwaitGroup(ctx, &pb.AwaitGroupRequest{Group: "g", MinMembers: 100}))
+		})},
+		{Name: "Acquire", Call: h.call(svc+"LockService/AcquireLock", func(ctx context.Context) error {
+			return recvErr(locks.AcquireLock(ctx, &pb.AcquireLockRequest{Lock: "other", LeaseId: held}))
+		})},
+		{Name: "TryAcquire", Call: h.call(svc+"LockService/TryAcquireLock", func(ctx context.Context) error {
+			_, err := locks.TryAcquireLock(ctx, &pb.TryAcquireLockRequest{Lock: "tried", LeaseId: held})
+			return err
+		})},
+		{Name: "Release", Call: h.call(svc+"LockService/ReleaseLock", func(ctx context.Context) error {
+			_, err := locks.ReleaseLock(ctx, &pb.ReleaseLockRequest{Lock: "l", LeaseId: held, Hold: taken.GetHold()})
+			return err
+		})},
+		{Name: "GetLock", Call: h.call(svc+"LockService/GetLock", func(ctx context.Context) error {
+			_, err := locks.GetLock(ctx, &pb.GetLockRequest{Lock: "l"})
+			return err
+		})},
+		{Name: "CheckSequencer of a lock", Call: h.call(svc+"LockService/CheckSequencer", func(ctx context.Context) error {
+			_, err := locks.CheckSequencer(ctx, &pb.CheckSequencerRequest{Lock: "l", FencingToken: taken.GetFencingToken()})
+			return err
+		})},
+		{Name: "CheckSequencer of an election", Call: h.call(svc+"LockService/CheckSequencer", func(ctx context.Context) error {
+			_, err := locks.CheckSequencer(ctx, &pb.CheckSequencerRequest{Election: "e", FencingToken: 1})
+			return err
 		})},
 	})
 

@@ -13,6 +13,7 @@ import (
 	"github.com/zkcoord/zkcoord/internal/election"
 	"github.com/zkcoord/zkcoord/internal/lease"
 	"github.com/zkcoord/zkcoord/internal/lease/peer"
+	"github.com/zkcoord/zkcoord/internal/lock"
 	"github.com/zkcoord/zkcoord/internal/registry"
 	"github.com/zkcoord/zkcoord/internal/zkx"
 )
@@ -50,6 +51,12 @@ var codeTable = []struct {
 	{election.ErrNotCandidate, codes.NotFound},
 	{election.ErrClosed, codes.Unavailable},
 	{election.ErrConflict, codes.Aborted},
+	{lock.ErrNotHeld, codes.NotFound},
+	{lock.ErrAlreadyHeld, codes.AlreadyExists},
+	{lock.ErrModeMismatch, codes.FailedPrecondition},
+	{lock.ErrTooManyHolds, codes.ResourceExhausted},
+	{lock.ErrClosed, codes.Unavailable},
+	{lock.ErrConflict, codes.Aborted},
 	{zkx.ErrClosed, codes.Unavailable},
 	{errStopping, codes.Unavailable},
 	{peer.ErrUnreachable, codes.Unavailable},

@@ -157,6 +157,32 @@ func TestGrpcurlDoc(t *testing.T) {
 	docSame(t, "Lookup with a 6m wait", docBlock(t, doc, "Message: invalid LookupRequest.wait"),
 		run("-d", `{"group":"dns","after_revision":"1","wait":"6m"}`, "localhost:7070", "zkcoord.v1.RegistryService/Lookup").stderr)
 
+	// 11. Locks: a try of a held lock, a sequencer check, a second try
+	// without reentrant, a release of nothing.
+	if r := run("-d", `{"lock":"inventory","ttl":"60s"}`, "localhost:7070", "zkcoord.v1.LockService/TryAcquireLock"); !strings.Contains(r.stdout, `"acquired": true`) {
+		t.Fatalf("TryAcquire of a free lock: %s%s", r.stdout, r.stderr)
+	}
+	held := run("-d", `{"lock":"inventory","ttl":"30s"}`, "localhost:7070", "zkcoord.v1.LockService/TryAcquireLock").stdout
+	docSame(t, "TryAcquire of a held lock", docBlock(t, doc, `"holders": [`), held)
+	token := regexp.MustCompile(`"fencingToken": "([0-9]+)"`).FindStringSubmatch(held)
+	if token == nil {
+		t.Fatalf("no token in %s", held)
+	}
+	docSame(t, "CheckSequencer", docBlock(t, doc, `"current": true`),
+		run("-d", fmt.Sprintf(`{"lock":"inventory","fencing_token":%q}`, token[1]), "localhost:7070", "zkcoord.v1.LockService/CheckSequencer").stdout)
+	l3, err := leases.Grant(ctx, &pb.GrantRequest{Ttl: durationpb.New(time.Minute)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reports := fmt.Sprintf(`{"lock":"reports","mode":"LOCK_MODE_SHARED","lease_id":%q}`, l3.LeaseId)
+	run("-d", reports, "localhost:7070", "zkcoord.v1.LockService/TryAcquireLock")
+	docQuotes(t, doc, run("-d", reports, "localhost:7070", "zkcoord.v1.LockService/TryAcquireLock"),
+		"Code: AlreadyExists", "lock: already held by this lease: reports (holds: 1); acquire with reentrant to add one")
+	release := fmt.Sprintf(`{"lock":"reports","lease_id":%q}`, l3.LeaseId)
+	run("-d", release, "localhost:7070", "zkcoord.v1.LockService/ReleaseLock")
+	docQuotes(t, doc, run("-d", release, "localhost:7070", "zkcoord.v1.LockService/ReleaseLock"),
+		"Code: NotFound", "lock: not held by this lease: reports")
+
 	// Errors.
 	docSame(t, "Register with bad fields", docBlock(t, doc, "Message: invalid RegisterRequest.group"),
 		withExit(run("-d", `{"group":"a/b","member_id":"..","value":"x"}`, "localhost:7070", "zkcoord.v1.RegistryService/Register")))
@@ -241,6 +267,8 @@ var docNormal = []struct {
 	re   *regexp.Regexp
 	with string
 }{
+	{regexp.MustCompile(`\b[xsc]_[0-9a-f]{32}_[0-9]{10}\b`), "NODE"},
+	{regexp.MustCompile(`"(hold|fencingToken|highestToken)": "[0-9a-f]+"`), `"$1": "N"`},
 	{regexp.MustCompile(`\b[0-9a-f]{32}\b`), "LEASE"},
 	{regexp.MustCompile(`"participantId": "[0-9a-f]{16}"`), `"participantId": "ID"`},
 	{regexp.MustCompile(`"revision": "[0-9]+"`), `"revision": "REV"`},

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"github.com/zkcoord/zkcoord/internal/barrier"
 	"github.com/zkcoord/zkcoord/internal/election"
+	"github.com/zkcoord/zkcoord/internal/lock"
 	"github.com/zkcoord/zkcoord/internal/registry"
 	"os"
 	"path"
@@ -96,7 +97,8 @@ func readLayout(t *testing.T) []*layoutEntry {
 }
 
 // TestLayoutDoc: a gateway's live tree is what docs/LAYOUT.md says. With a
-// lease owning a member, a candidacy and a barrier place, a persistent
+// lease owning a member, a candidacy, a barrier place and a lock, sequencer
+// checks of a lock and an election, a persistent
 // member, an update and a linearizable read, every path kind of the page
 // exists, nothing else does (directories in the middle of a listed path
 // aside), exactly the listed ephemerals are ephemeral, and the records hold
@@ -155,6 +157,16 @@ func TestLayoutDoc(t *testing.T) {
 	}
 	if r, err := bar.Recv(); err != nil || !r.Released {
 		t.Fatalf("AwaitBarrier: %v, %v", r, err)
+	}
+	locks := pb.NewLockServiceClient(cc)
+	held, err := locks.TryAcquireLock(ctx, &pb.TryAcquireLockRequest{Lock: "db", LeaseId: l.LeaseId})
+	if err != nil || !held.Acquired {
+		t.Fatalf("TryAcquire: %v, %v", held, err)
+	}
+	for _, r := range []*pb.CheckSequencerRequest{{Lock: "db", FencingToken: held.FencingToken}, {Election: "e", FencingToken: 1}} {
+		if _, err := locks.CheckSequencer(ctx, r); err != nil {
+			t.Fatal(err)
+		}
 	}
 	c := sess.Conn()
 	zktest.Eventually(t, 10*time.Second, func() bool {
@@ -281,19 +293,20 @@ func checkLayoutData(t *testing.T, e *layoutEntry, rel string, data []byte, key,
 }
 
 // TestHarnessLayoutMatches: the tests' zktest.Layout names each znode as
-// the recipe that owns it does (it mirrors lease, registry, election and
-// barrier's Layouts, which it cannot import).
+// the recipe that owns it does (it mirrors lease, registry, election,
+// barrier and lock's Layouts, which it cannot import).
 func TestHarnessLayoutMatches(t *testing.T) {
 	const root = "/r"
 	h := zktest.Layout{Root: root}
 	ls, rg, el, br := lease.Layout{Root: root}, registry.Layout{Root: root}, election.Layout{Root: root}, barrier.Layout{Root: root}
+	lk := lock.Layout{Root: root}
 	for _, c := range []struct{ harness, recipe string }{
 		{h.Leases(), ls.Leases()}, {h.Lease("k"), ls.Lease("k")}, {h.LeaseOwner("k"), ls.Owner("k")},
 		{h.LeaseRef("k", "member~g~m"), ls.Ref("k", "member~g~m")}, {h.Replicas(), ls.Replicas()}, {h.Replica("r1"), ls.Replica("r1")},
 		{h.Groups(), rg.Groups()}, {h.Group("g"), rg.Group("g")}, {h.Members("g"), rg.Members("g")},
 		{h.Member("g", "m"), rg.Member("g", "m")}, {h.Log("g"), rg.Log("g")}, {h.ReadBarrier(), rg.ReadBarrier()},
 		{h.Election("e"), el.Election("e")}, {h.Barrier("b"), br.Barrier("b")}, {h.Participant("b", "p"), br.Participant("b", "p")},
-		{h.Ready("b"), br.Ready("b")},
+		{h.Ready("b"), br.Ready("b")}, {h.Elections(), el.Elections()}, {h.Locks(), lk.Locks()}, {h.Lock("l"), lk.Lock("l")},
 	} {
 		if c.harness != c.recipe {
 			t.Errorf("zktest.Layout names %s, the recipe %s", c.harness, c.recipe)

@@ -107,6 +107,10 @@ func TestHostileLeaseIDs(t *testing.T) {
 	if err := recvErr(pb.NewBarrierServiceClient(lc).AwaitBarrier(bctx, &pb.AwaitBarrierRequest{Barrier: "b.v", Threshold: 5, ParticipantId: "p", LeaseId: ll})); err != nil {
 		t.Fatal(err)
 	}
+	held, err := pb.NewLockServiceClient(lc).TryAcquireLock(ctx, &pb.TryAcquireLockRequest{Lock: "jobs.l", LeaseId: ll})
+	if err != nil || !held.Acquired {
+		t.Fatalf("TryAcquire: %v, %v", held, err)
+	}
 	expiries := func() (time.Time, time.Time) {
 		w, err := pb.NewLeaseServiceClient(victim).GetLease(ctx, &pb.GetLeaseRequest{LeaseId: wl})
 		if err != nil {
@@ -165,6 +169,13 @@ func TestHostileLeaseIDs(t *testing.T) {
 			denied("AwaitBarrier with it", recvErr(br.AwaitBarrier(ctx, &pb.AwaitBarrierRequest{Barrier: "b.x", Threshold: 5, ParticipantId: "q", LeaseId: id})))
 			_, err = br.LeaveBarrier(ctx, &pb.LeaveBarrierRequest{Barrier: "b.v", ParticipantId: "p", LeaseId: id})
 			denied("LeaveBarrier its place", err)
+			lk := pb.NewLockServiceClient(cc)
+			denied("Acquire with it", recvErr(lk.AcquireLock(ctx, &pb.AcquireLockRequest{Lock: "jobs.x", LeaseId: id})))
+			denied("Acquire its lock reentrantly", recvErr(lk.AcquireLock(ctx, &pb.AcquireLockRequest{Lock: "jobs.l", LeaseId: id, Reentrant: true})))
+			_, err = lk.TryAcquireLock(ctx, &pb.TryAcquireLockRequest{Lock: "jobs.x", LeaseId: id})
+			denied("TryAcquire with it", err)
+			_, err = lk.ReleaseLock(ctx, &pb.ReleaseLockRequest{Lock: "jobs.l", LeaseId: id})
+			denied("Release its lock", err)
 		}
 		// A persistent member belongs to the principal that registered it.
 		cc := pb.NewRegistryServiceClient(dial(other, replica))

@@ -30,7 +30,7 @@ import (
 func TestEveryMethodHasARule(t *testing.T) {
 	files := []protoreflect.FileDescriptor{pb.File_zkcoord_v1_lease_proto, pb.File_zkcoord_v1_registry_proto,
 		pb.File_zkcoord_v1_election_proto, pb.File_zkcoord_v1_barrier_proto, pb.File_zkcoord_v1_status_proto,
-		peerpb.File_zkcoord_peer_v1_peer_proto}
+		pb.File_zkcoord_v1_lock_proto, peerpb.File_zkcoord_peer_v1_peer_proto}
 	n := 0
 	for _, f := range files {
 		for i := 0; i < f.Services().Len(); i++ {

@@ -123,6 +123,15 @@ type rule struct {
 func group(req any) string      { return req.(interface{ GetGroup() string }).GetGroup() }
 func electionOf(req any) string { return req.(interface{ GetElection() string }).GetElection() }
 func barrierOf(req any) string  { return req.(interface{ GetBarrier() string }).GetBarrier() }
+func lockOf(req any) string     { return req.(interface{ GetLock() string }).GetLock() }
+
+// sequencerOf is the lock or the election a CheckSequencerRequest names.
+func sequencerOf(req any) string {
+	if l := lockOf(req); l != "" {
+		return l
+	}
+	return electionOf(req)
+}
 
 // rules maps every zkcoord method to what it needs. A method missing here
 // is refused (fail closed); auth_test checks that every registered method
@@ -143,6 +152,12 @@ var rules = map[string]rule{
 	pb.BarrierService_GetBarrier_FullMethodName:   {right: Read, name: barrierOf, poll: true},
 	pb.BarrierService_LeaveBarrier_FullMethodName: {right: Barrier, name: barrierOf},
 	pb.BarrierService_AwaitGroup_FullMethodName:   {right: Read, name: group, stream: true, watch: true},
+
+	pb.LockService_AcquireLock_FullMethodName:        {right: Lock, name: lockOf, stream: true},
+	pb.LockService_TryAcquireLock_FullMethodName:     {right: Lock, name: lockOf},
+	pb.LockService_ReleaseLock_FullMethodName:        {right: Lock, name: lockOf},
+	pb.LockService_GetLock_FullMethodName:        {right: Read, name: lockOf},
+	pb.LockService_CheckSequencer_FullMethodName: {right: Read, name: sequencerOf},
 
 	pb.LeaseService_Grant_FullMethodName:           {lease: true},
 	pb.LeaseService_KeepAlive_FullMethodName:       {lease: true},

@@ -23,7 +23,8 @@ type Rights uint8
 // The rights a scope grants.
 const (
 	// Read: Lookup, WatchGroup and AwaitGroup on groups; Leader and
-	// Observe on elections.
+	// Observe on elections; GetLock on locks; CheckSequencer on locks and
+	// elections.
 	Read Rights = 1 << iota
 	// Register: Register and Deregister in groups.
 	Register

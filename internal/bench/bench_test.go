@@ -37,7 +37,7 @@ func TestTinyRun(t *testing.T) {
 	defer env.Close()
 	var progress bytes.Buffer
 	cfg := Config{Duration: 200 * time.Millisecond, Concurrency: []int{1, 2}, Callers: 2, Streams: 50, DirectWatch: 5,
-		Changes: 2, Candidates: 5, Failovers: 4, Participants: 10, Rounds: 1, Sizes: []int{10, 50}, KeepAlives: 200,
+		Changes: 2, Candidates: 5, Failovers: 4, Waiters: 5, Participants: 10, Rounds: 1, Sizes: []int{10, 50}, KeepAlives: 200,
 		PHPProcs: 5, Log: &progress}
 	res, err := NewRunner(env, cfg).Run(ctx)
 	if err != nil {
@@ -73,6 +73,12 @@ func TestTinyRun(t *testing.T) {
 	}
 	if f := find("Campaign", "watch notifications per failover"); f.Gateway != 1 || f.Direct != 1 {
 		t.Errorf("watches per candidate znode: zkcoord %v, direct %v, want 1 (%s)", f.Gateway, f.Direct, f.Note)
+	}
+	if f := find("Lock handover", "watch notifications per handover"); f.Gateway != 1 || f.Direct != 1 {
+		t.Errorf("watch notifications per lock handover: zkcoord %v, direct %v, want 1 (%s)", f.Gateway, f.Direct, f.Note)
+	}
+	if f := find("Lock acquire+release", "acquire+release/s (2 callers)"); f.Gateway <= 0 || f.Direct <= 0 {
+		t.Errorf("locks: no throughput measured: %+v", f)
 	}
 	for _, q := range [][2]string{{"Lookup cached", "throughput"}, {"Lookup linearizable", "throughput"}, {"Register+Deregister", "pairs/s"}} {
 		if f := find(q[0], q[1]); f.Gateway <= 0 || f.Direct <= 0 {

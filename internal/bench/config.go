@@ -20,7 +20,8 @@ type Config struct {
 	DirectWatch  int           // direct sessions watching for the fan-out's counterpart (default 1000)
 	Changes      int           // membership changes the fan-out measures (default 5)
 	Candidates   int           // Campaign candidates (default 100)
-	Failovers    int           // resigns measured (default 99)
+	Failovers    int           // resigns (and lock releases) measured (default 99)
+	Waiters      int           // acquirers queued on one lock for the handovers (default 100)
 	Participants int           // barrier participants (default 1000)
 	Rounds       int           // barrier rounds (default 3)
 	Sizes        []int         // group sizes for growth (default 10..100000)
@@ -48,6 +49,7 @@ func (c Config) withDefaults() Config {
 	def(&c.Changes, 5)
 	def(&c.Candidates, 100)
 	def(&c.Failovers, 99)
+	def(&c.Waiters, 100)
 	def(&c.Participants, 1000)
 	def(&c.Rounds, 3)
 	def(&c.KeepAlives, 10000)
@@ -88,6 +90,7 @@ var Workloads = []Workload{
 	{"keepalive", (*Runner).keepalive},
 	{"watch", (*Runner).watch},
 	{"campaign", (*Runner).campaign},
+	{"lock", (*Runner).lock},
 	{"barrier", (*Runner).barrier},
 	{"growth", (*Runner).growth},
 	{"php", (*Runner).php}, // last: its members' leases lapse after the run

@@ -13,9 +13,9 @@ import (
 // TestCallsHonourDeadlineWhileZooKeeperStalls: while every byte to
 // ZooKeeper is stalled (connections open, nothing answers; the session
 // timeout is long, so go-zookeeper does not notice), Campaign (entering an
-// election, or resuming a candidacy), Resign, Leader and Observe each return
-// within their deadline + 50 ms with the deadline's error, and a leader's
-// running Campaign goes on. Once ZooKeeper answers again, the elections
+// election, or resuming a candidacy), Resign, Leader, Observe and Check
+// each return within their deadline + 50 ms with the deadline's error, and
+// a leader's running Campaign goes on. Once ZooKeeper answers again, the elections
 // carry on: the leader is still elected, and it can resign.
 func TestCallsHonourDeadlineWhileZooKeeperStalls(t *testing.T) {
 	ctx := context.Background()
@@ -48,6 +48,10 @@ func TestCallsHonourDeadlineWhileZooKeeperStalls(t *testing.T) {
 		}},
 		{Name: "Poll", Call: func(ctx context.Context) error {
 			_, _, err := g.el.Poll(ctx, "e", 1, nil)
+			return err
+		}},
+		{Name: "Check", Call: func(ctx context.Context) error {
+			_, _, _, err := g.el.Check(ctx, "e", 1)
 			return err
 		}},
 	})

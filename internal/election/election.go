@@ -78,8 +78,9 @@ type Elections struct {
 	leases *lease.Manager
 	log    *slog.Logger
 
-	notes *notes // resignations and wake-ups of running campaigns
-	feeds *feeds // shared leader watches for Observe
+	notes   *notes       // resignations and wake-ups of running campaigns
+	feeds   *feeds       // shared leader watches for Observe
+	barrier *zkx.Barrier // orders sequencer checks after committed writes
 	// ctx ends when Elections closes: it bounds the shared watches and
 	// ends the campaigns.
 	ctx    context.Context
@@ -106,6 +107,7 @@ func New(sess *zkx.Session, root string, leases *lease.Manager, log *slog.Logger
 	e := &Elections{sess: sess, lay: Layout{Root: root}, leases: leases, log: log,
 		notes: newNotes(o.resignMemory), ctx: ctx, cancel: cancel}
 	e.feeds = newFeeds(e)
+	e.barrier = zkx.NewBarrier(ctx, sess, e.lay.Elections())
 	leases.Handle(RefKind, e.releaseOps)
 	return e, nil
 }
@@ -115,6 +117,7 @@ func New(sess *zkx.Session, root string, leases *lease.Manager, log *slog.Logger
 func (e *Elections) Close() {
 	e.cancel()
 	e.feeds.close()
+	e.barrier.Close()
 }
 
 // record is a candidate znode's data.

@@ -1,5 +1,5 @@
 // Package gateway is one zkcoord replica: the recipes (leases, registry,
-// elections, barriers) on one ZooKeeper session, under one root, and the
+// elections, barriers, locks) on one ZooKeeper session, under one root, and the
 // replica's place among the others: its announcement, and the peer client
 // through which its lease manager forwards keepalives and takes leases
 // over (package peer). It serves no client itself: package server turns
@@ -21,6 +21,7 @@ import (
 	"github.com/zkcoord/zkcoord/internal/election"
 	"github.com/zkcoord/zkcoord/internal/lease"
 	"github.com/zkcoord/zkcoord/internal/lease/peer"
+	"github.com/zkcoord/zkcoord/internal/lock"
 	"github.com/zkcoord/zkcoord/internal/registry"
 	"github.com/zkcoord/zkcoord/internal/zkx"
 )
@@ -55,6 +56,7 @@ type Replica struct {
 	Registry  *registry.Registry
 	Elections *election.Elections
 	Barriers  *barrier.Barriers
+	Locks     *lock.Locks
 
 	cfg   Config
 	peers *peer.Client
@@ -141,7 +143,10 @@ func (r *Replica) build(root string) error {
 	if r.Elections, err = election.New(r.Session, root, r.Leases, cfg.Log); err != nil {
 		return err
 	}
-	r.Barriers, err = barrier.New(r.Session, root, r.Leases, cfg.Log)
+	if r.Barriers, err = barrier.New(r.Session, root, r.Leases, cfg.Log); err != nil {
+		return err
+	}
+	r.Locks, err = lock.New(r.Session, root, r.Leases, cfg.Log)
 	return err
 }
 
@@ -175,6 +180,9 @@ func (r *Replica) closeRecipes() {
 	}
 	if r.Barriers != nil {
 		r.Barriers.Close()
+	}
+	if r.Locks != nil {
+		r.Locks.Close()
 	}
 	if r.Registry != nil {
 		r.Registry.Close()

@@ -36,12 +36,17 @@ var requests = []func() proto.Message{
 	func() proto.Message { return &zkcoordv1.AwaitBarrierRequest{} },
 	func() proto.Message { return &zkcoordv1.LeaveBarrierRequest{} },
 	func() proto.Message { return &zkcoordv1.AwaitGroupRequest{} },
+	func() proto.Message { return &zkcoordv1.AcquireLockRequest{} },
+	func() proto.Message { return &zkcoordv1.TryAcquireLockRequest{} },
+	func() proto.Message { return &zkcoordv1.ReleaseLockRequest{} },
+	func() proto.Message { return &zkcoordv1.GetLockRequest{} },
+	func() proto.Message { return &zkcoordv1.CheckSequencerRequest{} },
 	func() proto.Message { return &zkcoordv1.GetStatusRequest{} },
 }
 
 // nameFields are the fields that become znode names.
 var nameFields = map[protoreflect.Name]bool{
-	"group": true, "election": true, "barrier": true, "member_id": true, "participant_id": true,
+	"group": true, "election": true, "barrier": true, "member_id": true, "participant_id": true, "lock": true,
 }
 
 // FuzzRequest decodes arbitrary bytes as each request type, as the gRPC
@@ -61,6 +66,8 @@ func FuzzRequest(f *testing.F) {
 		&zkcoordv1.GrantRequest{Ttl: &durationpb.Duration{Seconds: 1, Nanos: -5}},
 		&zkcoordv1.KeepAliveRequest{LeaseId: strings.ToUpper(lease)},
 		&zkcoordv1.LookupRequest{Group: "g", Consistency: 7},
+		&zkcoordv1.AcquireLockRequest{Lock: "l", Mode: zkcoordv1.LockMode_LOCK_MODE_SHARED, LeaseId: lease, Resume: "0123456789abcdef"},
+		&zkcoordv1.CheckSequencerRequest{Lock: "../x", Election: "e", FencingToken: -3},
 	}
 	for _, m := range seeds {
 		b, err := proto.Marshal(m)
@@ -111,6 +118,10 @@ func checkAccepted(t *testing.T, m protoreflect.Message) {
 		case fd.Name() == "lease_id":
 			if !regexp.MustCompile(`^[0-9a-f]{32}$`).MatchString(v.String()) {
 				t.Fatalf("accepted %s lease_id %q", m.Descriptor().Name(), v.String())
+			}
+		case fd.Name() == "resume" || fd.Name() == "hold":
+			if !regexp.MustCompile(`^[0-9a-f]{16}$`).MatchString(v.String()) {
+				t.Fatalf("accepted %s %s %q", m.Descriptor().Name(), fd.Name(), v.String())
 			}
 		case fd.Name() == "value" && fd.Kind() == protoreflect.StringKind:
 			if len(v.String()) > MaxValueBytes {

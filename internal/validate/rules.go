@@ -16,11 +16,14 @@ import (
 
 // Limits the rules enforce. They match the comments in proto/zkcoord/v1.
 const (
-	// MaxNameLen is the longest group, election, barrier, member or
+	// MaxNameLen is the longest group, election, barrier, lock, member or
 	// participant name, in characters.
 	MaxNameLen = 128
 	// LeaseIDLen is the length of a lease ID, in lowercase hex characters.
 	LeaseIDLen = 32
+	// HoldIDLen is the length of a lock hold's ID, in lowercase hex
+	// characters.
+	HoldIDLen = 16
 	// MaxValueBytes is the largest member or candidate value.
 	MaxValueBytes = 64 << 10
 	// MaxMetadataEntries is the most metadata entries a member may have.
@@ -46,6 +49,7 @@ var (
 	descRequired = "is required"
 	descName     = fmt.Sprintf("must be 1-%d characters of [A-Za-z0-9._:@=-], not starting with '.'", MaxNameLen)
 	descLeaseID  = fmt.Sprintf("malformed lease id: must be %d lowercase hex characters", LeaseIDLen)
+	descHold     = fmt.Sprintf("malformed hold id: must be %d lowercase hex characters", HoldIDLen)
 	descKey      = fmt.Sprintf("key must be 1-%d characters of [A-Za-z0-9._:/-]", MaxMetadataKeyLen)
 	descTTL      = fmt.Sprintf("must be between %s and %s", shortDuration(MinTTL), shortDuration(MaxTTL))
 	descWait     = fmt.Sprintf("must be between 0s and %s", shortDuration(MaxWait))
@@ -144,7 +148,9 @@ func rules(msg any) ([]*errdetails.BadRequest_FieldViolation, bool) {
 	case *zkcoordv1.GetStatusRequest:
 		// Nothing to check.
 	default:
-		return nil, false
+		if !lockRules(msg, &v) {
+			return nil, false
+		}
 	}
 	return v, true
 }

@@ -37,6 +37,7 @@ type Config struct {
 	SessionTimeout time.Duration
 	LeaseTTL       time.Duration
 	Electors       int // candidates in one election (default 3)
+	Lockers        int // clients of each lock of the lock workload (default 3)
 	Registrants    int // clients registering, deregistering, looking up (default 3)
 	Watchers       int // WatchGroup streams (default 2)
 	Bin            string
@@ -69,6 +70,7 @@ func (c Config) withDefaults() Config {
 	def(&c.Replicas, 2)
 	def(&c.ZooKeepers, 3)
 	def(&c.Electors, 3)
+	def(&c.Lockers, 3)
 	def(&c.Registrants, 3)
 	def(&c.Watchers, 2)
 	if len(c.Faults) == 0 {
@@ -87,8 +89,10 @@ type Result struct {
 	// Terms counts leadership terms (distinct fencing tokens), Resigns and
 	// Crashes how they were handed over by the electors.
 	Terms, Resigns, Crashes int
-	Events                  int
-	Took                    time.Duration
+	// Locks counts the lock workload's holds and fenced operations.
+	Locks  LockFigures
+	Events int
+	Took   time.Duration
 }
 
 func (r Result) String() string {
@@ -102,6 +106,7 @@ func (r Result) String() string {
 	sort.Strings(kinds)
 	fmt.Fprintf(&b, "faults: %d (%s); leadership terms: %d (resigns %d, client crashes %d); events recorded: %d; took %v\n",
 		total, strings.Join(kinds, " "), r.Terms, r.Resigns, r.Crashes, r.Events, r.Took.Round(time.Second))
+	fmt.Fprintf(&b, "%s\n", r.Locks)
 	b.WriteString(r.Report.String())
 	return b.String()
 }
@@ -189,6 +194,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		}()
 	}
 	spawn(r.barriers)
+	r.lockers(spawn)
 
 	faults := map[Fault]int{}
 	fctx, fcancel := context.WithTimeout(ctx, cfg.Duration)
@@ -251,6 +257,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		}
 	}
 	out.Terms = len(tokens)
+	out.Locks = countLocks(r.h.Events())
 	return out, nil
 }
 

@@ -32,6 +32,10 @@ and the first violations in words):
 	                    (lease-early, expiry, expiry-failover)
 	CheckBarriers       no release before N arrived; all released once N were
 	                    there together
+	CheckLocks          a lock is never held by two leases at once outside
+	                    their jeopardy windows (readers together aside);
+	                    tokens rise; the fenced resource never admits a
+	                    stale token
 	CheckLinearizable   Register/Deregister/LINEARIZABLE Lookup against a
 	                    map model with porcupine, partitioned by member
 	CheckTruth          the truth's replay equals the members directory read

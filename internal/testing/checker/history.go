@@ -162,6 +162,9 @@ type Event struct {
 	Arrived   int
 	Threshold int
 
+	Lock   string
+	Shared bool // a shared (read) hold's event
+
 	OpID         string    // the harness's id of the operation, for reading logs
 	Call, Return time.Time // when a call was sent and when its answer came
 	Err          string    // gRPC code name of the outcome; "" on success
