@@ -4,9 +4,9 @@ import "path"
 
 // Layout names every znode zkcoord uses under a root, for tests that read
 // ZooKeeper directly. The recipes each own their part (lease.Layout,
-// registry.Layout, election.Layout, barrier.Layout); this mirrors them
-// (zktest cannot import them: their own tests import zktest), and
-// server's TestHarnessLayoutMatches checks that it does.
+// registry.Layout, election.Layout, barrier.Layout, semaphore.Layout);
+// this mirrors them (zktest cannot import them: their own tests import
+// zktest), and server's TestHarnessLayoutMatches checks that it does.
 type Layout struct {
 	// Root is the absolute path of zkcoord's namespace, chroot included.
 	Root string
@@ -31,4 +31,5 @@ func (l Layout) Barrier(b string) string    { return path.Join(l.Root, "barriers
 func (l Layout) Participant(b, id string) string {
 	return path.Join(l.Root, "barriers", b, "p-"+id)
 }
-func (l Layout) Ready(b string) string { return path.Join(l.Root, "barriers", b, "ready") }
+func (l Layout) Ready(b string) string     { return path.Join(l.Root, "barriers", b, "ready") }
+func (l Layout) Semaphore(s string) string { return path.Join(l.Root, "semaphores", s) }
