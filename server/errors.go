@@ -14,6 +14,7 @@ import (
 	"github.com/zkcoord/zkcoord/internal/lease"
 	"github.com/zkcoord/zkcoord/internal/lease/peer"
 	"github.com/zkcoord/zkcoord/internal/registry"
+	"github.com/zkcoord/zkcoord/internal/semaphore"
 	"github.com/zkcoord/zkcoord/internal/zkx"
 )
 
@@ -50,6 +51,10 @@ var codeTable = []struct {
 	{election.ErrNotCandidate, codes.NotFound},
 	{election.ErrClosed, codes.Unavailable},
 	{election.ErrConflict, codes.Aborted},
+	{semaphore.ErrPermitsMismatch, codes.FailedPrecondition},
+	{semaphore.ErrNotAcquired, codes.NotFound},
+	{semaphore.ErrConflict, codes.Aborted},
+	{semaphore.ErrClosed, codes.Unavailable},
 	{zkx.ErrClosed, codes.Unavailable},
 	{errStopping, codes.Unavailable},
 	{peer.ErrUnreachable, codes.Unavailable},

@@ -123,6 +123,9 @@ type rule struct {
 func group(req any) string      { return req.(interface{ GetGroup() string }).GetGroup() }
 func electionOf(req any) string { return req.(interface{ GetElection() string }).GetElection() }
 func barrierOf(req any) string  { return req.(interface{ GetBarrier() string }).GetBarrier() }
+func semaphoreOf(req any) string {
+	return req.(interface{ GetSemaphore() string }).GetSemaphore()
+}
 
 // rules maps every zkcoord method to what it needs. A method missing here
 // is refused (fail closed); auth_test checks that every registered method
@@ -143,6 +146,11 @@ var rules = map[string]rule{
 	pb.BarrierService_GetBarrier_FullMethodName:   {right: Read, name: barrierOf, poll: true},
 	pb.BarrierService_LeaveBarrier_FullMethodName: {right: Barrier, name: barrierOf},
 	pb.BarrierService_AwaitGroup_FullMethodName:   {right: Read, name: group, stream: true, watch: true},
+
+	pb.SemaphoreService_AcquireSemaphore_FullMethodName:    {right: Lock, name: semaphoreOf, stream: true},
+	pb.SemaphoreService_TryAcquireSemaphore_FullMethodName: {right: Lock, name: semaphoreOf},
+	pb.SemaphoreService_ReleaseSemaphore_FullMethodName:    {right: Lock, name: semaphoreOf},
+	pb.SemaphoreService_GetSemaphore_FullMethodName:        {right: Read, name: semaphoreOf},
 
 	pb.LeaseService_Grant_FullMethodName:           {lease: true},
 	pb.LeaseService_KeepAlive_FullMethodName:       {lease: true},

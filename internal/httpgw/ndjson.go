@@ -27,6 +27,7 @@ var streams = []streamRoute{
 	{"GET", "/v1/elections/{election}:observe", "zkcoord.v1.ElectionService/Observe"},
 	{"POST", "/v1/barriers/{barrier}:await", "zkcoord.v1.BarrierService/AwaitBarrier"},
 	{"GET", "/v1/groups/{group}:await", "zkcoord.v1.BarrierService/AwaitGroup"},
+	{"POST", "/v1/semaphores/{semaphore}:acquire", "zkcoord.v1.SemaphoreService/AcquireSemaphore"},
 }
 
 // streamRoute maps a REST path to a server-streaming procedure. The path's

@@ -36,12 +36,16 @@ var requests = []func() proto.Message{
 	func() proto.Message { return &zkcoordv1.AwaitBarrierRequest{} },
 	func() proto.Message { return &zkcoordv1.LeaveBarrierRequest{} },
 	func() proto.Message { return &zkcoordv1.AwaitGroupRequest{} },
+	func() proto.Message { return &zkcoordv1.AcquireSemaphoreRequest{} },
+	func() proto.Message { return &zkcoordv1.TryAcquireSemaphoreRequest{} },
+	func() proto.Message { return &zkcoordv1.ReleaseSemaphoreRequest{} },
+	func() proto.Message { return &zkcoordv1.GetSemaphoreRequest{} },
 	func() proto.Message { return &zkcoordv1.GetStatusRequest{} },
 }
 
 // nameFields are the fields that become znode names.
 var nameFields = map[protoreflect.Name]bool{
-	"group": true, "election": true, "barrier": true, "member_id": true, "participant_id": true,
+	"group": true, "election": true, "barrier": true, "member_id": true, "participant_id": true, "semaphore": true,
 }
 
 // FuzzRequest decodes arbitrary bytes as each request type, as the gRPC
@@ -61,6 +65,8 @@ func FuzzRequest(f *testing.F) {
 		&zkcoordv1.GrantRequest{Ttl: &durationpb.Duration{Seconds: 1, Nanos: -5}},
 		&zkcoordv1.KeepAliveRequest{LeaseId: strings.ToUpper(lease)},
 		&zkcoordv1.LookupRequest{Group: "g", Consistency: 7},
+		&zkcoordv1.AcquireSemaphoreRequest{Semaphore: "jobs", Permits: 2, Value: "w1"},
+		&zkcoordv1.TryAcquireSemaphoreRequest{Semaphore: "a/..", Permits: 1 << 30, LeaseId: lease},
 	}
 	for _, m := range seeds {
 		b, err := proto.Marshal(m)
@@ -115,6 +121,10 @@ func checkAccepted(t *testing.T, m protoreflect.Message) {
 		case fd.Name() == "value" && fd.Kind() == protoreflect.StringKind:
 			if len(v.String()) > MaxValueBytes {
 				t.Fatalf("accepted a %d-byte value", len(v.String()))
+			}
+		case fd.Name() == "permits":
+			if n := v.Int(); n < 1 || n > MaxPermits {
+				t.Fatalf("accepted %d permits", n)
 			}
 		case fd.Name() == "ttl":
 			d := &durationpb.Duration{}

@@ -178,6 +178,25 @@ var cases = []testCase{
 	{"AwaitGroup/zero", &zkcoordv1.AwaitGroupRequest{Group: "api"}, []string{"min_members"}},
 	{"AwaitGroup/too many", &zkcoordv1.AwaitGroupRequest{Group: "api", MinMembers: MaxThreshold + 1}, []string{"min_members"}},
 
+	// semaphore.proto
+	{"AcquireSemaphore/own lease", &zkcoordv1.AcquireSemaphoreRequest{Semaphore: "jobs", Permits: 2, Value: "w1"}, nil},
+	{"AcquireSemaphore/lease", &zkcoordv1.AcquireSemaphoreRequest{Semaphore: "jobs", Permits: MaxPermits, LeaseId: lease}, nil},
+	{"AcquireSemaphore/empty", &zkcoordv1.AcquireSemaphoreRequest{}, []string{"semaphore", "permits"}},
+	{"AcquireSemaphore/slash", &zkcoordv1.AcquireSemaphoreRequest{Semaphore: "a/b", Permits: 1}, []string{"semaphore"}},
+	{"AcquireSemaphore/dotdot", &zkcoordv1.AcquireSemaphoreRequest{Semaphore: "..", Permits: 1}, []string{"semaphore"}},
+	{"AcquireSemaphore/NUL", &zkcoordv1.AcquireSemaphoreRequest{Semaphore: "a\x00", Permits: 1}, []string{"semaphore"}},
+	{"AcquireSemaphore/too many permits", &zkcoordv1.AcquireSemaphoreRequest{Semaphore: "jobs", Permits: MaxPermits + 1}, []string{"permits"}},
+	{"AcquireSemaphore/negative permits", &zkcoordv1.AcquireSemaphoreRequest{Semaphore: "jobs", Permits: -1}, []string{"permits"}},
+	{"AcquireSemaphore/value too big", &zkcoordv1.AcquireSemaphoreRequest{Semaphore: "jobs", Permits: 1, Value: strings.Repeat("x", MaxValueBytes+1)}, []string{"value"}},
+	{"AcquireSemaphore/lease and ttl", &zkcoordv1.AcquireSemaphoreRequest{Semaphore: "jobs", Permits: 1, LeaseId: lease, Ttl: ttl(time.Minute)}, []string{"ttl"}},
+	{"TryAcquireSemaphore/ttl", &zkcoordv1.TryAcquireSemaphoreRequest{Semaphore: "jobs", Permits: 2, Ttl: ttl(time.Minute)}, nil},
+	{"TryAcquireSemaphore/no owner", &zkcoordv1.TryAcquireSemaphoreRequest{Semaphore: "jobs", Permits: 2}, []string{"lease_id"}},
+	{"TryAcquireSemaphore/bad", &zkcoordv1.TryAcquireSemaphoreRequest{Semaphore: ".x", LeaseId: "ABC"}, []string{"semaphore", "permits", "lease_id"}},
+	{"ReleaseSemaphore/ok", &zkcoordv1.ReleaseSemaphoreRequest{Semaphore: "jobs", LeaseId: lease}, nil},
+	{"ReleaseSemaphore/empty", &zkcoordv1.ReleaseSemaphoreRequest{}, []string{"semaphore", "lease_id"}},
+	{"GetSemaphore/ok", &zkcoordv1.GetSemaphoreRequest{Semaphore: "jobs"}, nil},
+	{"GetSemaphore/empty", &zkcoordv1.GetSemaphoreRequest{}, []string{"semaphore"}},
+
 	// status.proto
 	{"GetStatus/ok", &zkcoordv1.GetStatusRequest{}, nil},
 
