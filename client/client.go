@@ -37,6 +37,8 @@ type rpcClients struct {
 	registry zkcoordv1.RegistryServiceClient
 	election zkcoordv1.ElectionServiceClient
 	barrier  zkcoordv1.BarrierServiceClient
+	// semaphore: SemaphoreService.
+	semaphore zkcoordv1.SemaphoreServiceClient
 }
 
 // New connects to the gateway at target with insecure transport credentials
@@ -117,10 +119,11 @@ func newClient(cc grpc.ClientConnInterface, o options) *Client {
 	ctx, cancel := context.WithCancelCause(context.Background())
 	return &Client{
 		rpc: rpcClients{
-			lease:    zkcoordv1.NewLeaseServiceClient(cc),
-			registry: zkcoordv1.NewRegistryServiceClient(cc),
-			election: zkcoordv1.NewElectionServiceClient(cc),
-			barrier:  zkcoordv1.NewBarrierServiceClient(cc),
+			lease:     zkcoordv1.NewLeaseServiceClient(cc),
+			registry:  zkcoordv1.NewRegistryServiceClient(cc),
+			election:  zkcoordv1.NewElectionServiceClient(cc),
+			barrier:   zkcoordv1.NewBarrierServiceClient(cc),
+			semaphore: zkcoordv1.NewSemaphoreServiceClient(cc),
 		},
 		opts:   o,
 		ctx:    ctx,

@@ -56,6 +56,9 @@ var sentinelCodes = []struct {
 	{ErrResigned, codes.Aborted},
 	{ErrNotLeader, codes.FailedPrecondition},
 	{ErrJeopardy, codes.Aborted},
+	{ErrNoPermit, codes.ResourceExhausted},
+	{ErrPermitLost, codes.Aborted},
+	{ErrReleased, codes.Aborted},
 	{context.Canceled, codes.Canceled},
 	{context.DeadlineExceeded, codes.DeadlineExceeded},
 }
