@@ -137,13 +137,13 @@ var (
 	hexID     = regexp.MustCompile(`\b[0-9a-f]{32}\b`)
 	timestamp = regexp.MustCompile(`\b\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z\b`)
 	sessionID = regexp.MustCompile(`0x[0-9a-f]+`)
-	candidate = regexp.MustCompile(`c_[0-9a-f]{32}_\d{10}`)
+	candidate = regexp.MustCompile(`[cs]_[0-9a-f]{32}_\d{10}`)
 	addr      = regexp.MustCompile(`127\.0\.0\.1:\d+`)
 	number    = regexp.MustCompile(`"\d+"`)
 )
 
 // volatile are the JSON fields whose values change from run to run.
-var volatile = map[string]bool{"revision": true, "createRevision": true, "modRevision": true, "fencingToken": true,
+var volatile = map[string]bool{"revision": true, "createRevision": true, "modRevision": true, "fencingToken": true, "token": true,
 	"server": true, "servers": true, "leases": true, "watchedGroups": true, "sessionTimeout": true, "root": true,
 	"retryDelay": true, "id": false}
 

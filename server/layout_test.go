@@ -6,6 +6,7 @@ import (
 	"github.com/zkcoord/zkcoord/internal/barrier"
 	"github.com/zkcoord/zkcoord/internal/election"
 	"github.com/zkcoord/zkcoord/internal/registry"
+	"github.com/zkcoord/zkcoord/internal/semaphore"
 	"os"
 	"path"
 	"regexp"
@@ -156,6 +157,10 @@ func TestLayoutDoc(t *testing.T) {
 	if r, err := bar.Recv(); err != nil || !r.Released {
 		t.Fatalf("AwaitBarrier: %v, %v", r, err)
 	}
+	if r, err := pb.NewSemaphoreServiceClient(cc).TryAcquireSemaphore(ctx, &pb.TryAcquireSemaphoreRequest{Semaphore: "s", Permits: 2,
+		Value: "w1", LeaseId: l.LeaseId}); err != nil || !r.GetAcquired() {
+		t.Fatalf("TryAcquireSemaphore: %v, %v", r, err)
+	}
 	c := sess.Conn()
 	zktest.Eventually(t, 10*time.Second, func() bool {
 		ok, _, err := c.Exists(lay.Replica("r1"))
@@ -235,7 +240,7 @@ func checkLayoutData(t *testing.T, e *layoutEntry, rel string, data []byte, key,
 	t.Helper()
 	want, check := "", true
 	switch {
-	case strings.HasPrefix(e.text, "{") || strings.HasPrefix(e.text, "candidate: {"):
+	case strings.HasPrefix(e.text, "{") || strings.HasPrefix(e.text, "candidate: {") || strings.HasPrefix(e.text, "slot: {"):
 		var rec map[string]any
 		if err := json.Unmarshal(data, &rec); err != nil {
 			t.Errorf("%s: %q is not a JSON record: %v", rel, data, err)
@@ -262,6 +267,8 @@ func checkLayoutData(t *testing.T, e *layoutEntry, rel string, data []byte, key,
 		want = "1"
 	case e.path == "barriers/<barrier>/p-<participant>":
 		want = key
+	case e.path == "semaphores/<semaphore>":
+		want = "2"
 	case strings.Contains(e.text, "no data"):
 	default:
 		check = false
@@ -271,6 +278,7 @@ func checkLayoutData(t *testing.T, e *layoutEntry, rel string, data []byte, key,
 		"replicas/<id>":                      "advertise address",
 		"barriers/<barrier>":                 "threshold",
 		"barriers/<barrier>/p-<participant>": "the owning lease's key",
+		"semaphores/<semaphore>":             "permits (N)",
 	}
 	if s, ok := says[e.path]; ok && !strings.Contains(e.text, s) {
 		t.Errorf("LAYOUT.md on %s: %q, which does not say %q", e.path, e.text, s)
@@ -281,19 +289,20 @@ func checkLayoutData(t *testing.T, e *layoutEntry, rel string, data []byte, key,
 }
 
 // TestHarnessLayoutMatches: the tests' zktest.Layout names each znode as
-// the recipe that owns it does (it mirrors lease, registry, election and
-// barrier's Layouts, which it cannot import).
+// the recipe that owns it does (it mirrors lease, registry, election,
+// barrier and semaphore's Layouts, which it cannot import).
 func TestHarnessLayoutMatches(t *testing.T) {
 	const root = "/r"
 	h := zktest.Layout{Root: root}
 	ls, rg, el, br := lease.Layout{Root: root}, registry.Layout{Root: root}, election.Layout{Root: root}, barrier.Layout{Root: root}
+	sm := semaphore.Layout{Root: root}
 	for _, c := range []struct{ harness, recipe string }{
 		{h.Leases(), ls.Leases()}, {h.Lease("k"), ls.Lease("k")}, {h.LeaseOwner("k"), ls.Owner("k")},
 		{h.LeaseRef("k", "member~g~m"), ls.Ref("k", "member~g~m")}, {h.Replicas(), ls.Replicas()}, {h.Replica("r1"), ls.Replica("r1")},
 		{h.Groups(), rg.Groups()}, {h.Group("g"), rg.Group("g")}, {h.Members("g"), rg.Members("g")},
 		{h.Member("g", "m"), rg.Member("g", "m")}, {h.Log("g"), rg.Log("g")}, {h.ReadBarrier(), rg.ReadBarrier()},
 		{h.Election("e"), el.Election("e")}, {h.Barrier("b"), br.Barrier("b")}, {h.Participant("b", "p"), br.Participant("b", "p")},
-		{h.Ready("b"), br.Ready("b")},
+		{h.Ready("b"), br.Ready("b")}, {h.Semaphore("s"), sm.Semaphore("s")},
 	} {
 		if c.harness != c.recipe {
 			t.Errorf("zktest.Layout names %s, the recipe %s", c.harness, c.recipe)

@@ -203,7 +203,7 @@ func (s *Semaphores) ensure(ctx context.Context, name string, permits int) error
 		s.mu.Unlock()
 	}
 	if n != permits {
-		return fmt.Errorf("%w: %s has %d permits, not %d", ErrPermitsMismatch, name, n, permits)
+		return fmt.Errorf("%w: %s has %d, not %d", ErrPermitsMismatch, name, n, permits)
 	}
 	return nil
 }
