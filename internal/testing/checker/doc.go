@@ -32,6 +32,9 @@ and the first violations in words):
 	                    (lease-early, expiry, expiry-failover)
 	CheckBarriers       no release before N arrived; all released once N were
 	                    there together
+	CheckSemaphores     no more than N permits of a semaphore live at once,
+	                    counted from the holders' HELD and their ends
+	                    (released, LOST, ended, a JEOPARDY deadline passed)
 	CheckLinearizable   Register/Deregister/LINEARIZABLE Lookup against a
 	                    map model with porcupine, partitioned by member
 	CheckTruth          the truth's replay equals the members directory read

@@ -107,6 +107,7 @@ func CheckAll(h *History, t *Truth, timeout time.Duration, opts ...Option) Repor
 	rep = append(rep, CheckLeaseLifetime(h, t, opts...)...)
 	return append(rep,
 		CheckBarriers(h, opts...),
+		CheckSemaphores(h, opts...),
 		CheckLinearizable(h, timeout, opts...))
 }
 
