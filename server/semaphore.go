@@ -55,7 +55,7 @@ func (s *semaphoreService) AcquireSemaphore(req *pb.AcquireSemaphoreRequest, str
 				Permits: last.Permits}, leaseID))
 		}
 	case req.GetLeaseId() != "":
-		s.sems.Abandon(ctx, name, leaseID)
+		s.sems.Abandon(ctx, name, leaseID, last.Slot)
 	}
 	return toStatus(s.c.stopErr(err))
 }

@@ -51,7 +51,7 @@ func run() error {
 	flag.IntVar(&cfg.Streams, "streams", 10000, "WatchGroup streams in the fan-out")
 	flag.IntVar(&cfg.DirectWatch, "direct-watchers", 1000, "direct sessions watching in the fan-out's counterpart")
 	flag.IntVar(&cfg.Changes, "changes", 5, "membership changes the fan-out measures")
-	flag.IntVar(&cfg.Candidates, "candidates", 100, "Campaign candidates")
+	flag.IntVar(&cfg.Candidates, "candidates", 100, "Campaign candidates, and semaphore waiters of the handover")
 	flag.IntVar(&cfg.Failovers, "failovers", 99, "resigns measured")
 	flag.IntVar(&cfg.Participants, "participants", 1000, "barrier participants")
 	flag.IntVar(&cfg.Rounds, "rounds", 3, "barrier rounds")

@@ -19,7 +19,7 @@ type Config struct {
 	Streams      int           // WatchGroup streams for the fan-out (default 10000)
 	DirectWatch  int           // direct sessions watching for the fan-out's counterpart (default 1000)
 	Changes      int           // membership changes the fan-out measures (default 5)
-	Candidates   int           // Campaign candidates (default 100)
+	Candidates   int           // Campaign candidates, and semaphore waiters (default 100)
 	Failovers    int           // resigns measured (default 99)
 	Participants int           // barrier participants (default 1000)
 	Rounds       int           // barrier rounds (default 3)
@@ -89,6 +89,7 @@ var Workloads = []Workload{
 	{"watch", (*Runner).watch},
 	{"campaign", (*Runner).campaign},
 	{"barrier", (*Runner).barrier},
+	{"semaphore", (*Runner).semaphore},
 	{"growth", (*Runner).growth},
 	{"php", (*Runner).php}, // last: its members' leases lapse after the run
 }

@@ -148,9 +148,23 @@ func (s *Semaphores) enter(ctx context.Context, name string, permits int, value,
 	}
 }
 
-// enterOnce resumes the lease's slot, or creates it (see create). dropRef
-// removes a ref that outlived its slot (tried after a first conflict).
+// enterOnce creates the lease's slot (see createSlot), or resumes the one
+// it has: the lease's ref makes the create fail then, and a listing finds
+// the slot (a resume costs a failed transaction; a new place, none of the
+// reads a listing first would take). dropRef removes a ref that outlived
+// its slot (tried after a first conflict).
 func (s *Semaphores) enterOnce(ctx context.Context, name string, permits int, leaseID string, data []byte, dropRef bool) (*holder, error) {
+	h := &holder{s: s, sem: name, permits: permits}
+	if !dropRef {
+		var err error
+		h.name, h.token, err = s.createSlot(ctx, name, permits, leaseID, data, -1, false)
+		if err == nil {
+			h.path = s.lay.Slot(name, h.name)
+			return h, nil
+		} else if !errors.Is(err, ErrConflict) {
+			return nil, err
+		}
+	}
 	slots, _, err := s.list(ctx, name)
 	if errors.Is(err, zk.ErrNoNode) {
 		s.forget(name)
@@ -158,7 +172,6 @@ func (s *Semaphores) enterOnce(ctx context.Context, name string, permits int, le
 	} else if err != nil {
 		return nil, err
 	}
-	h := &holder{s: s, sem: name, permits: permits}
 	if i := find(slots, lease.KeyOf(leaseID)); i >= 0 {
 		h.name = slots[i].name
 		_, stat, err := s.sess.Get(ctx, s.lay.Slot(name, h.name))
@@ -168,7 +181,9 @@ func (s *Semaphores) enterOnce(ctx context.Context, name string, permits int, le
 			return nil, err
 		}
 		h.token = stat.Czxid
-	} else if h.name, h.token, err = s.createSlot(ctx, name, permits, leaseID, data, -1, dropRef); err != nil {
+	} else if !dropRef {
+		return nil, ErrConflict // it ended meanwhile, or its ref outlived it: try again
+	} else if h.name, h.token, err = s.createSlot(ctx, name, permits, leaseID, data, -1, true); err != nil {
 		return nil, err
 	}
 	h.path = s.lay.Slot(name, h.name)

@@ -23,12 +23,23 @@ import (
 // Acquire then reports Released; repeating Release settles it
 // (ErrNotAcquired once the slot is gone).
 func (s *Semaphores) Release(ctx context.Context, name, leaseID string) (wasHolder bool, rev int64, err error) {
+	return s.release(ctx, name, leaseID, "")
+}
+
+// release is Release of the lease's slot named slot ("": whichever it is).
+func (s *Semaphores) release(ctx context.Context, name, leaseID, slot string) (wasHolder bool, rev int64, err error) {
 	key := lease.KeyOf(leaseID)
-	n, _, err := s.permitsOf(ctx, name)
-	if errors.Is(err, zk.ErrNoNode) {
-		return false, 0, fmt.Errorf("%w: %s", ErrNotAcquired, name)
-	} else if err != nil {
-		return false, 0, fmt.Errorf("semaphore: release %s: %w", name, err)
+	s.mu.Lock()
+	n, known := s.permits[name]
+	s.mu.Unlock()
+	if !known {
+		var err error
+		n, _, err = s.permitsOf(ctx, name)
+		if errors.Is(err, zk.ErrNoNode) {
+			return false, 0, fmt.Errorf("%w: %s", ErrNotAcquired, name)
+		} else if err != nil {
+			return false, 0, fmt.Errorf("semaphore: release %s: %w", name, err)
+		}
 	}
 	slots, _, err := s.list(ctx, name)
 	if errors.Is(err, zk.ErrNoNode) {
@@ -37,7 +48,7 @@ func (s *Semaphores) Release(ctx context.Context, name, leaseID string) (wasHold
 		return false, 0, fmt.Errorf("semaphore: release %s: %w", name, err)
 	}
 	i := find(slots, key)
-	if i < 0 {
+	if i < 0 || (slot != "" && slots[i].name != slot) {
 		return false, 0, fmt.Errorf("%w: %s", ErrNotAcquired, name)
 	}
 	p := s.lay.Slot(name, slots[i].name)
@@ -88,15 +99,18 @@ func (s *Semaphores) releaseOps(ctx context.Context, leaseKey string, parts []st
 	return ops, nil
 }
 
-// Abandon gives up the slot that leaseID holds in semaphore name without
-// waiting: Release runs in a goroutine s owns, retried while ZooKeeper is
-// unreachable, until it is done or s closes (the slot then goes with its
-// lease). It runs with ctx's values (the caller, whom the lease manager
-// authorizes), not its cancellation. An Acquire of the same lease and
-// semaphore on s waits until it is over, so that it queues again rather
-// than resume the slot being given up. The gRPC server abandons the slot
-// of a client's lease when its Acquire stream ends.
-func (s *Semaphores) Abandon(ctx context.Context, name, leaseID string) {
+// Abandon gives up slot, the slot that leaseID holds in semaphore name
+// (slot "": whichever it is, for an Acquire that never reported its
+// slot), without waiting: Release runs in a goroutine s owns, retried
+// while ZooKeeper is unreachable, until it is done or s closes (the slot
+// then goes with its lease). It runs with ctx's values (the caller, whom
+// the lease manager authorizes), not its cancellation. An Acquire of the
+// same lease and semaphore on s waits until it is over, so that it queues
+// again rather than resume the slot being given up; naming the slot keeps
+// Abandon from giving up a slot that an Acquire made after the abandoned
+// one had ended. The gRPC server abandons the slot of a client's lease
+// when its Acquire stream ends.
+func (s *Semaphores) Abandon(ctx context.Context, name, leaseID, slot string) {
 	id := name + "/" + lease.KeyOf(leaseID)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -120,7 +134,7 @@ func (s *Semaphores) Abandon(ctx context.Context, name, leaseID string) {
 		}()
 		var backoff zkx.Backoff
 		for {
-			_, _, err := s.Release(bg, name, leaseID)
+			_, _, err := s.release(bg, name, leaseID, slot)
 			switch {
 			case err == nil, errors.Is(err, ErrNotAcquired), errors.Is(err, lease.ErrNotFound), bg.Err() != nil:
 				return

@@ -278,7 +278,7 @@ func TestAbandon(t *testing.T) {
 	u := first.expect(t, Held)
 	cancel()
 	first.end(t)
-	g.sems.Abandon(context.Background(), "s", l.ID)
+	g.sems.Abandon(context.Background(), "s", l.ID, u.Slot)
 	again := g.acquire(t, "s", 1, "v", l.ID)
 	if r := again.expect(t, Held); r.Token <= u.Token {
 		t.Fatalf("after Abandon, held with token %d, want a new slot after %d", r.Token, u.Token)
