@@ -36,10 +36,6 @@ const (
 	// MaxThreshold is the largest barrier threshold or AwaitGroup
 	// min_members.
 	MaxThreshold = 100000
-	// MaxPermits is the most permits (N) a semaphore may have: more
-	// holders than one semaphore's queue should carry at once (GetSemaphore
-	// lists them all).
-	MaxPermits = 10000
 	// MaxWait is the longest wait of a blocking query (Lookup, Leader,
 	// GetBarrier), before the gateway's jitter.
 	MaxWait = 5 * time.Minute
@@ -144,29 +140,10 @@ func rules(msg any) ([]*errdetails.BadRequest_FieldViolation, bool) {
 		v.name("group", m.GetGroup(), true)
 		v.count("min_members", m.GetMinMembers())
 
-	// semaphore.proto
-	case *zkcoordv1.AcquireSemaphoreRequest:
-		v.name("semaphore", m.GetSemaphore(), true)
-		v.permits("permits", m.GetPermits())
-		v.value("value", m.GetValue())
-		v.leaseID("lease_id", m.GetLeaseId(), false)
-		v.ttl("ttl", m.GetTtl())
-		v.leaseOrTTL(m.GetLeaseId(), m.GetTtl())
-	case *zkcoordv1.TryAcquireSemaphoreRequest:
-		v.name("semaphore", m.GetSemaphore(), true)
-		v.permits("permits", m.GetPermits())
-		v.value("value", m.GetValue())
-		v.leaseID("lease_id", m.GetLeaseId(), false)
-		v.ttl("ttl", m.GetTtl())
-		if m.GetLeaseId() == "" && m.GetTtl() == nil {
-			v.add("lease_id", "one of lease_id or ttl is required")
-		}
-		v.leaseOrTTL(m.GetLeaseId(), m.GetTtl())
-	case *zkcoordv1.ReleaseSemaphoreRequest:
-		v.name("semaphore", m.GetSemaphore(), true)
-		v.leaseID("lease_id", m.GetLeaseId(), true)
-	case *zkcoordv1.GetSemaphoreRequest:
-		v.name("semaphore", m.GetSemaphore(), true)
+	// semaphore.proto (semaphore.go)
+	case *zkcoordv1.AcquireSemaphoreRequest, *zkcoordv1.TryAcquireSemaphoreRequest,
+		*zkcoordv1.ReleaseSemaphoreRequest, *zkcoordv1.GetSemaphoreRequest:
+		v.semaphore(m)
 
 	// status.proto
 	case *zkcoordv1.GetStatusRequest:
@@ -269,13 +246,6 @@ func (v *violations) value(field, s string) {
 func (v *violations) count(field string, n int32) {
 	if n < 1 || n > MaxThreshold {
 		v.addf(field, "must be between 1 and %d, not %d", MaxThreshold, n)
-	}
-}
-
-// permits checks a semaphore's N.
-func (v *violations) permits(field string, n int32) {
-	if n < 1 || n > MaxPermits {
-		v.addf(field, "must be between 1 and %d, not %d", MaxPermits, n)
 	}
 }
 
