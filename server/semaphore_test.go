@@ -12,6 +12,7 @@ import (
 
 	pb "github.com/zkcoord/zkcoord/gen/zkcoord/v1"
 	"github.com/zkcoord/zkcoord/internal/testing/testenv"
+	"github.com/zkcoord/zkcoord/internal/testing/testenv/httpc"
 )
 
 type acquireStream = grpc.ServerStreamingClient[pb.AcquireSemaphoreResponse]
@@ -147,6 +148,54 @@ func TestSemaphoreStreamEndNotOnDrain(t *testing.T) {
 	}
 	if r := recvStatus(t, "resumed on r1", s1, pb.AcquireSemaphoreResponse_STATUS_HELD); r.GetToken() != h.GetToken() {
 		t.Fatalf("resumed with token %d, want %d", r.GetToken(), h.GetToken())
+	}
+}
+
+// TestHTTPSemaphore: the acquire stream as newline-delimited JSON (HELD,
+// QUEUED, the next HELD when the first stream closes), and the unary paths
+// (tryAcquire, the semaphore, release) as REST.
+func TestHTTPSemaphore(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c := httpc.Client{Base: testenv.HTTP(t)}
+	sem := "/v1/semaphores/http." + name(t)
+	a, r, err := c.OpenLines(ctx, "POST", sem+":acquire", map[string]any{"permits": 1, "value": "a", "ttl": "10s"})
+	if err != nil || a == nil {
+		t.Fatalf("acquire a: %v %v", r, err)
+	}
+	if m, err := a.Next(); err != nil || str(m, "status") != "STATUS_HELD" {
+		t.Fatalf("a: %v, %v", m, err)
+	}
+	b, r, err := c.OpenLines(ctx, "POST", sem+":acquire", map[string]any{"permits": 1, "value": "b", "ttl": "10s"})
+	if err != nil || b == nil {
+		t.Fatalf("acquire b: %v %v", r, err)
+	}
+	defer b.Close()
+	if m, err := b.Next(); err != nil || str(m, "status") != "STATUS_QUEUED" {
+		t.Fatalf("b: %v, %v", m, err)
+	}
+	tr, err := c.Do(ctx, "POST", sem+":tryAcquire", map[string]any{"permits": 1, "ttl": "10s"})
+	if err != nil || tr.Status != 200 || tr.Body["acquired"] != false || tr.Body["held"] != float64(1) {
+		t.Fatalf("tryAcquire of a full semaphore: %v %v", tr, err)
+	}
+	a.Close() // the stream's end gives the permit up
+	m, err := b.Next()
+	if err != nil || str(m, "status") != "STATUS_HELD" {
+		t.Fatalf("b after a's stream closed: %v, %v", m, err)
+	}
+	g, err := c.Do(ctx, "GET", sem, nil)
+	if err != nil || g.Status != 200 || len(g.Body["holders"].([]any)) != 1 {
+		t.Fatalf("GET the semaphore: %v %v", g, err)
+	}
+	rel, err := c.Do(ctx, "POST", sem+":release", map[string]any{"leaseId": str(m, "leaseId")})
+	if err != nil || rel.Status != 200 || rel.Body["wasHolder"] != true {
+		t.Fatalf("release: %v %v", rel, err)
+	}
+	if m, err := b.Next(); err != nil || str(m, "status") != "STATUS_RELEASED" {
+		t.Fatalf("b after its release: %v, %v", m, err)
+	}
+	if r, err := c.Do(ctx, "POST", sem+":tryAcquire", map[string]any{"permits": 2, "ttl": "10s"}); err != nil || r.Status != 400 || r.Code() != 9 {
+		t.Fatalf("tryAcquire with another N: %v %v", r, err)
 	}
 }
 
