@@ -16,7 +16,8 @@ import (
 
 // Session holds a lease and keeps it alive from a goroutine of its own, like
 // etcd's concurrency.Session. What is made through the session (members,
-// candidacies, barrier participations) belongs to its lease.
+// candidacies, barrier participations, semaphore permits) belongs to its
+// lease.
 //
 // When the gateway reports the lease gone (it expired while the client was
 // cut off, or someone revoked it), the session restores itself: it grants a
