@@ -38,6 +38,8 @@ type rpcClients struct {
 	election zkcoordv1.ElectionServiceClient
 	barrier  zkcoordv1.BarrierServiceClient
 	lock     zkcoordv1.LockServiceClient
+	// semaphore: SemaphoreService.
+	semaphore zkcoordv1.SemaphoreServiceClient
 }
 
 // New connects to the gateway at target with insecure transport credentials
@@ -118,11 +120,12 @@ func newClient(cc grpc.ClientConnInterface, o options) *Client {
 	ctx, cancel := context.WithCancelCause(context.Background())
 	return &Client{
 		rpc: rpcClients{
-			lease:    zkcoordv1.NewLeaseServiceClient(cc),
-			registry: zkcoordv1.NewRegistryServiceClient(cc),
-			election: zkcoordv1.NewElectionServiceClient(cc),
-			barrier:  zkcoordv1.NewBarrierServiceClient(cc),
-			lock:     zkcoordv1.NewLockServiceClient(cc),
+			lock:      zkcoordv1.NewLockServiceClient(cc),
+			lease:     zkcoordv1.NewLeaseServiceClient(cc),
+			registry:  zkcoordv1.NewRegistryServiceClient(cc),
+			election:  zkcoordv1.NewElectionServiceClient(cc),
+			barrier:   zkcoordv1.NewBarrierServiceClient(cc),
+			semaphore: zkcoordv1.NewSemaphoreServiceClient(cc),
 		},
 		opts:   o,
 		ctx:    ctx,

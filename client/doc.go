@@ -1,10 +1,10 @@
 // Package client is the Go client of zkcoord, the gRPC gateway that serves
-// ZooKeeper recipes: leases, a service registry, leader election and
-// barriers.
+// ZooKeeper recipes: leases, a service registry, leader election, barriers
+// and semaphores.
 //
 // A Client is a connection to a gateway. A Session holds a lease and keeps it
 // alive from a goroutine of its own; what is made through it (members,
-// candidacies, barrier participations) belongs to the lease and goes when the
+// candidacies, barrier participations, semaphore permits) belongs to the lease and goes when the
 // session is closed or its process dies. A session whose lease is lost (it
 // expired while the client was cut off from the gateway, say) grants a new
 // lease and registers its members again: see Session.Lost and WithOnRestore.
@@ -28,8 +28,10 @@
 // AfterRevision and Wait answer when what they read has changed after the
 // revision of the last answer (see Client.Lookup's loop), and
 // Session.JoinBarrier joins a barrier without waiting. Goroutines the
-// package starts belong to the Client, Session or Leadership that started
-// them; Close waits for them.
+// package starts belong to the Client, Session, Leadership or Permit that
+// started them; Close waits for them. Session.Acquire waits for a permit of
+// a semaphore (at most N holders at once); its Permit ends, like a
+// Leadership, when the permit does.
 //
 // Errors wrap a sentinel (ErrLeaseLost, ErrLost, ErrNotFound, ...) and, when
 // the gateway caused them, its gRPC status: check them with errors.Is, or

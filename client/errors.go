@@ -42,8 +42,9 @@ var (
 	// ErrLockLost reports that a lock's hold ended without an Unlock: its
 	// lease ended, its znode was removed, or its stream broke for good.
 	ErrLockLost = errors.New("lock: lost")
-	// ErrReleased reports that a hold was released by Unlock.
-	ErrReleased = errors.New("lock: released")
+	// ErrReleased reports that its holder gave a lock's hold up (Unlock)
+	// or a semaphore's permit (Permit.Release).
+	ErrReleased = errors.New("released by its holder")
 	// ErrLocked reports that TryLock found the lock held.
 	ErrLocked = errors.New("lock: held by another lease")
 	// ErrStaleToken reports that a Fence refused a token older than one it
@@ -70,6 +71,8 @@ var sentinelCodes = []struct {
 	{ErrReleased, codes.Aborted},
 	{ErrLocked, codes.FailedPrecondition},
 	{ErrStaleToken, codes.FailedPrecondition},
+	{ErrNoPermit, codes.ResourceExhausted},
+	{ErrPermitLost, codes.Aborted},
 	{context.Canceled, codes.Canceled},
 	{context.DeadlineExceeded, codes.DeadlineExceeded},
 }

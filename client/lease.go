@@ -16,14 +16,16 @@ import (
 
 // Session holds a lease and keeps it alive from a goroutine of its own, like
 // etcd's concurrency.Session. What is made through the session (members,
-// candidacies, barrier participations) belongs to its lease.
+// candidacies, barrier participations, semaphore permits) belongs to its
+// lease.
 //
 // When the gateway reports the lease gone (it expired while the client was
 // cut off, or someone revoked it), the session restores itself: it grants a
 // new lease and registers again every member its Register calls made, then
-// goes on. Candidacies and barrier participations are not restored: a
-// Leadership ends with ErrLost. Lost tells when a lease is lost, and
-// WithOnRestore when the session has been restored.
+// goes on. Candidacies, barrier participations and semaphore permits are
+// not restored: a Leadership ends with ErrLost, a Permit with
+// ErrPermitLost. Lost tells when a lease is lost, and WithOnRestore when
+// the session has been restored.
 type Session struct {
 	c      *Client
 	opts   sessionOptions

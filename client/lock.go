@@ -13,7 +13,7 @@ import (
 	zkcoordv1 "github.com/zkcoord/zkcoord/gen/zkcoord/v1"
 )
 
-type acquireStream = grpc.ServerStreamingClient[zkcoordv1.AcquireLockResponse]
+type lockStream = grpc.ServerStreamingClient[zkcoordv1.AcquireLockResponse]
 
 // LockOption configures Lock and TryLock.
 type LockOption func(*lockOptions)
@@ -51,8 +51,8 @@ type Lock struct {
 	s         *Session
 	req       *zkcoordv1.AcquireLockRequest  // the hold, to reopen its stream
 	held      *zkcoordv1.AcquireLockResponse // the message that said HELD
-	unlocking atomic.Bool                // Unlock is releasing the hold
-	counted   sync.Once                  // uncounts the Lock from s.locks
+	unlocking atomic.Bool                    // Unlock is releasing the hold
+	counted   sync.Once                      // uncounts the Lock from s.locks
 }
 
 // lockCounts counts a session's Lock and TryLock calls under way and the
@@ -100,7 +100,7 @@ func (s *Session) Lock(ctx context.Context, name string, opts ...LockOption) (*L
 	s.locks.add(name, 1) // until the Lock finishes
 	l := s.newLock(&zkcoordv1.AcquireLockRequest{Lock: name, Mode: o.mode, LeaseId: s.Lease(), Reentrant: o.reentrant})
 	stop := context.AfterFunc(ctx, func() { l.cancel(context.Cause(ctx)) })
-	var stream acquireStream
+	var stream lockStream
 	err := s.c.retry(l.ctx, "lock "+name, func(b *backoff) error {
 		var err error
 		if stream, err = l.open(); err != nil {
@@ -170,7 +170,7 @@ func (s *Session) TryLock(ctx context.Context, name string, opts ...LockOption) 
 		return nil, fmt.Errorf("lock: try %s: %w (%d holders)", name, ErrLocked, len(r.GetHolders()))
 	}
 	l := s.newLock(&zkcoordv1.AcquireLockRequest{Lock: name, Mode: o.mode, LeaseId: lease, Resume: r.GetHold()})
-	var stream acquireStream
+	var stream lockStream
 	err = s.c.retry(l.ctx, "lock "+name, func(*backoff) error {
 		var err error
 		if stream, err = l.open(); err != nil {
@@ -239,7 +239,7 @@ func (s *Session) newLock(req *zkcoordv1.AcquireLockRequest) *Lock {
 }
 
 // start follows a hold that began on stream (err nil), or ends it with err.
-func (l *Lock) start(stream acquireStream, err error) (*Lock, error) {
+func (l *Lock) start(stream lockStream, err error) (*Lock, error) {
 	if err == nil && !l.s.grp.start(func() { l.run(stream) }) {
 		err = ErrSessionClosed
 	}
@@ -303,13 +303,13 @@ func (l *Lock) Unlock(ctx context.Context) error {
 }
 
 // open opens the hold's stream.
-func (l *Lock) open() (acquireStream, error) {
+func (l *Lock) open() (lockStream, error) {
 	stream, err := l.s.c.rpc.lock.AcquireLock(l.ctx, l.req)
 	return stream, callErr(l.ctx, err, ErrLeaseLost)
 }
 
 // run follows the hold on its stream until it ends.
-func (l *Lock) run(stream acquireStream) {
+func (l *Lock) run(stream lockStream) {
 	for {
 		msg, err := stream.Recv()
 		if err != nil {
@@ -352,8 +352,8 @@ func (l *Lock) run(stream acquireStream) {
 // reopen reopens the stream, resuming the hold, until it yields a first
 // message; it returns the stream if the hold went on, else ends the hold
 // and returns nil.
-func (l *Lock) reopen() acquireStream {
-	var stream acquireStream
+func (l *Lock) reopen() lockStream {
+	var stream lockStream
 	var first *zkcoordv1.AcquireLockResponse
 	err := l.s.c.retry(l.ctx, "lock "+l.Name(), func(*backoff) error {
 		var err error

@@ -116,6 +116,7 @@ func TestHandlersHonourDeadlineWhileZooKeeperStalls(t *testing.T) {
 	t.Cleanup(func() { cc.Close() })
 	leases, reg := pb.NewLeaseServiceClient(cc), pb.NewRegistryServiceClient(cc)
 	el, bar := pb.NewElectionServiceClient(cc), pb.NewBarrierServiceClient(cc)
+	sems := pb.NewSemaphoreServiceClient(cc)
 
 	grant := func() string {
 		t.Helper()
@@ -262,6 +263,21 @@ func TestHandlersHonourDeadlineWhileZooKeeperStalls(t *testing.T) {
 		})},
 		{Name: "CheckSequencer of an election", Call: h.call(svc+"LockService/CheckSequencer", func(ctx context.Context) error {
 			_, err := locks.CheckSequencer(ctx, &pb.CheckSequencerRequest{Election: "e", FencingToken: 1})
+			return err
+		})},
+		{Name: "AcquireSemaphore", Call: h.call(svc+"SemaphoreService/AcquireSemaphore", func(ctx context.Context) error {
+			return recvErr(sems.AcquireSemaphore(ctx, &pb.AcquireSemaphoreRequest{Semaphore: "s", Permits: 1, LeaseId: held}))
+		})},
+		{Name: "TryAcquireSemaphore", Call: h.call(svc+"SemaphoreService/TryAcquireSemaphore", func(ctx context.Context) error {
+			_, err := sems.TryAcquireSemaphore(ctx, &pb.TryAcquireSemaphoreRequest{Semaphore: "s", Permits: 1, LeaseId: held})
+			return err
+		})},
+		{Name: "ReleaseSemaphore", Call: h.call(svc+"SemaphoreService/ReleaseSemaphore", func(ctx context.Context) error {
+			_, err := sems.ReleaseSemaphore(ctx, &pb.ReleaseSemaphoreRequest{Semaphore: "s", LeaseId: held})
+			return err
+		})},
+		{Name: "GetSemaphore", Call: h.call(svc+"SemaphoreService/GetSemaphore", func(ctx context.Context) error {
+			_, err := sems.GetSemaphore(ctx, &pb.GetSemaphoreRequest{Semaphore: "s"})
 			return err
 		})},
 	})

@@ -15,6 +15,7 @@ import (
 	"github.com/zkcoord/zkcoord/internal/lease/peer"
 	"github.com/zkcoord/zkcoord/internal/lock"
 	"github.com/zkcoord/zkcoord/internal/registry"
+	"github.com/zkcoord/zkcoord/internal/semaphore"
 	"github.com/zkcoord/zkcoord/internal/zkx"
 )
 
@@ -57,6 +58,10 @@ var codeTable = []struct {
 	{lock.ErrTooManyHolds, codes.ResourceExhausted},
 	{lock.ErrClosed, codes.Unavailable},
 	{lock.ErrConflict, codes.Aborted},
+	{semaphore.ErrPermitsMismatch, codes.FailedPrecondition},
+	{semaphore.ErrNotAcquired, codes.NotFound},
+	{semaphore.ErrConflict, codes.Aborted},
+	{semaphore.ErrClosed, codes.Unavailable},
 	{zkx.ErrClosed, codes.Unavailable},
 	{errStopping, codes.Unavailable},
 	{peer.ErrUnreachable, codes.Unavailable},

@@ -149,6 +149,7 @@ func (g *Gateway) Register(s grpc.ServiceRegistrar) {
 	pb.RegisterElectionServiceServer(s, &electionService{elections: r.Elections, c: c})
 	pb.RegisterBarrierServiceServer(s, &barrierService{barriers: r.Barriers, registry: r.Registry, c: c})
 	pb.RegisterLockServiceServer(s, &lockService{locks: r.Locks, elections: r.Elections, c: c})
+	pb.RegisterSemaphoreServiceServer(s, &semaphoreService{sems: r.Semaphores, c: c})
 	pb.RegisterStatusServiceServer(s, &statusService{r: r, c: c, version: g.opts.version})
 	peerpb.RegisterPeerServiceServer(s, &peerService{leases: r.Leases})
 }

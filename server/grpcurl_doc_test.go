@@ -183,6 +183,9 @@ func TestGrpcurlDoc(t *testing.T) {
 	docQuotes(t, doc, run("-d", release, "localhost:7070", "zkcoord.v1.LockService/ReleaseLock"),
 		"Code: NotFound", "lock: not held by this lease: reports")
 
+	// 12. Semaphores: the state, a full try, another N, a release.
+	semaphoreDoc(t, ctx, cc, doc, run)
+
 	// Errors.
 	docSame(t, "Register with bad fields", docBlock(t, doc, "Message: invalid RegisterRequest.group"),
 		withExit(run("-d", `{"group":"a/b","member_id":"..","value":"x"}`, "localhost:7070", "zkcoord.v1.RegistryService/Register")))
@@ -272,6 +275,8 @@ var docNormal = []struct {
 	{regexp.MustCompile(`\b[0-9a-f]{32}\b`), "LEASE"},
 	{regexp.MustCompile(`"participantId": "[0-9a-f]{16}"`), `"participantId": "ID"`},
 	{regexp.MustCompile(`"revision": "[0-9]+"`), `"revision": "REV"`},
+	{regexp.MustCompile(`"slot": "s_[0-9a-f]{32}_[0-9]{10}"`), `"slot": "SLOT"`},
+	{regexp.MustCompile(`"token": "[0-9]+"`), `"token": "TOKEN"`},
 	{regexp.MustCompile(`[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]+Z`), "TIME"},
 }
 

@@ -24,6 +24,8 @@ func TestGrpcurlListDescribe(t *testing.T) {
 		"zkcoord.v1.BarrierService":  {"AwaitBarrier", "AwaitGroup", "GetBarrier", "JoinBarrier", "LeaveBarrier"},
 		"zkcoord.v1.StatusService":   {"GetStatus"},
 		"grpc.health.v1.Health":      nil,
+		"zkcoord.v1.SemaphoreService": {"AcquireSemaphore", "GetSemaphore", "ReleaseSemaphore",
+			"TryAcquireSemaphore"},
 	}
 	for svc, methods := range want {
 		if !slices.Contains(services, svc) {

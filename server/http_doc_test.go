@@ -144,7 +144,7 @@ var (
 
 // volatile are the JSON fields whose values change from run to run.
 var volatile = map[string]bool{"revision": true, "createRevision": true, "modRevision": true, "fencingToken": true,
-	"highestToken": true, "hold": true,
+	"highestToken": true, "hold": true, "token": true,
 	"server": true, "servers": true, "leases": true, "watchedGroups": true, "sessionTimeout": true, "root": true,
 	"retryDelay": true, "id": false}
 

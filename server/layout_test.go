@@ -7,6 +7,7 @@ import (
 	"github.com/zkcoord/zkcoord/internal/election"
 	"github.com/zkcoord/zkcoord/internal/lock"
 	"github.com/zkcoord/zkcoord/internal/registry"
+	"github.com/zkcoord/zkcoord/internal/semaphore"
 	"os"
 	"path"
 	"regexp"
@@ -168,6 +169,10 @@ func TestLayoutDoc(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	if r, err := pb.NewSemaphoreServiceClient(cc).TryAcquireSemaphore(ctx, &pb.TryAcquireSemaphoreRequest{Semaphore: "s", Permits: 2,
+		Value: "w1", LeaseId: l.LeaseId}); err != nil || !r.GetAcquired() {
+		t.Fatalf("TryAcquireSemaphore: %v, %v", r, err)
+	}
 	c := sess.Conn()
 	zktest.Eventually(t, 10*time.Second, func() bool {
 		ok, _, err := c.Exists(lay.Replica("r1"))
@@ -247,7 +252,7 @@ func checkLayoutData(t *testing.T, e *layoutEntry, rel string, data []byte, key,
 	t.Helper()
 	want, check := "", true
 	switch {
-	case strings.HasPrefix(e.text, "{") || strings.HasPrefix(e.text, "candidate: {"):
+	case strings.HasPrefix(e.text, "{") || strings.HasPrefix(e.text, "candidate: {") || strings.HasPrefix(e.text, "slot: {"):
 		var rec map[string]any
 		if err := json.Unmarshal(data, &rec); err != nil {
 			t.Errorf("%s: %q is not a JSON record: %v", rel, data, err)
@@ -274,6 +279,8 @@ func checkLayoutData(t *testing.T, e *layoutEntry, rel string, data []byte, key,
 		want = "1"
 	case e.path == "barriers/<barrier>/p-<participant>":
 		want = key
+	case e.path == "semaphores/<semaphore>":
+		want = "2"
 	case strings.Contains(e.text, "no data"):
 	default:
 		check = false
@@ -283,6 +290,7 @@ func checkLayoutData(t *testing.T, e *layoutEntry, rel string, data []byte, key,
 		"replicas/<id>":                      "advertise address",
 		"barriers/<barrier>":                 "threshold",
 		"barriers/<barrier>/p-<participant>": "the owning lease's key",
+		"semaphores/<semaphore>":             "permits (N)",
 	}
 	if s, ok := says[e.path]; ok && !strings.Contains(e.text, s) {
 		t.Errorf("LAYOUT.md on %s: %q, which does not say %q", e.path, e.text, s)
@@ -294,12 +302,13 @@ func checkLayoutData(t *testing.T, e *layoutEntry, rel string, data []byte, key,
 
 // TestHarnessLayoutMatches: the tests' zktest.Layout names each znode as
 // the recipe that owns it does (it mirrors lease, registry, election,
-// barrier and lock's Layouts, which it cannot import).
+// barrier, lock and semaphore's Layouts, which it cannot import).
 func TestHarnessLayoutMatches(t *testing.T) {
 	const root = "/r"
 	h := zktest.Layout{Root: root}
 	ls, rg, el, br := lease.Layout{Root: root}, registry.Layout{Root: root}, election.Layout{Root: root}, barrier.Layout{Root: root}
 	lk := lock.Layout{Root: root}
+	sm := semaphore.Layout{Root: root}
 	for _, c := range []struct{ harness, recipe string }{
 		{h.Leases(), ls.Leases()}, {h.Lease("k"), ls.Lease("k")}, {h.LeaseOwner("k"), ls.Owner("k")},
 		{h.LeaseRef("k", "member~g~m"), ls.Ref("k", "member~g~m")}, {h.Replicas(), ls.Replicas()}, {h.Replica("r1"), ls.Replica("r1")},
@@ -307,6 +316,7 @@ func TestHarnessLayoutMatches(t *testing.T) {
 		{h.Member("g", "m"), rg.Member("g", "m")}, {h.Log("g"), rg.Log("g")}, {h.ReadBarrier(), rg.ReadBarrier()},
 		{h.Election("e"), el.Election("e")}, {h.Barrier("b"), br.Barrier("b")}, {h.Participant("b", "p"), br.Participant("b", "p")},
 		{h.Ready("b"), br.Ready("b")}, {h.Elections(), el.Elections()}, {h.Locks(), lk.Locks()}, {h.Lock("l"), lk.Lock("l")},
+		{h.Semaphore("s"), sm.Semaphore("s")},
 	} {
 		if c.harness != c.recipe {
 			t.Errorf("zktest.Layout names %s, the recipe %s", c.harness, c.recipe)

@@ -22,7 +22,7 @@ type lockService struct {
 
 var _ pb.LockServiceServer = (*lockService)(nil)
 
-var acquireStatus = map[lock.Status]pb.AcquireLockResponse_Status{
+var lockStatus = map[lock.Status]pb.AcquireLockResponse_Status{
 	lock.Queued:   pb.AcquireLockResponse_STATUS_QUEUED,
 	lock.Held:     pb.AcquireLockResponse_STATUS_HELD,
 	lock.Jeopardy: pb.AcquireLockResponse_STATUS_JEOPARDY,
@@ -60,7 +60,7 @@ func (s *lockService) AcquireLock(req *pb.AcquireLockRequest, stream pb.LockServ
 	hold, err := s.locks.Acquire(ctx, lock.Request{Lock: req.GetLock(), Mode: lockMode(req.GetMode()), LeaseID: leaseID,
 		Reentrant: req.GetReentrant(), Resume: req.GetResume()}, func(u lock.Update) error {
 		ended = u.Status == lock.Lost || u.Status == lock.Released
-		resp := &pb.AcquireLockResponse{Status: acquireStatus[u.Status], Node: u.Node, Hold: u.Hold, Position: int32(u.Position),
+		resp := &pb.AcquireLockResponse{Status: lockStatus[u.Status], Node: u.Node, Hold: u.Hold, Position: int32(u.Position),
 			FencingToken: u.Token, LeaseId: leaseID, Holds: int32(u.Holds), Mode: modePB(u.Mode)}
 		if !u.Deadline.IsZero() {
 			resp.JeopardyDeadline = timestamppb.New(u.Deadline)

@@ -17,11 +17,11 @@ import (
 	"github.com/zkcoord/zkcoord/internal/zkx"
 )
 
-type acquireStream = grpc.ServerStreamingClient[pb.AcquireLockResponse]
+type lockStream = grpc.ServerStreamingClient[pb.AcquireLockResponse]
 
 // acquireUntil opens an Acquire stream and receives until a message of
 // status want.
-func acquireUntil(t *testing.T, ctx context.Context, locks pb.LockServiceClient, req *pb.AcquireLockRequest, want pb.AcquireLockResponse_Status) (acquireStream, *pb.AcquireLockResponse) {
+func acquireUntil(t *testing.T, ctx context.Context, locks pb.LockServiceClient, req *pb.AcquireLockRequest, want pb.AcquireLockResponse_Status) (lockStream, *pb.AcquireLockResponse) {
 	t.Helper()
 	s, err := locks.AcquireLock(ctx, req)
 	if err != nil {
@@ -30,7 +30,7 @@ func acquireUntil(t *testing.T, ctx context.Context, locks pb.LockServiceClient,
 	return s, recvUntil(t, s, want)
 }
 
-func recvUntil(t *testing.T, s acquireStream, want pb.AcquireLockResponse_Status) *pb.AcquireLockResponse {
+func recvUntil(t *testing.T, s lockStream, want pb.AcquireLockResponse_Status) *pb.AcquireLockResponse {
 	t.Helper()
 	for {
 		r, err := s.Recv()

@@ -53,7 +53,7 @@ func run() error {
 	flag.IntVar(&cfg.Changes, "changes", 5, "membership changes the fan-out measures")
 	flag.IntVar(&cfg.Candidates, "candidates", 100, "Campaign candidates")
 	flag.IntVar(&cfg.Failovers, "failovers", 99, "resigns (and lock releases) measured")
-	flag.IntVar(&cfg.Waiters, "waiters", 100, "acquirers queued on one lock for the handovers")
+	flag.IntVar(&cfg.Waiters, "waiters", 100, "acquirers queued on one lock, or one semaphore, for the handovers")
 	flag.IntVar(&cfg.Participants, "participants", 1000, "barrier participants")
 	flag.IntVar(&cfg.Rounds, "rounds", 3, "barrier rounds")
 	flag.IntVar(&cfg.KeepAlives, "keepalives", 10000, "keepalives counted against ZooKeeper writes")

@@ -106,7 +106,7 @@ func parse(name string, args []string, dev bool) (config, error) {
 	}
 	fs.StringVar(&c.root, "root", "/zkcoord", "root znode of zkcoord's namespace (below the chroot)")
 	fs.DurationVar(&c.sessionTimeout, "session-timeout", 10*time.Second, "ZooKeeper session timeout to request")
-	fs.DurationVar(&c.streamTTL, "stream-ttl", 10*time.Second, "TTL of the implicit lease of a Campaign or AwaitBarrier stream without a lease")
+	fs.DurationVar(&c.streamTTL, "stream-ttl", 10*time.Second, "TTL of the implicit lease of a Campaign, AwaitBarrier, AcquireLock or AcquireSemaphore stream without a lease")
 	fs.DurationVar(&c.stopTimeout, "shutdown-timeout", 10*time.Second, "how long a graceful stop may take before it is forced")
 	fs.StringVar(&c.replicaID, "replica-id", "", "name of this replica in status, logs and lease records; unique among replicas (default hostname-pid)")
 	fs.StringVar(&c.advertise, "advertise", "", "address other replicas use to reach this one (default: the listen address, with the hostname for an unspecified IP)")

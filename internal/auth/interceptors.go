@@ -133,6 +133,10 @@ func sequencerOf(req any) string {
 	return electionOf(req)
 }
 
+func semaphoreOf(req any) string {
+	return req.(interface{ GetSemaphore() string }).GetSemaphore()
+}
+
 // rules maps every zkcoord method to what it needs. A method missing here
 // is refused (fail closed); auth_test checks that every registered method
 // has a rule.
@@ -153,11 +157,16 @@ var rules = map[string]rule{
 	pb.BarrierService_LeaveBarrier_FullMethodName: {right: Barrier, name: barrierOf},
 	pb.BarrierService_AwaitGroup_FullMethodName:   {right: Read, name: group, stream: true, watch: true},
 
-	pb.LockService_AcquireLock_FullMethodName:        {right: Lock, name: lockOf, stream: true},
-	pb.LockService_TryAcquireLock_FullMethodName:     {right: Lock, name: lockOf},
-	pb.LockService_ReleaseLock_FullMethodName:        {right: Lock, name: lockOf},
+	pb.LockService_AcquireLock_FullMethodName:    {right: Lock, name: lockOf, stream: true},
+	pb.LockService_TryAcquireLock_FullMethodName: {right: Lock, name: lockOf},
+	pb.LockService_ReleaseLock_FullMethodName:    {right: Lock, name: lockOf},
 	pb.LockService_GetLock_FullMethodName:        {right: Read, name: lockOf},
 	pb.LockService_CheckSequencer_FullMethodName: {right: Read, name: sequencerOf},
+
+	pb.SemaphoreService_AcquireSemaphore_FullMethodName:    {right: Lock, name: semaphoreOf, stream: true},
+	pb.SemaphoreService_TryAcquireSemaphore_FullMethodName: {right: Lock, name: semaphoreOf},
+	pb.SemaphoreService_ReleaseSemaphore_FullMethodName:    {right: Lock, name: semaphoreOf},
+	pb.SemaphoreService_GetSemaphore_FullMethodName:        {right: Read, name: semaphoreOf},
 
 	pb.LeaseService_Grant_FullMethodName:           {lease: true},
 	pb.LeaseService_KeepAlive_FullMethodName:       {lease: true},

@@ -91,6 +91,10 @@ func TestTinyRun(t *testing.T) {
 	if f := find("PHP processes", "members visible right after the run"); f.Gateway != float64(cfg.PHPProcs) || f.Direct != 0 {
 		t.Errorf("members left by the PHP processes: zkcoord %v (want %d), direct %v (want 0)", f.Gateway, cfg.PHPProcs, f.Direct)
 	}
+	if f := find("Semaphore handover", "ZooKeeper watches while they wait"); f.Gateway != 1 || f.Direct != float64(cfg.Waiters-1) {
+		t.Errorf("watches while %d wait on a semaphore: zkcoord %v (want 1), direct %v (want %d)", cfg.Waiters, f.Gateway, f.Direct, cfg.Waiters-1)
+	}
+	find("Semaphore (4 permits)", "acquire+release pairs/s")
 	find("AwaitBarrier", "release after the last arrival p99")
 	find("Growth (50 members)", "WatchGroup snapshot")
 	find("Growth 10 -> 50", "Lookup p50 growth")

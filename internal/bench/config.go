@@ -21,7 +21,7 @@ type Config struct {
 	Changes      int           // membership changes the fan-out measures (default 5)
 	Candidates   int           // Campaign candidates (default 100)
 	Failovers    int           // resigns (and lock releases) measured (default 99)
-	Waiters      int           // acquirers queued on one lock for the handovers (default 100)
+	Waiters      int           // acquirers queued on one lock, or one semaphore, for the handovers (default 100)
 	Participants int           // barrier participants (default 1000)
 	Rounds       int           // barrier rounds (default 3)
 	Sizes        []int         // group sizes for growth (default 10..100000)
@@ -92,6 +92,7 @@ var Workloads = []Workload{
 	{"campaign", (*Runner).campaign},
 	{"lock", (*Runner).lock},
 	{"barrier", (*Runner).barrier},
+	{"semaphore", (*Runner).semaphore},
 	{"growth", (*Runner).growth},
 	{"php", (*Runner).php}, // last: its members' leases lapse after the run
 }

@@ -1,9 +1,9 @@
 // Package gateway is one zkcoord replica: the recipes (leases, registry,
-// elections, barriers, locks) on one ZooKeeper session, under one root, and the
-// replica's place among the others: its announcement, and the peer client
-// through which its lease manager forwards keepalives and takes leases
-// over (package peer). It serves no client itself: package server turns
-// gRPC calls into calls of these recipes.
+// elections, barriers, locks, semaphores) on one ZooKeeper session, under one
+// root, and the replica's place among the others: its announcement, and
+// the peer client through which its lease manager forwards keepalives and
+// takes leases over (package peer). It serves no client itself: package
+// server turns gRPC calls into calls of these recipes.
 package gateway
 
 import (
@@ -23,6 +23,7 @@ import (
 	"github.com/zkcoord/zkcoord/internal/lease/peer"
 	"github.com/zkcoord/zkcoord/internal/lock"
 	"github.com/zkcoord/zkcoord/internal/registry"
+	"github.com/zkcoord/zkcoord/internal/semaphore"
 	"github.com/zkcoord/zkcoord/internal/zkx"
 )
 
@@ -51,12 +52,13 @@ type Config struct {
 
 // Replica is the recipes one zkcoord replica serves over one session.
 type Replica struct {
-	Session   *zkx.Session
-	Leases    *lease.Manager
-	Registry  *registry.Registry
-	Elections *election.Elections
-	Barriers  *barrier.Barriers
-	Locks     *lock.Locks
+	Session    *zkx.Session
+	Leases     *lease.Manager
+	Registry   *registry.Registry
+	Elections  *election.Elections
+	Barriers   *barrier.Barriers
+	Locks      *lock.Locks
+	Semaphores *semaphore.Semaphores
 
 	cfg   Config
 	peers *peer.Client
@@ -146,7 +148,10 @@ func (r *Replica) build(root string) error {
 	if r.Barriers, err = barrier.New(r.Session, root, r.Leases, cfg.Log); err != nil {
 		return err
 	}
-	r.Locks, err = lock.New(r.Session, root, r.Leases, cfg.Log)
+	if r.Locks, err = lock.New(r.Session, root, r.Leases, cfg.Log); err != nil {
+		return err
+	}
+	r.Semaphores, err = semaphore.New(r.Session, root, r.Leases, cfg.Log)
 	return err
 }
 
@@ -183,6 +188,9 @@ func (r *Replica) closeRecipes() {
 	}
 	if r.Locks != nil {
 		r.Locks.Close()
+	}
+	if r.Semaphores != nil {
+		r.Semaphores.Close()
 	}
 	if r.Registry != nil {
 		r.Registry.Close()

@@ -28,6 +28,7 @@ var streams = []streamRoute{
 	{"POST", "/v1/barriers/{barrier}:await", "zkcoord.v1.BarrierService/AwaitBarrier"},
 	{"GET", "/v1/groups/{group}:await", "zkcoord.v1.BarrierService/AwaitGroup"},
 	{"POST", "/v1/locks/{lock}:acquire", "zkcoord.v1.LockService/AcquireLock"},
+	{"POST", "/v1/semaphores/{semaphore}:acquire", "zkcoord.v1.SemaphoreService/AcquireSemaphore"},
 }
 
 // streamRoute maps a REST path to a server-streaming procedure. The path's

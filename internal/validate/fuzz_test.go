@@ -41,12 +41,16 @@ var requests = []func() proto.Message{
 	func() proto.Message { return &zkcoordv1.ReleaseLockRequest{} },
 	func() proto.Message { return &zkcoordv1.GetLockRequest{} },
 	func() proto.Message { return &zkcoordv1.CheckSequencerRequest{} },
+	func() proto.Message { return &zkcoordv1.AcquireSemaphoreRequest{} },
+	func() proto.Message { return &zkcoordv1.TryAcquireSemaphoreRequest{} },
+	func() proto.Message { return &zkcoordv1.ReleaseSemaphoreRequest{} },
+	func() proto.Message { return &zkcoordv1.GetSemaphoreRequest{} },
 	func() proto.Message { return &zkcoordv1.GetStatusRequest{} },
 }
 
 // nameFields are the fields that become znode names.
 var nameFields = map[protoreflect.Name]bool{
-	"group": true, "election": true, "barrier": true, "member_id": true, "participant_id": true, "lock": true,
+	"group": true, "election": true, "barrier": true, "member_id": true, "participant_id": true, "lock": true, "semaphore": true,
 }
 
 // FuzzRequest decodes arbitrary bytes as each request type, as the gRPC
@@ -68,6 +72,8 @@ func FuzzRequest(f *testing.F) {
 		&zkcoordv1.LookupRequest{Group: "g", Consistency: 7},
 		&zkcoordv1.AcquireLockRequest{Lock: "l", Mode: zkcoordv1.LockMode_LOCK_MODE_SHARED, LeaseId: lease, Resume: "0123456789abcdef"},
 		&zkcoordv1.CheckSequencerRequest{Lock: "../x", Election: "e", FencingToken: -3},
+		&zkcoordv1.AcquireSemaphoreRequest{Semaphore: "jobs", Permits: 2, Value: "w1"},
+		&zkcoordv1.TryAcquireSemaphoreRequest{Semaphore: "a/..", Permits: 1 << 30, LeaseId: lease},
 	}
 	for _, m := range seeds {
 		b, err := proto.Marshal(m)
@@ -126,6 +132,10 @@ func checkAccepted(t *testing.T, m protoreflect.Message) {
 		case fd.Name() == "value" && fd.Kind() == protoreflect.StringKind:
 			if len(v.String()) > MaxValueBytes {
 				t.Fatalf("accepted a %d-byte value", len(v.String()))
+			}
+		case fd.Name() == "permits":
+			if n := v.Int(); n < 1 || n > MaxPermits {
+				t.Fatalf("accepted %d permits", n)
 			}
 		case fd.Name() == "ttl":
 			d := &durationpb.Duration{}

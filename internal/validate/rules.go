@@ -144,6 +144,11 @@ func rules(msg any) ([]*errdetails.BadRequest_FieldViolation, bool) {
 		v.name("group", m.GetGroup(), true)
 		v.count("min_members", m.GetMinMembers())
 
+	// semaphore.proto (semaphore.go)
+	case *zkcoordv1.AcquireSemaphoreRequest, *zkcoordv1.TryAcquireSemaphoreRequest,
+		*zkcoordv1.ReleaseSemaphoreRequest, *zkcoordv1.GetSemaphoreRequest:
+		v.semaphore(m)
+
 	// status.proto
 	case *zkcoordv1.GetStatusRequest:
 		// Nothing to check.

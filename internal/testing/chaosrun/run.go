@@ -40,6 +40,7 @@ type Config struct {
 	Lockers        int // clients of each lock of the lock workload (default 3)
 	Registrants    int // clients registering, deregistering, looking up (default 3)
 	Watchers       int // WatchGroup streams (default 2)
+	Acquirers      int // acquirers of one semaphore of 2 permits (default 4)
 	Bin            string
 	Log            *slog.Logger
 	// LogDir receives the replicas' and ZooKeeper's logs and the history
@@ -73,6 +74,7 @@ func (c Config) withDefaults() Config {
 	def(&c.Lockers, 3)
 	def(&c.Registrants, 3)
 	def(&c.Watchers, 2)
+	def(&c.Acquirers, 4)
 	if len(c.Faults) == 0 {
 		c.Faults = AllFaults
 	}
@@ -90,9 +92,13 @@ type Result struct {
 	// Crashes how they were handed over by the electors.
 	Terms, Resigns, Crashes int
 	// Locks counts the lock workload's holds and fenced operations.
-	Locks  LockFigures
-	Events int
-	Took   time.Duration
+	Locks LockFigures
+	// Permits counts semaphore permits (distinct tokens held),
+	// PermitsEnded those whose holder stopped without a release or a
+	// LOST: acquirers that crashed, and streams that faults broke.
+	Permits, PermitsEnded int
+	Events                int
+	Took                  time.Duration
 }
 
 func (r Result) String() string {
@@ -104,8 +110,8 @@ func (r Result) String() string {
 		total += n
 	}
 	sort.Strings(kinds)
-	fmt.Fprintf(&b, "faults: %d (%s); leadership terms: %d (resigns %d, client crashes %d); events recorded: %d; took %v\n",
-		total, strings.Join(kinds, " "), r.Terms, r.Resigns, r.Crashes, r.Events, r.Took.Round(time.Second))
+	fmt.Fprintf(&b, "faults: %d (%s); leadership terms: %d (resigns %d, client crashes %d); semaphore permits: %d (ended by a crash or a broken stream %d); events recorded: %d; took %v\n",
+		total, strings.Join(kinds, " "), r.Terms, r.Resigns, r.Crashes, r.Permits, r.PermitsEnded, r.Events, r.Took.Round(time.Second))
 	fmt.Fprintf(&b, "%s\n", r.Locks)
 	b.WriteString(r.Report.String())
 	return b.String()
@@ -195,6 +201,9 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	}
 	spawn(r.barriers)
 	r.lockers(spawn)
+	for i := range cfg.Acquirers {
+		spawn(func(ctx context.Context) { r.acquirer(ctx, fmt.Sprintf("s%d", i), uint64(i)) })
+	}
 
 	faults := map[Fault]int{}
 	fctx, fcancel := context.WithTimeout(ctx, cfg.Duration)
@@ -243,9 +252,13 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		}
 	}
 	out := Result{Report: report, Faults: faults, Events: r.h.Len(), Took: time.Since(start)}
-	tokens := map[int64]bool{}
+	tokens, permits := map[int64]bool{}, map[int64]bool{}
 	for _, ev := range r.h.Events() {
 		switch ev.Kind {
+		case checker.KindPermitHeld:
+			permits[ev.Token] = true
+		case checker.KindPermitEnded:
+			out.PermitsEnded++
 		case checker.KindElected:
 			tokens[ev.Token] = true
 		case checker.KindResigned:
@@ -256,8 +269,8 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 			}
 		}
 	}
-	out.Terms = len(tokens)
 	out.Locks = countLocks(r.h.Events())
+	out.Terms, out.Permits = len(tokens), len(permits)
 	return out, nil
 }
 

@@ -36,6 +36,9 @@ and the first violations in words):
 	                    their jeopardy windows (readers together aside);
 	                    tokens rise; the fenced resource never admits a
 	                    stale token
+	CheckSemaphores     no more than N permits of a semaphore live at once,
+	                    counted from the holders' HELD and their ends
+	                    (released, LOST, ended, a JEOPARDY deadline passed)
 	CheckLinearizable   Register/Deregister/LINEARIZABLE Lookup against a
 	                    map model with porcupine, partitioned by member
 	CheckTruth          the truth's replay equals the members directory read

@@ -98,6 +98,25 @@ const (
 	// (cancelled, deadline, stream error). Barrier.
 	KindBarrierGaveUp Kind = "barrier-gave-up"
 
+	// KindPermitHeld: the client's AcquireSemaphore stream said HELD (its
+	// Permit was granted, or confirmed again after a JEOPARDY). Semaphore,
+	// Permits (N), Token. The same token again is the same permit.
+	KindPermitHeld Kind = "permit-held"
+	// KindPermitJeopardy: the holder's permit went into jeopardy.
+	// Semaphore, Token, Deadline (the permit is over at that time unless
+	// a HELD with the same token comes first).
+	KindPermitJeopardy Kind = "permit-jeopardy"
+	// KindPermitReleased: the holder gave the permit up. Semaphore, Token.
+	// Time is when the client called Release (it stops using the permit
+	// then), not when the answer came.
+	KindPermitReleased Kind = "permit-released"
+	// KindPermitLost: the holder was told LOST. Semaphore, Token.
+	KindPermitLost Kind = "permit-lost"
+	// KindPermitEnded: the holder stopped using the permit without being
+	// told (its stream broke, it crashed, its jeopardy deadline passed).
+	// Semaphore, Token.
+	KindPermitEnded Kind = "permit-ended"
+
 	// KindFault: the harness injected a fault and healed it. Value
 	// describes it; From and To bound it. Replica names the replica whose
 	// ZooKeeper session the fault may have cost ("*": any replica's, as
@@ -164,6 +183,9 @@ type Event struct {
 
 	Lock   string
 	Shared bool // a shared (read) hold's event
+
+	Semaphore string
+	Permits   int // a semaphore's N
 
 	OpID         string    // the harness's id of the operation, for reading logs
 	Call, Return time.Time // when a call was sent and when its answer came

@@ -108,6 +108,7 @@ func CheckAll(h *History, t *Truth, timeout time.Duration, opts ...Option) Repor
 	return append(rep,
 		CheckBarriers(h, opts...),
 		CheckLocks(h, opts...),
+		CheckSemaphores(h, opts...),
 		CheckLinearizable(h, timeout, opts...))
 }
 

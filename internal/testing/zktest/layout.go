@@ -4,9 +4,10 @@ import "path"
 
 // Layout names every znode zkcoord uses under a root, for tests that read
 // ZooKeeper directly. The recipes each own their part (lease.Layout,
-// registry.Layout, election.Layout, barrier.Layout, lock.Layout); this
-// mirrors them (zktest cannot import them: their own tests import zktest),
-// and server's TestHarnessLayoutMatches checks that it does.
+// registry.Layout, election.Layout, barrier.Layout, lock.Layout,
+// semaphore.Layout);
+// this mirrors them (zktest cannot import them: their own tests import
+// zktest), and server's TestHarnessLayoutMatches checks that it does.
 type Layout struct {
 	// Root is the absolute path of zkcoord's namespace, chroot included.
 	Root string
@@ -37,3 +38,4 @@ func (l Layout) Locks() string         { return path.Join(l.Root, "locks") }
 func (l Layout) Lock(name string) string {
 	return path.Join(l.Root, "locks", name)
 }
+func (l Layout) Semaphore(s string) string { return path.Join(l.Root, "semaphores", s) }
