@@ -3,6 +3,7 @@ package registry_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
@@ -109,6 +110,10 @@ func TestCallsHonourDeadlineWhileZooKeeperStalls(t *testing.T) {
 			_, err := r.Poll(ctx, "g", "", false, v.Rev, nil)
 			return err
 		}},
+		{Name: "GroupNames before the first listing", Call: func(ctx context.Context) error {
+			_, err := r.GroupNames(ctx)
+			return err
+		}},
 	})
 
 	px.Restore()
@@ -131,5 +136,8 @@ func TestCallsHonourDeadlineWhileZooKeeperStalls(t *testing.T) {
 	}
 	if _, err := r.Lookup(ctx, "uncached", "x", false); !errors.Is(err, registry.ErrMemberNotFound) {
 		t.Errorf("Lookup after the stall: %v, want ErrMemberNotFound", err)
+	}
+	if gl, err := r.GroupNames(ctx); err != nil || !slices.Contains(gl.Names, "g") {
+		t.Errorf("GroupNames after the stall: %+v, %v", gl, err)
 	}
 }
