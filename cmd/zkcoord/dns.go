@@ -1,0 +1,47 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+
+	"github.com/zkcoord/zkcoord/internal/dnsview"
+)
+
+// parseDNS checks the dns flags into c.dns, whether or not --dns-listen is
+// set: a bad value is an error at start either way.
+func parseDNS(c *config) error {
+	var groups []string
+	for _, g := range strings.Split(c.dnsGroups, ",") {
+		if g = strings.TrimSpace(g); g != "" {
+			groups = append(groups, g)
+		}
+	}
+	if len(groups) == 0 {
+		if c.dnsListen != "" {
+			return errors.New("--dns-listen needs --dns-groups: the prefixes of the groups DNS may show, or * for all (DNS carries no credentials)")
+		}
+		groups = []string{dnsview.AllGroups} // checked, unused
+	}
+	c.dns = []dnsview.Option{dnsview.WithDomain(c.dnsDomain), dnsview.WithTTL(c.dnsTTL), dnsview.WithGroups(groups...)}
+	if err := dnsview.Check(c.dns...); err != nil {
+		return fmt.Errorf("--dns-domain, --dns-ttl or --dns-groups: %w", err)
+	}
+	return nil
+}
+
+// listenDNS listens on addr over UDP and TCP, on the same port (the one
+// UDP got, when addr's port is 0).
+func listenDNS(addr string) (net.PacketConn, net.Listener, error) {
+	pc, err := net.ListenPacket("udp", addr)
+	if err != nil {
+		return nil, nil, err
+	}
+	l, err := net.Listen("tcp", pc.LocalAddr().String())
+	if err != nil {
+		pc.Close()
+		return nil, nil, err
+	}
+	return pc, l, nil
+}
