@@ -16,17 +16,17 @@ func (g *Gateway) newDNS(opt []dnsview.Option) (*dnsview.Server, error) {
 
 // cacheTrusted reports whether the registry's caches may answer DNS: while
 // the ZooKeeper session is connected (they lag it by a watch
-// notification), and for one session timeout after it was lost (the
-// bound zkcoord's leases allow a replica cut from ZooKeeper: see the lease
-// contract). Past that the view answers SERVFAIL, so resolvers ask
-// another replica rather than get members that may have left.
+// notification), and for one session timeout after the connection was
+// lost (while the session may live on: the slack zkcoord's lease contract
+// allows a replica cut from ZooKeeper). Past that, or once the session
+// has expired, the view answers SERVFAIL, so that resolvers ask another
+// replica rather than get members that may have left.
 func (g *Gateway) cacheTrusted() bool {
 	sess := g.replica.Session
-	st := sess.Status()
-	switch st.State {
+	switch st := sess.Status(); st.State {
 	case zkx.StateConnected:
 		return true
-	case zkx.StateDisconnected, zkx.StateExpired:
+	case zkx.StateDisconnected:
 		return time.Since(st.Since) < sess.Timeout()
 	}
 	return false

@@ -44,6 +44,16 @@ func start(t *testing.T, opt ...dnsview.Option) env {
 	return env{gw: gw, reg: pb.NewRegistryServiceClient(cc)}
 }
 
+// writer is a registry client of another gateway, serving root on a
+// session of its own: for the writes of tests whose DNS gateway's session
+// goes through a proxy.
+func writer(t *testing.T, root string) env {
+	t.Helper()
+	sess, _ := zktest.Session(t)
+	cc := testenv.Serve(t, sess, server.WithRoot(root))
+	return env{reg: pb.NewRegistryServiceClient(cc)}
+}
+
 // register registers a persistent member.
 func (e env) register(t *testing.T, group, id, value string, md map[string]string) {
 	t.Helper()
