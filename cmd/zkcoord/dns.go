@@ -24,9 +24,12 @@ func parseDNS(c *config) error {
 		}
 		groups = []string{dnsview.AllGroups} // checked, unused
 	}
+	flags := []string{"--dns-domain", "--dns-ttl", "--dns-groups"}
 	c.dns = []dnsview.Option{dnsview.WithDomain(c.dnsDomain), dnsview.WithTTL(c.dnsTTL), dnsview.WithGroups(groups...)}
-	if err := dnsview.Check(c.dns...); err != nil {
-		return fmt.Errorf("--dns-domain, --dns-ttl or --dns-groups: %w", err)
+	for i, opt := range c.dns {
+		if err := dnsview.Check(dnsview.WithGroups(dnsview.AllGroups), opt); err != nil {
+			return fmt.Errorf("%s: %w", flags[i], err)
+		}
 	}
 	return nil
 }
