@@ -35,6 +35,7 @@ var ErrClosed = errors.New("dnsview: shut down")
 // Registry is what the view reads: package registry's Registry.
 type Registry interface {
 	GroupNames(ctx context.Context) (registry.GroupList, error)
+	Revision(ctx context.Context, group string) (int64, error)
 	Lookup(ctx context.Context, group, id string, linearizable bool) (registry.View, error)
 }
 
@@ -46,6 +47,7 @@ type Server struct {
 
 	tab   atomic.Pointer[table] // the last table built, for its revision
 	tabMu sync.Mutex            // serializes rebuilds
+	views sync.Map              // group → *groupView: the last one read
 
 	ctx    context.Context // ends with Shutdown: bounds the queries under way
 	cancel context.CancelFunc
@@ -275,22 +277,33 @@ func (s *Server) query(ctx context.Context, q dns.Question, m *dns.Msg) (why str
 }
 
 // reader reads groups from the registry's caches, each group once per
-// query.
+// query. A group's members, indexed by id, are kept from one query to the
+// next while the group's revision stays the same: a query of a group that
+// did not change copies none of them.
 func (s *Server) reader(ctx context.Context) lookup {
-	var views map[string]registry.View
-	return func(g string) (registry.View, error) {
-		if v, ok := views[g]; ok {
-			return v, nil
+	var views map[string]*groupView
+	return func(g string) (*groupView, error) {
+		if gv, ok := views[g]; ok {
+			return gv, nil
 		}
-		v, err := s.reg.Lookup(ctx, g, "", false)
+		rev, err := s.reg.Revision(ctx, g)
 		if err != nil {
-			return v, err
+			return nil, err
+		}
+		gv, ok := s.views.Load(g)
+		if !ok || gv.(*groupView).Rev != rev {
+			v, err := s.reg.Lookup(ctx, g, "", false)
+			if err != nil {
+				return nil, err
+			}
+			gv = newGroupView(v)
+			s.views.Store(g, gv)
 		}
 		if views == nil {
-			views = map[string]registry.View{}
+			views = map[string]*groupView{}
 		}
-		views[g] = v
-		return v, nil
+		views[g] = gv.(*groupView)
+		return views[g], nil
 	}
 }
 

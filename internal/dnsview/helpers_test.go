@@ -31,7 +31,7 @@ type env struct {
 
 // start serves a gateway with the DNS view on a free port, every group
 // shown unless opt says otherwise.
-func start(t *testing.T, opt ...dnsview.Option) env {
+func start(t testing.TB, opt ...dnsview.Option) env {
 	t.Helper()
 	sess, lay := zktest.Session(t)
 	gw := testenv.ServeDNS(t, sess, "127.0.0.1:0", append([]dnsview.Option{dnsview.WithGroups("*")}, opt...),
@@ -47,7 +47,7 @@ func start(t *testing.T, opt ...dnsview.Option) env {
 // writer is a registry client of another gateway, serving root on a
 // session of its own: for the writes of tests whose DNS gateway's session
 // goes through a proxy.
-func writer(t *testing.T, root string) env {
+func writer(t testing.TB, root string) env {
 	t.Helper()
 	sess, _ := zktest.Session(t)
 	cc := testenv.Serve(t, sess, server.WithRoot(root))
@@ -55,7 +55,7 @@ func writer(t *testing.T, root string) env {
 }
 
 // register registers a persistent member.
-func (e env) register(t *testing.T, group, id, value string, md map[string]string) {
+func (e env) register(t testing.TB, group, id, value string, md map[string]string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -66,7 +66,7 @@ func (e env) register(t *testing.T, group, id, value string, md map[string]strin
 
 // registerTTL registers a member owned by a lease of its own with ttl,
 // and returns the lease.
-func (e env) registerTTL(t *testing.T, group, id, value string, ttl time.Duration) string {
+func (e env) registerTTL(t testing.TB, group, id, value string, ttl time.Duration) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -77,7 +77,7 @@ func (e env) registerTTL(t *testing.T, group, id, value string, ttl time.Duratio
 	return r.GetLeaseId()
 }
 
-func (e env) deregister(t *testing.T, group, id string) {
+func (e env) deregister(t testing.TB, group, id string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -88,7 +88,7 @@ func (e env) deregister(t *testing.T, group, id string) {
 
 // query asks the view a question over network ("udp" or "tcp"), with an
 // EDNS0 buffer of edns bytes (0: no EDNS0, the 512 of plain DNS).
-func (e env) query(t *testing.T, network, name string, qtype uint16, edns uint16) *dns.Msg {
+func (e env) query(t testing.TB, network, name string, qtype uint16, edns uint16) *dns.Msg {
 	t.Helper()
 	m := new(dns.Msg)
 	m.SetQuestion(name, qtype)
@@ -100,7 +100,7 @@ func (e env) query(t *testing.T, network, name string, qtype uint16, edns uint16
 }
 
 // exchange sends m to addr and returns the reply.
-func exchange(t *testing.T, addr, network string, m *dns.Msg) *dns.Msg {
+func exchange(t testing.TB, addr, network string, m *dns.Msg) *dns.Msg {
 	t.Helper()
 	c := &dns.Client{Net: network, Timeout: 5 * time.Second, UDPSize: 65535}
 	r, _, err := c.Exchange(m, addr)
@@ -119,7 +119,7 @@ func (e env) resolver() *net.Resolver {
 }
 
 // dig runs dig against the view with args, and returns its output.
-func (e env) dig(t *testing.T, args ...string) string {
+func (e env) dig(t testing.TB, args ...string) string {
 	t.Helper()
 	if _, err := exec.LookPath("dig"); err != nil {
 		t.Fatal("no dig command: install Debian's dnsutils (scripts/deps.sh test does)")

@@ -47,7 +47,7 @@ type place struct {
 	kind   kind
 	why    string // for a refusal, the log's reason
 	group  string // actual name (kindGroup, kindMember)
-	view   registry.View
+	view   *groupView
 	member *registry.Member // kindMember
 }
 
@@ -139,18 +139,23 @@ func fold(s string) string {
 	return s
 }
 
-// members finds the members of v whose folded id is id.
-func members(v registry.View, id string) (found *registry.Member, n int) {
+// groupView is a group as a Lookup saw it, with its members by folded id.
+type groupView struct {
+	registry.View
+	byID map[string][]*registry.Member
+}
+
+func newGroupView(v registry.View) *groupView {
+	gv := &groupView{View: v, byID: make(map[string][]*registry.Member, len(v.Members))}
 	for _, m := range v.Members {
-		if fold(m.ID) == id {
-			found, n = m, n+1
-		}
+		f := fold(m.ID)
+		gv.byID[f] = append(gv.byID[f], m)
 	}
-	return found, n
+	return gv
 }
 
 // lookup is how the mapping reads a group: the registry's cached view.
-type lookup func(group string) (registry.View, error)
+type lookup func(group string) (*groupView, error)
 
 // resolve maps the labels of a name below the domain to a place.
 func resolve(labels []string, t *table, o *options, read lookup) (place, error) {
@@ -187,15 +192,11 @@ func resolve(labels []string, t *table, o *options, read lookup) (place, error) 
 			return p, nil
 		}
 		id := strings.Join(labels[:k], ".")
-		m, n := (*registry.Member)(nil), 0
-		if valid(labels[:k]) {
-			m, n = members(v, id)
-		}
-		switch {
-		case n > 1:
+		switch ms := v.byID[id]; {
+		case len(ms) > 1:
 			return place{kind: kindRefused, why: "members differ only in case: " + id}, nil
-		case n == 1:
-			p.kind, p.member = kindMember, m
+		case len(ms) == 1:
+			p.kind, p.member = kindMember, ms[0]
 			return p, nil
 		case t.above[whole] || aboveMember(v, id):
 			return place{kind: kindEmpty}, nil
@@ -215,9 +216,9 @@ func resolve(labels []string, t *table, o *options, read lookup) (place, error) 
 
 // aboveMember reports whether id (folded) is a proper suffix, label-wise,
 // of a member id of v: the name lies above that member's.
-func aboveMember(v registry.View, id string) bool {
-	for _, m := range v.Members {
-		if f := fold(m.ID); len(f) > len(id) && strings.HasSuffix(f, "."+id) {
+func aboveMember(v *groupView, id string) bool {
+	for f := range v.byID {
+		if len(f) > len(id) && strings.HasSuffix(f, "."+id) {
 			return true
 		}
 	}
@@ -230,12 +231,18 @@ func aboveMember(v registry.View, id string) bool {
 // in case. It is what SRV answers name as their targets.
 func memberName(id, group, domain string, t *table, o *options, read lookup) (string, bool) {
 	name := id + "." + group + "." + domain
-	if _, ok := dns.IsDomainName(name); !ok || len(name) > 253 {
+	if len(name) > 253 {
 		return "", false
 	}
-	labels, ok := split(name, domain)
-	if !ok {
-		return "", false
+	fid := fold(id)
+	if v, err := read(group); err == nil && !strings.Contains(id, ".") && len(id) <= 63 && len(v.byID[fid]) == 1 && t.groups[fid+"."+fold(group)] == nil {
+		return name, true // the common case, without a full mapping: no longer group, one member of that id
+	}
+	labels := strings.Split(fid+"."+fold(group), ".") // names hold no escapes
+	for _, l := range labels {
+		if l == "" || len(l) > 63 {
+			return "", false
+		}
 	}
 	p, err := resolve(labels, t, o, read)
 	if err != nil || p.kind != kindMember || p.group != group || p.member.ID != id {

@@ -22,16 +22,16 @@ func (f fakeGroups) list() registry.GroupList {
 	return registry.GroupList{Names: names, Rev: 1}
 }
 
-func (f fakeGroups) read(g string) (registry.View, error) {
+func (f fakeGroups) read(g string) (*groupView, error) {
 	ids, ok := f[g]
 	if !ok {
-		return registry.View{}, errors.New("read of a group not listed: " + g)
+		return nil, errors.New("read of a group not listed: " + g)
 	}
 	var v registry.View
 	for _, id := range ids {
 		v.Members = append(v.Members, &registry.Member{Group: g, ID: id})
 	}
-	return v, nil
+	return newGroupView(v), nil
 }
 
 func mustOptions(t *testing.T, opt ...Option) *options {

@@ -50,6 +50,9 @@ func TestCallsHonourDeadlineWhileZooKeeperStalls(t *testing.T) {
 	if _, err := r.Lookup(ctx, "g", "", false); err != nil {
 		t.Errorf("cached Lookup while ZooKeeper stalls: %v", err)
 	}
+	if rev, err := r.Revision(ctx, "g"); err != nil || rev != v.Rev {
+		t.Errorf("Revision of a cached group while ZooKeeper stalls: %d, %v; want %d", rev, err, v.Rev)
+	}
 	wait := zktest.CheckDeadlines(t, 200*time.Millisecond, []zktest.DeadlineCall{
 		{Name: "Register updating a leased member", Call: func(ctx context.Context) error {
 			_, _, err := r.Register(ctx, registry.RegisterParams{Group: "g", ID: "leased", Value: "2", LeaseID: id})
@@ -108,6 +111,10 @@ func TestCallsHonourDeadlineWhileZooKeeperStalls(t *testing.T) {
 		}},
 		{Name: "Poll of a cached group, waiting", Call: func(ctx context.Context) error {
 			_, err := r.Poll(ctx, "g", "", false, v.Rev, nil)
+			return err
+		}},
+		{Name: "Revision of a group not cached yet", Call: func(ctx context.Context) error {
+			_, err := r.Revision(ctx, "unrevised")
 			return err
 		}},
 		{Name: "GroupNames before the first listing", Call: func(ctx context.Context) error {

@@ -63,3 +63,27 @@ func TestGroupNamesAfterClose(t *testing.T) {
 		t.Errorf("GroupNames after Close: %v, want ErrClosed", err)
 	}
 }
+
+// TestRevision: Revision is the revision a cached Lookup answers, and
+// moves with the group.
+func TestRevision(t *testing.T) {
+	ctx := context.Background()
+	var lay zktest.Layout
+	e := gateway(t, &lay)
+	register(t, e, "web", "w1", "10.0.0.1:80", "")
+	v, err := e.reg.Lookup(ctx, "web", "", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rev, err := e.reg.Revision(ctx, "web"); err != nil || rev != v.Rev {
+		t.Errorf("Revision %d, %v; want the Lookup's %d", rev, err, v.Rev)
+	}
+	register(t, e, "web", "w2", "10.0.0.2:80", "")
+	v2, err := e.reg.Lookup(ctx, "web", "", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rev, err := e.reg.Revision(ctx, "web"); err != nil || rev != v2.Rev || rev <= v.Rev {
+		t.Errorf("Revision after a Register %d, %v; want the Lookup's %d, above %d", rev, err, v2.Rev, v.Rev)
+	}
+}
