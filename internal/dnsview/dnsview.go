@@ -11,8 +11,8 @@
 // answer NXDOMAIN, names without records of the type asked NODATA, both
 // with the SOA so resolvers cache them for the TTL; names of groups
 // outside the allow-list (WithGroups) answer REFUSED. A UDP answer larger
-// than the client's buffer (512 bytes, or its EDNS0 size) is truncated
-// with the TC bit set, and complete over TCP.
+// than the client's buffer (512 bytes, or its EDNS0 size up to
+// MaxUDPSize) is truncated with the TC bit set, and complete over TCP.
 package dnsview
 
 import (
@@ -28,6 +28,11 @@ import (
 
 	"github.com/zkcoord/zkcoord/internal/registry"
 )
+
+// MaxUDPSize caps a UDP answer, whatever buffer the client says it has
+// (the size DNS Flag Day 2020 settled on, BIND's default): a query with a
+// forged source reflects at most this much; the whole answer is over TCP.
+const MaxUDPSize = 1232
 
 // ErrClosed: Serve was called after Shutdown.
 var ErrClosed = errors.New("dnsview: shut down")
@@ -181,7 +186,7 @@ func (s *Server) answer(req *dns.Msg, tcp bool) (m *dns.Msg, why string) {
 	size := dns.MinMsgSize
 	opt := req.IsEdns0()
 	if opt != nil {
-		size = max(int(opt.UDPSize()), dns.MinMsgSize)
+		size = min(max(int(opt.UDPSize()), dns.MinMsgSize), MaxUDPSize)
 	}
 	if tcp {
 		size = dns.MaxMsgSize
@@ -206,7 +211,7 @@ func (s *Server) answer(req *dns.Msg, tcp bool) (m *dns.Msg, why string) {
 		m.Authoritative = false // a refusal or a failure speaks for no zone
 	}
 	if opt != nil {
-		m.SetEdns0(dns.DefaultMsgSize, false)
+		m.SetEdns0(MaxUDPSize, false)
 	}
 	m.Truncate(size)
 	return m, why
