@@ -56,13 +56,19 @@ func BenchmarkAnswer(b *testing.B) {
 		{"SRV-1000-TCP", "large.zkcoord.", dns.TypeSRV, true},
 	} {
 		req := new(dns.Msg).SetQuestion(q.qname, q.qtype)
-		if m, why := s.answer(req, q.tcp); why != "" || m.Rcode == dns.RcodeServerFailure {
+		m, why := s.answer(req, q.tcp)
+		if why != "" || m.Rcode == dns.RcodeServerFailure {
 			b.Fatalf("%s: %v (%s)", q.name, m, why)
+		}
+		wire, err := m.Pack()
+		if err != nil {
+			b.Fatal(err)
 		}
 		b.Run(q.name, func(b *testing.B) {
 			for b.Loop() {
 				s.answer(req, q.tcp)
 			}
+			b.ReportMetric(float64(len(wire)), "bytes/answer")
 		})
 	}
 }
