@@ -3,7 +3,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"net"
 	"strings"
 
 	"github.com/zkcoord/zkcoord/internal/dnsview"
@@ -32,19 +31,4 @@ func parseDNS(c *config) error {
 		}
 	}
 	return nil
-}
-
-// listenDNS listens on addr over UDP and TCP, on the same port (the one
-// UDP got, when addr's port is 0).
-func listenDNS(addr string) (net.PacketConn, net.Listener, error) {
-	pc, err := net.ListenPacket("udp", addr)
-	if err != nil {
-		return nil, nil, err
-	}
-	l, err := net.Listen("tcp", pc.LocalAddr().String())
-	if err != nil {
-		pc.Close()
-		return nil, nil, err
-	}
-	return pc, l, nil
 }

@@ -275,7 +275,7 @@ func run(ctx context.Context, args []string, dev bool) error {
 		defer ls.HTTP.Close()
 	}
 	if c.dnsListen != "" {
-		if ls.DNSPacket, ls.DNSStream, err = listenDNS(c.dnsListen); err != nil {
+		if ls.DNSPacket, ls.DNSStream, err = dnsview.Listen(c.dnsListen); err != nil {
 			lis.Close()
 			return fmt.Errorf("--dns-listen: %w", err)
 		}

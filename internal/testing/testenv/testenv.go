@@ -86,9 +86,8 @@ func serve(ctx context.Context, sess *zkx.Session, d *dnsConfig, opt ...server.O
 	}
 	if err == nil && d != nil {
 		ls.DNS = d.opts
-		if ls.DNSPacket, err = net.ListenPacket("udp", d.addr); err == nil {
+		if ls.DNSPacket, ls.DNSStream, err = dnsview.Listen(d.addr); err == nil {
 			dnsAddr = ls.DNSPacket.LocalAddr().String()
-			ls.DNSStream, err = net.Listen("tcp", dnsAddr)
 		}
 	}
 	if err != nil {
