@@ -3,8 +3,9 @@
 # and is missing. `deps.sh run` is what `make run` needs (ZooKeeper and a
 # JRE: `zkcoord dev` starts a private ZooKeeper); `deps.sh test` is what
 # `make test` needs on top (make, a C compiler for -race, curl and jq for
-# docs/HTTP.md's samples, Python's and Node's gRPC and PHP with curl for
-# the examples in those languages).
+# docs/HTTP.md's samples, dig for the DNS view's tests and docs/DNS.md,
+# Python's and Node's gRPC and PHP with curl for the examples in those
+# languages).
 set -euo pipefail
 
 # as_root runs a command as root, through sudo only when not root already.
@@ -30,6 +31,8 @@ if [ "$for_what" = test ]; then
   # docs/HTTP.md's samples (TestHTTPDoc) run curl and jq.
   command -v curl >/dev/null || pkgs+=(curl)
   command -v jq >/dev/null || pkgs+=(jq)
+  # The DNS view's tests (internal/dnsview) and docs/DNS.md's samples run dig.
+  command -v dig >/dev/null || pkgs+=(dnsutils)
   # The Python examples (TestPolyglot) run Debian's /usr/bin/python3 with
   # its gRPC packages, which generate their stubs from proto/ too.
   /usr/bin/python3 -c 'import grpc, grpc_tools.protoc' 2>/dev/null || pkgs+=(python3-grpcio python3-grpc-tools)

@@ -20,6 +20,7 @@ import (
 	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/status"
 
+	"github.com/zkcoord/zkcoord/internal/dnsview"
 	"github.com/zkcoord/zkcoord/internal/httpgw"
 	"github.com/zkcoord/zkcoord/internal/validate"
 	"github.com/zkcoord/zkcoord/internal/zkx"
@@ -83,13 +84,34 @@ type Listeners struct {
 	HTTPTLS *tls.Config
 	// HTTPMaxBody caps an HTTP request's body (0: httpgw's default).
 	HTTPMaxBody int64
+	// DNSPacket (UDP) and DNSStream (TCP), when set, serve the DNS view of
+	// the registry (package dnsview), configured by DNS (WithGroups is
+	// required).
+	DNSPacket net.PacketConn
+	DNSStream net.Listener
+	DNS       []dnsview.Option
 }
 
 // Serve serves g on ls, with grpc.health.v1 following the ZooKeeper
 // session, until ctx is done; then it drains (health NOT_SERVING, leases
 // handed off to the other replicas, streams ended) and stops gracefully, with
-// a forced stop after stopTimeout.
+// a forced stop after stopTimeout. DNS answers until gRPC has stopped.
 func Serve(ctx context.Context, g *Gateway, ls Listeners, stopTimeout time.Duration, opt ...grpc.ServerOption) error {
+	var dnsSrv *dnsview.Server
+	dnsDone := make(chan error, 1)
+	if ls.DNSPacket != nil || ls.DNSStream != nil {
+		var err error
+		if dnsSrv, err = g.newDNS(ls.DNS); err != nil {
+			return err
+		}
+		go func() { dnsDone <- dnsSrv.Serve(ls.DNSPacket, ls.DNSStream) }()
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.Background(), stopTimeout)
+			defer cancel()
+			_ = dnsSrv.Shutdown(sctx)
+			<-dnsDone
+		}()
+	}
 	s := NewGRPCServer(g, opt...)
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(s, hs)
@@ -134,6 +156,15 @@ func Serve(ctx context.Context, g *Gateway, ls Listeners, stopTimeout time.Durat
 		s.Stop()
 		<-served
 		return fmt.Errorf("server: http: %w", err)
+	case err := <-dnsDone:
+		dnsDone <- nil // for the deferred shutdown
+		s.Stop()
+		<-served
+		if web != nil {
+			_ = web.Close()
+			<-webDone
+		}
+		return fmt.Errorf("server: dns: %w", err)
 	case <-ctx.Done():
 	}
 	hs.Shutdown() // NOT_SERVING: load balancers stop sending work here

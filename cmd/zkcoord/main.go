@@ -27,6 +27,7 @@ import (
 	"google.golang.org/grpc/credentials"
 
 	"github.com/zkcoord/zkcoord/internal/auth"
+	"github.com/zkcoord/zkcoord/internal/dnsview"
 	"github.com/zkcoord/zkcoord/internal/tlsx"
 	"github.com/zkcoord/zkcoord/internal/zkserver"
 	"github.com/zkcoord/zkcoord/internal/zkx"
@@ -85,6 +86,9 @@ type config struct {
 	authPolicy, authOpen, peerTokenFile                   string
 	zkTLSCA, zkTLSCert, zkTLSKey                          string
 	noAuth                                                bool
+	dnsListen, dnsDomain, dnsGroups                       string
+	dnsTTL                                                time.Duration
+	dns                                                   []dnsview.Option // from the dns flags, checked
 }
 
 func parse(name string, args []string, dev bool) (config, error) {
@@ -123,6 +127,14 @@ func parse(name string, args []string, dev bool) (config, error) {
 	fs.StringVar(&c.authPolicy, "auth-policy", "", "JSON policy file of principals (bearer tokens, client certificate names, a JWT key), their scopes and limits; re-read when it changes")
 	fs.BoolVar(&c.noAuth, "no-auth", dev, "serve every caller without authentication or limits (the default for dev only)")
 	fs.StringVar(&c.authOpen, "auth-open", auth.HealthService, "comma-separated services served without credentials when auth is on: "+auth.HealthService+", "+auth.ReflectionService+" (empty: none)")
+	fs.StringVar(&c.dnsListen, "dns-listen", "", "serve the registry over DNS, UDP and TCP, on this address (e.g. 127.0.0.1:8600; empty: none)")
+	fs.StringVar(&c.dnsDomain, "dns-domain", dnsview.DefaultDomain, "domain of the DNS view: group web is web.<domain>, its member w1 w1.web.<domain>")
+	fs.DurationVar(&c.dnsTTL, "dns-ttl", dnsview.DefaultTTL, "TTL of DNS answers, negative ones included, in whole seconds (0s to 1h): a member that leaves is gone from resolvers' caches within it")
+	defGroups := ""
+	if dev {
+		defGroups = dnsview.AllGroups
+	}
+	fs.StringVar(&c.dnsGroups, "dns-groups", defGroups, "comma-separated prefixes of the groups DNS shows, * for all; required with --dns-listen, since DNS has no credentials (names of other groups are REFUSED)")
 	fs.StringVar(&c.peerTokenFile, "peer-token-file", "", "file holding the bearer token this replica presents to other replicas when auth is on (its principal needs admin over every name); not needed when the replicas' client certificates map to such a principal")
 	var envErr error
 	fs.VisitAll(func(f *flag.Flag) {
@@ -171,6 +183,9 @@ func parse(name string, args []string, dev bool) (config, error) {
 		if svc = strings.TrimSpace(svc); svc != "" && svc != auth.HealthService && svc != auth.ReflectionService {
 			return c, fmt.Errorf("--auth-open: unknown service %q (want %s or %s)", svc, auth.HealthService, auth.ReflectionService)
 		}
+	}
+	if err := parseDNS(&c); err != nil {
+		return c, err
 	}
 	return c, nil
 }
@@ -251,13 +266,21 @@ func run(ctx context.Context, args []string, dev bool) error {
 	if c.advertise == "" {
 		c.advertise = server.AdvertiseAddr(lis.Addr())
 	}
-	ls := server.Listeners{GRPC: lis, HTTPMaxBody: c.httpMaxBody}
+	ls := server.Listeners{GRPC: lis, HTTPMaxBody: c.httpMaxBody, DNS: c.dns}
 	if c.httpListen != "" {
 		if ls.HTTP, err = net.Listen("tcp", c.httpListen); err != nil {
 			lis.Close()
 			return fmt.Errorf("--http-listen: %w", err)
 		}
 		defer ls.HTTP.Close()
+	}
+	if c.dnsListen != "" {
+		if ls.DNSPacket, ls.DNSStream, err = dnsview.Listen(c.dnsListen); err != nil {
+			lis.Close()
+			return fmt.Errorf("--dns-listen: %w", err)
+		}
+		defer ls.DNSPacket.Close()
+		defer ls.DNSStream.Close()
 	}
 	opts := []server.Option{server.WithRoot(c.root), server.WithStreamTTL(c.streamTTL),
 		server.WithReplicaID(c.replicaID), server.WithAdvertise(c.advertise), server.WithVersion(version),
@@ -288,11 +311,14 @@ func run(ctx context.Context, args []string, dev bool) error {
 		return err
 	}
 	defer g.Close()
-	httpAddr := ""
+	httpAddr, dnsAddr := "", ""
 	if ls.HTTP != nil {
 		httpAddr = ls.HTTP.Addr().String()
 	}
-	log.Info("zkcoord serving", "listen", lis.Addr().String(), "http", httpAddr, "advertise", c.advertise, "replica", g.ReplicaID(),
+	if ls.DNSPacket != nil {
+		dnsAddr = ls.DNSPacket.LocalAddr().String()
+	}
+	log.Info("zkcoord serving", "listen", lis.Addr().String(), "http", httpAddr, "dns", dnsAddr, "advertise", c.advertise, "replica", g.ReplicaID(),
 		"zk", c.zk, "root", c.root, "tls", !c.plaintext, "mutual_tls", c.tls.ClientCA != "", "auth", !c.noAuth, "version", version)
 	err = server.Serve(ctx, g, ls, c.stopTimeout, grpcOpts...)
 	log.Info("zkcoord stopped")

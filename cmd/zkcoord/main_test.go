@@ -120,6 +120,11 @@ func TestUsageErrors(t *testing.T) {
 		{args: []string{"serve", "--zk", "127.0.0.1:1", "--plaintext", "--no-auth", "--zk-tls-ca", "/nonexistent/ca.pem"}, want: "--zk-tls-ca: open /nonexistent/ca.pem"},
 		{args: []string{"serve", "--zk", "127.0.0.1:1", "--plaintext", "--no-auth", "--auth-policy", "p.json"}, want: "--no-auth conflicts with --auth-policy"},
 		{args: []string{"serve", "--zk", "127.0.0.1:1", "--plaintext", "--no-auth", "--auth-open", "grpc.health.v1.Health,admin"}, want: `--auth-open: unknown service "admin"`},
+		{args: []string{"serve", "--zk", "127.0.0.1:1", "--plaintext", "--no-auth", "--dns-listen", "127.0.0.1:8600"}, want: "--dns-listen needs --dns-groups"},
+		{args: []string{"serve", "--zk", "127.0.0.1:1", "--plaintext", "--no-auth", "--dns-ttl", "1500ms"}, want: "--dns-ttl: dnsview: TTL 1.5s: want whole seconds"},
+		{args: []string{"serve", "--zk", "127.0.0.1:1", "--plaintext", "--no-auth", "--dns-ttl", "2h"}, want: "--dns-ttl: "},
+		{args: []string{"serve", "--zk", "127.0.0.1:1", "--plaintext", "--no-auth", "--dns-domain", "a b"}, want: `--dns-domain: dnsview: domain "a b"`},
+		{args: []string{"dev", "--dns-groups", "web,a/b"}, want: `--dns-groups: dnsview: group prefix "a/b"`},
 		{args: []string{"frobnicate"}, want: `unknown command "frobnicate"`},
 		// No Java: the error names the command that installs it.
 		{args: []string{"dev"}, env: []string{"PATH=/nonexistent"}, want: "apt-get install -y zookeeper default-jre-headless"},

@@ -149,6 +149,20 @@ func (g *group) lookup(ctx context.Context, id string, linearizable bool) (View,
 	return g.viewLocked(), nil
 }
 
+// Revision returns the revision of this replica's cache of a group (the
+// View.Rev a cached Lookup would answer), without copying its members: a
+// caller that kept a View of that revision has the group as it is. It
+// loads the cache as Lookup does, with the same errors.
+func (r *Registry) Revision(ctx context.Context, name string) (int64, error) {
+	g, err := r.group(ctx, name)
+	if err != nil {
+		return 0, err
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.rev, nil
+}
+
 // Watch subscribes to a group. startRev 0 starts with a snapshot; a
 // positive startRev resumes after that revision, which the caller holds
 // whole (every event of it), with a resync snapshot when this gateway

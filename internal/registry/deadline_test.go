@@ -3,6 +3,7 @@ package registry_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
@@ -48,6 +49,9 @@ func TestCallsHonourDeadlineWhileZooKeeperStalls(t *testing.T) {
 	px.Stall()
 	if _, err := r.Lookup(ctx, "g", "", false); err != nil {
 		t.Errorf("cached Lookup while ZooKeeper stalls: %v", err)
+	}
+	if rev, err := r.Revision(ctx, "g"); err != nil || rev != v.Rev {
+		t.Errorf("Revision of a cached group while ZooKeeper stalls: %d, %v; want %d", rev, err, v.Rev)
 	}
 	wait := zktest.CheckDeadlines(t, 200*time.Millisecond, []zktest.DeadlineCall{
 		{Name: "Register updating a leased member", Call: func(ctx context.Context) error {
@@ -109,6 +113,14 @@ func TestCallsHonourDeadlineWhileZooKeeperStalls(t *testing.T) {
 			_, err := r.Poll(ctx, "g", "", false, v.Rev, nil)
 			return err
 		}},
+		{Name: "Revision of a group not cached yet", Call: func(ctx context.Context) error {
+			_, err := r.Revision(ctx, "unrevised")
+			return err
+		}},
+		{Name: "GroupNames before the first listing", Call: func(ctx context.Context) error {
+			_, err := r.GroupNames(ctx)
+			return err
+		}},
 	})
 
 	px.Restore()
@@ -131,5 +143,8 @@ func TestCallsHonourDeadlineWhileZooKeeperStalls(t *testing.T) {
 	}
 	if _, err := r.Lookup(ctx, "uncached", "x", false); !errors.Is(err, registry.ErrMemberNotFound) {
 		t.Errorf("Lookup after the stall: %v, want ErrMemberNotFound", err)
+	}
+	if gl, err := r.GroupNames(ctx); err != nil || !slices.Contains(gl.Names, "g") {
+		t.Errorf("GroupNames after the stall: %+v, %v", gl, err)
 	}
 }

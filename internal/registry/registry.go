@@ -46,6 +46,7 @@ type Registry struct {
 
 	ensured sync.Map // group name → struct{}: its directories exist
 	trimmed sync.Map // group name → int64: journal sequence at the last trim check
+	idx     index    // the groups that exist (index.go)
 
 	mu     sync.Mutex
 	groups map[string]*group

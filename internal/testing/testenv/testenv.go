@@ -6,6 +6,7 @@ package testenv
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"sync"
@@ -15,6 +16,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/zkcoord/zkcoord/internal/dnsview"
 	"github.com/zkcoord/zkcoord/internal/testing/zktest"
 	"github.com/zkcoord/zkcoord/internal/zkx"
 	"github.com/zkcoord/zkcoord/server"
@@ -49,7 +51,7 @@ func startGateway(zkAddr string, opt ...server.Option) (addr, httpURL string, st
 	if err != nil {
 		return "", "", nil, err
 	}
-	addr, httpURL, stopServe, err := serve(ctx, sess, append([]server.Option{server.WithStreamTTL(StreamTTL)}, opt...)...)
+	addr, httpURL, _, stopServe, err := serve(ctx, sess, nil, append([]server.Option{server.WithStreamTTL(StreamTTL)}, opt...)...)
 	if err != nil {
 		sess.Close()
 		return "", "", nil, err
@@ -61,28 +63,46 @@ func startGateway(zkAddr string, opt ...server.Option) (addr, httpURL string, st
 	}, nil
 }
 
+// dnsConfig is where and how a test gateway serves DNS.
+type dnsConfig struct {
+	addr string // host:port, UDP and TCP
+	opts []dnsview.Option
+}
+
 // serve serves a gateway on sess on free loopback ports, gRPC at addr and
-// HTTP at httpURL; stop drains it and closes the gateway, not the session.
-func serve(ctx context.Context, sess *zkx.Session, opt ...server.Option) (addr, httpURL string, stop func() error, err error) {
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", "", nil, err
+// HTTP at httpURL, and DNS at dnsAddr when d is set; stop drains it and
+// closes the gateway, not the session.
+func serve(ctx context.Context, sess *zkx.Session, d *dnsConfig, opt ...server.Option) (addr, httpURL, dnsAddr string, stop func() error, err error) {
+	var ls server.Listeners
+	closeAll := func() {
+		for _, c := range []io.Closer{ls.GRPC, ls.HTTP, ls.DNSPacket, ls.DNSStream} {
+			if c != nil {
+				c.Close()
+			}
+		}
 	}
-	hlis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		lis.Close()
-		return "", "", nil, err
+	if ls.GRPC, err = net.Listen("tcp", "127.0.0.1:0"); err == nil {
+		ls.HTTP, err = net.Listen("tcp", "127.0.0.1:0")
 	}
-	g, err := server.New(ctx, sess, append([]server.Option{server.WithAdvertise(lis.Addr().String())}, opt...)...)
+	if err == nil && d != nil {
+		ls.DNS = d.opts
+		if ls.DNSPacket, ls.DNSStream, err = dnsview.Listen(d.addr); err == nil {
+			dnsAddr = ls.DNSPacket.LocalAddr().String()
+		}
+	}
 	if err != nil {
-		lis.Close()
-		hlis.Close()
-		return "", "", nil, err
+		closeAll()
+		return "", "", "", nil, err
+	}
+	g, err := server.New(ctx, sess, append([]server.Option{server.WithAdvertise(ls.GRPC.Addr().String())}, opt...)...)
+	if err != nil {
+		closeAll()
+		return "", "", "", nil, err
 	}
 	sctx, stopServe := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- server.Serve(sctx, g, server.Listeners{GRPC: lis, HTTP: hlis}, 5*time.Second) }()
-	return lis.Addr().String(), "http://" + hlis.Addr().String(), func() error {
+	go func() { done <- server.Serve(sctx, g, ls, 5*time.Second) }()
+	return ls.GRPC.Addr().String(), "http://" + ls.HTTP.Addr().String(), dnsAddr, func() error {
 		stopServe()
 		err := <-done
 		g.Close()
@@ -117,7 +137,7 @@ func ServeBoth(tb testing.TB, sess *zkx.Session, opt ...server.Option) (addr, ht
 	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	addr, httpURL, stop, err := serve(ctx, sess, opt...)
+	addr, httpURL, _, stop, err := serve(ctx, sess, nil, opt...)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -127,6 +147,32 @@ func ServeBoth(tb testing.TB, sess *zkx.Session, opt ...server.Option) (addr, ht
 		}
 	})
 	return addr, httpURL
+}
+
+// DNSGateway is a gateway serving the DNS view of its registry too.
+type DNSGateway struct {
+	Addr string // gRPC
+	HTTP string // base URL of the HTTP face
+	DNS  string // host:port of the DNS view, over UDP and TCP
+}
+
+// ServeDNS serves a gateway on sess (as ServeBoth) with the DNS view on
+// dnsAddr (host:port; port 0 for a free one), configured by dnsOpts;
+// stopped at cleanup.
+func ServeDNS(tb testing.TB, sess *zkx.Session, dnsAddr string, dnsOpts []dnsview.Option, opt ...server.Option) DNSGateway {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	addr, httpURL, dnsAddr, stop, err := serve(ctx, sess, &dnsConfig{addr: dnsAddr, opts: dnsOpts}, opt...)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() {
+		if err := stop(); err != nil {
+			tb.Errorf("testenv: serve: %v", err)
+		}
+	})
+	return DNSGateway{Addr: addr, HTTP: httpURL, DNS: dnsAddr}
 }
 
 // HTTP returns the base URL of the test gateway's HTTP face.
