@@ -29,7 +29,7 @@
 // revision of the last answer (see Client.Lookup's loop), and
 // Session.JoinBarrier joins a barrier without waiting. Goroutines the
 // package starts belong to the Client, Session, Leadership or Permit that
-// started them; Close waits for them. Session.Acquire waits for a permit of
+// started them; Close waits for them. Session.AcquirePermit waits for a permit of
 // a semaphore (at most N holders at once); its Permit ends, like a
 // Leadership, when the permit does.
 //

@@ -14,7 +14,7 @@ import (
 
 // Semaphore errors.
 var (
-	// ErrNoPermit reports that TryAcquire found every permit held.
+	// ErrNoPermit reports that TryAcquirePermit found every permit held.
 	ErrNoPermit = errors.New("semaphore: no permit free")
 	// ErrPermitLost reports that a permit (or a place in the queue) ended
 	// without a Release: its lease ended, its stream broke, or its jeopardy
@@ -24,46 +24,46 @@ var (
 
 type permitStream = grpc.ServerStreamingClient[zkcoordv1.AcquireSemaphoreResponse]
 
-// AcquireOption configures an Acquire or a TryAcquire.
-type AcquireOption func(*acquireOptions)
+// PermitOption configures an AcquirePermit or a TryAcquirePermit.
+type PermitOption func(*permitOptions)
 
-type acquireOptions struct {
+type permitOptions struct {
 	value    string
 	onQueued func(position int)
 }
 
-// WithHolderValue publishes value with the permit (a worker's name, say):
+// WithPermitValue publishes value with the permit (a worker's name, say):
 // Semaphore shows it.
-func WithHolderValue(value string) AcquireOption { return func(o *acquireOptions) { o.value = value } }
+func WithPermitValue(value string) PermitOption { return func(o *permitOptions) { o.value = value } }
 
-// WithOnWaiting calls fn with the number of waiters ahead each time it
+// WithOnPermitQueued calls fn with the number of waiters ahead each time it
 // changes while Acquire waits (0: the next permit freed is this one's), in
 // the goroutine that called Acquire.
-func WithOnWaiting(fn func(position int)) AcquireOption {
-	return func(o *acquireOptions) { o.onQueued = fn }
+func WithOnPermitQueued(fn func(position int)) PermitOption {
+	return func(o *permitOptions) { o.onQueued = fn }
 }
 
-// Acquire waits for a permit of semaphore, which allows permits holders at
+// AcquirePermit waits for a permit of semaphore, which allows permits holders at
 // once (its first acquirer sets that number; another one fails with
 // FAILED_PRECONDITION), for the session's lease, first come first served,
 // and returns the Permit. Cancelling ctx before then gives the place in
 // the queue up. A lease holds one place per semaphore: concurrent
-// Acquires of one session share it.
+// AcquirePermits of one session share it.
 //
 // The place is the stream's: if the stream to the gateway breaks, the
 // gateway gives the place up, so a waiting Acquire queues again (at the
 // end) and a held Permit ends with ErrPermitLost; only a gateway that
 // drains keeps it (the permit is then in jeopardy until the stream is
 // reopened elsewhere and the gateway confirms it).
-func (s *Session) Acquire(ctx context.Context, semaphore string, permits int, opts ...AcquireOption) (*Permit, error) {
+func (s *Session) AcquirePermit(ctx context.Context, semaphore string, permits int, opts ...PermitOption) (*Permit, error) {
 	return s.acquire(ctx, semaphore, permits, 0, opts)
 }
 
-// TryAcquire takes a permit of semaphore if one is free, and never waits:
+// TryAcquirePermit takes a permit of semaphore if one is free, and never waits:
 // it fails with ErrNoPermit at once (queueing nothing) when every permit
-// is held. The returned Permit is followed as Acquire's is.
-func (s *Session) TryAcquire(ctx context.Context, semaphore string, permits int, opts ...AcquireOption) (*Permit, error) {
-	var o acquireOptions
+// is held. The returned Permit is followed as AcquirePermit's is.
+func (s *Session) TryAcquirePermit(ctx context.Context, semaphore string, permits int, opts ...PermitOption) (*Permit, error) {
+	var o permitOptions
 	for _, fn := range opts {
 		fn(&o)
 	}
@@ -89,8 +89,8 @@ func (s *Session) TryAcquire(ctx context.Context, semaphore string, permits int,
 
 // acquire opens the place's stream and waits until it holds; token, when
 // not 0, is the permit the stream must resume.
-func (s *Session) acquire(ctx context.Context, semaphore string, permits int, token int64, opts []AcquireOption) (*Permit, error) {
-	var o acquireOptions
+func (s *Session) acquire(ctx context.Context, semaphore string, permits int, token int64, opts []PermitOption) (*Permit, error) {
+	var o permitOptions
 	for _, fn := range opts {
 		fn(&o)
 	}

@@ -42,7 +42,7 @@ func TestSemaphoreDrain(t *testing.T) {
 	}
 	defer c.Close()
 	holder, other := session(t, c), session(t, c)
-	p, err := holder.Acquire(ctx, "s", 1)
+	p, err := holder.AcquirePermit(ctx, "s", 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +82,7 @@ func TestSemaphoreDrain(t *testing.T) {
 		if p.Token() != token {
 			t.Fatalf("token %d after the drain of %s, was %d", p.Token(), id, token)
 		}
-		if _, err := other.TryAcquire(ctx, "s", 1); !errors.Is(err, client.ErrNoPermit) {
+		if _, err := other.TryAcquirePermit(ctx, "s", 1); !errors.Is(err, client.ErrNoPermit) {
 			t.Fatalf("TryAcquire while the permit is held, after the drain of %s: %v", id, err)
 		}
 		t.Logf("replica %s drained: the permit went on with token %d", id, token)
@@ -90,7 +90,7 @@ func TestSemaphoreDrain(t *testing.T) {
 	if err := p.Release(ctx); err != nil {
 		t.Fatal(err)
 	}
-	q, err := other.TryAcquire(ctx, "s", 1)
+	q, err := other.TryAcquirePermit(ctx, "s", 1)
 	if err != nil || q.Token() <= token {
 		t.Fatalf("TryAcquire after the release: %v, %v", q, err)
 	}

@@ -33,7 +33,7 @@ func TestSemaphoreAtMostN(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for range 4 {
-				p, err := s.Acquire(ctx, sem, 2, client.WithHolderValue(string(rune('a'+w))))
+				p, err := s.AcquirePermit(ctx, sem, 2, client.WithPermitValue(string(rune('a'+w))))
 				if err != nil {
 					errs <- err
 					return
@@ -76,20 +76,20 @@ func TestSemaphoreTryAcquire(t *testing.T) {
 	sem := name(t, "s")
 	ctx := ctxT(t)
 	a, b, w := session(t, c), session(t, c), session(t, c)
-	pa, err := a.TryAcquire(ctx, sem, 1, client.WithHolderValue("a"))
+	pa, err := a.TryAcquirePermit(ctx, sem, 1, client.WithPermitValue("a"))
 	if err != nil || pa.Token() <= 0 || pa.Semaphore() != sem {
 		t.Fatalf("TryAcquire of a free permit: %v, %v", pa, err)
 	}
-	if _, err := b.TryAcquire(ctx, sem, 1); !errors.Is(err, client.ErrNoPermit) || client.Code(err) != codes.ResourceExhausted {
+	if _, err := b.TryAcquirePermit(ctx, sem, 1); !errors.Is(err, client.ErrNoPermit) || client.Code(err) != codes.ResourceExhausted {
 		t.Fatalf("TryAcquire with none free: %v", err)
 	}
-	if _, err := b.TryAcquire(ctx, sem, 3); client.Code(err) != codes.FailedPrecondition {
+	if _, err := b.TryAcquirePermit(ctx, sem, 3); client.Code(err) != codes.FailedPrecondition {
 		t.Fatalf("TryAcquire with another N: %v", err)
 	}
 	positions := make(chan int, 4)
 	got := make(chan *client.Permit, 1)
 	go func() {
-		p, err := w.Acquire(ctx, sem, 1, client.WithOnWaiting(func(p int) { positions <- p }))
+		p, err := w.AcquirePermit(ctx, sem, 1, client.WithOnPermitQueued(func(p int) { positions <- p }))
 		if err != nil {
 			t.Error(err)
 		}
@@ -122,7 +122,7 @@ func TestSemaphoreAcquireCancelled(t *testing.T) {
 	sem := name(t, "s")
 	ctx := ctxT(t)
 	holder, quitter := session(t, c), session(t, c)
-	p, err := holder.Acquire(ctx, sem, 1)
+	p, err := holder.AcquirePermit(ctx, sem, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,7 +130,7 @@ func TestSemaphoreAcquireCancelled(t *testing.T) {
 	queued := make(chan int, 1)
 	done := make(chan error, 1)
 	go func() {
-		_, err := quitter.Acquire(qctx, sem, 1, client.WithOnWaiting(func(p int) { queued <- p }))
+		_, err := quitter.AcquirePermit(qctx, sem, 1, client.WithOnPermitQueued(func(p int) { queued <- p }))
 		done <- err
 	}()
 	<-queued

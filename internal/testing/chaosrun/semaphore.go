@@ -41,7 +41,7 @@ func (r *run) permit(ctx context.Context, c *client.Client, id string, rng *rand
 		sleep(ctx, 100*time.Millisecond)
 		return
 	}
-	p, err := s.Acquire(ctx, semaphoreName, semaphorePermits, client.WithHolderValue(id))
+	p, err := s.AcquirePermit(ctx, semaphoreName, semaphorePermits, client.WithPermitValue(id))
 	if err != nil {
 		closeSession(s)
 		return
