@@ -78,9 +78,10 @@ type Elections struct {
 	leases *lease.Manager
 	log    *slog.Logger
 
-	notes   *notes       // resignations and wake-ups of running campaigns
-	feeds   *feeds       // shared leader watches for Observe
-	barrier *zkx.Barrier // orders sequencer checks after committed writes
+	counters counters     // for Stats
+	notes    *notes       // resignations and wake-ups of running campaigns
+	feeds    *feeds       // shared leader watches for Observe
+	barrier  *zkx.Barrier // orders sequencer checks after committed writes
 	// ctx ends when Elections closes: it bounds the shared watches and
 	// ends the campaigns.
 	ctx    context.Context
