@@ -1,7 +1,7 @@
 // Package server serves a zkcoord replica (package gateway) over gRPC:
 // each service turns a request into a call of the recipe it serves and the
 // recipe's errors into gRPC status (errors.go); grpc.go chains the
-// interceptors (recovery, logging, auth, the lease caller, validation) and
+// interceptors (recovery, metrics, logging, auth, the lease caller, validation) and
 // serves gRPC and the HTTP face (package httpgw) until a drain. Nothing
 // here talks to ZooKeeper.
 package server

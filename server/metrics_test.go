@@ -4,6 +4,9 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -172,6 +175,28 @@ func TestMetrics(t *testing.T) {
 			if !final.has(n) {
 				t.Errorf("%s uses %s, which /metrics does not serve", file, n)
 			}
+		}
+	}
+	checkMetricsDoc(t, final)
+}
+
+// checkMetricsDoc checks that docs/METRICS.md names every zkcoord and gRPC
+// server metric served, and that every zkcoord metric it names is served.
+func checkMetricsDoc(t *testing.T, s scraped) {
+	t.Helper()
+	b, err := os.ReadFile("../docs/METRICS.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(b)
+	for n := range s {
+		if metricRE.MatchString(n) && !strings.Contains(doc, "`"+n+"`") {
+			t.Errorf("docs/METRICS.md does not name %s", n)
+		}
+	}
+	for _, n := range regexp.MustCompile("`(zkcoord_[a-z_]+)").FindAllStringSubmatch(doc, -1) {
+		if !s.has(n[1]) {
+			t.Errorf("docs/METRICS.md names %s, which /metrics does not serve", n[1])
 		}
 	}
 }
