@@ -118,7 +118,7 @@ func parse(name string, args []string, dev bool) (config, error) {
 	fs.StringVar(&c.advertise, "advertise", "", "address other replicas use to reach this one (default: the listen address, with the hostname for an unspecified IP)")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&c.debugListen, "debug-listen", "", "serve /debug/pprof and /debug/vars (goroutines, memstats) on this address; keep it private")
-	fs.StringVar(&c.metricsListen, "metrics-listen", "", "serve Prometheus metrics at /metrics on this address (e.g. 127.0.0.1:9090; empty: none); plain HTTP, keep it private")
+	fs.StringVar(&c.metricsListen, "metrics-listen", "", "serve Prometheus metrics at /metrics on this address (e.g. 127.0.0.1:9464; empty: none); plain HTTP, keep it private")
 	fs.StringVar(&c.tls.Cert, "tls-cert", "", "PEM certificate chain to serve gRPC over TLS with (reloaded when the file changes)")
 	fs.StringVar(&c.tls.Key, "tls-key", "", "PEM private key of --tls-cert")
 	fs.StringVar(&c.tls.ClientCA, "tls-client-ca", "", "PEM CA bundle: require client certificates signed by it (mutual TLS); replicas also verify each other against it")
@@ -190,7 +190,7 @@ func parse(name string, args []string, dev bool) (config, error) {
 	if err := parseDNS(&c); err != nil {
 		return c, err
 	}
-	return c, nil
+	return c, checkListen("--metrics-listen", c.metricsListen)
 }
 
 func run(ctx context.Context, args []string, dev bool) error {

@@ -3,11 +3,23 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"time"
 )
+
+// checkListen refuses a listen address that is not host:port (empty: off).
+func checkListen(flag, addr string) error {
+	if addr == "" {
+		return nil
+	}
+	if _, port, err := net.SplitHostPort(addr); err != nil || port == "" {
+		return fmt.Errorf("%s %q: want host:port, e.g. 127.0.0.1:9464", flag, addr)
+	}
+	return nil
+}
 
 // serveMetrics serves h at /metrics on addr (Prometheus's scrape) until the
 // returned stop is called; bound is the address it listens on.
