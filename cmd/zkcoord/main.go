@@ -43,6 +43,7 @@ const usage = `zkcoord serves ZooKeeper recipes over gRPC.
 Usage:
   zkcoord serve --listen ADDR --zk CONNECT_STRING [flags]
   zkcoord dev [--listen ADDR] [flags]   (starts a private ZooKeeper)
+  zkcoord health [--addr ADDR]   (exit 0 when the replica is SERVING)
   zkcoord version
 
 Run "zkcoord serve -h" for the flags. Each flag --name can be set with the
@@ -62,6 +63,8 @@ func main() {
 		err = run(ctx, os.Args[2:], false)
 	case "dev":
 		err = run(ctx, os.Args[2:], true)
+	case "health":
+		err = health(ctx, os.Args[2:])
 	case "version":
 		fmt.Println(version)
 	case "-h", "--help", "help":
@@ -139,19 +142,7 @@ func parse(name string, args []string, dev bool) (config, error) {
 	}
 	fs.StringVar(&c.dnsGroups, "dns-groups", defGroups, "comma-separated prefixes of the groups DNS shows, * for all; required with --dns-listen, since DNS has no credentials (names of other groups are REFUSED)")
 	fs.StringVar(&c.peerTokenFile, "peer-token-file", "", "file holding the bearer token this replica presents to other replicas when auth is on (its principal needs admin over every name); not needed when the replicas' client certificates map to such a principal")
-	var envErr error
-	fs.VisitAll(func(f *flag.Flag) {
-		env := "ZKCOORD_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
-		if v, ok := os.LookupEnv(env); ok {
-			if err := f.Value.Set(v); err != nil && envErr == nil {
-				envErr = fmt.Errorf("%s=%q: %w", env, v, err)
-			}
-		}
-	})
-	if envErr != nil {
-		return c, envErr
-	}
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return c, err
 	}
 	if !dev && c.zk == "" {

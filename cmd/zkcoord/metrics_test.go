@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"os"
 	"os/exec"
 	"regexp"
 	"strconv"
@@ -23,7 +24,9 @@ import (
 // TestServeMetrics runs `zkcoord serve --metrics-listen` as an operator
 // would: /metrics answers on the address it logged, counts a call, times
 // ZooKeeper's requests (the session was dialled with the observer), and
-// stops with the process.
+// stops with the process. `zkcoord health`, a container's health check,
+// passes while it serves (finding the port from ZKCOORD_LISTEN, as in the
+// image) and fails once it stopped.
 func TestServeMetrics(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -102,6 +105,15 @@ func TestServeMetrics(t *testing.T) {
 	if t.Failed() {
 		t.Logf("/metrics:\n%s", grepLines(body, "zkcoord_|grpc_server_handled"))
 	}
+	healthCmd := func() (string, error) {
+		h := exec.Command(bin, "health")
+		h.Env = append(os.Environ(), "ZKCOORD_LISTEN=:"+strconv.Itoa(port))
+		out, err := h.CombinedOutput()
+		return string(out), err
+	}
+	if out, err := healthCmd(); err != nil || strings.TrimSpace(out) != "SERVING" {
+		t.Errorf("zkcoord health while serving: %v, %q", err, out)
+	}
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -112,6 +124,9 @@ func TestServeMetrics(t *testing.T) {
 	}
 	if _, err := get(); err == nil {
 		t.Error("/metrics still answers after the process stopped")
+	}
+	if out, err := healthCmd(); err == nil || !strings.Contains(out, "health of 127.0.0.1:"+strconv.Itoa(port)) {
+		t.Errorf("zkcoord health after the stop: %v, %q; want a failure naming the address", err, out)
 	}
 }
 
