@@ -105,6 +105,13 @@ func TestMetrics(t *testing.T) {
 	if u, err := camp.Recv(); err != nil || u.Status != pb.CampaignResponse_STATUS_ELECTED {
 		t.Fatalf("campaign: %v, %v", u, err)
 	}
+	lk, err := pb.NewLockServiceClient(leaderCC).AcquireLock(ctx, &pb.AcquireLockRequest{Lock: "jobs.lock-" + name(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u, err := lk.Recv(); err != nil || u.Status != pb.AcquireLockResponse_STATUS_HELD {
+		t.Fatalf("lock: %v, %v", u, err)
+	}
 	bar, err := pb.NewBarrierServiceClient(leaderCC).AwaitBarrier(ctx, &pb.AwaitBarrierRequest{Barrier: "b." + name(t), Threshold: 2})
 	if err != nil {
 		t.Fatal(err)
@@ -132,26 +139,35 @@ func TestMetrics(t *testing.T) {
 	s3.want(t, "leaders", "zkcoord_election_leaders", nil, eq(1))
 	s3.want(t, "leader changes", "zkcoord_election_leader_changes_total", nil, eq(1))
 	s3.want(t, "barrier waiting", "zkcoord_barrier_waiting", nil, eq(1))
+	s3.want(t, "lock held", "zkcoord_lock_acquires", labels{"state": "holding"}, eq(1))
+	s3.want(t, "no lock waiting", "zkcoord_lock_acquires", labels{"state": "waiting"}, eq(0))
 	s3.want(t, "rate refusals", "zkcoord_limit_refusals_total", labels{"limit": "requests"}, eq(1))
 	s3.want(t, "refused call's code", "grpc_server_handled_total", labels{"grpc_method": "Lookup", "grpc_code": "ResourceExhausted"}, eq(1))
 	s3.want(t, "ZooKeeper multis timed", "zkcoord_zk_request_duration_seconds", labels{"op": "multi"}, atLeast(3))
-	// Two registers' leases, the campaign's and the barrier's streams'.
-	s3.want(t, "leases granted", "zkcoord_leases_granted_total", nil, eq(4))
+	// Two registers' leases, the campaign's, the lock's and the barrier's
+	// streams'.
+	s3.want(t, "leases granted", "zkcoord_leases_granted_total", nil, eq(5))
 	owned := s3.value("zkcoord_leases", labels{"state": "owned"})
 	if gone := s3.value("zkcoord_leases_granted_total", nil) + s3.value("zkcoord_leases_adopted_total", nil) -
-		s3.value("zkcoord_leases_ended_total", nil); owned != gone || owned != 4 {
-		t.Errorf("leases owned %v; granted+adopted-ended %v; want both 4", owned, gone)
+		s3.value("zkcoord_leases_ended_total", nil); owned != gone || owned != 5 {
+		t.Errorf("leases owned %v; granted+adopted-ended %v; want both 5", owned, gone)
 	}
 
-	// ZooKeeper cut off: no session, and the leader told of its jeopardy.
+	// ZooKeeper cut off: no session, and the leader and the lock's holder
+	// told of their jeopardy.
 	px.Cut()
 	if u, err := camp.Recv(); err != nil || u.Status != pb.CampaignResponse_STATUS_JEOPARDY {
 		t.Fatalf("campaign after the cut: %v, %v", u, err)
 	}
+	if u, err := lk.Recv(); err != nil || u.Status != pb.AcquireLockResponse_STATUS_JEOPARDY {
+		t.Fatalf("lock after the cut: %v, %v", u, err)
+	}
 	s4 := scrape()
 	s4.want(t, "session lost", "zkcoord_zk_session_connected", nil, eq(0))
 	s4.want(t, "state disconnected", "zkcoord_zk_session_state", labels{"state": "disconnected"}, eq(1))
-	s4.want(t, "jeopardy", "zkcoord_election_jeopardy_notices_total", nil, eq(1))
+	s4.want(t, "leader's jeopardy", "zkcoord_jeopardy_notices_total", labels{"recipe": "election"}, eq(1))
+	s4.want(t, "lock's jeopardy", "zkcoord_jeopardy_notices_total", labels{"recipe": "lock"}, eq(1))
+	s4.want(t, "a lock in jeopardy still held", "zkcoord_lock_acquires", labels{"state": "holding"}, eq(1))
 	s4.want(t, "leader in jeopardy still leads", "zkcoord_election_leaders", nil, eq(1))
 	px.Restore()
 	if u, err := camp.Recv(); err != nil || u.Status != pb.CampaignResponse_STATUS_ELECTED {

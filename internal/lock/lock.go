@@ -77,12 +77,13 @@ type Holder struct {
 
 // Locks runs the acquires, releases and checks of locks.
 type Locks struct {
-	sess    *zkx.Session
-	lay     Layout
-	leases  *lease.Manager
-	log     *slog.Logger
-	notes   *notes
-	barrier *zkx.Barrier // orders sequencer checks after committed writes
+	counters counters // for Stats
+	sess     *zkx.Session
+	lay      Layout
+	leases   *lease.Manager
+	log      *slog.Logger
+	notes    *notes
+	barrier  *zkx.Barrier // orders sequencer checks after committed writes
 	// ctx ends when Locks closes: it ends the acquires and bounds the
 	// background removals and the barrier's writes.
 	ctx    context.Context

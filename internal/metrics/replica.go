@@ -49,11 +49,13 @@ var (
 	dCandidates   = desc("election_candidates", "Campaigns running on this replica.")
 	dLeaders      = desc("election_leaders", "Campaigns on this replica that lead their election now (in jeopardy included).")
 	dTerms        = desc("election_leader_changes_total", "Terms begun by campaigns on this replica: a candidate here became leader.")
-	dJeopardy     = desc("election_jeopardy_notices_total", "JEOPARDY reports sent to leaders: this replica lost ZooKeeper during their term.")
+	dJeopardy     = desc("jeopardy_notices_total", "JEOPARDY reports sent to leaders (recipe election) and holders (lock, semaphore): this replica lost ZooKeeper during their term or hold.", "recipe")
+	dLocks        = desc("lock_acquires", "AcquireLock calls on this replica, by state: waiting (queued) or holding.", "state")
+	dPermits      = desc("semaphore_acquires", "AcquireSemaphore calls on this replica, by state: waiting (queued) or holding a permit.", "state")
 	dBarriers     = desc("barrier_waiting", "AwaitBarrier calls waiting on this replica.")
 	dRefusals     = desc("limit_refusals_total", "Calls refused by a principal's limit, by limit: requests (rate), streams, watched_groups, leases.", "limit")
 	dPolls        = desc("blocking_queries", "Blocking queries (long-polls) waiting on this replica.")
-	replicaDescs  = []*prometheus.Desc{dInfo, dConnected, dState, dExpirations, dLeases, dLeaseGrants, dLeaseAdopts, dLeaseEnds, dKeepAlives, dGroups, dMembers, dWatchers, dResyncs, dSlowCuts, dCandidates, dLeaders, dTerms, dJeopardy, dBarriers, dRefusals, dPolls}
+	replicaDescs  = []*prometheus.Desc{dInfo, dConnected, dState, dExpirations, dLeases, dLeaseGrants, dLeaseAdopts, dLeaseEnds, dKeepAlives, dGroups, dMembers, dWatchers, dResyncs, dSlowCuts, dCandidates, dLeaders, dTerms, dJeopardy, dLocks, dPermits, dBarriers, dRefusals, dPolls}
 	sessionStates = []zkx.State{zkx.StateConnecting, zkx.StateConnected, zkx.StateDisconnected, zkx.StateExpired, zkx.StateClosed}
 )
 
@@ -101,7 +103,14 @@ func (c *replica) Collect(ch chan<- prometheus.Metric) {
 	gauge(dCandidates, float64(es.Candidates))
 	gauge(dLeaders, float64(es.Leaders))
 	counter(dTerms, es.Terms)
-	counter(dJeopardy, es.JeopardyNotices)
+	ks, ss := r.Locks.Stats(), r.Semaphores.Stats()
+	counter(dJeopardy, es.JeopardyNotices, "election")
+	counter(dJeopardy, ks.JeopardyNotices, "lock")
+	counter(dJeopardy, ss.JeopardyNotices, "semaphore")
+	gauge(dLocks, float64(ks.Waiting), "waiting")
+	gauge(dLocks, float64(ks.Holding), "holding")
+	gauge(dPermits, float64(ss.Waiting), "waiting")
+	gauge(dPermits, float64(ss.Holding), "holding")
 
 	gauge(dBarriers, float64(r.Barriers.Stats().Waiting))
 

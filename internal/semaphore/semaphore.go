@@ -60,10 +60,11 @@ const RefKind = "permit"
 
 // Semaphores acquires, releases and reads semaphores.
 type Semaphores struct {
-	sess   *zkx.Session
-	lay    Layout
-	leases *lease.Manager
-	log    *slog.Logger
+	counters counters // for Stats
+	sess     *zkx.Session
+	lay      Layout
+	leases   *lease.Manager
+	log      *slog.Logger
 
 	notes *notes // releases, so that acquires report Released, not Lost
 	feeds *feeds // one shared child watch per semaphore
