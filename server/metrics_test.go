@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -239,5 +240,24 @@ func TestMetricsOneReplicaEach(t *testing.T) {
 	g3.Close()
 	if _, err := server.New(ctx, sess, server.WithMetrics(nil)); err == nil {
 		t.Fatal("nil metrics accepted")
+	}
+}
+
+// BenchmarkLookupCachedMetrics is BenchmarkLookupCached on a gateway of its
+// own, without and with metrics (the gRPC interceptors, the ZooKeeper
+// observer): what counting and timing every call costs.
+func BenchmarkLookupCachedMetrics(b *testing.B) {
+	for _, on := range []bool{false, true} {
+		b.Run(fmt.Sprintf("metrics=%v", on), func(b *testing.B) {
+			var opt []zkx.Option
+			var sopt []server.Option
+			if on {
+				m := metrics.New()
+				opt, sopt = []zkx.Option{zkx.WithObserver(m.ObserveZK)}, []server.Option{server.WithMetrics(m)}
+			}
+			sess, lay := zktest.Session(b, opt...)
+			cc := testenv.Serve(b, sess, append(sopt, server.WithRoot(lay.Root))...)
+			benchLookup(b, pb.NewRegistryServiceClient(cc), pb.Consistency_CONSISTENCY_UNSPECIFIED)
+		})
 	}
 }
