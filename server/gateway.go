@@ -156,8 +156,16 @@ func New(ctx context.Context, sess *zkx.Session, opt ...Option) (*Gateway, error
 	if o.replica.Log == nil {
 		o.replica.Log = slog.New(slog.DiscardHandler)
 	}
+	release := func() {}
+	if o.metrics != nil { // refused before anything is written to ZooKeeper
+		var err error
+		if release, err = o.metrics.Claim(); err != nil {
+			return nil, fmt.Errorf("server: %w", err)
+		}
+	}
 	r, err := gateway.New(ctx, sess, o.replica)
 	if err != nil {
+		release()
 		return nil, err
 	}
 	g := &Gateway{replica: r, c: newCalls(r.Leases, o.streamTTL, o.replica.Log), opts: o, log: o.replica.Log}
@@ -167,6 +175,7 @@ func New(ctx context.Context, sess *zkx.Session, opt ...Option) (*Gateway, error
 			src.Limiter = o.auth.Limiter
 		}
 		if g.unwatch, err = o.metrics.Watch(src); err != nil {
+			release()
 			g.Close()
 			return nil, err
 		}

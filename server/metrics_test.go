@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path"
 	"regexp"
 	"strings"
 	"testing"
@@ -228,9 +229,13 @@ func TestMetricsOneReplicaEach(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if g2, err := server.New(ctx, sess, server.WithRoot(lay.Root), server.WithMetrics(m)); err == nil {
+	// Refused before it writes: its root is never created.
+	if g2, err := server.New(ctx, sess, server.WithRoot(lay.Root+"-second"), server.WithMetrics(m)); err == nil {
 		g2.Close()
 		t.Fatal("a second gateway on one Metrics was accepted")
+	}
+	if ok, _, err := sess.Exists(ctx, path.Join(sess.Chroot(), lay.Root+"-second")); ok || err != nil {
+		t.Errorf("the refused gateway created its root: %v, %v", ok, err)
 	}
 	g.Close()
 	g3, err := server.New(ctx, sess, server.WithRoot(lay.Root), server.WithMetrics(m))

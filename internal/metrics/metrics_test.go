@@ -71,9 +71,22 @@ zkcoord_zk_request_failures_total{op="set"} 0
 	}
 }
 
-// TestWatchNeedsReplica: Watch refuses a Source without a replica.
-func TestWatchNeedsReplica(t *testing.T) {
-	if _, err := metrics.New().Watch(metrics.Source{}); err == nil {
+// TestClaim: one claim at a time per Metrics; Watch refuses a Source
+// without a replica.
+func TestClaim(t *testing.T) {
+	m := metrics.New()
+	release, err := m.Claim()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Claim(); err == nil {
+		t.Fatal("a second claim accepted")
+	}
+	release()
+	if _, err := m.Claim(); err != nil {
+		t.Fatalf("claim after release: %v", err)
+	}
+	if _, err := m.Watch(metrics.Source{}); err == nil {
 		t.Fatal("Watch without a replica accepted")
 	}
 }

@@ -136,19 +136,28 @@ func bool01(b bool) float64 {
 	return 0
 }
 
-// Watch adds src's replica to m: its collector reads the replica at each
-// scrape. One replica per Metrics (errors otherwise); unwatch removes it
-// (call it when the replica closes).
+// Claim reserves m for one replica, before the replica is built (so that a
+// second gateway on the same Metrics is refused before it starts); release
+// gives it up. Watch needs a claim.
+func (m *Metrics) Claim() (release func(), err error) {
+	if !m.watched.CompareAndSwap(false, true) {
+		return nil, errors.New("metrics: already watching a replica; use one Metrics per gateway")
+	}
+	return func() { m.watched.Store(false) }, nil
+}
+
+// Watch adds src's replica to m, claimed for it (Claim): its collector
+// reads the replica at each scrape. unwatch removes it and gives the
+// claim up (call it when the replica closes).
 func (m *Metrics) Watch(src Source) (unwatch func(), err error) {
 	if src.Replica == nil {
 		return nil, errors.New("metrics: watch: no replica")
 	}
-	if !m.watched.CompareAndSwap(false, true) {
-		return nil, errors.New("metrics: already watching a replica; use one Metrics per gateway")
+	if !m.watched.Load() {
+		return nil, errors.New("metrics: watch: not claimed")
 	}
 	c := &replica{src: src}
 	if err := m.reg.Register(c); err != nil {
-		m.watched.Store(false)
 		return nil, err
 	}
 	return func() {
