@@ -22,6 +22,10 @@ FROM gcr.io/distroless/static-debian12:nonroot AS serve
 COPY --from=build /out/zkcoord /usr/local/bin/zkcoord
 EXPOSE 7070
 ENV ZKCOORD_LISTEN=:7070
+# grpc.health.v1 on the port of ZKCOORD_LISTEN (TLS with ZKCOORD_TLS_*):
+# healthy while the replica has a ZooKeeper session and is not draining.
+# No shell here: the binary is its own probe.
+HEALTHCHECK --interval=10s --timeout=5s --start-period=30s CMD ["/usr/local/bin/zkcoord", "health"]
 ENTRYPOINT ["/usr/local/bin/zkcoord"]
 CMD ["serve"]
 
@@ -33,6 +37,7 @@ COPY --from=build /out/zkcoord /usr/local/bin/zkcoord
 RUN useradd --system --create-home zkcoord
 USER zkcoord
 EXPOSE 7070
+HEALTHCHECK --interval=10s --timeout=5s --start-period=60s CMD ["/usr/local/bin/zkcoord", "health", "--addr", "127.0.0.1:7070"]
 ENTRYPOINT ["/usr/local/bin/zkcoord"]
 CMD ["dev", "--listen", "0.0.0.0:7070"]
 

@@ -1,7 +1,7 @@
 // Package server serves a zkcoord replica (package gateway) over gRPC:
 // each service turns a request into a call of the recipe it serves and the
 // recipe's errors into gRPC status (errors.go); grpc.go chains the
-// interceptors (recovery, logging, auth, the lease caller, validation) and
+// interceptors (recovery, metrics, logging, auth, the lease caller, validation) and
 // serves gRPC and the HTTP face (package httpgw) until a drain. Nothing
 // here talks to ZooKeeper.
 package server
@@ -20,6 +20,7 @@ import (
 	pb "github.com/zkcoord/zkcoord/gen/zkcoord/v1"
 	"github.com/zkcoord/zkcoord/internal/auth"
 	"github.com/zkcoord/zkcoord/internal/gateway"
+	"github.com/zkcoord/zkcoord/internal/metrics"
 	"github.com/zkcoord/zkcoord/internal/registry"
 	"github.com/zkcoord/zkcoord/internal/validate"
 	"github.com/zkcoord/zkcoord/internal/zkx"
@@ -32,6 +33,7 @@ type Gateway struct {
 	c       *calls
 	opts    options
 	log     *slog.Logger
+	unwatch func() // stops the metrics' reading of the replica (nil: none)
 }
 
 // Option configures a Gateway. An option refuses a value it cannot work
@@ -45,12 +47,36 @@ type options struct {
 	streamTTL time.Duration
 	version   string
 	auth      *auth.Config
+	metrics   *metrics.Metrics
 }
 
 // WithAuth authenticates and authorizes every call by cfg (see package
 // auth): NewGRPCServer installs its interceptors. Without it any caller may
 // do anything.
-func WithAuth(cfg auth.Config) Option { return func(o *options) error { o.auth = &cfg; return nil } }
+func WithAuth(cfg auth.Config) Option {
+	return func(o *options) error {
+		if cfg.Limiter == nil { // made here, so that the metrics can read its refusals
+			cfg.Limiter = auth.NewLimiter()
+		}
+		o.auth = &cfg
+		return nil
+	}
+}
+
+// WithMetrics keeps m (one per gateway): NewGRPCServer counts and times
+// every call (gRPC and HTTP alike) through its interceptors, and m reads
+// the replica's state at each scrape. For ZooKeeper request latency, dial
+// the session with zkx.WithObserver(m.ObserveZK). Serve m.Handler() where
+// Prometheus scrapes (zkcoord's --metrics-listen).
+func WithMetrics(m *metrics.Metrics) Option {
+	return func(o *options) error {
+		if m == nil {
+			return errors.New("server: metrics: nil")
+		}
+		o.metrics = m
+		return nil
+	}
+}
 
 // WithPeerToken sets the credentials replicas present to each other's
 // PeerService when auth is on, unless their client certificates map to a
@@ -130,11 +156,31 @@ func New(ctx context.Context, sess *zkx.Session, opt ...Option) (*Gateway, error
 	if o.replica.Log == nil {
 		o.replica.Log = slog.New(slog.DiscardHandler)
 	}
+	release := func() {}
+	if o.metrics != nil { // refused before anything is written to ZooKeeper
+		var err error
+		if release, err = o.metrics.Claim(); err != nil {
+			return nil, fmt.Errorf("server: %w", err)
+		}
+	}
 	r, err := gateway.New(ctx, sess, o.replica)
 	if err != nil {
+		release()
 		return nil, err
 	}
-	return &Gateway{replica: r, c: newCalls(r.Leases, o.streamTTL, o.replica.Log), opts: o, log: o.replica.Log}, nil
+	g := &Gateway{replica: r, c: newCalls(r.Leases, o.streamTTL, o.replica.Log), opts: o, log: o.replica.Log}
+	if o.metrics != nil {
+		src := metrics.Source{Replica: r, Version: o.version, Polls: g.c.polls.Load}
+		if o.auth != nil {
+			src.Limiter = o.auth.Limiter
+		}
+		if g.unwatch, err = o.metrics.Watch(src); err != nil {
+			release()
+			g.Close()
+			return nil, err
+		}
+	}
+	return g, nil
 }
 
 // ReplicaID is the replica's id (WithReplicaID, or its default).
@@ -176,6 +222,9 @@ func (g *Gateway) Shutdown() { g.c.stop() }
 // Close shuts down and stops the recipes' goroutines. Leases stay in
 // ZooKeeper for the next gateway to adopt; the session is the caller's.
 func (g *Gateway) Close() {
+	if g.unwatch != nil {
+		g.unwatch()
+	}
 	g.c.close()
 	g.replica.Close()
 }

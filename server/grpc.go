@@ -28,7 +28,8 @@ import (
 
 // NewGRPCServer returns a gRPC server with the gateway's services, server
 // reflection and grpc.health.v1 registered, behind the interceptor chain:
-// recovery (outermost: a panic becomes INTERNAL), logging, then with
+// recovery (outermost: a panic becomes INTERNAL), with WithMetrics the
+// metrics (every call counted and timed by method and code), logging, then with
 // WithAuth authentication, authorization and limits and the lease caller
 // (who may use which lease), then validation.
 func NewGRPCServer(g *Gateway, opt ...grpc.ServerOption) *grpc.Server {
@@ -44,8 +45,16 @@ func NewGRPCServer(g *Gateway, opt ...grpc.ServerOption) *grpc.Server {
 		g.log.Error("panic in handler", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
 		return status.Error(codes.Internal, "internal error")
 	})
-	unary := []grpc.UnaryServerInterceptor{recovery.UnaryServerInterceptor(rec), logging.UnaryServerInterceptor(logger, logOpts...)}
-	stream := []grpc.StreamServerInterceptor{recovery.StreamServerInterceptor(rec), logging.StreamServerInterceptor(logger, logOpts...)}
+	unary := []grpc.UnaryServerInterceptor{recovery.UnaryServerInterceptor(rec)}
+	stream := []grpc.StreamServerInterceptor{recovery.StreamServerInterceptor(rec)}
+	if m := g.opts.metrics; m != nil {
+		// Inside recovery (a panic is counted as INTERNAL), outside auth
+		// and validation (refused calls are counted with their code).
+		unary = append(unary, m.UnaryServerInterceptor())
+		stream = append(stream, m.StreamServerInterceptor())
+	}
+	unary = append(unary, logging.UnaryServerInterceptor(logger, logOpts...))
+	stream = append(stream, logging.StreamServerInterceptor(logger, logOpts...))
 	if g.opts.auth != nil {
 		authn, authz, sAuthn, sAuthz := g.opts.auth.ServerOptions()
 		unary = append(unary, authn, authz, leaseCallerUnary)

@@ -28,6 +28,7 @@ import (
 
 	"github.com/zkcoord/zkcoord/internal/auth"
 	"github.com/zkcoord/zkcoord/internal/dnsview"
+	"github.com/zkcoord/zkcoord/internal/metrics"
 	"github.com/zkcoord/zkcoord/internal/tlsx"
 	"github.com/zkcoord/zkcoord/internal/zkserver"
 	"github.com/zkcoord/zkcoord/internal/zkx"
@@ -42,6 +43,7 @@ const usage = `zkcoord serves ZooKeeper recipes over gRPC.
 Usage:
   zkcoord serve --listen ADDR --zk CONNECT_STRING [flags]
   zkcoord dev [--listen ADDR] [flags]   (starts a private ZooKeeper)
+  zkcoord health [--addr ADDR]   (exit 0 when the replica is SERVING)
   zkcoord version
 
 Run "zkcoord serve -h" for the flags. Each flag --name can be set with the
@@ -61,6 +63,8 @@ func main() {
 		err = run(ctx, os.Args[2:], false)
 	case "dev":
 		err = run(ctx, os.Args[2:], true)
+	case "health":
+		err = health(ctx, os.Args[2:])
 	case "version":
 		fmt.Println(version)
 	case "-h", "--help", "help":
@@ -79,6 +83,7 @@ type config struct {
 	listen, httpListen                                    string
 	httpMaxBody                                           int64
 	zk, root, replicaID, advertise, logLevel, debugListen string
+	metricsListen                                         string
 	sessionTimeout, streamTTL, stopTimeout                time.Duration
 	tls                                                   tlsx.Files
 	plaintext                                             bool
@@ -116,6 +121,7 @@ func parse(name string, args []string, dev bool) (config, error) {
 	fs.StringVar(&c.advertise, "advertise", "", "address other replicas use to reach this one (default: the listen address, with the hostname for an unspecified IP)")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&c.debugListen, "debug-listen", "", "serve /debug/pprof and /debug/vars (goroutines, memstats) on this address; keep it private")
+	fs.StringVar(&c.metricsListen, "metrics-listen", "", "serve Prometheus metrics at /metrics on this address (e.g. 127.0.0.1:9464; empty: none); plain HTTP, keep it private")
 	fs.StringVar(&c.tls.Cert, "tls-cert", "", "PEM certificate chain to serve gRPC over TLS with (reloaded when the file changes)")
 	fs.StringVar(&c.tls.Key, "tls-key", "", "PEM private key of --tls-cert")
 	fs.StringVar(&c.tls.ClientCA, "tls-client-ca", "", "PEM CA bundle: require client certificates signed by it (mutual TLS); replicas also verify each other against it")
@@ -136,19 +142,7 @@ func parse(name string, args []string, dev bool) (config, error) {
 	}
 	fs.StringVar(&c.dnsGroups, "dns-groups", defGroups, "comma-separated prefixes of the groups DNS shows, * for all; required with --dns-listen, since DNS has no credentials (names of other groups are REFUSED)")
 	fs.StringVar(&c.peerTokenFile, "peer-token-file", "", "file holding the bearer token this replica presents to other replicas when auth is on (its principal needs admin over every name); not needed when the replicas' client certificates map to such a principal")
-	var envErr error
-	fs.VisitAll(func(f *flag.Flag) {
-		env := "ZKCOORD_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
-		if v, ok := os.LookupEnv(env); ok {
-			if err := f.Value.Set(v); err != nil && envErr == nil {
-				envErr = fmt.Errorf("%s=%q: %w", env, v, err)
-			}
-		}
-	})
-	if envErr != nil {
-		return c, envErr
-	}
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return c, err
 	}
 	if !dev && c.zk == "" {
@@ -187,7 +181,7 @@ func parse(name string, args []string, dev bool) (config, error) {
 	if err := parseDNS(&c); err != nil {
 		return c, err
 	}
-	return c, nil
+	return c, checkListen("--metrics-listen", c.metricsListen)
 }
 
 func run(ctx context.Context, args []string, dev bool) error {
@@ -227,6 +221,11 @@ func run(ctx context.Context, args []string, dev bool) error {
 	}
 
 	zkOpts := []zkx.Option{zkx.WithSessionTimeout(c.sessionTimeout), zkx.WithLogger(log)}
+	var mets *metrics.Metrics
+	if c.metricsListen != "" {
+		mets = metrics.New()
+		zkOpts = append(zkOpts, zkx.WithObserver(mets.ObserveZK))
+	}
 	if c.zkDigestFile != "" {
 		b, err := os.ReadFile(c.zkDigestFile)
 		if err != nil {
@@ -259,6 +258,15 @@ func run(ctx context.Context, args []string, dev bool) error {
 		}
 		defer stopDebug()
 	}
+	metricsAddr := ""
+	if mets != nil {
+		addr, stopMetrics, err := serveMetrics(c.metricsListen, mets.Handler(), log)
+		if err != nil {
+			return fmt.Errorf("--metrics-listen: %w", err)
+		}
+		defer stopMetrics()
+		metricsAddr = addr
+	}
 	lis, err := net.Listen("tcp", c.listen)
 	if err != nil {
 		return err
@@ -285,6 +293,9 @@ func run(ctx context.Context, args []string, dev bool) error {
 	opts := []server.Option{server.WithRoot(c.root), server.WithStreamTTL(c.streamTTL),
 		server.WithReplicaID(c.replicaID), server.WithAdvertise(c.advertise), server.WithVersion(version),
 		server.WithLogger(log)}
+	if mets != nil {
+		opts = append(opts, server.WithMetrics(mets))
+	}
 	var grpcOpts []grpc.ServerOption
 	if !c.plaintext {
 		cfgs, err := tlsx.Load(c.tls)
@@ -318,7 +329,7 @@ func run(ctx context.Context, args []string, dev bool) error {
 	if ls.DNSPacket != nil {
 		dnsAddr = ls.DNSPacket.LocalAddr().String()
 	}
-	log.Info("zkcoord serving", "listen", lis.Addr().String(), "http", httpAddr, "dns", dnsAddr, "advertise", c.advertise, "replica", g.ReplicaID(),
+	log.Info("zkcoord serving", "listen", lis.Addr().String(), "http", httpAddr, "dns", dnsAddr, "metrics", metricsAddr, "advertise", c.advertise, "replica", g.ReplicaID(),
 		"zk", c.zk, "root", c.root, "tls", !c.plaintext, "mutual_tls", c.tls.ClientCA != "", "auth", !c.noAuth, "version", version)
 	err = server.Serve(ctx, g, ls, c.stopTimeout, grpcOpts...)
 	log.Info("zkcoord stopped")

@@ -125,6 +125,8 @@ func TestUsageErrors(t *testing.T) {
 		{args: []string{"serve", "--zk", "127.0.0.1:1", "--plaintext", "--no-auth", "--dns-ttl", "2h"}, want: "--dns-ttl: "},
 		{args: []string{"serve", "--zk", "127.0.0.1:1", "--plaintext", "--no-auth", "--dns-domain", "a b"}, want: `--dns-domain: dnsview: domain "a b"`},
 		{args: []string{"dev", "--dns-groups", "web,a/b"}, want: `--dns-groups: dnsview: group prefix "a/b"`},
+		{args: []string{"serve", "--zk", "127.0.0.1:1", "--plaintext", "--no-auth", "--metrics-listen", "9464"}, want: `--metrics-listen "9464": want host:port`},
+		{args: []string{"dev", "--metrics-listen", "localhost"}, want: `--metrics-listen "localhost": want host:port`},
 		{args: []string{"frobnicate"}, want: `unknown command "frobnicate"`},
 		// No Java: the error names the command that installs it.
 		{args: []string{"dev"}, env: []string{"PATH=/nonexistent"}, want: "apt-get install -y zookeeper default-jre-headless"},

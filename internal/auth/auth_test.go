@@ -170,6 +170,10 @@ func TestLimiter(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// Each refusal above is counted under its limit, for the metrics.
+	if got, want := l.Refusals(), (Refusals{Requests: 1, Streams: 1, WatchedGroups: 1}); got != want {
+		t.Errorf("refusals %+v, want %+v", got, want)
+	}
 }
 
 // TestJWTKeyTypes: RS256, PS256, ES256 and EdDSA tokens verify against

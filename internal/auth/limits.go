@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -22,6 +23,20 @@ type Limiter struct {
 
 	mu sync.Mutex
 	by map[string]*usage // by principal name
+
+	refusedRate, refusedStreams, refusedGroups atomic.Int64 // for Refusals
+}
+
+// Refusals counts the calls a Limiter refused, by limit.
+type Refusals struct {
+	// Requests: over the request rate; Streams: at the open-stream limit;
+	// WatchedGroups: at the watched-groups limit.
+	Requests, Streams, WatchedGroups int64
+}
+
+// Refusals returns how many calls l refused so far, by limit.
+func (l *Limiter) Refusals() Refusals {
+	return Refusals{Requests: l.refusedRate.Load(), Streams: l.refusedStreams.Load(), WatchedGroups: l.refusedGroups.Load()}
 }
 
 type usage struct {
@@ -95,6 +110,7 @@ func (l *Limiter) Allow(p *Principal) error {
 	u.last = now
 	if u.tokens < 1 {
 		wait := time.Duration((1 - u.tokens) / lim.Rate * float64(time.Second))
+		l.refusedRate.Add(1)
 		return Exhausted(p.Name, "requests per second", int(lim.Rate), wait)
 	}
 	u.tokens--
@@ -111,6 +127,7 @@ func (l *Limiter) OpenStream(p *Principal) (func(), error) {
 	defer l.mu.Unlock()
 	u := l.get(p.Name)
 	if u.streams >= p.Limits.Streams {
+		l.refusedStreams.Add(1)
 		return nil, Exhausted(p.Name, "open streams", p.Limits.Streams, retryBusy)
 	}
 	u.streams++
@@ -135,6 +152,7 @@ func (l *Limiter) WatchGroup(p *Principal, group string) (func(), error) {
 	defer l.mu.Unlock()
 	u := l.get(p.Name)
 	if u.groups[group] == 0 && len(u.groups) >= p.Limits.WatchedGroups {
+		l.refusedGroups.Add(1)
 		return nil, Exhausted(p.Name, "watched groups", p.Limits.WatchedGroups, retryBusy)
 	}
 	u.groups[group]++

@@ -42,10 +42,11 @@ const RefKind = "participant"
 
 // Barriers joins, waits on and leaves barriers.
 type Barriers struct {
-	sess   *zkx.Session
-	lay    Layout
-	leases *lease.Manager
-	log    *slog.Logger
+	sess    *zkx.Session
+	lay     Layout
+	leases  *lease.Manager
+	log     *slog.Logger
+	waiting waitCount // Awaits waiting (Stats)
 
 	// ctx ends when Barriers closes: it bounds the leaves of participants
 	// that gave up, which go on in the background.
@@ -108,6 +109,7 @@ type Progress func(arrived int, released bool) error
 // barrier. (go-zookeeper cannot remove a watch: a watch on a node that is
 // never created would stay until the session ends.)
 func (b *Barriers) Await(ctx context.Context, name string, threshold int, participant, leaseID string, progress Progress) error {
+	defer b.wait()()
 	if err := b.left(ctx, name, participant); err != nil {
 		return err
 	}

@@ -3,9 +3,11 @@ package bench
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -44,6 +46,13 @@ func TestTinyRun(t *testing.T) {
 		t.Fatalf("%v\nprogress:\n%s\nlogs:\n%s", err, progress.String(), logs.String())
 	}
 	t.Logf("progress:\n%s", progress.String())
+	// A line as each workload starts and one as it ends, with its time.
+	for i, w := range Workloads {
+		n := fmt.Sprintf("== [%d/%d] %s", i+1, len(Workloads), w.Name)
+		if !strings.Contains(progress.String(), n+"\n") || !regexp.MustCompile(regexp.QuoteMeta(n)+` took \S+ \(run \S+\)\n`).MatchString(progress.String()) {
+			t.Errorf("progress has no start or end line for %s", w.Name)
+		}
+	}
 	byName := map[string]Figure{}
 	for _, f := range res.Figures {
 		byName[f.Workload+": "+f.Name] = f

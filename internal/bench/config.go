@@ -113,22 +113,30 @@ func NewRunner(env *Env, cfg Config) *Runner {
 	return &Runner{cfg: cfg.withDefaults(), env: env, groups: registry.Layout{Root: env.Root}, elections: election.Layout{Root: env.Root}, direct: env.Root + "-direct"}
 }
 
-// Run runs the named workloads (every one when names is empty).
+// Run runs the named workloads (every one when names is empty). Log gets
+// a line as each starts ("== [2/10] register") and one as it ends, with
+// its duration and the run's so far ("== [2/10] register took 41.2s
+// (run 1m3s)").
 func (r *Runner) Run(ctx context.Context, names ...string) (Results, error) {
 	want := map[string]bool{}
 	for _, n := range names {
 		want[n] = true
 	}
+	var run []Workload
 	for _, w := range Workloads {
-		if len(want) > 0 && !want[w.Name] {
-			continue
+		if len(want) == 0 || want[w.Name] {
+			run = append(run, w)
 		}
-		r.logf("== %s", w.Name)
+	}
+	began := time.Now()
+	for i, w := range run {
+		r.logf("== [%d/%d] %s", i+1, len(run), w.Name)
 		start := time.Now()
 		if err := w.Run(r, ctx); err != nil {
 			return r.res, fmt.Errorf("bench: %s: %w", w.Name, err)
 		}
-		r.logf("== %s took %v", w.Name, time.Since(start).Round(time.Millisecond))
+		r.logf("== [%d/%d] %s took %v (run %v)", i+1, len(run), w.Name, time.Since(start).Round(100*time.Millisecond),
+			time.Since(began).Round(time.Second))
 	}
 	return r.res, nil
 }

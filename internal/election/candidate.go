@@ -97,6 +97,8 @@ func (e *Elections) Campaign(ctx context.Context, election, value, leaseID strin
 	cctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	defer context.AfterFunc(e.ctx, cancel)()
+	report, done := e.counted(report)
+	defer done()
 	err := e.campaign(cctx, election, value, leaseID, report)
 	if err != nil && ctx.Err() == nil && e.ctx.Err() != nil {
 		return ErrClosed

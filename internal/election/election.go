@@ -79,6 +79,7 @@ type Elections struct {
 	leases *lease.Manager
 	log    *slog.Logger
 
+	counters counters      // for Stats
 	resigned *memo.Removed // candidate znodes Resign deleted: their campaigns report Resigned
 	wakers   memo.Wakers   // running campaigns, by election and lease key
 	feeds    *feeds        // shared leader watches for Observe

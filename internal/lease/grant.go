@@ -83,7 +83,11 @@ func (m *Manager) grant(ctx context.Context, ttl time.Duration, holder string, l
 		return Lease{}, fmt.Errorf("lease: grant: %w", err)
 	}
 	e := &entry{id: id, key: key, ttl: ttl, holder: holder, rec: rec, recVer: 0, op: newOpLock(), refs: map[string]struct{}{}}
-	return m.track(e, time.Now().Add(ttl), rec.Expires)
+	l, err := m.track(e, time.Now().Add(ttl), rec.Expires)
+	if err == nil {
+		m.counters.granted.Add(1)
+	}
+	return l, err
 }
 
 // reserve counts a grant in flight for holder, or refuses it at the limit.
@@ -91,6 +95,7 @@ func (m *Manager) reserve(holder string, limit int) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if limit >= 0 && m.held[holder]+m.reserved[holder] >= limit {
+		m.counters.limitRefused.Add(1)
 		return &LimitError{Holder: holder, Limit: limit}
 	}
 	m.reserved[holder]++

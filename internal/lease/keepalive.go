@@ -23,6 +23,7 @@ func (m *Manager) KeepAlive(ctx context.Context, id string) (Lease, error) {
 	l, err := m.KeepAliveLocal(ctx, id)
 	var owned *OwnedError
 	if errors.As(err, &owned) && m.opts.peers != nil {
+		m.counters.forwarded.Add(1)
 		return m.opts.peers.KeepAlive(ctx, owned.Replica, id)
 	}
 	return l, err
@@ -77,6 +78,7 @@ func (m *Manager) KeepAliveLocal(ctx context.Context, id string) (Lease, error) 
 			e.timer.Reset(time.Until(e.expires))
 			l := e.lease()
 			m.mu.Unlock()
+			m.counters.served.Add(1)
 			return l, nil
 		}
 		m.mu.Unlock()

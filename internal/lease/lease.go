@@ -118,6 +118,8 @@ type Manager struct {
 	// tracked, so Drain hands off every lease this replica ends up owning.
 	gate sync.RWMutex
 
+	counters counters // for Stats
+
 	mu       sync.Mutex
 	leases   map[string]*entry // by key
 	held     map[string]int    // leases tracked, by holder

@@ -118,6 +118,7 @@ func (m *Manager) adoptNow(ctx context.Context, key, id string) (Lease, error) {
 		}
 		m.log.Info("lease: adopted", "lease", key, "expires_in", time.Until(expires).Round(time.Millisecond), "by_client", id != "")
 		e := &entry{id: id, key: key, ttl: rec.ttl(), holder: rec.Holder, rec: took, recVer: ver + 1, op: newOpLock()}
+		m.counters.adopted.Add(1)
 		return m.track(e, expires, horizon)
 	}
 	return Lease{}, fmt.Errorf("%w: adopting %s", ErrContended, key)
@@ -198,6 +199,7 @@ func (m *Manager) handoffNow(ctx context.Context, e *entry) error {
 	}
 	// Handed off, or no longer ours anyway: forget it without releasing.
 	m.forget(e)
+	m.counters.handedOff.Add(1)
 	m.log.Info("lease: handed off", "lease", e.key, "expires_in", time.Until(expires).Round(time.Millisecond))
 	return nil
 }

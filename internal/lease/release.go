@@ -26,6 +26,7 @@ func (m *Manager) Revoke(ctx context.Context, id string) error {
 		e.ended = true
 		e.timer.Stop()
 		ended = e
+		m.counters.revoked.Add(1)
 		return nil
 	})
 	if err != nil {
@@ -42,6 +43,7 @@ func (m *Manager) expire(e *entry) {
 		return
 	}
 	e.ended = true
+	m.counters.expired.Add(1)
 	m.wg.Add(1)
 	m.mu.Unlock()
 	defer m.wg.Done()

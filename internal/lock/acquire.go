@@ -117,6 +117,8 @@ func (l *Locks) Acquire(ctx context.Context, req Request, report func(Update) er
 	cctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	defer context.AfterFunc(l.ctx, cancel)()
+	report, done := l.counted(report)
+	defer done()
 	err = l.acquire(cctx, req, hold, report)
 	if err != nil && ctx.Err() == nil && l.ctx.Err() != nil {
 		return hold, ErrClosed

@@ -195,6 +195,9 @@ func (r *Registry) Watch(ctx context.Context, name string, startRev int64) (*Sub
 	default:
 		v := g.viewLocked()
 		ws.Snapshot, ws.Resync = &v, startRev > 0
+		if ws.Resync {
+			g.r.counters.resyncs.Add(1)
+		}
 	}
 	return s, ws, nil
 }

@@ -44,9 +44,10 @@ type Registry struct {
 	log    *slog.Logger
 	opts   options
 
-	ensured sync.Map // group name → struct{}: its directories exist
-	trimmed sync.Map // group name → int64: journal sequence at the last trim check
-	idx     index    // the groups that exist (index.go)
+	ensured  sync.Map // group name → struct{}: its directories exist
+	trimmed  sync.Map // group name → int64: journal sequence at the last trim check
+	idx      index    // the groups that exist (index.go)
+	counters counters // for Stats
 
 	mu     sync.Mutex
 	groups map[string]*group

@@ -123,6 +123,7 @@ func (g *group) publishLocked(evs []*Event) {
 	}
 	for s := range g.subs {
 		if s.next < g.base {
+			g.r.counters.slowCuts.Add(1)
 			g.dropLocked(s, ErrSlowWatcher)
 			continue
 		}

@@ -98,6 +98,8 @@ func (s *Semaphores) Acquire(ctx context.Context, name string, permits int, valu
 	cctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	defer context.AfterFunc(s.ctx, cancel)()
+	report, done := s.counted(report)
+	defer done()
 	err := s.acquire(cctx, name, permits, value, leaseID, report)
 	if err != nil && ctx.Err() == nil && s.ctx.Err() != nil {
 		return ErrClosed

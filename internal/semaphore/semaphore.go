@@ -61,10 +61,11 @@ const RefKind = "permit"
 
 // Semaphores acquires, releases and reads semaphores.
 type Semaphores struct {
-	sess   *zkx.Session
-	lay    Layout
-	leases *lease.Manager
-	log    *slog.Logger
+	counters counters // for Stats
+	sess     *zkx.Session
+	lay      Layout
+	leases   *lease.Manager
+	log      *slog.Logger
 
 	released *memo.Removed // slot znodes Release deleted: their acquires report Released, not Lost
 	feeds    *feeds        // one shared child watch per semaphore

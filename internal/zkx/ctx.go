@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"time"
 
 	"github.com/go-zookeeper/zk"
 )
@@ -16,8 +17,19 @@ import (
 // at the latest when the Session closes). As with any RPC, a write whose
 // caller gave up may still take effect.
 
-// bounded runs fn, returning early with ctx's error if ctx ends first.
-func bounded[T any](ctx context.Context, fn func() (T, error)) (T, error) {
+// bounded runs fn, returning early with ctx's error if ctx ends first. The
+// session's observer (WithObserver) sees how long fn took, op naming it,
+// when fn returns: a request whose caller gave up is observed too.
+func bounded[T any](ctx context.Context, s *Session, op Op, fn func() (T, error)) (T, error) {
+	if obs := s.observe; obs != nil {
+		inner := fn
+		fn = func() (T, error) {
+			start := time.Now()
+			v, err := inner()
+			obs(op, time.Since(start), err)
+			return v, err
+		}
+	}
 	var zero T
 	if ctx.Done() == nil { // never cancelled: no goroutine needed
 		return fn()
@@ -49,7 +61,7 @@ type stat struct {
 
 // Get reads a znode's data and Stat.
 func (s *Session) Get(ctx context.Context, p string) ([]byte, *zk.Stat, error) {
-	r, err := bounded(ctx, func() (stat, error) {
+	r, err := bounded(ctx, s, OpGet, func() (stat, error) {
 		d, st, err := s.conn.Get(p)
 		return stat{d, st}, err
 	})
@@ -63,7 +75,7 @@ func (s *Session) GetW(ctx context.Context, p string) ([]byte, *zk.Stat, <-chan 
 		st   *zk.Stat
 		ch   <-chan zk.Event
 	}
-	r, err := bounded(ctx, func() (res, error) {
+	r, err := bounded(ctx, s, OpGet, func() (res, error) {
 		d, st, ch, err := s.conn.GetW(p)
 		return res{d, st, ch}, err
 	})
@@ -76,7 +88,7 @@ func (s *Session) Children(ctx context.Context, p string) ([]string, *zk.Stat, e
 		kids []string
 		st   *zk.Stat
 	}
-	r, err := bounded(ctx, func() (res, error) {
+	r, err := bounded(ctx, s, OpChildren, func() (res, error) {
 		k, st, err := s.conn.Children(p)
 		return res{k, st}, err
 	})
@@ -90,7 +102,7 @@ func (s *Session) ChildrenW(ctx context.Context, p string) ([]string, *zk.Stat, 
 		st   *zk.Stat
 		ch   <-chan zk.Event
 	}
-	r, err := bounded(ctx, func() (res, error) {
+	r, err := bounded(ctx, s, OpChildren, func() (res, error) {
 		k, st, ch, err := s.conn.ChildrenW(p)
 		return res{k, st, ch}, err
 	})
@@ -103,7 +115,7 @@ func (s *Session) Exists(ctx context.Context, p string) (bool, *zk.Stat, error) 
 		ok bool
 		st *zk.Stat
 	}
-	r, err := bounded(ctx, func() (res, error) {
+	r, err := bounded(ctx, s, OpExists, func() (res, error) {
 		ok, st, err := s.conn.Exists(p)
 		return res{ok, st}, err
 	})
@@ -117,7 +129,7 @@ func (s *Session) ExistsW(ctx context.Context, p string) (bool, *zk.Stat, <-chan
 		st *zk.Stat
 		ch <-chan zk.Event
 	}
-	r, err := bounded(ctx, func() (res, error) {
+	r, err := bounded(ctx, s, OpExists, func() (res, error) {
 		ok, st, ch, err := s.conn.ExistsW(p)
 		return res{ok, st, ch}, err
 	})
@@ -127,29 +139,29 @@ func (s *Session) ExistsW(ctx context.Context, p string) (bool, *zk.Stat, <-chan
 // Create creates a znode and returns its path (with the sequence number
 // for a sequential one).
 func (s *Session) Create(ctx context.Context, p string, data []byte, flags int32) (string, error) {
-	return bounded(ctx, func() (string, error) { return s.conn.Create(p, data, flags, s.acl) })
+	return bounded(ctx, s, OpCreate, func() (string, error) { return s.conn.Create(p, data, flags, s.acl) })
 }
 
 // Set writes a znode's data if its version matches (-1: any).
 func (s *Session) Set(ctx context.Context, p string, data []byte, version int32) (*zk.Stat, error) {
-	return bounded(ctx, func() (*zk.Stat, error) { return s.conn.Set(p, data, version) })
+	return bounded(ctx, s, OpSet, func() (*zk.Stat, error) { return s.conn.Set(p, data, version) })
 }
 
 // Delete deletes a znode if its version matches (-1: any).
 func (s *Session) Delete(ctx context.Context, p string, version int32) error {
-	_, err := bounded(ctx, func() (struct{}, error) { return struct{}{}, s.conn.Delete(p, version) })
+	_, err := bounded(ctx, s, OpDelete, func() (struct{}, error) { return struct{}{}, s.conn.Delete(p, version) })
 	return err
 }
 
 // Multi runs ops in one transaction. Its responses say which op failed.
 func (s *Session) Multi(ctx context.Context, ops ...any) ([]zk.MultiResponse, error) {
-	return bounded(ctx, func() ([]zk.MultiResponse, error) { return s.conn.Multi(ops...) })
+	return bounded(ctx, s, OpMulti, func() ([]zk.MultiResponse, error) { return s.conn.Multi(ops...) })
 }
 
 // EnsurePath creates p and its missing parents as empty persistent znodes,
 // bounded by ctx.
 func (s *Session) EnsurePath(ctx context.Context, p string) error {
-	_, err := bounded(ctx, func() (struct{}, error) { return struct{}{}, EnsurePath(s.conn, p, s.acl) })
+	_, err := bounded(ctx, s, OpEnsurePath, func() (struct{}, error) { return struct{}{}, EnsurePath(s.conn, p, s.acl) })
 	return err
 }
 
@@ -159,7 +171,7 @@ func (s *Session) GetACL(ctx context.Context, p string) ([]zk.ACL, *zk.Stat, err
 		acl []zk.ACL
 		st  *zk.Stat
 	}
-	r, err := bounded(ctx, func() (res, error) {
+	r, err := bounded(ctx, s, OpGetACL, func() (res, error) {
 		acl, st, err := s.conn.GetACL(p)
 		return res{acl, st}, err
 	})

@@ -68,6 +68,7 @@ type Session struct {
 	log     *slog.Logger
 
 	negotiated atomic.Int64 // session timeout granted by the server, ms (0: not yet known)
+	observe    Observer     // told of every request (WithObserver); nil: none
 
 	acl     []zk.ACL // of every znode zkcoord creates
 	secured bool     // acl restricts access to the digest identity
@@ -86,6 +87,7 @@ type options struct {
 	log              *slog.Logger
 	digestUser, pass string
 	tls              *tls.Config
+	observe          Observer
 }
 
 // WithTLS connects to ZooKeeper's secure client port (secureClientPort)
@@ -171,7 +173,7 @@ func Dial(ctx context.Context, connect string, opt ...Option) (*Session, error) 
 		return nil, err
 	}
 	s := &Session{servers: servers, chroot: chroot, timeout: o.timeout, log: o.log, changed: make(chan struct{}),
-		acl: zk.WorldACL(zk.PermAll)}
+		acl: zk.WorldACL(zk.PermAll), observe: o.observe}
 	if o.digestUser != "" {
 		s.acl, s.secured = zk.DigestACL(zk.PermAll, o.digestUser, o.pass), true
 	}

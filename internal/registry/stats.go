@@ -1,0 +1,41 @@
+package registry
+
+import "sync/atomic"
+
+// Stats are a Registry's counts, for monitoring.
+type Stats struct {
+	// Groups is the number of groups cached (and watched) here; Members
+	// the members those caches hold; Watchers the watches open on them
+	// (WatchGroup streams, AwaitGroup barriers).
+	Groups, Members, Watchers int
+	// Resyncs counts watches that asked to resume from a revision the
+	// cache no longer had, and started again from a snapshot.
+	Resyncs int64
+	// SlowWatcherCuts counts watches ended with ErrSlowWatcher.
+	SlowWatcherCuts int64
+}
+
+// counters are the event counts behind Stats.
+type counters struct {
+	resyncs, slowCuts atomic.Int64
+}
+
+// Stats returns the Registry's counts now. It visits every cache, each
+// under its own lock.
+func (r *Registry) Stats() Stats {
+	s := Stats{Resyncs: r.counters.resyncs.Load(), SlowWatcherCuts: r.counters.slowCuts.Load()}
+	r.mu.Lock()
+	gs := make([]*group, 0, len(r.groups))
+	for _, g := range r.groups {
+		gs = append(gs, g)
+	}
+	r.mu.Unlock()
+	s.Groups = len(gs)
+	for _, g := range gs {
+		g.mu.Lock()
+		s.Members += len(g.members)
+		s.Watchers += len(g.subs)
+		g.mu.Unlock()
+	}
+	return s
+}
