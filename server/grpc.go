@@ -20,6 +20,7 @@ import (
 	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/status"
 
+	"github.com/zkcoord/zkcoord/internal/console"
 	"github.com/zkcoord/zkcoord/internal/dnsview"
 	"github.com/zkcoord/zkcoord/internal/httpgw"
 	"github.com/zkcoord/zkcoord/internal/validate"
@@ -137,7 +138,7 @@ func Serve(ctx context.Context, g *Gateway, ls Listeners, stopTimeout time.Durat
 			<-served
 			return err
 		}
-		web = httpgw.Server(h)
+		web = httpgw.Server(console.Mount(h))
 		web.ErrorLog = slog.NewLogLogger(g.log.Handler(), slog.LevelWarn)
 		lis := ls.HTTP
 		if ls.HTTPTLS != nil {
