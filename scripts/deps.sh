@@ -5,7 +5,7 @@
 # `make test` needs on top (make, a C compiler for -race, curl and jq for
 # docs/HTTP.md's samples, dig for the DNS view's tests and docs/DNS.md,
 # Python's and Node's gRPC and PHP with curl for the examples in those
-# languages).
+# languages, headless Chromium for the web console's browser test).
 set -euo pipefail
 
 # as_root runs a command as root, through sudo only when not root already.
@@ -39,6 +39,9 @@ if [ "$for_what" = test ]; then
   # The Node examples: the test runs `npm ci` in examples/node.
   command -v node >/dev/null || pkgs+=(nodejs)
   command -v npm >/dev/null || pkgs+=(npm)
+  # The web console's test (internal/console) drives headless Chromium
+  # through chromedp.
+  command -v chromium >/dev/null || pkgs+=(chromium)
   # The PHP examples (examples/php_test.go) run php with its curl extension.
   { command -v php >/dev/null && php -r 'exit(extension_loaded("curl") ? 0 : 1);'; } || pkgs+=(php8.2-cli php8.2-curl)
 fi

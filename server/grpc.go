@@ -80,7 +80,8 @@ type Listeners struct {
 	// GRPC serves gRPC (required).
 	GRPC net.Listener
 	// HTTP, when set, serves the HTTP/JSON and Connect face of the same
-	// gRPC server (package httpgw), over TLS with HTTPTLS when it is set.
+	// gRPC server (package httpgw), and the web console at /console/
+	// (package console), over TLS with HTTPTLS when it is set.
 	HTTP    net.Listener
 	HTTPTLS *tls.Config
 	// HTTPMaxBody caps an HTTP request's body (0: httpgw's default).

@@ -34,7 +34,7 @@ func TestConsoleLive(t *testing.T) {
 	defer cancel()
 
 	if _, err := reg.Register(cctx, &pb.RegisterRequest{Group: "live.web", MemberId: "web-0", Value: "10.0.0.10:80",
-		Persistent: true, Metadata: map[string]string{"zone": "a"}}); err != nil {
+		Persistent: true, Metadata: map[string]string{"zone": "a", "note": "<b id=injected>bold</b>"}}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
@@ -51,6 +51,13 @@ func TestConsoleLive(t *testing.T) {
 	wait(t, ctx, `#groups-body tr[data-group="live.web"]`)
 	click(t, ctx, `#groups-body tr[data-group="live.web"]`)
 	wait(t, ctx, `#members tr[data-member="web-0"]`)
+	// Values from the API are text: the markup in web-0's metadata is shown, not parsed.
+	if n := count(t, ctx, "#injected"); n != 0 {
+		t.Errorf("the member's metadata became markup")
+	}
+	if got := text(t, ctx, `#members tr[data-member="web-0"]`); !strings.Contains(got, "<b id=injected>bold</b>") {
+		t.Errorf("member row %q does not show the metadata as text", got)
+	}
 	waitJS(t, ctx, "the watch stream is live", `document.querySelector("#group-stream").textContent === "live"`)
 
 	joined, err := reg.Register(cctx, &pb.RegisterRequest{Group: "live.web", MemberId: "web-1", Value: "10.0.0.11:80",
@@ -176,6 +183,17 @@ func TestConsoleHeaders(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusMethodNotAllowed {
 		t.Errorf("POST /console/: %d, want 405", resp.StatusCode)
+	}
+	// No CORS: another origin's page cannot read the API with a visitor's browser.
+	req, _ := http.NewRequest(http.MethodGet, base+"/v1/groups", nil)
+	req.Header.Set("Origin", "https://elsewhere.example")
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if h := resp.Header.Get("Access-Control-Allow-Origin"); h != "" {
+		t.Errorf("GET /v1/groups from another origin: Access-Control-Allow-Origin %q", h)
 	}
 	// The API's own path checks still apply around the console.
 	resp, err = http.Get(base + "/v1/../console/")
