@@ -65,7 +65,7 @@ func TestConsoleAuth(t *testing.T) {
 	}
 
 	ctx := browser(t)
-	if err := chromedp.Do(ctx, chromedp.Navigate(base+"/console/")); err != nil {
+	if err := chromedp.Do(ctx, chromedp.Navigate(base+"/console/?refresh=200")); err != nil {
 		t.Fatal(err)
 	}
 	// No token: the API's refusal, and no data.

@@ -40,7 +40,7 @@ func TestConsoleLive(t *testing.T) {
 	t.Cleanup(func() {
 		_, _ = reg.Deregister(context.Background(), &pb.DeregisterRequest{Group: "live.web", MemberId: "web-0"})
 	})
-	if err := chromedp.Do(ctx, chromedp.Navigate(base+"/console/")); err != nil {
+	if err := chromedp.Do(ctx, chromedp.Navigate(base+"/console/?refresh=200")); err != nil {
 		t.Fatal(err)
 	}
 	wait(t, ctx, "#mode.open")

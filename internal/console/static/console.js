@@ -3,7 +3,8 @@
 // calls, text set with textContent only (never HTML from the API).
 "use strict";
 
-const REFRESH_MS = 2000;
+// The lists are read every 2 s, or every ?refresh=N ms (at least 200).
+const REFRESH_MS = Math.max(200, Number(new URLSearchParams(window.location.search).get("refresh")) || 2000);
 const store = window.sessionStorage;
 const state = {
   token: store.getItem("zkcoord.token") || "",
