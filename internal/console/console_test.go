@@ -109,6 +109,23 @@ func TestConsoleLive(t *testing.T) {
 	}
 	waitJS(t, ctx, "the list shows the new leader's token",
 		fmt.Sprintf(`(document.querySelector('#elections-body tr[data-election="live.jobs"] td:nth-child(3)')||{}).textContent === "%d"`, next.GetFencingToken()))
+
+	// A barrier, a lock and a semaphore, each shown in its section.
+	ttl := durationpb.New(30 * time.Second)
+	if _, err := pb.NewBarrierServiceClient(cc).JoinBarrier(cctx, &pb.JoinBarrierRequest{Barrier: "live.deploy", ParticipantId: "p1", Threshold: 3, Ttl: ttl}); err != nil {
+		t.Fatal(err)
+	}
+	lk, err := pb.NewLockServiceClient(cc).TryAcquireLock(cctx, &pb.TryAcquireLockRequest{Lock: "live.db", Ttl: ttl})
+	if err != nil || !lk.GetAcquired() {
+		t.Fatalf("TryAcquireLock: %v %v", lk, err)
+	}
+	sem, err := pb.NewSemaphoreServiceClient(cc).TryAcquireSemaphore(cctx, &pb.TryAcquireSemaphoreRequest{Semaphore: "live.slots", Permits: 2, Value: "worker-1", Ttl: ttl})
+	if err != nil || !sem.GetAcquired() {
+		t.Fatalf("TryAcquireSemaphore: %v %v", sem, err)
+	}
+	waitJS(t, ctx, "the barrier's arrivals", `document.querySelector("#barriers-body").textContent.includes("live.deploy1 / 3waiting")`)
+	waitJS(t, ctx, "the lock's holder and token", fmt.Sprintf(`document.querySelector("#locks-body").textContent.includes("#%d ×1")`, lk.GetFencingToken()))
+	waitJS(t, ctx, "the semaphore's holder", fmt.Sprintf(`document.querySelector("#semaphores-body").textContent.includes("#%d worker-1")`, sem.GetToken()))
 	screenshot(t, ctx, "overview")
 }
 

@@ -172,7 +172,7 @@ async function refresh() {
     (s.holders || []).map((h) => "#" + h.token + " " + h.value).join(", "),
     (s.waiters || []).map((w) => "#" + w.token + " " + w.value).join(", ")]));
   fill($("#leases-body"), 6, leases, (l) => tr([el("td", l.key, "mono"), l.ttl, left(l.expiresAt, l.expiryExact),
-    l.owner, l.holder, (l.owned || []).join(", ")]));
+    l.owner, l.holder, el("td", (l.owned || []).join("\n"), "owns")]));
   fill($("#replicas-body"), 3, replicas, (r) => tr([r.id, r.address, r.self ? "this replica" : ""]));
 }
 
@@ -362,6 +362,7 @@ async function start() {
 }
 
 document.addEventListener("DOMContentLoaded", () => {
+  $("#period").textContent = REFRESH_MS / 1000 + " s";
   $("#token").value = state.token;
   $("#prefix").value = state.prefix;
   $("#token-form").addEventListener("submit", (ev) => {
