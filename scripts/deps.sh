@@ -5,7 +5,8 @@
 # `make test` needs on top (make, a C compiler for -race, curl and jq for
 # docs/HTTP.md's samples, dig for the DNS view's tests and docs/DNS.md,
 # Python's and Node's gRPC and PHP with curl for the examples in those
-# languages, promtool for the alert rules).
+# languages, promtool for the alert rules, headless Chromium for the web
+# console's browser test).
 set -euo pipefail
 
 # as_root runs a command as root, through sudo only when not root already.
@@ -42,6 +43,9 @@ if [ "$for_what" = test ]; then
   # The alert rules' test (deploy_test.go) runs promtool, from Debian's
   # prometheus package (its service is not needed, nor started here).
   command -v promtool >/dev/null || pkgs+=(prometheus)
+  # The web console's test (internal/console) drives headless Chromium
+  # through chromedp.
+  command -v chromium >/dev/null || pkgs+=(chromium)
   # The PHP examples (examples/php_test.go) run php with its curl extension.
   { command -v php >/dev/null && php -r 'exit(extension_loaded("curl") ? 0 : 1);'; } || pkgs+=(php8.2-cli php8.2-curl)
 fi

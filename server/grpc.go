@@ -20,6 +20,7 @@ import (
 	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/status"
 
+	"github.com/zkcoord/zkcoord/internal/console"
 	"github.com/zkcoord/zkcoord/internal/dnsview"
 	"github.com/zkcoord/zkcoord/internal/httpgw"
 	"github.com/zkcoord/zkcoord/internal/validate"
@@ -88,7 +89,8 @@ type Listeners struct {
 	// GRPC serves gRPC (required).
 	GRPC net.Listener
 	// HTTP, when set, serves the HTTP/JSON and Connect face of the same
-	// gRPC server (package httpgw), over TLS with HTTPTLS when it is set.
+	// gRPC server (package httpgw), and the web console at /console/
+	// (package console), over TLS with HTTPTLS when it is set.
 	HTTP    net.Listener
 	HTTPTLS *tls.Config
 	// HTTPMaxBody caps an HTTP request's body (0: httpgw's default).
@@ -146,7 +148,7 @@ func Serve(ctx context.Context, g *Gateway, ls Listeners, stopTimeout time.Durat
 			<-served
 			return err
 		}
-		web = httpgw.Server(h)
+		web = httpgw.Server(console.Mount(h))
 		web.ErrorLog = slog.NewLogLogger(g.log.Handler(), slog.LevelWarn)
 		lis := ls.HTTP
 		if ls.HTTPTLS != nil {
