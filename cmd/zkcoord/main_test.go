@@ -126,6 +126,8 @@ func TestUsageErrors(t *testing.T) {
 		{args: []string{"serve", "--zk", "127.0.0.1:1", "--plaintext", "--no-auth", "--dns-domain", "a b"}, want: `--dns-domain: dnsview: domain "a b"`},
 		{args: []string{"dev", "--dns-groups", "web,a/b"}, want: `--dns-groups: dnsview: group prefix "a/b"`},
 		{args: []string{"frobnicate"}, want: `unknown command "frobnicate"`},
+		// pflag reads -zk as the shorthands -z -k: say what to write instead.
+		{args: []string{"serve", "-zk", "127.0.0.1:1"}, want: "long flags take two dashes"},
 		// No Java: the error names the command that installs it.
 		{args: []string{"dev"}, env: []string{"PATH=/nonexistent"}, want: "apt-get install -y zookeeper default-jre-headless"},
 	} {
