@@ -172,7 +172,7 @@ func argsBetween(min, max int) cobra.PositionalArgs {
 func envFlags(fs *pflag.FlagSet, only []string) error {
 	var err error
 	fs.VisitAll(func(f *pflag.Flag) {
-		if err != nil || f.Changed || (only != nil && !contains(only, f.Name)) {
+		if err != nil || f.Changed || f.Name == "help" || (only != nil && !contains(only, f.Name)) {
 			return
 		}
 		env := "ZKCOORD_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
