@@ -54,6 +54,7 @@ type acquired struct {
 	h       held
 	release func(context.Context) error
 	env     []string
+	eager   bool // stop the command as soon as the hold is in jeopardy (see child.eager)
 }
 
 // runHeld opens a session, takes the hold with acquire, runs argv under it
@@ -88,7 +89,7 @@ func runHeld(cmd *cobra.Command, g *globals, f *holdFlags, what string, argv []s
 		return notAcquired(g, what, err)
 	}
 	progress(cmd, "holding %s (fencing token %d, lease %s): running %s", what, a.h.Token(), s.Lease(), argv[0])
-	ch := child{argv: argv, what: what, grace: f.grace, expires: s.Expires, stdout: cmd.OutOrStdout(), stderr: cmd.ErrOrStderr(),
+	ch := child{argv: argv, what: what, grace: f.grace, expires: s.Expires, eager: a.eager, stdout: cmd.OutOrStdout(), stderr: cmd.ErrOrStderr(),
 		env: append(a.env, "ZKCOORD_FENCING_TOKEN="+strconv.FormatInt(a.h.Token(), 10), "ZKCOORD_LEASE_ID="+s.Lease())}
 	if g.sigs != nil {
 		ch.sigs = g.sigs.got
@@ -156,7 +157,9 @@ later. docs/CLI.md lists the exit statuses.`,
 			if err != nil {
 				return acquired{}, err
 			}
-			return acquired{h: l, release: l.Unlock, env: []string{"ZKCOORD_LOCK=" + name}}, nil
+			// The gateway releases a hold whose stream ends (unless it drains):
+			// a hold in jeopardy, its stream broken, may be gone already.
+			return acquired{h: l, release: l.Unlock, env: []string{"ZKCOORD_LOCK=" + name}, eager: true}, nil
 		})
 	})
 	cmd.AddCommand(newLockGetCmd(g), newLockReleaseCmd(g))

@@ -28,9 +28,13 @@ type child struct {
 	what    string   // "lock jobs", for messages
 	grace   time.Duration
 	expires func() time.Time // when the hold's lease could end
-	sigs    <-chan os.Signal // signals to pass on to the group
-	stdout  io.Writer
-	stderr  io.Writer
+	// eager stops the command as soon as the hold is in jeopardy: for a
+	// lock, whose hold the gateway keeps only while its stream lasts, so
+	// that a hold in jeopardy may be gone already.
+	eager  bool
+	sigs   <-chan os.Signal // signals to pass on to the group
+	stdout io.Writer
+	stderr io.Writer
 }
 
 // run starts the command and waits for it while h lasts, and returns the
@@ -62,6 +66,11 @@ func (c child) run(h held) *exitError {
 	var got os.Signal
 	for {
 		st := h.State()
+		if st.Jeopardy && c.eager {
+			fmt.Fprintf(c.stderr, "zkcoord: %s in jeopardy (it may be gone already): stopping the command (SIGTERM, SIGKILL after %v)\n", c.what, c.grace)
+			c.stop(pgid, waited)
+			return &exitError{code: exitJeopardy, err: fmt.Errorf("%s in jeopardy: the command was stopped", c.what)}
+		}
 		deadline := c.stopAt(st)
 		timer := time.NewTimer(time.Until(deadline))
 		select {
