@@ -22,8 +22,8 @@ func TestMain(m *testing.M) { testenv.Main(m) }
 
 // childScript logs "start PID TOKEN" and "sleeper PID" (a grandchild in
 // its process group) to $LOG, and "end PID" when SIGTERM reaches it.
-const childScript = `trap 'echo "end $$" >> "$LOG"; exit 0' TERM
-echo "start $$ $ZKCOORD_FENCING_TOKEN $ZKCOORD_LEASE_ID" >> "$LOG"
+const childScript = `trap 'echo "end $$ $(date +%s%N)" >> "$LOG"; exit 0' TERM
+echo "start $$ $ZKCOORD_FENCING_TOKEN $ZKCOORD_LEASE_ID $(date +%s%N)" >> "$LOG"
 sleep 1000 & echo "sleeper $!" >> "$LOG"
 wait`
 
@@ -179,6 +179,10 @@ func testStopsBeforeNext(t *testing.T, verb, name string) {
 	if iEnd1 < 0 || iEnd1 > i2 {
 		t.Fatalf("the first command's end (line %d) does not precede the second's start (line %d):\n%s", iEnd1, i2, strings.Join(lines, "\n"))
 	}
+	_, end1 := find(lines, "end "+start1[1])
+	endNS, _ := strconv.ParseInt(end1[2], 10, 64)
+	startNS, _ := strconv.ParseInt(start2[4], 10, 64)
+	t.Logf("the first command ended %v before the second started", time.Duration(startNS-endNS))
 	pid1, _ := strconv.Atoi(start1[1])
 	spid1, _ := strconv.Atoi(sleeper1[1])
 	if !gone(pid1) || !gone(spid1) || groupAlive(pid1) {
