@@ -253,3 +253,47 @@ func TestLockExitStatuses(t *testing.T) {
 		t.Errorf("the command was not stopped (end logged: %v):\n%s", i >= 0, strings.Join(logLines(log), "\n"))
 	}
 }
+
+// TestLockCutStopsChildAtOnce cuts the first holder's connection (both
+// sides see it reset): the gateway releases a lock's hold when its stream
+// ends, so zkcoord must stop its command at once, not when the lease
+// (20s) could end. The second holder may start meanwhile (the page says
+// so: that is what fencing tokens are for); the test logs by how much.
+func TestLockCutStopsChildAtOnce(t *testing.T) {
+	bin := build(t)
+	px, err := proxy.New(testenv.Gateway(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { px.Close() })
+	log := filepath.Join(t.TempDir(), "log")
+	args := func(endpoint string) []string {
+		return []string{"lock", "jobs-cut", "--endpoints", endpoint, "--ttl", "20s", "--grace", "500ms", "--", "sh", "-c", childScript}
+	}
+	first := startCLI(t, bin, log, args(px.Addr())...)
+	waitFor(t, 30*time.Second, "the first command starts", func() bool { i, _ := find(logLines(log), "sleeper"); return i >= 0 })
+	second := startCLI(t, bin, log, args(testenv.Gateway(t))...)
+	waitFor(t, 30*time.Second, "the second zkcoord queues", func() bool { return strings.Contains(second.stderr.String(), "1 ahead") })
+
+	cut := time.Now()
+	px.Cut()
+	if code := first.exit(t, 10*time.Second); code != exitJeopardy && code != exitLost {
+		t.Errorf("first zkcoord lock after the cut: exit %d, want %d or %d; stderr:\n%s", code, exitJeopardy, exitLost, first.stderr)
+	}
+	lines := logLines(log)
+	_, start1 := find(lines, "start ")
+	_, end1 := find(lines, "end "+start1[1])
+	if end1 == nil {
+		t.Fatalf("the first command was not sent SIGTERM:\n%s", strings.Join(lines, "\n"))
+	}
+	endNS, _ := strconv.ParseInt(end1[2], 10, 64)
+	if d := time.Unix(0, endNS).Sub(cut); d > 3*time.Second {
+		t.Errorf("the first command ended %v after the cut; want at once (well before the 20s lease)", d)
+	}
+	waitFor(t, 30*time.Second, "the second command starts", func() bool { return strings.Count(strings.Join(logLines(log), "\n"), "start ") == 2 })
+	i1, _ := find(logLines(log), "start ")
+	_, start2 := find(logLines(log)[i1+1:], "start ")
+	startNS, _ := strconv.ParseInt(start2[4], 10, 64)
+	t.Logf("cut: the first command ended %v after the cut, %v before the second started (negative: overlap)",
+		time.Unix(0, endNS).Sub(cut), time.Duration(startNS-endNS))
+}
