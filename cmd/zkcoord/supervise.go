@@ -57,6 +57,9 @@ func (c child) run(h held) *exitError {
 		cmd.Stdin = os.Stdin // a pipe or file; a terminal would stop a background group (SIGTTIN)
 	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// A grandchild left running keeps the output pipes (when stdout is not a
+	// file) open: do not wait for it to let go before sweeping the group.
+	cmd.WaitDelay = c.grace
 	if err := cmd.Start(); err != nil {
 		return &exitError{code: exitNoStart, err: fmt.Errorf("start %s: %w", c.argv[0], err)}
 	}
@@ -166,6 +169,9 @@ func groupAlive(pgid int) bool {
 
 // childStatus is the exit status of a command that ended by itself.
 func childStatus(err error) int {
+	if errors.Is(err, exec.ErrWaitDelay) {
+		return exitOK // it exited 0; what it left held its output open
+	}
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) {
 		if err != nil {
