@@ -57,6 +57,7 @@ func startCLI(t *testing.T, bin, log string, args ...string) *cli {
 	c := &cli{cmd: exec.Command(bin, args...), stderr: &syncBuffer{}, done: make(chan struct{})}
 	c.cmd.Env = append(os.Environ(), "LOG="+log)
 	c.cmd.Stdout, c.cmd.Stderr = c.stderr, c.stderr
+	c.cmd.WaitDelay = 5 * time.Second // a process left holding the output must not hang the test
 	if err := c.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -75,6 +76,14 @@ func startCLI(t *testing.T, bin, log string, args ...string) *cli {
 		default:
 			c.cmd.Process.Kill()
 			<-c.done
+		}
+		// A zkcoord killed (a failed test) cannot stop its command: do it here.
+		for _, l := range logLines(log) {
+			if f := strings.Fields(l); len(f) > 1 && f[0] == "start" {
+				if pid, err := strconv.Atoi(f[1]); err == nil {
+					_ = syscall.Kill(-pid, syscall.SIGKILL)
+				}
+			}
 		}
 	})
 	return c
