@@ -116,7 +116,7 @@ func TestHandlersHonourDeadlineWhileZooKeeperStalls(t *testing.T) {
 	t.Cleanup(func() { cc.Close() })
 	leases, reg := pb.NewLeaseServiceClient(cc), pb.NewRegistryServiceClient(cc)
 	el, bar := pb.NewElectionServiceClient(cc), pb.NewBarrierServiceClient(cc)
-	sems := pb.NewSemaphoreServiceClient(cc)
+	sems, in := pb.NewSemaphoreServiceClient(cc), pb.NewInspectServiceClient(cc)
 
 	grant := func() string {
 		t.Helper()
@@ -278,6 +278,35 @@ func TestHandlersHonourDeadlineWhileZooKeeperStalls(t *testing.T) {
 		})},
 		{Name: "GetSemaphore", Call: h.call(svc+"SemaphoreService/GetSemaphore", func(ctx context.Context) error {
 			_, err := sems.GetSemaphore(ctx, &pb.GetSemaphoreRequest{Semaphore: "s"})
+			return err
+		})},
+		// The group names and g's view are cached: ListGroups may answer.
+		{Name: "ListGroups", MayPass: true, Call: h.call(svc+"InspectService/ListGroups", func(ctx context.Context) error {
+			_, err := in.ListGroups(ctx, &pb.ListGroupsRequest{})
+			return err
+		})},
+		{Name: "ListElections", Call: h.call(svc+"InspectService/ListElections", func(ctx context.Context) error {
+			_, err := in.ListElections(ctx, &pb.ListElectionsRequest{})
+			return err
+		})},
+		{Name: "ListBarriers", Call: h.call(svc+"InspectService/ListBarriers", func(ctx context.Context) error {
+			_, err := in.ListBarriers(ctx, &pb.ListBarriersRequest{})
+			return err
+		})},
+		{Name: "ListLocks", Call: h.call(svc+"InspectService/ListLocks", func(ctx context.Context) error {
+			_, err := in.ListLocks(ctx, &pb.ListLocksRequest{})
+			return err
+		})},
+		{Name: "ListSemaphores", Call: h.call(svc+"InspectService/ListSemaphores", func(ctx context.Context) error {
+			_, err := in.ListSemaphores(ctx, &pb.ListSemaphoresRequest{})
+			return err
+		})},
+		{Name: "ListLeases", Call: h.call(svc+"InspectService/ListLeases", func(ctx context.Context) error {
+			_, err := in.ListLeases(ctx, &pb.ListLeasesRequest{})
+			return err
+		})},
+		{Name: "ListReplicas", Call: h.call(svc+"InspectService/ListReplicas", func(ctx context.Context) error {
+			_, err := in.ListReplicas(ctx, &pb.ListReplicasRequest{})
 			return err
 		})},
 	})

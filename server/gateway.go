@@ -151,6 +151,7 @@ func (g *Gateway) Register(s grpc.ServiceRegistrar) {
 	pb.RegisterLockServiceServer(s, &lockService{locks: r.Locks, elections: r.Elections, c: c})
 	pb.RegisterSemaphoreServiceServer(s, &semaphoreService{sems: r.Semaphores, c: c})
 	pb.RegisterStatusServiceServer(s, &statusService{r: r, c: c, version: g.opts.version})
+	pb.RegisterInspectServiceServer(s, &inspectService{r: r})
 	peerpb.RegisterPeerServiceServer(s, &peerService{leases: r.Leases})
 }
 

@@ -133,6 +133,8 @@ func sequencerOf(req any) string {
 	return electionOf(req)
 }
 
+func prefixOf(req any) string { return req.(interface{ GetPrefix() string }).GetPrefix() }
+
 func semaphoreOf(req any) string {
 	return req.(interface{ GetSemaphore() string }).GetSemaphore()
 }
@@ -175,6 +177,16 @@ var rules = map[string]rule{
 	pb.LeaseService_GetLease_FullMethodName:        {lease: true},
 
 	pb.StatusService_GetStatus_FullMethodName: {right: Admin},
+
+	// Lists need read over their prefix: every name they list starts
+	// with it. Leases and replicas name things in every scope: admin.
+	pb.InspectService_ListGroups_FullMethodName:     {right: Read, name: prefixOf},
+	pb.InspectService_ListElections_FullMethodName:  {right: Read, name: prefixOf},
+	pb.InspectService_ListBarriers_FullMethodName:   {right: Read, name: prefixOf},
+	pb.InspectService_ListLocks_FullMethodName:      {right: Read, name: prefixOf},
+	pb.InspectService_ListSemaphores_FullMethodName: {right: Read, name: prefixOf},
+	pb.InspectService_ListLeases_FullMethodName:     {right: Admin},
+	pb.InspectService_ListReplicas_FullMethodName:   {right: Admin},
 
 	peerpb.PeerService_KeepAlive_FullMethodName: {right: Admin},
 	peerpb.PeerService_Handoff_FullMethodName:   {right: Admin},

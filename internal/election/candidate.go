@@ -108,7 +108,7 @@ func (e *Elections) Campaign(ctx context.Context, election, value, leaseID strin
 func (e *Elections) campaign(ctx context.Context, election, value, leaseID string, report func(Update) error) error {
 	// Listen before entering, so a wake-up about this candidacy is never
 	// missed between the two.
-	wake, stop := e.notes.listen(election, lease.KeyOf(leaseID))
+	wake, stop := e.wakers.Listen(election + "/" + lease.KeyOf(leaseID))
 	defer stop()
 	c, err := e.enter(ctx, election, value, leaseID)
 	if err != nil {
@@ -372,7 +372,7 @@ func (c *candidate) update(s standing) Update {
 // ended is the last update of a candidacy whose znode is gone.
 func (c *candidate) ended(led bool) Update {
 	u := Update{Status: Lost, Candidate: c.name}
-	if c.e.notes.wasResigned(c.path) {
+	if c.e.resigned.Has(c.path) {
 		u.Status = Resigned
 	}
 	if led {

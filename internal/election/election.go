@@ -32,6 +32,7 @@ import (
 	"github.com/go-zookeeper/zk"
 
 	"github.com/zkcoord/zkcoord/internal/lease"
+	"github.com/zkcoord/zkcoord/internal/memo"
 	"github.com/zkcoord/zkcoord/internal/zkx"
 )
 
@@ -78,9 +79,10 @@ type Elections struct {
 	leases *lease.Manager
 	log    *slog.Logger
 
-	notes   *notes       // resignations and wake-ups of running campaigns
-	feeds   *feeds       // shared leader watches for Observe
-	barrier *zkx.Barrier // orders sequencer checks after committed writes
+	resigned *memo.Removed // candidate znodes Resign deleted: their campaigns report Resigned
+	wakers   memo.Wakers   // running campaigns, by election and lease key
+	feeds    *feeds        // shared leader watches for Observe
+	barrier  *zkx.Barrier  // orders sequencer checks after committed writes
 	// ctx ends when Elections closes: it bounds the shared watches and
 	// ends the campaigns.
 	ctx    context.Context
@@ -105,7 +107,7 @@ func New(sess *zkx.Session, root string, leases *lease.Manager, log *slog.Logger
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	e := &Elections{sess: sess, lay: Layout{Root: root}, leases: leases, log: log,
-		notes: newNotes(o.resignMemory), ctx: ctx, cancel: cancel}
+		resigned: memo.NewRemoved(o.resignMemory), ctx: ctx, cancel: cancel}
 	e.feeds = newFeeds(e)
 	e.barrier = zkx.NewBarrier(ctx, sess, e.lay.Elections())
 	leases.Handle(RefKind, e.releaseOps)
@@ -242,7 +244,7 @@ func (e *Elections) Resign(ctx context.Context, election, leaseID string) (wasLe
 	path := e.lay.Election(election) + "/" + cands[i].name
 	// Note the resignation before the delete: the campaign may see the
 	// znode go before Detach returns.
-	e.notes.resign(path)
+	e.resigned.Add(path)
 	if e.beforeDelete != nil {
 		e.beforeDelete()
 	}
@@ -252,13 +254,13 @@ func (e *Elections) Resign(ctx context.Context, election, leaseID string) (wasLe
 	case zkx.Unknown(err): // the delete may have happened, or yet happen: keep the note
 		return false, 0, fmt.Errorf("election: resign %s: %w", election, err)
 	case errors.Is(err, zk.ErrNoNode): // gone meanwhile (its lease ended)
-		e.notes.unresign(path)
+		e.resigned.Forget(path)
 		return false, 0, fmt.Errorf("%w: %s", ErrNotCandidate, election)
 	default:
-		e.notes.unresign(path)
+		e.resigned.Forget(path)
 		return false, 0, fmt.Errorf("election: resign %s: %w", election, err)
 	}
-	e.notes.wake(election, key)
+	e.wakers.Wake(election + "/" + key)
 	// A read after our own write sees it: the pzxid is at or after the delete.
 	if _, stat, err := e.sess.Exists(ctx, e.lay.Election(election)); err == nil {
 		rev = stat.Pzxid
@@ -287,7 +289,7 @@ func (e *Elections) releaseOps(ctx context.Context, leaseKey string, parts []str
 		}
 	}
 	if len(ops) > 0 {
-		e.notes.wake(parts[0], leaseKey)
+		e.wakers.Wake(parts[0] + "/" + leaseKey)
 	}
 	return ops, nil
 }

@@ -53,6 +53,7 @@ var Services = []string{
 	"zkcoord.v1.BarrierService",
 	"zkcoord.v1.LockService",
 	"zkcoord.v1.SemaphoreService",
+	"zkcoord.v1.InspectService",
 	"zkcoord.v1.StatusService",
 	"grpc.health.v1.Health",
 }

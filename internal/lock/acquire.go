@@ -127,7 +127,7 @@ func (l *Locks) Acquire(ctx context.Context, req Request, report func(Update) er
 func (l *Locks) acquire(ctx context.Context, req Request, hold string, report func(Update) error) error {
 	// Listen before entering, so a wake-up about this hold is never
 	// missed between the two.
-	wake, stop := l.notes.listen(req.Lock, lease.KeyOf(req.LeaseID))
+	wake, stop := l.wakers.Listen(req.Lock + "/" + lease.KeyOf(req.LeaseID))
 	defer stop()
 	f, err := l.enter(ctx, req, hold)
 	if errors.Is(err, errGone) {

@@ -191,7 +191,7 @@ func (f *follower) update(s standing) Update {
 // ended is the last update of a hold that is gone.
 func (f *follower) ended(held bool) Update {
 	u := Update{Status: Lost, Node: f.node, Hold: f.hold, Mode: f.mode}
-	if f.l.notes.wasReleased(f.path, f.hold) {
+	if f.l.released.Has(f.path + "#" + f.hold) {
 		u.Status = Released
 	}
 	if held {

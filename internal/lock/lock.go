@@ -34,6 +34,7 @@ import (
 	"github.com/go-zookeeper/zk"
 
 	"github.com/zkcoord/zkcoord/internal/lease"
+	"github.com/zkcoord/zkcoord/internal/memo"
 	"github.com/zkcoord/zkcoord/internal/zkx"
 )
 
@@ -77,12 +78,13 @@ type Holder struct {
 
 // Locks runs the acquires, releases and checks of locks.
 type Locks struct {
-	sess    *zkx.Session
-	lay     Layout
-	leases  *lease.Manager
-	log     *slog.Logger
-	notes   *notes
-	barrier *zkx.Barrier // orders sequencer checks after committed writes
+	sess     *zkx.Session
+	lay      Layout
+	leases   *lease.Manager
+	log      *slog.Logger
+	released *memo.Removed // holds Release removed (path#hold): their acquires report Released
+	wakers   memo.Wakers   // running acquires, by lock and lease key
+	barrier  *zkx.Barrier  // orders sequencer checks after committed writes
 	// ctx ends when Locks closes: it ends the acquires and bounds the
 	// background removals and the barrier's writes.
 	ctx    context.Context
@@ -111,7 +113,7 @@ func New(sess *zkx.Session, root string, leases *lease.Manager, log *slog.Logger
 		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	l := &Locks{sess: sess, lay: Layout{Root: root}, leases: leases, log: log, notes: newNotes(o.releaseMemory),
+	l := &Locks{sess: sess, lay: Layout{Root: root}, leases: leases, log: log, released: memo.NewRemoved(o.releaseMemory),
 		ctx: ctx, cancel: cancel}
 	l.barrier = zkx.NewBarrier(ctx, sess, l.lay.Locks())
 	leases.Handle(RefKind, l.releaseOps)
@@ -221,7 +223,7 @@ func (l *Locks) releaseOps(ctx context.Context, leaseKey string, parts []string)
 		}
 	}
 	if len(ops) > 0 {
-		l.notes.wake(parts[0], leaseKey)
+		l.wakers.Wake(parts[0] + "/" + leaseKey)
 	}
 	return ops, nil
 }

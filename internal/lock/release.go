@@ -73,7 +73,7 @@ func (l *Locks) releaseOnce(ctx context.Context, name, leaseID, hold string) (in
 	rest := rec.without(hold)
 	// Note the release before the write: the acquire may see the hold go
 	// before the write returns.
-	l.notes.release(p, hold)
+	l.released.Add(p + "#" + hold)
 	var res []zk.MultiResponse
 	if len(rest.Holds) == 0 {
 		res, err = l.leases.Detach(ctx, leaseID, lease.Ref(RefKind, name), &zk.DeleteRequest{Path: p, Version: stat.Version})
@@ -85,16 +85,16 @@ func (l *Locks) releaseOnce(ctx context.Context, name, leaseID, hold string) (in
 	case zkx.Unknown(err): // the write may have happened, or yet happen: keep the note
 		return 0, 0, fmt.Errorf("lock: release %s: %w", name, err)
 	case errors.Is(err, zk.ErrBadVersion):
-		l.notes.unrelease(p, hold)
+		l.released.Forget(p + "#" + hold)
 		return 0, 0, ErrConflict // another hold came or went meanwhile
 	case errors.Is(err, zk.ErrNoNode): // gone meanwhile (its lease ended)
-		l.notes.unrelease(p, hold)
+		l.released.Forget(p + "#" + hold)
 		return 0, 0, notHeld
 	default:
-		l.notes.unrelease(p, hold)
+		l.released.Forget(p + "#" + hold)
 		return 0, 0, fmt.Errorf("lock: release %s: %w", name, err)
 	}
-	l.notes.wake(name, key)
+	l.wakers.Wake(name + "/" + key)
 	var rev int64
 	if len(res) > 0 && res[0].Stat != nil {
 		rev = res[0].Stat.Mzxid

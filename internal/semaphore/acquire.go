@@ -337,7 +337,7 @@ func (h *holder) run(ctx context.Context, f *feed, report func(Update) error) er
 // ended is the last update of a slot whose znode is gone.
 func (h *holder) ended(held bool) Update {
 	u := Update{Status: Lost, Slot: h.name, Permits: h.permits}
-	if h.s.notes.wasReleased(h.path) {
+	if h.s.released.Has(h.path) {
 		u.Status = Released
 	}
 	if held {

@@ -54,7 +54,7 @@ func (s *Semaphores) release(ctx context.Context, name, leaseID, slot string) (w
 	p := s.lay.Slot(name, slots[i].name)
 	// Note the release before the delete: the acquire may see the znode
 	// go before Detach returns.
-	s.notes.release(p)
+	s.released.Add(p)
 	if s.beforeRelease != nil {
 		s.beforeRelease()
 	}
@@ -64,10 +64,10 @@ func (s *Semaphores) release(ctx context.Context, name, leaseID, slot string) (w
 	case zkx.Unknown(err): // the delete may have happened, or yet happen: keep the note
 		return false, 0, fmt.Errorf("semaphore: release %s: %w", name, err)
 	case errors.Is(err, zk.ErrNoNode): // gone meanwhile (its lease ended)
-		s.notes.unrelease(p)
+		s.released.Forget(p)
 		return false, 0, fmt.Errorf("%w: %s", ErrNotAcquired, name)
 	default:
-		s.notes.unrelease(p)
+		s.released.Forget(p)
 		return false, 0, fmt.Errorf("semaphore: release %s: %w", name, err)
 	}
 	// A read after our own write sees it: the pzxid is at or after the delete.

@@ -37,6 +37,7 @@ import (
 	"github.com/go-zookeeper/zk"
 
 	"github.com/zkcoord/zkcoord/internal/lease"
+	"github.com/zkcoord/zkcoord/internal/memo"
 	"github.com/zkcoord/zkcoord/internal/zkx"
 )
 
@@ -65,8 +66,8 @@ type Semaphores struct {
 	leases *lease.Manager
 	log    *slog.Logger
 
-	notes *notes // releases, so that acquires report Released, not Lost
-	feeds *feeds // one shared child watch per semaphore
+	released *memo.Removed // slot znodes Release deleted: their acquires report Released, not Lost
+	feeds    *feeds        // one shared child watch per semaphore
 	// ctx ends when Semaphores closes: it bounds the feeds, the acquires
 	// and the releases that go on in the background.
 	ctx    context.Context
@@ -90,7 +91,7 @@ func New(sess *zkx.Session, root string, leases *lease.Manager, log *slog.Logger
 		return nil, fmt.Errorf("semaphore: root: %w", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &Semaphores{sess: sess, lay: Layout{Root: root}, leases: leases, log: log, notes: newNotes(10 * time.Minute),
+	s := &Semaphores{sess: sess, lay: Layout{Root: root}, leases: leases, log: log, released: memo.NewRemoved(10 * time.Minute),
 		ctx: ctx, cancel: cancel, leaving: map[string]chan struct{}{}, permits: map[string]int{}}
 	s.feeds = newFeeds(s)
 	leases.Handle(RefKind, s.releaseOps)

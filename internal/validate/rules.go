@@ -153,7 +153,7 @@ func rules(msg any) ([]*errdetails.BadRequest_FieldViolation, bool) {
 	case *zkcoordv1.GetStatusRequest:
 		// Nothing to check.
 	default:
-		if !lockRules(msg, &v) {
+		if !lockRules(msg, &v) && !inspectRules(msg, &v) {
 			return nil, false
 		}
 	}

@@ -2,6 +2,8 @@ package zkx
 
 import (
 	"context"
+	"errors"
+	"slices"
 
 	"github.com/go-zookeeper/zk"
 )
@@ -162,4 +164,17 @@ func (s *Session) GetACL(ctx context.Context, p string) ([]zk.ACL, *zk.Stat, err
 		return res{acl, st}, err
 	})
 	return r.acl, r.st, err
+}
+
+// Names lists a directory's children sorted, and none when it does not
+// exist: what an operator's listing of a recipe's names reads.
+func (s *Session) Names(ctx context.Context, dir string) ([]string, error) {
+	kids, _, err := s.Children(ctx, dir)
+	if errors.Is(err, zk.ErrNoNode) {
+		return nil, nil
+	} else if err != nil {
+		return nil, err
+	}
+	slices.Sort(kids)
+	return kids, nil
 }
