@@ -50,7 +50,7 @@ func clientCommands(g *globals) []*cobra.Command {
 	cmds := []*cobra.Command{
 		newGetCmd(g), newWatchCmd(g), newRegisterCmd(g), newDeregisterCmd(g),
 		newLeaseCmd(g), newLeaderCmd(g), newObserveCmd(g), newResignCmd(g), newElectCmd(g),
-		newBarrierCmd(g), newLockCmd(g), newSemaphoreCmd(g), newCheckSequencerCmd(g), newStatusCmd(g),
+		newBarrierCmd(g), newLockCmd(g), newSemaphoreCmd(g), newCheckSequencerCmd(g), newStatusCmd(g), newLsCmd(g),
 	}
 	for _, c := range cmds {
 		g.addFlags(c.PersistentFlags())

@@ -19,8 +19,7 @@ func newLeaseCmd(g *globals) *cobra.Command {
 		Short: "Grant, keep alive, revoke and read leases",
 		Long: `A lease owns members, candidacies, barrier places, lock holds and semaphore
 permits; when it ends (revoked, or not kept alive within its TTL) they go.
-Listing leases needs an introspection API that the gateway does not serve
-yet: there is no lease ls.`,
+"zkcoord ls leases" lists them (admin only).`,
 		Args: noArgs,
 	}
 	lease := func(cc *grpc.ClientConn) pb.LeaseServiceClient { return pb.NewLeaseServiceClient(cc) }

@@ -185,6 +185,32 @@ func TestBarrierAndHoldCommands(t *testing.T) {
 	if code, out := runCmd(t, "lock", "get", "cli-lock"); code != 0 || !strings.Contains(out, "held") {
 		t.Errorf("lock get: exit %d, %q", code, out)
 	}
+	// ls: each kind answers; --page-size 1 pages through every group.
+	if code, _ := runCmd(t, "register", "cli-g2", "m", "v", "--persistent"); code != 0 {
+		t.Fatal("register")
+	}
+	for _, tc := range []struct{ args, want []string }{
+		{[]string{"ls", "locks", "--prefix", "cli-lock"}, []string{"cli-lock", itoa(l.Token())}},
+		{[]string{"ls", "groups", "--prefix", "cli-g", "--page-size", "1"}, []string{"cli-g ", "cli-g2 "}},
+		{[]string{"ls", "barriers", "--prefix", "cli-b"}, []string{"cli-b "}},
+		{[]string{"ls", "leases"}, []string{"lock~cli-lock"}},
+		{[]string{"ls", "replicas"}, []string{"true"}},
+		{[]string{"ls", "elections"}, []string{"ELECTION"}},
+		{[]string{"ls", "semaphores"}, []string{"SEMAPHORE"}},
+	} {
+		if code, out := runCmd(t, tc.args...); code != 0 {
+			t.Errorf("zkcoord %q: exit %d", tc.args, code)
+		} else {
+			for _, w := range tc.want {
+				if !strings.Contains(out, w) {
+					t.Errorf("zkcoord %q printed %q, without %q", tc.args, out, w)
+				}
+			}
+		}
+	}
+	if _, out := runCmd(t, "ls", "groups", "--prefix", "cli-g", "--page-size", "1", "-o", "json"); len(jsonLines(t, out)) < 2 {
+		t.Errorf("ls groups --page-size 1 -o json printed %q: want a document per page, two pages at least", out)
+	}
 	if code, _ := runCmd(t, "lock", "release", "cli-lock", "--lease", s.Lease()); code != 0 {
 		t.Errorf("lock release: exit %d", code)
 	}

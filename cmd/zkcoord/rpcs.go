@@ -30,4 +30,11 @@ var commandRPCs = map[string][]string{
 	"semaphore release":   {"SemaphoreService.ReleaseSemaphore"},
 	"check-sequencer":     {"LockService.CheckSequencer"},
 	"status":              {"StatusService.GetStatus"},
+	"ls groups":           {"InspectService.ListGroups"},
+	"ls elections":        {"InspectService.ListElections"},
+	"ls barriers":         {"InspectService.ListBarriers"},
+	"ls locks":            {"InspectService.ListLocks"},
+	"ls semaphores":       {"InspectService.ListSemaphores"},
+	"ls leases":           {"InspectService.ListLeases"},
+	"ls replicas":         {"InspectService.ListReplicas"},
 }
