@@ -9,6 +9,7 @@
 #     -e ZKCOORD_AUTH_POLICY=/tls/policy.json -v $PWD/tls:/tls:ro zkcoord
 #   (or -e ZKCOORD_PLAINTEXT=true -e ZKCOORD_NO_AUTH=true on a network you trust)
 #   docker run -p 7070:7070 zkcoord:dev dev --listen 0.0.0.0:7070
+#   docker run --rm zkcoord get web --endpoints zc1:7070   # the operator commands (docs/CLI.md)
 
 FROM golang:1.26-bookworm AS build
 WORKDIR /src

@@ -97,6 +97,13 @@ func (s *Session) Lost() <-chan struct{} {
 	return s.gen.lost
 }
 
+// Expires returns when the session's current lease ends unless a keepalive
+// renews it first: the gateway's expires_at from the last renewal. A
+// process that must stop acting before the lease could end (what a lease's
+// Lock or Leadership guards) stops some margin before it, since a lease
+// that the client cannot renew (cut off from the gateway) ends then.
+func (s *Session) Expires() time.Time { return s.expires() }
+
 // expires returns when the current lease ends unless it is kept alive.
 func (s *Session) expires() time.Time {
 	s.mu.Lock()

@@ -1,387 +1,257 @@
 // Command zkcoord serves ZooKeeper's coordination recipes (leases, service
-// registry, leader election, barriers) over gRPC.
+// registry, leader election, barriers, locks, semaphores) over gRPC, and
+// drives a running gateway from the command line.
 //
 //	zkcoord serve --listen :7070 --zk zk1:2181,zk2:2181,zk3:2181/chroot
 //	zkcoord dev   # on a private, temporary ZooKeeper
+//	zkcoord get web                       # the members of group web
+//	zkcoord lock jobs -- ./nightly.sh     # run while holding lock jobs
 //
-// Every flag can also be set by an environment variable: --zk is ZKCOORD_ZK,
-// --session-timeout is ZKCOORD_SESSION_TIMEOUT, and so on.
+// Every flag of serve and dev can also be set by an environment variable:
+// --zk is ZKCOORD_ZK, --session-timeout is ZKCOORD_SESSION_TIMEOUT, and so
+// on; the client commands read ZKCOORD_ENDPOINTS, ZKCOORD_TOKEN,
+// ZKCOORD_CACERT, ZKCOORD_CERT and ZKCOORD_KEY. docs/CLI.md describes
+// every command and its exit statuses.
 package main
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
-	"flag"
 	"fmt"
-	"log/slog"
-	"net"
+	"io"
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"syscall"
-	"time"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials"
-
-	"github.com/zkcoord/zkcoord/internal/auth"
-	"github.com/zkcoord/zkcoord/internal/dnsview"
-	"github.com/zkcoord/zkcoord/internal/metrics"
-	"github.com/zkcoord/zkcoord/internal/tlsx"
-	"github.com/zkcoord/zkcoord/internal/zkserver"
-	"github.com/zkcoord/zkcoord/internal/zkx"
-	"github.com/zkcoord/zkcoord/server"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
 
-const usage = `zkcoord serves ZooKeeper recipes over gRPC.
-
-Usage:
-  zkcoord serve --listen ADDR --zk CONNECT_STRING [flags]
-  zkcoord dev [--listen ADDR] [flags]   (starts a private ZooKeeper)
-  zkcoord health [--addr ADDR]   (exit 0 when the replica is SERVING)
-  zkcoord version
-
-Run "zkcoord serve -h" for the flags. Each flag --name can be set with the
-environment variable ZKCOORD_NAME (dashes become underscores).
-`
-
 func main() {
-	if len(os.Args) < 2 {
-		fmt.Fprint(os.Stderr, usage)
-		os.Exit(2)
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	var err error
-	switch os.Args[1] {
-	case "serve":
-		err = run(ctx, os.Args[2:], false)
-	case "dev":
-		err = run(ctx, os.Args[2:], true)
-	case "health":
-		err = health(ctx, os.Args[2:])
-	case "version":
-		fmt.Println(version)
-	case "-h", "--help", "help":
-		fmt.Print(usage)
-	default:
-		fmt.Fprintf(os.Stderr, "zkcoord: unknown command %q\n\n%s", os.Args[1], usage)
-		os.Exit(2)
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "zkcoord:", err)
-		os.Exit(1)
-	}
+	sigs := newSignals()
+	defer sigs.stop()
+	os.Exit(execute(sigs.ctx, sigs, os.Args[1:], os.Stdout, os.Stderr))
 }
 
-type config struct {
-	listen, httpListen                                    string
-	httpMaxBody                                           int64
-	zk, root, replicaID, advertise, logLevel, debugListen string
-	metricsListen                                         string
-	sessionTimeout, streamTTL, stopTimeout                time.Duration
-	tls                                                   tlsx.Files
-	plaintext                                             bool
-	zkDigestFile                                          string
-	authPolicy, authOpen, peerTokenFile                   string
-	zkTLSCA, zkTLSCert, zkTLSKey                          string
-	noAuth                                                bool
-	dnsListen, dnsDomain, dnsGroups                       string
-	dnsTTL                                                time.Duration
-	dns                                                   []dnsview.Option // from the dns flags, checked
+// execute runs the command line args and returns the exit status.
+func execute(ctx context.Context, sigs *signals, args []string, stdout, stderr io.Writer) int {
+	root := newRoot(sigs, stdout, stderr)
+	root.SetArgs(args)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return exitOK
+	}
+	var ee *exitError
+	if errors.As(err, &ee) {
+		if ee.err != nil {
+			fmt.Fprintln(stderr, "zkcoord:", ee.err)
+		}
+		return ee.code
+	}
+	// Cobra's own errors: unknown commands and flags, bad arguments.
+	hint := ""
+	if strings.Contains(err.Error(), "unknown shorthand flag") {
+		hint = " (long flags take two dashes: --zk, not -zk)"
+	}
+	fmt.Fprintf(stderr, "zkcoord: %v%s\nRun 'zkcoord --help' for usage.\n", err, hint)
+	return exitUsage
 }
 
-func parse(name string, args []string, dev bool) (config, error) {
-	var c config
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	defListen := ":7070"
-	if dev {
-		defListen = "127.0.0.1:7070"
+// newRoot is the zkcoord command and its subcommands.
+func newRoot(sigs *signals, stdout, stderr io.Writer) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "zkcoord",
+		Short: "zkcoord serves ZooKeeper recipes over gRPC, and drives a gateway from the command line",
+		Long: `zkcoord serves ZooKeeper recipes (leases, a service registry, leader election,
+barriers, locks, semaphores) over gRPC and HTTP, and its client commands
+drive a running gateway. Run "zkcoord serve -h" for the server's flags; each
+flag --name of serve and dev can be set with the environment variable
+ZKCOORD_NAME (dashes become underscores). docs/CLI.md describes every command.`,
+		SilenceErrors: true,
+		SilenceUsage:  true,
 	}
-	fs.StringVar(&c.listen, "listen", defListen, "gRPC listen address")
-	defHTTP := ""
-	if dev {
-		defHTTP = "127.0.0.1:7071"
-	}
-	fs.StringVar(&c.httpListen, "http-listen", defHTTP, "HTTP/JSON and Connect listen address (the same services, auth and TLS as gRPC; empty: none)")
-	fs.Int64Var(&c.httpMaxBody, "http-max-body", 1<<20, "largest HTTP request body, and stream message, in bytes")
-	if !dev {
-		fs.StringVar(&c.zk, "zk", "", "ZooKeeper connect string: host:port[,host:port...][/chroot] (required)")
-	}
-	fs.StringVar(&c.root, "root", "/zkcoord", "root znode of zkcoord's namespace (below the chroot)")
-	fs.DurationVar(&c.sessionTimeout, "session-timeout", 10*time.Second, "ZooKeeper session timeout to request")
-	fs.DurationVar(&c.streamTTL, "stream-ttl", 10*time.Second, "TTL of the implicit lease of a Campaign, AwaitBarrier, AcquireLock or AcquireSemaphore stream without a lease")
-	fs.DurationVar(&c.stopTimeout, "shutdown-timeout", 10*time.Second, "how long a graceful stop may take before it is forced")
-	fs.StringVar(&c.replicaID, "replica-id", "", "name of this replica in status, logs and lease records; unique among replicas (default hostname-pid)")
-	fs.StringVar(&c.advertise, "advertise", "", "address other replicas use to reach this one (default: the listen address, with the hostname for an unspecified IP)")
-	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn, error")
-	fs.StringVar(&c.debugListen, "debug-listen", "", "serve /debug/pprof and /debug/vars (goroutines, memstats) on this address; keep it private")
-	fs.StringVar(&c.metricsListen, "metrics-listen", "", "serve Prometheus metrics at /metrics on this address (e.g. 127.0.0.1:9464; empty: none); plain HTTP, keep it private")
-	fs.StringVar(&c.tls.Cert, "tls-cert", "", "PEM certificate chain to serve gRPC over TLS with (reloaded when the file changes)")
-	fs.StringVar(&c.tls.Key, "tls-key", "", "PEM private key of --tls-cert")
-	fs.StringVar(&c.tls.ClientCA, "tls-client-ca", "", "PEM CA bundle: require client certificates signed by it (mutual TLS); replicas also verify each other against it")
-	fs.BoolVar(&c.plaintext, "plaintext", dev, "serve gRPC without TLS (the default for dev only)")
-	fs.StringVar(&c.zkDigestFile, "zk-digest-file", "", "file holding user:password: authenticate to ZooKeeper with the digest scheme and create every znode readable and writable by that identity only")
-	fs.StringVar(&c.zkTLSCA, "zk-tls-ca", "", "PEM CA bundle: reach ZooKeeper over TLS (its secureClientPort, named in --zk) and verify its servers against these CAs")
-	fs.StringVar(&c.zkTLSCert, "zk-tls-cert", "", "PEM client certificate to present to ZooKeeper over TLS (with --zk-tls-key), for ssl.clientAuth=need")
-	fs.StringVar(&c.zkTLSKey, "zk-tls-key", "", "PEM private key of --zk-tls-cert")
-	fs.StringVar(&c.authPolicy, "auth-policy", "", "JSON policy file of principals (bearer tokens, client certificate names, a JWT key), their scopes and limits; re-read when it changes")
-	fs.BoolVar(&c.noAuth, "no-auth", dev, "serve every caller without authentication or limits (the default for dev only)")
-	fs.StringVar(&c.authOpen, "auth-open", auth.HealthService, "comma-separated services served without credentials when auth is on: "+auth.HealthService+", "+auth.ReflectionService+" (empty: none)")
-	fs.StringVar(&c.dnsListen, "dns-listen", "", "serve the registry over DNS, UDP and TCP, on this address (e.g. 127.0.0.1:8600; empty: none)")
-	fs.StringVar(&c.dnsDomain, "dns-domain", dnsview.DefaultDomain, "domain of the DNS view: group web is web.<domain>, its member w1 w1.web.<domain>")
-	fs.DurationVar(&c.dnsTTL, "dns-ttl", dnsview.DefaultTTL, "TTL of DNS answers, negative ones included, in whole seconds (0s to 1h): a member that leaves is gone from resolvers' caches within it")
-	defGroups := ""
-	if dev {
-		defGroups = dnsview.AllGroups
-	}
-	fs.StringVar(&c.dnsGroups, "dns-groups", defGroups, "comma-separated prefixes of the groups DNS shows, * for all; required with --dns-listen, since DNS has no credentials (names of other groups are REFUSED)")
-	fs.StringVar(&c.peerTokenFile, "peer-token-file", "", "file holding the bearer token this replica presents to other replicas when auth is on (its principal needs admin over every name); not needed when the replicas' client certificates map to such a principal")
-	if err := parseFlags(fs, args); err != nil {
-		return c, err
-	}
-	if !dev && c.zk == "" {
-		return c, errors.New("--zk (or ZKCOORD_ZK) is required, e.g. --zk 127.0.0.1:2181")
-	}
-	switch {
-	case c.tls.Enabled() && c.plaintext && !dev:
-		return c, errors.New("--plaintext conflicts with --tls-cert, --tls-key and --tls-client-ca")
-	case c.tls.Enabled():
-		c.plaintext = false
-		if err := c.tls.Check(); err != nil {
-			return c, err
-		}
-	case !c.plaintext:
-		return c, errors.New("serve needs TLS (--tls-cert and --tls-key, and --tls-client-ca for mutual TLS) or --plaintext to serve without it")
-	}
-	switch {
-	case (c.zkTLSCert != "") != (c.zkTLSKey != ""):
-		return c, errors.New("--zk-tls-cert and --zk-tls-key go together")
-	case c.zkTLSCert != "" && c.zkTLSCA == "":
-		return c, errors.New("--zk-tls-cert needs --zk-tls-ca (TLS to ZooKeeper)")
-	}
-	switch {
-	case c.authPolicy != "" && c.noAuth && !dev:
-		return c, errors.New("--no-auth conflicts with --auth-policy")
-	case c.authPolicy != "":
-		c.noAuth = false
-	case !c.noAuth:
-		return c, errors.New("serve needs --auth-policy (who may do what) or --no-auth (anyone who reaches the port may do anything)")
-	}
-	for _, svc := range strings.Split(c.authOpen, ",") {
-		if svc = strings.TrimSpace(svc); svc != "" && svc != auth.HealthService && svc != auth.ReflectionService {
-			return c, fmt.Errorf("--auth-open: unknown service %q (want %s or %s)", svc, auth.HealthService, auth.ReflectionService)
-		}
-	}
-	if err := parseDNS(&c); err != nil {
-		return c, err
-	}
-	return c, checkListen("--metrics-listen", c.metricsListen)
-}
-
-func run(ctx context.Context, args []string, dev bool) error {
-	name := "serve"
-	if dev {
-		name = "dev"
-	}
-	c, err := parse(name, args, dev)
-	if errors.Is(err, flag.ErrHelp) {
-		return nil
-	} else if err != nil {
-		return err
-	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(c.logLevel)); err != nil {
-		return fmt.Errorf("--log-level: %w", err)
-	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-
-	if dev {
-		if err := zkserver.CheckInstalled(); err != nil {
-			return err
-		}
-		sctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-		zks, err := zkserver.Start(sctx)
-		cancel()
-		if err != nil {
-			return fmt.Errorf("start private ZooKeeper: %w", err)
-		}
-		defer func() {
-			if err := zks.Stop(); err != nil {
-				log.Warn("stop private ZooKeeper", "err", err)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return err })
+	root.AddCommand(newServeCmd(false), newServeCmd(true), &cobra.Command{
+		Use:   "version",
+		Short: "Print zkcoord's version",
+		Args:  noArgs,
+		Run:   func(cmd *cobra.Command, _ []string) { fmt.Fprintln(cmd.OutOrStdout(), version) },
+	}, &cobra.Command{
+		Use:   "health [--addr ADDR]",
+		Short: "Exit 0 when the replica answers SERVING to grpc.health.v1 (a container's health check)",
+		Long: `health asks a replica for its grpc.health.v1 status and fails unless it is
+SERVING. It reads serve's own environment (ZKCOORD_LISTEN, ZKCOORD_TLS_*), so
+in the container it needs no flag. Run "zkcoord health -h" for its flags.`,
+		// Its flags are serve's, read from the same environment: parsed by
+		// health itself.
+		DisableFlagParsing: true,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := health(cmd.Context(), args); err != nil {
+				return &exitError{code: exitFailed, err: err}
 			}
-		}()
-		c.zk = zks.Addr()
-		log.Info("private ZooKeeper started", "addr", zks.Addr(), "dir", zks.Dir())
-	}
+			return nil
+		},
+	})
+	g := &globals{sigs: sigs}
+	root.AddCommand(clientCommands(g)...)
+	return root
+}
 
-	zkOpts := []zkx.Option{zkx.WithSessionTimeout(c.sessionTimeout), zkx.WithLogger(log)}
-	var mets *metrics.Metrics
-	if c.metricsListen != "" {
-		mets = metrics.New()
-		zkOpts = append(zkOpts, zkx.WithObserver(mets.ObserveZK))
+// Exit statuses of zkcoord (docs/CLI.md has the table). A command run by
+// lock, elect or semaphore acquire passes its own status through.
+const (
+	exitOK     = 0
+	exitFailed = 1 // the call failed: the gateway refused it, or could not be reached
+	exitUsage  = 2 // bad command line: nothing was done
+	// exitNo is a clear "no": check-sequencer's token is not current.
+	exitNo = 3
+	// exitNotAcquired: lock, elect or semaphore acquire did not get what
+	// it waited for (--try found it taken, --wait-timeout passed, or the
+	// gateway refused); the command was not started.
+	exitNotAcquired = 121
+	// exitLost: the hold or term ended (its lease revoked or expired, the
+	// lock released elsewhere, the leader resigned by another call): the
+	// command was stopped.
+	exitLost = 122
+	// exitJeopardy: the hold's jeopardy deadline, or its lease's end,
+	// came within two graces: the command was stopped before it.
+	exitJeopardy = 123
+	// exitNoStart: the command could not be started.
+	exitNoStart = 127
+	// exitSignal + N: zkcoord got signal N (and passed it on to the
+	// command), or the command was killed by signal N.
+	exitSignal = 128
+)
+
+// exitError is an error with the exit status it calls for.
+type exitError struct {
+	code int
+	err  error // printed unless nil
+}
+
+func (e *exitError) Error() string {
+	if e.err == nil {
+		return fmt.Sprintf("exit status %d", e.code)
 	}
-	if c.zkDigestFile != "" {
-		b, err := os.ReadFile(c.zkDigestFile)
-		if err != nil {
-			return fmt.Errorf("--zk-digest-file: %w", err)
-		}
-		user, pass, ok := strings.Cut(strings.TrimSpace(string(b)), ":")
-		if !ok || user == "" || pass == "" {
-			return fmt.Errorf("--zk-digest-file %s: want one line user:password", c.zkDigestFile)
-		}
-		zkOpts = append(zkOpts, zkx.WithDigest(user, pass))
-	}
-	if c.zkTLSCA != "" {
-		cfg, err := zkTLSConfig(c)
-		if err != nil {
+	return e.err.Error()
+}
+
+func (e *exitError) Unwrap() error { return e.err }
+
+// usageErr is a command line error: exit status 2.
+func usageErr(format string, a ...any) error {
+	return &exitError{code: exitUsage, err: fmt.Errorf(format, a...)}
+}
+
+// runE wraps a command's body: an error it returns without an exit status
+// exits with 1.
+func runE(fn func(cmd *cobra.Command, args []string) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		err := fn(cmd, args)
+		var ee *exitError
+		if err == nil || errors.As(err, &ee) {
 			return err
 		}
-		zkOpts = append(zkOpts, zkx.WithTLS(cfg))
+		return &exitError{code: exitFailed, err: err}
 	}
-	dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	sess, err := zkx.Dial(dctx, c.zk, zkOpts...)
-	cancel()
-	if err != nil {
-		return err
+}
+
+// noArgs refuses arguments.
+func noArgs(cmd *cobra.Command, args []string) error {
+	if len(args) > 0 {
+		return usageErr("%s takes no arguments, got %q", cmd.CommandPath(), args)
 	}
-	defer sess.Close()
-	if c.debugListen != "" {
-		stopDebug, err := serveDebug(c.debugListen, log)
-		if err != nil {
-			return err
+	return nil
+}
+
+// argsBetween accepts min to max arguments, named in the command's Use.
+func argsBetween(min, max int) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) < min || len(args) > max {
+			return usageErr("usage: %s", cmd.UseLine())
 		}
-		defer stopDebug()
+		return nil
 	}
-	metricsAddr := ""
-	if mets != nil {
-		addr, stopMetrics, err := serveMetrics(c.metricsListen, mets.Handler(), log)
-		if err != nil {
-			return fmt.Errorf("--metrics-listen: %w", err)
+}
+
+// envFlags sets each flag of fs not given on the command line from its
+// environment variable ZKCOORD_NAME, if set; only lists the flags to
+// read, all when nil.
+func envFlags(fs *pflag.FlagSet, only []string) error {
+	var err error
+	fs.VisitAll(func(f *pflag.Flag) {
+		if err != nil || f.Changed || f.Name == "help" || (only != nil && !contains(only, f.Name)) {
+			return
 		}
-		defer stopMetrics()
-		metricsAddr = addr
-	}
-	lis, err := net.Listen("tcp", c.listen)
-	if err != nil {
-		return err
-	}
-	if c.advertise == "" {
-		c.advertise = server.AdvertiseAddr(lis.Addr())
-	}
-	ls := server.Listeners{GRPC: lis, HTTPMaxBody: c.httpMaxBody, DNS: c.dns}
-	if c.httpListen != "" {
-		if ls.HTTP, err = net.Listen("tcp", c.httpListen); err != nil {
-			lis.Close()
-			return fmt.Errorf("--http-listen: %w", err)
+		env := "ZKCOORD_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v, ok := os.LookupEnv(env); ok {
+			if serr := f.Value.Set(v); serr != nil {
+				err = usageErr("%s=%q: %w", env, v, serr)
+			}
 		}
-		defer ls.HTTP.Close()
-	}
-	if c.dnsListen != "" {
-		if ls.DNSPacket, ls.DNSStream, err = dnsview.Listen(c.dnsListen); err != nil {
-			lis.Close()
-			return fmt.Errorf("--dns-listen: %w", err)
-		}
-		defer ls.DNSPacket.Close()
-		defer ls.DNSStream.Close()
-	}
-	opts := []server.Option{server.WithRoot(c.root), server.WithStreamTTL(c.streamTTL),
-		server.WithReplicaID(c.replicaID), server.WithAdvertise(c.advertise), server.WithVersion(version),
-		server.WithLogger(log)}
-	if mets != nil {
-		opts = append(opts, server.WithMetrics(mets))
-	}
-	var grpcOpts []grpc.ServerOption
-	if !c.plaintext {
-		cfgs, err := tlsx.Load(c.tls)
-		if err != nil {
-			lis.Close()
-			return err
-		}
-		grpcOpts = append(grpcOpts, grpc.Creds(credentials.NewTLS(cfgs.Server)))
-		ls.HTTPTLS = cfgs.Server.Clone()
-		ls.HTTPTLS.NextProtos = []string{"h2", "http/1.1"}
-		opts = append(opts, server.WithPeerCredentials(credentials.NewTLS(cfgs.Peer)))
-	}
-	if !c.noAuth {
-		authOpts, err := authOptions(c, log)
-		if err != nil {
-			lis.Close()
-			return err
-		}
-		opts = append(opts, authOpts...)
-	}
-	g, err := server.New(ctx, sess, opts...)
-	if err != nil {
-		lis.Close()
-		return err
-	}
-	defer g.Close()
-	httpAddr, dnsAddr := "", ""
-	if ls.HTTP != nil {
-		httpAddr = ls.HTTP.Addr().String()
-	}
-	if ls.DNSPacket != nil {
-		dnsAddr = ls.DNSPacket.LocalAddr().String()
-	}
-	log.Info("zkcoord serving", "listen", lis.Addr().String(), "http", httpAddr, "dns", dnsAddr, "metrics", metricsAddr, "advertise", c.advertise, "replica", g.ReplicaID(),
-		"zk", c.zk, "root", c.root, "tls", !c.plaintext, "mutual_tls", c.tls.ClientCA != "", "auth", !c.noAuth, "version", version)
-	err = server.Serve(ctx, g, ls, c.stopTimeout, grpcOpts...)
-	log.Info("zkcoord stopped")
+	})
 	return err
 }
 
-// authOptions loads the auth policy and the peer token.
-func authOptions(c config, log *slog.Logger) ([]server.Option, error) {
-	src, err := auth.LoadSource(c.authPolicy, func(err error) {
-		log.Error("auth policy not reloaded; the last good one stays in force", "err", err)
-	})
-	if err != nil {
-		return nil, fmt.Errorf("--auth-policy: %w", err)
-	}
-	cfg := auth.Config{Source: src}
-	for _, svc := range strings.Split(c.authOpen, ",") {
-		if svc = strings.TrimSpace(svc); svc != "" {
-			cfg.Open = append(cfg.Open, svc)
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
 		}
 	}
-	opts := []server.Option{server.WithAuth(cfg)}
-	if c.peerTokenFile != "" {
-		b, err := os.ReadFile(c.peerTokenFile)
-		if err != nil {
-			return nil, fmt.Errorf("--peer-token-file: %w", err)
-		}
-		tok := strings.TrimSpace(string(b))
-		if tok == "" {
-			return nil, fmt.Errorf("--peer-token-file %s is empty", c.peerTokenFile)
-		}
-		opts = append(opts, server.WithPeerToken(auth.Bearer(tok, !c.plaintext)))
-	}
-	return opts, nil
+	return false
 }
 
-// zkTLSConfig is the TLS configuration for ZooKeeper's secure client port.
-func zkTLSConfig(c config) (*tls.Config, error) {
-	ca, err := os.ReadFile(c.zkTLSCA)
-	if err != nil {
-		return nil, fmt.Errorf("--zk-tls-ca: %w", err)
-	}
-	roots := x509.NewCertPool()
-	if !roots.AppendCertsFromPEM(ca) {
-		return nil, fmt.Errorf("--zk-tls-ca %s: no PEM certificate", c.zkTLSCA)
-	}
-	cfg := &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
-	if c.zkTLSCert != "" {
-		pair, err := tls.LoadX509KeyPair(c.zkTLSCert, c.zkTLSKey)
-		if err != nil {
-			return nil, fmt.Errorf("--zk-tls-cert/--zk-tls-key: %w", err)
+// signals turns SIGINT and SIGTERM into the end of ctx, remembering the
+// signal, and passes each to a command that lock or elect runs.
+type signals struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+	ch     chan os.Signal
+	got    chan os.Signal // receives each signal, for a supervisor
+	done   chan struct{}
+	mu     sync.Mutex
+	last   os.Signal // guarded by mu
+}
+
+func newSignals() *signals {
+	s := &signals{ch: make(chan os.Signal, 4), got: make(chan os.Signal, 4), done: make(chan struct{})}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	signal.Notify(s.ch, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		defer close(s.done)
+		for sig := range s.ch {
+			s.mu.Lock()
+			s.last = sig
+			s.mu.Unlock()
+			s.cancel()
+			select {
+			case s.got <- sig:
+			default: // a supervisor has not taken the last ones: it stops the command anyway
+			}
 		}
-		cfg.Certificates = []tls.Certificate{pair}
-	}
-	return cfg, nil
+	}()
+	return s
+}
+
+// received returns the last signal received, nil if none.
+func (s *signals) received() os.Signal {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.last
+}
+
+// stop stops listening and waits for the goroutine.
+func (s *signals) stop() {
+	signal.Stop(s.ch)
+	close(s.ch)
+	<-s.done
+	s.cancel()
 }

@@ -128,6 +128,8 @@ func TestUsageErrors(t *testing.T) {
 		{args: []string{"serve", "--zk", "127.0.0.1:1", "--plaintext", "--no-auth", "--metrics-listen", "9464"}, want: `--metrics-listen "9464": want host:port`},
 		{args: []string{"dev", "--metrics-listen", "localhost"}, want: `--metrics-listen "localhost": want host:port`},
 		{args: []string{"frobnicate"}, want: `unknown command "frobnicate"`},
+		// pflag reads -zk as the shorthands -z -k: say what to write instead.
+		{args: []string{"serve", "-zk", "127.0.0.1:1"}, want: "long flags take two dashes"},
 		// No Java: the error names the command that installs it.
 		{args: []string{"dev"}, env: []string{"PATH=/nonexistent"}, want: "apt-get install -y zookeeper default-jre-headless"},
 	} {

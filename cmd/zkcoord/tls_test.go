@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"fmt"
@@ -74,7 +75,7 @@ func TestServeMutualTLS(t *testing.T) {
 	bin := build(t)
 	ca := newPKI(t)
 	serverCert, serverKey, _ := ca.issue("server", 100)
-	_, _, clientPair := ca.issue("client", 200)
+	clientCert, clientKey, clientPair := ca.issue("client", 200)
 	port, err := zkserver.FreePort()
 	if err != nil {
 		t.Fatal(err)
@@ -144,6 +145,22 @@ func TestServeMutualTLS(t *testing.T) {
 	}
 	if err := check(tlsCreds(false)); err == nil {
 		t.Fatal("a client without a certificate was served")
+	}
+	// The CLI, with the CA and the client's certificate from the
+	// environment: served; without the certificate: refused, exit 1.
+	t.Setenv("ZKCOORD_CACERT", filepath.Join(ca.dir, "ca.pem"))
+	t.Setenv("ZKCOORD_CERT", clientCert)
+	t.Setenv("ZKCOORD_KEY", clientKey)
+	var out, errb bytes.Buffer
+	if code := execute(context.Background(), nil, []string{"status", "--endpoints", addr, "-o", "json"}, &out, &errb); code != 0 ||
+		!strings.Contains(out.String(), `"state":"CONNECTION_STATE_CONNECTED"`) {
+		t.Fatalf("zkcoord status over mutual TLS: exit %d, %s%s", code, out.String(), errb.String())
+	}
+	t.Setenv("ZKCOORD_CERT", "")
+	t.Setenv("ZKCOORD_KEY", "")
+	out.Reset()
+	if code := execute(context.Background(), nil, []string{"status", "--endpoints", addr, "--timeout", "3s"}, &out, &errb); code != exitFailed {
+		t.Fatalf("zkcoord status without a client certificate: exit %d, %s; want 1", code, out.String())
 	}
 	if err := check(insecure.NewCredentials()); err == nil {
 		t.Fatal("a plaintext client was served")

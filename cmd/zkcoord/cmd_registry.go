@@ -1,0 +1,196 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	pb "github.com/zkcoord/zkcoord/gen/zkcoord/v1"
+)
+
+func newGetCmd(g *globals) *cobra.Command {
+	var linearizable bool
+	cmd := &cobra.Command{
+		Use:   "get GROUP [MEMBER]",
+		Short: "List a group's members, or show one (Lookup)",
+		Args:  argsBetween(1, 2),
+	}
+	cmd.Flags().BoolVar(&linearizable, "linearizable", false, "sync with the ZooKeeper leader first: see every change made before the call")
+	cmd.RunE = runE(func(cmd *cobra.Command, args []string) error {
+		req := &pb.LookupRequest{Group: args[0]}
+		if len(args) == 2 {
+			req.MemberId = args[1]
+		}
+		if linearizable {
+			req.Consistency = pb.Consistency_CONSISTENCY_LINEARIZABLE
+		}
+		return g.withConn(func(cc *grpc.ClientConn) error {
+			ctx, cancel := g.call(cmd.Context())
+			defer cancel()
+			resp, err := pb.NewRegistryServiceClient(cc).Lookup(ctx, req)
+			if err != nil {
+				return rpcErr(err)
+			}
+			return g.printer(cmd).print(resp, func(w io.Writer) {
+				row(w, "MEMBER", "VALUE", "METADATA", "PERSISTENT", "CREATED", "REVISION")
+				for _, m := range resp.GetMembers() {
+					row(w, m.GetId(), m.GetValue(), kv(m.GetMetadata()), m.GetPersistent(), ts(m.GetCreatedAt()), m.GetModRevision())
+				}
+				fmt.Fprintf(w, "(group %s at revision %d)\n", req.Group, resp.GetRevision())
+			})
+		})
+	})
+	return cmd
+}
+
+func newWatchCmd(g *globals) *cobra.Command {
+	var rev int64
+	cmd := &cobra.Command{
+		Use:   "watch GROUP",
+		Short: "Print a group's changes as they happen, one line per event (WatchGroup)",
+		Long: `watch prints the group's members (a snapshot), then one line per member that
+joins, leaves or is updated, until interrupted. With --rev N it starts after
+revision N instead: the changes since, or a snapshot with resync when they
+are no longer kept. It ends with an error when the stream breaks.`,
+		Args: argsBetween(1, 1),
+	}
+	cmd.Flags().Int64Var(&rev, "rev", 0, "start after this revision (that of a get or of a watch's last line)")
+	cmd.RunE = runE(func(cmd *cobra.Command, args []string) error {
+		return g.withConn(func(cc *grpc.ClientConn) error {
+			stream, err := pb.NewRegistryServiceClient(cc).WatchGroup(cmd.Context(), &pb.WatchGroupRequest{Group: args[0], StartRevision: rev})
+			if err != nil {
+				return rpcErr(err)
+			}
+			p := g.printer(cmd)
+			for {
+				msg, err := stream.Recv()
+				if err != nil {
+					return streamEnd(cmd.Context(), err)
+				}
+				if err := p.print(msg, func(w io.Writer) { watchLines(w, msg) }); err != nil {
+					return err
+				}
+			}
+		})
+	})
+	return cmd
+}
+
+// watchLines writes a watch event for people: REVISION EVENT MEMBER VALUE.
+func watchLines(w io.Writer, msg *pb.WatchGroupResponse) {
+	kind := strings.ToLower(strings.TrimPrefix(msg.GetType().String(), "TYPE_"))
+	if msg.GetResync() {
+		kind += " (resync)"
+	}
+	if msg.GetType() == pb.WatchGroupResponse_TYPE_SNAPSHOT {
+		if len(msg.GetMembers()) == 0 {
+			row(w, msg.GetRevision(), kind, "(empty)")
+		}
+		for _, m := range msg.GetMembers() {
+			row(w, msg.GetRevision(), kind, m.GetId(), m.GetValue())
+		}
+		return
+	}
+	row(w, msg.GetRevision(), kind, msg.GetMember().GetId(), msg.GetMember().GetValue())
+}
+
+// streamEnd is how a stream that should run until interrupted ended: nil
+// when ctx ended (the user stopped it).
+func streamEnd(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return nil
+	}
+	if errors.Is(err, io.EOF) {
+		return errors.New("the gateway ended the stream")
+	}
+	return rpcErr(err)
+}
+
+func newRegisterCmd(g *globals) *cobra.Command {
+	var (
+		ttl        time.Duration
+		lease      string
+		persistent bool
+		meta       []string
+	)
+	cmd := &cobra.Command{
+		Use:   "register GROUP MEMBER VALUE (--ttl D | --lease ID | --persistent)",
+		Short: "Add a member to a group, owned by a new lease, a lease, or no one (Register)",
+		Example: `  zkcoord register web w1 10.0.0.7:8080 --ttl 30s --meta zone=a   # keep it with: zkcoord lease keepalive ID --forever
+  zkcoord register config db 10.0.0.9:5432 --persistent`,
+		Args: argsBetween(3, 3),
+	}
+	cmd.Flags().DurationVar(&ttl, "ttl", 0, "owned by a new lease of this TTL (printed; keep it alive or it expires)")
+	cmd.Flags().StringVar(&lease, "lease", "", "owned by this lease")
+	cmd.Flags().BoolVar(&persistent, "persistent", false, "owned by no lease: stays until deregistered")
+	cmd.Flags().StringArrayVar(&meta, "meta", nil, "metadata key=value (repeat the flag for more)")
+	cmd.RunE = runE(func(cmd *cobra.Command, args []string) error {
+		n := 0
+		for _, set := range []bool{ttl != 0, lease != "", persistent} {
+			if set {
+				n++
+			}
+		}
+		if n != 1 {
+			return usageErr("register needs exactly one of --ttl, --lease and --persistent")
+		}
+		req := &pb.RegisterRequest{Group: args[0], MemberId: args[1], Value: args[2], LeaseId: lease, Persistent: persistent}
+		if ttl != 0 {
+			req.Ttl = durationpb.New(ttl)
+		}
+		for _, m := range meta {
+			k, v, ok := strings.Cut(m, "=")
+			if !ok || k == "" {
+				return usageErr("--meta %q: want key=value", m)
+			}
+			if req.Metadata == nil {
+				req.Metadata = map[string]string{}
+			}
+			req.Metadata[k] = v
+		}
+		return g.withConn(func(cc *grpc.ClientConn) error {
+			ctx, cancel := g.call(cmd.Context())
+			defer cancel()
+			resp, err := pb.NewRegistryServiceClient(cc).Register(ctx, req)
+			if err != nil {
+				return rpcErr(err)
+			}
+			return g.printer(cmd).print(resp, func(w io.Writer) {
+				row(w, "GROUP", "MEMBER", "VALUE", "LEASE", "LEASE EXPIRES", "REVISION")
+				row(w, req.Group, req.MemberId, req.Value, resp.GetLeaseId(), ts(resp.GetLeaseExpiresAt()), resp.GetRevision())
+			})
+		})
+	})
+	return cmd
+}
+
+func newDeregisterCmd(g *globals) *cobra.Command {
+	var lease string
+	cmd := &cobra.Command{
+		Use:   "deregister GROUP MEMBER [--lease ID]",
+		Short: "Remove a member (Deregister)",
+		Args:  argsBetween(2, 2),
+	}
+	cmd.Flags().StringVar(&lease, "lease", "", "the lease that owns the member (none for a persistent member)")
+	cmd.RunE = runE(func(cmd *cobra.Command, args []string) error {
+		return g.withConn(func(cc *grpc.ClientConn) error {
+			ctx, cancel := g.call(cmd.Context())
+			defer cancel()
+			resp, err := pb.NewRegistryServiceClient(cc).Deregister(ctx, &pb.DeregisterRequest{Group: args[0], MemberId: args[1], LeaseId: lease})
+			if err != nil {
+				return rpcErr(err)
+			}
+			return g.printer(cmd).print(resp, func(w io.Writer) {
+				fmt.Fprintf(w, "deregistered %s/%s at revision %d\n", args[0], args[1], resp.GetRevision())
+			})
+		})
+	})
+	return cmd
+}
