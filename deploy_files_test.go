@@ -33,7 +33,8 @@ func serveFlags(t *testing.T) map[string]bool {
 	}
 	out, _ := exec.Command(bin, "serve", "--help").CombinedOutput() // exits 0 on -help
 	flags := map[string]bool{}
-	for _, m := range regexp.MustCompile(`(?m)^  -([a-z0-9-]+)`).FindAllStringSubmatch(string(out), -1) {
+	// pflag's help: "  -h, --help", "      --listen string".
+	for _, m := range regexp.MustCompile(`(?m)^\s+(?:-[a-z], )?--([a-z0-9-]+)`).FindAllStringSubmatch(string(out), -1) {
 		flags[m[1]] = true
 	}
 	if !flags["listen"] || !flags["metrics-listen"] {
