@@ -1,0 +1,68 @@
+package server_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/zkcoord/zkcoord/internal/testing/testenv"
+	"github.com/zkcoord/zkcoord/internal/testing/testenv/httpc"
+	"github.com/zkcoord/zkcoord/internal/testing/zktest"
+	"github.com/zkcoord/zkcoord/server"
+)
+
+// TestHTTPStreamHostileBodies sends bodies that are not a JSON object of
+// the request's fields to the streams' REST paths (:acquire of locks and
+// semaphores, :campaign, :await): each is answered with a 4xx and a JSON
+// status, before any stream starts (a JSON null made the gateway panic:
+// the client got no answer, and the log a stack trace), and ZooKeeper is
+// left as it was.
+func TestHTTPStreamHostileBodies(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	sess, lay := zktest.Session(t)
+	_, base := testenv.ServeBoth(t, sess, server.WithRoot(lay.Root))
+	c := httpc.Client{Base: base}
+	truth, _ := zktest.Session(t)
+	before := tree(t, truth.Conn())
+	paths := []string{"/v1/locks/l:acquire", "/v1/semaphores/s:acquire", "/v1/elections/e:campaign", "/v1/barriers/b:await"}
+	bodies := []struct {
+		body   string
+		status int // 0: any 4xx
+	}{
+		{`null`, http.StatusBadRequest}, {` null `, http.StatusBadRequest}, {`[]`, http.StatusBadRequest},
+		{`"a string"`, http.StatusBadRequest}, {`1`, http.StatusBadRequest}, {`true`, http.StatusBadRequest},
+		{`{`, http.StatusBadRequest}, {`{} {}`, http.StatusBadRequest}, {`{}null`, http.StatusBadRequest},
+		{`{"ttl": "10s", "bogus": 1}`, http.StatusBadRequest}, {`{"ttl": "10s", "lock": "other", "semaphore": "other", "election": "other", "barrier": "other"}`, 0},
+		{`{"ttl": "forever"}`, http.StatusBadRequest}, {`{"ttl": 10}`, http.StatusBadRequest},
+		{`{"ttl": "10s", "permits": 1e400, "mode": 1e400}`, http.StatusBadRequest},
+		{`{"ttl": "10s", "leaseId": "../../x"}`, http.StatusBadRequest},
+		{`{"ttl": "10s", "value": "` + strings.Repeat("a", 2<<20) + `"}`, http.StatusRequestEntityTooLarge},
+	}
+	checked := 0
+	for _, p := range paths {
+		for _, b := range bodies {
+			cctx, stop := context.WithTimeout(ctx, 5*time.Second)
+			r, err := c.DoType(cctx, "POST", p, "application/json", b.body)
+			stop()
+			what := fmt.Sprintf("POST %s %s", p, short(b.body))
+			switch {
+			case err != nil:
+				t.Errorf("%s: no answer: %v", what, err)
+			case b.status != 0 && r.Status != b.status, r.Status < 400 || r.Status > 499:
+				t.Errorf("%s: %s; want %d (or any 4xx for 0)", what, short(r.String()), b.status)
+			case r.Body == nil || r.Body["code"] == nil || r.Body["message"] == nil:
+				t.Errorf("%s: the error is not a JSON status: %s", what, short(r.String()))
+			default:
+				checked++
+			}
+		}
+	}
+	if added, removed := diff(before, tree(t, truth.Conn())); len(added) > 0 || len(removed) > 0 {
+		t.Errorf("ZooKeeper's tree changed: added %v, removed %v", added, removed)
+	}
+	t.Logf("%d hostile stream bodies answered 4xx with a JSON status", checked)
+}
