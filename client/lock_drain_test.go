@@ -91,14 +91,20 @@ func TestGiveUpDuringDrain(t *testing.T) {
 	// b within the client's reach again: wait until a stream lands there.
 	toB.Restore()
 	for i := 0; ; i++ {
-		p, err := other.Lock(ctx, fmt.Sprintf("probe-%d", i))
+		pl, err := other.Lock(ctx, fmt.Sprintf("probe-%d", i))
 		if err != nil {
 			t.Fatal(err)
 		}
 		on := owner(other)
-		_ = p.Unlock(ctx)
+		_ = pl.Unlock(ctx)
 		if on == "b" {
 			break
+		}
+		// Round robin takes the replicas in turn, and a probe makes two
+		// calls: one more call now and then, or every probe's stream
+		// would land on a.
+		if i%2 == 0 {
+			_, _ = c.Semaphore(ctx, "probe")
 		}
 	}
 	// a's drain hands its leases off: writes, which wait while its
