@@ -2,7 +2,9 @@ package server_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -65,4 +67,46 @@ func TestHTTPStreamHostileBodies(t *testing.T) {
 		t.Errorf("ZooKeeper's tree changed: added %v, removed %v", added, removed)
 	}
 	t.Logf("%d hostile stream bodies answered 4xx with a JSON status", checked)
+}
+
+// TestHTTPChunkedBodyTooLarge: a body sent without a length (chunked) and
+// larger than the gateway's limit gets 413 with RESOURCE_EXHAUSTED, as
+// one that says its length does, on unary and stream paths alike (it got
+// 503 UNAVAILABLE on unary paths, which clients retry, and 400 on stream
+// paths); a chunked body within the limit is served as any other.
+func TestHTTPChunkedBodyTooLarge(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	base := testenv.HTTP(t)
+	chunked := func(method, path, body string) (int, map[string]any) {
+		t.Helper()
+		// A reader of unknown length: the request goes out chunked.
+		req, err := http.NewRequestWithContext(ctx, method, base+path, struct{ io.Reader }{strings.NewReader(body)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("%s %s: %v", method, path, err)
+		}
+		defer resp.Body.Close()
+		var out map[string]any
+		_ = json.NewDecoder(resp.Body).Decode(&out)
+		return resp.StatusCode, out
+	}
+	big := `{"ttl": "10s", "value": "` + strings.Repeat("a", 2<<20) + `"}`
+	lk := name(t)
+	for _, c := range []struct{ method, path string }{
+		{"POST", "/v1/locks/" + lk + ":tryAcquire"}, {"POST", "/v1/semaphores/" + lk + ":tryAcquire"},
+		{"PUT", "/v1/groups/" + lk + "/members/m"}, {"POST", "/v1/locks/" + lk + ":acquire"},
+		{"POST", "/v1/semaphores/" + lk + ":acquire"},
+	} {
+		if status, body := chunked(c.method, c.path, big); status != http.StatusRequestEntityTooLarge || body["code"] != float64(8) {
+			t.Errorf("%s %s with a chunked body of 2 MiB: %d %v; want 413 with code 8 (RESOURCE_EXHAUSTED)", c.method, c.path, status, body)
+		}
+	}
+	if status, body := chunked("POST", "/v1/locks/"+lk+":tryAcquire", `{"ttl": "10s"}`); status != http.StatusOK || body["acquired"] != true {
+		t.Errorf("a chunked tryAcquire within the limit: %d %v", status, body)
+	}
 }
