@@ -186,41 +186,7 @@ func (s *Session) TryLock(ctx context.Context, name string, opts ...LockOption) 
 		l.held = msg
 		return nil
 	})
-	if err != nil && stream == nil { // no stream took the hold over: release it
-		s.release(name, lease, r.GetHold())
-	}
-	return l.start(stream, err)
-}
-
-// releaseTimeout bounds the release of a hold the client gives up.
-const releaseTimeout = 5 * time.Second
-
-// release gives up a hold that no stream follows, if it is there.
-func (s *Session) release(name, lease, hold string) {
-	ctx, cancel := context.WithTimeout(s.c.ctx, releaseTimeout)
-	defer cancel()
-	_, err := s.c.rpc.lock.ReleaseLock(ctx, &zkcoordv1.ReleaseLockRequest{Lock: name, LeaseId: lease, Hold: hold})
-	if err = callErr(ctx, err, ErrLockLost); err != nil && !errors.Is(err, ErrLockLost) {
-		s.c.opts.logger.Warn("zkcoord: could not release a hold; it lasts until its lease ends", "lock", name, "err", err)
-	}
-}
-
-// releaseAll gives up every hold the lease has on the lock.
-func (s *Session) releaseAll(name, lease string) {
-	ctx, cancel := context.WithTimeout(s.c.ctx, releaseTimeout)
-	defer cancel()
-	for {
-		r, err := s.c.rpc.lock.ReleaseLock(ctx, &zkcoordv1.ReleaseLockRequest{Lock: name, LeaseId: lease})
-		if err = callErr(ctx, err, ErrLockLost); err != nil {
-			if !errors.Is(err, ErrLockLost) {
-				s.c.opts.logger.Warn("zkcoord: could not release a hold; it lasts until its lease ends", "lock", name, "err", err)
-			}
-			return
-		}
-		if r.GetHolds() == 0 {
-			return
-		}
-	}
+	return l.start(stream, err) // a hold no stream took over is released there
 }
 
 func newLockOptions(opts []LockOption) lockOptions {
@@ -238,13 +204,21 @@ func (s *Session) newLock(req *zkcoordv1.AcquireLockRequest) *Lock {
 	return l
 }
 
-// start follows a hold that began on stream (err nil), or ends it with err.
+// start follows a hold that began on stream (err nil), or ends it with err
+// and gives the hold up. Closing the stream is not enough: a gateway that
+// drains keeps the hold of every stream that ends meanwhile, the one its
+// client has just closed included, and its lease is the session's, which
+// lives on: the place would wait in the queue, then hold the lock, for
+// nobody.
 func (l *Lock) start(stream lockStream, err error) (*Lock, error) {
 	if err == nil && !l.s.grp.start(func() { l.run(stream) }) {
 		err = ErrSessionClosed
 	}
 	if err != nil {
-		l.finish(err) // the stream closes: the gateway releases what it held
+		l.finish(err) // the stream closes: the gateway releases what it held, unless it drains
+		if hold := l.req.GetResume(); hold != "" && mayHold(err) {
+			l.s.release(l.Name(), l.req.GetLeaseId(), hold)
+		}
 		if errors.Is(err, ErrLeaseLost) {
 			l.s.pokeKeepAlive()
 		}
@@ -280,7 +254,7 @@ func (l *Lock) Sequencer() Sequencer {
 // context ends with ErrReleased. It returns when the gateway has released
 // it. It fails with ErrLockLost when the hold had already ended otherwise.
 // The hold ends even if the call fails (cancelling ctx abandons it, say):
-// its stream closes, and the gateway releases it then.
+// its stream closes, and the session gives the hold up in the background.
 func (l *Lock) Unlock(ctx context.Context) error {
 	if l.ctx.Err() != nil {
 		if cause := context.Cause(l.ctx); !errors.Is(cause, ErrReleased) {
@@ -296,6 +270,11 @@ func (l *Lock) Unlock(ctx context.Context) error {
 		return callErr(ctx, err, ErrLockLost)
 	})
 	l.finish(ErrReleased)
+	if err != nil && mayHold(err) {
+		// The stream's end releases the hold, unless its gateway drains:
+		// give it up in the background, as a failed Lock does.
+		l.s.grp.start(func() { l.s.release(l.Name(), l.req.GetLeaseId(), l.held.GetHold()) })
+	}
 	if err != nil {
 		return fmt.Errorf("lock: unlock %s: %w", l.Name(), err)
 	}
@@ -343,7 +322,13 @@ func (l *Lock) run(stream lockStream) {
 			}
 			return
 		default: // LOST (QUEUED cannot follow HELD)
-			l.finish(ErrLockLost)
+			if l.unlocking.Load() {
+				// Unlock's release, done through another gateway: this one
+				// did not release the hold itself, and says LOST.
+				l.finish(ErrReleased)
+			} else {
+				l.finish(ErrLockLost)
+			}
 			return
 		}
 	}

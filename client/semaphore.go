@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -165,8 +166,11 @@ type Permit struct {
 	ctx    context.Context                     // ends with the permit
 	cancel context.CancelCauseFunc
 	donec  chan struct{} // closed when run has returned
-	mu     sync.Mutex
-	state  termState // guarded by mu
+	// releasing: Release is giving the place up (through any gateway: the
+	// stream's own then says LOST, not RELEASED).
+	releasing atomic.Bool
+	mu        sync.Mutex
+	state     termState // guarded by mu
 }
 
 // Context returns a context that ends when the permit does. Its cause says
@@ -195,7 +199,7 @@ func (p *Permit) State() TermState {
 // Release gives the permit up: the first waiter gets it at once, and the
 // permit's context ends with ErrReleased. It returns when the permit has
 // ended. The permit ends even if the call fails (cancelling ctx abandons
-// the call; the place then goes when its stream ends or its lease does).
+// the call; the session then gives the place up in the background).
 func (p *Permit) Release(ctx context.Context) error {
 	if p.ctx.Err() != nil {
 		<-p.donec
@@ -204,10 +208,21 @@ func (p *Permit) Release(ctx context.Context) error {
 		}
 		return nil
 	}
+	p.releasing.Store(true)
 	err := p.release(ctx)
 	p.cancel(ErrReleased)
 	<-p.donec
 	if err != nil && !errors.Is(err, ErrNotFound) {
+		// The stream's end gives the place up, unless its gateway drains:
+		// give it up in the background, as withdraw does.
+		p.s.grp.start(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), withdrawTimeout)
+			defer cancel()
+			if err := p.release(ctx); err != nil && !errors.Is(err, ErrNotFound) {
+				p.s.c.opts.logger.Warn("zkcoord: could not give a semaphore place up; it lasts until its lease ends",
+					"semaphore", p.Semaphore(), "err", err)
+			}
+		})
 		return fmt.Errorf("semaphore: release %s: %w", p.Semaphore(), err)
 	}
 	return nil
@@ -296,6 +311,9 @@ func (p *Permit) follow(stream permitStream) (cause error, gone bool) {
 		case zkcoordv1.AcquireSemaphoreResponse_STATUS_RELEASED:
 			return ErrReleased, true
 		case zkcoordv1.AcquireSemaphoreResponse_STATUS_LOST:
+			if p.releasing.Load() {
+				return ErrReleased, true // Release's, done through another gateway
+			}
 			return ErrPermitLost, true
 		case zkcoordv1.AcquireSemaphoreResponse_STATUS_QUEUED:
 			return fmt.Errorf("%w: the place was queued again", ErrPermitLost), false

@@ -1,8 +1,11 @@
 package httpgw
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"mime"
 	"net/http"
 	"strings"
@@ -59,10 +62,11 @@ func notFound(w http.ResponseWriter, r *http.Request) {
 
 // jsonOnly refuses a body larger than max that says so (413), and a REST
 // request whose body is not JSON (415), with JSON errors (vanguard would
-// answer in plain text). Connect, gRPC and gRPC-Web requests (paths
+// answer in plain text). A REST body that does not say its length
+// (chunked) is read here within max (readBody: 413 beyond it, as for one
+// that says it). Connect, gRPC and gRPC-Web requests (paths
 // /<package>.<Service>/<Method>) pass: vanguard tells their protocol from
-// the content type. A body that does not say its length is cut at max by
-// the transcoder (RESOURCE_EXHAUSTED, 429).
+// the content type, and cuts their messages at max.
 func jsonOnly(max int64, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.ContentLength > max {
@@ -81,9 +85,32 @@ func jsonOnly(max int64, next http.Handler) http.Handler {
 					fmt.Sprintf("request body must be JSON in UTF-8 (Content-Type: application/json), not %q", ct))
 				return
 			}
+			if r.ContentLength < 0 && !readBody(w, r, max) {
+				return
+			}
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// readBody reads a REST body of unknown length (chunked) within max and
+// puts it back, with its length: one too large gets the 413 of a body
+// that says its length (vanguard answered the reader's error as
+// UNAVAILABLE, which clients retry). It reports false when it answered.
+func readBody(w http.ResponseWriter, r *http.Request, max int64) bool {
+	body, err := io.ReadAll(io.LimitReader(r.Body, max+1))
+	var tooLarge *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooLarge) || int64(len(body)) > max:
+		writeError(w, http.StatusRequestEntityTooLarge, connect.CodeResourceExhausted,
+			fmt.Sprintf("request body larger than the gateway's limit of %d bytes (--http-max-body)", max))
+		return false
+	case err != nil:
+		writeError(w, http.StatusBadRequest, connect.CodeInvalidArgument, fmt.Sprintf("reading the request body: %v", err))
+		return false
+	}
+	r.Body, r.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
+	return true
 }
 
 // flushHeaders sends a Connect stream's response headers as soon as the

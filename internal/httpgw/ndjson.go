@@ -106,6 +106,9 @@ func (s streamRoute) request(r *http.Request, v string, max int64) ([]byte, erro
 			if dec.More() {
 				return nil, fmt.Errorf("malformed JSON request body: more than one value")
 			}
+			if fields == nil { // null decodes into a nil map
+				return nil, fmt.Errorf("malformed JSON request body: null, want an object of the request's fields")
+			}
 		}
 	}
 	for k, vs := range r.URL.Query() {

@@ -180,6 +180,9 @@ func (l *Locks) enterOnce(ctx context.Context, req Request, hold string, retry b
 	}
 	q, _, err := l.list(ctx, req.Lock)
 	if errors.Is(err, zk.ErrNoNode) {
+		if req.Resume != "" {
+			return nil, errGone // a lock never used has no hold to resume: create nothing
+		}
 		if err := l.sess.EnsurePath(ctx, dir); err != nil {
 			return nil, err
 		}

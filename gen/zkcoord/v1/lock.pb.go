@@ -1011,7 +1011,10 @@ type CheckSequencerResponse struct {
 	// leader's) at the time of the check. (False is absent in JSON.)
 	Current bool `protobuf:"varint,1,opt,name=current,proto3" json:"current,omitempty"`
 	// The highest token among the lock's holders (the leader's token), 0
-	// when there is none: a resource may refuse every token below it.
+	// when there is none. A resource of an exclusive lock or an election may
+	// refuse every token below it; not one of a read lock, whose readers
+	// hold it together whatever their tokens (an older reader's token is
+	// current, and below this).
 	HighestToken int64 `protobuf:"varint,2,opt,name=highest_token,json=highestToken,proto3" json:"highest_token,omitempty"`
 	// The revision (zxid) the answer reflects: the last change of the
 	// lock's queue (or the election's candidates or leader).

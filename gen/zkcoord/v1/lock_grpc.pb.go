@@ -52,7 +52,9 @@ type LockServiceClient interface {
 	// stream: when the stream ends, so does the hold (a waiter leaves the
 	// queue), whether the lease is the stream's own (no lease_id) or the
 	// client's. Only a gateway that drains keeps it, for the client to
-	// resume elsewhere with lease_id and resume.
+	// resume elsewhere with lease_id and resume: that is any stream that
+	// ends during the drain, one its client closed included, so a client
+	// that gives a hold up releases it (ReleaseLock with its hold).
 	AcquireLock(ctx context.Context, in *AcquireLockRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[AcquireLockResponse], error)
 	// TryAcquireLock takes the lock if it is free for the mode now, and never
 	// waits: otherwise it creates nothing and names the holders. The hold
@@ -172,7 +174,9 @@ type LockServiceServer interface {
 	// stream: when the stream ends, so does the hold (a waiter leaves the
 	// queue), whether the lease is the stream's own (no lease_id) or the
 	// client's. Only a gateway that drains keeps it, for the client to
-	// resume elsewhere with lease_id and resume.
+	// resume elsewhere with lease_id and resume: that is any stream that
+	// ends during the drain, one its client closed included, so a client
+	// that gives a hold up releases it (ReleaseLock with its hold).
 	AcquireLock(*AcquireLockRequest, grpc.ServerStreamingServer[AcquireLockResponse]) error
 	// TryAcquireLock takes the lock if it is free for the mode now, and never
 	// waits: otherwise it creates nothing and names the holders. The hold

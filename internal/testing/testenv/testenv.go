@@ -218,7 +218,15 @@ type Replica struct {
 // on a free port; it is drained and stopped at cleanup, or by Stop.
 func StartReplica(tb testing.TB, root, id string) *Replica {
 	tb.Helper()
-	addr, _, stop, err := startGateway(zktest.Addr(tb), server.WithRoot(root), server.WithReplicaID(id))
+	return StartReplicaVia(tb, zktest.Addr(tb), root, id)
+}
+
+// StartReplicaVia is StartReplica with the replica's ZooKeeper session
+// dialled at zkAddr: a zktest.Proxy's address, for tests that stall or
+// cut one replica's ZooKeeper (its session timeout is 4s).
+func StartReplicaVia(tb testing.TB, zkAddr, root, id string) *Replica {
+	tb.Helper()
+	addr, _, stop, err := startGateway(zkAddr, server.WithRoot(root), server.WithReplicaID(id))
 	if err != nil {
 		tb.Fatal(err)
 	}
