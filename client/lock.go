@@ -91,10 +91,12 @@ func (l *Lock) finish(cause error) {
 // Reentrant), ErrLockLost when the hold ends before it is held (its lease
 // ended), ErrLeaseLost when the session's lease is gone.
 //
-// The hold belongs to a stream the Lock keeps open: a broken stream is
-// reopened (the hold is in jeopardy meanwhile) and resumes the hold, which
-// the gateway keeps when it drains; when the stream cannot resume it, the
-// hold ends with ErrLockLost.
+// The hold belongs to a stream the Lock keeps open. A broken stream ends
+// the hold with ErrLockLost at once (the gateway released it when the
+// stream ended, and the lock may be another's already), unless the
+// gateway said it drains (JEOPARDY without a deadline): then the hold is
+// in jeopardy until the lease's end, and the stream is reopened elsewhere
+// to resume it; when it cannot, the hold ends with ErrLockLost.
 func (s *Session) Lock(ctx context.Context, name string, opts ...LockOption) (*Lock, error) {
 	o := newLockOptions(opts)
 	s.locks.add(name, 1) // until the Lock finishes
@@ -289,29 +291,36 @@ func (l *Lock) open() (lockStream, error) {
 
 // run follows the hold on its stream until it ends.
 func (l *Lock) run(stream lockStream) {
+	draining := false
 	for {
 		msg, err := stream.Recv()
 		if err != nil {
 			err = callErr(l.ctx, err, ErrLeaseLost)
-			if l.ctx.Err() != nil || !IsTransient(err) {
+			if !draining || l.ctx.Err() != nil || !IsTransient(err) {
+				// The stream's end released the hold (the gateway keeps it
+				// only when it said it drains): another may hold the lock
+				// from now on.
 				l.finish(fmt.Errorf("%w: %w", ErrLockLost, err))
 				return
 			}
-			// The gateway may keep the hold (a drain), no longer than the
-			// lease: in jeopardy until then.
+			// A drain: the gateway handed the hold off with the lease, no
+			// longer than the lease: in jeopardy until then.
 			l.jeopardy(l.s.expires())
 			if stream = l.reopen(); stream == nil {
 				return
 			}
+			draining = false
 			continue
 		}
 		switch msg.GetStatus() {
 		case zkcoordv1.AcquireLockResponse_STATUS_HELD:
 			l.jeopardy(time.Time{})
 		case zkcoordv1.AcquireLockResponse_STATUS_JEOPARDY:
-			deadline := l.s.expires() // the lease's end, if the gateway gives no deadline
+			deadline := l.s.expires() // a drain: the hold lasts as long as the lease
 			if msg.GetJeopardyDeadline() != nil {
 				deadline = msg.GetJeopardyDeadline().AsTime()
+			} else {
+				draining = true
 			}
 			l.jeopardy(deadline)
 		case zkcoordv1.AcquireLockResponse_STATUS_RELEASED:

@@ -213,8 +213,10 @@ func TestFence(t *testing.T) {
 
 // TestGatewayLockConnectionCut: a hold belongs to its stream. When the
 // connection to the gateway breaks, the gateway releases the hold; the
-// client's Lock ends with ErrLockLost (its stream cannot resume it), and
-// another session takes the lock with a higher token.
+// client's Lock ends with ErrLockLost at once, never reporting a jeopardy
+// window (the hold may already be another's: only a gateway that said it
+// drains keeps it), and another session takes the lock with a higher
+// token.
 func TestGatewayLockConnectionCut(t *testing.T) {
 	p := newProxy(t, testenv.Gateway(t))
 	c, err := client.New(t.Context(), p.addr(), client.WithBackoff(10*time.Millisecond, 100*time.Millisecond))
@@ -236,11 +238,20 @@ func TestGatewayLockConnectionCut(t *testing.T) {
 		}
 		got <- l2
 	}()
+	st := l.State()
 	p.cut()
-	select {
-	case <-l.Context().Done():
-	case <-time.After(waitTimeout):
-		t.Fatal("the hold did not end")
+	for ended := false; !ended; {
+		select {
+		case <-l.Context().Done():
+			ended = true
+		case <-st.Changed:
+			if st = l.State(); st.Jeopardy && l.Context().Err() == nil {
+				t.Fatalf("after the cut the hold is in jeopardy until %v: the gateway released it when its stream ended",
+					st.Deadline)
+			}
+		case <-time.After(waitTimeout):
+			t.Fatal("the hold did not end")
+		}
 	}
 	if err := context.Cause(l.Context()); !errors.Is(err, client.ErrLockLost) {
 		t.Fatalf("the hold ended with %v, want ErrLockLost", err)

@@ -57,8 +57,10 @@ func (s *lockService) AcquireLock(req *pb.AcquireLockRequest, stream pb.LockServ
 	}
 	defer release()
 	ended := false
+	var last lock.Update
 	hold, err := s.locks.Acquire(ctx, lock.Request{Lock: req.GetLock(), Mode: lockMode(req.GetMode()), LeaseID: leaseID,
 		Reentrant: req.GetReentrant(), Resume: req.GetResume()}, func(u lock.Update) error {
+		last = u
 		ended = u.Status == lock.Lost || u.Status == lock.Released
 		resp := &pb.AcquireLockResponse{Status: lockStatus[u.Status], Node: u.Node, Hold: u.Hold, Position: int32(u.Position),
 			FencingToken: u.Token, LeaseId: leaseID, Holds: int32(u.Holds), Mode: modePB(u.Mode)}
@@ -67,6 +69,13 @@ func (s *lockService) AcquireLock(req *pb.AcquireLockRequest, stream pb.LockServ
 		}
 		return stream.Send(resp)
 	})
+	if s.c.draining.Load() && (last.Status == lock.Held || last.Status == lock.Jeopardy) {
+		// The drain notice: JEOPARDY without a deadline. The hold is kept
+		// for the client to resume elsewhere; a stream that ends without
+		// it has released its hold.
+		_ = stream.Send(&pb.AcquireLockResponse{Status: pb.AcquireLockResponse_STATUS_JEOPARDY, Node: last.Node, Hold: last.Hold,
+			FencingToken: last.Token, LeaseId: leaseID, Holds: int32(last.Holds), Mode: modePB(last.Mode)})
+	}
 	if req.GetLeaseId() != "" && !ended && !refused(err) {
 		s.releaseHold(ctx, req.GetLock(), leaseID, hold)
 	}
