@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -83,9 +84,24 @@ func authServe(t testing.TB, extra ...server.Option) (addr, httpURL, policyPath 
 		t.Fatal(err)
 	}
 	sess, lay := zktest.Session(t)
+	authRoots.Store(t, lay.Root)
 	addr, httpURL = testenv.ServeBoth(t, sess, append([]server.Option{server.WithRoot(lay.Root),
 		server.WithAuth(auth.Config{Source: src, Open: []string{auth.HealthService}})}, extra...)...)
 	return addr, httpURL, policyPath
+}
+
+// authRoots are the roots of the gateways authServe served, by test: a
+// test compares ZooKeeper's tree under its own gateway's root, where no
+// other test's lease ends meanwhile.
+var authRoots sync.Map // testing.TB → string
+
+// authRoot is the root of the gateway authServe served for t.
+func authRoot(t testing.TB) string {
+	r, ok := authRoots.Load(t)
+	if !ok {
+		t.Fatal("no gateway served for this test")
+	}
+	return r.(string)
 }
 
 // authGateway serves a gateway with the test policy and returns a function

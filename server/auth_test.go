@@ -498,8 +498,9 @@ func TestHostileUnauthorized(t *testing.T) {
 	}
 
 	after := tree(t, truth.Conn())
-	if added, removed := diff(before, after); len(added) > 0 || len(removed) > 0 {
-		t.Errorf("ZooKeeper's tree changed: added %v, removed %v", added, removed)
+	root := authRoot(t)
+	if added, removed := diff(before, after); len(under(root, added)) > 0 || len(under(root, removed)) > 0 {
+		t.Errorf("ZooKeeper's tree changed: added %v, removed %v", under(root, added), under(root, removed))
 	}
 	if r, err := pb.NewRegistryServiceClient(ops).Lookup(ctx, &pb.LookupRequest{Group: "secret.x", MemberId: "m",
 		Consistency: pb.Consistency_CONSISTENCY_LINEARIZABLE}); err != nil || len(r.GetMembers()) != 1 {

@@ -3,11 +3,6 @@ package server_test
 import (
 	"context"
 	"encoding/json"
-	"github.com/zkcoord/zkcoord/internal/barrier"
-	"github.com/zkcoord/zkcoord/internal/election"
-	"github.com/zkcoord/zkcoord/internal/lock"
-	"github.com/zkcoord/zkcoord/internal/registry"
-	"github.com/zkcoord/zkcoord/internal/semaphore"
 	"os"
 	"path"
 	"regexp"
@@ -15,6 +10,12 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/zkcoord/zkcoord/internal/barrier"
+	"github.com/zkcoord/zkcoord/internal/election"
+	"github.com/zkcoord/zkcoord/internal/lock"
+	"github.com/zkcoord/zkcoord/internal/registry"
+	"github.com/zkcoord/zkcoord/internal/semaphore"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"

@@ -14,7 +14,9 @@ import (
 
 	pb "github.com/zkcoord/zkcoord/gen/zkcoord/v1"
 	"github.com/zkcoord/zkcoord/internal/testing/testenv"
+	"github.com/zkcoord/zkcoord/internal/testing/zktest"
 	"github.com/zkcoord/zkcoord/internal/zkx"
+	"github.com/zkcoord/zkcoord/server"
 )
 
 type lockStream = grpc.ServerStreamingClient[pb.AcquireLockResponse]
@@ -197,7 +199,10 @@ func TestCheckSequencerGRPC(t *testing.T) {
 func TestLockHostile(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	cc := testenv.Conn(t)
+	// A gateway of its own: the tree is compared under its root, where no
+	// other test's lease ends meanwhile.
+	sess, lay := zktest.Session(t)
+	cc := dialAddr(t, testenv.ServeAddr(t, sess, server.WithRoot(lay.Root)))
 	locks, leases := pb.NewLockServiceClient(cc), pb.NewLeaseServiceClient(cc)
 	lk := name(t)
 	owner, err := leases.Grant(ctx, &pb.GrantRequest{Ttl: durationpb.New(time.Minute)})
@@ -295,8 +300,8 @@ func TestLockHostile(t *testing.T) {
 		}
 	}
 	after := tree(t, truth.Conn())
-	if added, removed := diff(before, after); len(added) > 0 || len(removed) > 0 {
-		t.Errorf("ZooKeeper's tree changed: added %v, removed %v", added, removed)
+	if added, removed := diff(before, after); len(under(lay.Root, added)) > 0 || len(under(lay.Root, removed)) > 0 {
+		t.Errorf("ZooKeeper's tree changed: added %v, removed %v", under(lay.Root, added), under(lay.Root, removed))
 	}
 	if c, err := locks.CheckSequencer(ctx, &pb.CheckSequencerRequest{Lock: lk, FencingToken: held.FencingToken}); err != nil || !c.Current {
 		t.Errorf("the owner's hold after the hostile calls: %v, %v", c, err)
