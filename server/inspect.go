@@ -78,11 +78,11 @@ func (s *inspectService) ListElections(ctx context.Context, req *pb.ListElection
 		if err != nil {
 			return nil, toStatus(err)
 		}
-		n, err := s.r.Elections.Candidates(ctx, e)
+		queue, err := s.r.Elections.Queue(ctx, e)
 		if err != nil {
 			return nil, toStatus(err)
 		}
-		sum := &pb.ElectionSummary{Name: e, Candidates: int32(n), Revision: rev}
+		sum := &pb.ElectionSummary{Name: e, Candidates: int32(len(queue)), Revision: rev, Queue: queue}
 		if l != nil {
 			sum.Leader = leaderPB(l)
 		}

@@ -91,7 +91,8 @@ func TestInspectLists(t *testing.T) {
 		t.Fatalf("ListElections: %v, %v", es, err)
 	}
 	if e := es.GetElections()[0]; e.GetCandidates() != 2 || e.GetLeader().GetValue() != "first" ||
-		e.GetLeader().GetFencingToken() != leader.GetLeader().GetFencingToken() {
+		e.GetLeader().GetFencingToken() != leader.GetLeader().GetFencingToken() || len(e.GetQueue()) != 2 ||
+		e.GetQueue()[0] != e.GetLeader().GetCandidate() || e.GetQueue()[0] == e.GetQueue()[1] {
 		t.Errorf("election %v, the leader's campaign said %v", e, leader)
 	}
 

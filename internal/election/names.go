@@ -2,7 +2,10 @@ package election
 
 import (
 	"context"
+	"errors"
 	"fmt"
+
+	"github.com/go-zookeeper/zk"
 )
 
 // Names lists the elections that exist, sorted (for operators).
@@ -14,11 +17,19 @@ func (e *Elections) Names(ctx context.Context) ([]string, error) {
 	return names, nil
 }
 
-// Candidates counts an election's candidates, the leader included.
-func (e *Elections) Candidates(ctx context.Context, election string) (int, error) {
-	kids, err := e.sess.Names(ctx, e.lay.Election(election))
-	if err != nil {
-		return 0, fmt.Errorf("election: list %s: %w", election, err)
+// Queue lists an election's candidates' znode names in campaign order:
+// the leader first, then each one's successor. An election never entered
+// has none.
+func (e *Elections) Queue(ctx context.Context, election string) ([]string, error) {
+	cands, _, err := e.list(ctx, election)
+	if errors.Is(err, zk.ErrNoNode) {
+		return nil, nil
+	} else if err != nil {
+		return nil, fmt.Errorf("election: list %s: %w", election, err)
 	}
-	return len(kids), nil
+	out := make([]string, len(cands))
+	for i, c := range cands {
+		out[i] = c.name
+	}
+	return out, nil
 }

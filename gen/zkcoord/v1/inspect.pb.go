@@ -275,7 +275,10 @@ type ElectionSummary struct {
 	// Candidates, the leader included.
 	Candidates int32 `protobuf:"varint,3,opt,name=candidates,proto3" json:"candidates,omitempty"`
 	// The revision the leader was read at.
-	Revision      int64 `protobuf:"varint,4,opt,name=revision,proto3" json:"revision,omitempty"`
+	Revision int64 `protobuf:"varint,4,opt,name=revision,proto3" json:"revision,omitempty"`
+	// The candidates' znode names (c_<lease key>_<sequence>) in campaign
+	// order: the leader first, then each one's successor.
+	Queue         []string `protobuf:"bytes,5,rep,name=queue,proto3" json:"queue,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -336,6 +339,13 @@ func (x *ElectionSummary) GetRevision() int64 {
 		return x.Revision
 	}
 	return 0
+}
+
+func (x *ElectionSummary) GetQueue() []string {
+	if x != nil {
+		return x.Queue
+	}
+	return nil
 }
 
 // ListElectionsResponse is a page of elections.
@@ -1323,14 +1333,15 @@ const file_zkcoord_v1_inspect_proto_rawDesc = "" +
 	"\x06prefix\x18\x01 \x01(\tR\x06prefix\x12\x1b\n" +
 	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
-	"page_token\x18\x03 \x01(\tR\tpageToken\"\x91\x01\n" +
+	"page_token\x18\x03 \x01(\tR\tpageToken\"\xa7\x01\n" +
 	"\x0fElectionSummary\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12.\n" +
 	"\x06leader\x18\x02 \x01(\v2\x16.zkcoord.v1.LeaderInfoR\x06leader\x12\x1e\n" +
 	"\n" +
 	"candidates\x18\x03 \x01(\x05R\n" +
 	"candidates\x12\x1a\n" +
-	"\brevision\x18\x04 \x01(\x03R\brevision\"z\n" +
+	"\brevision\x18\x04 \x01(\x03R\brevision\x12\x14\n" +
+	"\x05queue\x18\x05 \x03(\tR\x05queue\"z\n" +
 	"\x15ListElectionsResponse\x129\n" +
 	"\telections\x18\x01 \x03(\v2\x1b.zkcoord.v1.ElectionSummaryR\telections\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"i\n" +
