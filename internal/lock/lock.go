@@ -78,7 +78,7 @@ type Holder struct {
 
 // Locks runs the acquires, releases and checks of locks.
 type Locks struct {
-	counters counters // for Stats
+	counters memo.QueueCounters // for Stats
 	sess     *zkx.Session
 	lay      Layout
 	leases   *lease.Manager

@@ -61,7 +61,7 @@ const RefKind = "permit"
 
 // Semaphores acquires, releases and reads semaphores.
 type Semaphores struct {
-	counters counters // for Stats
+	counters memo.QueueCounters // for Stats
 	sess     *zkx.Session
 	lay      Layout
 	leases   *lease.Manager
