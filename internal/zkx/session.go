@@ -190,7 +190,14 @@ func Dial(ctx context.Context, connect string, opt ...Option) (*Session, error) 
 	if err != nil {
 		return nil, fmt.Errorf("zkx: connect %q: %w", connect, err)
 	}
+	s.mu.Lock()
 	s.conn = conn
+	if s.st.State == StateConnected && s.st.SessionID == 0 { // the first session came before Connect returned
+		if id := conn.SessionID(); id != 0 {
+			s.st.SessionID, s.st.Epoch = id, s.st.Epoch+1
+		}
+	}
+	s.mu.Unlock()
 	for {
 		st, ch := s.Watch()
 		if st.State == StateConnected {
@@ -226,9 +233,13 @@ func (s *Session) onEvent(ev zk.Event) {
 	switch ev.State {
 	case zk.StateHasSession:
 		next.State = StateConnected
-		if id := s.conn.SessionID(); id != prev.SessionID {
-			next.SessionID = id
-			next.Epoch++
+		// s.conn is nil when the first session comes before zk.Connect
+		// has returned (its loop runs already): Dial reads the ID then.
+		if s.conn != nil {
+			if id := s.conn.SessionID(); id != prev.SessionID {
+				next.SessionID = id
+				next.Epoch++
+			}
 		}
 		next.Server = ev.Server
 	case zk.StateDisconnected:
