@@ -121,11 +121,7 @@ func (s *inspectService) ListLocks(ctx context.Context, req *pb.ListLocksRequest
 		if err != nil {
 			return nil, toStatus(err)
 		}
-		sum := &pb.LockSummary{Name: l, Holders: holdersPB(holders)}
-		for _, w := range waiters {
-			sum.Waiters = append(sum.Waiters, &pb.LockWaiter{Node: w.Node, Mode: modePB(w.Mode), Position: int32(w.Position)})
-		}
-		resp.Locks = append(resp.Locks, sum)
+		resp.Locks = append(resp.Locks, &pb.LockSummary{Name: l, Holders: holdersPB(holders), Waiters: waitersPB(waiters)})
 	}
 	return resp, nil
 }

@@ -158,11 +158,7 @@ func (s *lockService) GetLock(ctx context.Context, req *pb.GetLockRequest) (*pb.
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	resp := &pb.GetLockResponse{Holders: holdersPB(holders), Revision: rev}
-	for _, w := range waiters {
-		resp.Waiters = append(resp.Waiters, &pb.LockWaiter{Node: w.Node, Mode: modePB(w.Mode), Position: int32(w.Position)})
-	}
-	return resp, nil
+	return &pb.GetLockResponse{Holders: holdersPB(holders), Waiters: waitersPB(waiters), Revision: rev}, nil
 }
 
 // CheckSequencer checks a lock's token, or an election's.
@@ -181,6 +177,14 @@ func (s *lockService) CheckSequencer(ctx context.Context, req *pb.CheckSequencer
 		return nil, toStatus(err)
 	}
 	return &pb.CheckSequencerResponse{Current: current, HighestToken: highest, Revision: rev}, nil
+}
+
+func waitersPB(ws []lock.Holder) []*pb.LockWaiter {
+	var out []*pb.LockWaiter
+	for _, w := range ws {
+		out = append(out, &pb.LockWaiter{Node: w.Node, Mode: modePB(w.Mode), Position: int32(w.Position)})
+	}
+	return out
 }
 
 func holdersPB(hs []lock.Holder) []*pb.LockHolder {
