@@ -155,6 +155,32 @@ func TestMetrics(t *testing.T) {
 		t.Errorf("leases owned %v; granted+adopted-ended %v; want both 5", owned, gone)
 	}
 
+	// A change followed live by the watched cache: its journal lag is
+	// observed. Tries: one on the held lock (busy), one of a permit
+	// (acquired); neither moves the acquires gauges.
+	if _, err := reg.Register(ctx, &pb.RegisterRequest{Group: group, MemberId: "w3", LeaseId: r.LeaseId}); err != nil {
+		t.Fatal(err)
+	}
+	if ev, err := w.Recv(); err != nil || ev.GetMember().GetId() != "w3" {
+		t.Fatalf("watch after registering w3: %v, %v", ev, err)
+	}
+	lockTry, err := pb.NewLockServiceClient(leaderCC).TryAcquireLock(ctx, &pb.TryAcquireLockRequest{Lock: "jobs.lock-" + name(t), Ttl: durationpb.New(30 * time.Second)})
+	if err != nil || lockTry.Acquired {
+		t.Fatalf("try of the held lock: %v, %v", lockTry, err)
+	}
+	semTry, err := pb.NewSemaphoreServiceClient(leaderCC).TryAcquireSemaphore(ctx, &pb.TryAcquireSemaphoreRequest{Semaphore: "jobs.sem-" + name(t), Permits: 2, Ttl: durationpb.New(30 * time.Second)})
+	if err != nil || !semTry.Acquired {
+		t.Fatalf("try of a permit: %v, %v", semTry, err)
+	}
+	s3b := scrape()
+	s3b.want(t, "journal lag observed", "zkcoord_registry_journal_lag_seconds", nil, atLeast(1))
+	if lag := s3b["zkcoord_registry_journal_lag_seconds"].GetMetric()[0].GetHistogram(); lag.GetSampleSum() > 60 {
+		t.Errorf("journal lag sum %vs for a change applied within the test", lag.GetSampleSum())
+	}
+	s3b.want(t, "lock try busy", "zkcoord_tries_total", labels{"recipe": "lock", "result": "busy"}, eq(1))
+	s3b.want(t, "semaphore try acquired", "zkcoord_tries_total", labels{"recipe": "semaphore", "result": "acquired"}, eq(1))
+	s3b.want(t, "a try is not a holding call", "zkcoord_semaphore_acquires", labels{"state": "holding"}, eq(0))
+
 	// ZooKeeper cut off: no session, and the leader and the lock's holder
 	// told of their jeopardy.
 	px.Cut()

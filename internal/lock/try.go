@@ -44,6 +44,7 @@ func (l *Locks) TryAcquire(ctx context.Context, req Request) (Result, error) {
 		r, err := l.tryOnce(ctx, req, conflicts > 0)
 		switch {
 		case err == nil:
+			l.counters.Tried(r.Acquired)
 			return r, nil
 		case errors.Is(err, ErrConflict) && conflicts < 5:
 			conflicts++

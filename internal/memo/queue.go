@@ -7,8 +7,12 @@ import "sync/atomic"
 type QueueStats struct {
 	// Waiting and Holding are the acquire calls queued, and holding (in
 	// jeopardy included), now. Holds taken by a try, which no call
-	// follows, are not counted.
-	Waiting, Holding int
+	// follows, are not in them: they end with a release or with their
+	// lease, maybe on another replica, so no gauge here could follow them.
+	// TriesAcquired and TriesBusy count the tries instead, as they are
+	// answered: acquired (a hold taken or found), or busy (none free).
+	Waiting, Holding         int
+	TriesAcquired, TriesBusy int64
 	// JeopardyNotices counts the Jeopardy reports sent: a holder told
 	// that this replica lost ZooKeeper and its hold may end.
 	JeopardyNotices int64
@@ -17,11 +21,22 @@ type QueueStats struct {
 // QueueCounters keep QueueStats. The zero value is ready to use.
 type QueueCounters struct {
 	waiting, holding, jeopardy atomic.Int64
+	triesAcquired, triesBusy   atomic.Int64
+}
+
+// Tried counts one try answered: acquired, or busy.
+func (c *QueueCounters) Tried(acquired bool) {
+	if acquired {
+		c.triesAcquired.Add(1)
+	} else {
+		c.triesBusy.Add(1)
+	}
 }
 
 // Stats returns the counts now.
 func (c *QueueCounters) Stats() QueueStats {
-	return QueueStats{Waiting: int(c.waiting.Load()), Holding: int(c.holding.Load()), JeopardyNotices: c.jeopardy.Load()}
+	return QueueStats{Waiting: int(c.waiting.Load()), Holding: int(c.holding.Load()), JeopardyNotices: c.jeopardy.Load(),
+		TriesAcquired: c.triesAcquired.Load(), TriesBusy: c.triesBusy.Load()}
 }
 
 // Call is one acquire call's share of the counts: it counts in one gauge

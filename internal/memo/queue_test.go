@@ -23,3 +23,13 @@ func TestQueueCounters(t *testing.T) {
 		t.Fatalf("both done: %+v", s)
 	}
 }
+
+func TestQueueCountersTries(t *testing.T) {
+	var c QueueCounters
+	c.Tried(true)
+	c.Tried(false)
+	c.Tried(false)
+	if s := c.Stats(); s.TriesAcquired != 1 || s.TriesBusy != 2 || s.Holding != 0 {
+		t.Fatalf("one try acquired, two busy, no gauge moved: %+v", s)
+	}
+}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/zkcoord/zkcoord/internal/auth"
 	"github.com/zkcoord/zkcoord/internal/gateway"
+	"github.com/zkcoord/zkcoord/internal/registry"
 	"github.com/zkcoord/zkcoord/internal/zkx"
 )
 
@@ -45,17 +46,19 @@ var (
 	dMembers      = desc("registry_members_cached", "Members held in this replica's group caches.")
 	dWatchers     = desc("registry_watch_streams", "Watches open on this replica's group caches (WatchGroup streams, AwaitGroup).")
 	dResyncs      = desc("registry_resyncs_total", "Watches that resumed from a revision no longer cached and restarted from a snapshot.")
+	dJournalLag   = desc("registry_journal_lag_seconds", "Time from a group change's commit in ZooKeeper (its journal entry's ctime) to this replica's cache applying it, for changes the caches followed live (not those read in a snapshot). ZooKeeper's clock against this replica's: skew shifts it.")
 	dSlowCuts     = desc("registry_slow_watcher_cuts_total", "Watches ended because they fell a whole event ring behind (the client resumes).")
 	dCandidates   = desc("election_candidates", "Campaigns running on this replica.")
 	dLeaders      = desc("election_leaders", "Campaigns on this replica that lead their election now (in jeopardy included).")
 	dTerms        = desc("election_leader_changes_total", "Terms begun by campaigns on this replica: a candidate here became leader.")
 	dJeopardy     = desc("jeopardy_notices_total", "JEOPARDY reports sent to leaders (recipe election) and holders (lock, semaphore): this replica lost ZooKeeper during their term or hold.", "recipe")
 	dLocks        = desc("lock_acquires", "AcquireLock calls on this replica, by state: waiting (queued) or holding.", "state")
+	dTries        = desc("tries_total", "TryAcquireLock and TryAcquireSemaphore calls answered, by recipe (lock, semaphore) and result: acquired (a hold taken or found) or busy. Holds taken by a try are not in the acquires gauges.", "recipe", "result")
 	dPermits      = desc("semaphore_acquires", "AcquireSemaphore calls on this replica, by state: waiting (queued) or holding a permit.", "state")
 	dBarriers     = desc("barrier_waiting", "AwaitBarrier calls waiting on this replica.")
 	dRefusals     = desc("limit_refusals_total", "Calls refused by a principal's limit, by limit: requests (rate), streams, watched_groups, leases.", "limit")
 	dPolls        = desc("blocking_queries", "Blocking queries (long-polls) waiting on this replica.")
-	replicaDescs  = []*prometheus.Desc{dInfo, dConnected, dState, dExpirations, dLeases, dLeaseGrants, dLeaseAdopts, dLeaseEnds, dKeepAlives, dGroups, dMembers, dWatchers, dResyncs, dSlowCuts, dCandidates, dLeaders, dTerms, dJeopardy, dLocks, dPermits, dBarriers, dRefusals, dPolls}
+	replicaDescs  = []*prometheus.Desc{dInfo, dConnected, dState, dExpirations, dLeases, dLeaseGrants, dLeaseAdopts, dLeaseEnds, dKeepAlives, dGroups, dMembers, dWatchers, dResyncs, dJournalLag, dSlowCuts, dCandidates, dLeaders, dTerms, dJeopardy, dLocks, dTries, dPermits, dBarriers, dRefusals, dPolls}
 	sessionStates = []zkx.State{zkx.StateConnecting, zkx.StateConnected, zkx.StateDisconnected, zkx.StateExpired, zkx.StateClosed}
 )
 
@@ -98,6 +101,7 @@ func (c *replica) Collect(ch chan<- prometheus.Metric) {
 	gauge(dWatchers, float64(rs.Watchers))
 	counter(dResyncs, rs.Resyncs)
 	counter(dSlowCuts, rs.SlowWatcherCuts)
+	ch <- lagHistogram(rs.JournalLag)
 
 	es := r.Elections.Stats()
 	gauge(dCandidates, float64(es.Candidates))
@@ -111,6 +115,10 @@ func (c *replica) Collect(ch chan<- prometheus.Metric) {
 	gauge(dLocks, float64(ks.Holding), "holding")
 	gauge(dPermits, float64(ss.Waiting), "waiting")
 	gauge(dPermits, float64(ss.Holding), "holding")
+	counter(dTries, ks.TriesAcquired, "lock", "acquired")
+	counter(dTries, ks.TriesBusy, "lock", "busy")
+	counter(dTries, ss.TriesAcquired, "semaphore", "acquired")
+	counter(dTries, ss.TriesBusy, "semaphore", "busy")
 
 	gauge(dBarriers, float64(r.Barriers.Stats().Waiting))
 
@@ -127,6 +135,15 @@ func (c *replica) Collect(ch chan<- prometheus.Metric) {
 		polls = c.src.Polls()
 	}
 	gauge(dPolls, float64(polls))
+}
+
+// lagHistogram is the registry's journal lag as a Prometheus histogram.
+func lagHistogram(l registry.Lag) prometheus.Metric {
+	buckets := make(map[float64]uint64, len(registry.LagBounds))
+	for i, b := range registry.LagBounds {
+		buckets[b.Seconds()] = l.Counts[i]
+	}
+	return prometheus.MustNewConstHistogram(dJournalLag, l.Count, l.Sum.Seconds(), buckets)
 }
 
 func bool01(b bool) float64 {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"time"
 
 	"github.com/go-zookeeper/zk"
 
@@ -180,6 +181,10 @@ func (g *group) refreshOnce(ctx context.Context) error {
 	g.rev = max(g.rev, l.rev)
 	g.publishLocked(evs)
 	g.mu.Unlock()
+	now := time.Now()
+	for _, e := range es {
+		g.r.counters.lag.observe(e.ctime, now)
+	}
 	g.lastSeq = l.last()
 	g.r.trimJournal(ctx, g.name, l.seqs, l.names)
 	return nil
@@ -233,8 +238,9 @@ func (l listing) after(seq int64) ([]int64, bool) {
 // entry is one journal entry read: a change at revision rev, the zxid of
 // its transaction.
 type entry struct {
-	ch  change
-	rev int64
+	ch    change
+	rev   int64
+	ctime time.Time // when the change was committed (ZooKeeper's clock)
 }
 
 // errTrimmed: a listed journal entry was trimmed before it was read.
@@ -251,7 +257,7 @@ func (g *group) readEntries(ctx context.Context, l listing, seqs []int64) ([]ent
 		} else if err != nil {
 			return nil, err
 		}
-		e := entry{rev: st.Czxid}
+		e := entry{rev: st.Czxid, ctime: time.UnixMilli(st.Ctime)}
 		if err := json.Unmarshal(data, &e.ch); err != nil {
 			g.r.log.Warn("registry: skip corrupt journal entry", "group", g.name, "entry", l.names[s])
 			continue

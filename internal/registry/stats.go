@@ -13,17 +13,22 @@ type Stats struct {
 	Resyncs int64
 	// SlowWatcherCuts counts watches ended with ErrSlowWatcher.
 	SlowWatcherCuts int64
+	// JournalLag is how long after their commit the changes this
+	// Registry's caches followed were applied (Lag).
+	JournalLag Lag
 }
 
 // counters are the event counts behind Stats.
 type counters struct {
 	resyncs, slowCuts atomic.Int64
+	lag               lagHist
 }
 
 // Stats returns the Registry's counts now. It visits every cache, each
 // under its own lock.
 func (r *Registry) Stats() Stats {
-	s := Stats{Resyncs: r.counters.resyncs.Load(), SlowWatcherCuts: r.counters.slowCuts.Load()}
+	s := Stats{Resyncs: r.counters.resyncs.Load(), SlowWatcherCuts: r.counters.slowCuts.Load(),
+		JournalLag: r.counters.lag.snapshot()}
 	r.mu.Lock()
 	gs := make([]*group, 0, len(r.groups))
 	for _, g := range r.groups {

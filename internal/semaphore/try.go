@@ -44,6 +44,14 @@ type Try struct {
 // and whether the permit was taken is unknown (repeat it with the lease:
 // it answers the permit if it was).
 func (s *Semaphores) TryAcquire(ctx context.Context, name string, permits int, value, leaseID string) (Try, error) {
+	t, err := s.tryAcquire(ctx, name, permits, value, leaseID)
+	if err == nil {
+		s.counters.Tried(t.Acquired)
+	}
+	return t, err
+}
+
+func (s *Semaphores) tryAcquire(ctx context.Context, name string, permits int, value, leaseID string) (Try, error) {
 	if err := s.left(ctx, name, leaseID); err != nil {
 		return Try{}, err
 	}
