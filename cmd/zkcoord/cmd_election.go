@@ -1,12 +1,14 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"time"
 
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	pb "github.com/zkcoord/zkcoord/gen/zkcoord/v1"
@@ -65,31 +67,41 @@ func newObserveCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "observe ELECTION",
 		Short: "Print an election's leader, then each change of leader, until interrupted (Observe)",
-		Args:  argsBetween(1, 1),
+		Long: `observe prints the election's leader, then each change of leader, until
+interrupted. When the stream breaks it opens it again and goes on, saying so
+on stderr (a leader it already printed is not printed again).`,
+		Args: argsBetween(1, 1),
 	}
 	cmd.RunE = runE(func(cmd *cobra.Command, args []string) error {
 		return g.withConn(func(cc *grpc.ClientConn) error {
-			stream, err := pb.NewElectionServiceClient(cc).Observe(cmd.Context(), &pb.ObserveRequest{Election: args[0]})
-			if err != nil {
-				return rpcErr(err)
-			}
 			p := g.printer(cmd)
-			for {
-				msg, err := stream.Recv()
+			var last *pb.ObserveResponse
+			return resume(cmd.Context(), cmd.ErrOrStderr(), "observe "+args[0], func(ctx context.Context) (bool, error) {
+				stream, err := pb.NewElectionServiceClient(cc).Observe(ctx, &pb.ObserveRequest{Election: args[0]})
 				if err != nil {
-					return streamEnd(cmd.Context(), err)
+					return false, err
 				}
-				err = p.print(msg, func(w io.Writer) {
-					if l := msg.GetLeader(); l != nil {
-						row(w, msg.GetRevision(), "leader", l.GetCandidate(), l.GetValue(), "token", l.GetFencingToken())
-					} else {
-						row(w, msg.GetRevision(), "no leader")
+				for got := false; ; got = true {
+					msg, err := stream.Recv()
+					if err != nil {
+						return got, err
 					}
-				})
-				if err != nil {
-					return err
+					if last != nil && proto.Equal(msg, last) {
+						continue // a resumed stream's first answer, unchanged
+					}
+					last = msg
+					err = p.print(msg, func(w io.Writer) {
+						if l := msg.GetLeader(); l != nil {
+							row(w, msg.GetRevision(), "leader", l.GetCandidate(), l.GetValue(), "token", l.GetFencingToken())
+						} else {
+							row(w, msg.GetRevision(), "no leader")
+						}
+					})
+					if err != nil {
+						return got, err
+					}
 				}
-			}
+			})
 		})
 	})
 	return cmd

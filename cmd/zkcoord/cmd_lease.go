@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"strings"
@@ -103,33 +104,37 @@ permits; when it ends (revoked, or not kept alive within its TTL) they go.
 	return cmd
 }
 
-// keepAliveForever renews lease over one stream every third of its TTL,
-// printing each renewal, until ctx ends (exit 0) or the stream fails.
+// keepAliveForever renews lease over a stream every third of its TTL,
+// printing each renewal, until ctx ends (exit 0) or the lease is refused
+// (gone, or not the caller's). A stream that breaks for a reason that
+// passes is opened again (resume) at once, then backing off: the lease
+// lives on its TTL meanwhile.
 func keepAliveForever(cmd *cobra.Command, g *globals, lc pb.LeaseServiceClient, lease string) error {
-	ctx := cmd.Context()
-	stream, err := lc.KeepAliveStream(ctx)
-	if err != nil {
-		return streamEnd(ctx, err)
-	}
 	p := g.printer(cmd)
-	for {
-		if err := stream.Send(&pb.KeepAliveStreamRequest{LeaseId: lease}); err != nil {
-			_, err = stream.Recv() // Send hides the stream's status
-			return streamEnd(ctx, err)
-		}
-		resp, err := stream.Recv()
+	return resume(cmd.Context(), cmd.ErrOrStderr(), "keepalive "+lease, func(ctx context.Context) (bool, error) {
+		stream, err := lc.KeepAliveStream(ctx)
 		if err != nil {
-			return streamEnd(ctx, err)
+			return false, err
 		}
-		if err := p.print(resp, func(w io.Writer) {
-			row(w, resp.GetLeaseId(), "ttl", dur(resp.GetTtl()), "expires", ts(resp.GetExpiresAt()))
-		}); err != nil {
-			return err
+		for got := false; ; got = true {
+			if err := stream.Send(&pb.KeepAliveStreamRequest{LeaseId: lease}); err != nil {
+				_, err = stream.Recv() // Send hides the stream's status
+				return got, err
+			}
+			resp, err := stream.Recv()
+			if err != nil {
+				return got, err
+			}
+			if err := p.print(resp, func(w io.Writer) {
+				row(w, resp.GetLeaseId(), "ttl", dur(resp.GetTtl()), "expires", ts(resp.GetExpiresAt()))
+			}); err != nil {
+				return got, err
+			}
+			select {
+			case <-time.After(max(resp.GetTtl().AsDuration()/3, 100*time.Millisecond)):
+			case <-ctx.Done():
+				return got, ctx.Err()
+			}
 		}
-		select {
-		case <-time.After(max(resp.GetTtl().AsDuration()/3, 100*time.Millisecond)):
-		case <-ctx.Done():
-			return nil
-		}
-	}
+	})
 }

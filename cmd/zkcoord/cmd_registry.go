@@ -58,26 +58,34 @@ func newWatchCmd(g *globals) *cobra.Command {
 		Long: `watch prints the group's members (a snapshot), then one line per member that
 joins, leaves or is updated, until interrupted. With --rev N it starts after
 revision N instead: the changes since, or a snapshot with resync when they
-are no longer kept. It ends with an error when the stream breaks.`,
+are no longer kept. When the stream breaks (the gateway restarts or drains),
+watch opens it again after the last revision it printed whole, and says so
+on stderr: no change is missed, and a revision cut in the middle is printed
+again whole.`,
 		Args: argsBetween(1, 1),
 	}
 	cmd.Flags().Int64Var(&rev, "rev", 0, "start after this revision (that of a get or of a watch's last line)")
 	cmd.RunE = runE(func(cmd *cobra.Command, args []string) error {
 		return g.withConn(func(cc *grpc.ClientConn) error {
-			stream, err := pb.NewRegistryServiceClient(cc).WatchGroup(cmd.Context(), &pb.WatchGroupRequest{Group: args[0], StartRevision: rev})
-			if err != nil {
-				return rpcErr(err)
-			}
-			p := g.printer(cmd)
-			for {
-				msg, err := stream.Recv()
+			p, after := g.printer(cmd), rev
+			return resume(cmd.Context(), cmd.ErrOrStderr(), "watch "+args[0], func(ctx context.Context) (bool, error) {
+				stream, err := pb.NewRegistryServiceClient(cc).WatchGroup(ctx, &pb.WatchGroupRequest{Group: args[0], StartRevision: after})
 				if err != nil {
-					return streamEnd(cmd.Context(), err)
+					return false, err
 				}
-				if err := p.print(msg, func(w io.Writer) { watchLines(w, msg) }); err != nil {
-					return err
+				for got := false; ; got = true {
+					msg, err := stream.Recv()
+					if err != nil {
+						return got, err
+					}
+					if err := p.print(msg, func(w io.Writer) { watchLines(w, msg) }); err != nil {
+						return got, err
+					}
+					if !msg.GetMore() { // the group is whole at this revision: resume after it
+						after = msg.GetRevision()
+					}
 				}
-			}
+			})
 		})
 	})
 	return cmd
