@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -57,7 +56,7 @@ type Barriers struct {
 	mu      sync.Mutex
 	closed  bool
 	leaving map[string]chan struct{} // participant path → closed once its leave in the background is over
-	feeds   map[string]*feed         // barrier name → what its Polls follow (poll.go)
+	feeds   map[feedKey]*feed        // what a barrier's Polls, and its Awaits, follow (poll.go)
 }
 
 // New returns Barriers under root, zkcoord's namespace (chroot included),
@@ -69,7 +68,7 @@ func New(sess *zkx.Session, root string, leases *lease.Manager, log *slog.Logger
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	b := &Barriers{sess: sess, lay: Layout{Root: root}, leases: leases, log: log, ctx: ctx, cancel: cancel, leaving: map[string]chan struct{}{},
-		feeds: map[string]*feed{}}
+		feeds: map[feedKey]*feed{}}
 	leases.Handle(RefKind, b.releaseOps)
 	return b, nil
 }
@@ -100,16 +99,17 @@ type Progress func(arrived int, released bool) error
 // waits (its lease ended), Await removes the barrier if nobody else is in
 // it and returns lease.ErrNotFound.
 //
-// Await's one ZooKeeper watch is a child watch on the barrier's znode:
-// every arrival and departure fires it, and so does the creation of ready,
-// so that one node wakes every waiter. The barrier's znode exists while
-// anyone is in the barrier, and each way a participant goes (it leaves, its
-// lease ends, the last one removes the barrier) changes its children, so
-// the watch a returning Await leaves behind fires and no watch outlives the
-// barrier. (go-zookeeper cannot remove a watch: a watch on a node that is
-// never created would stay until the session ends.)
+// The Awaits of a barrier on this gateway share one ZooKeeper watch (await.go):
+// a child watch on the barrier's znode, which every arrival and departure
+// fires, and so does the creation of ready, so that one node wakes every
+// waiter. The barrier's znode exists while anyone is in the barrier, and
+// each way a participant goes (it leaves, its lease ends, the last one
+// removes the barrier) changes its children, so the watch left behind when
+// the last Await returns fires and no watch outlives the barrier.
+// (go-zookeeper cannot remove a watch: a watch on a node that is never
+// created would stay until the session ends.)
 func (b *Barriers) Await(ctx context.Context, name string, threshold int, participant, leaseID string, progress Progress) error {
-	defer b.wait()()
+	defer b.counted()()
 	if err := b.left(ctx, name, participant); err != nil {
 		return err
 	}
@@ -123,61 +123,7 @@ func (b *Barriers) Await(ctx context.Context, name string, threshold int, partic
 	if released {
 		return progress(threshold, true)
 	}
-	c := b.sess
-	dir := b.lay.Barrier(name)
-	removed := fmt.Errorf("%w: participant %s/%s was removed", lease.ErrNotFound, name, participant)
-	last := -1
-	var backoff zkx.Backoff
-	for {
-		kids, _, childCh, err := c.ChildrenW(ctx, dir)
-		if errors.Is(err, zk.ErrNoNode) {
-			return removed // the barrier went, and this participant with it
-		} else if err != nil {
-			if ctx.Err() != nil {
-				return b.giveUp(ctx, name, participant, leaseID)
-			}
-			if !zkx.Transient(err) {
-				return fmt.Errorf("barrier: watch arrivals: %w", err)
-			}
-			if !backoff.Wait(ctx) {
-				return b.giveUp(ctx, name, participant, leaseID)
-			}
-			continue
-		}
-		backoff.Reset()
-		n, ready := count(kids)
-		in := slices.Contains(kids, "p-"+participant)
-		if !in {
-			// Removed under us (the lease ended, or a Leave raced): the
-			// watch just set fires only with the next change, so remove
-			// the barrier if nobody else is in it.
-			b.cleanup(ctx, name)
-			if !ready {
-				return removed
-			}
-		}
-		if n >= threshold && !ready {
-			// When ctx ends first, the create may still land: the
-			// others are released, and this participant, which gave up,
-			// leaves.
-			_, err := c.Create(ctx, b.lay.Ready(name), nil, 0)
-			ready = err == nil || errors.Is(err, zk.ErrNodeExists)
-		}
-		if ready {
-			return progress(max(n, threshold), true)
-		}
-		if n != last {
-			last = n
-			if err := progress(n, false); err != nil {
-				return err
-			}
-		}
-		select {
-		case <-childCh: // a change, or the watch was lost with the session
-		case <-ctx.Done():
-			return b.giveUp(ctx, name, participant, leaseID)
-		}
-	}
+	return b.wait(ctx, name, threshold, participant, leaseID, progress)
 }
 
 // join creates the barrier (or checks its threshold) and creates the

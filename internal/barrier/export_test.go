@@ -4,7 +4,7 @@ package barrier
 // their feed has read the barrier.
 func Polling(b *Barriers, name string) (polls int, loaded bool) {
 	b.mu.Lock()
-	f, ok := b.feeds[name]
+	f, ok := b.feeds[feedKey{name: name}]
 	b.mu.Unlock()
 	if !ok {
 		return 0, false

@@ -3,6 +3,7 @@ package barrier
 import (
 	"context"
 	"errors"
+	"slices"
 	"strconv"
 	"sync"
 
@@ -15,7 +16,7 @@ import (
 // wait). A barrier without a znode is empty, at a revision at which it did
 // not exist; reading it creates nothing.
 func (b *Barriers) Get(ctx context.Context, name string) (State, error) {
-	s, _, err := b.look(ctx, name, false)
+	s, _, _, _, err := b.look(ctx, name, false, false)
 	return s, err
 }
 
@@ -39,7 +40,7 @@ func (b *Barriers) Poll(ctx context.Context, name string, after int64, until <-c
 	if after <= 0 {
 		return b.Get(ctx, name)
 	}
-	f, err := b.follow(name)
+	f, err := b.follow(feedKey{name: name})
 	if err != nil {
 		return State{}, err
 	}
@@ -67,9 +68,11 @@ func (b *Barriers) Poll(ctx context.Context, name string, after int64, until <-c
 }
 
 // look reads barrier name's state; with watch set, also a watch that fires
-// at its next change: a child watch on the barrier's znode, or an exists
-// watch on it when it does not exist.
-func (b *Barriers) look(ctx context.Context, name string, watch bool) (State, <-chan zk.Event, error) {
+// at its next change: a child watch on the barrier's znode, or, with
+// watchAbsent too, an exists watch on it when it does not exist (no watch
+// then without it). kids are the barrier's children, sorted (nil when it
+// does not exist), and czxid the zxid that created its znode.
+func (b *Barriers) look(ctx context.Context, name string, watch, watchAbsent bool) (s State, kids []string, czxid int64, _ <-chan zk.Event, _ error) {
 	c := b.sess
 	dir := b.lay.Barrier(name)
 	for range 8 {
@@ -83,10 +86,10 @@ func (b *Barriers) look(ctx context.Context, name string, watch bool) (State, <-
 			kids, st, err = c.Children(ctx, dir)
 		}
 		if errors.Is(err, zk.ErrNoNode) {
-			if watch {
+			if watch && watchAbsent {
 				var ok bool
 				if ok, _, ch, err = c.ExistsW(ctx, dir); err != nil {
-					return State{}, nil, err
+					return State{}, nil, 0, nil, err
 				} else if ok {
 					continue // created meanwhile
 				}
@@ -95,9 +98,9 @@ func (b *Barriers) look(ctx context.Context, name string, watch bool) (State, <-
 			if errors.Is(err, zkx.ErrAppeared) {
 				continue
 			}
-			return State{Rev: rev}, ch, err
+			return State{Rev: rev}, nil, 0, ch, err
 		} else if err != nil {
-			return State{}, nil, err
+			return State{}, nil, 0, nil, err
 		}
 		// The threshold is the barrier's data. A read that shows it
 		// unchanged since the listing (same creation, same last data
@@ -106,41 +109,68 @@ func (b *Barriers) look(ctx context.Context, name string, watch bool) (State, <-
 		if errors.Is(err, zk.ErrNoNode) {
 			continue
 		} else if err != nil {
-			return State{}, nil, err
+			return State{}, nil, 0, nil, err
 		}
 		if dst.Czxid != st.Czxid || dst.Mzxid != st.Mzxid {
 			continue
 		}
 		n, ready := count(kids)
 		threshold, _ := strconv.Atoi(string(data))
-		return State{Arrived: n, Threshold: threshold, Released: ready, Rev: max(st.Pzxid, st.Mzxid)}, ch, nil
+		slices.Sort(kids)
+		return State{Arrived: n, Threshold: threshold, Released: ready, Rev: max(st.Pzxid, st.Mzxid)}, kids, st.Czxid, ch, nil
 	}
-	return State{}, nil, ErrConflict
+	return State{}, nil, 0, nil, ErrConflict
 }
 
-// feed is one barrier as this gateway sees it, kept current for its Polls
-// by one goroutine holding one watch (look's).
+// feed is one barrier as this gateway sees it, kept current for its
+// followers by one goroutine holding one watch (look's). A barrier has two
+// feeds at most: one for its Polls, which watches for the barrier's
+// creation while it has no znode, and one for its Awaits (key.await),
+// which never does: an Await is in the barrier, so a barrier without a
+// znode has removed it, and the feed ends there; its child watch fires
+// when the barrier's children change or its znode goes, so it does not
+// outlive the barrier.
 type feed struct {
-	name   string
+	key    feedKey
 	refs   int // guarded by Barriers.mu
 	cancel context.CancelFunc
 
 	mu      sync.Mutex
 	v       view
 	changed chan struct{} // closed and replaced when v changes
+
+	relMu    sync.Mutex // one release (ready's create) at a time
+	released int64      // the czxid of the barrier znode released through this feed
+}
+
+// feedKey names a feed: its barrier, and whether it serves Awaits.
+type feedKey struct {
+	name  string
+	await bool
 }
 
 // view is a feed's state.
 type view struct {
 	loaded bool
 	s      State
-	err    error // the feed stopped
+	kids   []string // the barrier's children, sorted; nil when it has no znode
+	czxid  int64    // the barrier znode's creation; 0 when it has none
+	err    error    // the feed stopped
+}
+
+// gone reports that the view shows the barrier without a znode.
+func (v view) gone() bool { return v.loaded && v.czxid == 0 }
+
+// has reports whether the view shows participant in the barrier.
+func (v view) has(participant string) bool {
+	_, ok := slices.BinarySearch(v.kids, "p-"+participant)
+	return ok
 }
 
 func (f *feed) set(v view) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.v.loaded && v.err == nil && v.s == f.v.s {
+	if f.v.loaded && v.err == nil && v.s == f.v.s && v.czxid == f.v.czxid {
 		return
 	}
 	f.v = v
@@ -171,18 +201,18 @@ func (f *feed) await(ctx context.Context, until <-chan struct{}, done func(view)
 	}
 }
 
-// follow returns the feed of barrier name, starting it for its first Poll.
-func (b *Barriers) follow(name string) (*feed, error) {
+// follow returns the feed k, starting it for its first follower.
+func (b *Barriers) follow(k feedKey) (*feed, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closed {
 		return nil, ErrClosed
 	}
-	f, ok := b.feeds[name]
+	f, ok := b.feeds[k]
 	if !ok {
 		ctx, cancel := context.WithCancel(b.ctx)
-		f = &feed{name: name, cancel: cancel, changed: make(chan struct{})}
-		b.feeds[name] = f
+		f = &feed{key: k, cancel: cancel, changed: make(chan struct{})}
+		b.feeds[k] = f
 		b.wg.Add(1)
 		go b.run(ctx, f)
 	}
@@ -190,30 +220,40 @@ func (b *Barriers) follow(name string) (*feed, error) {
 	return f, nil
 }
 
-// unfollow drops a Poll of f; the last one stops the feed.
+// unfollow drops a follower of f; the last one stops the feed.
 func (b *Barriers) unfollow(f *feed) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if f.refs--; f.refs == 0 {
 		f.cancel()
-		if b.feeds[f.name] == f {
-			delete(b.feeds, f.name)
+		if b.feeds[f.key] == f {
+			delete(b.feeds, f.key)
 		}
 	}
 }
 
-// run keeps f current until ctx is done (its last Poll left, or Close),
-// then ends its Polls with ErrClosed. Transient errors are retried with
-// backoff; others end the feed and its Polls.
+// run keeps f current until ctx is done (its last follower left, or
+// Close), then ends its followers with ErrClosed. Transient errors are
+// retried with backoff; others end the feed and its followers. An Await
+// feed that sees the barrier without a znode ends there, its last view
+// showing it so.
 func (b *Barriers) run(ctx context.Context, f *feed) {
 	defer b.wg.Done()
 	err := ErrClosed
 	var backoff zkx.Backoff
 	for {
-		s, ch, lerr := b.look(ctx, f.name, true)
+		s, kids, czxid, ch, lerr := b.look(ctx, f.key.name, true, !f.key.await)
 		if lerr == nil {
 			backoff.Reset()
-			f.set(view{loaded: true, s: s})
+			f.set(view{loaded: true, s: s, kids: kids, czxid: czxid})
+			if ch == nil { // an Await feed, and the barrier is gone
+				b.mu.Lock()
+				if b.feeds[f.key] == f {
+					delete(b.feeds, f.key) // the next Await starts afresh
+				}
+				b.mu.Unlock()
+				return
+			}
 			select {
 			case <-ch: // a change, or the watch lost with the session
 				continue
@@ -225,7 +265,7 @@ func (b *Barriers) run(ctx context.Context, f *feed) {
 			break
 		}
 		if !zkx.Transient(lerr) && !errors.Is(lerr, ErrConflict) {
-			b.log.Warn("barrier: follow failed", "barrier", f.name, "err", lerr)
+			b.log.Warn("barrier: follow failed", "barrier", f.key.name, "err", lerr)
 			err = lerr
 			break
 		}
@@ -234,8 +274,8 @@ func (b *Barriers) run(ctx context.Context, f *feed) {
 		}
 	}
 	b.mu.Lock()
-	if b.feeds[f.name] == f {
-		delete(b.feeds, f.name) // the next Poll starts afresh
+	if b.feeds[f.key] == f {
+		delete(b.feeds, f.key) // the next follower starts afresh
 	}
 	b.mu.Unlock()
 	f.set(view{err: err})

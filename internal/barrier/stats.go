@@ -11,8 +11,8 @@ type Stats struct {
 // Stats returns the counts now.
 func (b *Barriers) Stats() Stats { return Stats{Waiting: int(b.waiting.Load())} }
 
-// wait counts an Await until the returned func is called.
-func (b *Barriers) wait() func() {
+// counted counts an Await until the returned func is called.
+func (b *Barriers) counted() func() {
 	b.waiting.Add(1)
 	return func() { b.waiting.Add(-1) }
 }
