@@ -48,11 +48,12 @@ func (r *Runner) barrier(ctx context.Context) error {
 	}
 	gwLat, dLat = sortedDurations(gwLat), sortedDurations(dLat)
 	w := fmt.Sprintf("AwaitBarrier (%d participants, %d rounds)", n, r.cfg.Rounds)
-	f := absFigure(w, "release after the last arrival p99", "ms", ms(quantile(gwLat, 0.99)), ms(quantile(dLat, 0.99)), Lower, 500)
+	f := ratioFigure(w, "release after the last arrival p99", "ms", ms(quantile(gwLat, 0.99)), ms(quantile(dLat, 0.99)), Lower, 2)
 	f.Note = "from the last participant's call, the others waiting, to each release"
+	abs := absFigure(w, "release after the last arrival p99, absolute", "ms", ms(quantile(gwLat, 0.99)), ms(quantile(dLat, 0.99)), Lower, 500)
 	r.add(
 		info(w, "release after the last arrival p50", "ms", ms(quantile(gwLat, 0.5)), ms(quantile(dLat, 0.5)), Lower),
-		f,
+		f, abs,
 		info(w, "release after the last arrival max", "ms", ms(quantile(gwLat, 1)), ms(quantile(dLat, 1)), Lower),
 	)
 	return nil
