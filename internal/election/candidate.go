@@ -67,6 +67,7 @@ type candidate struct {
 	election string
 	name     string
 	path     string
+	key      string      // the owning lease's key
 	self     *LeaderInfo // this candidacy as a leader
 }
 
@@ -183,7 +184,7 @@ func (e *Elections) enterOnce(ctx context.Context, election, leaseID, value stri
 	} else if err != nil {
 		return nil, err
 	}
-	return &candidate{e: e, election: election, name: name, path: dir + "/" + name, self: self}, nil
+	return &candidate{e: e, election: election, name: name, path: dir + "/" + name, key: key, self: self}, nil
 }
 
 // proclaim makes value the value of candidate name, if it is not already:
@@ -225,20 +226,31 @@ type standing struct {
 // candidate just ahead (a data watch: unlike an exists watch, it is not
 // left behind when that one is already gone), or on itself when it leads.
 // watchSelf also watches its own znode while queued: its lease is ending.
-func (c *candidate) check(ctx context.Context, watchSelf bool) (standing, error) {
+//
+// first says the candidacy is known to be first, if it is still there: the
+// only candidate ahead of it at its last listing, the one it watched, was
+// deleted. No candidate can get ahead of it since (sequence numbers only
+// grow), so check skips the listing and only arms the watch on itself,
+// which also proves it is still there: one read to take over, as the
+// direct recipe's one listing.
+func (c *candidate) check(ctx context.Context, watchSelf, first bool) (standing, error) {
 	conn := c.e.sess
 	dir := c.e.lay.Election(c.election)
 	gone := standing{gone: true}
 	for {
-		cands, _, err := c.e.list(ctx, c.election)
-		if errors.Is(err, zk.ErrNoNode) {
-			return gone, nil
-		} else if err != nil {
-			return standing{}, err
-		}
-		i := slices.IndexFunc(cands, func(x entry) bool { return x.name == c.name })
-		if i < 0 {
-			return gone, nil
+		i, cands := 0, []entry(nil)
+		if !first {
+			var err error
+			cands, _, err = c.e.list(ctx, c.election)
+			if errors.Is(err, zk.ErrNoNode) {
+				return gone, nil
+			} else if err != nil {
+				return standing{}, err
+			}
+			i = slices.IndexFunc(cands, func(x entry) bool { return x.name == c.name })
+			if i < 0 {
+				return gone, nil
+			}
 		}
 		if i == 0 {
 			data, stat, ch, err := conn.GetW(ctx, c.path)
@@ -284,25 +296,31 @@ func (c *candidate) run(ctx context.Context, wake <-chan struct{}, report func(U
 		led       bool
 		s         standing
 		stale     = true // list again
+		first     bool   // the one candidate ahead was deleted: first, if still there
 		watchSelf bool   // woken: the lease is ending or resigned
 		backoff   zkx.Backoff
 	)
+	leads := c.election + "/" + c.key
+	defer c.e.leading.drop(leads, c.path)
 	send := func(u Update) error {
 		u.Candidate = c.name
 		if u.Status == last.Status && u.Position == last.Position && sameLeader(u.Leader, last.Leader) {
 			return nil
+		}
+		if u.Status == Elected {
+			c.e.leading.set(leads, c.path)
 		}
 		last = u
 		return report(u)
 	}
 	for {
 		if stale {
-			next, err := c.check(ctx, watchSelf && s.self == nil)
+			next, err := c.check(ctx, watchSelf && s.self == nil, first)
 			switch {
 			case ctx.Err() != nil:
 				return ctx.Err()
 			case err == nil:
-				stale = false
+				stale, first = false, false
 				backoff.Reset()
 				if next.self == nil {
 					next.self = s.self // keep the one armed before
@@ -333,9 +351,16 @@ func (c *candidate) run(ctx context.Context, wake <-chan struct{}, report func(U
 		select {
 		case <-ctx.Done(): // Campaign's: it ends when e closes too
 			return ctx.Err()
-		case <-s.watch: // a change, or the watch was lost with the session
+		case ev := <-s.watch: // a change, or the watch was lost with the session
+			if ev.Type == zk.EventNodeDeleted && s.ahead == 0 {
+				return report(c.ended(led)) // its own znode (it leads): no need to list
+			}
+			first = first || (ev.Type == zk.EventNodeDeleted && s.ahead == 1)
 			s.watch, stale = nil, true
-		case <-s.self:
+		case ev := <-s.self:
+			if ev.Type == zk.EventNodeDeleted {
+				return report(c.ended(led))
+			}
 			s.self, stale = nil, true
 		case <-wake:
 			watchSelf, stale = true, true
@@ -361,39 +386,4 @@ func (c *candidate) run(ctx context.Context, wake <-chan struct{}, report func(U
 			}
 		}
 	}
-}
-
-// update reports where a candidacy that is still there stands.
-func (c *candidate) update(s standing) Update {
-	if s.ahead == 0 {
-		return Update{Status: Elected, Token: c.self.Token, Leader: c.self}
-	}
-	return Update{Status: Queued, Position: s.ahead, Leader: s.leader}
-}
-
-// ended is the last update of a candidacy whose znode is gone.
-func (c *candidate) ended(led bool) Update {
-	u := Update{Status: Lost, Candidate: c.name}
-	if c.e.resigned.Has(c.path) {
-		u.Status = Resigned
-	}
-	if led {
-		u.Token = c.self.Token
-	}
-	c.e.log.Debug("election: candidacy ended", "election", c.election, "candidate", c.name, "status", u.Status.String())
-	return u
-}
-
-// sameTerm reports whether a and b name the same leader (or both none).
-func sameTerm(a, b *LeaderInfo) bool {
-	if a == nil || b == nil {
-		return a == b
-	}
-	return a.Candidate == b.Candidate && a.Token == b.Token
-}
-
-// sameLeader reports whether a and b name the same leader with the same
-// value (or both none): what a report needs to say nothing new.
-func sameLeader(a, b *LeaderInfo) bool {
-	return sameTerm(a, b) && (a == nil || a.Value == b.Value)
 }

@@ -82,6 +82,7 @@ type Elections struct {
 	counters counters      // for Stats
 	resigned *memo.Removed // candidate znodes Resign deleted: their campaigns report Resigned
 	wakers   memo.Wakers   // running campaigns, by election and lease key
+	leading  leading       // candidacies whose campaign here reported them Elected
 	feeds    *feeds        // shared leader watches for Observe
 	barrier  *zkx.Barrier  // orders sequencer checks after committed writes
 	// ctx ends when Elections closes: it bounds the shared watches and
@@ -232,6 +233,15 @@ func (e *Elections) Leader(ctx context.Context, election string) (*LeaderInfo, i
 // (ErrNotCandidate once the candidacy is gone).
 func (e *Elections) Resign(ctx context.Context, election, leaseID string) (wasLeader bool, rev int64, err error) {
 	key := lease.KeyOf(leaseID)
+	if path, ok := e.leading.get(election + "/" + key); ok {
+		// This gateway's campaign of the candidacy reported it Elected: it
+		// leads until its znode goes, so the listing can be skipped. Gone
+		// already: the lease may have a newer candidacy; list.
+		wasLeader, rev, err := e.resign(ctx, election, leaseID, path, true)
+		if !errors.Is(err, ErrNotCandidate) {
+			return wasLeader, rev, err
+		}
+	}
 	cands, _, err := e.list(ctx, election)
 	if errors.Is(err, zk.ErrNoNode) {
 		return false, 0, fmt.Errorf("%w: %s", ErrNotCandidate, election)
@@ -242,7 +252,12 @@ func (e *Elections) Resign(ctx context.Context, election, leaseID string) (wasLe
 	if i < 0 {
 		return false, 0, fmt.Errorf("%w: %s", ErrNotCandidate, election)
 	}
-	path := e.lay.Election(election) + "/" + cands[i].name
+	return e.resign(ctx, election, leaseID, e.lay.Election(election)+"/"+cands[i].name, i == 0)
+}
+
+// resign deletes the lease's candidate znode at path, which led when
+// leader says so.
+func (e *Elections) resign(ctx context.Context, election, leaseID, path string, leader bool) (wasLeader bool, rev int64, err error) {
 	// Note the resignation before the delete: the campaign may see the
 	// znode go before Detach returns.
 	e.resigned.Add(path)
@@ -261,12 +276,12 @@ func (e *Elections) Resign(ctx context.Context, election, leaseID string) (wasLe
 		e.resigned.Forget(path)
 		return false, 0, fmt.Errorf("election: resign %s: %w", election, err)
 	}
-	e.wakers.Wake(election + "/" + key)
+	e.wakers.Wake(election + "/" + lease.KeyOf(leaseID))
 	// A read after our own write sees it: the pzxid is at or after the delete.
 	if _, stat, err := e.sess.Exists(ctx, e.lay.Election(election)); err == nil {
 		rev = stat.Pzxid
 	}
-	return i == 0, rev, nil
+	return leader, rev, nil
 }
 
 // releaseOps removes the candidacies of a lease that ends
