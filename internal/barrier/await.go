@@ -37,15 +37,27 @@ func (b *Barriers) wait(ctx context.Context, name string, threshold int, partici
 	if err != nil {
 		return err
 	}
-	defer b.unfollow(f)
+	defer func() {
+		if f != nil {
+			b.unfollow(f)
+		}
+	}()
 	last := -1
 	for after := int64(-1); ; {
-		v, err := f.await(ctx, nil, func(v view) bool { return v.loaded && v.s.Rev >= joined && v.s.Rev > after })
+		v, err := f.await(ctx, nil, func(v view) bool { return v.ended || (v.loaded && v.s.Rev >= joined && v.s.Rev > after) })
 		switch {
 		case ctx.Err() != nil:
 			return b.giveUp(ctx, name, participant, leaseID)
 		case err != nil:
 			return err
+		case v.ended && v.s.Rev < joined:
+			// A feed that saw the barrier gone before this participant
+			// joined (it ended as this call came to it): follow a new one.
+			b.unfollow(f)
+			if f, err = b.follow(feedKey{name: name, await: true}); err != nil {
+				return err // f is nil: nothing more to unfollow
+			}
+			continue
 		case v.gone():
 			return removed // the barrier went, and this participant with it
 		}

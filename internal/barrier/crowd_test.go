@@ -80,3 +80,18 @@ func TestCrowdSharesOneFeed(t *testing.T) {
 	zktest.Eventually(t, 10*time.Second, func() bool { return childWatches(t) == before },
 		"child watches %d, want %d once the crowd left", childWatches(t), before)
 }
+
+// TestAwaitSkipsEndedFeed: an Await that comes to a feed that ended (it saw
+// the barrier gone before this participant joined) follows a new one
+// instead of waiting on it for ever.
+func TestAwaitSkipsEndedFeed(t *testing.T) {
+	e := newEnv(t)
+	barrier.EndAwaitFeed(e.b, "reborn")
+	a := e.await("reborn", 2, "a", e.grant(t, time.Minute))
+	b := e.await("reborn", 2, "b", e.grant(t, time.Minute))
+	for _, w := range []*waiter{a, b} {
+		if err := w.end(t); err != nil {
+			t.Fatalf("Await: %v", err)
+		}
+	}
+}

@@ -16,3 +16,15 @@ func Polling(b *Barriers, name string) (polls int, loaded bool) {
 	defer f.mu.Unlock()
 	return polls, f.v.loaded
 }
+
+// EndAwaitFeed leaves on b, for barrier name, an Awaits' feed that ended
+// on seeing the barrier without a znode at revision 1 (as a feed does when
+// the last participant leaves just as a new Await comes to it).
+func EndAwaitFeed(b *Barriers, name string) {
+	k := feedKey{name: name, await: true}
+	f := &feed{key: k, cancel: func() {}, changed: make(chan struct{})}
+	f.v = view{loaded: true, ended: true, s: State{Rev: 1}}
+	b.mu.Lock()
+	b.feeds[k] = f
+	b.mu.Unlock()
+}

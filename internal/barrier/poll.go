@@ -155,6 +155,7 @@ type view struct {
 	s      State
 	kids   []string // the barrier's children, sorted; nil when it has no znode
 	czxid  int64    // the barrier znode's creation; 0 when it has none
+	ended  bool     // an Await feed's last view: the barrier had no znode
 	err    error    // the feed stopped
 }
 
@@ -170,7 +171,7 @@ func (v view) has(participant string) bool {
 func (f *feed) set(v view) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.v.loaded && v.err == nil && v.s == f.v.s && v.czxid == f.v.czxid {
+	if f.v.loaded && v.err == nil && v.s == f.v.s && v.czxid == f.v.czxid && v.ended == f.v.ended {
 		return
 	}
 	f.v = v
@@ -245,7 +246,7 @@ func (b *Barriers) run(ctx context.Context, f *feed) {
 		s, kids, czxid, ch, lerr := b.look(ctx, f.key.name, true, !f.key.await)
 		if lerr == nil {
 			backoff.Reset()
-			f.set(view{loaded: true, s: s, kids: kids, czxid: czxid})
+			f.set(view{loaded: true, s: s, kids: kids, czxid: czxid, ended: ch == nil})
 			if ch == nil { // an Await feed, and the barrier is gone
 				b.mu.Lock()
 				if b.feeds[f.key] == f {
