@@ -14,7 +14,7 @@ With the stubs generated into examples/python/gen (see examples/README.md):
 import argparse
 import signal
 import sys
-import time
+import threading
 
 import grpc
 
@@ -67,27 +67,64 @@ class GroupView:
         return f"revision {self.revision}: {what}; members [{members}]"
 
 
-def watch(registry, group):
-    """Watches group for ever, resuming after each transient failure."""
-    view = GroupView()
-    backoff = Backoff()
-    while True:
-        view.pending = []  # a revision received in part is received again
-        request = registry_pb2.WatchGroupRequest(group=group, start_revision=view.resume_from())
+class Watch:
+    """Watches a group for ever on a thread of its own, resuming after each
+    transient failure, until close(). The main thread only waits: a signal
+    (Ctrl-C) interrupts that wait, never gRPC's own code."""
+
+    def __init__(self, registry, group):
+        self.registry, self.group = registry, group
+        self.done = threading.Event()  # the watch is over
+        self.failed = None  # the error that ended it, if not close()
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._call = None
+
+    def start(self):
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def close(self):
+        """Ends the watch: cancels the stream under way."""
+        self._stop.set()
+        with self._lock:
+            if self._call is not None:
+                self._call.cancel()
+
+    def _run(self):
         try:
-            for msg in registry.WatchGroup(request):
-                backoff.reset()
-                line = view.apply(msg)
-                if line is not None:
-                    print(line)
-            why = "the gateway ended the stream"
+            self._watch()
         except grpc.RpcError as err:
-            if err.code() not in RETRYABLE:
-                raise
-            why = f"{err.code().name} ({err.details()})"
-        wait = backoff.next()
-        print(f"watch broke: {why}; resuming after revision {view.resume_from()} in {wait:.1f}s")
-        time.sleep(wait)
+            if not self._stop.is_set():
+                self.failed = err
+        finally:
+            self.done.set()
+
+    def _watch(self):
+        view = GroupView()
+        backoff = Backoff()
+        while not self._stop.is_set():
+            view.pending = []  # a revision received in part is received again
+            request = registry_pb2.WatchGroupRequest(group=self.group, start_revision=view.resume_from())
+            with self._lock:
+                if self._stop.is_set():
+                    return
+                self._call = self.registry.WatchGroup(request)
+            try:
+                for msg in self._call:
+                    backoff.reset()
+                    line = view.apply(msg)
+                    if line is not None:
+                        print(line)
+                why = "the gateway ended the stream"
+            except grpc.RpcError as err:
+                if self._stop.is_set():
+                    return
+                if err.code() not in RETRYABLE:
+                    raise
+                why = f"{err.code().name} ({err.details()})"
+            wait = backoff.next()
+            print(f"watch broke: {why}; resuming after revision {view.resume_from()} in {wait:.1f}s")
+            self._stop.wait(wait)
 
 
 def main():
@@ -100,12 +137,17 @@ def main():
         signal.signal(sig, signal.default_int_handler)
 
     with grpc.insecure_channel(args.addr) as channel:
+        w = Watch(registry_pb2_grpc.RegistryServiceStub(channel), args.group)
+        w.start()
         try:
-            watch(registry_pb2_grpc.RegistryServiceStub(channel), args.group)
+            w.done.wait()  # until Ctrl-C, or an error that retrying cannot cure
         except KeyboardInterrupt:
-            pass  # closing the channel cancels the watch
-        except grpc.RpcError as err:
-            sys.exit(f"watch: {err.code().name}: {err.details()}")
+            pass
+        finally:
+            w.close()
+            w.done.wait()
+        if w.failed is not None:
+            sys.exit(f"watch: {w.failed.code().name}: {w.failed.details()}")
 
 
 if __name__ == "__main__":

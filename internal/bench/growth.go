@@ -60,6 +60,12 @@ func (r *Runner) growth(ctx context.Context) error {
 		r.logf("  %d members: filled in %v (direct %v)", size, gwFill.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
 		have = size
 
+		// The cache follows the fill through the journal, and can lag it on
+		// a busy machine: a LINEARIZABLE read brings it up to date, so that
+		// the cached Lookups below and the snapshot find every member.
+		if _, err := reg.Lookup(ctx, &pb.LookupRequest{Group: group, MemberId: "m0", Consistency: pb.Consistency_CONSISTENCY_LINEARIZABLE}); err != nil {
+			return err
+		}
 		var c costs
 		regS := Closed(ctx, 1, d, func(ctx context.Context, _, i int) error {
 			m := fmt.Sprint("probe", i)
@@ -91,11 +97,6 @@ func (r *Runner) growth(ctx context.Context) error {
 		}
 		c.register, c.dRegister = regS.Quantile(0.5), dRegS.Quantile(0.5)
 		c.lookup, c.dGet = lookS.Quantile(0.5), getS.Quantile(0.5)
-		// The cache follows the fill through the journal; a LINEARIZABLE
-		// read brings it up to date, so the snapshot holds every member.
-		if _, err := reg.Lookup(ctx, &pb.LookupRequest{Group: group, MemberId: "m0", Consistency: pb.Consistency_CONSISTENCY_LINEARIZABLE}); err != nil {
-			return err
-		}
 		var snapBytes int
 		if c.snapshot, snapBytes, err = r.snapshot(ctx, group, size); err != nil {
 			return err
