@@ -97,6 +97,10 @@ func (r *Runner) growth(ctx context.Context) error {
 		}
 		c.register, c.dRegister = regS.Quantile(0.5), dRegS.Quantile(0.5)
 		c.lookup, c.dGet = lookS.Quantile(0.5), getS.Quantile(0.5)
+		// Again before the snapshot: the probes above moved the group.
+		if _, err := reg.Lookup(ctx, &pb.LookupRequest{Group: group, MemberId: "m0", Consistency: pb.Consistency_CONSISTENCY_LINEARIZABLE}); err != nil {
+			return err
+		}
 		var snapBytes int
 		if c.snapshot, snapBytes, err = r.snapshot(ctx, group, size); err != nil {
 			return err
