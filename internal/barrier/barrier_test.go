@@ -24,8 +24,8 @@ type env struct {
 	b      *barrier.Barriers
 }
 
-func newEnv(t *testing.T) env {
-	sess, lay := zktest.Session(t)
+func newEnv(t *testing.T, opt ...zkx.Option) env {
+	sess, lay := zktest.Session(t, opt...)
 	m, err := lease.NewManager(sess, lay.Root, zktest.Logger(t))
 	if err != nil {
 		t.Fatal(err)

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/zkcoord/zkcoord/internal/barrier"
-	"github.com/zkcoord/zkcoord/internal/lease"
 	"github.com/zkcoord/zkcoord/internal/testing/zktest"
 	"github.com/zkcoord/zkcoord/internal/zkx"
 )
@@ -22,25 +21,11 @@ import (
 // child watch is left.
 func TestCrowdSharesOneFeed(t *testing.T) {
 	var children atomic.Int64
-	sess, lay := zktest.Session(t, zkx.WithObserver(func(op zkx.Op, _ time.Duration, _ error) {
+	e := newEnv(t, zkx.WithObserver(func(op zkx.Op, _ time.Duration, _ error) {
 		if op == zkx.OpChildren {
 			children.Add(1)
 		}
 	}))
-	m, err := lease.NewManager(sess, lay.Root, zktest.Logger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := barrier.New(sess, lay.Root, m, zktest.Logger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := m.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(m.Close)
-	t.Cleanup(b.Close)
-	e := env{sess, lay, m, b}
 
 	const n = 200
 	before := childWatches(t)
