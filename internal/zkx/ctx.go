@@ -153,9 +153,13 @@ func (s *Session) Delete(ctx context.Context, p string, version int32) error {
 	return err
 }
 
-// Multi runs ops in one transaction. Its responses say which op failed.
+// Multi runs ops in one transaction: atomically, and as if alone, although
+// concurrent callers' transactions share ZooKeeper multis (group commit,
+// batch.go). Its responses say which op failed. ctx bounds it like every
+// method here; a call whose ctx ends before its batch is sent is dropped
+// from it.
 func (s *Session) Multi(ctx context.Context, ops ...any) ([]zk.MultiResponse, error) {
-	return bounded(ctx, s, OpMulti, func() ([]zk.MultiResponse, error) { return s.conn.Multi(ops...) })
+	return s.batch.do(ctx, ops)
 }
 
 // EnsurePath creates p and its missing parents as empty persistent znodes,
