@@ -1,7 +1,8 @@
 package zkx
 
-// Group commit: Session.Multi coalesces the transactions of concurrent
-// callers into one ZooKeeper multi (DESIGN.md, "Group commit").
+// Group commit: Session.MultiShared coalesces the transactions of
+// concurrent callers into one ZooKeeper multi (DESIGN.md, "Group commit"),
+// so they share its zxid.
 //
 // One batch is in flight at a time. A caller that finds none in flight
 // starts one with its own transaction alone, at once (no timer: a lone
@@ -49,7 +50,7 @@ type call struct {
 	done  chan struct{}
 }
 
-// committer queues Multi calls and runs their batches, one in flight at a
+// committer queues MultiShared calls and runs their batches, one in flight at a
 // time, on a goroutine it starts when a call finds it idle and that ends
 // when the queue is empty; close waits for it.
 type committer struct {
@@ -61,6 +62,8 @@ type committer struct {
 	busy   bool
 	closed bool
 	wg     sync.WaitGroup
+
+	multis, calls atomic.Int64 // multis sent, calls they answered (GroupCommit)
 
 	// test hooks (export_test.go): before each send, and after each
 	// enqueue with the queue's length; nil in production.
@@ -175,6 +178,7 @@ func (c *committer) commit(batch []*call) []*call {
 			c.beforeSend(1, cl.ops)
 		}
 		res, err := c.send(cl.ops)
+		c.multis.Add(1)
 		c.finish(cl, res, err)
 		return nil
 	}
@@ -183,6 +187,7 @@ func (c *committer) commit(batch []*call) []*call {
 		c.beforeSend(len(batch), p.ops)
 	}
 	res, err := c.send(p.ops)
+	c.multis.Add(1)
 	failed := -1
 	if err != nil && len(res) == len(p.ops) {
 		for i, r := range res {
@@ -212,11 +217,19 @@ func (c *committer) commit(batch []*call) []*call {
 	return retry
 }
 
+// GroupCommit reports how many multis MultiShared has sent so far, and how
+// many calls they answered: calls/multis is the mean batch, and a batch
+// that failed for one caller and was sent again counts twice.
+func (s *Session) GroupCommit() (multis, calls int64) {
+	return s.batch.multis.Load(), s.batch.calls.Load()
+}
+
 // finish answers a call and tells the observer how long it took.
 func (c *committer) finish(cl *call, res []zk.MultiResponse, err error) {
 	if c.observe != nil {
 		c.observe(OpMulti, time.Since(cl.start), err)
 	}
+	c.calls.Add(1)
 	cl.res, cl.err = res, err
 	close(cl.done)
 }

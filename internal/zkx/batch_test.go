@@ -86,7 +86,7 @@ type multiResult struct {
 func goMulti(ctx context.Context, s *zkx.Session, ops ...any) <-chan multiResult {
 	ch := make(chan multiResult, 1)
 	go func() {
-		res, err := s.Multi(ctx, ops...)
+		res, err := s.MultiShared(ctx, ops...)
 		ch <- multiResult{res, err}
 	}()
 	return ch
@@ -116,7 +116,9 @@ func TestGroupCommitIsolatesFailures(t *testing.T) {
 		return &zk.CreateRequest{Path: base + "/" + name, Acl: s.ACL()}
 	}
 	touch := &zk.SetDataRequest{Path: base + "/log", Version: -1}
-	check := func(v int32) *zk.CheckVersionRequest { return &zk.CheckVersionRequest{Path: base + "/checked", Version: v} }
+	check := func(v int32) *zk.CheckVersionRequest {
+		return &zk.CheckVersionRequest{Path: base + "/checked", Version: v}
+	}
 
 	first := goMulti(ctx, s, create("first"))
 	if b := g.first(t); b.calls != 1 {
@@ -281,7 +283,7 @@ func TestGroupCommitClose(t *testing.T) {
 		}
 	}
 	<-closed
-	if _, err := s.Multi(ctx, mk(9)); err == nil {
+	if _, err := s.MultiShared(ctx, mk(9)); err == nil {
 		t.Error("Multi after Close succeeded")
 	}
 }
