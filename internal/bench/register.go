@@ -63,7 +63,7 @@ func (r *Runner) register(ctx context.Context) error {
 		return direct.Delete(p, -1)
 	}
 	var gs, ds Sample
-	var g64, d64 Sample // at 64 callers, when swept: issue 15's second target
+	var g64, d64 Sample             // at 64 callers, when swept: issue 15's second target
 	var gTxns, dTxns float64        // ZooKeeper transactions per pair, at Callers
 	var gZK, dZK, gGW time.Duration // ZooKeeper's and the gateway's CPU per pair
 	for _, c := range r.cfg.Concurrency {
