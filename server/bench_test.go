@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"runtime"
 	"slices"
 	"strconv"
 	"sync"
@@ -107,6 +108,45 @@ func BenchmarkRegisterDeregister(b *testing.B) {
 				return
 			}
 			if _, err := reg.Deregister(context.Background(), &pb.DeregisterRequest{Group: group, MemberId: m, LeaseId: g.LeaseId}); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
+
+// BenchmarkRegisterDeregisterLeases is BenchmarkRegisterDeregister with a
+// lease per caller, as the bench tool's register workload: one lease's
+// writes are serialized (its op lock), different leases' share ZooKeeper
+// transactions (group commit, DESIGN.md).
+func BenchmarkRegisterDeregisterLeases(b *testing.B) {
+	cc := testenv.Conn(b)
+	reg := pb.NewRegistryServiceClient(cc)
+	leases := pb.NewLeaseServiceClient(cc)
+	callers := 8 * runtime.GOMAXPROCS(0)
+	ids := make([]string, callers)
+	for i := range ids {
+		g, err := leases.Grant(context.Background(), &pb.GrantRequest{Ttl: durationpb.New(time.Minute)})
+		if err != nil {
+			b.Fatal(err)
+		}
+		ids[i] = g.LeaseId
+		defer leases.Revoke(context.Background(), &pb.RevokeRequest{LeaseId: g.LeaseId})
+	}
+	group := fmt.Sprintf("benchreg%d", benchGroup.Add(1))
+	var id, caller atomic.Int64
+	b.ReportAllocs()
+	b.SetParallelism(8)
+	b.ResetTimer()
+	b.RunParallel(func(pb_ *testing.PB) {
+		lease := ids[int(caller.Add(1)-1)%callers]
+		for pb_.Next() {
+			m := fmt.Sprint("m", id.Add(1))
+			if _, err := reg.Register(context.Background(), &pb.RegisterRequest{Group: group, MemberId: m, Value: "v", LeaseId: lease}); err != nil {
+				b.Error(err)
+				return
+			}
+			if _, err := reg.Deregister(context.Background(), &pb.DeregisterRequest{Group: group, MemberId: m, LeaseId: lease}); err != nil {
 				b.Error(err)
 				return
 			}

@@ -14,15 +14,27 @@ import (
 // has taken. The responses of ops come first in the result. A lease owned by
 // another replica is taken over first (see Peers).
 func (m *Manager) Attach(ctx context.Context, id, ref string, ops ...any) ([]zk.MultiResponse, error) {
+	return m.attach(ctx, false, id, ref, ops)
+}
+
+// AttachShared is Attach in a transaction that may be shared with other
+// callers' (zkx.Session.MultiShared, group commit), so its zxid may be
+// theirs too: for the registry's writes, whose revisions may be shared as
+// a lease's end shares one, never for a lock's node, whose czxid is a
+// fencing token.
+func (m *Manager) AttachShared(ctx context.Context, id, ref string, ops ...any) ([]zk.MultiResponse, error) {
+	return m.attach(ctx, true, id, ref, ops)
+}
+
+func (m *Manager) attach(ctx context.Context, shared bool, id, ref string, ops []any) ([]zk.MultiResponse, error) {
 	var res []zk.MultiResponse
 	err := m.withLease(ctx, id, func(e *entry) error {
-		all := append([]any{}, ops...)
-		all = append(all, &zk.CheckVersionRequest{Path: m.lay.Lease(e.key), Version: e.recVer})
+		all := append(m.fence(e), ops...)
 		if ref != "" {
 			all = append(all, &zk.CreateRequest{Path: m.lay.Ref(e.key, ref), Acl: m.sess.ACL()})
 		}
 		var err error
-		res, err = m.multi(ctx, e, all)
+		res, err = m.multi(ctx, shared, e, all)
 		if err == nil && ref != "" {
 			m.noteRef(e, ref, true)
 		}
@@ -31,16 +43,33 @@ func (m *Manager) Attach(ctx context.Context, id, ref string, ops ...any) ([]zk.
 	return res, err
 }
 
+// fence starts a transaction for e with the check of its record's version.
+// It comes first, so a write for a lease this replica lost fails on the
+// fence whatever else would fail, alone or in a batch of the session's
+// group commit (which sends such checks first: zkx/batchplan.go). The
+// result of multi leaves it out.
+func (m *Manager) fence(e *entry) []any {
+	return []any{&zk.CheckVersionRequest{Path: m.lay.Lease(e.key), Version: e.recVer}}
+}
+
 // Detach runs ops in one transaction with the deletion of ref, fenced like
 // Attach.
 func (m *Manager) Detach(ctx context.Context, id, ref string, ops ...any) ([]zk.MultiResponse, error) {
+	return m.detach(ctx, false, id, ref, ops)
+}
+
+// DetachShared is Detach in a transaction that may be shared, as
+// AttachShared.
+func (m *Manager) DetachShared(ctx context.Context, id, ref string, ops ...any) ([]zk.MultiResponse, error) {
+	return m.detach(ctx, true, id, ref, ops)
+}
+
+func (m *Manager) detach(ctx context.Context, shared bool, id, ref string, ops []any) ([]zk.MultiResponse, error) {
 	var res []zk.MultiResponse
 	err := m.withLease(ctx, id, func(e *entry) error {
-		all := append(append([]any{}, ops...),
-			&zk.CheckVersionRequest{Path: m.lay.Lease(e.key), Version: e.recVer},
-			&zk.DeleteRequest{Path: m.lay.Ref(e.key, ref), Version: -1})
+		all := append(append(m.fence(e), ops...), &zk.DeleteRequest{Path: m.lay.Ref(e.key, ref), Version: -1})
 		var err error
-		res, err = m.multi(ctx, e, all)
+		res, err = m.multi(ctx, shared, e, all)
 		if err == nil {
 			m.noteRef(e, ref, false)
 		}
@@ -49,29 +78,30 @@ func (m *Manager) Detach(ctx context.Context, id, ref string, ops ...any) ([]zk.
 	return res, err
 }
 
-// multi runs a fenced transaction. When the fence fails (the record's
-// version moved: another replica took the lease) the lease is forgotten and
+// multi runs a fenced transaction (ops[0] the fence), shared or not, and returns the
+// answers after the fence's. When the fence fails (the record's version
+// moved: another replica took the lease) the lease is forgotten and
 // ErrOwnedElsewhere returned.
-func (m *Manager) multi(ctx context.Context, e *entry, ops []any) ([]zk.MultiResponse, error) {
-	res, err := m.sess.Multi(ctx, ops...)
+func (m *Manager) multi(ctx context.Context, shared bool, e *entry, ops []any) ([]zk.MultiResponse, error) {
+	send := m.sess.Multi
+	if shared {
+		send = m.sess.MultiShared
+	}
+	res, err := send(ctx, ops...)
 	if err == nil {
-		return res, nil
+		return res[1:], nil
 	}
-	fence := -1
-	for i, op := range ops {
-		if c, ok := op.(*zk.CheckVersionRequest); ok && c.Path == m.lay.Lease(e.key) {
-			fence = i
-		}
+	if len(res) == 0 {
+		return nil, err
 	}
-	if fence >= 0 && fence < len(res) && (errors.Is(res[fence].Error, zk.ErrBadVersion) || errors.Is(res[fence].Error, zk.ErrNoNode)) {
-		lost := errors.Is(res[fence].Error, zk.ErrBadVersion)
+	if f := res[0].Error; errors.Is(f, zk.ErrBadVersion) || errors.Is(f, zk.ErrNoNode) {
 		m.forget(e)
-		if lost {
+		if errors.Is(f, zk.ErrBadVersion) {
 			return nil, &OwnedError{Replica: "another replica"}
 		}
 		return nil, ErrNotFound
 	}
-	return res, err
+	return res[1:], err
 }
 
 // withLease runs fn on the live entry for id with the entry's op lock held,

@@ -191,9 +191,9 @@ func (r *Registry) write(ctx context.Context, p RegisterParams, ref string, rec 
 	var res []zk.MultiResponse
 	var err error
 	if p.Persistent {
-		res, err = r.sess.Multi(ctx, ops...)
+		res, err = r.sess.MultiShared(ctx, ops...)
 	} else {
-		res, err = r.leases.Attach(ctx, p.LeaseID, ref, ops...)
+		res, err = r.leases.AttachShared(ctx, p.LeaseID, ref, ops...)
 	}
 	if err != nil {
 		return 0, err
@@ -214,7 +214,7 @@ func (r *Registry) Deregister(ctx context.Context, group, id, leaseID string) (i
 		// of the member is needed. Any failure takes the careful path,
 		// which says why.
 		ops := r.journal(group, change{Op: "del", ID: id}, &zk.DeleteRequest{Path: path, Version: -1})
-		if res, err := r.leases.Detach(ctx, leaseID, lease.Ref(RefKind, group, id), ops...); err == nil {
+		if res, err := r.leases.DetachShared(ctx, leaseID, lease.Ref(RefKind, group, id), ops...); err == nil {
 			return res[2].Stat.Mzxid, nil
 		} else if !errors.Is(err, zk.ErrNoNode) && !errors.Is(err, zk.ErrBadVersion) {
 			return 0, err
@@ -239,7 +239,7 @@ func (r *Registry) Deregister(ctx context.Context, group, id, leaseID string) (i
 		if !mayChange(ctx, rec) {
 			return 0, fmt.Errorf("%w: %s/%s was registered by another principal", ErrNotOwner, group, id)
 		}
-		res, err = r.sess.Multi(ctx, ops...)
+		res, err = r.sess.MultiShared(ctx, ops...)
 	} else {
 		if leaseID == "" {
 			return 0, fmt.Errorf("%w: %s/%s is owned by a lease; pass its lease_id", ErrNotOwner, group, id)
@@ -247,7 +247,7 @@ func (r *Registry) Deregister(ctx context.Context, group, id, leaseID string) (i
 		if lease.KeyOf(leaseID) != rec.Lease {
 			return 0, fmt.Errorf("%w: %s/%s", ErrNotOwner, group, id)
 		}
-		res, err = r.leases.Detach(ctx, leaseID, lease.Ref(RefKind, group, id), ops...)
+		res, err = r.leases.DetachShared(ctx, leaseID, lease.Ref(RefKind, group, id), ops...)
 	}
 	if errors.Is(err, zk.ErrNoNode) || errors.Is(err, zk.ErrBadVersion) {
 		return 0, fmt.Errorf("%w: %s/%s changed concurrently", ErrConflict, group, id)

@@ -153,9 +153,21 @@ func (s *Session) Delete(ctx context.Context, p string, version int32) error {
 	return err
 }
 
-// Multi runs ops in one transaction. Its responses say which op failed.
+// Multi runs ops in one transaction of their own. Its responses say which
+// op failed.
 func (s *Session) Multi(ctx context.Context, ops ...any) ([]zk.MultiResponse, error) {
 	return bounded(ctx, s, OpMulti, func() ([]zk.MultiResponse, error) { return s.conn.Multi(ops...) })
+}
+
+// MultiShared runs ops atomically, and with the outcome they would have
+// alone, but possibly in one ZooKeeper transaction with other callers' ops
+// (group commit, batch.go): for writes whose zxid need not be theirs alone.
+// (A lock's fencing token, a node's czxid, must not be shared: Multi.) Its
+// responses say which op failed. A call whose ctx ends before its batch is
+// sent is dropped from it; one whose batch is in flight returns ctx's error
+// at once, the outcome unknown.
+func (s *Session) MultiShared(ctx context.Context, ops ...any) ([]zk.MultiResponse, error) {
+	return s.batch.do(ctx, ops)
 }
 
 // EnsurePath creates p and its missing parents as empty persistent znodes,

@@ -69,6 +69,7 @@ type Session struct {
 
 	negotiated atomic.Int64 // session timeout granted by the server, ms (0: not yet known)
 	observe    Observer     // told of every request (WithObserver); nil: none
+	batch      *committer   // Multi's group commit (batch.go)
 
 	acl     []zk.ACL // of every znode zkcoord creates
 	secured bool     // acl restricts access to the digest identity
@@ -190,6 +191,7 @@ func Dial(ctx context.Context, connect string, opt ...Option) (*Session, error) 
 	if err != nil {
 		return nil, fmt.Errorf("zkx: connect %q: %w", connect, err)
 	}
+	s.batch = &committer{send: func(ops []any) ([]zk.MultiResponse, error) { return conn.Multi(ops...) }, observe: o.observe}
 	s.mu.Lock()
 	s.conn = conn
 	if s.st.State == StateConnected && s.st.SessionID == 0 { // the first session came before Connect returned
@@ -344,6 +346,7 @@ func (s *Session) Close() {
 	s.changed = make(chan struct{})
 	s.mu.Unlock()
 	s.conn.Close()
+	s.batch.close()
 }
 
 // ErrClosed reports use of a closed Session.
