@@ -138,7 +138,7 @@ func TestCallsHonourDeadlineWhileZooKeeperStalls(t *testing.T) {
 		t.Fatalf("Watch after the stall: %v", err)
 	}
 	sub.Close()
-	if len(start.Snapshot.Members) != 0 {
+	if len(start.Snapshot.Members()) != 0 {
 		t.Errorf("Watch after the stall: %+v", start.Snapshot)
 	}
 	if _, err := r.Lookup(ctx, "uncached", "x", false); !errors.Is(err, registry.ErrMemberNotFound) {
