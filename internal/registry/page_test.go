@@ -9,89 +9,19 @@ import (
 	"time"
 
 	"github.com/zkcoord/zkcoord/internal/registry"
+	"github.com/zkcoord/zkcoord/internal/testing/checker"
 	"github.com/zkcoord/zkcoord/internal/testing/zktest"
 )
 
-// write is one acknowledged write of a history: a put of value (or a
-// delete) of member id at revision rev.
-type write struct {
-	id, value string
-	del       bool
-	rev       int64
-}
+// history records a group's acknowledged writes, for checker.CheckPages.
+type history []checker.PageWrite
 
-// stateAt is the group that a history of acknowledged writes makes at rev.
-func stateAt(history []write, rev int64) map[string]string {
-	st := map[string]string{}
-	for _, w := range history {
-		switch {
-		case w.rev > rev:
-		case w.del:
-			delete(st, w.id)
-		default:
-			st[w.id] = w.value
-		}
+func pagedOf(ms []*registry.Member) []checker.PagedMember {
+	out := make([]checker.PagedMember, len(ms))
+	for i, m := range ms {
+		out[i] = checker.PagedMember{ID: m.ID, Value: m.Value}
 	}
-	return st
-}
-
-// checkPages reports how the pages of a paged read differ from the group
-// at rev as the history makes it: pages in ID order, nothing duplicated,
-// nothing missed, every value as of rev.
-func checkPages(pages [][]*registry.Member, rev int64, history []write) error {
-	want := stateAt(history, rev)
-	seen := map[string]bool{}
-	last := ""
-	var errs []string
-	for pi, p := range pages {
-		for _, m := range p {
-			switch {
-			case seen[m.ID]:
-				errs = append(errs, fmt.Sprintf("page %d: %s again", pi, m.ID))
-			case m.ID <= last:
-				errs = append(errs, fmt.Sprintf("page %d: %s after %s", pi, m.ID, last))
-			}
-			seen[m.ID], last = true, max(last, m.ID)
-			if v, ok := want[m.ID]; !ok {
-				errs = append(errs, fmt.Sprintf("page %d: %s not in the group at %d", pi, m.ID, rev))
-			} else if v != m.Value {
-				errs = append(errs, fmt.Sprintf("page %d: %s=%s, at %d it was %s", pi, m.ID, m.Value, rev, v))
-			}
-		}
-	}
-	for id := range want {
-		if !seen[id] {
-			errs = append(errs, fmt.Sprintf("%s missed", id))
-		}
-	}
-	if len(errs) > 0 {
-		return errors.New(strings.Join(errs, "; "))
-	}
-	return nil
-}
-
-// TestCheckPagesCatchesBrokenReads feeds the checker broken reads: a
-// checker that passes them could not fail the test below.
-func TestCheckPagesCatchesBrokenReads(t *testing.T) {
-	h := []write{{id: "a", value: "1", rev: 1}, {id: "b", value: "1", rev: 2}, {id: "c", value: "1", rev: 3},
-		{id: "b", value: "2", rev: 5}, {id: "d", value: "1", rev: 6}, {id: "a", del: true, rev: 7}}
-	m := func(id, v string) *registry.Member { return &registry.Member{ID: id, Value: v} }
-	good := [][]*registry.Member{{m("a", "1"), m("b", "1")}, {m("c", "1")}}
-	if err := checkPages(good, 4, h); err != nil {
-		t.Fatalf("a good read: %v", err)
-	}
-	for name, pages := range map[string][][]*registry.Member{
-		"duplicate":     {{m("a", "1"), m("b", "1")}, {m("b", "1"), m("c", "1")}},
-		"missed":        {{m("a", "1")}, {m("c", "1")}},
-		"newer value":   {{m("a", "1"), m("b", "2")}, {m("c", "1")}},
-		"later join":    {{m("a", "1"), m("b", "1")}, {m("c", "1"), m("d", "1")}},
-		"out of order":  {{m("b", "1"), m("a", "1")}, {m("c", "1")}},
-		"next revision": {{m("b", "2"), m("c", "1")}},
-	} {
-		if err := checkPages(pages, 4, h); err == nil {
-			t.Errorf("%s: the checker passed %v", name, pages)
-		}
-	}
+	return out
 }
 
 // TestPagesAtOneRevision reads a group larger than a page while members
@@ -101,20 +31,20 @@ func TestPagesAtOneRevision(t *testing.T) {
 	var lay zktest.Layout
 	e := gateway(t, &lay)
 	ctx := context.Background()
-	var h []write
+	var h history
 	put := func(id, v string) {
 		_, rev, err := e.reg.Register(ctx, registry.RegisterParams{Group: "big", ID: id, Value: v, Persistent: true})
 		if err != nil {
 			t.Fatal(err)
 		}
-		h = append(h, write{id: id, value: v, rev: rev})
+		h = append(h, checker.PageWrite{ID: id, Value: v, Rev: rev})
 	}
 	del := func(id string) {
 		rev, err := e.reg.Deregister(ctx, "big", id, "")
 		if err != nil {
 			t.Fatal(err)
 		}
-		h = append(h, write{id: id, del: true, rev: rev})
+		h = append(h, checker.PageWrite{ID: id, Del: true, Rev: rev})
 	}
 	for i := range 120 {
 		put(fmt.Sprintf("m%03d", i), "v0")
@@ -124,7 +54,7 @@ func TestPagesAtOneRevision(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rev, pages := p.Rev, [][]*registry.Member{p.Members}
+	rev, pages := p.Rev, [][]checker.PagedMember{pagedOf(p.Members)}
 	for i := 0; p.More; i++ {
 		// Between pages: a member before the cursor leaves, one after it
 		// leaves, one joins at each end, one ahead changes.
@@ -140,12 +70,12 @@ func TestPagesAtOneRevision(t *testing.T) {
 		if p.Rev != rev {
 			t.Fatalf("page %d at revision %d, the first at %d", i+1, p.Rev, rev)
 		}
-		pages = append(pages, p.Members)
+		pages = append(pages, pagedOf(p.Members))
 	}
 	if len(pages) != 5 {
 		t.Errorf("%d pages of 25 for 120 members, want 5", len(pages))
 	}
-	if err := checkPages(pages, rev, h); err != nil {
+	if err := checker.CheckPages(pages, rev, h); err != nil {
 		t.Fatal(err)
 	}
 	// The cache moved on meanwhile: a first page now is another revision.
@@ -153,7 +83,7 @@ func TestPagesAtOneRevision(t *testing.T) {
 	if err != nil || now.Rev <= rev || now.More {
 		t.Fatalf("a read now: rev %d (first read %d), more %v, %v", now.Rev, rev, now.More, err)
 	}
-	if err := checkPages([][]*registry.Member{now.Members}, now.Rev, h); err != nil {
+	if err := checker.CheckPages([][]checker.PagedMember{pagedOf(now.Members)}, now.Rev, h); err != nil {
 		t.Fatal(err)
 	}
 }
