@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 
@@ -160,7 +162,8 @@ func (c *Client) Lookup(ctx context.Context, group string, opts ...LookupOption)
 	for _, opt := range opts {
 		opt.applyLookup(&o)
 	}
-	req := &zkcoordv1.LookupRequest{Group: group, MemberId: o.memberID, AfterRevision: o.poll.after, Wait: o.poll.waitPB()}
+	req := &zkcoordv1.LookupRequest{Group: group, MemberId: o.memberID, AfterRevision: o.poll.after, Wait: o.poll.waitPB(),
+		PageSize: o.pageSize}
 	if o.linearizable {
 		req.Consistency = zkcoordv1.Consistency_CONSISTENCY_LINEARIZABLE
 	}
@@ -171,7 +174,37 @@ func (c *Client) Lookup(ctx context.Context, group string, opts ...LookupOption)
 	if o.memberID != "" && len(resp.GetMembers()) == 0 { // a gateway may answer an empty list
 		return nil, resp.GetRevision(), fmt.Errorf("registry: lookup %s/%s: %w", group, o.memberID, ErrNotFound)
 	}
-	return resp.GetMembers(), resp.GetRevision(), nil
+	members, err := c.nextPages(ctx, req, resp)
+	if err != nil {
+		return nil, 0, fmt.Errorf("registry: lookup %s: %w", group, err)
+	}
+	return members, resp.GetRevision(), nil
+}
+
+// nextPages reads the pages after resp, the first page of req, and
+// returns the members of them all, at resp's revision. When the gateway
+// no longer holds that revision (OUT_OF_RANGE: the read was too slow, or
+// another replica answered), the read starts again from a first page, at
+// once (req's wait is over), up to three times; resp then takes the
+// revision of the read that completed.
+func (c *Client) nextPages(ctx context.Context, req *zkcoordv1.LookupRequest, resp *zkcoordv1.LookupResponse) ([]*zkcoordv1.Member, error) {
+	members := resp.GetMembers()
+	for restarts := 0; resp.GetNextPageToken() != ""; {
+		next, err := c.rpc.registry.Lookup(ctx, &zkcoordv1.LookupRequest{Group: req.GetGroup(), PageSize: req.GetPageSize(),
+			PageToken: resp.GetNextPageToken()})
+		if status.Code(err) == codes.OutOfRange && restarts < 3 {
+			restarts++
+			next, err = c.rpc.registry.Lookup(ctx, &zkcoordv1.LookupRequest{Group: req.GetGroup(), PageSize: req.GetPageSize(),
+				Consistency: req.GetConsistency()})
+			members = nil
+		}
+		if err != nil {
+			return nil, callErr(ctx, err, ErrNotFound)
+		}
+		members = append(members, next.GetMembers()...)
+		resp.Revision, resp.NextPageToken = next.GetRevision(), next.GetNextPageToken()
+	}
+	return members, nil
 }
 
 func newRegisterRequest(group, memberID, value string, opts []RegisterOption) *zkcoordv1.RegisterRequest {
