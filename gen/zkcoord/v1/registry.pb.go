@@ -569,9 +569,9 @@ type LookupRequest struct {
 	// for a member to appear, long-poll the group.
 	Wait *durationpb.Duration `protobuf:"bytes,5,opt,name=wait,proto3" json:"wait,omitempty"`
 	// For a whole group: the most members in one answer. 0 means 10,000;
-	// at most 50,000. A page also ends
-	// before it exceeds 2 MiB, so it stays well under gRPC's default 4 MiB
-	// limit. Must not be negative.
+	// at most 50,000. A page also ends before it exceeds 2 MiB, so it stays
+	// well under gRPC's default 4 MiB limit. It applies to this call: pass
+	// it again with each page_token. Must not be negative.
 	PageSize int32 `protobuf:"varint,6,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
 	// The next_page_token of the previous answer: the next page, at that
 	// answer's revision (not the group's latest). Only with the group of
