@@ -15,6 +15,7 @@ import (
 	pb "github.com/zkcoord/zkcoord/gen/zkcoord/v1"
 	"github.com/zkcoord/zkcoord/internal/testing/checker"
 	"github.com/zkcoord/zkcoord/internal/testing/testenv"
+	"github.com/zkcoord/zkcoord/internal/testing/testenv/httpc"
 )
 
 // pageWriter registers and deregisters persistent members of one group,
@@ -264,4 +265,41 @@ func TestBigGroupDefaultLimits(t *testing.T) {
 	}
 	err = recvErrWatch(reg.WatchGroup(ctx, &pb.WatchGroupRequest{Group: group}))
 	wantCode(t, "a whole snapshot over 4 MiB", err, codes.ResourceExhausted)
+}
+
+// TestHTTPPagedSnapshot: over HTTP, ?snapshotPageSize= pages a watch's
+// snapshot on the NDJSON stream: lines of one revision, all but the last
+// with more.
+func TestHTTPPagedSnapshot(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	reg := pb.NewRegistryServiceClient(testenv.Conn(t))
+	group := name(t)
+	for i := range 3 {
+		if _, err := reg.Register(ctx, &pb.RegisterRequest{Group: group, MemberId: fmt.Sprint("m", i), Value: "v", Persistent: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := httpc.Client{Base: testenv.HTTP(t)}
+	w, r, err := c.OpenLines(ctx, "GET", "/v1/groups/"+group+":watch?snapshotPageSize=2", nil)
+	if err != nil || w == nil {
+		t.Fatalf("watch: %v %v", r, err)
+	}
+	defer w.Close()
+	var ids []string
+	var revs []string
+	for more := true; more; {
+		m, err := w.Next()
+		if err != nil || str(m, "type") != "TYPE_SNAPSHOT" {
+			t.Fatalf("snapshot line: %v, %v", m, err)
+		}
+		for _, mb := range m["members"].([]any) {
+			ids = append(ids, str(mb.(map[string]any), "id"))
+		}
+		revs = append(revs, str(m, "revision"))
+		more, _ = m["more"].(bool)
+	}
+	if strings.Join(ids, ",") != "m0,m1,m2" || len(revs) != 2 || revs[0] != revs[1] {
+		t.Fatalf("paged snapshot: members %v in lines of revisions %v; want m0,m1 then m2 at one revision", ids, revs)
+	}
 }

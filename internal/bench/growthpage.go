@@ -29,6 +29,7 @@ func (r *Runner) pagedFigures(ctx context.Context, w string, size int, first tim
 	}
 	heap := info(w, "gateway heap per member", "B", float64(mem.HeapInuse)/float64(size), math.NaN(), Lower)
 	heap.Note = "HeapInuse after a forced GC, over the members of this group: meaningful at the large sizes, where they are most of the heap"
+	r.logf("  %d members: snapshot first page %v, gateway heap %d B per member", size, first, mem.HeapInuse/int64(size))
 	r.add(f, heap)
 	return nil
 }
