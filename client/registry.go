@@ -141,7 +141,10 @@ func (c *Client) Deregister(ctx context.Context, group, memberID, lease string) 
 // Lookup reads the members of group, sorted by ID, and the revision the
 // answer reflects. A group that does not exist has no members. With
 // Member(id) it reads one member, failing with ErrNotFound when it does not
-// exist; with Linearizable it sees every change made before the call.
+// exist; with Linearizable it sees every change made before the call. A
+// large group comes from the gateway in pages (of PageSize members, and
+// at most 2 MiB, within gRPC's default message limit): Lookup reads them
+// all, at the first page's revision, and returns them together.
 //
 // With AfterRevision(rev) and Wait(d) it is a blocking query: the gateway
 // answers once the group has changed after rev, or after d. A loop that

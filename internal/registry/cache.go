@@ -32,7 +32,7 @@ type group struct {
 
 	mu       sync.Mutex
 	loaded   chan struct{} // closed after the first load
-	members  *members      // the group at rev; cloned, never changed in place, by a Snapshot
+	members  *members      // the group at rev, sorted by ID; a Snapshot is a copy-on-write clone of it
 	rev      int64
 	changed  int64         // revision of the last change of members the cache knows (<= rev)
 	wake     chan struct{} // closed and replaced when changed moves or the cache stops
