@@ -121,6 +121,10 @@ func TestGatewayRegistry(t *testing.T) {
 	if err != nil || len(members) != 2 || rev < st.Revision {
 		t.Fatalf("Lookup = %v, %d, %v (watch at %d)", members, rev, err, st.Revision)
 	}
+	if paged, prev, err := c.Lookup(ctx, group, client.PageSize(1)); err != nil || len(paged) != 2 || prev != rev ||
+		paged[0].GetId() >= paged[1].GetId() {
+		t.Fatalf("Lookup in pages of 1 = %v, %d, %v; want both members at %d", paged, prev, err, rev)
+	}
 	if one, _, err := c.Lookup(ctx, group, client.Member("a")); err != nil || len(one) != 1 || one[0].GetValue() != "10.0.0.1:80" {
 		t.Fatalf("Lookup(Member a) = %v, %v", one, err)
 	}

@@ -137,6 +137,7 @@ type LookupOption interface {
 type lookupOptions struct {
 	memberID     string
 	linearizable bool
+	pageSize     int32
 	poll         pollOptions
 }
 
@@ -156,6 +157,15 @@ func Linearizable() LookupOption {
 // member does not exist.
 func Member(id string) LookupOption {
 	return lookupOption(func(o *lookupOptions) { o.memberID = id })
+}
+
+// PageSize sets how many members each page of a whole-group Lookup holds
+// (the gateway's default, 10,000, when 0; at most 50,000). Lookup reads
+// every page, all at the revision of the first, and returns them
+// together: a smaller page costs more calls, and a gateway never sends a
+// page over 2 MiB whatever its size.
+func PageSize(n int) LookupOption {
+	return lookupOption(func(o *lookupOptions) { o.pageSize = int32(min(max(n, 0), 50000)) })
 }
 
 // PollOption makes a read (Lookup, Leader, GetBarrier) a blocking query, a

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 
@@ -139,7 +141,10 @@ func (c *Client) Deregister(ctx context.Context, group, memberID, lease string) 
 // Lookup reads the members of group, sorted by ID, and the revision the
 // answer reflects. A group that does not exist has no members. With
 // Member(id) it reads one member, failing with ErrNotFound when it does not
-// exist; with Linearizable it sees every change made before the call.
+// exist; with Linearizable it sees every change made before the call. A
+// large group comes from the gateway in pages (of PageSize members, and
+// at most 2 MiB, within gRPC's default message limit): Lookup reads them
+// all, at the first page's revision, and returns them together.
 //
 // With AfterRevision(rev) and Wait(d) it is a blocking query: the gateway
 // answers once the group has changed after rev, or after d. A loop that
@@ -160,7 +165,8 @@ func (c *Client) Lookup(ctx context.Context, group string, opts ...LookupOption)
 	for _, opt := range opts {
 		opt.applyLookup(&o)
 	}
-	req := &zkcoordv1.LookupRequest{Group: group, MemberId: o.memberID, AfterRevision: o.poll.after, Wait: o.poll.waitPB()}
+	req := &zkcoordv1.LookupRequest{Group: group, MemberId: o.memberID, AfterRevision: o.poll.after, Wait: o.poll.waitPB(),
+		PageSize: o.pageSize}
 	if o.linearizable {
 		req.Consistency = zkcoordv1.Consistency_CONSISTENCY_LINEARIZABLE
 	}
@@ -171,7 +177,37 @@ func (c *Client) Lookup(ctx context.Context, group string, opts ...LookupOption)
 	if o.memberID != "" && len(resp.GetMembers()) == 0 { // a gateway may answer an empty list
 		return nil, resp.GetRevision(), fmt.Errorf("registry: lookup %s/%s: %w", group, o.memberID, ErrNotFound)
 	}
-	return resp.GetMembers(), resp.GetRevision(), nil
+	members, err := c.nextPages(ctx, req, resp)
+	if err != nil {
+		return nil, 0, fmt.Errorf("registry: lookup %s: %w", group, err)
+	}
+	return members, resp.GetRevision(), nil
+}
+
+// nextPages reads the pages after resp, the first page of req, and
+// returns the members of them all, at resp's revision. When the gateway
+// no longer holds that revision (OUT_OF_RANGE: the read was too slow, or
+// another replica answered), the read starts again from a first page, at
+// once (req's wait is over), up to three times; resp then takes the
+// revision of the read that completed.
+func (c *Client) nextPages(ctx context.Context, req *zkcoordv1.LookupRequest, resp *zkcoordv1.LookupResponse) ([]*zkcoordv1.Member, error) {
+	members := resp.GetMembers()
+	for restarts := 0; resp.GetNextPageToken() != ""; {
+		next, err := c.rpc.registry.Lookup(ctx, &zkcoordv1.LookupRequest{Group: req.GetGroup(), PageSize: req.GetPageSize(),
+			PageToken: resp.GetNextPageToken()})
+		if status.Code(err) == codes.OutOfRange && restarts < 3 {
+			restarts++
+			next, err = c.rpc.registry.Lookup(ctx, &zkcoordv1.LookupRequest{Group: req.GetGroup(), PageSize: req.GetPageSize(),
+				Consistency: req.GetConsistency()})
+			members = nil
+		}
+		if err != nil {
+			return nil, callErr(ctx, err, ErrNotFound)
+		}
+		members = append(members, next.GetMembers()...)
+		resp.Revision, resp.NextPageToken = next.GetRevision(), next.GetNextPageToken()
+	}
+	return members, nil
 }
 
 func newRegisterRequest(group, memberID, value string, opts []RegisterOption) *zkcoordv1.RegisterRequest {

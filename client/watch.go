@@ -26,7 +26,8 @@ type GroupState struct {
 	// the group up to it, none after it.
 	Revision int64
 	// Events are the gateway's messages that produced this state, in the
-	// order received: a snapshot (alone), or every change of Revision (a
+	// order received: a snapshot (its pages, when it came in several), or
+	// every change of Revision (a
 	// member that joined, left or was updated; several when one transaction
 	// changed several members).
 	Events []*zkcoordv1.WatchGroupResponse
@@ -120,7 +121,8 @@ func (c *Client) watchGroup(ctx context.Context, group string, emit func(GroupSt
 		sctx, cancel := context.WithCancel(ctx)
 		defer cancel()
 		v.dropPartial()
-		stream, err := c.rpc.registry.WatchGroup(sctx, &zkcoordv1.WatchGroupRequest{Group: group, StartRevision: v.resumeFrom()})
+		stream, err := c.rpc.registry.WatchGroup(sctx, &zkcoordv1.WatchGroupRequest{Group: group, StartRevision: v.resumeFrom(),
+			SnapshotPageSize: snapshotPage})
 		if err != nil {
 			return callErr(sctx, err, ErrNotFound)
 		}
@@ -137,6 +139,12 @@ func (c *Client) watchGroup(ctx context.Context, group string, emit func(GroupSt
 	})
 }
 
+// snapshotPage is the snapshot_page_size a watch asks for: the gateway's
+// default page, so that a snapshot of any size arrives within gRPC's
+// default 4 MiB message limit. (A gateway that predates pages sends the
+// snapshot whole, which the view takes as well.)
+const snapshotPage = 10000
+
 // groupView maintains a group's members from the messages of its watch,
 // one complete revision at a time.
 type groupView struct {
@@ -146,6 +154,7 @@ type groupView struct {
 
 	next    map[string]*zkcoordv1.Member // members with pending applied; nil when none
 	pending []*zkcoordv1.WatchGroupResponse
+	snap    map[string]*zkcoordv1.Member // the pages of a snapshot received so far; nil when none
 }
 
 // resumeFrom is the start_revision of the next watch request: the last
@@ -159,7 +168,7 @@ func (v *groupView) resumeFrom() int64 {
 
 // dropPartial forgets the messages of a revision received only in part
 // (the stream broke before its last): the next stream resumes before it.
-func (v *groupView) dropPartial() { v.next, v.pending = nil, nil }
+func (v *groupView) dropPartial() { v.next, v.pending, v.snap = nil, nil, nil }
 
 // apply applies one message. It returns the new state once a revision is
 // complete (a snapshot, or a change with more false), and false while the
@@ -169,15 +178,24 @@ func (v *groupView) dropPartial() { v.next, v.pending = nil, nil }
 func (v *groupView) apply(msg *zkcoordv1.WatchGroupResponse) (GroupState, bool) {
 	switch typ := msg.GetType(); {
 	case typ == zkcoordv1.WatchGroupResponse_TYPE_SNAPSHOT:
-		resync := msg.GetResync() || v.members != nil
-		v.members = make(map[string]*zkcoordv1.Member, len(msg.GetMembers()))
-		for _, m := range msg.GetMembers() {
-			v.members[m.GetId()] = m
+		// A snapshot may come in pages, all of its revision, all but the
+		// last with more set: the state is complete with the last.
+		if v.snap == nil || len(v.pending) == 0 || v.pending[0].GetType() != typ || v.pending[0].GetRevision() != msg.GetRevision() {
+			v.next, v.pending = nil, nil
+			v.snap = make(map[string]*zkcoordv1.Member, len(msg.GetMembers()))
 		}
-		v.rev = msg.GetRevision()
+		for _, m := range msg.GetMembers() {
+			v.snap[m.GetId()] = m
+		}
+		v.pending = append(v.pending, msg)
+		if msg.GetMore() {
+			return GroupState{}, false
+		}
+		resync := msg.GetResync() || v.members != nil
+		s := GroupState{Group: v.group, Members: v.snap, Revision: msg.GetRevision(), Events: v.pending, Event: msg, Resync: resync}
+		v.members, v.rev = v.snap, msg.GetRevision()
 		v.dropPartial()
-		return GroupState{Group: v.group, Members: v.members, Revision: v.rev,
-			Events: []*zkcoordv1.WatchGroupResponse{msg}, Event: msg, Resync: resync}, true
+		return s, true
 	case v.members == nil, msg.GetRevision() < v.rev:
 		return GroupState{}, false
 	case typ == zkcoordv1.WatchGroupResponse_TYPE_JOINED, typ == zkcoordv1.WatchGroupResponse_TYPE_UPDATED:

@@ -99,6 +99,21 @@ func TestGroupViewApply(t *testing.T) {
 			{snap(9, true, member("z", "26")), true, []string{"z=26"}, 9, true},
 			{snap(10, false, member("y", "25")), true, []string{"y=25"}, 10, true},
 		}},
+		{"a snapshot in pages makes one state", []step{
+			{cont(snap(5, false, member("a", "1"))), false, nil, 0, false},
+			{cont(snap(5, false, member("b", "2"))), false, nil, 0, false},
+			{snap(5, false, member("c", "3")), true, []string{"a=1", "b=2", "c=3"}, 5, false},
+			{change(joined, 6, member("d", "4")), true, []string{"a=1", "b=2", "c=3", "d=4"}, 6, false},
+		}},
+		{"a resync in pages replaces the state once complete", []step{
+			{snap(5, false, member("a", "1")), true, []string{"a=1"}, 5, false},
+			{cont(snap(9, true, member("y", "25"))), false, []string{"a=1"}, 5, false},
+			{snap(9, true, member("z", "26")), true, []string{"y=25", "z=26"}, 9, true},
+		}},
+		{"a new snapshot drops the pages of an unfinished one", []step{
+			{cont(snap(5, false, member("a", "1"))), false, nil, 0, false},
+			{snap(7, false, member("b", "2")), true, []string{"b=2"}, 7, false},
+		}},
 		{"a first snapshot marked resync", []step{
 			{snap(5, true, member("a", "1")), true, []string{"a=1"}, 5, true},
 		}},

@@ -43,6 +43,8 @@ var codeTable = []struct {
 	{registry.ErrSlowWatcher, codes.ResourceExhausted},
 	{registry.ErrCacheStopped, codes.Unavailable},
 	{registry.ErrClosed, codes.Unavailable},
+	{registry.ErrRevisionGone, codes.OutOfRange},
+	{errPageToken, codes.InvalidArgument},
 	{barrier.ErrThresholdMismatch, codes.FailedPrecondition},
 	{barrier.ErrParticipantExists, codes.AlreadyExists},
 	{barrier.ErrNotParticipant, codes.NotFound},

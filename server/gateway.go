@@ -191,7 +191,7 @@ func (g *Gateway) ReplicaID() string { return g.replica.ID() }
 func (g *Gateway) Register(s grpc.ServiceRegistrar) {
 	r, c := g.replica, g.c
 	pb.RegisterLeaseServiceServer(s, &leaseService{leases: r.Leases, c: c})
-	pb.RegisterRegistryServiceServer(s, &registryService{registry: r.Registry, c: c})
+	pb.RegisterRegistryServiceServer(s, &registryService{registry: r.Registry, c: c, tokens: newPageTokens()})
 	pb.RegisterElectionServiceServer(s, &electionService{elections: r.Elections, c: c})
 	pb.RegisterBarrierServiceServer(s, &barrierService{barriers: r.Barriers, registry: r.Registry, c: c})
 	pb.RegisterLockServiceServer(s, &lockService{locks: r.Locks, elections: r.Elections, c: c})

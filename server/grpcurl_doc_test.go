@@ -157,6 +157,20 @@ func TestGrpcurlDoc(t *testing.T) {
 	docSame(t, "Lookup with a 6m wait", docBlock(t, doc, "Message: invalid LookupRequest.wait"),
 		run("-d", `{"group":"dns","after_revision":"1","wait":"6m"}`, "localhost:7070", "zkcoord.v1.RegistryService/Lookup").stderr)
 
+	// 2. Pages of a group.
+	if r := run("-d", `{"group":"dns","member_id":"db","value":"10.0.0.9:5432","persistent":true}`, "localhost:7070",
+		"zkcoord.v1.RegistryService/Register"); r.code != 0 {
+		t.Fatalf("Register dns/db: %s", r.stderr)
+	}
+	page := run("-d", `{"group":"dns","page_size":1}`, "localhost:7070", "zkcoord.v1.RegistryService/Lookup").stdout
+	next := regexp.MustCompile(`"nextPageToken": "([^"]+)"`).FindStringSubmatch(page)
+	if next == nil {
+		t.Fatalf("no nextPageToken in %s", page)
+	}
+	docSame(t, "Lookup in pages", docBlock(t, doc, `"nextPageToken": "..."`), page+
+		run("-d", fmt.Sprintf(`{"group":"dns","page_size":1,"page_token":%q}`, next[1]), "localhost:7070", "zkcoord.v1.RegistryService/Lookup").stdout+
+		run("-d", `{"group":"dns","page_token":"forged"}`, "localhost:7070", "zkcoord.v1.RegistryService/Lookup").stderr)
+
 	// 11. Locks: a try of a held lock, a sequencer check, a second try
 	// without reentrant, a release of nothing.
 	if r := run("-d", `{"lock":"inventory","ttl":"60s"}`, "localhost:7070", "zkcoord.v1.LockService/TryAcquireLock"); !strings.Contains(r.stdout, `"acquired": true`) {

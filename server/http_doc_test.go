@@ -178,7 +178,7 @@ func scrub(v any) any {
 	switch x := v.(type) {
 	case map[string]any:
 		for k, e := range x {
-			if volatile[k] {
+			if volatile[k] || (k == "nextPageToken" && e != "") {
 				x[k] = "<volatile>"
 				continue
 			}

@@ -8,12 +8,14 @@ import (
 
 	pb "github.com/zkcoord/zkcoord/gen/zkcoord/v1"
 	"github.com/zkcoord/zkcoord/internal/registry"
+	"github.com/zkcoord/zkcoord/internal/validate"
 )
 
 type registryService struct {
 	pb.UnimplementedRegistryServiceServer
 	registry *registry.Registry
 	c        *calls
+	tokens   *pageTokens
 }
 
 var _ pb.RegistryServiceServer = (*registryService)(nil)
@@ -48,8 +50,12 @@ func (s *registryService) Deregister(ctx context.Context, req *pb.DeregisterRequ
 	return &pb.DeregisterResponse{Revision: rev}, nil
 }
 
-// Lookup reads a group, at once or, with a wait, as a blocking query.
+// Lookup reads a group, at once or, with a wait, as a blocking query; a
+// whole group in pages (lookupPage).
 func (s *registryService) Lookup(ctx context.Context, req *pb.LookupRequest) (*pb.LookupResponse, error) {
+	if req.GetMemberId() == "" {
+		return s.lookupPage(ctx, req)
+	}
 	linearizable := req.GetConsistency() == pb.Consistency_CONSISTENCY_LINEARIZABLE
 	var v registry.View
 	var err error
@@ -62,11 +68,50 @@ func (s *registryService) Lookup(ctx context.Context, req *pb.LookupRequest) (*p
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	resp := &pb.LookupResponse{Revision: v.Rev, Members: make([]*pb.Member, len(v.Members))}
-	for i, m := range v.Members {
-		resp.Members[i] = memberPB(m)
+	return &pb.LookupResponse{Revision: v.Rev, Members: membersPB(v.Members)}, nil
+}
+
+// lookupPage reads a page of a whole group: the first (now, or after a
+// wait), or the one after a page token, at the token's revision.
+func (s *registryService) lookupPage(ctx context.Context, req *pb.LookupRequest) (*pb.LookupResponse, error) {
+	q := registry.PageQuery{Limit: pageSize(req.GetPageSize()), MaxBytes: validate.MaxMemberPageBytes}
+	linearizable := req.GetConsistency() == pb.Consistency_CONSISTENCY_LINEARIZABLE
+	var p registry.Page
+	var err error
+	if t := req.GetPageToken(); t != "" {
+		if q.Rev, q.After, err = s.tokens.check(ctx, req.GetGroup(), t); err == nil {
+			p, err = s.registry.LookupPage(ctx, req.GetGroup(), q, false)
+		}
+	} else if until, release, ok := s.c.pollWindow(ctx, req.GetWait()); ok {
+		defer release()
+		p, err = s.registry.PollPage(ctx, req.GetGroup(), q, linearizable, req.GetAfterRevision(), until)
+	} else {
+		p, err = s.registry.LookupPage(ctx, req.GetGroup(), q, linearizable)
+	}
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	resp := &pb.LookupResponse{Revision: p.Rev, Members: membersPB(p.Members)}
+	if p.More {
+		resp.NextPageToken = s.tokens.issue(ctx, req.GetGroup(), p.Rev, p.Members[len(p.Members)-1].ID)
 	}
 	return resp, nil
+}
+
+// pageSize is a request's page size, or the default.
+func pageSize(n int32) int {
+	if n <= 0 {
+		return validate.DefaultMemberPage
+	}
+	return int(n)
+}
+
+func membersPB(ms []*registry.Member) []*pb.Member {
+	out := make([]*pb.Member, len(ms))
+	for i, m := range ms {
+		out[i] = memberPB(m)
+	}
+	return out
 }
 
 func (s *registryService) WatchGroup(req *pb.WatchGroupRequest, stream pb.RegistryService_WatchGroupServer) error {
@@ -77,12 +122,7 @@ func (s *registryService) WatchGroup(req *pb.WatchGroupRequest, stream pb.Regist
 	}
 	defer sub.Close()
 	if v := start.Snapshot; v != nil {
-		snap := &pb.WatchGroupResponse{Type: pb.WatchGroupResponse_TYPE_SNAPSHOT, Revision: v.Rev, Resync: start.Resync,
-			Members: make([]*pb.Member, len(v.Members))}
-		for i, m := range v.Members {
-			snap.Members[i] = memberPB(m)
-		}
-		if err := stream.Send(snap); err != nil {
+		if err := sendSnapshot(stream, v, start.Resync, int(req.GetSnapshotPageSize())); err != nil {
 			return err
 		}
 	}
@@ -116,6 +156,27 @@ func (s *registryService) WatchGroup(req *pb.WatchGroupRequest, stream pb.Regist
 				return err
 			}
 		}
+	}
+}
+
+// sendSnapshot sends a watch's snapshot: whole without a page size (for
+// clients that predate pages), else in pages of at most pageSize members
+// and validate.MaxMemberPageBytes, all but the last with more set. The
+// pages are read from the Snapshot, which the cache's later changes do
+// not touch: the first goes out as soon as it is read.
+func sendSnapshot(stream pb.RegistryService_WatchGroupServer, v *registry.Snapshot, resync bool, pageSize int) error {
+	if pageSize == 0 {
+		return stream.Send(&pb.WatchGroupResponse{Type: pb.WatchGroupResponse_TYPE_SNAPSHOT, Revision: v.Rev,
+			Resync: resync, Members: membersPB(v.Members())})
+	}
+	after := ""
+	for {
+		ms, more := v.Page(after, pageSize, validate.MaxMemberPageBytes)
+		if err := stream.Send(&pb.WatchGroupResponse{Type: pb.WatchGroupResponse_TYPE_SNAPSHOT, Revision: v.Rev,
+			Resync: resync, Members: membersPB(ms), More: more}); err != nil || !more {
+			return err
+		}
+		after = ms[len(ms)-1].ID
 	}
 }
 

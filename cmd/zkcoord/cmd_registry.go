@@ -10,6 +10,8 @@ import (
 
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	pb "github.com/zkcoord/zkcoord/gen/zkcoord/v1"
@@ -17,14 +19,16 @@ import (
 
 func newGetCmd(g *globals) *cobra.Command {
 	var linearizable bool
+	var pageSize int32
 	cmd := &cobra.Command{
 		Use:   "get GROUP [MEMBER]",
 		Short: "List a group's members, or show one (Lookup)",
 		Args:  argsBetween(1, 2),
 	}
 	cmd.Flags().BoolVar(&linearizable, "linearizable", false, "sync with the ZooKeeper leader first: see every change made before the call")
+	cmd.Flags().Int32Var(&pageSize, "page-size", 0, "members per Lookup call (0: the gateway's default); get reads every page, all at the first page's revision")
 	cmd.RunE = runE(func(cmd *cobra.Command, args []string) error {
-		req := &pb.LookupRequest{Group: args[0]}
+		req := &pb.LookupRequest{Group: args[0], PageSize: pageSize}
 		if len(args) == 2 {
 			req.MemberId = args[1]
 		}
@@ -34,7 +38,7 @@ func newGetCmd(g *globals) *cobra.Command {
 		return g.withConn(func(cc *grpc.ClientConn) error {
 			ctx, cancel := g.call(cmd.Context())
 			defer cancel()
-			resp, err := pb.NewRegistryServiceClient(cc).Lookup(ctx, req)
+			resp, err := lookupAll(ctx, pb.NewRegistryServiceClient(cc), req)
 			if err != nil {
 				return rpcErr(err)
 			}
@@ -49,6 +53,30 @@ func newGetCmd(g *globals) *cobra.Command {
 	})
 	return cmd
 }
+
+// lookupAll reads req's first page and every page after it, all at the
+// first page's revision, into one answer; when the gateway no longer holds
+// that revision (OUT_OF_RANGE), it reads again from a first page, up to
+// three times.
+func lookupAll(ctx context.Context, reg pb.RegistryServiceClient, req *pb.LookupRequest) (*pb.LookupResponse, error) {
+	resp, err := reg.Lookup(ctx, req)
+	for restarts := 0; err == nil && resp.GetNextPageToken() != ""; {
+		var next *pb.LookupResponse
+		next, err = reg.Lookup(ctx, &pb.LookupRequest{Group: req.GetGroup(), PageSize: req.GetPageSize(), PageToken: resp.GetNextPageToken()})
+		switch {
+		case status.Code(err) == codes.OutOfRange && restarts < 3:
+			restarts++
+			resp, err = reg.Lookup(ctx, req)
+		case err == nil:
+			resp.Members, resp.NextPageToken = append(resp.Members, next.GetMembers()...), next.GetNextPageToken()
+		}
+	}
+	return resp, err
+}
+
+// snapshotPage is the snapshot_page_size of watch: the gateway's default
+// page, so that a group of any size arrives within gRPC's 4 MiB limit.
+const snapshotPage = 10000
 
 func newWatchCmd(g *globals) *cobra.Command {
 	var rev int64
@@ -69,7 +97,8 @@ again whole.`,
 		return g.withConn(func(cc *grpc.ClientConn) error {
 			p, after := g.printer(cmd), rev
 			return resume(cmd.Context(), cmd.ErrOrStderr(), "watch "+args[0], func(ctx context.Context) (bool, error) {
-				stream, err := pb.NewRegistryServiceClient(cc).WatchGroup(ctx, &pb.WatchGroupRequest{Group: args[0], StartRevision: after})
+				stream, err := pb.NewRegistryServiceClient(cc).WatchGroup(ctx, &pb.WatchGroupRequest{Group: args[0], StartRevision: after,
+					SnapshotPageSize: snapshotPage})
 				if err != nil {
 					return false, err
 				}

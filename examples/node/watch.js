@@ -21,6 +21,8 @@ class GroupView {
   members = null; // Map of id to Member; null before the first snapshot
   revision = '0';
   pending = []; // the messages of a revision not yet complete
+  snapshot = null; // Map of id to Member: the pages of a snapshot so far
+  snapshotRevision = '0';
 
   // resumeFrom is the start_revision of the next watch: the last complete
   // revision, or 0 (start with a snapshot) before the first snapshot.
@@ -32,8 +34,22 @@ class GroupView {
   // revision's changes and returns a line describing them, else null.
   apply(msg) {
     if (msg.type === 'TYPE_SNAPSHOT') {
-      this.members = new Map(msg.members.map((m) => [m.id, m]));
+      // A large group's snapshot comes in pages (snapshotPageSize), all of
+      // one revision, all but the last marked more.
+      if (this.snapshot === null || this.snapshotRevision !== msg.revision) {
+        this.snapshot = new Map();
+        this.snapshotRevision = msg.revision;
+        this.pending = [];
+      }
+      for (const m of msg.members) {
+        this.snapshot.set(m.id, m);
+      }
+      if (msg.more) {
+        return null; // more pages of this snapshot follow
+      }
+      this.members = this.snapshot;
       this.revision = msg.revision;
+      this.snapshot = null;
       this.pending = [];
       return this.describe(msg.resync ? 'snapshot (resync)' : 'snapshot');
     }
@@ -72,7 +88,8 @@ const backoff = new Backoff();
 try {
   while (!stop.aborted) {
     view.pending = []; // a revision received in part is received again
-    const call = zk.registry.WatchGroup({ group: opts.group, startRevision: view.resumeFrom() });
+    view.snapshot = null;
+    const call = zk.registry.WatchGroup({ group: opts.group, startRevision: view.resumeFrom(), snapshotPageSize: 10000 });
     const cancel = () => call.cancel();
     stop.addEventListener('abort', cancel);
     let why = 'the gateway ended the stream';

@@ -3,8 +3,10 @@
 Prints the group's snapshot, then each change with the members after it. A
 change made in one transaction (a lease's end removing all its members, say)
 arrives as several messages of one revision, all but the last marked
-`more`: they are applied together and printed as one line. If the stream
-breaks, the watch resumes after the last complete revision, missing nothing.
+`more`: they are applied together and printed as one line. The snapshot of
+a large group comes in pages the same way (snapshot_page_size): all of one
+revision, all but the last marked `more`. If the stream breaks, the watch
+resumes after the last complete revision, missing nothing.
 
 With the stubs generated into examples/python/gen (see examples/README.md):
 
@@ -32,6 +34,8 @@ class GroupView:
         self.members = None  # id -> Member; None before the first snapshot
         self.revision = 0
         self.pending = []  # the messages of a revision not yet complete
+        self.snapshot = None  # id -> Member: the pages of a snapshot so far
+        self.snapshot_revision = 0
 
     def resume_from(self):
         """The start_revision of the next watch: the last complete revision,
@@ -42,9 +46,13 @@ class GroupView:
         """Takes one message; once it completes a revision, applies the
         revision's changes and returns a line describing them, else None."""
         if msg.type == Response.TYPE_SNAPSHOT:
-            self.members = {m.id: m for m in msg.members}
-            self.revision = msg.revision
-            self.pending = []
+            if self.snapshot is None or self.snapshot_revision != msg.revision:
+                self.snapshot, self.snapshot_revision, self.pending = {}, msg.revision, []
+            self.snapshot.update((m.id, m) for m in msg.members)
+            if msg.more:
+                return None  # more pages of this snapshot follow
+            self.members, self.revision = self.snapshot, msg.revision
+            self.snapshot, self.pending = None, []
             return self.describe("snapshot (resync)" if msg.resync else "snapshot")
         self.pending.append(msg)
         if msg.more:
@@ -103,8 +111,10 @@ class Watch:
         view = GroupView()
         backoff = Backoff()
         while not self._stop.is_set():
-            view.pending = []  # a revision received in part is received again
-            request = registry_pb2.WatchGroupRequest(group=self.group, start_revision=view.resume_from())
+            view.pending, view.snapshot = [], None  # a revision received in part is received again
+            request = registry_pb2.WatchGroupRequest(
+                group=self.group, start_revision=view.resume_from(), snapshot_page_size=10000
+            )
             with self._lock:
                 if self._stop.is_set():
                     return

@@ -151,7 +151,7 @@ func (e *Env) Conn() *grpc.ClientConn {
 // gateway would.
 func (e *Env) Direct(ctx context.Context) (*zk.Conn, error) {
 	c, ev, err := zk.Connect(strings.Split(e.ZK, ","), 10*time.Second, zk.WithLogInfo(false),
-		zk.WithMaxBufferSize(4<<20))
+		zk.WithMaxBufferSize(256<<20)) // a large group's listing: as zkx's
 	if err != nil {
 		return nil, err
 	}

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/go-zookeeper/zk"
-	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
 
 	pb "github.com/zkcoord/zkcoord/gen/zkcoord/v1"
@@ -102,7 +101,8 @@ func (r *Runner) growth(ctx context.Context) error {
 			return err
 		}
 		var snapBytes int
-		if c.snapshot, snapBytes, err = r.snapshot(ctx, group, size); err != nil {
+		var firstPage time.Duration
+		if c.snapshot, firstPage, snapBytes, err = r.snapshot(ctx, group, size); err != nil {
 			return err
 		}
 		if c.dSnapshot, err = directSnapshot(ctx, direct, dir, size); err != nil {
@@ -123,6 +123,9 @@ func (r *Runner) growth(ctx context.Context) error {
 		msg := info(w, "WatchGroup snapshot message", "KiB", float64(snapBytes)/1024, math.NaN(), Lower)
 		msg.Note = "gRPC clients refuse messages over 4 MiB unless they raise MaxCallRecvMsgSize"
 		r.add(snap, msg)
+		if err := r.pagedFigures(ctx, w, size, firstPage); err != nil {
+			return err
+		}
 		if si == 0 {
 			first = c
 		}
@@ -139,33 +142,44 @@ func (r *Runner) growth(ctx context.Context) error {
 	return nil
 }
 
-// snapshot opens a WatchGroup stream three times and returns the median
-// time to its SNAPSHOT, and the SNAPSHOT message's size.
-func (r *Runner) snapshot(ctx context.Context, group string, size int) (time.Duration, int, error) {
+// snapshot opens a WatchGroup stream three times, with a client's default
+// limits (4 MiB messages) and the snapshot in pages, and returns the
+// medians of the time to the whole snapshot (its last page) and to its
+// first page, and the size of its largest message.
+func (r *Runner) snapshot(ctx context.Context, group string, size int) (whole, first time.Duration, bytes int, err error) {
 	c := pb.NewRegistryServiceClient(r.env.Conn())
-	var ds []time.Duration
-	bytes := 0
+	var wholes, firsts []time.Duration
 	for range 3 {
 		sctx, cancel := context.WithTimeout(ctx, time.Minute)
 		t0 := time.Now()
-		st, err := c.WatchGroup(sctx, &pb.WatchGroupRequest{Group: group}, grpc.MaxCallRecvMsgSize(math.MaxInt32))
+		st, err := c.WatchGroup(sctx, &pb.WatchGroupRequest{Group: group, SnapshotPageSize: snapshotPage})
 		if err != nil {
 			cancel()
-			return 0, 0, err
+			return 0, 0, 0, err
 		}
-		m, err := st.Recv()
-		d := time.Since(t0)
+		n := 0
+		for page := 0; ; page++ {
+			m, err := st.Recv()
+			if err != nil {
+				cancel()
+				return 0, 0, 0, err
+			}
+			if page == 0 {
+				firsts = append(firsts, time.Since(t0))
+			}
+			n += len(m.Members)
+			bytes = max(bytes, proto.Size(m))
+			if !m.More {
+				break
+			}
+		}
+		wholes = append(wholes, time.Since(t0))
 		cancel()
-		if err != nil {
-			return 0, 0, err
+		if n < size {
+			return 0, 0, 0, fmt.Errorf("snapshot of %d members, want at least %d", n, size)
 		}
-		if len(m.Members) < size {
-			return 0, 0, fmt.Errorf("snapshot of %d members, want at least %d", len(m.Members), size)
-		}
-		ds = append(ds, d)
-		bytes = proto.Size(m)
 	}
-	return quantile(sortedDurations(ds), 0.5), bytes, nil
+	return quantile(sortedDurations(wholes), 0.5), quantile(sortedDurations(firsts), 0.5), bytes, nil
 }
 
 // directSnapshot reads the group directly: Children, then each child's

@@ -159,7 +159,7 @@ func TestRereadIsExact(t *testing.T) {
 	// Follow the watch to the end of the lease, noting the state at the end
 	// of every revision.
 	members := map[string]*registry.Member{}
-	for _, m := range start.Snapshot.Members {
+	for _, m := range start.Snapshot.Members() {
 		members[m.ID] = m
 	}
 	type state struct {

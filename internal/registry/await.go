@@ -16,7 +16,7 @@ func (r *Registry) AwaitCount(ctx context.Context, group string, min int, progre
 		return err
 	}
 	defer sub.Close()
-	n, rev := len(start.Snapshot.Members), start.Snapshot.Rev
+	n, rev := start.Snapshot.Len(), start.Snapshot.Rev
 	for {
 		if err := progress(n, rev, n >= min); err != nil || n >= min {
 			return err

@@ -32,7 +32,7 @@ type group struct {
 
 	mu       sync.Mutex
 	loaded   chan struct{} // closed after the first load
-	members  map[string]*Member
+	members  *members      // the group at rev, sorted by ID; a Snapshot is a copy-on-write clone of it
 	rev      int64
 	changed  int64         // revision of the last change of members the cache knows (<= rev)
 	wake     chan struct{} // closed and replaced when changed moves or the cache stops
@@ -41,6 +41,7 @@ type group struct {
 	base     int64         // position in the group's event sequence of ring[0]
 	floor    int64         // every event after revision floor is in ring
 	subs     map[*Sub]struct{}
+	held     map[int64]*heldSnap // revisions held for paged reads (page.go)
 	lastUsed time.Time
 	err      error // why the cache stopped, reported to waiting callers
 
@@ -59,7 +60,7 @@ type View struct {
 // client asked to resume and continuity could not be proven) or, when
 // resuming, with the backlog of events after the requested revision.
 type WatchStart struct {
-	Snapshot *View
+	Snapshot *Snapshot
 	Resync   bool
 	Backlog  []*Event
 }
@@ -81,8 +82,8 @@ func (r *Registry) loadGroup(ctx context.Context, name string) (*group, error) {
 		g.mu.Unlock()
 	} else {
 		gctx, cancel := context.WithCancel(r.ctx)
-		g = &group{r: r, name: name, lastSeq: -1, loaded: make(chan struct{}), members: map[string]*Member{},
-			subs: map[*Sub]struct{}{}, cancel: cancel, done: make(chan struct{}), lastUsed: time.Now(),
+		g = &group{r: r, name: name, lastSeq: -1, loaded: make(chan struct{}), members: newMembers(),
+			subs: map[*Sub]struct{}{}, held: map[int64]*heldSnap{}, cancel: cancel, done: make(chan struct{}), lastUsed: time.Now(),
 			wake: make(chan struct{})}
 		r.groups[name] = g
 		r.wg.Add(1)
@@ -141,7 +142,7 @@ func (g *group) lookup(ctx context.Context, id string, linearizable bool) (View,
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if id != "" {
-		if m, ok := g.members[id]; ok {
+		if m, ok := getMember(g.members, id); ok {
 			return View{Members: []*Member{m}, Rev: g.rev}, nil
 		}
 		return View{Rev: g.rev}, fmt.Errorf("%w: %s/%s", ErrMemberNotFound, name, id)
@@ -193,8 +194,7 @@ func (r *Registry) Watch(ctx context.Context, name string, startRev int64) (*Sub
 		i := sort.Search(len(g.ring), func(i int) bool { return g.ring[i].Rev > startRev })
 		ws.Backlog = slices.Clone(g.ring[i:])
 	default:
-		v := g.viewLocked()
-		ws.Snapshot, ws.Resync = &v, startRev > 0
+		ws.Snapshot, ws.Resync = g.snapshotLocked(), startRev > 0
 		if ws.Resync {
 			g.r.counters.resyncs.Add(1)
 		}
@@ -202,13 +202,10 @@ func (r *Registry) Watch(ctx context.Context, name string, startRev int64) (*Sub
 	return s, ws, nil
 }
 
+// viewLocked returns the whole group now, in ID order (the tree's: no
+// sort).
 func (g *group) viewLocked() View {
-	ms := make([]*Member, 0, len(g.members))
-	for _, m := range g.members {
-		ms = append(ms, m)
-	}
-	sort.Slice(ms, func(i, j int) bool { return ms[i].ID < ms[j].ID })
-	return View{Members: ms, Rev: g.rev}
+	return View{Members: g.snapshotLocked().Members(), Rev: g.rev}
 }
 
 // janitor evicts group caches nobody used for a while.
@@ -223,8 +220,10 @@ func (r *Registry) janitor() {
 		case <-t.C:
 		}
 		r.mu.Lock()
+		now := time.Now()
 		for name, g := range r.groups {
 			g.mu.Lock()
+			g.expireHeldLocked(now)
 			loaded := false
 			select {
 			case <-g.loaded:
@@ -263,8 +262,7 @@ func (r *Registry) cachedAbsent(group, id string) bool {
 	if g.err != nil {
 		return false
 	}
-	_, has := g.members[id]
-	return !has
+	return !g.members.Has(&Member{ID: id})
 }
 
 // Groups returns the number of groups this gateway caches (and watches).

@@ -15,6 +15,8 @@ type options struct {
 	keepLog   int           // journal entries kept after a trim
 	trimAt    int           // trim the journal when it has more entries
 	trimCheck int           // writers check the journal's length every trimCheck entries
+	pageHold  time.Duration // how long a revision is held, unused, for the next page of a read
+	maxHeld   int           // revisions held per group for paged reads
 
 	// afterMemberRead, set by tests (export_test.go), is called after each
 	// member read of a (re)load with the group and the number read so far.
@@ -22,7 +24,8 @@ type options struct {
 }
 
 func defaultOptions() options {
-	return options{idle: 5 * time.Minute, ring: 4096, keepLog: 1000, trimAt: 2000, trimCheck: 500}
+	return options{idle: 5 * time.Minute, ring: 4096, keepLog: 1000, trimAt: 2000, trimCheck: 500,
+		pageHold: time.Minute, maxHeld: 8}
 }
 
 // WithIdleEviction sets how long an unused group cache is kept (default
@@ -60,6 +63,20 @@ func WithHistory(n int) Option {
 			return fmt.Errorf("registry: history of %d events: want at least 1", n)
 		}
 		o.ring = n
+		return nil
+	}
+}
+
+// WithPageHold sets how long a revision of a group is held, unused, for
+// the next page of a paged read (default 1m), and how many revisions one
+// group holds at most (default 8; the least recently used goes first).
+// A held revision costs the tree nodes changed after it. Both positive.
+func WithPageHold(d time.Duration, revisions int) Option {
+	return func(o *options) error {
+		if d <= 0 || revisions < 1 {
+			return fmt.Errorf("registry: page hold %v for %d revisions: want both positive", d, revisions)
+		}
+		o.pageHold, o.maxHeld = d, revisions
 		return nil
 	}
 }

@@ -270,9 +270,9 @@ func (g *group) readEntries(ctx context.Context, l listing, seqs []int64) ([]ent
 // applyChange applies one journal entry to members, idempotently: an entry
 // the members already reflect (read after it was written) changes nothing.
 // It returns the change as an event, or nil.
-func applyChange(members map[string]*Member, group string, e entry) *Event {
+func applyChange(members *members, group string, e entry) *Event {
 	ch, rev := e.ch, e.rev
-	cur, ok := members[ch.ID]
+	cur, ok := getMember(members, ch.ID)
 	switch ch.Op {
 	case "put":
 		if ch.Rec == nil || (ok && cur.ModRev >= rev) {
@@ -285,13 +285,13 @@ func applyChange(members map[string]*Member, group string, e entry) *Event {
 			createRev = ch.CreateRev
 		}
 		m := ch.Rec.member(group, ch.ID, createRev, rev)
-		members[ch.ID] = m
+		members.ReplaceOrInsert(m)
 		return &Event{Type: typ, Rev: rev, Member: m}
 	case "del":
 		if !ok || cur.ModRev >= rev {
 			return nil
 		}
-		delete(members, ch.ID)
+		members.Delete(cur)
 		return &Event{Type: Left, Rev: rev, Member: cur}
 	}
 	return nil

@@ -193,7 +193,7 @@ func TestWatchSnapshotEventsAndExpiry(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sub.Close()
-	if start.Snapshot == nil || ids(start.Snapshot.Members) != "a=1" || start.Resync {
+	if start.Snapshot == nil || ids(start.Snapshot.Members()) != "a=1" || start.Resync {
 		t.Fatalf("snapshot = %+v", start)
 	}
 	short := grant(t, e, time.Second)
@@ -231,7 +231,7 @@ func TestWatchSnapshotEventsAndExpiry(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sub3.Close()
-	if start3.Snapshot == nil || !start3.Resync || ids(start3.Snapshot.Members) != "a=1b" {
+	if start3.Snapshot == nil || !start3.Resync || ids(start3.Snapshot.Members()) != "a=1b" {
 		t.Fatalf("old resume = %+v", start3)
 	}
 }
@@ -322,7 +322,7 @@ func TestChurnConverges(t *testing.T) {
 		}
 		defer sub.Close()
 		w := &watcher{sub: sub, state: map[string]string{}}
-		for _, m := range start.Snapshot.Members {
+		for _, m := range start.Snapshot.Members() {
 			w.state[m.ID] = m.Value
 		}
 		ws = append(ws, w)

@@ -138,7 +138,7 @@ func TestRereadIsOneUnit(t *testing.T) {
 
 	register(t, a, "g", "first", "v", "")
 	sub, start, err := a.reg.Watch(ctx, "g", 0)
-	if err != nil || start.Snapshot == nil || len(start.Snapshot.Members) != 1 {
+	if err != nil || start.Snapshot == nil || len(start.Snapshot.Members()) != 1 {
 		t.Fatalf("watch: %+v %v", start, err)
 	}
 

@@ -9,7 +9,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/go-zookeeper/zk"
@@ -21,7 +20,7 @@ import (
 // the revision of their last change (mod), and the last journal entry they
 // reflect (-1: none).
 type state struct {
-	members map[string]*Member
+	members *members
 	rev     int64
 	mod     int64
 	lastSeq int64
@@ -63,16 +62,16 @@ func (g *group) read(ctx context.Context, l listing) (state, error) {
 }
 
 // readMembers reads every member (none when the directory does not exist).
-func (g *group) readMembers(ctx context.Context) (map[string]*Member, error) {
+func (g *group) readMembers(ctx context.Context) (*members, error) {
 	c := g.r.sess
 	dir := g.r.lay.Members(g.name)
 	ids, _, err := c.Children(ctx, dir)
 	if errors.Is(err, zk.ErrNoNode) {
-		return map[string]*Member{}, nil
+		return newMembers(), nil
 	} else if err != nil {
 		return nil, err
 	}
-	out := make(map[string]*Member, len(ids))
+	out := newMembers()
 	for _, id := range ids {
 		data, st, err := c.Get(ctx, dir+"/"+id)
 		if errors.Is(err, zk.ErrNoNode) {
@@ -85,9 +84,9 @@ func (g *group) readMembers(ctx context.Context) (map[string]*Member, error) {
 			g.r.log.Warn("registry: skip corrupt member", "group", g.name, "member", id)
 			continue
 		}
-		out[id] = rec.member(g.name, id, st.Czxid, st.Mzxid)
+		out.ReplaceOrInsert(rec.member(g.name, id, st.Czxid, st.Mzxid))
 		if h := g.r.opts.afterMemberRead; h != nil {
-			h(g.name, len(out))
+			h(g.name, out.Len())
 		}
 	}
 	return out, nil
@@ -121,29 +120,7 @@ func (g *group) reread(ctx context.Context, l listing) error {
 func (g *group) replace(s state) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	ids := make([]string, 0, len(s.members)+len(g.members))
-	for id := range s.members {
-		ids = append(ids, id)
-	}
-	for id := range g.members {
-		if _, ok := s.members[id]; !ok {
-			ids = append(ids, id)
-		}
-	}
-	slices.Sort(ids)
-	var evs []*Event
-	for _, id := range ids {
-		old, had := g.members[id]
-		cur, has := s.members[id]
-		switch {
-		case had && !has:
-			evs = append(evs, &Event{Type: Left, Rev: s.rev, Member: old})
-		case !had && has:
-			evs = append(evs, &Event{Type: Joined, Rev: s.rev, Member: cur})
-		case had && has && old.ModRev != cur.ModRev:
-			evs = append(evs, &Event{Type: Updated, Rev: s.rev, Member: cur})
-		}
-	}
+	evs := diff(g.members, s.members, s.rev)
 	if len(evs) > 0 && s.rev <= g.rev { // cannot be: the changes came after g.rev
 		return fmt.Errorf("registry: group %s read at revision %d, not after the cache's %d", g.name, s.rev, g.rev)
 	}
@@ -166,7 +143,7 @@ func (g *group) absent(ctx context.Context) error {
 	} else if err != nil {
 		return err
 	}
-	s := state{members: map[string]*Member{}, rev: rev, lastSeq: -1}
+	s := state{members: newMembers(), rev: rev, lastSeq: -1}
 	if !g.isLoaded() {
 		g.install(s)
 		return nil
@@ -177,3 +154,29 @@ func (g *group) absent(ctx context.Context) error {
 // errAppeared: the group's journal, read as absent, exists by the time its
 // parent is listed; refresh tries again.
 var errAppeared = fmt.Errorf("%w: group created while read", ErrConflict)
+
+// diff returns the events that turn old into cur, all of revision rev, in
+// ID order: a merge of the two sorted trees.
+func diff(old, cur *members, rev int64) []*Event {
+	a, b := snapshotOf(old).Members(), snapshotOf(cur).Members()
+	var evs []*Event
+	for len(a) > 0 || len(b) > 0 {
+		switch {
+		case len(b) == 0 || (len(a) > 0 && a[0].ID < b[0].ID):
+			evs = append(evs, &Event{Type: Left, Rev: rev, Member: a[0]})
+			a = a[1:]
+		case len(a) == 0 || b[0].ID < a[0].ID:
+			evs = append(evs, &Event{Type: Joined, Rev: rev, Member: b[0]})
+			b = b[1:]
+		default:
+			if a[0].ModRev != b[0].ModRev {
+				evs = append(evs, &Event{Type: Updated, Rev: rev, Member: b[0]})
+			}
+			a, b = a[1:], b[1:]
+		}
+	}
+	return evs
+}
+
+// snapshotOf wraps a tree nobody changes any more.
+func snapshotOf(t *members) *Snapshot { return &Snapshot{tree: t} }

@@ -38,7 +38,7 @@ func (r *Registry) Stats() Stats {
 	s.Groups = len(gs)
 	for _, g := range gs {
 		g.mu.Lock()
-		s.Members += len(g.members)
+		s.Members += g.members.Len()
 		s.Watchers += len(g.subs)
 		g.mu.Unlock()
 	}

@@ -93,9 +93,11 @@ func rules(msg any) ([]*errdetails.BadRequest_FieldViolation, bool) {
 		}
 		v.revision("after_revision", m.GetAfterRevision())
 		v.wait("wait", m.GetWait())
+		v.lookupPage(m)
 	case *zkcoordv1.WatchGroupRequest:
 		v.name("group", m.GetGroup(), true)
 		v.revision("start_revision", m.GetStartRevision())
+		v.memberPage("snapshot_page_size", m.GetSnapshotPageSize())
 
 	// election.proto
 	case *zkcoordv1.CampaignRequest:

@@ -186,7 +186,7 @@ func Dial(ctx context.Context, connect string, opt ...Option) (*Session, error) 
 	conn, _, err := zk.Connect(servers, o.timeout,
 		zk.WithEventCallback(s.onEvent),
 		zk.WithLogger(zkLogger{o.log, s}),
-		zk.WithMaxBufferSize(4<<20),
+		zk.WithMaxBufferSize(maxPacket),
 		zk.WithDialer(dial))
 	if err != nil {
 		return nil, fmt.Errorf("zkx: connect %q: %w", connect, err)

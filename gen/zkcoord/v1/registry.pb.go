@@ -567,7 +567,22 @@ type LookupRequest struct {
 	// no ZooKeeper operation. A Lookup of one member waits for a change of
 	// its group, then fails with NOT_FOUND if the member is absent: to wait
 	// for a member to appear, long-poll the group.
-	Wait          *durationpb.Duration `protobuf:"bytes,5,opt,name=wait,proto3" json:"wait,omitempty"`
+	Wait *durationpb.Duration `protobuf:"bytes,5,opt,name=wait,proto3" json:"wait,omitempty"`
+	// For a whole group: the most members in one answer. 0 means 10,000;
+	// at most 50,000. A page also ends before it exceeds 2 MiB, so it stays
+	// well under gRPC's default 4 MiB limit. It applies to this call: pass
+	// it again with each page_token. Must not be negative.
+	PageSize int32 `protobuf:"varint,6,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// The next_page_token of the previous answer: the next page, at that
+	// answer's revision (not the group's latest). Only with the group of
+	// that answer, by the same principal, without member_id and wait;
+	// consistency and after_revision are ignored (the revision is fixed). A
+	// token that this gateway did not issue for this group and principal is
+	// refused with INVALID_ARGUMENT. The gateway holds a revision for a
+	// minute after its last page was read: when it no longer has it (or
+	// another replica issued the token), the call fails with OUT_OF_RANGE,
+	// and the read starts again from the first page.
+	PageToken     string `protobuf:"bytes,7,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -637,6 +652,20 @@ func (x *LookupRequest) GetWait() *durationpb.Duration {
 	return nil
 }
 
+func (x *LookupRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *LookupRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
 // LookupResponse holds the members found.
 type LookupResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -646,8 +675,12 @@ type LookupResponse struct {
 	// The revision (zxid) the answer reflects: every change of the group up
 	// to it, and none after it (never part of one transaction). For a group
 	// nobody registered in, a revision at which it did not exist. Pass it as
-	// the next after_revision of a blocking query.
-	Revision      int64 `protobuf:"varint,2,opt,name=revision,proto3" json:"revision,omitempty"`
+	// the next after_revision of a blocking query. Every page of a read
+	// carries the first page's revision.
+	Revision int64 `protobuf:"varint,2,opt,name=revision,proto3" json:"revision,omitempty"`
+	// Set when the group has members after this page: pass it as page_token
+	// to read them. Empty on the last page.
+	NextPageToken string `protobuf:"bytes,3,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -696,6 +729,13 @@ func (x *LookupResponse) GetRevision() int64 {
 	return 0
 }
 
+func (x *LookupResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
 // WatchGroupRequest starts watching a group.
 type WatchGroupRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -710,8 +750,15 @@ type WatchGroupRequest struct {
 	// message received with more false (or of the last snapshot), never one
 	// of which only some messages arrived before the stream broke.
 	StartRevision int64 `protobuf:"varint,2,opt,name=start_revision,json=startRevision,proto3" json:"start_revision,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// Send snapshots in pages of at most this many members (and 2 MiB, so
+	// that a client with gRPC's default 4 MiB limit can watch a group of
+	// any size): the pages of a snapshot share its revision and all but the
+	// last carry more; the client takes the group from all of them. 0 (the
+	// default, for clients that predate pages) sends each snapshot as one
+	// message. At most 50,000; must not be negative.
+	SnapshotPageSize int32 `protobuf:"varint,3,opt,name=snapshot_page_size,json=snapshotPageSize,proto3" json:"snapshot_page_size,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *WatchGroupRequest) Reset() {
@@ -758,6 +805,13 @@ func (x *WatchGroupRequest) GetStartRevision() int64 {
 	return 0
 }
 
+func (x *WatchGroupRequest) GetSnapshotPageSize() int32 {
+	if x != nil {
+		return x.SnapshotPageSize
+	}
+	return 0
+}
+
 // WatchGroupResponse is one message of a group watch.
 type WatchGroupResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -774,14 +828,19 @@ type WatchGroupResponse struct {
 	// For TYPE_SNAPSHOT: true when this snapshot replaces what the client had,
 	// because the gateway could not prove continuity from start_revision (or
 	// from its last message). The client must drop its state and take this.
+	// Every page of a paged snapshot carries it.
 	Resync bool `protobuf:"varint,5,opt,name=resync,proto3" json:"resync,omitempty"`
 	// For TYPE_JOINED, TYPE_LEFT, TYPE_UPDATED: true when more messages of
 	// this revision follow. One transaction can change several members (a
 	// lease's end removes all of them); its messages share a revision and are
 	// sent together, all but the last with more set. The group is at revision
 	// only after the message of that revision with more false: a client
-	// should not show, act on or resume from a revision before then. A
-	// snapshot never sets it.
+	// should not show, act on or resume from a revision before then.
+	//
+	// For TYPE_SNAPSHOT, with snapshot_page_size: true when more pages of
+	// the snapshot follow. The snapshot is the members of all its pages,
+	// complete with the page with more false. A snapshot sent whole never
+	// sets it.
 	More          bool `protobuf:"varint,6,opt,name=more,proto3" json:"more,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -903,19 +962,24 @@ const file_zkcoord_v1_registry_proto_rawDesc = "" +
 	"\tmember_id\x18\x02 \x01(\tR\bmemberId\x12\x19\n" +
 	"\blease_id\x18\x03 \x01(\tR\aleaseId\"0\n" +
 	"\x12DeregisterResponse\x12\x1a\n" +
-	"\brevision\x18\x01 \x01(\x03R\brevision\"\xd3\x01\n" +
+	"\brevision\x18\x01 \x01(\x03R\brevision\"\x8f\x02\n" +
 	"\rLookupRequest\x12\x14\n" +
 	"\x05group\x18\x01 \x01(\tR\x05group\x12\x1b\n" +
 	"\tmember_id\x18\x02 \x01(\tR\bmemberId\x129\n" +
 	"\vconsistency\x18\x03 \x01(\x0e2\x17.zkcoord.v1.ConsistencyR\vconsistency\x12%\n" +
 	"\x0eafter_revision\x18\x04 \x01(\x03R\rafterRevision\x12-\n" +
-	"\x04wait\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\x04wait\"Z\n" +
+	"\x04wait\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\x04wait\x12\x1b\n" +
+	"\tpage_size\x18\x06 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\a \x01(\tR\tpageToken\"\x82\x01\n" +
 	"\x0eLookupResponse\x12,\n" +
 	"\amembers\x18\x01 \x03(\v2\x12.zkcoord.v1.MemberR\amembers\x12\x1a\n" +
-	"\brevision\x18\x02 \x01(\x03R\brevision\"P\n" +
+	"\brevision\x18\x02 \x01(\x03R\brevision\x12&\n" +
+	"\x0fnext_page_token\x18\x03 \x01(\tR\rnextPageToken\"~\n" +
 	"\x11WatchGroupRequest\x12\x14\n" +
 	"\x05group\x18\x01 \x01(\tR\x05group\x12%\n" +
-	"\x0estart_revision\x18\x02 \x01(\x03R\rstartRevision\"\xd2\x02\n" +
+	"\x0estart_revision\x18\x02 \x01(\x03R\rstartRevision\x12,\n" +
+	"\x12snapshot_page_size\x18\x03 \x01(\x05R\x10snapshotPageSize\"\xd2\x02\n" +
 	"\x12WatchGroupResponse\x127\n" +
 	"\x04type\x18\x01 \x01(\x0e2#.zkcoord.v1.WatchGroupResponse.TypeR\x04type\x12\x1a\n" +
 	"\brevision\x18\x02 \x01(\x03R\brevision\x12,\n" +
