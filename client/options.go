@@ -159,8 +159,11 @@ func Member(id string) LookupOption {
 	return lookupOption(func(o *lookupOptions) { o.memberID = id })
 }
 
+// DefaultPageSize is the page of a whole-group Lookup without PageSize.
+const DefaultPageSize = 10000
+
 // PageSize sets how many members each page of a whole-group Lookup holds
-// (the gateway's default, 10,000, when 0; at most 50,000). Lookup reads
+// (DefaultPageSize when 0; at most 50,000). Lookup reads
 // every page, all at the revision of the first, and returns them
 // together: a smaller page costs more calls, and a gateway never sends a
 // page over 2 MiB whatever its size.

@@ -167,6 +167,9 @@ func (c *Client) Lookup(ctx context.Context, group string, opts ...LookupOption)
 	}
 	req := &zkcoordv1.LookupRequest{Group: group, MemberId: o.memberID, AfterRevision: o.poll.after, Wait: o.poll.waitPB(),
 		PageSize: o.pageSize}
+	if o.memberID == "" && req.PageSize == 0 {
+		req.PageSize = DefaultPageSize // pages: a group of any size fits the default message limit
+	}
 	if o.linearizable {
 		req.Consistency = zkcoordv1.Consistency_CONSISTENCY_LINEARIZABLE
 	}

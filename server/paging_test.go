@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 
@@ -16,6 +17,7 @@ import (
 	"github.com/zkcoord/zkcoord/internal/testing/checker"
 	"github.com/zkcoord/zkcoord/internal/testing/testenv"
 	"github.com/zkcoord/zkcoord/internal/testing/testenv/httpc"
+	"github.com/zkcoord/zkcoord/internal/validate"
 )
 
 // pageWriter registers and deregisters persistent members of one group,
@@ -205,8 +207,14 @@ func TestBigGroupDefaultLimits(t *testing.T) {
 	if t.Failed() {
 		t.FailNow()
 	}
+	// Without page_size the group is one answer, as before pages: over a
+	// default client's limit, a clear RESOURCE_EXHAUSTED, never a part of
+	// the group passed off as all of it.
+	if _, err := reg.Lookup(ctx, &pb.LookupRequest{Group: group, Consistency: pb.Consistency_CONSISTENCY_LINEARIZABLE}); status.Code(err) != codes.ResourceExhausted {
+		t.Fatalf("unpaged Lookup of a group over 4 MiB: %v, want RESOURCE_EXHAUSTED", err)
+	}
 	seen := map[string]bool{}
-	req := &pb.LookupRequest{Group: group, Consistency: pb.Consistency_CONSISTENCY_LINEARIZABLE}
+	req := &pb.LookupRequest{Group: group, Consistency: pb.Consistency_CONSISTENCY_LINEARIZABLE, PageSize: validate.MaxMemberPage}
 	var rev int64
 	total := 0
 	for pages := 0; ; pages++ {

@@ -51,9 +51,11 @@ func (s *registryService) Deregister(ctx context.Context, req *pb.DeregisterRequ
 }
 
 // Lookup reads a group, at once or, with a wait, as a blocking query; a
-// whole group in pages (lookupPage).
+// whole group in pages when the caller asks for them (lookupPage), in one
+// answer otherwise, as etcd's Range without a limit: a client that does
+// not know pages never gets part of a group as if it were all of it.
 func (s *registryService) Lookup(ctx context.Context, req *pb.LookupRequest) (*pb.LookupResponse, error) {
-	if req.GetMemberId() == "" {
+	if req.GetMemberId() == "" && (req.GetPageSize() > 0 || req.GetPageToken() != "") {
 		return s.lookupPage(ctx, req)
 	}
 	linearizable := req.GetConsistency() == pb.Consistency_CONSISTENCY_LINEARIZABLE

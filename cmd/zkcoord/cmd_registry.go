@@ -26,7 +26,7 @@ func newGetCmd(g *globals) *cobra.Command {
 		Args:  argsBetween(1, 2),
 	}
 	cmd.Flags().BoolVar(&linearizable, "linearizable", false, "sync with the ZooKeeper leader first: see every change made before the call")
-	cmd.Flags().Int32Var(&pageSize, "page-size", 0, "members per Lookup call (0: the gateway's default); get reads every page, all at the first page's revision")
+	cmd.Flags().Int32Var(&pageSize, "page-size", snapshotPage, "members per Lookup call (0: the whole group in one answer); get reads every page, all at the first page's revision")
 	cmd.RunE = runE(func(cmd *cobra.Command, args []string) error {
 		req := &pb.LookupRequest{Group: args[0], PageSize: pageSize}
 		if len(args) == 2 {

@@ -568,10 +568,14 @@ type LookupRequest struct {
 	// its group, then fails with NOT_FOUND if the member is absent: to wait
 	// for a member to appear, long-poll the group.
 	Wait *durationpb.Duration `protobuf:"bytes,5,opt,name=wait,proto3" json:"wait,omitempty"`
-	// For a whole group: the most members in one answer. 0 means 10,000;
-	// at most 50,000. A page also ends before it exceeds 2 MiB, so it stays
-	// well under gRPC's default 4 MiB limit. It applies to this call: pass
-	// it again with each page_token. Must not be negative.
+	// For a whole group: the most members in one answer, which then comes
+	// in pages (at most 50,000). A page also ends before it exceeds 2 MiB,
+	// so it stays well under gRPC's default 4 MiB limit. It applies to this
+	// call: pass it again with each page_token (0 with a page_token means
+	// 10,000). 0 without a page_token reads the whole group in one answer,
+	// as before pages (a group larger than the receiver's message limit
+	// then fails there with RESOURCE_EXHAUSTED: ask for pages). Must not be
+	// negative.
 	PageSize int32 `protobuf:"varint,6,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
 	// The next_page_token of the previous answer: the next page, at that
 	// answer's revision (not the group's latest). Only with the group of

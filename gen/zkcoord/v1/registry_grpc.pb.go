@@ -45,10 +45,11 @@ type RegistryServiceClient interface {
 	// CONSISTENCY_LINEARIZABLE first catches up with every committed write.
 	// Reads create nothing: a group nobody registered in is empty.
 	//
-	// A whole group comes in pages (page_size members at most, and at most
-	// 2 MiB): an answer with next_page_token has more members, read by
-	// passing it as page_token. Every page of one read is of the first
-	// page's revision, however the group changes meanwhile.
+	// A whole group comes in one answer, or in pages when page_size is set
+	// (page_size members at most, and at most 2 MiB): an answer with
+	// next_page_token has more members, read by passing it as page_token.
+	// Every page of one read is of the first page's revision, however the
+	// group changes meanwhile.
 	//
 	// With a wait it is a blocking query (a long-poll, for callers that
 	// cannot hold a WatchGroup stream): it answers once the group has
@@ -143,10 +144,11 @@ type RegistryServiceServer interface {
 	// CONSISTENCY_LINEARIZABLE first catches up with every committed write.
 	// Reads create nothing: a group nobody registered in is empty.
 	//
-	// A whole group comes in pages (page_size members at most, and at most
-	// 2 MiB): an answer with next_page_token has more members, read by
-	// passing it as page_token. Every page of one read is of the first
-	// page's revision, however the group changes meanwhile.
+	// A whole group comes in one answer, or in pages when page_size is set
+	// (page_size members at most, and at most 2 MiB): an answer with
+	// next_page_token has more members, read by passing it as page_token.
+	// Every page of one read is of the first page's revision, however the
+	// group changes meanwhile.
 	//
 	// With a wait it is a blocking query (a long-poll, for callers that
 	// cannot hold a WatchGroup stream): it answers once the group has
