@@ -194,6 +194,16 @@ func TestHandlersHonourDeadlineWhileZooKeeperStalls(t *testing.T) {
 		{Name: "WatchGroup resuming ahead of the cache", Call: h.call(svc+"RegistryService/WatchGroup", func(ctx context.Context) error {
 			return recvErr(reg.WatchGroup(ctx, &pb.WatchGroupRequest{Group: "g", StartRevision: look.GetRevision() + 1_000_000}))
 		})},
+		{Name: "Watch creating a watch resuming ahead of the cache", Call: h.call(svc+"RegistryService/Watch", func(ctx context.Context) error {
+			w, err := reg.Watch(ctx)
+			if err == nil {
+				err = w.Send(&pb.WatchRequest{Request: &pb.WatchRequest_Create{Create: &pb.WatchCreateRequest{Group: "g", StartRevision: look.GetRevision() + 1_000_000}}})
+			}
+			for err == nil {
+				_, err = w.Recv()
+			}
+			return err
+		})},
 		{Name: "Campaign", Call: h.call(svc+"ElectionService/Campaign", func(ctx context.Context) error {
 			return recvErr(el.Campaign(ctx, &pb.CampaignRequest{Election: "other", Value: "v", LeaseId: held}))
 		})},
