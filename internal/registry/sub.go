@@ -23,9 +23,9 @@ type Sub struct {
 	ready chan struct{} // capacity 1: signalled when Take has something; nil with notify
 	// notify, if set, is called instead of signalling ready (WatchNotify).
 	notify func()
-	next  int64         // position in the group's event sequence of the next event to take
-	ended bool
-	err   error
+	next   int64 // position in the group's event sequence of the next event to take
+	ended  bool
+	err    error
 
 	pending []*Event // taken by Next, not yet returned
 }
