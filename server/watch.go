@@ -23,6 +23,9 @@ import (
 // calls notify, which queues the watch on its stream and wakes the sender.
 // The sender sends each watch's messages in the order a WatchGroup stream
 // would; one watch's end (a refusal, the slow-watcher cut) ends it alone.
+// A client that half-closes the stream keeps its watches: the call ends
+// with OK once none is left (the client canceled them all), or when the
+// client or the gateway ends it.
 func (s *registryService) Watch(stream pb.RegistryService_WatchServer) error {
 	m := &muxStream{s: s, stream: stream, wake: make(chan struct{}, 1), watches: map[int64]*muxWatch{},
 		pbCache: map[*registry.Event]*pb.WatchGroupResponse{}}
@@ -30,6 +33,7 @@ func (s *registryService) Watch(stream pb.RegistryService_WatchServer) error {
 	recvErr := make(chan error, 1)
 	go func() { recvErr <- m.recvWatches() }() // ends when the stream ends: Recv returns then
 	ctx := stream.Context()
+	halfClosed := false
 	for {
 		select {
 		case <-ctx.Done():
@@ -37,16 +41,27 @@ func (s *registryService) Watch(stream pb.RegistryService_WatchServer) error {
 		case <-s.c.stopping:
 			return toStatus(errStopping)
 		case err := <-recvErr:
-			if errors.Is(err, io.EOF) {
-				return nil // the client is done: its watches end with the call
+			if !errors.Is(err, io.EOF) {
+				return toStatus(err)
 			}
-			return toStatus(err)
+			// The client sends no more requests; its watches go on.
+			halfClosed, recvErr = true, nil
 		case <-m.wake:
 		}
 		if err := m.flush(); err != nil {
 			return err
 		}
+		if halfClosed && m.idle() {
+			return nil // no more requests and no watch left: done
+		}
 	}
+}
+
+// idle reports whether the stream has no watch and nothing to send.
+func (m *muxStream) idle() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.watches) == 0 && len(m.ready) == 0 && len(m.refused) == 0
 }
 
 // muxStream is one Watch stream.
@@ -231,13 +246,10 @@ func (m *muxStream) flush() error {
 }
 
 func (m *muxStream) flushWatch(w *muxWatch, canceled bool) error {
-	switch {
-	case w.ended: // queued again before its end
+	if w.ended { // queued again before its end
 		return nil
-	case canceled:
-		return m.end(w, status.New(codes.Canceled, "canceled by the client"))
 	}
-	if st := w.start; st != nil {
+	if st := w.start; st != nil { // first: a created watch says so even if canceled at once
 		w.start = nil
 		if err := m.stream.Send(&pb.WatchResponse{WatchId: w.id, Created: true}); err != nil {
 			return err
@@ -250,6 +262,9 @@ func (m *muxStream) flushWatch(w *muxWatch, canceled bool) error {
 		if err := m.sendEvents(w, st.Backlog); err != nil {
 			return err
 		}
+	}
+	if canceled {
+		return m.end(w, status.New(codes.Canceled, "canceled by the client"))
 	}
 	evs, err := w.sub.Take()
 	if err != nil {
