@@ -274,9 +274,9 @@ func recvWatch(t *testing.T, s grpc.BidiStreamingClient[pb.WatchRequest, pb.Watc
 	}
 }
 
-// TestWatchStreamEndsAtDrain: a draining replica ends its Watch streams
-// (UNAVAILABLE: resume elsewhere), whatever they hold, and its stop does
-// not wait for them.
+// TestWatchStreamEndsAtDrain: a half-closed Watch stream keeps its
+// watches; a draining replica ends its Watch streams (UNAVAILABLE: resume
+// elsewhere), whatever they hold, and its stop does not wait for them.
 func TestWatchStreamEndsAtDrain(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -287,6 +287,14 @@ func TestWatchStreamEndsAtDrain(t *testing.T) {
 	r.create(t, 2, "b", 0)
 	r.wait(t, "two snapshots", func(by map[int64][]*pb.WatchResponse, _ error) bool {
 		return len(events(by[1])) == 1 && len(events(by[2])) == 1
+	})
+	// Half-closed, the stream keeps its watches.
+	if err := r.stream.CloseSend(); err != nil {
+		t.Fatal(err)
+	}
+	rev := put2(t, ctx, pb.NewRegistryServiceClient(rep.cc), "a")
+	r.wait(t, "a change after the half-close", func(by map[int64][]*pb.WatchResponse, _ error) bool {
+		return reachedRev(by[1], rev)
 	})
 	stopped := make(chan struct{})
 	go func() { rep.Stop(); close(stopped) }()
