@@ -33,7 +33,7 @@ func (s *registryService) Watch(stream pb.RegistryService_WatchServer) error {
 		encoded: map[*registry.Event][]byte{}}
 	defer m.close()
 	recvErr := make(chan error, 1)
-	go func() { recvErr <- m.recvWatches() }() // ends when the stream ends: Recv returns then
+	go func(end chan<- error) { end <- m.recvWatches() }(recvErr) // ends when the stream ends: Recv returns then
 	ctx := stream.Context()
 	halfClosed := false
 	for {
