@@ -139,6 +139,13 @@ func TestHandlersHonourDeadlineWhileZooKeeperStalls(t *testing.T) {
 	if err := recvErr(el.Campaign(cctx, &pb.CampaignRequest{Election: "e", Value: "v", LeaseId: held})); err != nil {
 		t.Fatal(err)
 	}
+	// The Resign below is of another election: its delete, sent before
+	// its deadline, may still be applied once ZooKeeper answers (its
+	// outcome is unknown), and e must keep its leader for the check after
+	// the stall.
+	if err := recvErr(el.Campaign(cctx, &pb.CampaignRequest{Election: "r", Value: "v", LeaseId: held})); err != nil {
+		t.Fatal(err)
+	}
 	if err := recvErr(bar.AwaitBarrier(ctx, &pb.AwaitBarrierRequest{Barrier: "done", Threshold: 1, ParticipantId: "p", LeaseId: held})); err != nil {
 		t.Fatal(err)
 	}
@@ -194,11 +201,21 @@ func TestHandlersHonourDeadlineWhileZooKeeperStalls(t *testing.T) {
 		{Name: "WatchGroup resuming ahead of the cache", Call: h.call(svc+"RegistryService/WatchGroup", func(ctx context.Context) error {
 			return recvErr(reg.WatchGroup(ctx, &pb.WatchGroupRequest{Group: "g", StartRevision: look.GetRevision() + 1_000_000}))
 		})},
+		{Name: "Watch creating a watch resuming ahead of the cache", Call: h.call(svc+"RegistryService/Watch", func(ctx context.Context) error {
+			w, err := reg.Watch(ctx)
+			if err == nil {
+				err = w.Send(&pb.WatchRequest{Request: &pb.WatchRequest_Create{Create: &pb.WatchCreateRequest{Group: "g", StartRevision: look.GetRevision() + 1_000_000}}})
+			}
+			for err == nil {
+				_, err = w.Recv()
+			}
+			return err
+		})},
 		{Name: "Campaign", Call: h.call(svc+"ElectionService/Campaign", func(ctx context.Context) error {
 			return recvErr(el.Campaign(ctx, &pb.CampaignRequest{Election: "other", Value: "v", LeaseId: held}))
 		})},
 		{Name: "Resign", Call: h.call(svc+"ElectionService/Resign", func(ctx context.Context) error {
-			_, err := el.Resign(ctx, &pb.ResignRequest{Election: "e", LeaseId: held})
+			_, err := el.Resign(ctx, &pb.ResignRequest{Election: "r", LeaseId: held})
 			return err
 		})},
 		{Name: "Leader", Call: h.call(svc+"ElectionService/Leader", func(ctx context.Context) error {

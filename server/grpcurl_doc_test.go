@@ -197,6 +197,9 @@ func TestGrpcurlDoc(t *testing.T) {
 	docQuotes(t, doc, run("-d", release, "localhost:7070", "zkcoord.v1.LockService/ReleaseLock"),
 		"Code: NotFound", "lock: not held by this lease: reports")
 
+	// 4. Several watches on one stream.
+	watchDoc(t, doc, run)
+
 	// 12. Semaphores: the state, a full try, another N, a release.
 	semaphoreDoc(t, ctx, cc, doc, run)
 

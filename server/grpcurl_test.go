@@ -19,7 +19,7 @@ func TestGrpcurlListDescribe(t *testing.T) {
 	services := strings.Fields(r.stdout)
 	want := map[string][]string{
 		"zkcoord.v1.LeaseService":    {"GetLease", "Grant", "KeepAlive", "KeepAliveStream", "Revoke"},
-		"zkcoord.v1.RegistryService": {"Deregister", "Lookup", "Register", "WatchGroup"},
+		"zkcoord.v1.RegistryService": {"Deregister", "Lookup", "Register", "Watch", "WatchGroup"},
 		"zkcoord.v1.ElectionService": {"Campaign", "Leader", "Observe", "Resign"},
 		"zkcoord.v1.BarrierService":  {"AwaitBarrier", "AwaitGroup", "GetBarrier", "JoinBarrier", "LeaveBarrier"},
 		"zkcoord.v1.StatusService":   {"GetStatus"},

@@ -45,12 +45,14 @@ func run() error {
 		cfg       bench.Config
 		conc      = flag.String("concurrency", "1,4,16,64", "concurrent callers swept by lookup and register")
 		sizes     = flag.String("sizes", "10,100,1000,10000,100000", "group sizes for growth")
+		muxW      = flag.String("mux-watches", "10000,100000", "watches multiplexed on Watch streams, one watchmux run each")
 	)
 	flag.DurationVar(&cfg.Duration, "duration", 5*time.Second, "measured time per load point")
 	flag.IntVar(&cfg.Callers, "callers", 16, "concurrent callers the ratio targets are read at")
 	flag.IntVar(&cfg.Streams, "streams", 10000, "WatchGroup streams in the fan-out")
 	flag.IntVar(&cfg.DirectWatch, "direct-watchers", 1000, "direct sessions watching in the fan-out's counterpart")
 	flag.IntVar(&cfg.Changes, "changes", 5, "membership changes the fan-out measures")
+	flag.IntVar(&cfg.MuxStreams, "mux-streams", 16, "Watch streams (one per connection) carrying the watchmux watches")
 	flag.IntVar(&cfg.Candidates, "candidates", 100, "Campaign candidates")
 	flag.IntVar(&cfg.Failovers, "failovers", 99, "resigns (and lock releases) measured")
 	flag.IntVar(&cfg.Waiters, "waiters", 100, "acquirers queued on one lock, or one semaphore, for the handovers")
@@ -65,6 +67,9 @@ func run() error {
 	}
 	if cfg.Sizes, err = ints(*sizes); err != nil {
 		return fmt.Errorf("-sizes: %w", err)
+	}
+	if cfg.MuxWatches, err = ints(*muxW); err != nil {
+		return fmt.Errorf("-mux-watches: %w", err)
 	}
 	if !*quiet {
 		cfg.Log = os.Stderr

@@ -81,19 +81,31 @@ const snapshotPage = 10000
 func newWatchCmd(g *globals) *cobra.Command {
 	var rev int64
 	cmd := &cobra.Command{
-		Use:   "watch GROUP",
-		Short: "Print a group's changes as they happen, one line per event (WatchGroup)",
+		Use:   "watch GROUP [GROUP...]",
+		Short: "Print a group's changes as they happen, one line per event (WatchGroup; several groups: Watch)",
 		Long: `watch prints the group's members (a snapshot), then one line per member that
 joins, leaves or is updated, until interrupted. With --rev N it starts after
 revision N instead: the changes since, or a snapshot with resync when they
 are no longer kept. When the stream breaks (the gateway restarts or drains),
 watch opens it again after the last revision it printed whole, and says so
 on stderr: no change is missed, and a revision cut in the middle is printed
-again whole.`,
-		Args: argsBetween(1, 1),
+again whole.
+
+With several groups, watch follows them all on one stream (Watch), each
+line starting with its group; a group refused (a bad name, no right) is
+reported on stderr and the others go on. --rev needs one group.`,
+		Args: argsBetween(1, 1000),
 	}
 	cmd.Flags().Int64Var(&rev, "rev", 0, "start after this revision (that of a get or of a watch's last line)")
 	cmd.RunE = runE(func(cmd *cobra.Command, args []string) error {
+		if len(args) > 1 {
+			if rev != 0 {
+				return errors.New("--rev needs one group")
+			}
+			return g.withConn(func(cc *grpc.ClientConn) error {
+				return watchMany(cmd.Context(), cc, g.printer(cmd), cmd.ErrOrStderr(), args)
+			})
+		}
 		return g.withConn(func(cc *grpc.ClientConn) error {
 			p, after := g.printer(cmd), rev
 			return resume(cmd.Context(), cmd.ErrOrStderr(), "watch "+args[0], func(ctx context.Context) (bool, error) {
@@ -107,7 +119,7 @@ again whole.`,
 					if err != nil {
 						return got, err
 					}
-					if err := p.print(msg, func(w io.Writer) { watchLines(w, msg) }); err != nil {
+					if err := p.print(msg, func(w io.Writer) { watchLines(w, msg, "") }); err != nil {
 						return got, err
 					}
 					if !msg.GetMore() { // the group is whole at this revision: resume after it
@@ -120,22 +132,29 @@ again whole.`,
 	return cmd
 }
 
-// watchLines writes a watch event for people: REVISION EVENT MEMBER VALUE.
-func watchLines(w io.Writer, msg *pb.WatchGroupResponse) {
+// watchLines writes a watch event for people: REVISION EVENT MEMBER VALUE,
+// after GROUP when group is not "".
+func watchLines(w io.Writer, msg *pb.WatchGroupResponse, group string) {
+	line := func(w io.Writer, cells ...any) {
+		if group != "" {
+			cells = append([]any{group}, cells...)
+		}
+		row(w, cells...)
+	}
 	kind := strings.ToLower(strings.TrimPrefix(msg.GetType().String(), "TYPE_"))
 	if msg.GetResync() {
 		kind += " (resync)"
 	}
 	if msg.GetType() == pb.WatchGroupResponse_TYPE_SNAPSHOT {
 		if len(msg.GetMembers()) == 0 {
-			row(w, msg.GetRevision(), kind, "(empty)")
+			line(w, msg.GetRevision(), kind, "(empty)")
 		}
 		for _, m := range msg.GetMembers() {
-			row(w, msg.GetRevision(), kind, m.GetId(), m.GetValue())
+			line(w, msg.GetRevision(), kind, m.GetId(), m.GetValue())
 		}
 		return
 	}
-	row(w, msg.GetRevision(), kind, msg.GetMember().GetId(), msg.GetMember().GetValue())
+	line(w, msg.GetRevision(), kind, msg.GetMember().GetId(), msg.GetMember().GetValue())
 }
 
 // streamEnd is how a stream that should run until interrupted ended: nil

@@ -6,7 +6,7 @@ package main
 // a new RPC without a command fails it.
 var commandRPCs = map[string][]string{
 	"get":                 {"RegistryService.Lookup"},
-	"watch":               {"RegistryService.WatchGroup"},
+	"watch":               {"RegistryService.WatchGroup", "RegistryService.Watch"}, // several groups: Watch
 	"register":            {"RegistryService.Register"},
 	"deregister":          {"RegistryService.Deregister"},
 	"lease grant":         {"LeaseService.Grant"},

@@ -118,6 +118,9 @@ type rule struct {
 	// poll: a blocking query; a request with a wait counts as a stream
 	// (and, with watch, its group as watched) while it waits.
 	poll bool
+	// perWatch: a multiplexed watch stream; its messages are checked one
+	// watch at a time by the handler (AuthorizeWatch), not here.
+	perWatch bool
 }
 
 func group(req any) string      { return req.(interface{ GetGroup() string }).GetGroup() }
@@ -147,6 +150,8 @@ var rules = map[string]rule{
 	pb.RegistryService_Deregister_FullMethodName: {right: Register, name: group},
 	pb.RegistryService_Lookup_FullMethodName:     {right: Read, name: group, poll: true, watch: true},
 	pb.RegistryService_WatchGroup_FullMethodName: {right: Read, name: group, stream: true, watch: true},
+	// Each create is checked, and its group counted, by AuthorizeWatch.
+	pb.RegistryService_Watch_FullMethodName: {right: Read, stream: true, perWatch: true},
 
 	pb.ElectionService_Campaign_FullMethodName: {right: Campaign, name: electionOf, stream: true},
 	pb.ElectionService_Resign_FullMethodName:   {right: Campaign, name: electionOf},
@@ -327,6 +332,10 @@ func (c Config) streamAuthorize(srv any, ss grpc.ServerStream, info *grpc.Stream
 	}
 	as := &authorizedStream{ServerStream: ss, c: c, p: p, method: info.FullMethod, r: r}
 	defer as.release()
+	if r.perWatch {
+		ctx := context.WithValue(ss.Context(), watchAuthorizerKey{}, &watchAuthorizer{c: c, p: p})
+		return handler(srv, &perWatchStream{authorizedStream: as, ctx: ctx})
+	}
 	return handler(srv, as)
 }
 

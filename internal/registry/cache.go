@@ -170,6 +170,10 @@ func (r *Registry) Revision(ctx context.Context, name string) (int64, error) {
 // cannot prove it has every event since. ctx bounds the start (the group's
 // first load, a catch-up to startRev); the Sub lasts until Close.
 func (r *Registry) Watch(ctx context.Context, name string, startRev int64) (*Sub, WatchStart, error) {
+	return r.watch(ctx, name, startRev, nil)
+}
+
+func (r *Registry) watch(ctx context.Context, name string, startRev int64, notify func()) (*Sub, WatchStart, error) {
 	g, err := r.group(ctx, name)
 	if err != nil {
 		return nil, WatchStart{}, err
@@ -186,7 +190,10 @@ func (r *Registry) Watch(ctx context.Context, name string, startRev int64) (*Sub
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	s := &Sub{g: g, ready: make(chan struct{}, 1), next: g.base + int64(len(g.ring))}
+	s := &Sub{g: g, notify: notify, next: g.base + int64(len(g.ring))}
+	if notify == nil {
+		s.ready = make(chan struct{}, 1)
+	}
 	g.subs[s] = struct{}{}
 	var ws WatchStart
 	switch {

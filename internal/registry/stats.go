@@ -6,7 +6,7 @@ import "sync/atomic"
 type Stats struct {
 	// Groups is the number of groups cached (and watched) here; Members
 	// the members those caches hold; Watchers the watches open on them
-	// (WatchGroup streams, AwaitGroup barriers).
+	// (WatchGroup streams, Watch watches, AwaitGroup barriers).
 	Groups, Members, Watchers int
 	// Resyncs counts watches that asked to resume from a revision the
 	// cache no longer had, and started again from a snapshot.

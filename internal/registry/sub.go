@@ -20,16 +20,18 @@ var ErrWatchClosed = errors.New("registry: watch closed")
 // ended with ErrSlowWatcher rather than silently missing events.
 type Sub struct {
 	g     *group
-	ready chan struct{} // capacity 1: signalled when Take has something
-	next  int64         // position in the group's event sequence of the next event to take
-	ended bool
-	err   error
+	ready chan struct{} // capacity 1: signalled when Take has something; nil with notify
+	// notify, if set, is called instead of signalling ready (WatchNotify).
+	notify func()
+	next   int64 // position in the group's event sequence of the next event to take
+	ended  bool
+	err    error
 
 	pending []*Event // taken by Next, not yet returned
 }
 
 // Ready returns a channel that receives when Take has events or the end of
-// the watch to report.
+// the watch to report; nil for a Sub made by WatchNotify.
 func (s *Sub) Ready() <-chan struct{} { return s.ready }
 
 // Take returns the events since the last Take, in revision order. They end
@@ -94,6 +96,10 @@ func (g *group) dropLocked(s *Sub, err error) {
 }
 
 func (s *Sub) signal() {
+	if s.notify != nil {
+		s.notify()
+		return
+	}
 	select {
 	case s.ready <- struct{}{}:
 	default:

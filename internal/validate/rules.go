@@ -98,6 +98,10 @@ func rules(msg any) ([]*errdetails.BadRequest_FieldViolation, bool) {
 		v.name("group", m.GetGroup(), true)
 		v.revision("start_revision", m.GetStartRevision())
 		v.memberPage("snapshot_page_size", m.GetSnapshotPageSize())
+	case *zkcoordv1.WatchCreateRequest: // checked one create at a time by the Watch handler
+		v.name("group", m.GetGroup(), true)
+		v.revision("start_revision", m.GetStartRevision())
+		v.revision("watch_id", m.GetWatchId())
 
 	// election.proto
 	case *zkcoordv1.CampaignRequest:

@@ -922,6 +922,309 @@ func (x *WatchGroupResponse) GetMore() bool {
 	return false
 }
 
+// WatchRequest creates or cancels one watch of a Watch stream.
+type WatchRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// What to do.
+	//
+	// Types that are valid to be assigned to Request:
+	//
+	//	*WatchRequest_Create
+	//	*WatchRequest_Cancel
+	Request       isWatchRequest_Request `protobuf_oneof:"request"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchRequest) Reset() {
+	*x = WatchRequest{}
+	mi := &file_zkcoord_v1_registry_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchRequest) ProtoMessage() {}
+
+func (x *WatchRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_zkcoord_v1_registry_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchRequest.ProtoReflect.Descriptor instead.
+func (*WatchRequest) Descriptor() ([]byte, []int) {
+	return file_zkcoord_v1_registry_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *WatchRequest) GetRequest() isWatchRequest_Request {
+	if x != nil {
+		return x.Request
+	}
+	return nil
+}
+
+func (x *WatchRequest) GetCreate() *WatchCreateRequest {
+	if x != nil {
+		if x, ok := x.Request.(*WatchRequest_Create); ok {
+			return x.Create
+		}
+	}
+	return nil
+}
+
+func (x *WatchRequest) GetCancel() *WatchCancelRequest {
+	if x != nil {
+		if x, ok := x.Request.(*WatchRequest_Cancel); ok {
+			return x.Cancel
+		}
+	}
+	return nil
+}
+
+type isWatchRequest_Request interface {
+	isWatchRequest_Request()
+}
+
+type WatchRequest_Create struct {
+	// Start watching a group.
+	Create *WatchCreateRequest `protobuf:"bytes,1,opt,name=create,proto3,oneof"`
+}
+
+type WatchRequest_Cancel struct {
+	// Stop watching.
+	Cancel *WatchCancelRequest `protobuf:"bytes,2,opt,name=cancel,proto3,oneof"`
+}
+
+func (*WatchRequest_Create) isWatchRequest_Request() {}
+
+func (*WatchRequest_Cancel) isWatchRequest_Request() {}
+
+// WatchCreateRequest starts one group watch on a Watch stream.
+type WatchCreateRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The group to watch, as WatchGroupRequest.group.
+	Group string `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	// Resume after this revision, as WatchGroupRequest.start_revision.
+	StartRevision int64 `protobuf:"varint,2,opt,name=start_revision,json=startRevision,proto3" json:"start_revision,omitempty"`
+	// The watch's ID on this stream: every response of the watch carries it.
+	// 0 lets the gateway choose one (the lowest unused positive ID), which
+	// the created response reports. An ID in use is refused.
+	WatchId       int64 `protobuf:"varint,3,opt,name=watch_id,json=watchId,proto3" json:"watch_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchCreateRequest) Reset() {
+	*x = WatchCreateRequest{}
+	mi := &file_zkcoord_v1_registry_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchCreateRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchCreateRequest) ProtoMessage() {}
+
+func (x *WatchCreateRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_zkcoord_v1_registry_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchCreateRequest.ProtoReflect.Descriptor instead.
+func (*WatchCreateRequest) Descriptor() ([]byte, []int) {
+	return file_zkcoord_v1_registry_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *WatchCreateRequest) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *WatchCreateRequest) GetStartRevision() int64 {
+	if x != nil {
+		return x.StartRevision
+	}
+	return 0
+}
+
+func (x *WatchCreateRequest) GetWatchId() int64 {
+	if x != nil {
+		return x.WatchId
+	}
+	return 0
+}
+
+// WatchCancelRequest ends one watch of a Watch stream.
+type WatchCancelRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The watch to end. The gateway answers with canceled set (code
+	// CANCELLED); an unknown ID (a watch already ended) is answered so too,
+	// and changes nothing.
+	WatchId       int64 `protobuf:"varint,1,opt,name=watch_id,json=watchId,proto3" json:"watch_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchCancelRequest) Reset() {
+	*x = WatchCancelRequest{}
+	mi := &file_zkcoord_v1_registry_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchCancelRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchCancelRequest) ProtoMessage() {}
+
+func (x *WatchCancelRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_zkcoord_v1_registry_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchCancelRequest.ProtoReflect.Descriptor instead.
+func (*WatchCancelRequest) Descriptor() ([]byte, []int) {
+	return file_zkcoord_v1_registry_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *WatchCancelRequest) GetWatchId() int64 {
+	if x != nil {
+		return x.WatchId
+	}
+	return 0
+}
+
+// WatchResponse is one message of one watch of a Watch stream. The
+// messages of one watch come in the order a WatchGroup stream sends them;
+// those of different watches interleave.
+type WatchResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The watch the message belongs to.
+	WatchId int64 `protobuf:"varint,1,opt,name=watch_id,json=watchId,proto3" json:"watch_id,omitempty"`
+	// The watch was created: the first message of each watch, with no
+	// event. Its events follow: a snapshot, or a resumed watch's backlog, or
+	// nothing until the group's next change.
+	Created bool `protobuf:"varint,2,opt,name=created,proto3" json:"created,omitempty"`
+	// The watch ended: its last message. cancel_code says why (a gRPC code):
+	// CANCELLED when the client canceled it, PERMISSION_DENIED,
+	// INVALID_ARGUMENT, ALREADY_EXISTS (the ID is in use),
+	// RESOURCE_EXHAUSTED (a limit), UNAVAILABLE (resume from the last
+	// revision: the watch fell a whole ring of events behind, or the
+	// gateway's cache of the group stopped). A create refused at once is
+	// answered with canceled alone, never created.
+	Canceled bool `protobuf:"varint,3,opt,name=canceled,proto3" json:"canceled,omitempty"`
+	// Why the watch ended: a google.rpc.Code number.
+	CancelCode int32 `protobuf:"varint,4,opt,name=cancel_code,json=cancelCode,proto3" json:"cancel_code,omitempty"`
+	// Why the watch ended, for people.
+	CancelReason string `protobuf:"bytes,5,opt,name=cancel_reason,json=cancelReason,proto3" json:"cancel_reason,omitempty"`
+	// The watch's message, exactly as a WatchGroup stream would send it.
+	// Absent in created and canceled messages.
+	Event         *WatchGroupResponse `protobuf:"bytes,6,opt,name=event,proto3" json:"event,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchResponse) Reset() {
+	*x = WatchResponse{}
+	mi := &file_zkcoord_v1_registry_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchResponse) ProtoMessage() {}
+
+func (x *WatchResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_zkcoord_v1_registry_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchResponse.ProtoReflect.Descriptor instead.
+func (*WatchResponse) Descriptor() ([]byte, []int) {
+	return file_zkcoord_v1_registry_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *WatchResponse) GetWatchId() int64 {
+	if x != nil {
+		return x.WatchId
+	}
+	return 0
+}
+
+func (x *WatchResponse) GetCreated() bool {
+	if x != nil {
+		return x.Created
+	}
+	return false
+}
+
+func (x *WatchResponse) GetCanceled() bool {
+	if x != nil {
+		return x.Canceled
+	}
+	return false
+}
+
+func (x *WatchResponse) GetCancelCode() int32 {
+	if x != nil {
+		return x.CancelCode
+	}
+	return 0
+}
+
+func (x *WatchResponse) GetCancelReason() string {
+	if x != nil {
+		return x.CancelReason
+	}
+	return ""
+}
+
+func (x *WatchResponse) GetEvent() *WatchGroupResponse {
+	if x != nil {
+		return x.Event
+	}
+	return nil
+}
+
 var File_zkcoord_v1_registry_proto protoreflect.FileDescriptor
 
 const file_zkcoord_v1_registry_proto_rawDesc = "" +
@@ -996,18 +1299,37 @@ const file_zkcoord_v1_registry_proto_rawDesc = "" +
 	"\rTYPE_SNAPSHOT\x10\x01\x12\x0f\n" +
 	"\vTYPE_JOINED\x10\x02\x12\r\n" +
 	"\tTYPE_LEFT\x10\x03\x12\x10\n" +
-	"\fTYPE_UPDATED\x10\x04*`\n" +
+	"\fTYPE_UPDATED\x10\x04\"\x8d\x01\n" +
+	"\fWatchRequest\x128\n" +
+	"\x06create\x18\x01 \x01(\v2\x1e.zkcoord.v1.WatchCreateRequestH\x00R\x06create\x128\n" +
+	"\x06cancel\x18\x02 \x01(\v2\x1e.zkcoord.v1.WatchCancelRequestH\x00R\x06cancelB\t\n" +
+	"\arequest\"l\n" +
+	"\x12WatchCreateRequest\x12\x14\n" +
+	"\x05group\x18\x01 \x01(\tR\x05group\x12%\n" +
+	"\x0estart_revision\x18\x02 \x01(\x03R\rstartRevision\x12\x19\n" +
+	"\bwatch_id\x18\x03 \x01(\x03R\awatchId\"/\n" +
+	"\x12WatchCancelRequest\x12\x19\n" +
+	"\bwatch_id\x18\x01 \x01(\x03R\awatchId\"\xdc\x01\n" +
+	"\rWatchResponse\x12\x19\n" +
+	"\bwatch_id\x18\x01 \x01(\x03R\awatchId\x12\x18\n" +
+	"\acreated\x18\x02 \x01(\bR\acreated\x12\x1a\n" +
+	"\bcanceled\x18\x03 \x01(\bR\bcanceled\x12\x1f\n" +
+	"\vcancel_code\x18\x04 \x01(\x05R\n" +
+	"cancelCode\x12#\n" +
+	"\rcancel_reason\x18\x05 \x01(\tR\fcancelReason\x124\n" +
+	"\x05event\x18\x06 \x01(\v2\x1e.zkcoord.v1.WatchGroupResponseR\x05event*`\n" +
 	"\vConsistency\x12\x1b\n" +
 	"\x17CONSISTENCY_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12CONSISTENCY_CACHED\x10\x01\x12\x1c\n" +
-	"\x18CONSISTENCY_LINEARIZABLE\x10\x022\xb5\x02\n" +
+	"\x18CONSISTENCY_LINEARIZABLE\x10\x022\xf7\x02\n" +
 	"\x0fRegistryService\x12E\n" +
 	"\bRegister\x12\x1b.zkcoord.v1.RegisterRequest\x1a\x1c.zkcoord.v1.RegisterResponse\x12K\n" +
 	"\n" +
 	"Deregister\x12\x1d.zkcoord.v1.DeregisterRequest\x1a\x1e.zkcoord.v1.DeregisterResponse\x12?\n" +
 	"\x06Lookup\x12\x19.zkcoord.v1.LookupRequest\x1a\x1a.zkcoord.v1.LookupResponse\x12M\n" +
 	"\n" +
-	"WatchGroup\x12\x1d.zkcoord.v1.WatchGroupRequest\x1a\x1e.zkcoord.v1.WatchGroupResponse0\x01B\x9d\x01\n" +
+	"WatchGroup\x12\x1d.zkcoord.v1.WatchGroupRequest\x1a\x1e.zkcoord.v1.WatchGroupResponse0\x01\x12@\n" +
+	"\x05Watch\x12\x18.zkcoord.v1.WatchRequest\x1a\x19.zkcoord.v1.WatchResponse(\x010\x01B\x9d\x01\n" +
 	"\x0ecom.zkcoord.v1B\rRegistryProtoP\x01Z3github.com/zkcoord/zkcoord/gen/zkcoord/v1;zkcoordv1\xa2\x02\x03ZXX\xaa\x02\n" +
 	"Zkcoord.V1\xca\x02\n" +
 	"Zkcoord\\V1\xe2\x02\x16Zkcoord\\V1\\GPBMetadata\xea\x02\vZkcoord::V1b\x06proto3"
@@ -1025,7 +1347,7 @@ func file_zkcoord_v1_registry_proto_rawDescGZIP() []byte {
 }
 
 var file_zkcoord_v1_registry_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_zkcoord_v1_registry_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_zkcoord_v1_registry_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_zkcoord_v1_registry_proto_goTypes = []any{
 	(Consistency)(0),              // 0: zkcoord.v1.Consistency
 	(WatchGroupResponse_Type)(0),  // 1: zkcoord.v1.WatchGroupResponse.Type
@@ -1038,37 +1360,46 @@ var file_zkcoord_v1_registry_proto_goTypes = []any{
 	(*LookupResponse)(nil),        // 8: zkcoord.v1.LookupResponse
 	(*WatchGroupRequest)(nil),     // 9: zkcoord.v1.WatchGroupRequest
 	(*WatchGroupResponse)(nil),    // 10: zkcoord.v1.WatchGroupResponse
-	nil,                           // 11: zkcoord.v1.Member.MetadataEntry
-	nil,                           // 12: zkcoord.v1.RegisterRequest.MetadataEntry
-	(*timestamppb.Timestamp)(nil), // 13: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 14: google.protobuf.Duration
+	(*WatchRequest)(nil),          // 11: zkcoord.v1.WatchRequest
+	(*WatchCreateRequest)(nil),    // 12: zkcoord.v1.WatchCreateRequest
+	(*WatchCancelRequest)(nil),    // 13: zkcoord.v1.WatchCancelRequest
+	(*WatchResponse)(nil),         // 14: zkcoord.v1.WatchResponse
+	nil,                           // 15: zkcoord.v1.Member.MetadataEntry
+	nil,                           // 16: zkcoord.v1.RegisterRequest.MetadataEntry
+	(*timestamppb.Timestamp)(nil), // 17: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 18: google.protobuf.Duration
 }
 var file_zkcoord_v1_registry_proto_depIdxs = []int32{
-	11, // 0: zkcoord.v1.Member.metadata:type_name -> zkcoord.v1.Member.MetadataEntry
-	13, // 1: zkcoord.v1.Member.created_at:type_name -> google.protobuf.Timestamp
-	12, // 2: zkcoord.v1.RegisterRequest.metadata:type_name -> zkcoord.v1.RegisterRequest.MetadataEntry
-	14, // 3: zkcoord.v1.RegisterRequest.ttl:type_name -> google.protobuf.Duration
+	15, // 0: zkcoord.v1.Member.metadata:type_name -> zkcoord.v1.Member.MetadataEntry
+	17, // 1: zkcoord.v1.Member.created_at:type_name -> google.protobuf.Timestamp
+	16, // 2: zkcoord.v1.RegisterRequest.metadata:type_name -> zkcoord.v1.RegisterRequest.MetadataEntry
+	18, // 3: zkcoord.v1.RegisterRequest.ttl:type_name -> google.protobuf.Duration
 	2,  // 4: zkcoord.v1.RegisterResponse.member:type_name -> zkcoord.v1.Member
-	13, // 5: zkcoord.v1.RegisterResponse.lease_expires_at:type_name -> google.protobuf.Timestamp
+	17, // 5: zkcoord.v1.RegisterResponse.lease_expires_at:type_name -> google.protobuf.Timestamp
 	0,  // 6: zkcoord.v1.LookupRequest.consistency:type_name -> zkcoord.v1.Consistency
-	14, // 7: zkcoord.v1.LookupRequest.wait:type_name -> google.protobuf.Duration
+	18, // 7: zkcoord.v1.LookupRequest.wait:type_name -> google.protobuf.Duration
 	2,  // 8: zkcoord.v1.LookupResponse.members:type_name -> zkcoord.v1.Member
 	1,  // 9: zkcoord.v1.WatchGroupResponse.type:type_name -> zkcoord.v1.WatchGroupResponse.Type
 	2,  // 10: zkcoord.v1.WatchGroupResponse.members:type_name -> zkcoord.v1.Member
 	2,  // 11: zkcoord.v1.WatchGroupResponse.member:type_name -> zkcoord.v1.Member
-	3,  // 12: zkcoord.v1.RegistryService.Register:input_type -> zkcoord.v1.RegisterRequest
-	5,  // 13: zkcoord.v1.RegistryService.Deregister:input_type -> zkcoord.v1.DeregisterRequest
-	7,  // 14: zkcoord.v1.RegistryService.Lookup:input_type -> zkcoord.v1.LookupRequest
-	9,  // 15: zkcoord.v1.RegistryService.WatchGroup:input_type -> zkcoord.v1.WatchGroupRequest
-	4,  // 16: zkcoord.v1.RegistryService.Register:output_type -> zkcoord.v1.RegisterResponse
-	6,  // 17: zkcoord.v1.RegistryService.Deregister:output_type -> zkcoord.v1.DeregisterResponse
-	8,  // 18: zkcoord.v1.RegistryService.Lookup:output_type -> zkcoord.v1.LookupResponse
-	10, // 19: zkcoord.v1.RegistryService.WatchGroup:output_type -> zkcoord.v1.WatchGroupResponse
-	16, // [16:20] is the sub-list for method output_type
-	12, // [12:16] is the sub-list for method input_type
-	12, // [12:12] is the sub-list for extension type_name
-	12, // [12:12] is the sub-list for extension extendee
-	0,  // [0:12] is the sub-list for field type_name
+	12, // 12: zkcoord.v1.WatchRequest.create:type_name -> zkcoord.v1.WatchCreateRequest
+	13, // 13: zkcoord.v1.WatchRequest.cancel:type_name -> zkcoord.v1.WatchCancelRequest
+	10, // 14: zkcoord.v1.WatchResponse.event:type_name -> zkcoord.v1.WatchGroupResponse
+	3,  // 15: zkcoord.v1.RegistryService.Register:input_type -> zkcoord.v1.RegisterRequest
+	5,  // 16: zkcoord.v1.RegistryService.Deregister:input_type -> zkcoord.v1.DeregisterRequest
+	7,  // 17: zkcoord.v1.RegistryService.Lookup:input_type -> zkcoord.v1.LookupRequest
+	9,  // 18: zkcoord.v1.RegistryService.WatchGroup:input_type -> zkcoord.v1.WatchGroupRequest
+	11, // 19: zkcoord.v1.RegistryService.Watch:input_type -> zkcoord.v1.WatchRequest
+	4,  // 20: zkcoord.v1.RegistryService.Register:output_type -> zkcoord.v1.RegisterResponse
+	6,  // 21: zkcoord.v1.RegistryService.Deregister:output_type -> zkcoord.v1.DeregisterResponse
+	8,  // 22: zkcoord.v1.RegistryService.Lookup:output_type -> zkcoord.v1.LookupResponse
+	10, // 23: zkcoord.v1.RegistryService.WatchGroup:output_type -> zkcoord.v1.WatchGroupResponse
+	14, // 24: zkcoord.v1.RegistryService.Watch:output_type -> zkcoord.v1.WatchResponse
+	20, // [20:25] is the sub-list for method output_type
+	15, // [15:20] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_zkcoord_v1_registry_proto_init() }
@@ -1076,13 +1407,17 @@ func file_zkcoord_v1_registry_proto_init() {
 	if File_zkcoord_v1_registry_proto != nil {
 		return
 	}
+	file_zkcoord_v1_registry_proto_msgTypes[9].OneofWrappers = []any{
+		(*WatchRequest_Create)(nil),
+		(*WatchRequest_Cancel)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_zkcoord_v1_registry_proto_rawDesc), len(file_zkcoord_v1_registry_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   11,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

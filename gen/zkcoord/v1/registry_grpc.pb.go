@@ -23,6 +23,7 @@ const (
 	RegistryService_Deregister_FullMethodName = "/zkcoord.v1.RegistryService/Deregister"
 	RegistryService_Lookup_FullMethodName     = "/zkcoord.v1.RegistryService/Lookup"
 	RegistryService_WatchGroup_FullMethodName = "/zkcoord.v1.RegistryService/WatchGroup"
+	RegistryService_Watch_FullMethodName      = "/zkcoord.v1.RegistryService/Watch"
 )
 
 // RegistryServiceClient is the client API for RegistryService service.
@@ -65,6 +66,16 @@ type RegistryServiceClient interface {
 	// change: where the gateway cannot prove continuity it sends a new snapshot
 	// marked resync.
 	WatchGroup(ctx context.Context, in *WatchGroupRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchGroupResponse], error)
+	// Watch carries many group watches on one stream, as etcd multiplexes
+	// watch IDs: each request creates a watch (a group, a start revision, an
+	// ID) or cancels one, and each response belongs to one watch and carries
+	// what a WatchGroup stream would (snapshot, joined, left, updated, with
+	// revision, resync and more), or says the watch was created or canceled.
+	// A watch refused (no right over its group, a bad name, an ID in use, a
+	// limit) or ended by the gateway (too slow: resume from its revision) is
+	// canceled alone; the others go on. gRPC only: HTTP/1.1 cannot carry a
+	// bidirectional stream.
+	Watch(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[WatchRequest, WatchResponse], error)
 }
 
 type registryServiceClient struct {
@@ -124,6 +135,19 @@ func (c *registryServiceClient) WatchGroup(ctx context.Context, in *WatchGroupRe
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type RegistryService_WatchGroupClient = grpc.ServerStreamingClient[WatchGroupResponse]
 
+func (c *registryServiceClient) Watch(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[WatchRequest, WatchResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &RegistryService_ServiceDesc.Streams[1], RegistryService_Watch_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[WatchRequest, WatchResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type RegistryService_WatchClient = grpc.BidiStreamingClient[WatchRequest, WatchResponse]
+
 // RegistryServiceServer is the server API for RegistryService service.
 // All implementations must embed UnimplementedRegistryServiceServer
 // for forward compatibility.
@@ -164,6 +188,16 @@ type RegistryServiceServer interface {
 	// change: where the gateway cannot prove continuity it sends a new snapshot
 	// marked resync.
 	WatchGroup(*WatchGroupRequest, grpc.ServerStreamingServer[WatchGroupResponse]) error
+	// Watch carries many group watches on one stream, as etcd multiplexes
+	// watch IDs: each request creates a watch (a group, a start revision, an
+	// ID) or cancels one, and each response belongs to one watch and carries
+	// what a WatchGroup stream would (snapshot, joined, left, updated, with
+	// revision, resync and more), or says the watch was created or canceled.
+	// A watch refused (no right over its group, a bad name, an ID in use, a
+	// limit) or ended by the gateway (too slow: resume from its revision) is
+	// canceled alone; the others go on. gRPC only: HTTP/1.1 cannot carry a
+	// bidirectional stream.
+	Watch(grpc.BidiStreamingServer[WatchRequest, WatchResponse]) error
 	mustEmbedUnimplementedRegistryServiceServer()
 }
 
@@ -185,6 +219,9 @@ func (UnimplementedRegistryServiceServer) Lookup(context.Context, *LookupRequest
 }
 func (UnimplementedRegistryServiceServer) WatchGroup(*WatchGroupRequest, grpc.ServerStreamingServer[WatchGroupResponse]) error {
 	return status.Errorf(codes.Unimplemented, "method WatchGroup not implemented")
+}
+func (UnimplementedRegistryServiceServer) Watch(grpc.BidiStreamingServer[WatchRequest, WatchResponse]) error {
+	return status.Errorf(codes.Unimplemented, "method Watch not implemented")
 }
 func (UnimplementedRegistryServiceServer) mustEmbedUnimplementedRegistryServiceServer() {}
 func (UnimplementedRegistryServiceServer) testEmbeddedByValue()                         {}
@@ -272,6 +309,13 @@ func _RegistryService_WatchGroup_Handler(srv interface{}, stream grpc.ServerStre
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type RegistryService_WatchGroupServer = grpc.ServerStreamingServer[WatchGroupResponse]
 
+func _RegistryService_Watch_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(RegistryServiceServer).Watch(&grpc.GenericServerStream[WatchRequest, WatchResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type RegistryService_WatchServer = grpc.BidiStreamingServer[WatchRequest, WatchResponse]
+
 // RegistryService_ServiceDesc is the grpc.ServiceDesc for RegistryService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -297,6 +341,12 @@ var RegistryService_ServiceDesc = grpc.ServiceDesc{
 			StreamName:    "WatchGroup",
 			Handler:       _RegistryService_WatchGroup_Handler,
 			ServerStreams: true,
+		},
+		{
+			StreamName:    "Watch",
+			Handler:       _RegistryService_Watch_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
 		},
 	},
 	Metadata: "zkcoord/v1/registry.proto",

@@ -1,0 +1,155 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	pb "github.com/zkcoord/zkcoord/gen/zkcoord/v1"
+)
+
+// watchmux: for each n of MuxWatches, n watches of one group multiplexed
+// on MuxStreams Watch streams (one per connection) of one gateway, as
+// etcd's clients multiplex watchers: idle memory per watch, and how long
+// one membership change takes to reach every watch. Beside the one-group
+// WatchGroup streams of the watch workload.
+func (r *Runner) watchmux(ctx context.Context) error {
+	for _, n := range r.cfg.MuxWatches {
+		if err := r.watchmuxN(ctx, n); err != nil {
+			return fmt.Errorf("%d watches: %w", n, err)
+		}
+	}
+	return nil
+}
+
+// muxArrivals counts, per stream, the watches the current change reached.
+type muxArrivals struct {
+	member atomic.Pointer[string] // the change being measured
+	t0     atomic.Int64           // when its Register was sent (UnixNano)
+	got    atomic.Int64
+	all    chan struct{} // receives when got reaches the watches' number
+}
+
+func (r *Runner) watchmuxN(ctx context.Context, n int) error {
+	group := fmt.Sprint("fanmux-", n)
+	s := r.cfg.MuxStreams
+	reg := pb.NewRegistryServiceClient(r.env.Conn())
+	if _, err := reg.Register(ctx, &pb.RegisterRequest{Group: group, MemberId: "seed", Value: "v", Persistent: true}); err != nil {
+		return err
+	}
+	before, err := r.env.GatewayMemory(ctx)
+	if err != nil {
+		return err
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	arr := &muxArrivals{all: make(chan struct{}, 1)}
+	arr.member.Store(new(string))
+	lats := make([][]time.Duration, s)
+	ready := make(chan error, 2*s) // each stream: its snapshots, then maybe its end
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	openStart := time.Now()
+	for i := range s {
+		watches := n/s + btoi(i < n%s)
+		st, err := pb.NewRegistryServiceClient(r.env.Conn()).Watch(sctx)
+		if err != nil {
+			return err
+		}
+		wg.Add(1)
+		go func() { // ends with sctx: Recv fails then
+			defer wg.Done()
+			snaps := 0
+			for {
+				m, err := st.Recv()
+				if err != nil {
+					if snaps < watches {
+						ready <- err
+					}
+					return
+				}
+				e := m.GetEvent()
+				switch {
+				case m.GetCanceled():
+					ready <- fmt.Errorf("watch %d canceled: %s", m.GetWatchId(), m.GetCancelReason())
+					return
+				case e.GetType() == pb.WatchGroupResponse_TYPE_SNAPSHOT:
+					if snaps++; snaps == watches {
+						ready <- nil
+					}
+				case e.GetType() == pb.WatchGroupResponse_TYPE_JOINED && e.GetMember().GetId() == *arr.member.Load():
+					lats[i] = append(lats[i], time.Duration(time.Now().UnixNano()-arr.t0.Load()))
+					if arr.got.Add(1) == int64(n) {
+						select {
+						case arr.all <- struct{}{}:
+						default:
+						}
+					}
+				}
+			}
+		}()
+		for range watches {
+			if err := st.Send(&pb.WatchRequest{Request: &pb.WatchRequest_Create{Create: &pb.WatchCreateRequest{Group: group}}}); err != nil {
+				return err
+			}
+		}
+	}
+	for range s {
+		if err := <-ready; err != nil {
+			return fmt.Errorf("open watches: %w", err)
+		}
+	}
+	opened := time.Since(openStart)
+	r.logf("  %d watches on %d streams open with their snapshot in %v", n, s, opened.Round(time.Millisecond))
+	after, err := r.env.GatewayMemory(ctx)
+	if err != nil {
+		return err
+	}
+	for k := range r.cfg.Changes {
+		member := fmt.Sprint("x", k)
+		arr.got.Store(0)
+		arr.member.Store(&member)
+		arr.t0.Store(time.Now().UnixNano())
+		if _, err := reg.Register(ctx, &pb.RegisterRequest{Group: group, MemberId: member, Value: "v", Persistent: true}); err != nil {
+			return err
+		}
+		select {
+		case <-arr.all:
+		case <-time.After(60 * time.Second):
+			return fmt.Errorf("change %d reached %d of %d watches in 60s", k, arr.got.Load(), n)
+		}
+	}
+	cancel()
+	wg.Wait()
+	var lat []time.Duration
+	for _, l := range lats {
+		lat = append(lat, l...)
+	}
+	lat = sortedDurations(lat)
+	per := float64(after.RSS-before.RSS) / float64(n) / 1024
+	heapPer := float64((after.HeapInuse+after.StackInuse)-(before.HeapInuse+before.StackInuse)) / float64(n) / 1024
+	w := fmt.Sprintf("Watch fan-out (%d watches on %d streams)", n, s)
+	fig := absFigure(w, "change to every watch p99", "ms", ms(quantile(lat, 0.99)), math.NaN(), Lower, 1000)
+	fig.Note = "from the Register call to each watch's JOINED; issue 15: <= 1 s at 100,000"
+	mf := absFigure(w, "memory per idle watch (RSS)", "KiB", per, math.NaN(), Lower, 8)
+	mf.Note = fmt.Sprintf("RSS %d -> %d MiB; heap+stacks %.2f KiB per watch", before.RSS>>20, after.RSS>>20, heapPer)
+	r.add(
+		info(w, "change to every watch p50", "ms", ms(quantile(lat, 0.5)), math.NaN(), Lower),
+		fig,
+		info(w, "change to every watch max", "ms", ms(quantile(lat, 1)), math.NaN(), Lower),
+		mf,
+		info(w, "heap+stacks per idle watch", "KiB", heapPer, math.NaN(), Lower),
+		info(w, "open all watches with their snapshot", "ms", ms(opened), math.NaN(), Lower),
+	)
+	return nil
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
