@@ -64,4 +64,5 @@ soak:
 # with the ratio and the target, and writes docs/bench/ (bench.json,
 # bench.md, bench.png). BENCHFLAGS adds flags, e.g. BENCHFLAGS='-workloads lookup'.
 bench: build
+	./scripts/deps.sh bench
 	$(BIN)/zkcoord-bench -out docs/bench -log /tmp/zkcoord-bench.log $(BENCHFLAGS)
