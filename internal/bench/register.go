@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/go-zookeeper/zk"
+	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	pb "github.com/zkcoord/zkcoord/gen/zkcoord/v1"
@@ -15,7 +16,8 @@ import (
 )
 
 // register: Register then Deregister of a member under a lease, beside a
-// direct ephemeral create and delete, swept over concurrency.
+// direct ephemeral create and delete and etcd's Put with a lease then
+// Delete, swept over concurrency, the systems interleaved in rounds.
 func (r *Runner) register(ctx context.Context) error {
 	const group = "reg"
 	direct, err := r.env.Direct(ctx)
@@ -62,47 +64,94 @@ func (r *Runner) register(ctx context.Context) error {
 		}
 		return direct.Delete(p, -1)
 	}
-	var gs, ds Sample
+	// etcd: Put under the worker's lease, then Delete, as a registry on
+	// etcd registers and deregisters.
+	var etcdLeases []clientv3.LeaseID
+	if r.env.HasEtcd() {
+		for range maxC {
+			g, err := r.env.EtcdClient(0).Grant(ctx, 60)
+			if err != nil {
+				return err
+			}
+			etcdLeases = append(etcdLeases, g.ID)
+		}
+		defer func() {
+			for _, id := range etcdLeases {
+				_, _ = r.env.EtcdClient(0).Revoke(context.WithoutCancel(ctx), id)
+			}
+		}()
+	}
+	et := func(ctx context.Context, w, i int) error {
+		c := r.env.EtcdClient(w % 4)
+		k := fmt.Sprintf("%s/reg/w%d-%d", r.etcdRoot(), w, i)
+		if _, err := c.Put(ctx, k, "10.0.0.1:8080", clientv3.WithLease(etcdLeases[w])); err != nil {
+			return err
+		}
+		_, err := c.Delete(ctx, k)
+		return err
+	}
+	// Counters around each round: ZooKeeper's zxid (read once it is quiet,
+	// so that the journal trims and ends of a round count in it) and the
+	// processes' CPU.
+	var z0, z1 int64
+	var gw0, zk0, gwSum, gSum, dSum time.Duration
+	var gTxnSum, dTxnSum int64
+	zkBefore := func() error {
+		var err error
+		z0, err = r.env.Zxid(ctx) // quiet since the last round's after
+		gw0, zk0 = r.env.CPU()
+		return err
+	}
+	zkAfter := func(txns *int64, zkCPU, gwCPU *time.Duration) func() error {
+		return func() error {
+			var err error
+			z1, err = r.env.Quiet(ctx, 500*time.Millisecond)
+			gw1, zk1 := r.env.CPU()
+			*txns += z1 - z0
+			*zkCPU += zk1 - zk0
+			if gwCPU != nil {
+				*gwCPU += gw1 - gw0
+			}
+			return err
+		}
+	}
+	var gs, ds, es Stat
 	var gTxns, dTxns float64        // ZooKeeper transactions per pair, at Callers
 	var gZK, dZK, gGW time.Duration // ZooKeeper's and the gateway's CPU per pair
 	for _, c := range r.cfg.Concurrency {
-		z0, err := r.env.Zxid(ctx)
+		gTxnSum, dTxnSum, gSum, dSum, gwSum = 0, 0, 0, 0, 0
+		systems := []system{
+			{name: "zkcoord Register+Deregister", op: gw, before: zkBefore, after: zkAfter(&gTxnSum, &gSum, &gwSum)},
+			{name: "direct create+delete ephemeral", op: dr, before: zkBefore, after: zkAfter(&dTxnSum, &dSum, nil)},
+		}
+		if r.env.HasEtcd() {
+			systems = append(systems, system{name: "etcd Put with lease+Delete", op: et})
+		}
+		st, err := r.interleave(ctx, c, systems)
 		if err != nil {
 			return err
-		}
-		gw0, zk0 := r.env.CPU()
-		g := Closed(ctx, c, r.cfg.Duration, gw)
-		r.point("zkcoord Register+Deregister", c, g)
-		z1, err := r.env.Quiet(ctx, 500*time.Millisecond)
-		if err != nil {
-			return err
-		}
-		gw1, zk1 := r.env.CPU()
-		d := Closed(ctx, c, r.cfg.Duration, dr)
-		r.point("direct create+delete ephemeral", c, d)
-		z2, err := r.env.Quiet(ctx, 500*time.Millisecond)
-		if err != nil {
-			return err
-		}
-		_, zk2 := r.env.CPU()
-		if g.Ops == 0 || d.Ops == 0 {
-			return fmt.Errorf("no successful call at %d callers: %v %v", c, g.FirstErr, d.FirstErr)
 		}
 		if c == r.cfg.Callers {
-			gs, ds = g, d
-			// Every pair made in the run, warm-up included, over the
+			gs, ds, es = st[0], st[1], noStat
+			if len(st) > 2 {
+				es = st[2]
+			}
+			// Every pair made in the rounds, warm-ups included, over the
 			// transactions it caused (journal trims included).
-			gn, dn := g.Ops+g.warm, d.Ops+d.warm
-			gTxns, dTxns = float64(z1-z0)/float64(gn), float64(z2-z1)/float64(dn)
-			gZK, dZK = (zk1-zk0)/time.Duration(gn), (zk2-zk1)/time.Duration(dn)
-			gGW = (gw1 - gw0) / time.Duration(gn)
+			gn, dn := gs.Calls, ds.Calls
+			gTxns, dTxns = float64(gTxnSum)/float64(gn), float64(dTxnSum)/float64(dn)
+			gZK, dZK = gSum/time.Duration(gn), dSum/time.Duration(dn)
+			gGW = gwSum / time.Duration(gn)
 		}
+	}
+	if gs.Calls == 0 {
+		return fmt.Errorf("no load point at %d callers (-concurrency must include it)", r.cfg.Callers)
 	}
 	c := fmt.Sprintf(" (%d callers)", r.cfg.Callers)
 	r.add(
-		ratioFigure("Register+Deregister", "pairs/s"+c, "ops/s", gs.Throughput(), ds.Throughput(), Higher, 0.7),
-		info("Register+Deregister", "p50 latency"+c, "ms", ms(gs.Quantile(0.5)), ms(ds.Quantile(0.5)), Lower),
-		info("Register+Deregister", "p99 latency"+c, "ms", ms(gs.Quantile(0.99)), ms(ds.Quantile(0.99)), Lower),
+		ratioFigure("Register+Deregister", "pairs/s"+c, "ops/s", gs.Throughput, ds.Throughput, Higher, 0.7).etcdBound(es.Throughput, 1),
+		info("Register+Deregister", "p50 latency"+c, "ms", gs.P50, ds.P50, Lower).withEtcd(es.P50),
+		info("Register+Deregister", "p99 latency"+c, "ms", gs.P99, ds.P99, Lower).withEtcd(es.P99),
 		info("Register+Deregister", "ZooKeeper transactions per pair"+c, "txns", gTxns, dTxns, Lower),
 		info("Register+Deregister", "ZooKeeper CPU per pair"+c, "µs", us(gZK), us(dZK), Lower),
 		info("Register+Deregister", "gateway CPU per pair"+c, "µs", us(gGW), math.NaN(), Lower),
