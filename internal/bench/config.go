@@ -97,7 +97,7 @@ var Workloads = []Workload{
 	{"semaphore", (*Runner).semaphore},
 	{"growth", (*Runner).growth},
 	{"oneshot", (*Runner).oneShot}, // late: its members' leases lapse after the run
-	{"php", (*Runner).php}, // last: its members' leases lapse after the run
+	{"php", (*Runner).php},         // last: its members' leases lapse after the run
 }
 
 // Runner runs workloads against an Env.
