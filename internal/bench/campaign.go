@@ -40,7 +40,8 @@ func (r *Runner) campaign(ctx context.Context) error {
 	leases := pb.NewLeaseServiceClient(r.env.Conn())
 	ids := make([]string, n)
 	for i := range n {
-		g, err := leases.Grant(ctx, &pb.GrantRequest{Ttl: durationpb.New(time.Minute)})
+		// Not kept alive: longer than the three elections' rounds.
+		g, err := leases.Grant(ctx, &pb.GrantRequest{Ttl: durationpb.New(sweepTTL)})
 		if err != nil {
 			return err
 		}

@@ -15,6 +15,11 @@ import (
 	"github.com/zkcoord/zkcoord/internal/zkx"
 )
 
+// sweepTTL is the TTL of the leases the register sweep registers under,
+// granted once before it and never kept alive: longer than the sweep,
+// whose interleaved rounds take minutes.
+const sweepTTL = 10 * time.Minute
+
 // register: Register then Deregister of a member under a lease, beside a
 // direct ephemeral create and delete and etcd's Put with a lease then
 // Delete, swept over concurrency, the systems interleaved in rounds.
@@ -37,7 +42,7 @@ func (r *Runner) register(ctx context.Context) error {
 	ids := make([]string, maxC)
 	regs := make([]pb.RegistryServiceClient, maxC)
 	for w := range maxC {
-		g, err := leases.Grant(ctx, &pb.GrantRequest{Ttl: durationpb.New(time.Minute)})
+		g, err := leases.Grant(ctx, &pb.GrantRequest{Ttl: durationpb.New(sweepTTL)})
 		if err != nil {
 			return err
 		}
@@ -69,7 +74,7 @@ func (r *Runner) register(ctx context.Context) error {
 	var etcdLeases []clientv3.LeaseID
 	if r.env.HasEtcd() {
 		for range maxC {
-			g, err := r.env.EtcdClient(0).Grant(ctx, 60)
+			g, err := r.env.EtcdClient(0).Grant(ctx, int64(sweepTTL/time.Second))
 			if err != nil {
 				return err
 			}
