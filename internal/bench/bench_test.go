@@ -122,6 +122,11 @@ func TestTinyRun(t *testing.T) {
 	if f := find("WatchGroup fan-out", "memory per idle stream"); math.IsNaN(f.Etcd) || !strings.Contains(f.Workload, "etcd: 50 watchers") {
 		t.Errorf("fan-out: etcd memory per watcher %v in %q", f.Etcd, f.Workload)
 	}
+	// etcd's heap+stacks, read from its /metrics after a GC forced through
+	// its pprof endpoint.
+	if f := find("WatchGroup fan-out", "heap+stacks per idle stream"); math.IsNaN(f.Etcd) || math.IsInf(f.Etcd, 0) {
+		t.Errorf("fan-out: etcd heap+stacks per watcher %v", f.Etcd)
+	}
 	if f := find("PHP processes", "ZooKeeper sessions opened per process"); f.Gateway != 0 || f.Direct < 1 {
 		t.Errorf("sessions opened per PHP process: zkcoord %v (want 0), direct %v (want 1)", f.Gateway, f.Direct)
 	}

@@ -25,7 +25,7 @@ const etcdConns = 16
 func (e *Env) setupEtcd(ctx context.Context, o EnvOptions) error {
 	e.Etcd = o.Etcd
 	if e.Etcd == "" {
-		s, err := etcdserver.Start(ctx, etcdserver.WithLogs(o.Log))
+		s, err := etcdserver.Start(ctx, etcdserver.WithLogs(o.Log), etcdserver.WithPprof(true))
 		if err != nil {
 			return err
 		}
@@ -62,9 +62,43 @@ func (e *Env) EtcdPid() int {
 	return e.etcds.Pid()
 }
 
-// EtcdRSS reads the private etcd's resident set from /proc (0 when it was
-// not started here).
-func (e *Env) EtcdRSS() int64 { return procRSS(e.EtcdPid()) }
+// EtcdMemory forces a GC in etcd (its pprof heap endpoint, served with
+// --enable-pprof) and reads its heap and stacks in use from /metrics, and
+// its RSS from /proc (0 when etcd was not started here). An etcd without
+// pprof (-etcd) answers an error.
+func (e *Env) EtcdMemory(ctx context.Context) (Memory, error) {
+	m := Memory{RSS: procRSS(e.EtcdPid())}
+	base := strings.Split(e.Etcd, ",")[0]
+	if err := httpGet(ctx, base+"/debug/pprof/heap?gc=1", io.Discard); err != nil {
+		return m, err
+	}
+	var b strings.Builder
+	if err := httpGet(ctx, base+"/metrics", &b); err != nil {
+		return m, err
+	}
+	for _, line := range strings.Split(b.String(), "\n") {
+		name, v, ok := strings.Cut(line, " ")
+		if !ok {
+			continue
+		}
+		f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+		if err != nil {
+			continue
+		}
+		switch name {
+		case "go_memstats_heap_inuse_bytes":
+			m.HeapInuse = int64(f)
+		case "go_memstats_stack_inuse_bytes":
+			m.StackInuse = int64(f)
+		}
+	}
+	if m.HeapInuse == 0 {
+		return m, fmt.Errorf("bench: etcd %s/metrics has no go_memstats_heap_inuse_bytes", base)
+	}
+	// RSS after the GC, as the gateway's.
+	m.RSS = procRSS(e.EtcdPid())
+	return m, nil
+}
 
 func (e *Env) closeEtcd() {
 	for _, c := range e.etcd {

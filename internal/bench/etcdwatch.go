@@ -19,8 +19,8 @@ type etcdFan struct {
 	n        int
 	arrivals chan etcdArrival
 	opened   time.Duration
-	// RSS of etcd before and after the watchers opened.
-	rssBefore, rssAfter int64
+	// etcd's memory before and after the watchers opened.
+	before, after Memory
 }
 
 type etcdArrival struct {
@@ -33,7 +33,10 @@ type etcdArrival struct {
 // to wg and end with ctx.
 func (r *Runner) etcdWatchers(ctx context.Context, wg *sync.WaitGroup, n, changes int) (*etcdFan, error) {
 	f := &etcdFan{prefix: r.etcdRoot() + "/fan/", n: n, arrivals: make(chan etcdArrival, n*(changes+1))}
-	f.rssBefore = r.env.EtcdRSS()
+	var err error
+	if f.before, err = r.env.EtcdMemory(ctx); err != nil {
+		return nil, err
+	}
 	ready := make(chan error, n)
 	start := time.Now()
 	for i := range n {
@@ -76,7 +79,9 @@ func (r *Runner) etcdWatchers(ctx context.Context, wg *sync.WaitGroup, n, change
 		}
 	}
 	f.opened = time.Since(start)
-	f.rssAfter = r.env.EtcdRSS()
+	if f.after, err = r.env.EtcdMemory(ctx); err != nil {
+		return nil, err
+	}
 	return f, nil
 }
 

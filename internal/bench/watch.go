@@ -114,7 +114,8 @@ func (r *Runner) watch(ctx context.Context) error {
 		if fan, err = r.etcdWatchers(sctx, &wg, n, r.cfg.Changes); err != nil {
 			return fmt.Errorf("etcd: %w", err)
 		}
-		r.logf("  %d etcd watchers created in %v; etcd RSS %d -> %d MiB", n, fan.opened.Round(time.Millisecond), fan.rssBefore>>20, fan.rssAfter>>20)
+		r.logf("  %d etcd watchers created in %v; etcd RSS %d -> %d MiB, heap+stacks %d -> %d MiB", n, fan.opened.Round(time.Millisecond),
+			fan.before.RSS>>20, fan.after.RSS>>20, (fan.before.HeapInuse+fan.before.StackInuse)>>20, (fan.after.HeapInuse+fan.after.StackInuse)>>20)
 	}
 
 	// Each change goes to zkcoord's streams, then the direct sessions,
@@ -155,10 +156,11 @@ func (r *Runner) watch(ctx context.Context) error {
 	cancel()
 	gwLat, dLat, eLat = sortedDurations(gwLat), sortedDurations(dLat), sortedDurations(eLat)
 	eq := func(float64) float64 { return math.NaN() }
-	eMem, eOpen := math.NaN(), math.NaN()
+	eMem, eHeap, eOpen := math.NaN(), math.NaN(), math.NaN()
 	if fan != nil {
 		eq = func(q float64) float64 { return ms(quantile(eLat, q)) }
-		eMem, eOpen = float64(fan.rssAfter-fan.rssBefore)/float64(n)/1024, ms(fan.opened)
+		eMem, eOpen = float64(fan.after.RSS-fan.before.RSS)/float64(n)/1024, ms(fan.opened)
+		eHeap = float64((fan.after.HeapInuse+fan.after.StackInuse)-(fan.before.HeapInuse+fan.before.StackInuse)) / float64(n) / 1024
 	}
 	per := float64((after.RSS - before.RSS)) / float64(n) / 1024
 	heapPer := float64((after.HeapInuse+after.StackInuse)-(before.HeapInuse+before.StackInuse)) / float64(n) / 1024
@@ -175,7 +177,7 @@ func (r *Runner) watch(ctx context.Context) error {
 	mf := absFigure(w, "memory per idle stream (RSS)", "KiB", per, math.NaN(), Lower, 20).withEtcd(eMem)
 	mf.Note = fmt.Sprintf("RSS %d -> %d MiB; heap+stacks %.1f KiB per stream", before.RSS>>20, after.RSS>>20, heapPer)
 	if fan != nil {
-		mf.Note += fmt.Sprintf("; etcd: its RSS %d -> %d MiB over the watchers (no GC forced)", fan.rssBefore>>20, fan.rssAfter>>20)
+		mf.Note += fmt.Sprintf("; etcd: its RSS %d -> %d MiB over the watchers, after a forced GC (pprof heap?gc=1)", fan.before.RSS>>20, fan.after.RSS>>20)
 	}
 	openF := info(w, "open all streams with their snapshot", "ms", ms(opened), math.NaN(), Lower).withEtcd(eOpen)
 	openF.Note = "etcd: every watcher created (WithCreatedNotify); an etcd watch has no snapshot"
@@ -185,7 +187,7 @@ func (r *Runner) watch(ctx context.Context) error {
 		info(w, "change to every stream max", "ms", ms(quantile(gwLat, 1)), ms(quantile(dLat, 1)), Lower).withEtcd(eq(1)),
 		wf,
 		mf,
-		info(w, "heap+stacks per idle stream", "KiB", heapPer, math.NaN(), Lower),
+		info(w, "heap+stacks per idle stream", "KiB", heapPer, math.NaN(), Lower).withEtcd(eHeap),
 		openF,
 	)
 	return nil

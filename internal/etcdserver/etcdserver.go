@@ -105,10 +105,10 @@ func start(ctx context.Context, opt ...Option) (*Server, error) {
 
 // args is etcd's command line for one member with the given ports and
 // data directory.
-func args(dataDir string, clientPort, peerPort int, logLevel string) []string {
+func args(dataDir string, clientPort, peerPort int, logLevel string, pprof bool) []string {
 	client := "http://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(clientPort))
 	peer := "http://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(peerPort))
-	return []string{
+	a := []string{
 		"--name", "bench",
 		"--data-dir", dataDir,
 		"--listen-client-urls", client,
@@ -120,10 +120,14 @@ func args(dataDir string, clientPort, peerPort int, logLevel string) []string {
 		"--logger", "zap",
 		"--log-level", logLevel,
 	}
+	if pprof {
+		a = append(a, "--enable-pprof")
+	}
+	return a
 }
 
 func (s *Server) spawn() error {
-	cmd := exec.Command(s.opts.binary, args(filepath.Join(s.dir, "data"), s.clientPort, s.peerPort, s.opts.logLevel)...)
+	cmd := exec.Command(s.opts.binary, args(filepath.Join(s.dir, "data"), s.clientPort, s.peerPort, s.opts.logLevel, s.opts.pprof)...)
 	cmd.Dir = s.dir
 	// etcd reads ETCD_* variables as flags: none from our environment may
 	// change the member this package configures.

@@ -7,6 +7,7 @@ type options struct {
 	binary   string
 	logLevel string
 	logs     io.Writer
+	pprof    bool
 }
 
 func defaultOptions() options {
@@ -29,3 +30,8 @@ func WithLogs(w io.Writer) Option { return func(o *options) { o.logs = w } }
 // WithLogLevel sets etcd's log level (debug, info, warn, error). Default:
 // warn.
 func WithLogLevel(level string) Option { return func(o *options) { o.logLevel = level } }
+
+// WithPprof serves Go's profiles on the client URL (etcd's
+// --enable-pprof), /debug/pprof/: what a caller uses to force a GC
+// (heap?gc=1) before reading memory from /metrics. Default: off.
+func WithPprof(on bool) Option { return func(o *options) { o.pprof = on } }
