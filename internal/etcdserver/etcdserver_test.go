@@ -103,7 +103,7 @@ func TestNotInstalled(t *testing.T) {
 }
 
 // TestStartHonoursContext: a cancelled context ends the start with its
-// error and leaves no process behind.
+// error and no server.
 func TestStartHonoursContext(t *testing.T) {
 	if err := CheckInstalled(); err != nil {
 		t.Skipf("%v (scripts/deps.sh test installs it)", err)
