@@ -60,8 +60,11 @@ soak:
 	go test -count=1 -timeout 0 -run TestSoak -v ./internal/testing/chaosrun/ -chaos.soak=$(SOAK_DURATION)
 
 # bench runs every benchmark workload against a private ZooKeeper (fsync on)
-# and a gateway process, printing each figure beside direct go-zookeeper
-# with the ratio and the target, and writes docs/bench/ (bench.json,
-# bench.md, bench.png). BENCHFLAGS adds flags, e.g. BENCHFLAGS='-workloads lookup'.
+# and a gateway process, and beside them a private etcd (fsync on; deps.sh
+# bench installs Debian's etcd-server), printing each figure beside direct
+# go-zookeeper and etcd with both ratios and the targets, and writes
+# docs/bench/ (bench.json, bench.md, bench.png). BENCHFLAGS adds flags,
+# e.g. BENCHFLAGS='-workloads lookup' or BENCHFLAGS=-no-etcd.
 bench: build
+	./scripts/deps.sh bench
 	$(BIN)/zkcoord-bench -out docs/bench -log /tmp/zkcoord-bench.log $(BENCHFLAGS)

@@ -6,7 +6,11 @@
 # docs/HTTP.md's samples, dig for the DNS view's tests and docs/DNS.md,
 # Python's and Node's gRPC and PHP with curl for the examples in those
 # languages, promtool for the alert rules, headless Chromium for the web
-# console's browser test).
+# console's browser test); `deps.sh bench` is what `make bench` needs
+# (ZooKeeper, and etcd-server for the etcd beside it). The test and bench
+# modes install Debian's etcd-server: internal/etcdserver starts a private
+# etcd from /usr/bin/etcd on ports of its own, and its test runs in
+# `make test`.
 set -euo pipefail
 
 # as_root runs a command as root, through sudo only when not root already.
@@ -24,6 +28,15 @@ pkgs=()
 # internal/zkserver runs ZooKeeper from Debian's package.
 if [ ! -f /usr/share/java/zookeeper.jar ] || ! command -v java >/dev/null; then
   pkgs+=(zookeeper default-jre-headless)
+fi
+etcd_new=no
+if [ "$for_what" = test ] || [ "$for_what" = bench ]; then
+  # internal/etcdserver (and zkcoord-bench's etcd beside ZooKeeper) runs
+  # Debian's etcd 3.4.
+  if [ ! -x /usr/bin/etcd ]; then
+    pkgs+=(etcd-server)
+    etcd_new=yes
+  fi
 fi
 if [ "$for_what" = test ]; then
   # `make tools` needs make; -race needs cgo, and cgo a C compiler.
@@ -53,4 +66,11 @@ if [ "${#pkgs[@]}" -gt 0 ]; then
   echo "installing ${pkgs[*]}"
   as_root env DEBIAN_FRONTEND=noninteractive apt-get update
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y "${pkgs[@]}"
+fi
+# The package's unit starts a system etcd on 2379 where systemd runs; the
+# bench and the tests start their own, so one that this script installed
+# is stopped and disabled (a system etcd that was there before is left
+# alone).
+if [ "$etcd_new" = yes ] && command -v systemctl >/dev/null && systemctl is-enabled --quiet etcd 2>/dev/null; then
+  as_root systemctl disable --now etcd || true
 fi

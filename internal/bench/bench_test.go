@@ -16,7 +16,8 @@ import (
 )
 
 // TestTinyRun runs every workload at a tiny scale against a private
-// ZooKeeper and a gateway process. It checks what holds at any scale (no
+// ZooKeeper, a gateway process and a private etcd. It checks what holds at
+// any scale (every etcd counterpart measured, no
 // ZooKeeper write per keepalive, one ZooKeeper watch per group, one watch
 // notification per failover, every figure measured, the plot written),
 // not speeds: those are the full run's (docs/BENCHMARKS.md).
@@ -93,6 +94,38 @@ func TestTinyRun(t *testing.T) {
 		if f := find(q[0], q[1]); f.Gateway <= 0 || f.Direct <= 0 {
 			t.Errorf("%s: no throughput measured: %+v", q[0], f)
 		}
+	}
+	// Every etcd counterpart is measured, and the targets against etcd are
+	// there.
+	for _, q := range [][2]string{
+		{"Lookup cached", "throughput"}, {"Lookup linearizable", "throughput (2 callers)"}, {"Lookup linearizable", "p50 latency (1 caller)"},
+		{"Register+Deregister", "pairs/s"}, {"One-shot registration", "registrations/s"}, {"KeepAlive", "keepalives/s"},
+		{"WatchGroup fan-out", "change to every stream p99"}, {"Campaign", "failover after resign p50"},
+		{"Growth (50 members)", "Lookup one member p50"}, {"Growth (50 members)", "Register+Deregister p50"},
+	} {
+		if f := find(q[0], q[1]); !(f.Etcd > 0) {
+			t.Errorf("%s %s: etcd figure %v, want > 0", f.Workload, f.Name, f.Etcd)
+		}
+	}
+	if f, ok := byName["Growth (50 members): WatchGroup snapshot"]; !ok || !(f.Etcd > 0) {
+		t.Errorf("growth: no etcd whole-prefix Get beside the snapshot: %+v", f)
+	}
+	for _, q := range [][3]string{
+		{"Lookup linearizable", "throughput (2 callers)", ">= 1x etcd"}, {"Lookup linearizable", "p50 latency (1 caller)", "<= 1.5x etcd"},
+		{"Register+Deregister", "pairs/s", ">= 1x etcd"}, {"Campaign", "failover after resign p50", "<= 1x etcd"},
+		{"WatchGroup fan-out", "change to every stream p99", "<= 1x etcd"},
+	} {
+		if f := find(q[0], q[1]); f.EtcdTarget != q[2] {
+			t.Errorf("%s %s: etcd target %q, want %q", f.Workload, f.Name, f.EtcdTarget, q[2])
+		}
+	}
+	if f := find("WatchGroup fan-out", "memory per idle stream"); math.IsNaN(f.Etcd) || !strings.Contains(f.Workload, "etcd: 50 watchers") {
+		t.Errorf("fan-out: etcd memory per watcher %v in %q", f.Etcd, f.Workload)
+	}
+	// etcd's heap+stacks, read from its /metrics after a GC forced through
+	// its pprof endpoint.
+	if f := find("WatchGroup fan-out", "heap+stacks per idle stream"); math.IsNaN(f.Etcd) || math.IsInf(f.Etcd, 0) {
+		t.Errorf("fan-out: etcd heap+stacks per watcher %v", f.Etcd)
 	}
 	if f := find("PHP processes", "ZooKeeper sessions opened per process"); f.Gateway != 0 || f.Direct < 1 {
 		t.Errorf("sessions opened per PHP process: zkcoord %v (want 0), direct %v (want 1)", f.Gateway, f.Direct)

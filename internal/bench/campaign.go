@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"fmt"
+	"math"
 	"path"
 	"slices"
 	"strings"
@@ -24,7 +25,10 @@ type elected struct {
 // campaign: Candidates candidates in one election; the leader resigns
 // Failovers times and each time the next is elected. Beside the same
 // recipe (ephemeral sequential znodes, each candidate watching only its
-// predecessor) run directly with one session per candidate.
+// predecessor) run directly with one session per candidate, and etcd's
+// concurrency.Election with one session (lease) per candidate. All three
+// elections stand at once; their failovers run in Interleave rounds,
+// alternating, and each figure is over all of a system's failovers.
 func (r *Runner) campaign(ctx context.Context) error {
 	const election = "bench-elect"
 	n := r.cfg.Candidates
@@ -36,7 +40,8 @@ func (r *Runner) campaign(ctx context.Context) error {
 	leases := pb.NewLeaseServiceClient(r.env.Conn())
 	ids := make([]string, n)
 	for i := range n {
-		g, err := leases.Grant(ctx, &pb.GrantRequest{Ttl: durationpb.New(time.Minute)})
+		// Not kept alive: longer than the three elections' rounds.
+		g, err := leases.Grant(ctx, &pb.GrantRequest{Ttl: durationpb.New(sweepTTL)})
 		if err != nil {
 			return err
 		}
@@ -87,19 +92,10 @@ func (r *Runner) campaign(ctx context.Context) error {
 		<-queued
 	}
 	el := pb.NewElectionServiceClient(r.env.Conn())
-	gwLat, err := failovers(ctx, r.cfg.Failovers, won, func(leader int) error {
+	gw := &handovers{won: won, resign: func(leader int) error {
 		_, err := el.Resign(ctx, &pb.ResignRequest{Election: election, LeaseId: ids[leader]})
 		return err
-	})
-	if err != nil {
-		return fmt.Errorf("zkcoord: %w", err)
-	}
-	gwWatches, err := r.env.WatchesUnder(ctx, r.elections.Election(election))
-	if err != nil {
-		return err
-	}
-	cancel()
-	wg.Wait()
+	}}
 
 	// Direct: one session per candidate.
 	sessions, err := r.directSessions(ctx, n)
@@ -111,48 +107,76 @@ func (r *Runner) campaign(ctx context.Context) error {
 	if err := zkx.EnsurePath(sessions[0], dir, zk.WorldACL(zk.PermAll)); err != nil {
 		return err
 	}
-	dctx, dcancel := context.WithCancel(ctx)
-	defer dcancel()
 	dwon := make(chan elected, n)
 	dqueued := make(chan int, n)
 	resign := make([]chan struct{}, n)
-	var dwg sync.WaitGroup
-	defer dwg.Wait()
 	for i := range n {
 		resign[i] = make(chan struct{}, 1)
-		dwg.Add(1)
+		wg.Add(1)
 		go func() {
-			defer dwg.Done()
-			directCandidate(dctx, sessions[i], dir, i, dqueued, dwon, resign[i])
+			defer wg.Done()
+			directCandidate(cctx, sessions[i], dir, i, dqueued, dwon, resign[i])
 		}()
 	}
 	for range n {
 		<-dqueued
 	}
-	dLat, err := failovers(ctx, r.cfg.Failovers, dwon, func(leader int) error {
+	direct := &handovers{won: dwon, resign: func(leader int) error {
 		resign[leader] <- struct{}{}
 		return nil
-	})
+	}}
+	sides := []*handovers{gw, direct}
+	if r.env.HasEtcd() {
+		e, err := r.etcdElection(cctx, &wg, n)
+		if err != nil {
+			return fmt.Errorf("etcd: %w", err)
+		}
+		sides = append(sides, e)
+	}
+	rounds := r.cfg.Interleave
+	for k := range rounds {
+		// Failovers spread over the rounds, the first rounds taking the
+		// remainder.
+		chunk := r.cfg.Failovers / rounds
+		if k < r.cfg.Failovers%rounds {
+			chunk++
+		}
+		for si, s := range sides {
+			if err := s.run(ctx, chunk); err != nil {
+				return fmt.Errorf("%s: %w", []string{"zkcoord", "direct", "etcd"}[si], err)
+			}
+		}
+	}
+	gwWatches, err := r.env.WatchesUnder(ctx, r.elections.Election(election))
 	if err != nil {
-		return fmt.Errorf("direct: %w", err)
+		return err
 	}
 	dWatches, err := r.env.WatchesUnder(ctx, dir)
 	if err != nil {
 		return err
 	}
-	dcancel()
+	cancel()
+	wg.Wait()
+	gwLat, dLat := sortedDurations(gw.lat), sortedDurations(direct.lat)
+	eq := func(float64) float64 { return math.NaN() }
+	if len(sides) > 2 {
+		eLat := sortedDurations(sides[2].lat)
+		eq = func(q float64) float64 { return ms(quantile(eLat, q)) }
+	}
 
 	w := fmt.Sprintf("Campaign (%d candidates, %d resigns)", n, r.cfg.Failovers)
 	gmax, gsum := watchStats(gwWatches)
 	dmax, dsum := watchStats(dWatches)
-	f := absFigure(w, "failover after resign p99", "ms", ms(quantile(gwLat, 0.99)), ms(quantile(dLat, 0.99)), Lower, 50)
+	p50 := info(w, "failover after resign p50", "ms", ms(quantile(gwLat, 0.5)), ms(quantile(dLat, 0.5)), Lower).etcdBound(eq(0.5), 1)
+	p50.Note = "etcd: concurrency.Election, one session (lease) per candidate; the leader's Resign, to the next one's Campaign returning"
+	f := absFigure(w, "failover after resign p99", "ms", ms(quantile(gwLat, 0.99)), ms(quantile(dLat, 0.99)), Lower, 50).withEtcd(eq(0.99))
 	f.Note = "from the Resign call to the next candidate's ELECTED"
 	wf := absFigure(w, "watch notifications per failover", "watches", float64(gmax), float64(dmax), Lower, 1)
 	wf.Note = fmt.Sprintf("wchp: most watches on one candidate znode (watches on candidates in all: %d, direct %d)", gsum, dsum)
 	r.add(
-		info(w, "failover after resign p50", "ms", ms(quantile(gwLat, 0.5)), ms(quantile(dLat, 0.5)), Lower),
+		p50,
 		f,
-		info(w, "failover after resign max", "ms", ms(quantile(gwLat, 1)), ms(quantile(dLat, 1)), Lower),
+		info(w, "failover after resign max", "ms", ms(quantile(gwLat, 1)), ms(quantile(dLat, 1)), Lower).withEtcd(eq(1)),
 		wf,
 	)
 	return nil
@@ -169,37 +193,59 @@ func watchStats(m map[string]int) (most, sum int) {
 // failovers makes the leader resign k times and measures how long the next
 // candidate takes to be elected.
 func failovers(ctx context.Context, k int, won <-chan elected, resign func(leader int) error) ([]time.Duration, error) {
-	timeout := func() <-chan time.Time { return time.After(30 * time.Second) }
-	var leader elected
-	select {
-	case leader = <-won:
-	case <-timeout():
-		return nil, fmt.Errorf("no leader elected in 30s")
+	s := &handovers{won: won, resign: resign}
+	if err := s.run(ctx, k); err != nil {
+		return nil, err
 	}
-	lat := make([]time.Duration, 0, k)
+	return sortedDurations(s.lat), nil
+}
+
+// handovers is one election's failovers, measured in rounds: the leader
+// resigns, the next one's election is timed.
+type handovers struct {
+	won    <-chan elected
+	resign func(leader int) error
+	leader *elected // the current leader, nil before the first
+	lat    []time.Duration
+}
+
+// run makes the leader resign k times (waiting for the first leader if
+// there is none yet) and adds each failover's time to lat.
+func (s *handovers) run(ctx context.Context, k int) error {
+	timeout := func() <-chan time.Time { return time.After(30 * time.Second) }
+	if s.leader == nil {
+		select {
+		case e := <-s.won:
+			s.leader = &e
+		case <-timeout():
+			return fmt.Errorf("no leader elected in 30s")
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 	for range k {
 		t0 := time.Now()
-		if err := resign(leader.cand); err != nil {
-			return nil, err
+		if err := s.resign(s.leader.cand); err != nil {
+			return err
 		}
 		for {
 			var e elected
 			select {
-			case e = <-won:
+			case e = <-s.won:
 			case <-timeout():
-				return nil, fmt.Errorf("no new leader 30s after candidate %d resigned", leader.cand)
+				return fmt.Errorf("no new leader 30s after candidate %d resigned", s.leader.cand)
 			case <-ctx.Done():
-				return nil, ctx.Err()
+				return ctx.Err()
 			}
-			if e.cand == leader.cand {
+			if e.cand == s.leader.cand {
 				continue // its own election before the resign took effect
 			}
-			lat = append(lat, e.at.Sub(t0))
-			leader = e
+			s.lat = append(s.lat, e.at.Sub(t0))
+			s.leader = &e
 			break
 		}
 	}
-	return sortedDurations(lat), nil
+	return nil
 }
 
 // directCandidate runs the herd-avoiding election recipe on its own

@@ -13,7 +13,8 @@ import (
 // Config sets the scale of a run. The zero value is the full run that
 // docs/BENCHMARKS.md reports.
 type Config struct {
-	Duration     time.Duration // measured time per load point (default 5s)
+	Duration     time.Duration // measured time per load point and system, over all its rounds (default 5s)
+	Interleave   int           // rounds the systems alternate in at each load point (default 3)
 	Concurrency  []int         // callers swept for the plot (default 1,4,16,64)
 	Callers      int           // callers the ratio targets are read at (default 16)
 	Streams      int           // WatchGroup streams for the fan-out (default 10000)
@@ -46,6 +47,7 @@ func (c Config) withDefaults() Config {
 		c.Concurrency = []int{1, 4, 16, 64}
 	}
 	def(&c.Callers, 16)
+	def(&c.Interleave, 3)
 	def(&c.Streams, 10000)
 	def(&c.DirectWatch, 1000)
 	def(&c.Changes, 5)
@@ -101,7 +103,8 @@ var Workloads = []Workload{
 	{"barrier", (*Runner).barrier},
 	{"semaphore", (*Runner).semaphore},
 	{"growth", (*Runner).growth},
-	{"php", (*Runner).php}, // last: its members' leases lapse after the run
+	{"oneshot", (*Runner).oneShot}, // late: its members' leases lapse after the run
+	{"php", (*Runner).php},         // last: its members' leases lapse after the run
 }
 
 // Runner runs workloads against an Env.
@@ -147,6 +150,10 @@ func (r *Runner) Run(ctx context.Context, names ...string) (Results, error) {
 	}
 	return r.res, nil
 }
+
+// etcdRoot is the prefix of this run's etcd keys (fresh per run, as Root
+// is for ZooKeeper, so that an -etcd server can be reused).
+func (r *Runner) etcdRoot() string { return r.env.Root }
 
 func (r *Runner) logf(format string, args ...any) {
 	fmt.Fprintf(r.cfg.Log, format+"\n", args...)

@@ -15,15 +15,18 @@ import (
 	"time"
 
 	"github.com/go-zookeeper/zk"
+	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health/grpc_health_v1"
 
+	"github.com/zkcoord/zkcoord/internal/etcdserver"
 	"github.com/zkcoord/zkcoord/internal/zkserver"
 )
 
 // Env is what the workloads run against: one ZooKeeper, one gateway
-// process connected to it, and direct ZooKeeper clients.
+// process connected to it, direct ZooKeeper clients, and an etcd beside
+// them with its clients.
 type Env struct {
 	ZK        string // ZooKeeper connect string
 	Gateway   string // the gateway's gRPC address
@@ -33,10 +36,14 @@ type Env struct {
 	// Root is the gateway's --root; the direct client works under Root +
 	// "-direct". Fresh for each run, so that a -zk ZooKeeper can be reused.
 	Root string
+	// Etcd is etcd's client URL(s), empty when the run has no etcd.
+	Etcd string
 
-	zks  *zkserver.Server
-	cmd  *exec.Cmd
-	done chan struct{}
+	etcds *etcdserver.Server
+	etcd  []*clientv3.Client
+	zks   *zkserver.Server
+	cmd   *exec.Cmd
+	done  chan struct{}
 	// conns are the gRPC connections workloads share, round robin.
 	conns []*grpc.ClientConn
 	next  int
@@ -54,6 +61,11 @@ type EnvOptions struct {
 	// Conns is how many gRPC connections the load generator spreads its
 	// calls over (default 4).
 	Conns int
+	// Etcd is an existing etcd's client URL; empty starts a private one
+	// (Debian's etcd-server, fsync on) unless NoEtcd.
+	Etcd string
+	// NoEtcd runs without etcd: every etcd figure is absent.
+	NoEtcd bool
 }
 
 // Setup starts what o asks for and waits until the gateway serves.
@@ -78,6 +90,11 @@ func Setup(ctx context.Context, o EnvOptions) (*Env, error) {
 			return nil, err
 		}
 		e.zks, e.ZK = zks, zks.Addr()
+	}
+	if !o.NoEtcd {
+		if err := e.setupEtcd(ctx, o); err != nil {
+			return nil, err
+		}
 	}
 	grpcAddr, err := freeAddr()
 	if err != nil {
@@ -232,17 +249,7 @@ func (e *Env) GatewayMemory(ctx context.Context) (Memory, error) {
 		return m, err
 	}
 	m.HeapInuse, m.StackInuse = vars.Memstats.HeapInuse, vars.Memstats.StackInuse
-	if e.Pid != 0 {
-		status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", e.Pid))
-		if err == nil {
-			for _, line := range strings.Split(string(status), "\n") {
-				if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-					kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-					m.RSS = kb << 10
-				}
-			}
-		}
-	}
+	m.RSS = procRSS(e.Pid)
 	return m, nil
 }
 
@@ -280,6 +287,7 @@ func (e *Env) Close() {
 	if e.zks != nil {
 		_ = e.zks.Stop()
 	}
+	e.closeEtcd()
 }
 
 func freeAddr() (string, error) {

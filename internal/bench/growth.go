@@ -36,7 +36,17 @@ func (r *Runner) growth(ctx context.Context) error {
 	if err := zkx.EnsurePath(direct, dir, zk.WorldACL(zk.PermAll)); err != nil {
 		return err
 	}
-	type costs struct{ register, lookup, snapshot, dRegister, dGet, dSnapshot time.Duration }
+	type costs struct {
+		register, lookup, snapshot, dRegister, dGet, dSnapshot time.Duration
+		etcd                                                   etcdCosts
+	}
+	nan := etcdCosts{-1, -1, -1}
+	em := func(d time.Duration) float64 { // an etcd figure, NaN without etcd
+		if d < 0 {
+			return math.NaN()
+		}
+		return ms(d)
+	}
 	var first, last costs
 	have := 0
 	d := r.cfg.Duration / 2
@@ -57,6 +67,7 @@ func (r *Runner) growth(ctx context.Context) error {
 			return err
 		}
 		r.logf("  %d members: filled in %v (direct %v)", size, gwFill.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
+		prevSize := have // etcd's prefix is filled after the measurements below
 		have = size
 
 		// The cache follows the fill through the journal, and can lag it on
@@ -108,18 +119,25 @@ func (r *Runner) growth(ctx context.Context) error {
 		if c.dSnapshot, err = directSnapshot(ctx, direct, dir, size); err != nil {
 			return err
 		}
-		r.logf("  %d members: register+deregister p50 %v (direct %v), lookup p50 %v (direct get %v), snapshot %v (direct %v)",
-			size, c.register, c.dRegister, c.lookup, c.dGet, c.snapshot, c.dSnapshot)
+		c.etcd = nan
+		if r.env.HasEtcd() {
+			if c.etcd, err = r.etcdGrowth(ctx, prevSize, size, d); err != nil {
+				return err
+			}
+		}
+		r.logf("  %d members: register+deregister p50 %v (direct %v, etcd %v), lookup p50 %v (direct get %v, etcd %v), snapshot %v (direct %v, etcd %v)",
+			size, c.register, c.dRegister, c.etcd.register, c.lookup, c.dGet, c.etcd.get, c.snapshot, c.dSnapshot, c.etcd.snapshot)
 		w := fmt.Sprintf("Growth (%d members)", size)
 		r.add(
-			info(w, "Register+Deregister p50", "ms", ms(c.register), ms(c.dRegister), Lower),
-			info(w, "Lookup one member p50", "ms", ms(c.lookup), ms(c.dGet), Lower),
+			info(w, "Register+Deregister p50", "ms", ms(c.register), ms(c.dRegister), Lower).withEtcd(em(c.etcd.register)),
+			info(w, "Lookup one member p50", "ms", ms(c.lookup), ms(c.dGet), Lower).withEtcd(em(c.etcd.get)),
 		)
 		snap := info(w, "WatchGroup snapshot", "ms", ms(c.snapshot), ms(c.dSnapshot), Lower)
 		if size == 10000 {
 			snap = absFigure(w, "WatchGroup snapshot", "ms", ms(c.snapshot), ms(c.dSnapshot), Lower, 100)
 		}
-		snap.Note = "median of 3 opens, from the call to the SNAPSHOT; direct: Children then a Get of each, 32 at a time"
+		snap = snap.withEtcd(em(c.etcd.snapshot))
+		snap.Note = "median of 3 opens, from the call to the SNAPSHOT; direct: Children then a Get of each, 32 at a time; etcd: one Get of the whole prefix"
 		msg := info(w, "WatchGroup snapshot message", "KiB", float64(snapBytes)/1024, math.NaN(), Lower)
 		msg.Note = "gRPC clients refuse messages over 4 MiB unless they raise MaxCallRecvMsgSize"
 		r.add(snap, msg)
@@ -136,6 +154,10 @@ func (r *Runner) growth(ctx context.Context) error {
 		grow := func(a, b time.Duration) float64 { return float64(b) / float64(a) }
 		rf := absFigure(w, "Register+Deregister p50 growth", "x", grow(first.register, last.register), grow(first.dRegister, last.dRegister), Lower, flatBound)
 		lf := absFigure(w, "Lookup p50 growth", "x", grow(first.lookup, last.lookup), grow(first.dGet, last.dGet), Lower, flatBound)
+		if r.env.HasEtcd() {
+			rf = rf.withEtcd(grow(first.etcd.register, last.etcd.register))
+			lf = lf.withEtcd(grow(first.etcd.get, last.etcd.get))
+		}
 		rf.Note, lf.Note = "p50 at the largest size / p50 at the smallest", "p50 at the largest size / p50 at the smallest"
 		r.add(rf, lf)
 	}

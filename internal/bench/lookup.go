@@ -5,11 +5,15 @@ import (
 	"errors"
 	"fmt"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
+
 	pb "github.com/zkcoord/zkcoord/gen/zkcoord/v1"
 )
 
 // lookup: a one-member Lookup, from the cache and LINEARIZABLE, beside a
-// direct Get (and Sync + Get) of the same znode, swept over concurrency.
+// direct Get (and Sync + Get) of the same znode and an etcd Get
+// (serializable, and linearizable) of the same value, swept over
+// concurrency, the three systems interleaved in rounds.
 func (r *Runner) lookup(ctx context.Context) error {
 	const group, members = "lookup", 10
 	reg := pb.NewRegistryServiceClient(r.env.Conn())
@@ -55,39 +59,87 @@ func (r *Runner) lookup(ctx context.Context) error {
 		_, _, err := direct.Get(p)
 		return err
 	}
-	var at = map[string]Sample{}
-	for _, c := range r.cfg.Concurrency {
-		for _, s := range []struct {
-			name string
-			op   func(ctx context.Context, w, i int) error
-		}{
-			{"zkcoord Lookup cached", gwLookup(pb.Consistency_CONSISTENCY_CACHED)},
-			{"direct Get", directGet},
-			{"zkcoord Lookup linearizable", gwLookup(pb.Consistency_CONSISTENCY_LINEARIZABLE)},
-			{"direct Sync+Get", directSyncGet},
-		} {
-			smp := Closed(ctx, c, r.cfg.Duration, s.op)
-			if smp.Ops == 0 {
-				return fmt.Errorf("%s at %d callers: no successful call: %v", s.name, c, smp.FirstErr)
+	// etcd: the same ten values under a prefix, read by one-key Gets,
+	// serializable (the member's local copy, as the cache) and linearizable
+	// (a quorum read, as LINEARIZABLE), on the first 4 clients.
+	var etcdGet func(serializable bool) func(ctx context.Context, w, i int) error
+	if r.env.HasEtcd() {
+		keys := make([]string, members)
+		for i := range members {
+			keys[i] = fmt.Sprintf("%s/lookup/m%d", r.etcdRoot(), i)
+			if _, err := r.env.EtcdClient(0).Put(ctx, keys[i], "10.0.0.1:8080"); err != nil {
+				return err
 			}
-			r.point(s.name, c, smp)
-			if c == r.cfg.Callers {
-				at[s.name] = smp
+		}
+		etcdGet = func(serializable bool) func(ctx context.Context, w, i int) error {
+			var opts []clientv3.OpOption
+			if serializable {
+				opts = append(opts, clientv3.WithSerializable())
+			}
+			return func(ctx context.Context, w, i int) error {
+				resp, err := r.env.EtcdClient(w%4).Get(ctx, keys[(w+i)%members], opts...)
+				if err == nil && len(resp.Kvs) != 1 {
+					return errors.New("etcd get: key missing")
+				}
+				return err
 			}
 		}
 	}
-	cached, get := at["zkcoord Lookup cached"], at["direct Get"]
-	lin, sync := at["zkcoord Lookup linearizable"], at["direct Sync+Get"]
-	if cached.Ops == 0 {
+	type pair struct{ gw, direct, etcd Stat }
+	var cached, lin, lin1 pair
+	for _, c := range r.cfg.Concurrency {
+		for _, kind := range []string{"cached", "linearizable"} {
+			systems := []system{
+				{name: "zkcoord Lookup cached", op: gwLookup(pb.Consistency_CONSISTENCY_CACHED)},
+				{name: "direct Get", op: directGet},
+			}
+			if kind == "linearizable" {
+				systems = []system{
+					{name: "zkcoord Lookup linearizable", op: gwLookup(pb.Consistency_CONSISTENCY_LINEARIZABLE)},
+					{name: "direct Sync+Get", op: directSyncGet},
+				}
+			}
+			if etcdGet != nil {
+				if kind == "cached" {
+					systems = append(systems, system{name: "etcd Get serializable", op: etcdGet(true)})
+				} else {
+					systems = append(systems, system{name: "etcd Get linearizable", op: etcdGet(false)})
+				}
+			}
+			st, err := r.interleave(ctx, c, systems)
+			if err != nil {
+				return err
+			}
+			p := pair{st[0], st[1], noStat}
+			if len(st) > 2 {
+				p.etcd = st[2]
+			}
+			switch {
+			case kind == "cached" && c == r.cfg.Callers:
+				cached = p
+			case kind == "linearizable" && c == r.cfg.Callers:
+				lin = p
+			}
+			if kind == "linearizable" && c == 1 {
+				lin1 = p
+			}
+		}
+	}
+	if cached.gw.Calls == 0 {
 		return fmt.Errorf("no load point at %d callers (-concurrency must include it)", r.cfg.Callers)
 	}
 	c := fmt.Sprintf(" (%d callers)", r.cfg.Callers)
 	r.add(
-		ratioFigure("Lookup cached", "throughput"+c, "ops/s", cached.Throughput(), get.Throughput(), Higher, 2),
-		ratioFigure("Lookup cached", "p50 latency"+c, "ms", ms(cached.Quantile(0.5)), ms(get.Quantile(0.5)), Lower, 1),
-		info("Lookup cached", "p99 latency"+c, "ms", ms(cached.Quantile(0.99)), ms(get.Quantile(0.99)), Lower),
-		ratioFigure("Lookup linearizable", "throughput"+c, "ops/s", lin.Throughput(), sync.Throughput(), Higher, 0.8),
-		info("Lookup linearizable", "p50 latency"+c, "ms", ms(lin.Quantile(0.5)), ms(sync.Quantile(0.5)), Lower),
+		ratioFigure("Lookup cached", "throughput"+c, "ops/s", cached.gw.Throughput, cached.direct.Throughput, Higher, 2).withEtcd(cached.etcd.Throughput),
+		ratioFigure("Lookup cached", "p50 latency"+c, "ms", cached.gw.P50, cached.direct.P50, Lower, 1).withEtcd(cached.etcd.P50),
+		info("Lookup cached", "p99 latency"+c, "ms", cached.gw.P99, cached.direct.P99, Lower).withEtcd(cached.etcd.P99),
+		ratioFigure("Lookup linearizable", "throughput"+c, "ops/s", lin.gw.Throughput, lin.direct.Throughput, Higher, 0.8).etcdBound(lin.etcd.Throughput, 1),
+		info("Lookup linearizable", "p50 latency"+c, "ms", lin.gw.P50, lin.direct.P50, Lower).withEtcd(lin.etcd.P50),
 	)
+	if lin1.gw.Calls > 0 {
+		f := info("Lookup linearizable", "p50 latency (1 caller)", "ms", lin1.gw.P50, lin1.direct.P50, Lower).etcdBound(lin1.etcd.P50, 1.5)
+		f.Note = "one caller alone: no concurrent read shares its catch-up write"
+		r.add(f, info("Lookup linearizable", "throughput (1 caller)", "ops/s", lin1.gw.Throughput, lin1.direct.Throughput, Higher).withEtcd(lin1.etcd.Throughput))
+	}
 	return nil
 }

@@ -8,14 +8,21 @@ import (
 	"time"
 
 	"github.com/go-zookeeper/zk"
+	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	pb "github.com/zkcoord/zkcoord/gen/zkcoord/v1"
 	"github.com/zkcoord/zkcoord/internal/zkx"
 )
 
+// sweepTTL is the TTL of the leases the register sweep registers under,
+// granted once before it and never kept alive: longer than the sweep,
+// whose interleaved rounds take minutes.
+const sweepTTL = 10 * time.Minute
+
 // register: Register then Deregister of a member under a lease, beside a
-// direct ephemeral create and delete, swept over concurrency.
+// direct ephemeral create and delete and etcd's Put with a lease then
+// Delete, swept over concurrency, the systems interleaved in rounds.
 func (r *Runner) register(ctx context.Context) error {
 	const group = "reg"
 	direct, err := r.env.Direct(ctx)
@@ -35,7 +42,7 @@ func (r *Runner) register(ctx context.Context) error {
 	ids := make([]string, maxC)
 	regs := make([]pb.RegistryServiceClient, maxC)
 	for w := range maxC {
-		g, err := leases.Grant(ctx, &pb.GrantRequest{Ttl: durationpb.New(time.Minute)})
+		g, err := leases.Grant(ctx, &pb.GrantRequest{Ttl: durationpb.New(sweepTTL)})
 		if err != nil {
 			return err
 		}
@@ -62,57 +69,107 @@ func (r *Runner) register(ctx context.Context) error {
 		}
 		return direct.Delete(p, -1)
 	}
-	var gs, ds Sample
-	var g64, d64 Sample             // at 64 callers, when swept: issue 15's second target
+	// etcd: Put under the worker's lease, then Delete, as a registry on
+	// etcd registers and deregisters.
+	var etcdLeases []clientv3.LeaseID
+	if r.env.HasEtcd() {
+		for range maxC {
+			g, err := r.env.EtcdClient(0).Grant(ctx, int64(sweepTTL/time.Second))
+			if err != nil {
+				return err
+			}
+			etcdLeases = append(etcdLeases, g.ID)
+		}
+		defer func() {
+			for _, id := range etcdLeases {
+				_, _ = r.env.EtcdClient(0).Revoke(context.WithoutCancel(ctx), id)
+			}
+		}()
+	}
+	et := func(ctx context.Context, w, i int) error {
+		c := r.env.EtcdClient(w % 4)
+		k := fmt.Sprintf("%s/reg/w%d-%d", r.etcdRoot(), w, i)
+		if _, err := c.Put(ctx, k, "10.0.0.1:8080", clientv3.WithLease(etcdLeases[w])); err != nil {
+			return err
+		}
+		_, err := c.Delete(ctx, k)
+		return err
+	}
+	// Counters around each round: ZooKeeper's zxid (read once it is quiet,
+	// so that the journal trims and ends of a round count in it) and the
+	// processes' CPU.
+	var z0, z1 int64
+	var gw0, zk0, gwSum, gSum, dSum time.Duration
+	var gTxnSum, dTxnSum int64
+	zkBefore := func() error {
+		var err error
+		z0, err = r.env.Zxid(ctx) // quiet since the last round's after
+		gw0, zk0 = r.env.CPU()
+		return err
+	}
+	zkAfter := func(txns *int64, zkCPU, gwCPU *time.Duration) func() error {
+		return func() error {
+			var err error
+			z1, err = r.env.Quiet(ctx, 500*time.Millisecond)
+			gw1, zk1 := r.env.CPU()
+			*txns += z1 - z0
+			*zkCPU += zk1 - zk0
+			if gwCPU != nil {
+				*gwCPU += gw1 - gw0
+			}
+			return err
+		}
+	}
+	var gs, ds, es Stat
+	var g64, d64, e64 Stat          // at 64 callers, when swept: issue 15's second target
 	var gTxns, dTxns float64        // ZooKeeper transactions per pair, at Callers
 	var gZK, dZK, gGW time.Duration // ZooKeeper's and the gateway's CPU per pair
 	for _, c := range r.cfg.Concurrency {
-		z0, err := r.env.Zxid(ctx)
+		gTxnSum, dTxnSum, gSum, dSum, gwSum = 0, 0, 0, 0, 0
+		systems := []system{
+			{name: "zkcoord Register+Deregister", op: gw, before: zkBefore, after: zkAfter(&gTxnSum, &gSum, &gwSum)},
+			{name: "direct create+delete ephemeral", op: dr, before: zkBefore, after: zkAfter(&dTxnSum, &dSum, nil)},
+		}
+		if r.env.HasEtcd() {
+			systems = append(systems, system{name: "etcd Put with lease+Delete", op: et})
+		}
+		st, err := r.interleave(ctx, c, systems)
 		if err != nil {
 			return err
-		}
-		gw0, zk0 := r.env.CPU()
-		g := Closed(ctx, c, r.cfg.Duration, gw)
-		r.point("zkcoord Register+Deregister", c, g)
-		z1, err := r.env.Quiet(ctx, 500*time.Millisecond)
-		if err != nil {
-			return err
-		}
-		gw1, zk1 := r.env.CPU()
-		d := Closed(ctx, c, r.cfg.Duration, dr)
-		r.point("direct create+delete ephemeral", c, d)
-		z2, err := r.env.Quiet(ctx, 500*time.Millisecond)
-		if err != nil {
-			return err
-		}
-		_, zk2 := r.env.CPU()
-		if g.Ops == 0 || d.Ops == 0 {
-			return fmt.Errorf("no successful call at %d callers: %v %v", c, g.FirstErr, d.FirstErr)
 		}
 		if c == 64 {
-			g64, d64 = g, d
+			g64, d64, e64 = st[0], st[1], noStat
+			if len(st) > 2 {
+				e64 = st[2]
+			}
 		}
 		if c == r.cfg.Callers {
-			gs, ds = g, d
-			// Every pair made in the run, warm-up included, over the
+			gs, ds, es = st[0], st[1], noStat
+			if len(st) > 2 {
+				es = st[2]
+			}
+			// Every pair made in the rounds, warm-ups included, over the
 			// transactions it caused (journal trims included).
-			gn, dn := g.Ops+g.warm, d.Ops+d.warm
-			gTxns, dTxns = float64(z1-z0)/float64(gn), float64(z2-z1)/float64(dn)
-			gZK, dZK = (zk1-zk0)/time.Duration(gn), (zk2-zk1)/time.Duration(dn)
-			gGW = (gw1 - gw0) / time.Duration(gn)
+			gn, dn := gs.Calls, ds.Calls
+			gTxns, dTxns = float64(gTxnSum)/float64(gn), float64(dTxnSum)/float64(dn)
+			gZK, dZK = gSum/time.Duration(gn), dSum/time.Duration(dn)
+			gGW = gwSum / time.Duration(gn)
 		}
+	}
+	if gs.Calls == 0 {
+		return fmt.Errorf("no load point at %d callers (-concurrency must include it)", r.cfg.Callers)
 	}
 	c := fmt.Sprintf(" (%d callers)", r.cfg.Callers)
 	r.add(
-		ratioFigure("Register+Deregister", "pairs/s"+c, "ops/s", gs.Throughput(), ds.Throughput(), Higher, 1.0),
-		info("Register+Deregister", "p50 latency"+c, "ms", ms(gs.Quantile(0.5)), ms(ds.Quantile(0.5)), Lower),
-		info("Register+Deregister", "p99 latency"+c, "ms", ms(gs.Quantile(0.99)), ms(ds.Quantile(0.99)), Lower),
+		ratioFigure("Register+Deregister", "pairs/s"+c, "ops/s", gs.Throughput, ds.Throughput, Higher, 1.0).etcdBound(es.Throughput, 1),
+		info("Register+Deregister", "p50 latency"+c, "ms", gs.P50, ds.P50, Lower).withEtcd(es.P50),
+		info("Register+Deregister", "p99 latency"+c, "ms", gs.P99, ds.P99, Lower).withEtcd(es.P99),
 		info("Register+Deregister", "ZooKeeper transactions per pair"+c, "txns", gTxns, dTxns, Lower),
 		info("Register+Deregister", "ZooKeeper CPU per pair"+c, "µs", us(gZK), us(dZK), Lower),
 		info("Register+Deregister", "gateway CPU per pair"+c, "µs", us(gGW), math.NaN(), Lower),
 	)
-	if g64.Ops > 0 && d64.Ops > 0 {
-		r.add(ratioFigure("Register+Deregister", "pairs/s (64 callers)", "ops/s", g64.Throughput(), d64.Throughput(), Higher, 1.5))
+	if g64.Calls > 0 {
+		r.add(ratioFigure("Register+Deregister", "pairs/s (64 callers)", "ops/s", g64.Throughput, d64.Throughput, Higher, 1.5).withEtcd(e64.Throughput))
 	}
 	return nil
 }
@@ -141,17 +198,76 @@ func (r *Runner) keepalive(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	per := (r.cfg.KeepAlives + workers - 1) / workers
+	var etcdLeases []clientv3.LeaseID
+	if r.env.HasEtcd() {
+		for range workers {
+			g, err := r.env.EtcdClient(0).Grant(ctx, 60)
+			if err != nil {
+				return err
+			}
+			etcdLeases = append(etcdLeases, g.ID)
+		}
+		defer func() {
+			for _, id := range etcdLeases {
+				_, _ = r.env.EtcdClient(0).Revoke(context.WithoutCancel(ctx), id)
+			}
+		}()
+	}
+	rounds := r.cfg.Interleave
+	per := (r.cfg.KeepAlives + workers*rounds - 1) / (workers * rounds) // per worker and round
 	clients := make([]pb.LeaseServiceClient, workers)
 	for w := range clients {
 		clients[w] = pb.NewLeaseServiceClient(r.env.Conn())
 	}
+	gwOp := func(ctx context.Context, w int) error {
+		_, err := clients[w].KeepAlive(ctx, &pb.KeepAliveRequest{LeaseId: ids[w]})
+		return err
+	}
+	etcdOp := func(ctx context.Context, w int) error {
+		_, err := r.env.EtcdClient(w%4).KeepAliveOnce(ctx, etcdLeases[w])
+		return err
+	}
+	// Rounds, zkcoord and etcd alternating; every zkcoord keepalive of
+	// every round is counted against ZooKeeper's zxid (etcd's rounds write
+	// nothing to ZooKeeper).
+	var gwRates, etcdRates []float64
+	for range rounds {
+		rate, err := burst(ctx, workers, per, gwOp)
+		if err != nil {
+			return err
+		}
+		gwRates = append(gwRates, rate)
+		if r.env.HasEtcd() {
+			if rate, err = burst(ctx, workers, per, etcdOp); err != nil {
+				return fmt.Errorf("etcd: %w", err)
+			}
+			etcdRates = append(etcdRates, rate)
+		}
+	}
+	after, err := r.env.Zxid(ctx)
+	if err != nil {
+		return err
+	}
+	n := per * workers * rounds
+	writes := float64(after-before) / float64(n)
+	r.logf("  %d keepalives, %.0f/s (etcd KeepAliveOnce %.0f/s); zxid %#x -> %#x", n, median(gwRates), median(etcdRates), before, after)
+	f := absFigure("KeepAlive", fmt.Sprintf("ZooKeeper writes per keepalive (%d keepalives)", n), "writes", writes, math.NaN(), Lower, 0)
+	f.Note = fmt.Sprintf("zxid %#x before, %#x after", before, after)
+	rf := info("KeepAlive", fmt.Sprintf("keepalives/s (%d callers)", workers), "ops/s", median(gwRates), math.NaN(), Higher).withEtcd(median(etcdRates))
+	rf.Note = "etcd: KeepAliveOnce on one lease per caller; median of the rounds"
+	r.add(f, rf)
+	return nil
+}
+
+// burst runs per calls of op on each of workers goroutines and returns the
+// calls per second.
+func burst(ctx context.Context, workers, per int, op func(ctx context.Context, w int) error) (float64, error) {
 	start := time.Now()
 	errs := make(chan error, workers)
 	for w := range workers {
 		go func() {
 			for range per {
-				if _, err := clients[w].KeepAlive(ctx, &pb.KeepAliveRequest{LeaseId: ids[w]}); err != nil {
+				if err := op(ctx, w); err != nil {
 					errs <- err
 					return
 				}
@@ -159,23 +275,16 @@ func (r *Runner) keepalive(ctx context.Context) error {
 			errs <- nil
 		}()
 	}
+	var first error
 	for range workers {
-		if err := <-errs; err != nil {
-			return err
+		if err := <-errs; err != nil && first == nil {
+			first = err
 		}
 	}
-	took := time.Since(start)
-	after, err := r.env.Zxid(ctx)
-	if err != nil {
-		return err
+	if first != nil {
+		return 0, first
 	}
-	n := per * workers
-	writes := float64(after-before) / float64(n)
-	r.logf("  %d keepalives in %v; zxid %#x -> %#x", n, took.Round(time.Millisecond), before, after)
-	f := absFigure("KeepAlive", fmt.Sprintf("ZooKeeper writes per keepalive (%d keepalives)", n), "writes", writes, math.NaN(), Lower, 0)
-	f.Note = fmt.Sprintf("zxid %#x before, %#x after", before, after)
-	r.add(f, info("KeepAlive", fmt.Sprintf("keepalives/s (%d callers)", workers), "ops/s", float64(n)/took.Seconds(), math.NaN(), Higher))
-	return nil
+	return float64(per*workers) / time.Since(start).Seconds(), nil
 }
 
 func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }

@@ -108,7 +108,19 @@ func (r *Runner) watch(ctx context.Context) error {
 		return err
 	}
 
-	var gwLat, dLat []time.Duration
+	// etcd: as many watchers as zkcoord has streams, on 16 clients.
+	var fan *etcdFan
+	if r.env.HasEtcd() {
+		if fan, err = r.etcdWatchers(sctx, &wg, n, r.cfg.Changes); err != nil {
+			return fmt.Errorf("etcd: %w", err)
+		}
+		r.logf("  %d etcd watchers created in %v; etcd RSS %d -> %d MiB, heap+stacks %d -> %d MiB", n, fan.opened.Round(time.Millisecond),
+			fan.before.RSS>>20, fan.after.RSS>>20, (fan.before.HeapInuse+fan.before.StackInuse)>>20, (fan.after.HeapInuse+fan.after.StackInuse)>>20)
+	}
+
+	// Each change goes to zkcoord's streams, then the direct sessions,
+	// then etcd's watchers: the systems alternate change by change.
+	var gwLat, dLat, eLat []time.Duration
 	for k := range r.cfg.Changes {
 		member := fmt.Sprint("x", k)
 		t0 := time.Now()
@@ -133,28 +145,50 @@ func (r *Runner) watch(ctx context.Context) error {
 			return err
 		}
 		dLat = append(dLat, lat...)
+		if fan != nil {
+			lat, err := fan.change(ctx, r.env.EtcdClient(0), member)
+			if err != nil {
+				return err
+			}
+			eLat = append(eLat, lat...)
+		}
 	}
 	cancel()
-	gwLat, dLat = sortedDurations(gwLat), sortedDurations(dLat)
+	gwLat, dLat, eLat = sortedDurations(gwLat), sortedDurations(dLat), sortedDurations(eLat)
+	eq := func(float64) float64 { return math.NaN() }
+	eMem, eHeap, eOpen := math.NaN(), math.NaN(), math.NaN()
+	if fan != nil {
+		eq = func(q float64) float64 { return ms(quantile(eLat, q)) }
+		eMem, eOpen = float64(fan.after.RSS-fan.before.RSS)/float64(n)/1024, ms(fan.opened)
+		eHeap = float64((fan.after.HeapInuse+fan.after.StackInuse)-(fan.before.HeapInuse+fan.before.StackInuse)) / float64(n) / 1024
+	}
 	per := float64((after.RSS - before.RSS)) / float64(n) / 1024
 	heapPer := float64((after.HeapInuse+after.StackInuse)-(before.HeapInuse+before.StackInuse)) / float64(n) / 1024
 	w := fmt.Sprintf("WatchGroup fan-out (%d streams; direct: %d sessions)", n, dn)
-	fig := absFigure(w, "change to every stream p99", "ms", ms(quantile(gwLat, 0.99)), ms(quantile(dLat, 0.99)), Lower, 250)
-	fig.Note = "from the Register call to each stream's JOINED"
+	if fan != nil {
+		w = fmt.Sprintf("WatchGroup fan-out (%d streams; direct: %d sessions; etcd: %d watchers on 16 clients)", n, dn, n)
+	}
+	fig := absFigure(w, "change to every stream p99", "ms", ms(quantile(gwLat, 0.99)), ms(quantile(dLat, 0.99)), Lower, 250).etcdBound(eq(0.99), 1)
+	fig.Note = "from the Register call to each stream's JOINED; etcd: from the Put to each watcher's event"
 	// wchp lists data watches only: the gateway's is one (on the group's
 	// journal); each direct session holds a child watch on the directory.
 	wf := absFigure(w, "ZooKeeper watches for the group", "watches", float64(watches), float64(dn), Lower, 1)
 	wf.Note = "zkcoord: sessions watching the group's journal, from wchp; direct: one child watch per session"
-	mf := absFigure(w, "memory per idle stream (RSS)", "KiB", per, math.NaN(), Lower, 20)
+	mf := absFigure(w, "memory per idle stream (RSS)", "KiB", per, math.NaN(), Lower, 20).withEtcd(eMem)
 	mf.Note = fmt.Sprintf("RSS %d -> %d MiB; heap+stacks %.1f KiB per stream", before.RSS>>20, after.RSS>>20, heapPer)
+	if fan != nil {
+		mf.Note += fmt.Sprintf("; etcd: its RSS %d -> %d MiB over the watchers, after a forced GC (pprof heap?gc=1)", fan.before.RSS>>20, fan.after.RSS>>20)
+	}
+	openF := info(w, "open all streams with their snapshot", "ms", ms(opened), math.NaN(), Lower).withEtcd(eOpen)
+	openF.Note = "etcd: every watcher created (WithCreatedNotify); an etcd watch has no snapshot"
 	r.add(
-		info(w, "change to every stream p50", "ms", ms(quantile(gwLat, 0.5)), ms(quantile(dLat, 0.5)), Lower),
+		info(w, "change to every stream p50", "ms", ms(quantile(gwLat, 0.5)), ms(quantile(dLat, 0.5)), Lower).withEtcd(eq(0.5)),
 		fig,
-		info(w, "change to every stream max", "ms", ms(quantile(gwLat, 1)), ms(quantile(dLat, 1)), Lower),
+		info(w, "change to every stream max", "ms", ms(quantile(gwLat, 1)), ms(quantile(dLat, 1)), Lower).withEtcd(eq(1)),
 		wf,
 		mf,
-		info(w, "heap+stacks per idle stream", "KiB", heapPer, math.NaN(), Lower),
-		info(w, "open all streams with their snapshot", "ms", ms(opened), math.NaN(), Lower),
+		info(w, "heap+stacks per idle stream", "KiB", heapPer, math.NaN(), Lower).withEtcd(eHeap),
+		openF,
 	)
 	return nil
 }
