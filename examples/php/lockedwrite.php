@@ -80,7 +80,7 @@ zk_run(['lock' => 'inventory', 'id' => 'worker-1', 'steps' => 3, 'store' => '/tm
         [$token, $lease, $hold] = [$r['fencingToken'], $r['leaseId'], $r['hold']];
     } else {
         $stream = $zk->stream('POST', "/v1/locks/$l:acquire", ['ttl' => $o['ttl']], [], zk_seconds($o['timeout']));
-        $token = null;
+        [$token, $lease, $hold] = [null, null, null];
         while ($token === null) {
             $m = $stream->next(0.2);
             if ($m === false) {
@@ -91,10 +91,11 @@ zk_run(['lock' => 'inventory', 'id' => 'worker-1', 'steps' => 3, 'store' => '/tm
                 echo "$id: stopped while waiting\n";
                 return 0; // the stream closes: the gateway drops our place
             }
+            $lease = $m['leaseId'] ?? $lease; // the stream's own lease, in its first message
             if ($m !== null && $m['status'] === 'STATUS_QUEUED') {
                 echo "$id: waiting for $lock, {$m['position']} ahead\n";
             } elseif ($m !== null && $m['status'] === 'STATUS_HELD') {
-                $token = $m['fencingToken'];
+                [$token, $hold] = [$m['fencingToken'], $m['hold'] ?? null];
             }
         }
     }
@@ -111,7 +112,16 @@ zk_run(['lock' => 'inventory', 'id' => 'worker-1', 'steps' => 3, 'store' => '/tm
         usleep(100000);
     }
     if ($stream !== null) {
-        $stream->close(); // the stream's end releases the lock
+        // Release, and read the stream to its RELEASED: the lock is free
+        // when this says so. (Closing the stream releases too, but only once
+        // the gateway notices the connection gone: another worker could
+        // still find the lock held just after this one said "released".)
+        if ($lease !== null && $hold !== null) {
+            $zk->post("/v1/locks/$l:release", ['leaseId' => $lease, 'hold' => $hold]);
+            while (($m = $stream->next(5)) !== null && $m !== false && $m['status'] !== 'STATUS_RELEASED') {
+            }
+        }
+        $stream->close(); // the stream's end ends its lease too
     } else {
         $zk->post("/v1/locks/$l:release", ['leaseId' => $lease, 'hold' => $hold]);
         $zk->delete("/v1/leases/$lease");
