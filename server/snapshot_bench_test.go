@@ -4,8 +4,8 @@ import (
 	"context"
 	"os"
 	"runtime/pprof"
-	"syscall"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
