@@ -44,13 +44,13 @@ func (b *Barriers) wait(ctx context.Context, name string, threshold int, partici
 	}()
 	last := -1
 	for after := int64(-1); ; {
-		v, err := f.await(ctx, nil, func(v view) bool { return v.ended || (v.loaded && v.s.Rev >= joined && v.s.Rev > after) })
+		v, err := f.await(ctx, nil, func(v view) bool { return v.gone() || (v.loaded && v.s.Rev >= joined && v.s.Rev > after) })
 		switch {
 		case ctx.Err() != nil:
 			return b.giveUp(ctx, name, participant, leaseID)
 		case err != nil:
 			return err
-		case v.ended && v.s.Rev < joined:
+		case v.gone() && v.s.Rev < joined:
 			// A feed that saw the barrier gone before this participant
 			// joined (it ended as this call came to it): follow a new one.
 			b.unfollow(f)

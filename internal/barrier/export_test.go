@@ -23,7 +23,7 @@ func Polling(b *Barriers, name string) (polls int, loaded bool) {
 func EndAwaitFeed(b *Barriers, name string) {
 	k := feedKey{name: name, await: true}
 	f := &feed{key: k, cancel: func() {}, changed: make(chan struct{})}
-	f.v = view{loaded: true, ended: true, s: State{Rev: 1}}
+	f.v = view{loaded: true, s: State{Rev: 1}} // no znode: gone
 	b.mu.Lock()
 	b.feeds[k] = f
 	b.mu.Unlock()

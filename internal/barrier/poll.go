@@ -154,8 +154,7 @@ type view struct {
 	loaded bool
 	s      State
 	kids   []string // the barrier's children, sorted; nil when it has no znode
-	czxid  int64    // the barrier znode's creation; 0 when it has none
-	ended  bool     // an Await feed's last view: the barrier had no znode
+	czxid  int64    // the barrier znode's creation; 0 when it has none (an Await feed's last view)
 	err    error    // the feed stopped
 }
 
@@ -171,7 +170,7 @@ func (v view) has(participant string) bool {
 func (f *feed) set(v view) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.v.loaded && v.err == nil && v.s == f.v.s && v.czxid == f.v.czxid && v.ended == f.v.ended {
+	if f.v.loaded && v.err == nil && v.s == f.v.s && v.czxid == f.v.czxid {
 		return
 	}
 	f.v = v
@@ -246,7 +245,7 @@ func (b *Barriers) run(ctx context.Context, f *feed) {
 		s, kids, czxid, ch, lerr := b.look(ctx, f.key.name, true, !f.key.await)
 		if lerr == nil {
 			backoff.Reset()
-			f.set(view{loaded: true, s: s, kids: kids, czxid: czxid, ended: ch == nil})
+			f.set(view{loaded: true, s: s, kids: kids, czxid: czxid})
 			if ch == nil { // an Await feed, and the barrier is gone
 				b.mu.Lock()
 				if b.feeds[f.key] == f {
