@@ -174,22 +174,43 @@ func (r *Registry) Watch(ctx context.Context, name string, startRev int64) (*Sub
 }
 
 func (r *Registry) watch(ctx context.Context, name string, startRev int64, notify func()) (*Sub, WatchStart, error) {
-	g, err := r.group(ctx, name)
-	if err != nil {
-		return nil, WatchStart{}, err
-	}
-	if startRev > 0 {
-		g.mu.Lock()
-		ahead := startRev > g.rev
-		g.mu.Unlock()
-		if ahead { // the client saw a newer state through another gateway
-			if err := g.catchUp(ctx); err != nil {
-				return nil, WatchStart{}, err
+	for attempt := 0; ; attempt++ {
+		g, err := r.group(ctx, name)
+		if err != nil {
+			return nil, WatchStart{}, err
+		}
+		if startRev > 0 {
+			g.mu.Lock()
+			ahead := startRev > g.rev
+			g.mu.Unlock()
+			if ahead { // the client saw a newer state through another gateway
+				if err := g.catchUp(ctx); err != nil {
+					return nil, WatchStart{}, err
+				}
 			}
 		}
+		g.mu.Lock()
+		// The cache may have stopped (the janitor evicted it, idle, between
+		// its load and now) and dropped its watchers already: a Sub added
+		// now would never hear of anything. Under g.mu a stop either comes
+		// after the subscription (it ends the Sub with its error) or is seen
+		// here, and a new cache is taken.
+		if g.err != nil && errors.Is(g.err, ErrCacheStopped) && attempt < 3 {
+			g.mu.Unlock()
+			continue
+		}
+		s, ws, err := g.subscribeLocked(startRev, notify)
+		g.mu.Unlock()
+		return s, ws, err
 	}
-	g.mu.Lock()
-	defer g.mu.Unlock()
+}
+
+// subscribeLocked adds a Sub to g (g.mu held), with its start: a backlog
+// after startRev, or a snapshot.
+func (g *group) subscribeLocked(startRev int64, notify func()) (*Sub, WatchStart, error) {
+	if g.err != nil {
+		return nil, WatchStart{}, g.err
+	}
 	s := &Sub{g: g, notify: notify, next: g.base + int64(len(g.ring))}
 	if notify == nil {
 		s.ready = make(chan struct{}, 1)
