@@ -29,6 +29,7 @@ type group struct {
 	applyMu sync.Mutex // serializes refreshes (watch loop, linearizable reads)
 	fresh   zkx.Fresh  // shares catch-ups between concurrent linearizable reads
 	lastSeq int64      // last journal entry applied; -1 when none; guarded by applyMu
+	armed   armed      // the journal watch the cache was current with when set; guarded by applyMu
 
 	mu       sync.Mutex
 	loaded   chan struct{} // closed after the first load

@@ -10,6 +10,16 @@ func WithAfterMemberRead(fn func(group string, n int)) Option {
 	}
 }
 
+// WithBeforeRefresh calls fn in a group cache's watch loop after its watch
+// fired and before it refreshes: a test that blocks in fn holds the cache
+// behind ZooKeeper.
+func WithBeforeRefresh(fn func(group string)) Option {
+	return func(o *options) error {
+		o.beforeRefresh = fn
+		return nil
+	}
+}
+
 // Waiters returns how many Polls wait on r's cache of group.
 func Waiters(r *Registry, group string) int {
 	r.mu.Lock()
@@ -21,4 +31,22 @@ func Waiters(r *Registry, group string) int {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	return g.waiters
+}
+
+// Armed reports whether r's cache of group has a journal watch that has
+// not fired since the cache was last refreshed: a linearizable read's
+// catch-up then needs no listing.
+func Armed(r *Registry, group string) bool {
+	r.mu.Lock()
+	g, ok := r.groups[group]
+	r.mu.Unlock()
+	if !ok {
+		return false
+	}
+	g.applyMu.Lock()
+	defer g.applyMu.Unlock()
+	if g.armed.ch == nil || r.sess.Link() != g.armed.link {
+		return false
+	}
+	return len(g.armed.ch) == 0
 }

@@ -21,6 +21,9 @@ type options struct {
 	// afterMemberRead, set by tests (export_test.go), is called after each
 	// member read of a (re)load with the group and the number read so far.
 	afterMemberRead func(group string, n int)
+	// beforeRefresh, set by tests, is called by a cache's watch loop after
+	// its watch fired and before it re-arms and refreshes.
+	beforeRefresh func(group string)
 }
 
 func defaultOptions() options {

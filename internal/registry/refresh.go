@@ -34,10 +34,15 @@ func (g *group) run(ctx context.Context) {
 		// never written it fires when a Register creates it. One watch per
 		// group, and one that ZooKeeper's wchp/wchc report (they omit child
 		// watches).
+		link := g.r.sess.Link()
 		_, _, ch, err := g.r.sess.ExistsW(ctx, g.r.lay.Log(g.name))
 		if err == nil {
 			g.applyMu.Lock()
 			err = g.refresh(ctx)
+			g.armed = armed{}
+			if err == nil {
+				g.armed = armed{ch: ch, link: link}
+			}
 			g.applyMu.Unlock()
 		}
 		if err != nil {
@@ -52,11 +57,42 @@ func (g *group) run(ctx context.Context) {
 		}
 		backoff.Reset()
 		select {
-		case <-ch:
+		case <-ch: // a catch-up's check (armed.fired) may have taken the event: then ch is closed
 		case <-ctx.Done():
 			g.fail(ErrCacheStopped)
 			return
 		}
+		if h := g.r.opts.beforeRefresh; h != nil {
+			h(g.name)
+		}
+	}
+}
+
+// armed is the journal watch a cache was current with when it was set:
+// the cache's refresh began after the watch was registered, on the
+// Session's connection link.
+type armed struct {
+	ch   <-chan zk.Event
+	link uint64
+}
+
+// current reports whether the cache, whose watch is a, still holds every
+// change the session's server had applied when the answer just received
+// came: no notification came since the watch was set, on the same
+// connection. go-zookeeper puts a notification in the watch's channel (and
+// closes it) before it reads the next answer off the connection, and the
+// server sends a watch's notification before the answer to any later
+// request. Taking the event from ch is harmless: the channel is closed
+// after it, and the watch loop wakes on the close.
+func (a armed) current(sess *zkx.Session) bool {
+	if a.ch == nil || sess.Link() != a.link {
+		return false
+	}
+	select {
+	case <-a.ch:
+		return false
+	default:
+		return true
 	}
 }
 
@@ -88,8 +124,13 @@ func (g *group) isLoaded() bool {
 // sync is not a quorum operation, and across a ZooKeeper leader change a
 // read after it can miss a committed write (ZOOKEEPER-1675; the chaos run
 // caught one). A write is: once it is applied on this session's server,
-// so is every write committed before it. Concurrent callers share one
-// barrier write and journal read that started after their call (Fresh).
+// so is every write committed before it. When the cache's journal watch
+// has not fired by the time the barrier's answer came, on the connection
+// it was set on, no change of the group came between the cache's last
+// refresh and the barrier, and the cache is current without a listing
+// (armed.current); otherwise the catch-up lists the journal. Concurrent
+// callers share one barrier write and journal read that started after
+// their call (Fresh).
 //
 // The shared run is bounded by the registry's context, not a caller's: a
 // caller whose ctx ends gets ctx's error at once, and the run goes on for
@@ -101,6 +142,11 @@ func (g *group) catchUp(ctx context.Context) error {
 		if err == nil {
 			g.applyMu.Lock()
 			defer g.applyMu.Unlock()
+			g.r.counters.catchUps.Add(1)
+			if g.armed.current(g.r.sess) {
+				return nil
+			}
+			g.r.counters.catchUpLists.Add(1)
 			if err = g.refresh(bg); err != nil {
 				err = fmt.Errorf("registry: read group %s: %w", g.name, err)
 			}

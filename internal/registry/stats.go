@@ -13,6 +13,11 @@ type Stats struct {
 	Resyncs int64
 	// SlowWatcherCuts counts watches ended with ErrSlowWatcher.
 	SlowWatcherCuts int64
+	// CatchUps counts linearizable reads' catch-ups (one per barrier
+	// write, shared by concurrent reads), and CatchUpLists those that had
+	// to list the journal: the cache's watch had fired, or its connection
+	// changed, since the cache was last current.
+	CatchUps, CatchUpLists int64
 	// JournalLag is how long after their commit the changes this
 	// Registry's caches followed were applied (Lag).
 	JournalLag Lag
@@ -20,14 +25,16 @@ type Stats struct {
 
 // counters are the event counts behind Stats.
 type counters struct {
-	resyncs, slowCuts atomic.Int64
-	lag               lagHist
+	resyncs, slowCuts      atomic.Int64
+	catchUps, catchUpLists atomic.Int64
+	lag                    lagHist
 }
 
 // Stats returns the Registry's counts now. It visits every cache, each
 // under its own lock.
 func (r *Registry) Stats() Stats {
 	s := Stats{Resyncs: r.counters.resyncs.Load(), SlowWatcherCuts: r.counters.slowCuts.Load(),
+		CatchUps: r.counters.catchUps.Load(), CatchUpLists: r.counters.catchUpLists.Load(),
 		JournalLag: r.counters.lag.snapshot()}
 	r.mu.Lock()
 	gs := make([]*group, 0, len(r.groups))

@@ -67,9 +67,10 @@ type Session struct {
 	timeout time.Duration
 	log     *slog.Logger
 
-	negotiated atomic.Int64 // session timeout granted by the server, ms (0: not yet known)
-	observe    Observer     // told of every request (WithObserver); nil: none
-	batch      *committer   // Multi's group commit (batch.go)
+	negotiated atomic.Int64  // session timeout granted by the server, ms (0: not yet known)
+	link       atomic.Uint64 // session events seen (Link)
+	observe    Observer      // told of every request (WithObserver); nil: none
+	batch      *committer    // Multi's group commit (batch.go)
 
 	acl     []zk.ACL // of every znode zkcoord creates
 	secured bool     // acl restricts access to the digest identity
@@ -225,6 +226,7 @@ func (s *Session) onEvent(ev zk.Event) {
 	if ev.Type != zk.EventSession {
 		return
 	}
+	s.link.Add(1)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.st.State == StateClosed {
@@ -264,6 +266,16 @@ func (s *Session) onEvent(ev zk.Event) {
 	s.log.Info("zookeeper session", "state", next.State.String(), "session", fmt.Sprintf("0x%x", next.SessionID),
 		"server", next.Server, "epoch", next.Epoch)
 }
+
+// Link returns a number that moves with every session event (connecting,
+// connected, disconnected, expired, a new session): on each new connection
+// go-zookeeper reports the session before it sends any request on it. So
+// when a caller reads the same Link before sending request A and after
+// request B's answer came, A's and B's answers came on one connection, in
+// the order the server sent them, with every watch notification that
+// server sent between them. A linearizable read leans on that
+// (registry's catch-up, DESIGN.md "Linearizable reads").
+func (s *Session) Link() uint64 { return s.link.Load() }
 
 // ACL returns the ACL of every znode zkcoord creates: open to the digest
 // identity only under WithDigest, open to everyone otherwise.

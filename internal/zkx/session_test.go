@@ -47,12 +47,16 @@ func TestSessionStates(t *testing.T) {
 		t.Fatalf("after Dial: %+v", first)
 	}
 
+	link := s.Link()
 	px.Cut()
 	waitState(t, s, zkx.StateDisconnected, 5*time.Second)
 	px.Restore()
 	back := waitState(t, s, zkx.StateConnected, 5*time.Second)
 	if back.SessionID != first.SessionID || back.Epoch != 1 || back.Expirations != 0 {
 		t.Fatalf("short cut changed the session: %+v -> %+v", first, back)
+	}
+	if s.Link() == link { // a reconnection to the same session must move it
+		t.Fatalf("Link %d did not move across a reconnection", link)
 	}
 
 	px.Cut()
