@@ -65,13 +65,15 @@ func TestCatchUpCacheHeldBehind(t *testing.T) {
 	var hold atomic.Bool
 	release := make(chan struct{})
 	var once sync.Once
-	t.Cleanup(func() { once.Do(func() { close(release) }) })
 	a := gateway(t, &lay)
 	b := gateway(t, &lay, registry.WithBeforeRefresh(func(string) {
 		if hold.Load() {
 			<-release
 		}
 	}))
+	// After the gateways' cleanups are registered, so it runs before them:
+	// closing b waits for its watch loop.
+	t.Cleanup(func() { once.Do(func() { close(release) }) })
 	la := grant(t, a, time.Minute)
 	register(t, a, "held", "m0", "v", la)
 	if _, err := b.reg.Lookup(ctx, "held", "", false); err != nil {
