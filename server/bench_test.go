@@ -70,6 +70,20 @@ func BenchmarkLookupLinearizable(b *testing.B) {
 	benchLookup(b, pb.NewRegistryServiceClient(testenv.Conn(b)), pb.Consistency_CONSISTENCY_LINEARIZABLE)
 }
 
+// BenchmarkLookupLinearizableOne is one caller's LINEARIZABLE Lookup (issue
+// 15, item 3): nothing to share the barrier write with.
+func BenchmarkLookupLinearizableOne(b *testing.B) {
+	reg := pb.NewRegistryServiceClient(testenv.Conn(b))
+	group := benchMembers(b, reg, 10)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		if _, err := reg.Lookup(context.Background(), &pb.LookupRequest{Group: group, MemberId: "m3", Consistency: pb.Consistency_CONSISTENCY_LINEARIZABLE}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 // benchLookup looks up one member of a 10-member group from 16 callers.
 func benchLookup(b *testing.B, reg pb.RegistryServiceClient, consistency pb.Consistency) {
 	group := benchMembers(b, reg, 10)
