@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	pb "github.com/zkcoord/zkcoord/gen/zkcoord/v1"
@@ -129,7 +130,7 @@ func (s *registryService) WatchGroup(req *pb.WatchGroupRequest, stream pb.Regist
 		}
 	}
 	for _, ev := range start.Backlog {
-		if err := stream.Send(eventPB(ev)); err != nil {
+		if err := stream.Send(sharedEventPB(ev)); err != nil {
 			return err
 		}
 	}
@@ -154,7 +155,7 @@ func (s *registryService) WatchGroup(req *pb.WatchGroupRequest, stream pb.Regist
 			return toStatus(fmt.Errorf("watch %s: %w", req.GetGroup(), err))
 		}
 		for _, ev := range evs {
-			if err := stream.Send(eventPB(ev)); err != nil {
+			if err := stream.Send(sharedEventPB(ev)); err != nil {
 				return err
 			}
 		}
@@ -188,10 +189,39 @@ func memberPB(m *registry.Member) *pb.Member {
 }
 
 func eventPB(ev *registry.Event) *pb.WatchGroupResponse {
-	t := map[registry.EventType]pb.WatchGroupResponse_Type{
-		registry.Joined:  pb.WatchGroupResponse_TYPE_JOINED,
-		registry.Left:    pb.WatchGroupResponse_TYPE_LEFT,
-		registry.Updated: pb.WatchGroupResponse_TYPE_UPDATED,
-	}[ev.Type]
+	var t pb.WatchGroupResponse_Type
+	switch ev.Type {
+	case registry.Joined:
+		t = pb.WatchGroupResponse_TYPE_JOINED
+	case registry.Left:
+		t = pb.WatchGroupResponse_TYPE_LEFT
+	case registry.Updated:
+		t = pb.WatchGroupResponse_TYPE_UPDATED
+	}
 	return &pb.WatchGroupResponse{Type: t, Revision: ev.Rev, Member: memberPB(ev.Member), More: ev.More}
+}
+
+// sharedEventPB is ev's message for one of the group's streams: the
+// event's encoding, made once for all of them (registry.Event.Encoded),
+// carried as the message's unknown fields, which proto.Marshal writes as
+// they are. A change reaches every stream of its group, thousands on one
+// gateway, and each encoded the same member before. An event that does
+// not encode (nil) goes as its plain message, whose Send reports why.
+func sharedEventPB(ev *registry.Event) *pb.WatchGroupResponse {
+	b := ev.Encoded(encodeEvent)
+	if b == nil {
+		return eventPB(ev)
+	}
+	resp := &pb.WatchGroupResponse{}
+	resp.ProtoReflect().SetUnknown(b)
+	return resp
+}
+
+// encodeEvent is eventPB's wire encoding, nil when it does not encode.
+func encodeEvent(ev *registry.Event) []byte {
+	b, err := proto.Marshal(eventPB(ev))
+	if err != nil {
+		return nil
+	}
+	return b
 }

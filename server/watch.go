@@ -290,8 +290,9 @@ func (m *muxStream) sendEvents(w *muxWatch, evs []*registry.Event) error {
 	for _, ev := range evs {
 		raw, ok := m.encoded[ev]
 		if !ok {
-			b, err := proto.Marshal(eventPB(ev))
-			if err != nil {
+			b := ev.Encoded(encodeEvent) // once for every stream
+			if b == nil {
+				_, err := proto.Marshal(eventPB(ev))
 				return status.Errorf(codes.Internal, "encode watch event: %v", err)
 			}
 			raw = protowire.AppendBytes(protowire.AppendTag(nil, eventField, protowire.BytesType), b)

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"sync/atomic"
 	"time"
 )
 
@@ -80,4 +81,20 @@ type Event struct {
 	// transaction changed several members (a lease's end removes all of
 	// them). The group is at Rev only after the event of Rev without More.
 	More bool
+
+	enc atomic.Pointer[[]byte] // Encoded's memo
+}
+
+// Encoded returns enc(e), computed once for the event: every watcher of a
+// group is handed the same *Event, so a sender that encodes it for each of
+// its watchers (thousands of streams) encodes it once. enc must depend on
+// e alone, and its result must not be changed; two callers racing may
+// both compute it, and both get the first result stored.
+func (e *Event) Encoded(enc func(*Event) []byte) []byte {
+	if b := e.enc.Load(); b != nil {
+		return *b
+	}
+	b := enc(e)
+	e.enc.CompareAndSwap(nil, &b)
+	return *e.enc.Load()
 }
