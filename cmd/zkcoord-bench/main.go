@@ -40,6 +40,7 @@ func run() error {
 		zkAddr    = flag.String("zk", "", "ZooKeeper connect string (default: start a private ZooKeeper, fsync on)")
 		etcdAddr  = flag.String("etcd", "", "etcd client URL(s), comma-separated (default: start a private etcd, fsync on)")
 		noEtcd    = flag.Bool("no-etcd", false, "run without etcd (no etcd column)")
+		zkHeap    = flag.String("zk-heap", "", "Java heap of the private ZooKeeper, e.g. 2g (default 256m; -sizes 1000000 needs about 2g)")
 		bin       = flag.String("zkcoord", "", "zkcoord binary to run as the gateway (default: zkcoord next to this binary, then $PATH)")
 		out       = flag.String("out", "", "directory for bench.json, bench.md and bench.png (default: print only)")
 		logFile   = flag.String("log", "", "file for the gateway's and ZooKeeper's logs")
@@ -95,7 +96,7 @@ func run() error {
 		defer f.Close()
 		logw = f
 	}
-	env, err := bench.Setup(ctx, bench.EnvOptions{ZK: *zkAddr, Bin: *bin, Log: logw, Etcd: *etcdAddr, NoEtcd: *noEtcd})
+	env, err := bench.Setup(ctx, bench.EnvOptions{ZK: *zkAddr, Bin: *bin, Log: logw, Etcd: *etcdAddr, NoEtcd: *noEtcd, ZKHeap: *zkHeap})
 	if err != nil {
 		return err
 	}

@@ -66,6 +66,9 @@ type EnvOptions struct {
 	Etcd string
 	// NoEtcd runs without etcd: every etcd figure is absent.
 	NoEtcd bool
+	// ZKHeap is the private ZooKeeper's Java heap (-Xmx), e.g. "2g"; empty
+	// keeps zkserver's default (256m), too small for a million members.
+	ZKHeap string
 }
 
 // Setup starts what o asks for and waits until the gateway serves.
@@ -84,8 +87,11 @@ func Setup(ctx context.Context, o EnvOptions) (*Env, error) {
 		}
 	}()
 	if e.ZK == "" {
-		zks, err := zkserver.Start(ctx, zkserver.WithForceSync(true), zkserver.WithLogs(o.Log),
-			zkserver.WithTickTime(500*time.Millisecond))
+		zopts := []zkserver.Option{zkserver.WithForceSync(true), zkserver.WithLogs(o.Log), zkserver.WithTickTime(500 * time.Millisecond)}
+		if o.ZKHeap != "" {
+			zopts = append(zopts, zkserver.WithJVMFlags("-Xmx"+o.ZKHeap)) // after the default -Xmx: the last one counts
+		}
+		zks, err := zkserver.Start(ctx, zopts...)
 		if err != nil {
 			return nil, err
 		}
