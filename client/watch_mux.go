@@ -86,7 +86,7 @@ func (c *Client) watchMany(ctx context.Context, groups []string, emit func(Group
 			v.dropPartial()
 			v.created = false
 			return stream.Send(&zkcoordv1.WatchRequest{Request: &zkcoordv1.WatchRequest_Create{Create: &zkcoordv1.WatchCreateRequest{
-				WatchId: int64(i + 1), Group: v.group, StartRevision: v.resumeFrom()}}})
+				WatchId: int64(i + 1), Group: v.group, StartRevision: v.resumeFrom(), SnapshotPageSize: snapshotPage}}})
 		}
 		for i, v := range views {
 			if !v.refused {

@@ -273,6 +273,7 @@ func TestBigGroupDefaultLimits(t *testing.T) {
 	}
 	err = recvErrWatch(reg.WatchGroup(ctx, &pb.WatchGroupRequest{Group: group}))
 	wantCode(t, "a whole snapshot over 4 MiB", err, codes.ResourceExhausted)
+	checkBigWatch(t, ctx, reg, group, n+1)
 }
 
 // TestHTTPPagedSnapshot: over HTTP, ?snapshotPageSize= pages a watch's

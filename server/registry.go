@@ -125,7 +125,7 @@ func (s *registryService) WatchGroup(req *pb.WatchGroupRequest, stream pb.Regist
 	}
 	defer sub.Close()
 	if v := start.Snapshot; v != nil {
-		if err := sendSnapshot(stream, v, start.Resync, int(req.GetSnapshotPageSize())); err != nil {
+		if err := sendSnapshot(stream.Send, v, start.Resync, int(req.GetSnapshotPageSize())); err != nil {
 			return err
 		}
 	}
@@ -167,15 +167,15 @@ func (s *registryService) WatchGroup(req *pb.WatchGroupRequest, stream pb.Regist
 // and validate.MaxMemberPageBytes, all but the last with more set. The
 // pages are read from the Snapshot, which the cache's later changes do
 // not touch: the first goes out as soon as it is read.
-func sendSnapshot(stream pb.RegistryService_WatchGroupServer, v *registry.Snapshot, resync bool, pageSize int) error {
+func sendSnapshot(send func(*pb.WatchGroupResponse) error, v *registry.Snapshot, resync bool, pageSize int) error {
 	if pageSize == 0 {
-		return stream.Send(&pb.WatchGroupResponse{Type: pb.WatchGroupResponse_TYPE_SNAPSHOT, Revision: v.Rev,
+		return send(&pb.WatchGroupResponse{Type: pb.WatchGroupResponse_TYPE_SNAPSHOT, Revision: v.Rev,
 			Resync: resync, Members: membersPB(v.Members())})
 	}
 	after := ""
 	for {
 		ms, more := v.Page(after, pageSize, validate.MaxMemberPageBytes)
-		if err := stream.Send(&pb.WatchGroupResponse{Type: pb.WatchGroupResponse_TYPE_SNAPSHOT, Revision: v.Rev,
+		if err := send(&pb.WatchGroupResponse{Type: pb.WatchGroupResponse_TYPE_SNAPSHOT, Revision: v.Rev,
 			Resync: resync, Members: membersPB(ms), More: more}); err != nil || !more {
 			return err
 		}

@@ -94,6 +94,7 @@ type muxWatch struct {
 	queued  bool                 // in ready; guarded by mu
 	cancel  bool                 // the client canceled it; guarded by mu
 	ended   bool                 // its canceled message was sent; the sender's
+	page    int                  // snapshot page size (0: whole)
 }
 
 // notify is the Sub's: it queues w once and wakes the sender. It runs
@@ -188,7 +189,7 @@ func (m *muxStream) reserve(req *pb.WatchCreateRequest) (*muxWatch, *status.Stat
 	} else if m.watches[id] != nil {
 		return nil, status.Newf(codes.AlreadyExists, "watch %d is in use on this stream", id)
 	}
-	w := &muxWatch{id: id, group: req.GetGroup()}
+	w := &muxWatch{id: id, group: req.GetGroup(), page: int(req.GetSnapshotPageSize())}
 	m.watches[id] = w
 	return w, nil
 }
@@ -259,8 +260,11 @@ func (m *muxStream) flushWatch(w *muxWatch, canceled bool) error {
 			return err
 		}
 		if v := st.Snapshot; v != nil {
-			if err := m.send(w, snapshotPB(v, st.Resync)); err != nil {
-				return err
+			if end, err := m.sendSnapshot(w, v, st.Resync); err != nil || end != nil {
+				if err != nil {
+					return err
+				}
+				return m.end(w, end)
 			}
 		}
 		if err := m.sendEvents(w, st.Backlog); err != nil {
@@ -340,6 +344,26 @@ func (m *muxStream) close() {
 
 func canceledPB(id int64, st *status.Status) *pb.WatchResponse {
 	return &pb.WatchResponse{WatchId: id, Canceled: true, CancelCode: int32(st.Code()), CancelReason: st.Message()}
+}
+
+// maxWholeSnapshot is the largest snapshot sent as one message: what a
+// client with gRPC's default limit (4 MiB) receives, less room for the
+// WatchResponse around it.
+const maxWholeSnapshot = 4<<20 - 1<<10
+
+// sendSnapshot sends w's snapshot, in pages when the watch asked for them.
+// A whole one too big for a default client would end the stream, with
+// every other watch on it, at the client: w alone ends instead (the status
+// returned).
+func (m *muxStream) sendSnapshot(w *muxWatch, v *registry.Snapshot, resync bool) (*status.Status, error) {
+	if w.page > 0 {
+		return nil, sendSnapshot(func(ev *pb.WatchGroupResponse) error { return m.send(w, ev) }, v, resync, w.page)
+	}
+	msg := snapshotPB(v, resync)
+	if n := proto.Size(msg); n > maxWholeSnapshot {
+		return status.Newf(codes.ResourceExhausted, "the snapshot of group %s is %d bytes, more than a client receives in one message by default (4 MiB): watch it with snapshot_page_size", w.group, n), nil
+	}
+	return nil, m.send(w, msg)
 }
 
 func snapshotPB(v *registry.Snapshot, resync bool) *pb.WatchGroupResponse {

@@ -32,7 +32,7 @@ func watchMany(ctx context.Context, cc *grpc.ClientConn, p printer, stderr io.Wr
 		create := func(i int) error {
 			created[i] = false
 			return stream.Send(&pb.WatchRequest{Request: &pb.WatchRequest_Create{Create: &pb.WatchCreateRequest{
-				WatchId: int64(i + 1), Group: groups[i], StartRevision: after[i]}}})
+				WatchId: int64(i + 1), Group: groups[i], StartRevision: after[i], SnapshotPageSize: snapshotPage}}})
 		}
 		for i := range groups {
 			if !dropped[i] {

@@ -102,6 +102,7 @@ func rules(msg any) ([]*errdetails.BadRequest_FieldViolation, bool) {
 		v.name("group", m.GetGroup(), true)
 		v.revision("start_revision", m.GetStartRevision())
 		v.revision("watch_id", m.GetWatchId())
+		v.memberPage("snapshot_page_size", m.GetSnapshotPageSize())
 
 	// election.proto
 	case *zkcoordv1.CampaignRequest:

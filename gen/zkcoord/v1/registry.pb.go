@@ -1019,9 +1019,15 @@ type WatchCreateRequest struct {
 	// The watch's ID on this stream: every response of the watch carries it.
 	// 0 lets the gateway choose one (the lowest unused positive ID), which
 	// the created response reports. An ID in use is refused.
-	WatchId       int64 `protobuf:"varint,3,opt,name=watch_id,json=watchId,proto3" json:"watch_id,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	WatchId int64 `protobuf:"varint,3,opt,name=watch_id,json=watchId,proto3" json:"watch_id,omitempty"`
+	// Send the watch's snapshots in pages, as
+	// WatchGroupRequest.snapshot_page_size. 0 sends each snapshot as one
+	// message; one over 4 MiB (more than a client with gRPC's default limit
+	// receives, which would end the whole stream) ends this watch alone with
+	// RESOURCE_EXHAUSTED, and the stream's other watches go on.
+	SnapshotPageSize int32 `protobuf:"varint,4,opt,name=snapshot_page_size,json=snapshotPageSize,proto3" json:"snapshot_page_size,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *WatchCreateRequest) Reset() {
@@ -1071,6 +1077,13 @@ func (x *WatchCreateRequest) GetStartRevision() int64 {
 func (x *WatchCreateRequest) GetWatchId() int64 {
 	if x != nil {
 		return x.WatchId
+	}
+	return 0
+}
+
+func (x *WatchCreateRequest) GetSnapshotPageSize() int32 {
+	if x != nil {
+		return x.SnapshotPageSize
 	}
 	return 0
 }
@@ -1303,11 +1316,12 @@ const file_zkcoord_v1_registry_proto_rawDesc = "" +
 	"\fWatchRequest\x128\n" +
 	"\x06create\x18\x01 \x01(\v2\x1e.zkcoord.v1.WatchCreateRequestH\x00R\x06create\x128\n" +
 	"\x06cancel\x18\x02 \x01(\v2\x1e.zkcoord.v1.WatchCancelRequestH\x00R\x06cancelB\t\n" +
-	"\arequest\"l\n" +
+	"\arequest\"\x9a\x01\n" +
 	"\x12WatchCreateRequest\x12\x14\n" +
 	"\x05group\x18\x01 \x01(\tR\x05group\x12%\n" +
 	"\x0estart_revision\x18\x02 \x01(\x03R\rstartRevision\x12\x19\n" +
-	"\bwatch_id\x18\x03 \x01(\x03R\awatchId\"/\n" +
+	"\bwatch_id\x18\x03 \x01(\x03R\awatchId\x12,\n" +
+	"\x12snapshot_page_size\x18\x04 \x01(\x05R\x10snapshotPageSize\"/\n" +
 	"\x12WatchCancelRequest\x12\x19\n" +
 	"\bwatch_id\x18\x01 \x01(\x03R\awatchId\"\xdc\x01\n" +
 	"\rWatchResponse\x12\x19\n" +
