@@ -150,10 +150,13 @@ func (e *Elections) enterOnce(ctx context.Context, election, leaseID, value stri
 	dir := e.lay.Election(election)
 	key := lease.KeyOf(leaseID)
 	ref := lease.Ref(RefKind, election)
-	if err := e.sess.EnsurePath(ctx, dir); err != nil {
-		return nil, err
-	}
 	cands, _, err := e.list(ctx, election)
+	if errors.Is(err, zk.ErrNoNode) { // a new election: create it, then list
+		if err := e.sess.EnsurePath(ctx, dir); err != nil {
+			return nil, err
+		}
+		cands, _, err = e.list(ctx, election)
+	}
 	if err != nil {
 		return nil, err
 	}
