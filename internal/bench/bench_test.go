@@ -119,6 +119,9 @@ func TestTinyRun(t *testing.T) {
 			t.Errorf("%s %s: etcd target %q, want %q", f.Workload, f.Name, f.EtcdTarget, q[2])
 		}
 	}
+	if f := find("Campaign", "failover after resign p50"); f.Target != "<= 1.2x direct" { // issue 15's other target
+		t.Errorf("campaign p50: target %q, want <= 1.2x direct", f.Target)
+	}
 	if f := find("WatchGroup fan-out", "memory per idle stream"); math.IsNaN(f.Etcd) || !strings.Contains(f.Workload, "etcd: 50 watchers") {
 		t.Errorf("fan-out: etcd memory per watcher %v in %q", f.Etcd, f.Workload)
 	}

@@ -150,10 +150,13 @@ func (e *Elections) enterOnce(ctx context.Context, election, leaseID, value stri
 	dir := e.lay.Election(election)
 	key := lease.KeyOf(leaseID)
 	ref := lease.Ref(RefKind, election)
-	if err := e.sess.EnsurePath(ctx, dir); err != nil {
-		return nil, err
-	}
 	cands, _, err := e.list(ctx, election)
+	if errors.Is(err, zk.ErrNoNode) { // a new election: create it, then list
+		if err := e.sess.EnsurePath(ctx, dir); err != nil {
+			return nil, err
+		}
+		cands, _, err = e.list(ctx, election)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -219,6 +222,7 @@ type standing struct {
 	ahead  int
 	leader *LeaderInfo
 	watch  <-chan zk.Event // the candidate ahead; this one while leading
+	pred   string          // the candidate ahead, as led names it
 	self   <-chan zk.Event // this one while queued, when asked for
 }
 
@@ -228,11 +232,12 @@ type standing struct {
 // watchSelf also watches its own znode while queued: its lease is ending.
 //
 // first says the candidacy is known to be first, if it is still there: the
-// only candidate ahead of it at its last listing, the one it watched, was
-// deleted. No candidate can get ahead of it since (sequence numbers only
-// grow), so check skips the listing and only arms the watch on itself,
-// which also proves it is still there: one read to take over, as the
-// direct recipe's one listing.
+// candidate it watched, just ahead of it, was deleted, and was either the
+// only one ahead at its last listing or a leader (led remembers it). No
+// candidate can get ahead of it since (sequence numbers only grow), so
+// check skips the listing and only arms the watch on itself, which also
+// proves it is still there: one read to take over, as the direct recipe's
+// one listing.
 func (c *candidate) check(ctx context.Context, watchSelf, first bool) (standing, error) {
 	conn := c.e.sess
 	dir := c.e.lay.Election(c.election)
@@ -268,7 +273,7 @@ func (c *candidate) check(ctx context.Context, watchSelf, first bool) (standing,
 		} else if err != nil {
 			return standing{}, err
 		}
-		s := standing{ahead: i, watch: ch}
+		s := standing{ahead: i, watch: ch, pred: ledKey(dir+"/"+cands[i-1].name, stat.Czxid)}
 		if i == 1 {
 			s.leader = decode(c.election, cands[0].name, data, stat)
 		} else if s.leader, err = c.e.info(ctx, c.election, cands[0].name); err != nil && !errors.Is(err, zk.ErrNoNode) {
@@ -309,6 +314,7 @@ func (c *candidate) run(ctx context.Context, wake <-chan struct{}, report func(U
 		}
 		if u.Status == Elected {
 			c.e.leading.set(leads, c.path)
+			c.e.led.add(ledKey(c.path, c.self.Token), time.Now())
 		}
 		last = u
 		return report(u)
@@ -355,7 +361,7 @@ func (c *candidate) run(ctx context.Context, wake <-chan struct{}, report func(U
 			if ev.Type == zk.EventNodeDeleted && s.ahead == 0 {
 				return report(c.ended(led)) // its own znode (it leads): no need to list
 			}
-			first = first || (ev.Type == zk.EventNodeDeleted && s.ahead == 1)
+			first = first || (ev.Type == zk.EventNodeDeleted && (s.ahead == 1 || c.e.led.has(s.pred)))
 			s.watch, stale = nil, true
 		case ev := <-s.self:
 			if ev.Type == zk.EventNodeDeleted {

@@ -83,6 +83,7 @@ type Elections struct {
 	resigned *memo.Removed // candidate znodes Resign deleted: their campaigns report Resigned
 	wakers   memo.Wakers   // running campaigns, by election and lease key
 	leading  leading       // candidacies whose campaign here reported them Elected
+	led      led           // the same, remembered a while after they end
 	feeds    *feeds        // shared leader watches for Observe
 	barrier  *zkx.Barrier  // orders sequencer checks after committed writes
 	// ctx ends when Elections closes: it bounds the shared watches and

@@ -2,6 +2,7 @@ package election
 
 import (
 	"context"
+	"errors"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -66,4 +67,95 @@ func TestResignStaleLeaderPath(t *testing.T) {
 		t.Fatalf("Resign with a stale remembered znode: %v, %v", was, err)
 	}
 	c.expect(t, Resigned)
+}
+
+// TestFailoverDeepQueueListsNothing: the candidate next in line takes over
+// without listing even when its listing showed more candidates ahead than
+// the one it watches (it queued behind several, as in a busy election):
+// the one it watched was reported Elected on this gateway, so no one was
+// left ahead of it, and no one can get ahead (sequence numbers only grow).
+func TestFailoverDeepQueueListsNothing(t *testing.T) {
+	var children, gets atomic.Int64
+	sess, lay := zktest.Session(t, zkx.WithObserver(func(op zkx.Op, _ time.Duration, _ error) {
+		switch op {
+		case zkx.OpChildren:
+			children.Add(1)
+		case zkx.OpGet:
+			gets.Add(1)
+		}
+	}))
+	g := newGateway(t, sess, lay)
+	ids := make([]string, 4)
+	cs := make([]*campaign, 4)
+	for i := range cs {
+		ids[i] = g.grant(t, time.Minute).ID
+		cs[i] = g.campaign(t, "e", string(rune('a'+i)), ids[i])
+		if u := cs[i].next(t); u.Position != i {
+			t.Fatalf("candidate %d: %v at %d", i, u.Status, u.Position)
+		}
+	}
+	var token int64
+	for k := range 3 { // a resigns, b takes over (its listing showed it second), then b, then c
+		lists, reads := children.Load(), gets.Load()
+		if was, _, err := g.el.Resign(context.Background(), "e", ids[k]); err != nil || !was {
+			t.Fatalf("Resign of leader %d: %v, %v", k, was, err)
+		}
+		cs[k].expect(t, Resigned)
+		u := cs[k+1].expect(t, Elected)
+		if u.Token <= token {
+			t.Fatalf("term %d: token %d after %d", k+1, u.Token, token)
+		}
+		token = u.Token
+		if n := children.Load() - lists; n != 0 {
+			t.Errorf("failover %d listed the election %d times, want 0", k+1, n)
+		}
+		if n := gets.Load() - reads; n > 1 {
+			t.Errorf("failover %d read %d znodes, want 1 (the new leader arming its watch on itself)", k+1, n)
+		}
+	}
+}
+
+// TestMiddleDepartureIsNoTakeover: when the candidate just ahead leaves
+// without having led, the one behind lists the election again and stays
+// queued behind the leader: it takes over without listing only after a
+// predecessor that was reported Elected.
+func TestMiddleDepartureIsNoTakeover(t *testing.T) {
+	g := setup(t)
+	ids := make([]string, 3)
+	cs := make([]*campaign, 3)
+	for i := range cs {
+		ids[i] = g.grant(t, time.Minute).ID
+		cs[i] = g.campaign(t, "e", string(rune('a'+i)), ids[i])
+		cs[i].next(t)
+	}
+	for k := range 2 { // b leaves from the middle; then a leads still, c is second
+		if was, _, err := g.el.Resign(context.Background(), "e", ids[1]); k == 0 && (err != nil || was) {
+			t.Fatalf("Resign of b, queued: %v, %v", was, err)
+		} else if k == 1 && !errors.Is(err, ErrNotCandidate) {
+			t.Fatalf("second Resign of b: %v, want ErrNotCandidate", err)
+		}
+	}
+	cs[1].expect(t, Resigned)
+	if u := cs[2].expect(t, Queued); u.Position != 1 || u.Leader == nil || u.Leader.Value != "a" {
+		t.Fatalf("c after b left: position %d, leader %+v; want 1 behind a", u.Position, u.Leader)
+	}
+	if was, _, err := g.el.Resign(context.Background(), "e", ids[0]); err != nil || !was {
+		t.Fatalf("Resign of a: %v, %v", was, err)
+	}
+	cs[2].expect(t, Elected)
+}
+
+// TestLedForgets: led forgets a leader after ledMemory (then the candidate
+// behind it lists, as without it), and prunes what it forgot.
+func TestLedForgets(t *testing.T) {
+	var l led
+	now := time.Now()
+	l.add("old", now.Add(-2*ledMemory))
+	l.add("new", now)
+	if l.has("old") || !l.has("new") || l.has("other") {
+		t.Fatalf("has: old %v, new %v, other %v; want false, true, false", l.has("old"), l.has("new"), l.has("other"))
+	}
+	if len(l.at) != 1 || len(l.order) != 1 {
+		t.Fatalf("kept %d keys, %d entries after pruning; want 1, 1", len(l.at), len(l.order))
+	}
 }
