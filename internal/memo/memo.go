@@ -16,26 +16,37 @@ import (
 type Removed struct {
 	memory time.Duration
 
-	mu sync.Mutex
-	at map[string]time.Time
+	mu    sync.Mutex
+	at    map[string]time.Time
+	order []added // every Add, oldest first: the keys to forget are at its head
+	now   func() time.Time
+}
+
+// added is one Add: key, at the time it was (re)added.
+type added struct {
+	key string
+	at  time.Time
 }
 
 // NewRemoved remembers each key for memory.
 func NewRemoved(memory time.Duration) *Removed {
-	return &Removed{memory: memory, at: map[string]time.Time{}}
+	return &Removed{memory: memory, at: map[string]time.Time{}, now: time.Now}
 }
 
 // Add notes that a call is removing key; keys older than the memory are
-// forgotten.
+// forgotten. It costs what it forgets, not what it remembers: every
+// Resign of a busy gateway calls it.
 func (r *Removed) Add(key string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	now := time.Now()
-	for k, at := range r.at {
-		if now.Sub(at) > r.memory {
-			delete(r.at, k)
+	now := r.now()
+	i := 0
+	for ; i < len(r.order) && now.Sub(r.order[i].at) > r.memory; i++ {
+		if e := r.order[i]; r.at[e.key] == e.at { // not added again since, nor forgotten
+			delete(r.at, e.key)
 		}
 	}
+	r.order = append(r.order[i:], added{key, now})
 	r.at[key] = now
 }
 

@@ -23,6 +23,30 @@ func TestRemoved(t *testing.T) {
 	}
 }
 
+// TestRemovedReAdded: a key added again is remembered for the memory
+// from its last Add, though its first Add expires; one forgotten is not
+// brought back; Add keeps only what it may still need.
+func TestRemovedReAdded(t *testing.T) {
+	clock := time.Unix(0, 0)
+	r := NewRemoved(time.Minute)
+	r.now = func() time.Time { return clock }
+	r.Add("k")
+	r.Add("gone")
+	r.Forget("gone")
+	clock = clock.Add(40 * time.Second)
+	r.Add("k") // again
+	clock = clock.Add(40 * time.Second)
+	r.Add("x") // the first Add of k, and gone's, expire here
+	if !r.Has("k") || r.Has("gone") || !r.Has("x") {
+		t.Fatalf("after 80 s: k %v (want true), gone %v (want false), x %v", r.Has("k"), r.Has("gone"), r.Has("x"))
+	}
+	clock = clock.Add(41 * time.Second)
+	r.Add("y") // k's second Add expires
+	if r.Has("k") || len(r.order) != 2 || len(r.at) != 2 {
+		t.Fatalf("after 121 s: k %v, %d in order, %d remembered; want false, 2, 2", r.Has("k"), len(r.order), len(r.at))
+	}
+}
+
 func TestWakers(t *testing.T) {
 	var w Wakers
 	a, stopA := w.Listen("k")
