@@ -314,7 +314,7 @@ func (c *candidate) run(ctx context.Context, wake <-chan struct{}, report func(U
 		}
 		if u.Status == Elected {
 			c.e.leading.set(leads, c.path)
-			c.e.led.add(ledKey(c.path, c.self.Token), time.Now())
+			c.e.led.Add(ledKey(c.path, c.self.Token))
 		}
 		last = u
 		return report(u)
@@ -361,7 +361,7 @@ func (c *candidate) run(ctx context.Context, wake <-chan struct{}, report func(U
 			if ev.Type == zk.EventNodeDeleted && s.ahead == 0 {
 				return report(c.ended(led)) // its own znode (it leads): no need to list
 			}
-			first = first || (ev.Type == zk.EventNodeDeleted && (s.ahead == 1 || c.e.led.has(s.pred)))
+			first = first || (ev.Type == zk.EventNodeDeleted && (s.ahead == 1 || c.e.led.Has(s.pred)))
 			s.watch, stale = nil, true
 		case ev := <-s.self:
 			if ev.Type == zk.EventNodeDeleted {

@@ -83,7 +83,7 @@ type Elections struct {
 	resigned *memo.Removed // candidate znodes Resign deleted: their campaigns report Resigned
 	wakers   memo.Wakers   // running campaigns, by election and lease key
 	leading  leading       // candidacies whose campaign here reported them Elected
-	led      led           // the same, remembered a while after they end
+	led      *memo.Removed // the same, remembered ledMemory after they end, by ledKey: the candidate behind one knows it is first when it is deleted
 	feeds    *feeds        // shared leader watches for Observe
 	barrier  *zkx.Barrier  // orders sequencer checks after committed writes
 	// ctx ends when Elections closes: it bounds the shared watches and
@@ -110,7 +110,7 @@ func New(sess *zkx.Session, root string, leases *lease.Manager, log *slog.Logger
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	e := &Elections{sess: sess, lay: Layout{Root: root}, leases: leases, log: log,
-		resigned: memo.NewRemoved(o.resignMemory), ctx: ctx, cancel: cancel}
+		resigned: memo.NewRemoved(o.resignMemory), led: memo.NewRemoved(ledMemory), ctx: ctx, cancel: cancel}
 	e.feeds = newFeeds(e)
 	e.barrier = zkx.NewBarrier(ctx, sess, e.lay.Elections())
 	leases.Handle(RefKind, e.releaseOps)

@@ -144,18 +144,3 @@ func TestMiddleDepartureIsNoTakeover(t *testing.T) {
 	}
 	cs[2].expect(t, Elected)
 }
-
-// TestLedForgets: led forgets a leader after ledMemory (then the candidate
-// behind it lists, as without it), and prunes what it forgot.
-func TestLedForgets(t *testing.T) {
-	var l led
-	now := time.Now()
-	l.add("old", now.Add(-2*ledMemory))
-	l.add("new", now)
-	if l.has("old") || !l.has("new") || l.has("other") {
-		t.Fatalf("has: old %v, new %v, other %v; want false, true, false", l.has("old"), l.has("new"), l.has("other"))
-	}
-	if len(l.at) != 1 || len(l.order) != 1 {
-		t.Fatalf("kept %d keys, %d entries after pruning; want 1, 1", len(l.at), len(l.order))
-	}
-}

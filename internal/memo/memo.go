@@ -61,8 +61,8 @@ func (r *Removed) Forget(key string) {
 func (r *Removed) Has(key string) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	_, ok := r.at[key]
-	return ok
+	at, ok := r.at[key]
+	return ok && r.now().Sub(at) <= r.memory
 }
 
 // Wakers are the wake-up channels of running calls, by key. The zero

@@ -45,6 +45,10 @@ func TestRemovedReAdded(t *testing.T) {
 	if r.Has("k") || len(r.order) != 2 || len(r.at) != 2 {
 		t.Fatalf("after 121 s: k %v, %d in order, %d remembered; want false, 2, 2", r.Has("k"), len(r.order), len(r.at))
 	}
+	clock = clock.Add(61 * time.Second) // no Add since y: Has alone tells it expired
+	if r.Has("y") {
+		t.Fatal("a key older than the memory is remembered before the next Add")
+	}
 }
 
 func TestWakers(t *testing.T) {
