@@ -172,7 +172,14 @@ func TestMetrics(t *testing.T) {
 	if err != nil || !semTry.Acquired {
 		t.Fatalf("try of a permit: %v, %v", semTry, err)
 	}
+	if _, err := reg.Lookup(ctx, &pb.LookupRequest{Group: group, Consistency: pb.Consistency_CONSISTENCY_LINEARIZABLE}); err != nil {
+		t.Fatal(err)
+	}
 	s3b := scrape()
+	if n := s3b.value("zkcoord_registry_catchups_total", labels{"journal": "skipped"}) +
+		s3b.value("zkcoord_registry_catchups_total", labels{"journal": "listed"}); n != 1 {
+		t.Errorf("catch-ups after one LINEARIZABLE Lookup: %v, want 1", n)
+	}
 	s3b.want(t, "journal lag observed", "zkcoord_registry_journal_lag_seconds", nil, atLeast(1))
 	if lag := s3b["zkcoord_registry_journal_lag_seconds"].GetMetric()[0].GetHistogram(); lag.GetSampleSum() > 60 {
 		t.Errorf("journal lag sum %vs for a change applied within the test", lag.GetSampleSum())

@@ -48,6 +48,7 @@ var (
 	dResyncs      = desc("registry_resyncs_total", "Watches that resumed from a revision no longer cached and restarted from a snapshot.")
 	dJournalLag   = desc("registry_journal_lag_seconds", "Time from a group change's commit in ZooKeeper (its journal entry's ctime) to this replica's cache applying it, for changes the caches followed live (not those read in a snapshot). ZooKeeper's clock against this replica's: skew shifts it.")
 	dSlowCuts     = desc("registry_slow_watcher_cuts_total", "Watches ended because they fell a whole event ring behind (the client resumes).")
+	dCatchUps     = desc("registry_catchups_total", "LINEARIZABLE reads' catch-ups (one barrier write each, shared by concurrent reads), by journal: skipped (the cache's watch proved it current) or listed.", "journal")
 	dCandidates   = desc("election_candidates", "Campaigns running on this replica.")
 	dLeaders      = desc("election_leaders", "Campaigns on this replica that lead their election now (in jeopardy included).")
 	dTerms        = desc("election_leader_changes_total", "Terms begun by campaigns on this replica: a candidate here became leader.")
@@ -58,7 +59,7 @@ var (
 	dBarriers     = desc("barrier_waiting", "AwaitBarrier calls waiting on this replica.")
 	dRefusals     = desc("limit_refusals_total", "Calls refused by a principal's limit, by limit: requests (rate), streams, watched_groups, leases.", "limit")
 	dPolls        = desc("blocking_queries", "Blocking queries (long-polls) waiting on this replica.")
-	replicaDescs  = []*prometheus.Desc{dInfo, dConnected, dState, dExpirations, dLeases, dLeaseGrants, dLeaseAdopts, dLeaseEnds, dKeepAlives, dGroups, dMembers, dWatchers, dResyncs, dJournalLag, dSlowCuts, dCandidates, dLeaders, dTerms, dJeopardy, dLocks, dTries, dPermits, dBarriers, dRefusals, dPolls}
+	replicaDescs  = []*prometheus.Desc{dInfo, dConnected, dState, dExpirations, dLeases, dLeaseGrants, dLeaseAdopts, dLeaseEnds, dKeepAlives, dGroups, dMembers, dWatchers, dResyncs, dJournalLag, dSlowCuts, dCatchUps, dCandidates, dLeaders, dTerms, dJeopardy, dLocks, dTries, dPermits, dBarriers, dRefusals, dPolls}
 	sessionStates = []zkx.State{zkx.StateConnecting, zkx.StateConnected, zkx.StateDisconnected, zkx.StateExpired, zkx.StateClosed}
 )
 
@@ -101,6 +102,8 @@ func (c *replica) Collect(ch chan<- prometheus.Metric) {
 	gauge(dWatchers, float64(rs.Watchers))
 	counter(dResyncs, rs.Resyncs)
 	counter(dSlowCuts, rs.SlowWatcherCuts)
+	counter(dCatchUps, rs.CatchUps-rs.CatchUpLists, "skipped")
+	counter(dCatchUps, rs.CatchUpLists, "listed")
 	ch <- lagHistogram(rs.JournalLag)
 
 	es := r.Elections.Stats()
