@@ -4,7 +4,7 @@ package zkx
 // concurrent callers into one ZooKeeper multi (DESIGN.md, "Group commit"),
 // so they share its zxid.
 //
-// Up to batchDepth batches are in flight at a time, pipelined on the one
+// Up to batchDepth batches (WithWritePipeline) are in flight at a time, pipelined on the one
 // connection (ZooKeeper applies a session's requests in the order they
 // were sent, and batches enter the connection in the order they were
 // taken from the queue). A caller that finds fewer in flight starts one
@@ -29,7 +29,8 @@ import (
 // Batch bounds: a batch takes callers in arrival order while it stays
 // within both (a caller bigger than both alone is sent alone).
 const (
-	// batchDepth is how many batches may be in flight at once. With one,
+	// batchDepth is how many batches may be in flight at once, unless
+	// WithWritePipeline says otherwise. With one,
 	// each batch waited for the whole round trip of the one before,
 	// ZooKeeper's fsync included, while ZooKeeper and the gateway idled
 	// (BENCHMARKS.md, "Pipelined group commit"); with several, ZooKeeper
@@ -67,7 +68,7 @@ type call struct {
 type committer struct {
 	send    func(ops []any) ([]zk.MultiResponse, error)
 	observe Observer
-	depth   int // batches in flight at most (batchDepth; tests set 1)
+	depth   int // batches in flight at most (WithWritePipeline)
 
 	mu      sync.Mutex
 	queue   []*call
