@@ -4,18 +4,20 @@ package zkx
 // concurrent callers into one ZooKeeper multi (DESIGN.md, "Group commit"),
 // so they share its zxid.
 //
-// Up to batchDepth batches (WithWritePipeline) are in flight at a time, pipelined on the one
-// connection (ZooKeeper applies a session's requests in the order they
-// were sent, and batches enter the connection in the order they were
-// taken from the queue). A caller that finds fewer in flight starts one
-// with whatever is queued, at once (no timer: a lone caller waits for
-// nothing); callers that come while all are in flight queue, and the next
-// batch is whatever queued meanwhile. Each caller's operations stay one
-// atomic unit. When a batch fails, ZooKeeper's per-operation
-// results name the first operation that failed: the callers it belongs to
-// get that failure (what their transaction alone would have had, run after
-// the callers before it in the batch), and the others are sent again in the
-// next batch, so one caller's failure never fails another's.
+// Up to batchDepth batches (WithWritePipeline) are in flight at a time,
+// pipelined on the one connection (ZooKeeper applies a session's requests
+// in the order they were sent, and batches enter the connection in the
+// order they were taken from the queue). A caller that finds none in
+// flight starts one at once (no timer: a lone caller waits for nothing);
+// callers that come while some are in flight queue, and the next batch is
+// whatever queued meanwhile: sent when a batch in flight is answered, or
+// at once when batchEarly calls are queued and fewer than batchDepth are
+// in flight. Each caller's operations stay one atomic unit. When a batch
+// fails, ZooKeeper's per-operation results name the first operation that
+// failed: the callers it belongs to get that failure (what their
+// transaction alone would have had, run after the callers before it in
+// the batch), and the others are sent again in the next batch, so one
+// caller's failure never fails another's.
 
 import (
 	"context"
@@ -29,15 +31,21 @@ import (
 // Batch bounds: a batch takes callers in arrival order while it stays
 // within both (a caller bigger than both alone is sent alone).
 const (
-	// batchDepth is how many batches may be in flight at once, unless
-	// WithWritePipeline says otherwise. With one,
-	// each batch waited for the whole round trip of the one before,
-	// ZooKeeper's fsync included, while ZooKeeper and the gateway idled
-	// (BENCHMARKS.md, "Pipelined group commit"); with several, ZooKeeper
-	// logs the next while it syncs one, and syncs them together.
-	batchDepth    = 4
 	batchMaxOps   = 1000      // operations in one multi
 	batchMaxBytes = 512 << 10 // estimated request size, well under ZooKeeper's jute.maxbuffer (1 MiB)
+)
+
+// The pipeline: how many batches may be in flight at once (unless
+// WithWritePipeline says otherwise), and how many calls must be queued
+// before one more goes while others are in flight. With one batch in
+// flight, each waits for the whole round trip of the one before; with
+// several, ZooKeeper works on one while it syncs another. But each multi
+// costs ZooKeeper a request's work on top of its operations', so a batch
+// sent early must be worth a request: smaller ones wait for an answer, as
+// with one in flight (BENCHMARKS.md, "Pipelined group commit").
+const (
+	batchDepth = 4
+	batchEarly = 8
 )
 
 // call states: the committer takes a queued call, or the caller abandons it
@@ -69,6 +77,7 @@ type committer struct {
 	send    func(ops []any) ([]zk.MultiResponse, error)
 	observe Observer
 	depth   int // batches in flight at most (WithWritePipeline)
+	early   int // calls queued that send one more batch while others are in flight
 
 	mu      sync.Mutex
 	queue   []*call
@@ -104,7 +113,7 @@ func (c *committer) do(ctx context.Context, ops []any) ([]zk.MultiResponse, erro
 	if c.queued != nil {
 		c.queued(len(c.queue))
 	}
-	if c.senders < max(c.depth, 1) {
+	if c.senders == 0 || c.senders < c.depth && len(c.queue) >= c.early {
 		c.senders++
 		c.wg.Add(1)
 		go c.run()

@@ -32,7 +32,7 @@ type sentBatch struct {
 // gate holds s's multis at a gate, one batch in flight at a time (the
 // tests written for one batch in flight; pipelined_test.go sets more).
 func gate(t *testing.T, s *zkx.Session) *batchGate {
-	zkx.SetBatchDepth(s, 1)
+	zkx.SetBatchDepth(s, 1, 1)
 	return gateDepth(t, s)
 }
 

@@ -13,11 +13,13 @@ func SetBatchHooks(s *Session, before func(calls int, ops []any), queued func(n 
 }
 
 // SetBatchDepth sets how many batches s's group commit may have in flight
-// at once (batchDepth by default). Set it before the first MultiShared.
-func SetBatchDepth(s *Session, n int) {
+// at once (batchDepth by default), and how many queued calls send one
+// more while others are in flight (batchEarly by default). Set it before
+// the first MultiShared.
+func SetBatchDepth(s *Session, depth, early int) {
 	s.batch.mu.Lock()
 	defer s.batch.mu.Unlock()
-	s.batch.depth = n
+	s.batch.depth, s.batch.early = depth, early
 }
 
 // WrapBatchSend has s's group commit send each multi through wrap(send)

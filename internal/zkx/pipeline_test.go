@@ -36,9 +36,9 @@ type inFlight struct {
 
 func (m inFlight) answer() { close(m.release) }
 
-func flights(t *testing.T, s *zkx.Session, depth int) *flightGate {
+func flights(t *testing.T, s *zkx.Session, depth, early int) *flightGate {
 	f := &flightGate{sent: make(chan inFlight, 64), all: make(chan struct{})}
-	zkx.SetBatchDepth(s, depth)
+	zkx.SetBatchDepth(s, depth, early)
 	zkx.WrapBatchSend(s, func(send func([]any) ([]zk.MultiResponse, error)) func([]any) ([]zk.MultiResponse, error) {
 		return func(ops []any) ([]zk.MultiResponse, error) {
 			f.mu.Lock()
@@ -81,7 +81,7 @@ func TestGroupCommitPipelined(t *testing.T) {
 	if _, err := s.Create(ctx, base, nil, 0); err != nil {
 		t.Fatal(err)
 	}
-	f := flights(t, s, 3)
+	f := flights(t, s, 3, 1)
 	queued := make(chan int, 64)
 	zkx.SetBatchHooks(s, nil, func(n int) { queued <- n })
 	mk := func(name string) *zk.CreateRequest { return &zk.CreateRequest{Path: base + "/" + name, Acl: s.ACL()} }
@@ -101,11 +101,7 @@ func TestGroupCommitPipelined(t *testing.T) {
 	}
 	for i, name := range []string{"d", "e"} {
 		rs = append(rs, goMulti(ctx, s, mk(name)))
-		for n := range queued {
-			if n >= i+1 {
-				break
-			}
-		}
+		waitQueue(t, queued, i+1)
 	}
 	held[1].answer() // b answers; its sender takes d and e
 	if m := f.next(t); len(m.ops) != 2 {
@@ -136,7 +132,7 @@ func TestGroupCommitPipelinedFailure(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	f := flights(t, s, 2)
+	f := flights(t, s, 2, 1)
 	g := gateDepth(t, s) // the gate before each multi's turn: fills the third batch
 	mk := func(name string) *zk.CreateRequest { return &zk.CreateRequest{Path: base + "/" + name, Acl: s.ACL()} }
 
@@ -198,7 +194,7 @@ func TestGroupCommitEntersInOrder(t *testing.T) {
 	if _, err := s.Create(ctx, base, nil, 0); err != nil {
 		t.Fatal(err)
 	}
-	f := flights(t, s, 2)
+	f := flights(t, s, 2, 1)
 	f.openAll() // record the order only
 	g := gateDepth(t, s)
 	node := base + "/n"
@@ -229,5 +225,57 @@ func TestGroupCommitEntersInOrder(t *testing.T) {
 	}
 	if _, ok := f.order[0][0].(*zk.CreateRequest); !ok {
 		t.Errorf("first multi to enter: %v, want the create", f.order[0])
+	}
+}
+
+// TestGroupCommitEarlyOnlyWhenFull: while a batch is in flight, another
+// goes at once only when enough calls have queued to be worth a request
+// (here 3): the second and third callers wait, and go with the fourth in
+// one batch, beside the first still in flight.
+func TestGroupCommitEarlyOnlyWhenFull(t *testing.T) {
+	s, lay := zktest.Session(t)
+	ctx := context.Background()
+	base := lay.Root + "/early"
+	if _, err := s.Create(ctx, base, nil, 0); err != nil {
+		t.Fatal(err)
+	}
+	f := flights(t, s, 2, 3)
+	queued := make(chan int, 64)
+	zkx.SetBatchHooks(s, nil, func(n int) { queued <- n })
+	mk := func(name string) *zk.CreateRequest { return &zk.CreateRequest{Path: base + "/" + name, Acl: s.ACL()} }
+	var rs []<-chan multiResult
+	rs = append(rs, goMulti(ctx, s, mk("a")))
+	first := f.next(t)
+	for len(queued) > 0 {
+		<-queued
+	}
+	for i, name := range []string{"b", "c", "d"} {
+		rs = append(rs, goMulti(ctx, s, mk(name)))
+		waitQueue(t, queued, i+1)
+	}
+	if m := f.next(t); len(m.ops) != 3 {
+		t.Fatalf("batch sent beside the first carries %d operations (%v), want 3 (b, c, d)", len(m.ops), m.ops)
+	}
+	first.answer()
+	f.openAll()
+	for i, r := range rs {
+		if got := <-r; got.err != nil {
+			t.Errorf("call %d: %v", i, got.err)
+		}
+	}
+}
+
+// waitQueue waits until a report on queued says n calls wait.
+func waitQueue(t *testing.T, queued <-chan int, n int) {
+	t.Helper()
+	for {
+		select {
+		case got := <-queued:
+			if got >= n {
+				return
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("fewer than %d calls queued", n)
+		}
 	}
 }

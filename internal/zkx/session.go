@@ -207,7 +207,7 @@ func Dial(ctx context.Context, connect string, opt ...Option) (*Session, error) 
 	if err != nil {
 		return nil, fmt.Errorf("zkx: connect %q: %w", connect, err)
 	}
-	s.batch = &committer{send: func(ops []any) ([]zk.MultiResponse, error) { return conn.Multi(ops...) }, observe: o.observe, depth: o.pipeline}
+	s.batch = &committer{send: func(ops []any) ([]zk.MultiResponse, error) { return conn.Multi(ops...) }, observe: o.observe, depth: o.pipeline, early: batchEarly}
 	s.mu.Lock()
 	s.conn = conn
 	if s.st.State == StateConnected && s.st.SessionID == 0 { // the first session came before Connect returned
