@@ -39,12 +39,15 @@ const (
 // WithWritePipeline says otherwise), and how many calls must be queued
 // before one more goes while others are in flight. With one batch in
 // flight, each waits for the whole round trip of the one before; with
-// several, ZooKeeper works on one while it syncs another. But each multi
-// costs ZooKeeper a request's work on top of its operations', so a batch
-// sent early must be worth a request: smaller ones wait for an answer, as
-// with one in flight (BENCHMARKS.md, "Pipelined group commit").
+// several, ZooKeeper can work on one while it syncs another. But each
+// multi costs ZooKeeper a request's work on top of its operations', so a
+// batch sent early must be worth a request: smaller ones wait for an
+// answer. One by default: on the benchmark's machine, where ZooKeeper and
+// the gateway share two cores, more in flight made smaller batches and
+// more ZooKeeper CPU per write, and no more writes per second
+// (BENCHMARKS.md, "Pipelined group commit").
 const (
-	batchDepth = 4
+	batchDepth = 1
 	batchEarly = 8
 )
 

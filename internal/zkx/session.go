@@ -150,10 +150,11 @@ func WithSessionTimeout(d time.Duration) Option {
 }
 
 // WithWritePipeline sets how many batches of MultiShared's group commit
-// may be in flight at once (default 4, at most 64; 1: each batch waits for
-// the answer to the one before). More overlap ZooKeeper's work on one
-// batch with its sync of another; fewer make bigger batches, which cost
-// ZooKeeper less per write (BENCHMARKS.md, "Pipelined group commit").
+// may be in flight at once (default 1: each batch waits for the answer to
+// the one before; at most 64). More can overlap ZooKeeper's work on one
+// batch with its sync of another, where ZooKeeper has CPU to spare; fewer
+// make bigger batches, which cost ZooKeeper less per write (BENCHMARKS.md,
+// "Pipelined group commit").
 func WithWritePipeline(n int) Option {
 	return func(o *options) error {
 		if n < 1 || n > 64 {
