@@ -78,6 +78,9 @@ func TestMetrics(t *testing.T) {
 	registerOK := labels{"grpc_method": "Register", "grpc_code": "OK"}
 	s1.want(t, "gRPC Register", "grpc_server_handled_total", registerOK, eq(1))
 	s1.want(t, "keepalive served", "zkcoord_keepalives_total", labels{"path": "served"}, atLeast(1))
+	s1.want(t, "group commit multis", "zkcoord_zk_group_commit_multis_total", nil, atLeast(1))
+	s1.want(t, "group commit calls", "zkcoord_zk_group_commit_calls_total", nil, atLeast(1))
+	s1.want(t, "group commit in flight", "zkcoord_zk_group_commit_wait_seconds_total", labels{"phase": "in_flight"}, check{func(v float64) bool { return v > 0 }, "> 0"})
 	h := httpc.Client{Base: httpURL, Token: "web-token-0123456789"}
 	if resp, err := h.Do(ctx, http.MethodPut, "/v1/groups/"+group+"/members/w2", `{"value":"b","ttl":"30s"}`); err != nil || resp.Status != http.StatusOK {
 		t.Fatalf("HTTP register: %v, %v", resp, err)

@@ -38,6 +38,7 @@ type config struct {
 	authPolicy, authOpen, peerTokenFile                   string
 	zkTLSCA, zkTLSCert, zkTLSKey                          string
 	noAuth                                                bool
+	zkWritePipeline                                       int
 	dnsListen, dnsDomain, dnsGroups                       string
 	dnsTTL                                                time.Duration
 	dns                                                   []dnsview.Option // from the dns flags, checked
@@ -89,6 +90,7 @@ func serveFlags(fs *pflag.FlagSet, c *config, dev bool) {
 	}
 	fs.StringVar(&c.root, "root", "/zkcoord", "root znode of zkcoord's namespace (below the chroot)")
 	fs.DurationVar(&c.sessionTimeout, "session-timeout", 10*time.Second, "ZooKeeper session timeout to request")
+	fs.IntVar(&c.zkWritePipeline, "zk-write-pipeline", 1, "registry write batches (ZooKeeper multis of several callers' writes) in flight at once, 1 to 64; more may help where ZooKeeper has CPU to spare")
 	fs.DurationVar(&c.streamTTL, "stream-ttl", 10*time.Second, "TTL of the implicit lease of a Campaign, AwaitBarrier, AcquireLock or AcquireSemaphore stream without a lease")
 	fs.DurationVar(&c.stopTimeout, "shutdown-timeout", 10*time.Second, "how long a graceful stop may take before it is forced")
 	fs.StringVar(&c.replicaID, "replica-id", "", "name of this replica in status, logs and lease records; unique among replicas (default hostname-pid)")
@@ -156,6 +158,9 @@ func checkConfig(c *config, dev bool) error {
 	if err := parseDNS(c); err != nil {
 		return err
 	}
+	if c.zkWritePipeline < 1 || c.zkWritePipeline > 64 {
+		return fmt.Errorf("--zk-write-pipeline %d: must be 1 to 64", c.zkWritePipeline)
+	}
 	return checkListen("--metrics-listen", c.metricsListen)
 }
 
@@ -186,7 +191,7 @@ func run(ctx context.Context, c config, dev bool) error {
 		log.Info("private ZooKeeper started", "addr", zks.Addr(), "dir", zks.Dir())
 	}
 
-	zkOpts := []zkx.Option{zkx.WithSessionTimeout(c.sessionTimeout), zkx.WithLogger(log)}
+	zkOpts := []zkx.Option{zkx.WithSessionTimeout(c.sessionTimeout), zkx.WithLogger(log), zkx.WithWritePipeline(c.zkWritePipeline)}
 	var mets *metrics.Metrics
 	if c.metricsListen != "" {
 		mets = metrics.New()

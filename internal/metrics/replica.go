@@ -37,6 +37,9 @@ var (
 	dConnected    = desc("zk_session_connected", "1 while the replica has a ZooKeeper session and reaches a server, else 0.")
 	dState        = desc("zk_session_state", "1 for the ZooKeeper session's current state, 0 for the others.", "state")
 	dExpirations  = desc("zk_session_expirations_total", "ZooKeeper session expirations the replica has seen.")
+	dGCMultis     = desc("zk_group_commit_multis_total", "ZooKeeper multis sent by the group commit of registry writes (several callers' writes in one).")
+	dGCCalls      = desc("zk_group_commit_calls_total", "Registry writes answered by the group commit; calls per multi is the mean batch (a write sent again after another's failure counts twice).")
+	dGCWait       = desc("zk_group_commit_wait_seconds_total", "Summed over the group commit's answered writes: time queued before their batch was sent (phase=queued), and time that batch was in flight to ZooKeeper (phase=in_flight).", "phase")
 	dLeases       = desc("leases", "Leases this replica owns, by state: owned (all of them), handing_off (being handed to another replica).", "state")
 	dLeaseGrants  = desc("leases_granted_total", "Leases granted by this replica.")
 	dLeaseAdopts  = desc("leases_adopted_total", "Leases this replica took over (owner gone, or kept alive here after a hand-off).")
@@ -59,7 +62,7 @@ var (
 	dBarriers     = desc("barrier_waiting", "AwaitBarrier calls waiting on this replica.")
 	dRefusals     = desc("limit_refusals_total", "Calls refused by a principal's limit, by limit: requests (rate), streams, watched_groups, leases.", "limit")
 	dPolls        = desc("blocking_queries", "Blocking queries (long-polls) waiting on this replica.")
-	replicaDescs  = []*prometheus.Desc{dInfo, dConnected, dState, dExpirations, dLeases, dLeaseGrants, dLeaseAdopts, dLeaseEnds, dKeepAlives, dGroups, dMembers, dWatchers, dResyncs, dJournalLag, dSlowCuts, dCatchUps, dCandidates, dLeaders, dTerms, dJeopardy, dLocks, dTries, dPermits, dBarriers, dRefusals, dPolls}
+	replicaDescs  = []*prometheus.Desc{dInfo, dConnected, dState, dExpirations, dGCMultis, dGCCalls, dGCWait, dLeases, dLeaseGrants, dLeaseAdopts, dLeaseEnds, dKeepAlives, dGroups, dMembers, dWatchers, dResyncs, dJournalLag, dSlowCuts, dCatchUps, dCandidates, dLeaders, dTerms, dJeopardy, dLocks, dTries, dPermits, dBarriers, dRefusals, dPolls}
 	sessionStates = []zkx.State{zkx.StateConnecting, zkx.StateConnected, zkx.StateDisconnected, zkx.StateExpired, zkx.StateClosed}
 )
 
@@ -84,6 +87,11 @@ func (c *replica) Collect(ch chan<- prometheus.Metric) {
 		gauge(dState, bool01(st.State == s), s.String())
 	}
 	counter(dExpirations, st.Expirations)
+	gc := r.Session.GroupCommit()
+	counter(dGCMultis, gc.Multis)
+	counter(dGCCalls, gc.Calls)
+	ch <- prometheus.MustNewConstMetric(dGCWait, prometheus.CounterValue, gc.Queued.Seconds(), "queued")
+	ch <- prometheus.MustNewConstMetric(dGCWait, prometheus.CounterValue, gc.InFlight.Seconds(), "in_flight")
 
 	ls := r.Leases.Stats()
 	gauge(dLeases, float64(ls.Owned), "owned")

@@ -67,7 +67,7 @@ func TestGroupCommitOutcomes(t *testing.T) {
 		good[i] = grant(t, e, time.Minute)
 	}
 	stranger := grant(t, e, time.Minute)
-	multis0, calls0 := e.sess.GroupCommit()
+	gc0 := e.sess.GroupCommit()
 
 	var mu sync.Mutex
 	var outcomes []outcome
@@ -132,10 +132,11 @@ func TestGroupCommitOutcomes(t *testing.T) {
 	if want := 2*leases*rounds + 3*rounds + len(fenced); len(outcomes) != want {
 		t.Errorf("%d outcomes, want %d", len(outcomes), want)
 	}
-	multis, calls := e.sess.GroupCommit()
-	t.Logf("group commit: %d calls in %d multis", calls-calls0, multis-multis0)
-	if calls-calls0 <= multis-multis0 {
-		t.Errorf("%d calls in %d multis: no transaction carried two callers' writes", calls-calls0, multis-multis0)
+	gc := e.sess.GroupCommit()
+	calls, multis := gc.Calls-gc0.Calls, gc.Multis-gc0.Multis
+	t.Logf("group commit: %d calls in %d multis", calls, multis)
+	if calls <= multis {
+		t.Errorf("%d calls in %d multis: no transaction carried two callers' writes", calls, multis)
 	}
 
 	// The journals: one entry per change, in revision order; per member,

@@ -4,15 +4,20 @@ package zkx
 // concurrent callers into one ZooKeeper multi (DESIGN.md, "Group commit"),
 // so they share its zxid.
 //
-// One batch is in flight at a time. A caller that finds none in flight
-// starts one with its own transaction alone, at once (no timer: a lone
-// caller waits for nothing); callers that come while it is in flight queue,
-// and the next batch is whatever queued meanwhile. Each caller's operations
-// stay one atomic unit. When a batch fails, ZooKeeper's per-operation
-// results name the first operation that failed: the callers it belongs to
-// get that failure (what their transaction alone would have had, run after
-// the callers before it in the batch), and the others are sent again in the
-// next batch, so one caller's failure never fails another's.
+// Up to batchDepth batches (WithWritePipeline) are in flight at a time,
+// pipelined on the one connection (ZooKeeper applies a session's requests
+// in the order they were sent, and batches enter the connection in the
+// order they were taken from the queue). A caller that finds none in
+// flight starts one at once (no timer: a lone caller waits for nothing);
+// callers that come while some are in flight queue, and the next batch is
+// whatever queued meanwhile: sent when a batch in flight is answered, or
+// at once when batchEarly calls are queued and fewer than batchDepth are
+// in flight. Each caller's operations stay one atomic unit. When a batch
+// fails, ZooKeeper's per-operation results name the first operation that
+// failed: the callers it belongs to get that failure (what their
+// transaction alone would have had, run after the callers before it in
+// the batch), and the others are sent again in the next batch, so one
+// caller's failure never fails another's.
 
 import (
 	"context"
@@ -30,6 +35,22 @@ const (
 	batchMaxBytes = 512 << 10 // estimated request size, well under ZooKeeper's jute.maxbuffer (1 MiB)
 )
 
+// The pipeline: how many batches may be in flight at once (unless
+// WithWritePipeline says otherwise), and how many calls must be queued
+// before one more goes while others are in flight. With one batch in
+// flight, each waits for the whole round trip of the one before; with
+// several, ZooKeeper can work on one while it syncs another. But each
+// multi costs ZooKeeper a request's work on top of its operations', so a
+// batch sent early must be worth a request: smaller ones wait for an
+// answer. One by default: on the benchmark's machine, where ZooKeeper and
+// the gateway share two cores, more in flight made smaller batches and
+// more ZooKeeper CPU per write, and no more writes per second
+// (BENCHMARKS.md, "Pipelined group commit").
+const (
+	batchDepth = 1
+	batchEarly = 8
+)
+
 // call states: the committer takes a queued call, or the caller abandons it
 // when its ctx ends first; whichever swaps first decides.
 const (
@@ -45,25 +66,31 @@ type call struct {
 	size  int
 	state atomic.Int32
 	start time.Time
+	sent  time.Time // when its last batch was sent
 	res   []zk.MultiResponse
 	err   error
 	done  chan struct{}
 }
 
-// committer queues MultiShared calls and runs their batches, one in flight at a
-// time, on a goroutine it starts when a call finds it idle and that ends
-// when the queue is empty; close waits for it.
+// committer queues MultiShared calls and runs their batches, up to depth
+// in flight at a time, each sender on a goroutine it starts when a call
+// finds fewer than depth running, and that ends when the queue is empty;
+// close waits for them.
 type committer struct {
 	send    func(ops []any) ([]zk.MultiResponse, error)
 	observe Observer
+	depth   int // batches in flight at most (WithWritePipeline)
+	early   int // calls queued that send one more batch while others are in flight
 
-	mu     sync.Mutex
-	queue  []*call
-	busy   bool
-	closed bool
-	wg     sync.WaitGroup
+	mu      sync.Mutex
+	queue   []*call
+	senders int           // sender goroutines running
+	entered chan struct{} // closed once the last batch taken has entered the connection
+	closed  bool
+	wg      sync.WaitGroup
 
-	multis, calls atomic.Int64 // multis sent, calls they answered (GroupCommit)
+	multis, calls    atomic.Int64 // multis sent, calls they answered (GroupCommit)
+	waitNs, flightNs atomic.Int64 // ns: calls' time queued and in flight (GroupCommit)
 
 	// test hooks (export_test.go): before each send, and after each
 	// enqueue with the queue's length; nil in production.
@@ -89,8 +116,8 @@ func (c *committer) do(ctx context.Context, ops []any) ([]zk.MultiResponse, erro
 	if c.queued != nil {
 		c.queued(len(c.queue))
 	}
-	if !c.busy {
-		c.busy = true
+	if c.senders == 0 || c.senders < c.depth && len(c.queue) >= c.early {
+		c.senders++
 		c.wg.Add(1)
 		go c.run()
 	}
@@ -104,9 +131,9 @@ func (c *committer) do(ctx context.Context, ops []any) ([]zk.MultiResponse, erro
 	}
 }
 
-// close refuses new calls and waits for the batch goroutine, which ends
-// once the connection (closed first by the Session) has answered the batch
-// in flight and the calls still queued have their error.
+// close refuses new calls and waits for the sender goroutines, which end
+// once the connection (closed first by the Session) has answered the
+// batches in flight and the calls still queued have their error.
 func (c *committer) close() {
 	c.mu.Lock()
 	c.closed = true
@@ -114,26 +141,36 @@ func (c *committer) close() {
 	c.wg.Wait()
 }
 
-// run sends batches until the queue is empty.
+// run sends batches until the queue is empty. Batches enter the
+// connection in the order they were taken: each waits until the one taken
+// before it has entered (prev), so that a caller's later call, taken after
+// its earlier one, is never sent before it (which could happen when the
+// earlier call's caller gave up while its batch was being sent).
 func (c *committer) run() {
 	defer c.wg.Done()
 	for {
 		c.mu.Lock()
 		batch := c.take()
 		if len(batch) == 0 {
-			c.busy = false
+			c.senders--
 			c.mu.Unlock()
 			return
 		}
 		closed := c.closed
+		prev, mine := c.entered, make(chan struct{})
+		c.entered = mine
 		c.mu.Unlock()
+		if prev != nil {
+			<-prev
+		}
 		var retry []*call
 		if closed {
+			close(mine)
 			for _, cl := range batch {
 				c.finish(cl, nil, zk.ErrClosing)
 			}
 		} else {
-			retry = c.commit(batch)
+			retry = c.commit(batch, mine)
 		}
 		if len(retry) > 0 {
 			for _, cl := range retry {
@@ -170,24 +207,17 @@ func (c *committer) take() []*call {
 }
 
 // commit sends one batch and answers its calls, returning those to send
-// again (a batch that failed for other calls' reasons).
-func (c *committer) commit(batch []*call) []*call {
+// again (a batch that failed for other calls' reasons). It closes entered
+// as the batch enters the connection.
+func (c *committer) commit(batch []*call, entered chan struct{}) []*call {
 	if len(batch) == 1 { // alone: exactly the caller's transaction
 		cl := batch[0]
-		if c.beforeSend != nil {
-			c.beforeSend(1, cl.ops)
-		}
-		res, err := c.send(cl.ops)
-		c.multis.Add(1)
+		res, err := c.sendBatch(batch, cl.ops, entered)
 		c.finish(cl, res, err)
 		return nil
 	}
 	p := planBatch(batch)
-	if c.beforeSend != nil {
-		c.beforeSend(len(batch), p.ops)
-	}
-	res, err := c.send(p.ops)
-	c.multis.Add(1)
+	res, err := c.sendBatch(batch, p.ops, entered)
 	failed := -1
 	if err != nil && len(res) == len(p.ops) {
 		for i, r := range res {
@@ -217,17 +247,51 @@ func (c *committer) commit(batch []*call) []*call {
 	return retry
 }
 
-// GroupCommit reports how many multis MultiShared has sent so far, and how
-// many calls they answered: calls/multis is the mean batch, and a batch
-// that failed for one caller and was sent again counts twice.
-func (s *Session) GroupCommit() (multis, calls int64) {
-	return s.batch.multis.Load(), s.batch.calls.Load()
+// sendBatch sends ops, the multi of batch, closing entered just before it
+// enters the connection (go-zookeeper queues a request and waits for its
+// answer in one call, Multi).
+func (c *committer) sendBatch(batch []*call, ops []any, entered chan struct{}) ([]zk.MultiResponse, error) {
+	if c.beforeSend != nil {
+		c.beforeSend(len(batch), ops)
+	}
+	now := time.Now()
+	for _, cl := range batch {
+		cl.sent = now
+	}
+	close(entered)
+	res, err := c.send(ops)
+	c.multis.Add(1)
+	return res, err
+}
+
+// GroupCommitStats counts MultiShared's group commit since the session
+// began.
+type GroupCommitStats struct {
+	// Multis is how many multis it sent, Calls how many calls they
+	// answered: Calls/Multis is the mean batch; a call whose batch failed
+	// for another caller's operation and was sent again counts in two.
+	Multis, Calls int64
+	// Queued sums the answered calls' time from MultiShared to their last
+	// batch's send, InFlight their time from that send to the answer.
+	Queued, InFlight time.Duration
+}
+
+// GroupCommit reports the session's group commit counts.
+func (s *Session) GroupCommit() GroupCommitStats {
+	b := s.batch
+	return GroupCommitStats{Multis: b.multis.Load(), Calls: b.calls.Load(),
+		Queued: time.Duration(b.waitNs.Load()), InFlight: time.Duration(b.flightNs.Load())}
 }
 
 // finish answers a call and tells the observer how long it took.
 func (c *committer) finish(cl *call, res []zk.MultiResponse, err error) {
+	now := time.Now()
 	if c.observe != nil {
-		c.observe(OpMulti, time.Since(cl.start), err)
+		c.observe(OpMulti, now.Sub(cl.start), err)
+	}
+	if !cl.sent.IsZero() {
+		c.waitNs.Add(int64(cl.sent.Sub(cl.start)))
+		c.flightNs.Add(int64(now.Sub(cl.sent)))
 	}
 	c.calls.Add(1)
 	cl.res, cl.err = res, err

@@ -29,7 +29,15 @@ type sentBatch struct {
 	ops   []any
 }
 
+// gate holds s's multis at a gate, one batch in flight at a time (the
+// tests written for one batch in flight; pipelined_test.go sets more).
 func gate(t *testing.T, s *zkx.Session) *batchGate {
+	zkx.SetBatchDepth(s, 1, 1)
+	return gateDepth(t, s)
+}
+
+// gateDepth holds s's multis at a gate, at s's batch depth.
+func gateDepth(t *testing.T, s *zkx.Session) *batchGate {
 	g := &batchGate{sent: make(chan sentBatch, 64), proceed: make(chan struct{}), queued: make(chan int, 256)}
 	zkx.SetBatchHooks(s, func(calls int, ops []any) {
 		g.sent <- sentBatch{calls, ops}

@@ -1,5 +1,7 @@
 package zkx
 
+import "github.com/go-zookeeper/zk"
+
 // SetBatchHooks has s's group commit call before(calls, ops) on its
 // goroutine before it sends each multi (calls: how many callers' transactions
 // it carries), and queued(n) after each MultiShared call joins the queue (n: the
@@ -8,4 +10,23 @@ func SetBatchHooks(s *Session, before func(calls int, ops []any), queued func(n 
 	s.batch.mu.Lock()
 	defer s.batch.mu.Unlock()
 	s.batch.beforeSend, s.batch.queued = before, queued
+}
+
+// SetBatchDepth sets how many batches s's group commit may have in flight
+// at once (batchDepth by default), and how many queued calls send one
+// more while others are in flight (batchEarly by default). Set it before
+// the first MultiShared.
+func SetBatchDepth(s *Session, depth, early int) {
+	s.batch.mu.Lock()
+	defer s.batch.mu.Unlock()
+	s.batch.depth, s.batch.early = depth, early
+}
+
+// WrapBatchSend has s's group commit send each multi through wrap(send)
+// once it has entered its turn (after the batches taken before it), so a
+// test can hold batches in flight. Set it before the first MultiShared.
+func WrapBatchSend(s *Session, wrap func(send func(ops []any) ([]zk.MultiResponse, error)) func(ops []any) ([]zk.MultiResponse, error)) {
+	s.batch.mu.Lock()
+	defer s.batch.mu.Unlock()
+	s.batch.send = wrap(s.batch.send)
 }

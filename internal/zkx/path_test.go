@@ -40,6 +40,8 @@ func TestDialRefusesBadOptions(t *testing.T) {
 		"nil logger":               zkx.WithLogger(nil),
 		"empty digest user":        zkx.WithDigest("", "pw"),
 		"digest user with a colon": zkx.WithDigest("a:b", "pw"),
+		"no write pipeline":        zkx.WithWritePipeline(0),
+		"write pipeline too deep":  zkx.WithWritePipeline(65),
 	} {
 		t.Run(name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

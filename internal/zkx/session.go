@@ -90,6 +90,7 @@ type options struct {
 	digestUser, pass string
 	tls              *tls.Config
 	observe          Observer
+	pipeline         int // group commit batches in flight at most
 }
 
 // WithTLS connects to ZooKeeper's secure client port (secureClientPort)
@@ -149,6 +150,22 @@ func WithSessionTimeout(d time.Duration) Option {
 	}
 }
 
+// WithWritePipeline sets how many batches of MultiShared's group commit
+// may be in flight at once (default 1: each batch waits for the answer to
+// the one before; at most 64). More can overlap ZooKeeper's work on one
+// batch with its sync of another, where ZooKeeper has CPU to spare; fewer
+// make bigger batches, which cost ZooKeeper less per write (BENCHMARKS.md,
+// "Pipelined group commit").
+func WithWritePipeline(n int) Option {
+	return func(o *options) error {
+		if n < 1 || n > 64 {
+			return fmt.Errorf("zkx: write pipeline %d: must be 1 to 64", n)
+		}
+		o.pipeline = n
+		return nil
+	}
+}
+
 // WithLogger sets the logger for session events (default: discard).
 func WithLogger(l *slog.Logger) Option {
 	return func(o *options) error {
@@ -164,7 +181,7 @@ func WithLogger(l *slog.Logger) Option {
 // and returns once a session is established. Cancelling ctx abandons the
 // attempt and closes the connection.
 func Dial(ctx context.Context, connect string, opt ...Option) (*Session, error) {
-	o := options{timeout: 10 * time.Second, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	o := options{timeout: 10 * time.Second, pipeline: batchDepth, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	for _, fn := range opt {
 		if err := fn(&o); err != nil {
 			return nil, err
@@ -192,7 +209,7 @@ func Dial(ctx context.Context, connect string, opt ...Option) (*Session, error) 
 	if err != nil {
 		return nil, fmt.Errorf("zkx: connect %q: %w", connect, err)
 	}
-	s.batch = &committer{send: func(ops []any) ([]zk.MultiResponse, error) { return conn.Multi(ops...) }, observe: o.observe}
+	s.batch = &committer{send: func(ops []any) ([]zk.MultiResponse, error) { return conn.Multi(ops...) }, observe: o.observe, depth: o.pipeline, early: batchEarly}
 	s.mu.Lock()
 	s.conn = conn
 	if s.st.State == StateConnected && s.st.SessionID == 0 { // the first session came before Connect returned
