@@ -56,7 +56,7 @@ zk_run(['semaphore' => 'reports', 'permits' => 2, 'id' => 'w1', 'steps' => 3, 's
     $s = $zk->stream('POST', "/v1/semaphores/$sem:acquire", ['permits' => $o['permits'], 'value' => $id, 'ttl' => $o['ttl']],
         [], zk_seconds($o['timeout']));
     $step = zk_seconds($o['step']);
-    [$token, $paused, $done] = [null, false, 0];
+    [$token, $paused, $done, $lease] = [null, false, 0, null];
     while (true) {
         $m = $s->next($token !== null && !$paused ? $step : 0.2);
         if ($m === false) {
@@ -64,6 +64,7 @@ zk_run(['semaphore' => 'reports', 'permits' => 2, 'id' => 'w1', 'steps' => 3, 's
             return 1;
         }
         if ($m !== null) {
+            $lease = $m['leaseId'] ?? $lease; // the stream's own lease
             switch ($m['status']) {
                 case 'STATUS_QUEUED':
                     printf("%s: waiting for a permit of %s, %d waiter(s) ahead\n", $id, $o['semaphore'], $m['position'] ?? 0);
@@ -97,7 +98,16 @@ zk_run(['semaphore' => 'reports', 'permits' => 2, 'id' => 'w1', 'steps' => 3, 's
             echo "$id: job step " . ($o['steps'] ? "$done/{$o['steps']}" : $done) . " with token $token\n";
             continue;
         }
-        $s->close(); // the stream's end releases the permit: the next worker holds
+        // Release, and read the stream to its RELEASED: the permit is free
+        // when this says so. (Closing the stream releases too, but only once
+        // the gateway notices the connection gone: a --try just after could
+        // still find every permit held.)
+        if ($lease !== null) {
+            $zk->post("/v1/semaphores/$sem:release", ['leaseId' => $lease]);
+            while (($m = $s->next(5)) !== null && $m !== false && $m['status'] !== 'STATUS_RELEASED') {
+            }
+        }
+        $s->close(); // the stream's end ends its lease too
         echo "$id: " . ($stopped() ? 'stopped' : 'job done') . ", permit released\n";
         return 0;
     }
