@@ -19,16 +19,7 @@ import (
 // candidate ahead of it, which it watched, is deleted (sequence numbers
 // only grow). The takeover costs one read, as the direct recipe's.
 func TestFailoverListsNothing(t *testing.T) {
-	var children, gets atomic.Int64
-	sess, lay := zktest.Session(t, zkx.WithObserver(func(op zkx.Op, _ time.Duration, _ error) {
-		switch op {
-		case zkx.OpChildren:
-			children.Add(1)
-		case zkx.OpGet:
-			gets.Add(1)
-		}
-	}))
-	g := newGateway(t, sess, lay)
+	g, children, gets := countingGateway(t)
 	la, lb, lc := g.grant(t, time.Minute), g.grant(t, time.Minute), g.grant(t, time.Minute)
 	a := g.campaign(t, "e", "a", la.ID)
 	a.expect(t, Elected)
@@ -75,16 +66,7 @@ func TestResignStaleLeaderPath(t *testing.T) {
 // the one it watched was reported Elected on this gateway, so no one was
 // left ahead of it, and no one can get ahead (sequence numbers only grow).
 func TestFailoverDeepQueueListsNothing(t *testing.T) {
-	var children, gets atomic.Int64
-	sess, lay := zktest.Session(t, zkx.WithObserver(func(op zkx.Op, _ time.Duration, _ error) {
-		switch op {
-		case zkx.OpChildren:
-			children.Add(1)
-		case zkx.OpGet:
-			gets.Add(1)
-		}
-	}))
-	g := newGateway(t, sess, lay)
+	g, children, gets := countingGateway(t)
 	ids := make([]string, 4)
 	cs := make([]*campaign, 4)
 	for i := range cs {
@@ -143,4 +125,19 @@ func TestMiddleDepartureIsNoTakeover(t *testing.T) {
 		t.Fatalf("Resign of a: %v, %v", was, err)
 	}
 	cs[2].expect(t, Elected)
+}
+
+// countingGateway is a gateway whose session counts its listings
+// (children) and reads (gets).
+func countingGateway(t *testing.T) (g *gateway, children, gets *atomic.Int64) {
+	children, gets = new(atomic.Int64), new(atomic.Int64)
+	sess, lay := zktest.Session(t, zkx.WithObserver(func(op zkx.Op, _ time.Duration, _ error) {
+		switch op {
+		case zkx.OpChildren:
+			children.Add(1)
+		case zkx.OpGet:
+			gets.Add(1)
+		}
+	}))
+	return newGateway(t, sess, lay), children, gets
 }
