@@ -19,8 +19,9 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
+
+	"github.com/zkcoord/zkcoord/internal/child"
 )
 
 // ErrNotInstalled reports that the etcd binary is missing.
@@ -40,8 +41,7 @@ type Server struct {
 	ownDir     bool
 	clientPort int
 	peerPort   int
-	cmd        *exec.Cmd
-	done       chan struct{} // closed when the process has exited
+	proc       *child.Process // nil until spawned
 }
 
 // CheckInstalled reports ErrNotInstalled when the etcd binary is missing.
@@ -77,7 +77,7 @@ func start(ctx context.Context, opt ...Option) (*Server, error) {
 	if err := CheckInstalled(opt...); err != nil {
 		return nil, err
 	}
-	s := &Server{opts: o, dir: o.dir, done: make(chan struct{})}
+	s := &Server{opts: o, dir: o.dir}
 	if s.dir == "" {
 		d, err := os.MkdirTemp("", "zkcoord-etcd-")
 		if err != nil {
@@ -86,10 +86,10 @@ func start(ctx context.Context, opt ...Option) (*Server, error) {
 		s.dir, s.ownDir = d, true
 	}
 	var err error
-	if s.clientPort, err = freePort(); err != nil {
+	if s.clientPort, err = child.FreePort(); err != nil {
 		return nil, err
 	}
-	if s.peerPort, err = freePort(); err != nil {
+	if s.peerPort, err = child.FreePort(); err != nil {
 		return nil, err
 	}
 	if err := s.spawn(); err != nil {
@@ -137,17 +137,11 @@ func (s *Server) spawn() error {
 		}
 	}
 	cmd.Stdout, cmd.Stderr = s.opts.logs, s.opts.logs
-	// Own process group, so a terminal's Ctrl-C reaches the parent only,
-	// and killed with the parent.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
+	p, err := child.Start(cmd)
+	if err != nil {
 		return fmt.Errorf("etcdserver: start %s: %w", s.opts.binary, err)
 	}
-	s.cmd = cmd
-	go func() {
-		_ = cmd.Wait()
-		close(s.done)
-	}()
+	s.proc = p
 	return nil
 }
 
@@ -164,7 +158,7 @@ func (s *Server) waitReady(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("etcdserver: %s not ready: %w (last: %v)", s.Addr(), ctx.Err(), last)
-		case <-s.done:
+		case <-s.proc.Done():
 			return fmt.Errorf("%w: %s", errExited, s.Addr())
 		case <-tick.C:
 		}
@@ -205,28 +199,15 @@ func (s *Server) URL() string { return "http://" + s.Addr() }
 func (s *Server) Dir() string { return s.dir }
 
 // Pid returns the server's process id (0 before it started).
-func (s *Server) Pid() int {
-	if s.cmd == nil || s.cmd.Process == nil {
-		return 0
-	}
-	return s.cmd.Process.Pid
-}
+func (s *Server) Pid() int { return s.proc.Pid() }
 
 // Done is closed when the server process has exited.
-func (s *Server) Done() <-chan struct{} { return s.done }
+func (s *Server) Done() <-chan struct{} { return s.proc.Done() }
 
 // Stop terminates the server (SIGTERM, then SIGKILL after 5 s), waits for
 // it to exit and removes its directory if Start created it.
 func (s *Server) Stop() error {
-	if s.cmd != nil && s.cmd.Process != nil {
-		_ = s.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-s.done:
-		case <-time.After(5 * time.Second):
-			_ = s.cmd.Process.Kill()
-			<-s.done
-		}
-	}
+	s.proc.Stop(5 * time.Second)
 	return s.removeDir()
 }
 
@@ -235,13 +216,4 @@ func (s *Server) removeDir() error {
 		return os.RemoveAll(s.dir)
 	}
 	return nil
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("etcdserver: free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }

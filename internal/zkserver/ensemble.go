@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 )
 
 // Ensemble is a ZooKeeper ensemble of child processes on loopback, for
@@ -59,7 +58,7 @@ func startEnsemble(ctx context.Context, n int, opt ...Option) (*Ensemble, error)
 		}
 		o.port = ports[0]
 		o.dir = filepath.Join(root, fmt.Sprintf("zk%d", i+1))
-		e.Servers = append(e.Servers, &Server{opts: o, dir: o.dir, port: ports[0], id: i + 1, done: make(chan struct{})})
+		e.Servers = append(e.Servers, &Server{opts: o, dir: o.dir, port: ports[0], id: i + 1})
 		members = append(members, fmt.Sprintf("127.0.0.1:%d:%d", ports[1], ports[2]))
 	}
 	for _, s := range e.Servers {
@@ -74,7 +73,7 @@ func startEnsemble(ctx context.Context, n int, opt ...Option) (*Ensemble, error)
 		}
 	}
 	for _, s := range e.Servers {
-		if err := WaitReady(ctx, s.Addr(), s.done); err != nil {
+		if err := WaitReady(ctx, s.Addr(), s.proc.Done()); err != nil {
 			e.Stop()
 			return nil, fmt.Errorf("zkserver: ensemble member %d: %w", s.id, err)
 		}
@@ -93,31 +92,25 @@ func (e *Ensemble) ConnectString() string {
 
 // Kill stops member i at once (SIGKILL) and waits for it to exit.
 func (e *Ensemble) Kill(i int) {
-	s := e.Servers[i]
-	if s.cmd != nil && s.cmd.Process != nil {
-		_ = s.cmd.Process.Signal(syscall.SIGKILL)
-		<-s.done
-	}
+	e.Servers[i].proc.Kill()
 }
 
 // Restart starts member i again with its data, and waits until it serves.
 func (e *Ensemble) Restart(ctx context.Context, i int) error {
 	s := e.Servers[i]
-	select {
-	case <-s.done:
-	default:
+	if s.proc.Running() {
 		return errors.New("zkserver: member is running")
 	}
 	if err := s.spawn(); err != nil {
 		return err
 	}
-	return WaitReady(ctx, s.Addr(), s.done)
+	return WaitReady(ctx, s.Addr(), s.proc.Done())
 }
 
 // Stop stops every member and removes their data.
 func (e *Ensemble) Stop() {
 	for _, s := range e.Servers {
-		if s.cmd != nil {
+		if s.proc != nil {
 			_ = s.Stop()
 		}
 	}

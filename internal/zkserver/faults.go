@@ -16,16 +16,7 @@ var ErrNotRunning = errors.New("zkserver: member is not running")
 // Running reports whether member i's process is running (paused counts as
 // running).
 func (e *Ensemble) Running(i int) bool {
-	s := e.Servers[i]
-	if s.cmd == nil {
-		return false
-	}
-	select {
-	case <-s.done:
-		return false
-	default:
-		return true
-	}
+	return e.Servers[i].proc.Running()
 }
 
 // Pause freezes member i with SIGSTOP: its sockets stay open and its peers
@@ -43,7 +34,7 @@ func (e *Ensemble) signal(i int, sig syscall.Signal) error {
 		return fmt.Errorf("%w: member %d", ErrNotRunning, i+1)
 	}
 	// The member leads its own process group (Setpgid in spawn).
-	if err := syscall.Kill(-e.Servers[i].cmd.Process.Pid, sig); err != nil {
+	if err := e.Servers[i].proc.SignalGroup(sig); err != nil {
 		return fmt.Errorf("zkserver: signal member %d: %w", i+1, err)
 	}
 	return nil

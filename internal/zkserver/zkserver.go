@@ -17,8 +17,9 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
+
+	"github.com/zkcoord/zkcoord/internal/child"
 )
 
 // ErrNotInstalled reports that Java or the ZooKeeper jar is missing.
@@ -30,14 +31,12 @@ var DefaultJars = []string{"/usr/share/java/zookeeper.jar", "/usr/share/java/slf
 
 // Server is a running ZooKeeper child process.
 type Server struct {
-	opts    options
-	dir     string
-	port    int
-	sport   int // the secure client port, with WithTLS
-	cmd     *exec.Cmd
-	done    chan struct{} // closed when the process has exited
-	waitErr error
-	ownDir  bool
+	opts   options
+	dir    string
+	port   int
+	sport  int            // the secure client port, with WithTLS
+	proc   *child.Process // nil until spawned
+	ownDir bool
 
 	// Ensemble members only: this server's id and every member's
 	// "server.N" line.
@@ -80,7 +79,7 @@ func start(ctx context.Context, opt ...Option) (*Server, error) {
 	if err := CheckInstalled(); err != nil {
 		return nil, err
 	}
-	s := &Server{opts: o, dir: o.dir, port: o.port, done: make(chan struct{})}
+	s := &Server{opts: o, dir: o.dir, port: o.port}
 	if s.dir == "" {
 		d, err := os.MkdirTemp("", "zkcoord-zk-")
 		if err != nil {
@@ -108,7 +107,7 @@ func start(ctx context.Context, opt ...Option) (*Server, error) {
 	if err := s.spawn(); err != nil {
 		return nil, err
 	}
-	if err := WaitReady(ctx, s.Addr(), s.done); err != nil {
+	if err := WaitReady(ctx, s.Addr(), s.proc.Done()); err != nil {
 		_ = s.Stop()
 		return nil, err
 	}
@@ -181,18 +180,11 @@ func (s *Server) spawn() error {
 	cmd := exec.Command("java", args...)
 	cmd.Dir = s.dir
 	cmd.Stdout, cmd.Stderr = s.opts.logs, s.opts.logs
-	// Own process group, so a terminal's Ctrl-C reaches the parent only and
-	// the parent decides when ZooKeeper stops.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
+	p, err := child.Start(cmd)
+	if err != nil {
 		return fmt.Errorf("zkserver: start java: %w", err)
 	}
-	s.cmd = cmd
-	s.done = make(chan struct{})
-	go func() {
-		s.waitErr = cmd.Wait()
-		close(s.done)
-	}()
+	s.proc = p
 	return nil
 }
 
@@ -214,28 +206,15 @@ const nettyCodecJar = "/usr/share/java/netty-codec.jar"
 func (s *Server) Dir() string { return s.dir }
 
 // Pid returns the server's process id (0 before it started).
-func (s *Server) Pid() int {
-	if s.cmd == nil || s.cmd.Process == nil {
-		return 0
-	}
-	return s.cmd.Process.Pid
-}
+func (s *Server) Pid() int { return s.proc.Pid() }
 
 // Done is closed when the server process has exited.
-func (s *Server) Done() <-chan struct{} { return s.done }
+func (s *Server) Done() <-chan struct{} { return s.proc.Done() }
 
 // Stop terminates the server (SIGTERM, then SIGKILL after 5 s), waits for it
 // to exit and removes its data directory if Start created it.
 func (s *Server) Stop() error {
-	if s.cmd != nil && s.cmd.Process != nil {
-		_ = s.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-s.done:
-		case <-time.After(5 * time.Second):
-			_ = s.cmd.Process.Kill()
-			<-s.done
-		}
-	}
+	s.proc.Stop(5 * time.Second)
 	if s.ownDir {
 		return os.RemoveAll(s.dir)
 	}
@@ -291,14 +270,7 @@ func WaitReady(ctx context.Context, addr string, exited <-chan struct{}) error {
 }
 
 // FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
-func FreePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("zkserver: free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
+func FreePort() (int, error) { return child.FreePort() }
 
 func boolString(b bool) string {
 	if b {
