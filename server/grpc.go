@@ -10,7 +10,6 @@ import (
 	"runtime/debug"
 	"time"
 
-	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -34,14 +33,6 @@ import (
 // WithAuth authentication, authorization and limits and the lease caller
 // (who may use which lease), then validation.
 func NewGRPCServer(g *Gateway, opt ...grpc.ServerOption) *grpc.Server {
-	logger := logging.LoggerFunc(func(ctx context.Context, lvl logging.Level, msg string, fields ...any) {
-		g.log.Log(ctx, slog.Level(lvl), msg, fields...)
-	})
-	// Every call is logged when it finishes: successful ones at debug (a
-	// fleet's keepalives would drown the log at info), failures at the
-	// middleware's default levels (client errors info, server errors warn
-	// or error).
-	logOpts := []logging.Option{logging.WithLogOnEvents(logging.FinishCall), logging.WithLevels(callLevel)}
 	rec := recovery.WithRecoveryHandlerContext(func(ctx context.Context, p any) error {
 		g.log.Error("panic in handler", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
 		return status.Error(codes.Internal, "internal error")
@@ -54,8 +45,9 @@ func NewGRPCServer(g *Gateway, opt ...grpc.ServerOption) *grpc.Server {
 		unary = append(unary, m.UnaryServerInterceptor())
 		stream = append(stream, m.StreamServerInterceptor())
 	}
-	unary = append(unary, logging.UnaryServerInterceptor(logger, logOpts...))
-	stream = append(stream, logging.StreamServerInterceptor(logger, logOpts...))
+	// Every call is logged when it finishes (calllog.go).
+	unary = append(unary, logUnary(g.log))
+	stream = append(stream, logStream(g.log))
 	if g.opts.auth != nil {
 		authn, authz, sAuthn, sAuthz := g.opts.auth.ServerOptions()
 		unary = append(unary, authn, authz, leaseCallerUnary)
@@ -75,13 +67,6 @@ func NewGRPCServer(g *Gateway, opt ...grpc.ServerOption) *grpc.Server {
 	g.Register(s)
 	reflection.Register(s)
 	return s
-}
-
-func callLevel(c codes.Code) logging.Level {
-	if c == codes.OK {
-		return logging.LevelDebug
-	}
-	return logging.DefaultServerCodeToLevel(c)
 }
 
 // Listeners are where Serve serves.
