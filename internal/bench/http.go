@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"time"
 
 	pb "github.com/zkcoord/zkcoord/gen/zkcoord/v1"
 )
@@ -51,21 +52,41 @@ func (r *Runner) httpFace(ctx context.Context) error {
 		}
 		return err
 	}
+	// The gateway process's CPU around each round: its cost per Lookup,
+	// whatever this process's clients cost.
+	var cpu0 time.Duration
+	var httpCPU, grpcCPU time.Duration
+	before := func() error {
+		cpu0, _ = r.env.CPU()
+		return nil
+	}
+	after := func(sum *time.Duration) func() error {
+		return func() error {
+			cpu1, _ := r.env.CPU()
+			*sum += cpu1 - cpu0
+			return nil
+		}
+	}
 	st, err := r.interleave(ctx, c, []system{
-		{name: "zkcoord Lookup HTTP/JSON", op: httpLookup},
-		{name: "zkcoord Lookup gRPC", op: grpcLookup},
+		{name: "zkcoord Lookup HTTP/JSON", op: httpLookup, before: before, after: after(&httpCPU)},
+		{name: "zkcoord Lookup gRPC", op: grpcLookup, before: before, after: after(&grpcCPU)},
 	})
 	if err != nil {
 		return err
 	}
+	// Every Lookup of the rounds, warm-ups included, as the CPU counts them.
+	perHTTP, perGRPC := us(httpCPU/time.Duration(st[0].Calls)), us(grpcCPU/time.Duration(st[1].Calls))
 	w := fmt.Sprintf("HTTP/JSON Lookup (%d-member group; direct column: gRPC Lookup)", httpMembers)
 	calls := fmt.Sprintf(" (%d callers)", c)
 	thr := grpcBound(w, "throughput"+calls, "ops/s", st[0].Throughput, st[1].Throughput, Higher, 0.5)
 	thr.Note = "GET /v1/groups/{group} on keep-alive connections, each answer read whole and decoded; the direct column is the gateway's own gRPC Lookup of the group, in the same rounds"
+	cpuF := info(w, "gateway CPU per Lookup"+calls, "µs", perHTTP, perGRPC, Lower)
+	cpuF.Note = "the gateway process's user+system CPU (/proc) over the rounds, warm-ups included, per Lookup: its cost without this process's clients"
 	r.add(
 		thr,
 		info(w, "p50 latency"+calls, "ms", st[0].P50, st[1].P50, Lower),
 		info(w, "p99 latency"+calls, "ms", st[0].P99, st[1].P99, Lower),
+		cpuF,
 	)
 	return r.longPoll(ctx)
 }

@@ -43,7 +43,7 @@ func TestHTTPWorkload(t *testing.T) {
 
 // checkHTTPFigures checks the http workload's figures in figs, run with
 // cfg: the HTTP/JSON Lookup's throughput beside gRPC's with its target
-// (>= 0.5x gRPC) and its p50; for each count of pollers, the long-poll
+// (>= 0.5x gRPC), its p50, and the gateway's CPU per Lookup; for each count of pollers, the long-poll
 // wake-up p50 and p99 with the p99's target (<= 50 ms), over every change
 // asked for, each made once every poller waited.
 func checkHTTPFigures(t *testing.T, figs []Figure, cfg Config) {
@@ -68,6 +68,9 @@ func checkHTTPFigures(t *testing.T, figs []Figure, cfg Config) {
 	}
 	if p50 := get("HTTP/JSON Lookup", "p50 latency"+calls); !(p50.Gateway > 0) || !(p50.Direct > 0) {
 		t.Errorf("HTTP/JSON Lookup p50: HTTP %v, gRPC %v, want both > 0", p50.Gateway, p50.Direct)
+	}
+	if cpu := get("HTTP/JSON Lookup", "gateway CPU per Lookup"+calls); !(cpu.Gateway > 0) || !(cpu.Direct > 0) {
+		t.Errorf("HTTP/JSON Lookup: gateway CPU per Lookup: HTTP %v µs, gRPC %v µs, want both > 0", cpu.Gateway, cpu.Direct)
 	}
 	changes := max(cfg.Wakes/cfg.Interleave, 1) * cfg.Interleave
 	total := 0
