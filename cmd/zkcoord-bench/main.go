@@ -50,6 +50,7 @@ func run() error {
 		conc      = flag.String("concurrency", "1,4,16,64", "concurrent callers swept by lookup and register")
 		sizes     = flag.String("sizes", "10,100,1000,10000,100000", "group sizes for growth")
 		muxW      = flag.String("mux-watches", "10000,100000", "watches multiplexed on Watch streams, one watchmux run each")
+		pollers   = flag.String("pollers", "1,100", "HTTP long-pollers per set in the http workload, one set per count")
 	)
 	flag.DurationVar(&cfg.Duration, "duration", 5*time.Second, "measured time per load point and system, split over its rounds")
 	flag.IntVar(&cfg.Interleave, "interleave", 3, "rounds the systems alternate in at each load point (figures are the rounds' medians)")
@@ -64,6 +65,7 @@ func run() error {
 	flag.IntVar(&cfg.Participants, "participants", 1000, "barrier participants")
 	flag.IntVar(&cfg.Rounds, "rounds", 3, "barrier rounds")
 	flag.IntVar(&cfg.KeepAlives, "keepalives", 10000, "keepalives counted against ZooKeeper writes")
+	flag.IntVar(&cfg.Wakes, "wakes", 300, "changes each set of HTTP long-pollers sees, over the rounds")
 	flag.IntVar(&cfg.PHPProcs, "php-procs", 1000, "php processes per side of the php workload (one at a time)")
 	flag.Parse()
 	var err error
@@ -75,6 +77,9 @@ func run() error {
 	}
 	if cfg.MuxWatches, err = ints(*muxW); err != nil {
 		return fmt.Errorf("-mux-watches: %w", err)
+	}
+	if cfg.Pollers, err = ints(*pollers); err != nil {
+		return fmt.Errorf("-pollers: %w", err)
 	}
 	if !*quiet {
 		cfg.Log = os.Stderr

@@ -41,7 +41,7 @@ func TestTinyRun(t *testing.T) {
 	var progress bytes.Buffer
 	cfg := Config{Duration: 200 * time.Millisecond, Concurrency: []int{1, 2}, Callers: 2, Streams: 50, DirectWatch: 5,
 		Changes: 2, Candidates: 5, Failovers: 4, Waiters: 5, Participants: 10, Rounds: 1, Sizes: []int{10, 50}, KeepAlives: 200,
-		PHPProcs: 5, MuxWatches: []int{40}, MuxStreams: 4, Log: &progress}
+		PHPProcs: 5, MuxWatches: []int{40}, MuxStreams: 4, Pollers: []int{1, 5}, Wakes: 3, Log: &progress}
 	res, err := NewRunner(env, cfg).Run(ctx)
 	if err != nil {
 		t.Fatalf("%v\nprogress:\n%s\nlogs:\n%s", err, progress.String(), logs.String())
@@ -140,6 +140,7 @@ func TestTinyRun(t *testing.T) {
 		t.Errorf("watches while %d wait on a semaphore: zkcoord %v (want 1), direct %v (want %d)", cfg.Waiters, f.Gateway, f.Direct, cfg.Waiters-1)
 	}
 	find("Semaphore (4 permits)", "acquire+release pairs/s")
+	checkHTTPFigures(t, res.Figures, cfg.withDefaults())
 	find("AwaitBarrier", "release after the last arrival p99")
 	find("Growth (50 members)", "WatchGroup snapshot")
 	find("Growth 10 -> 50", "Lookup p50 growth")

@@ -30,6 +30,8 @@ type Config struct {
 	Sizes        []int         // group sizes for growth (default 10..100000)
 	KeepAlives   int           // keepalives counted against ZooKeeper writes (default 10000)
 	PHPProcs     int           // php processes per side of the php workload, one at a time (default 1000)
+	Pollers      []int         // HTTP long-pollers per set, one set per count, in the http workload (default 1,100)
+	Wakes        int           // changes each set of long-pollers sees, over the rounds (default 300)
 	// Log receives progress lines (default discarded).
 	Log io.Writer
 }
@@ -62,6 +64,10 @@ func (c Config) withDefaults() Config {
 	def(&c.Rounds, 3)
 	def(&c.KeepAlives, 10000)
 	def(&c.PHPProcs, 1000)
+	def(&c.Wakes, 300)
+	if len(c.Pollers) == 0 {
+		c.Pollers = []int{1, 100}
+	}
 	if len(c.Sizes) == 0 {
 		c.Sizes = []int{10, 100, 1000, 10000, 100000}
 	}
@@ -94,6 +100,7 @@ type Workload struct {
 // Workloads lists every workload in the order they run.
 var Workloads = []Workload{
 	{"lookup", (*Runner).lookup},
+	{"http", (*Runner).httpFace},
 	{"register", (*Runner).register},
 	{"keepalive", (*Runner).keepalive},
 	{"watch", (*Runner).watch},

@@ -24,6 +24,10 @@ func TestVerdicts(t *testing.T) {
 		{"both missed", ratioFigure("w", "f", "ops/s", 5, 10, Higher, 0.7).etcdBound(6, 1), "MISSED", true},
 		{"etcd only, lower, met", info("w", "f", "ms", 1.5, 9, Lower).etcdBound(1, 1.5), "met", true},
 		{"etcd only, lower, missed", info("w", "f", "ms", 1.6, 9, Lower).etcdBound(1, 1.5), "MISSED", true},
+		// The HTTP/JSON face against its own gRPC face (the direct column).
+		{"gRPC bound met", grpcBound("w", "f", "ops/s", 5, 10, Higher, 0.5), "met", true},
+		{"gRPC bound missed", grpcBound("w", "f", "ops/s", 4.9, 10, Higher, 0.5), "MISSED", true},
+		{"gRPC bound, lower, missed", grpcBound("w", "f", "ms", 2.1, 1, Lower, 2), "MISSED", true},
 		// No etcd in the run: no etcd target, nothing missed for it.
 		{"no etcd", info("w", "f", "ms", 3, 1, Lower).etcdBound(math.NaN(), 1), "", false},
 	} {

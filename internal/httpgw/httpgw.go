@@ -23,6 +23,7 @@ import (
 
 	"connectrpc.com/vanguard"
 	"google.golang.org/grpc"
+	"google.golang.org/protobuf/reflect/protoregistry"
 )
 
 //go:embed openapi/zkcoord.swagger.json
@@ -82,7 +83,7 @@ func Handler(s *grpc.Server, o Options) (http.Handler, error) {
 	}
 	svcs := make([]*vanguard.Service, len(schemas))
 	for i, sd := range schemas {
-		svcs[i] = vanguard.NewServiceWithSchema(sd, s)
+		svcs[i] = vanguard.NewServiceWithSchema(sd, s, vanguard.WithTypeResolver(protoregistry.GlobalTypes))
 	}
 	t, err := vanguard.NewTranscoder(svcs,
 		vanguard.WithCodec(newStrictJSON),

@@ -48,8 +48,11 @@ func Rules() ([]*annotations.HttpRule, error) {
 // rules set as their google.api.http options, as if the protos carried the
 // annotations. (vanguard.WithRules matches selectors by prefix, so a rule
 // for LeaseService.KeepAlive would also claim KeepAliveStream; here a
-// selector names exactly one method.) The descriptors are copies: the
-// generated ones are not changed.
+// selector names exactly one method.) The services are copies, in a file
+// of their own beside each proto file (which it imports): the generated
+// descriptors are not changed, and the copies' requests and responses are
+// the generated messages, so that vanguard can use the generated Go types
+// (WithTypeResolver) rather than dynamic messages.
 func withRules(services []string, rules []*annotations.HttpRule) ([]protoreflect.ServiceDescriptor, error) {
 	bySelector := map[string]*annotations.HttpRule{}
 	for _, r := range rules {
@@ -69,30 +72,36 @@ func withRules(services []string, rules []*annotations.HttpRule) ([]protoreflect
 		if !ok {
 			return nil, fmt.Errorf("httpgw: %s is not a service", name)
 		}
-		path := sd.ParentFile().Path()
+		orig := sd.ParentFile()
+		path := orig.Path()
 		fdp, ok := files[path]
 		if !ok {
-			fdp = protodesc.ToFileDescriptorProto(sd.ParentFile())
+			fdp = &descriptorpb.FileDescriptorProto{
+				Name:       proto.String(path + ".http"),
+				Package:    proto.String(string(orig.Package())),
+				Syntax:     proto.String(orig.Syntax().String()),
+				Dependency: []string{path},
+			}
+			for i := range orig.Imports().Len() {
+				fdp.Dependency = append(fdp.Dependency, orig.Imports().Get(i).Path())
+			}
 			files[path] = fdp
 		}
 		order = append(order, path)
-		for _, svc := range fdp.GetService() {
-			if svc.GetName() != string(sd.Name()) {
+		svc := protodesc.ToServiceDescriptorProto(sd)
+		for _, m := range svc.GetMethod() {
+			sel := name + "." + m.GetName()
+			r, ok := bySelector[sel]
+			if !ok {
 				continue
 			}
-			for _, m := range svc.GetMethod() {
-				sel := name + "." + m.GetName()
-				r, ok := bySelector[sel]
-				if !ok {
-					continue
-				}
-				delete(bySelector, sel)
-				if m.Options == nil {
-					m.Options = &descriptorpb.MethodOptions{}
-				}
-				proto.SetExtension(m.Options, annotations.E_Http, r)
+			delete(bySelector, sel)
+			if m.Options == nil {
+				m.Options = &descriptorpb.MethodOptions{}
 			}
+			proto.SetExtension(m.Options, annotations.E_Http, r)
 		}
+		fdp.Service = append(fdp.Service, svc)
 	}
 	for sel := range bySelector {
 		return nil, fmt.Errorf("httpgw: rules.yaml: rule %s names no served method", sel)
