@@ -428,8 +428,10 @@ func (c *candidate) run(ctx context.Context, wake <-chan struct{}, report func(U
 				return report(c.ended(led))
 			}
 			s.self, stale = selfWatch{}, true
-		case <-wake:
-			stale = true
+		case <-wake: // its lease is ending, or it resigned: its znode's deletion follows
+			if s.ahead > 0 && s.self.ch == nil {
+				stale = true // no watch on itself to tell: list, and arm one
+			}
 		case <-sessCh:
 			st, sessCh = sess.Watch()
 			switch st.State {
