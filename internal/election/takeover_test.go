@@ -189,3 +189,25 @@ func TestReleaseDeletesLaterCandidateFirst(t *testing.T) {
 		t.Fatalf("release deletes %v, want %v (the latest first)", got, want)
 	}
 }
+
+// TestQueuedLeaseEndListsNothing: a waiting candidate whose lease is revoked
+// learns it from its watch on itself; the wake-up the release sends it
+// does not make it list the election (the release lists the lease's refs
+// and the election, once each).
+func TestQueuedLeaseEndListsNothing(t *testing.T) {
+	g, children, _ := countingGateway(t)
+	la, lb := g.grant(t, time.Minute), g.grant(t, time.Minute)
+	a := g.campaign(t, "e", "a", la.ID)
+	a.expect(t, Elected)
+	b := g.campaign(t, "e", "b", lb.ID)
+	b.expect(t, Queued)
+	lists := children.Load()
+	if err := g.leases.Revoke(context.Background(), lb.ID); err != nil {
+		t.Fatal(err)
+	}
+	b.expect(t, Lost)
+	if n := children.Load() - lists; n != 2 {
+		t.Fatalf("%d listings for the lease's end, want 2 (the release's own: the lease's refs, the election)", n)
+	}
+	a.quiet(t)
+}
