@@ -69,6 +69,7 @@ type candidate struct {
 	path     string
 	key      string      // the owning lease's key
 	self     *LeaderInfo // this candidacy as a leader
+	armed    selfWatch   // the watch on itself that enterOnce armed, for run
 }
 
 // Campaign enters election with value, the candidacy owned by leaseID, and
@@ -181,13 +182,58 @@ func (e *Elections) enterOnce(ctx context.Context, election, leaseID, value stri
 		}
 		name = path.Base(res[0].String)
 	}
-	self, err := e.info(ctx, election, name)
-	if errors.Is(err, zk.ErrNoNode) {
+	c := &candidate{e: e, election: election, name: name, path: dir + "/" + name, key: key}
+	if c.armed, err = c.readSelf(ctx); errors.Is(err, zk.ErrNoNode) {
 		return nil, ErrConflict // ended meanwhile
 	} else if err != nil {
 		return nil, err
 	}
-	return &candidate{e: e, election: election, name: name, path: dir + "/" + name, key: key, self: self}, nil
+	return c, nil
+}
+
+// selfWatch is a candidacy's data watch on its own znode, armed by
+// readSelf, with the session's Link from before the read that armed it.
+type selfWatch struct {
+	ch   <-chan zk.Event
+	link uint64
+}
+
+// readSelf reads the candidacy's znode into c.self (its value may have
+// changed) and arms a data watch on it.
+func (c *candidate) readSelf(ctx context.Context) (selfWatch, error) {
+	link := c.e.sess.Link()
+	data, stat, ch, err := c.e.sess.GetW(ctx, c.path)
+	if err != nil {
+		return selfWatch{}, err
+	}
+	c.self = decode(c.election, c.name, data, stat)
+	return selfWatch{ch: ch, link: link}, nil
+}
+
+// provenFirst reports whether the candidacy, which knows it is first if its
+// znode is still there (its predecessor's deletion has just come, see
+// check), may take over without reading itself: its self watch w was armed
+// on the session's connection of now (Link has not moved since before the
+// read that armed it), and holds no notification. ZooKeeper sends a
+// session's watch notifications on one connection in zxid order, and
+// go-zookeeper hands each to its channel in the order it reads them, so a
+// deletion of its own znode before its predecessor's would be in w
+// already. The same transaction deleting both would notify in the order of
+// its operations; no zkcoord transaction deletes a candidate before a
+// later one of the same election (releaseOps deletes the later first).
+// After a reconnection go-zookeeper re-sets watches concurrently with
+// other requests, and the order is lost: Link says so. A notification
+// found in w is returned (gone: its own znode's deletion).
+func (c *candidate) provenFirst(w selfWatch) (ok, gone bool) {
+	if w.ch == nil || w.link != c.e.sess.Link() {
+		return false, false
+	}
+	select {
+	case ev := <-w.ch:
+		return false, ev.Type == zk.EventNodeDeleted
+	default:
+		return true, false
+	}
 }
 
 // proclaim makes value the value of candidate name, if it is not already:
@@ -223,13 +269,14 @@ type standing struct {
 	leader *LeaderInfo
 	watch  <-chan zk.Event // the candidate ahead; this one while leading
 	pred   string          // the candidate ahead, as led names it
-	self   <-chan zk.Event // this one while queued, when asked for
+	self   selfWatch       // this one while queued, when armed by this check
 }
 
-// check lists the election and arms the candidacy's one watch: on the
-// candidate just ahead (a data watch: unlike an exists watch, it is not
-// left behind when that one is already gone), or on itself when it leads.
-// watchSelf also watches its own znode while queued: its lease is ending.
+// check lists the election and arms the candidacy's watch on the candidate
+// just ahead (a data watch: unlike an exists watch, it is not left behind
+// when that one is already gone), or on itself when it leads. armSelf also
+// arms a watch on itself while queued (run keeps one armed, for its lease's
+// end and for provenFirst).
 //
 // first says the candidacy is known to be first, if it is still there: the
 // candidate it watched, just ahead of it, was deleted, and was either the
@@ -237,8 +284,8 @@ type standing struct {
 // candidate can get ahead of it since (sequence numbers only grow), so
 // check skips the listing and only arms the watch on itself, which also
 // proves it is still there: one read to take over, as the direct recipe's
-// one listing.
-func (c *candidate) check(ctx context.Context, watchSelf, first bool) (standing, error) {
+// one listing (none when provenFirst holds).
+func (c *candidate) check(ctx context.Context, armSelf, first bool) (standing, error) {
 	conn := c.e.sess
 	dir := c.e.lay.Election(c.election)
 	gone := standing{gone: true}
@@ -258,14 +305,13 @@ func (c *candidate) check(ctx context.Context, watchSelf, first bool) (standing,
 			}
 		}
 		if i == 0 {
-			data, stat, ch, err := conn.GetW(ctx, c.path)
+			w, err := c.readSelf(ctx)
 			if errors.Is(err, zk.ErrNoNode) {
 				return gone, nil
 			} else if err != nil {
 				return standing{}, err
 			}
-			c.self = decode(c.election, c.name, data, stat) // its value may have changed
-			return standing{leader: c.self, watch: ch}, nil
+			return standing{leader: c.self, watch: w.ch}, nil
 		}
 		data, stat, ch, err := conn.GetW(ctx, dir+"/"+cands[i-1].name)
 		if errors.Is(err, zk.ErrNoNode) {
@@ -279,8 +325,8 @@ func (c *candidate) check(ctx context.Context, watchSelf, first bool) (standing,
 		} else if s.leader, err = c.e.info(ctx, c.election, cands[0].name); err != nil && !errors.Is(err, zk.ErrNoNode) {
 			return standing{}, err
 		}
-		if watchSelf {
-			_, _, s.self, err = conn.GetW(ctx, c.path)
+		if armSelf {
+			s.self, err = c.readSelf(ctx)
 			if errors.Is(err, zk.ErrNoNode) {
 				return gone, nil
 			} else if err != nil {
@@ -297,13 +343,12 @@ func (c *candidate) run(ctx context.Context, wake <-chan struct{}, report func(U
 	st, sessCh := sess.Watch()
 	epoch := st.Epoch
 	var (
-		last      Update
-		led       bool
-		s         standing
-		stale     = true // list again
-		first     bool   // the one candidate ahead was deleted: first, if still there
-		watchSelf bool   // woken: the lease is ending or resigned
-		backoff   zkx.Backoff
+		last    Update
+		led     bool
+		s       = standing{self: c.armed}
+		stale   = true // list again
+		first   bool   // the one candidate ahead was deleted: first, if still there
+		backoff zkx.Backoff
 	)
 	leads := c.election + "/" + c.key
 	defer c.e.leading.drop(leads, c.path)
@@ -321,14 +366,14 @@ func (c *candidate) run(ctx context.Context, wake <-chan struct{}, report func(U
 	}
 	for {
 		if stale {
-			next, err := c.check(ctx, watchSelf && s.self == nil, first)
+			next, err := c.check(ctx, s.self.ch == nil, first)
 			switch {
 			case ctx.Err() != nil:
 				return ctx.Err()
 			case err == nil:
 				stale, first = false, false
 				backoff.Reset()
-				if next.self == nil {
+				if next.ahead > 0 && next.self.ch == nil {
 					next.self = s.self // keep the one armed before
 				}
 				s = next
@@ -363,13 +408,30 @@ func (c *candidate) run(ctx context.Context, wake <-chan struct{}, report func(U
 			}
 			first = first || (ev.Type == zk.EventNodeDeleted && (s.ahead == 1 || c.e.led.Has(s.pred)))
 			s.watch, stale = nil, true
-		case ev := <-s.self:
+			if !first {
+				break
+			}
+			switch ok, gone := c.provenFirst(s.self); {
+			case gone:
+				return report(c.ended(led))
+			case ok: // take over with no read: its self watch becomes the leader's
+				s, stale, first, led = standing{leader: c.self, watch: s.self.ch}, false, false, true
+				c.e.counters.unread.Add(1)
+				if err := send(c.update(s)); err != nil {
+					return err
+				}
+			default:
+				s.self = selfWatch{} // the takeover's read arms it again
+			}
+		case ev := <-s.self.ch:
 			if ev.Type == zk.EventNodeDeleted {
 				return report(c.ended(led))
 			}
-			s.self, stale = nil, true
-		case <-wake:
-			watchSelf, stale = true, true
+			s.self, stale = selfWatch{}, true
+		case <-wake: // its lease is ending, or it resigned: its znode's deletion follows
+			if s.ahead > 0 && s.self.ch == nil {
+				stale = true // no watch on itself to tell: list, and arm one
+			}
 		case <-sessCh:
 			st, sessCh = sess.Watch()
 			switch st.State {
@@ -377,7 +439,7 @@ func (c *candidate) run(ctx context.Context, wake <-chan struct{}, report func(U
 				return fmt.Errorf("election: campaign %s: %w", c.election, zkx.ErrClosed)
 			case zkx.StateConnected:
 				if st.Epoch != epoch { // a new session: the old one's watches are gone
-					epoch, s.watch, s.self, stale = st.Epoch, nil, nil, true
+					epoch, s.watch, s.self, stale = st.Epoch, nil, selfWatch{}, true
 				}
 				if last.Status == Jeopardy {
 					stale = true // still there, still first?

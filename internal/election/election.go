@@ -5,12 +5,16 @@
 // the zxid that created its candidate znode, which strictly increases over
 // the successive leaders of an election.
 //
-// Watches: ZooKeeper holds one per waiting candidate (a data watch on the
-// candidate just ahead), one per leader (on its own znode, to learn that
-// its term ended), and one child watch per observed election per gateway,
-// shared by all its observers, with one data watch on that election's
-// leader (to report a new value). Nothing watches the election's children on
-// behalf of a candidate.
+// Watches: each waiting candidate holds a data watch on the candidate just
+// ahead and one on its own znode (to see its lease's end, and to take over
+// with no read: see provenFirst), each leader one on its own znode (to learn
+// that its term ended), and each observed election one child watch per
+// gateway, shared by all its observers, with one data watch on that
+// election's leader (to report a new value). ZooKeeper keeps one data watch
+// per znode and session, so a candidate znode watched by its own campaign
+// and by the one behind it on the same gateway costs one watch and one
+// notification. Nothing watches the election's children on behalf of a
+// candidate.
 //
 // Candidates are persistent znodes owned by a lease (see package lease):
 // they end with Resign or when their lease ends, never because the
@@ -287,7 +291,11 @@ func (e *Elections) resign(ctx context.Context, election, leaseID, path string, 
 
 // releaseOps removes the candidacies of a lease that ends
 // (lease.ReleaseFunc; parts are [election]). It wakes their campaigns,
-// which then watch their own znode to see the delete that follows.
+// which watch their own znode to see the delete that follows. A lease has
+// one candidacy per election, but should it hold more, the later ones are
+// deleted first: a transaction that deleted a candidate before the one
+// behind it would notify the one behind of its predecessor's deletion
+// before its own, and it would take over with no read (provenFirst).
 func (e *Elections) releaseOps(ctx context.Context, leaseKey string, parts []string) ([]any, error) {
 	if len(parts) != 1 {
 		return nil, nil
@@ -299,11 +307,15 @@ func (e *Elections) releaseOps(ctx context.Context, leaseKey string, parts []str
 	} else if err != nil {
 		return nil, err
 	}
+	kids = slices.DeleteFunc(kids, func(k string) bool { return !ownedBy(k, leaseKey) })
+	slices.SortFunc(kids, func(a, b string) int { // the latest first
+		sa, _ := seqOf(a)
+		sb, _ := seqOf(b)
+		return cmp.Compare(sb, sa)
+	})
 	var ops []any
 	for _, k := range kids {
-		if ownedBy(k, leaseKey) {
-			ops = append(ops, &zk.DeleteRequest{Path: dir + "/" + k, Version: -1})
-		}
+		ops = append(ops, &zk.DeleteRequest{Path: dir + "/" + k, Version: -1})
 	}
 	if len(ops) > 0 {
 		e.wakers.Wake(parts[0] + "/" + leaseKey)

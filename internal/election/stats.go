@@ -13,19 +13,23 @@ type Stats struct {
 	// JeopardyNotices counts the Jeopardy reports sent to campaigns: a
 	// leader told that this replica lost ZooKeeper and its term may end.
 	JeopardyNotices int64
+	// UnreadTakeovers counts the terms begun here with no read: the
+	// candidate's watch on itself proved it still there (provenFirst).
+	UnreadTakeovers int64
 }
 
 // counters are the counts behind Stats.
 type counters struct {
 	candidates, leaders atomic.Int64
 	terms, jeopardy     atomic.Int64
+	unread              atomic.Int64
 }
 
 // Stats returns the counts now.
 func (e *Elections) Stats() Stats {
 	c := &e.counters
 	return Stats{Candidates: int(c.candidates.Load()), Leaders: int(c.leaders.Load()),
-		Terms: c.terms.Load(), JeopardyNotices: c.jeopardy.Load()}
+		Terms: c.terms.Load(), JeopardyNotices: c.jeopardy.Load(), UnreadTakeovers: c.unread.Load()}
 }
 
 // counted wraps a campaign's report to keep the counts; done ends the

@@ -124,6 +124,9 @@ func (m *Manager) releaseOnce(ctx context.Context, e *entry) error {
 		&zk.DeleteRequest{Path: m.lay.Owner(key), Version: -1},
 		&zk.DeleteRequest{Path: m.lay.Lease(key), Version: e.recVer},
 	}
+	// One lease per transaction, never group-committed with another's end:
+	// election's takeover with no read relies on no transaction deleting two
+	// leases' candidacies (DESIGN.md, "Leader election").
 	res, err := c.Multi(ctx, append(append([]any{fence}, all...), tail...)...)
 	if err == nil || zkx.Unknown(err) {
 		return err
