@@ -5,6 +5,7 @@ import (
 	"path"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -120,6 +121,9 @@ func TestElection20Candidates(t *testing.T) {
 		}
 	}()
 	defer func() { <-kept }()
+	var stopOnce sync.Once
+	stopKeeping := func() { stopOnce.Do(func() { close(vanish) }) }
+	defer stopKeeping() // first, on a failure before the vanishing: the keepalives end, and the wait for them above does
 
 	// Herd avoidance: exactly one watch on each candidate znode: a waiting
 	// candidate watches its predecessor and itself (to take over with no
@@ -182,7 +186,7 @@ func TestElection20Candidates(t *testing.T) {
 		t.Fatal(err)
 	}
 	cands[n-2].until(t, pb.CampaignResponse_STATUS_ELECTED)
-	close(vanish)
+	stopKeeping()
 	<-kept
 	vanished := time.Now() // no keepalive after this
 	last := cands[n-1].until(t, pb.CampaignResponse_STATUS_ELECTED)
