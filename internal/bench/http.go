@@ -95,15 +95,7 @@ func (r *Runner) httpFace(ctx context.Context) error {
 // the same call over gRPC, with a target as a ratio to it: at least bound
 // (Higher) or at most bound (Lower).
 func grpcBound(workload, name, unit string, overHTTP, overGRPC float64, better Better, bound float64) Figure {
-	f := info(workload, name, unit, overHTTP, overGRPC, better)
-	if better == Higher {
-		f.Target = fmt.Sprintf(">= %.2gx gRPC", bound)
-		f.Met = f.Ratio() >= bound
-	} else {
-		f.Target = fmt.Sprintf("<= %.2gx gRPC", bound)
-		f.Met = f.Ratio() <= bound
-	}
-	return f
+	return boundFigure(workload, name, unit, overHTTP, overGRPC, better, bound, "gRPC")
 }
 
 // newHTTPClient returns a client that keeps a connection alive for each

@@ -124,12 +124,19 @@ func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond)
 // ratioFigure builds a figure whose target is a ratio to direct: at least
 // min (Higher) or at most max (Lower).
 func ratioFigure(workload, name, unit string, gw, direct float64, better Better, bound float64) Figure {
+	return boundFigure(workload, name, unit, gw, direct, better, bound, "direct")
+}
+
+// boundFigure builds a figure whose target is a ratio to the figure in its
+// direct column, which is what against names: at least bound (Higher) or
+// at most bound (Lower).
+func boundFigure(workload, name, unit string, gw, direct float64, better Better, bound float64, against string) Figure {
 	f := info(workload, name, unit, gw, direct, better)
 	if better == Higher {
-		f.Target = fmt.Sprintf(">= %.2gx direct", bound)
+		f.Target = fmt.Sprintf(">= %.2gx %s", bound, against)
 		f.Met = f.Ratio() >= bound
 	} else {
-		f.Target = fmt.Sprintf("<= %.2gx direct", bound)
+		f.Target = fmt.Sprintf("<= %.2gx %s", bound, against)
 		f.Met = f.Ratio() <= bound
 	}
 	return f

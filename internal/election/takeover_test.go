@@ -105,9 +105,9 @@ func TestTakeoverAfterReconnectReads(t *testing.T) {
 	b.expect(t, Queued)
 
 	px.Cut()
-	waitSession(t, sess, zkx.StateDisconnected)
+	zktest.WaitSession(t, sess, zkx.StateDisconnected)
 	px.Restore()
-	waitSession(t, sess, zkx.StateConnected)
+	zktest.WaitSession(t, sess, zkx.StateConnected)
 	if st := sess.Status(); st.Epoch != 1 {
 		t.Fatalf("a new session (epoch %d): the test wants the same one", st.Epoch)
 	}
@@ -135,23 +135,6 @@ func TestTakeoverAfterReconnectReads(t *testing.T) {
 	c.expect(t, Elected)
 	if n := g.el.Stats().UnreadTakeovers - before; n != 1 {
 		t.Fatalf("%d takeovers with no read on an unchanged connection, want 1", n)
-	}
-}
-
-// waitSession waits until s is in state want.
-func waitSession(t *testing.T, s *zkx.Session, want zkx.State) {
-	t.Helper()
-	deadline := time.After(10 * time.Second)
-	for {
-		st, ch := s.Watch()
-		if st.State == want {
-			return
-		}
-		select {
-		case <-ch:
-		case <-deadline:
-			t.Fatalf("session not %v (now %+v)", want, st)
-		}
 	}
 }
 

@@ -109,30 +109,14 @@ func TestCatchUpAfterReconnectLists(t *testing.T) {
 	}
 	waitArmed(t, b.reg, "relink")
 	px.Cut()
-	waitSession(t, b.sess, zkx.StateDisconnected)
+	zktest.WaitSession(t, b.sess, zkx.StateDisconnected)
 	px.Restore()
-	waitSession(t, b.sess, zkx.StateConnected)
+	zktest.WaitSession(t, b.sess, zkx.StateConnected)
 	before := b.reg.Stats()
 	if _, err := b.reg.Lookup(ctx, "relink", "m0", true); err != nil {
 		t.Fatal(err)
 	}
 	if l := b.reg.Stats().CatchUpLists - before.CatchUpLists; l != 1 {
 		t.Fatalf("catch-up listings after a reconnection: %d, want 1", l)
-	}
-}
-
-func waitSession(t *testing.T, s *zkx.Session, want zkx.State) {
-	t.Helper()
-	deadline := time.After(10 * time.Second)
-	for {
-		st, ch := s.Watch()
-		if st.State == want {
-			return
-		}
-		select {
-		case <-ch:
-		case <-deadline:
-			t.Fatalf("session not %v (now %+v)", want, st)
-		}
 	}
 }
