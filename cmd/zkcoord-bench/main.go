@@ -49,7 +49,7 @@ func run() error {
 		cfg       bench.Config
 		conc      = flag.String("concurrency", "1,4,16,64", "concurrent callers swept by lookup and register")
 		sizes     = flag.String("sizes", "10,100,1000,10000,100000", "group sizes for growth")
-		muxW      = flag.String("mux-watches", "10000,100000", "watches multiplexed on Watch streams, one watchmux run each")
+		muxW      = flag.String("mux-watches", "1000,10000,100000", "watches multiplexed on Watch streams, one watchmux run each")
 		pollers   = flag.String("pollers", "1,100", "HTTP long-pollers per set in the http workload, one set per count")
 	)
 	flag.DurationVar(&cfg.Duration, "duration", 5*time.Second, "measured time per load point and system, split over its rounds")

@@ -113,7 +113,7 @@ func TestTinyRun(t *testing.T) {
 	for _, q := range [][3]string{
 		{"Lookup linearizable", "throughput (2 callers)", ">= 1x etcd"}, {"Lookup linearizable", "p50 latency (1 caller)", "<= 1.5x etcd"},
 		{"Register+Deregister", "pairs/s", ">= 1x etcd"}, {"Campaign", "failover after resign p50", "<= 1x etcd"},
-		{"WatchGroup fan-out", "change to every stream p99", "<= 1x etcd"},
+		{"Watch fan-out", "change to every watch p99", "<= 1x etcd"}, // multiplexed, as etcd's watchers
 	} {
 		if f := find(q[0], q[1]); f.EtcdTarget != q[2] {
 			t.Errorf("%s %s: etcd target %q, want %q", f.Workload, f.Name, f.EtcdTarget, q[2])
@@ -121,6 +121,18 @@ func TestTinyRun(t *testing.T) {
 	}
 	if f := find("Campaign", "failover after resign p50"); f.Target != "<= 1.2x direct" { // issue 15's other target
 		t.Errorf("campaign p50: target %q, want <= 1.2x direct", f.Target)
+	}
+	if f := find("WatchGroup fan-out", "change to every stream p99"); f.EtcdTarget != "" || math.IsNaN(f.Etcd) || f.Target != "<= 250 ms" {
+		t.Errorf("one-group streams: target %q and %q against etcd (its figure %v), want <= 250 ms, none against etcd beside its figure", f.Target, f.EtcdTarget, f.Etcd)
+	}
+	if f := find("WatchGroup fan-out", "heap+stacks per idle stream"); f.Target != "<= 8 KiB" {
+		t.Errorf("one-group streams: memory target %q, want issue 15's <= 8 KiB", f.Target)
+	}
+	if f := find("Watch fan-out", "heap+stacks per idle watch"); f.Target != "<= 8 KiB" {
+		t.Errorf("multiplexed watches: memory target %q, want <= 8 KiB", f.Target)
+	}
+	if f := find("Watch fan-out", "memory per idle watch (RSS)"); f.HasTarget() {
+		t.Errorf("RSS per watch judged (%q): it can read negative", f.Target)
 	}
 	if f := find("WatchGroup fan-out", "memory per idle stream"); math.IsNaN(f.Etcd) || !strings.Contains(f.Workload, "etcd: 50 watchers") {
 		t.Errorf("fan-out: etcd memory per watcher %v in %q", f.Etcd, f.Workload)

@@ -20,7 +20,7 @@ type Config struct {
 	Streams      int           // WatchGroup streams for the fan-out (default 10000)
 	DirectWatch  int           // direct sessions watching for the fan-out's counterpart (default 1000)
 	Changes      int           // membership changes the fan-out measures (default 5)
-	MuxWatches   []int         // watches multiplexed on Watch streams, per watchmux run (default 10000,100000)
+	MuxWatches   []int         // watches multiplexed on Watch streams, per watchmux run (default 1000,10000,100000)
 	MuxStreams   int           // Watch streams (one per connection) carrying them (default 16)
 	Candidates   int           // Campaign candidates (default 100)
 	Failovers    int           // resigns (and lock releases) measured (default 99)
@@ -55,7 +55,7 @@ func (c Config) withDefaults() Config {
 	def(&c.Changes, 5)
 	def(&c.MuxStreams, 16)
 	if len(c.MuxWatches) == 0 {
-		c.MuxWatches = []int{10000, 100000}
+		c.MuxWatches = []int{1000, 10000, 100000}
 	}
 	def(&c.Candidates, 100)
 	def(&c.Failovers, 99)

@@ -232,6 +232,7 @@ type Memory struct {
 	RSS        int64 // resident set, from /proc
 	HeapInuse  int64 // after a forced GC
 	StackInuse int64
+	Goroutines int // the gateway's, from /debug/vars
 }
 
 // GatewayMemory forces a GC in the gateway (through its heap profile
@@ -246,6 +247,7 @@ func (e *Env) GatewayMemory(ctx context.Context) (Memory, error) {
 			HeapInuse  int64
 			StackInuse int64
 		} `json:"memstats"`
+		Goroutines int `json:"goroutines"`
 	}
 	var b strings.Builder
 	if err := httpGet(ctx, "http://"+e.DebugAddr+"/debug/vars", &b); err != nil {
@@ -254,7 +256,7 @@ func (e *Env) GatewayMemory(ctx context.Context) (Memory, error) {
 	if err := json.Unmarshal([]byte(b.String()), &vars); err != nil {
 		return m, err
 	}
-	m.HeapInuse, m.StackInuse = vars.Memstats.HeapInuse, vars.Memstats.StackInuse
+	m.HeapInuse, m.StackInuse, m.Goroutines = vars.Memstats.HeapInuse, vars.Memstats.StackInuse, vars.Goroutines
 	m.RSS = procRSS(e.Pid)
 	return m, nil
 }

@@ -20,9 +20,73 @@ import (
 // them all; beside DirectWatch direct sessions each holding a child watch
 // on a group directory of their own, as applications without the gateway
 // watch.
+//
+// Issue 15 names two sizes: the fan-out to 1,000 streams against etcd's
+// multiplexed watchers, and the 10,000 streams of the earlier target; with
+// more than 1,000 Streams both run, 1,000 first, beside the same direct
+// sessions.
 func (r *Runner) watch(ctx context.Context) error {
-	const group = "fan"
-	n := r.cfg.Streams
+	// The direct counterpart: DirectWatch sessions with one child watch each.
+	directs, err := r.directSessions(ctx, r.cfg.DirectWatch)
+	if err != nil {
+		return err
+	}
+	defer closeAll(directs)
+	ddir := path.Join(r.direct, "fan")
+	if err := zkx.EnsurePath(directs[0], ddir, zk.WorldACL(zk.PermAll)); err != nil {
+		return err
+	}
+	sizes := []int{r.cfg.Streams}
+	if r.cfg.Streams > 1000 {
+		sizes = []int{1000, r.cfg.Streams}
+	}
+	idle, err := r.env.GatewayMemory(ctx)
+	if err != nil {
+		return err
+	}
+	for i, n := range sizes {
+		if i > 0 {
+			// The gateway ends the last size's streams on its own time:
+			// measure the next size's memory from a gateway without them.
+			if err := r.waitGoroutines(ctx, idle.Goroutines+16); err != nil {
+				return err
+			}
+		}
+		if err := r.fanOut(ctx, n, directs, ddir); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// waitGoroutines waits, up to 30 s, until the gateway runs at most n
+// goroutines.
+func (r *Runner) waitGoroutines(ctx context.Context, n int) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		m, err := r.env.GatewayMemory(ctx)
+		if err != nil {
+			return err
+		}
+		if m.Goroutines <= n {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the gateway still runs %d goroutines 30s after the streams closed, want at most %d", m.Goroutines, n)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// fanOut opens n WatchGroup streams on a group of their own and times
+// Changes membership changes to all of them, each beside the same change
+// to directs (child watches on ddir) and to n etcd watchers.
+func (r *Runner) fanOut(ctx context.Context, n int, directs []*zk.Conn, ddir string) error {
+	group := fmt.Sprint("fan", n)
 	reg := pb.NewRegistryServiceClient(r.env.Conn())
 	if _, err := reg.Register(ctx, &pb.RegisterRequest{Group: group, MemberId: "seed", Value: "v", Persistent: true}); err != nil {
 		return err
@@ -96,17 +160,7 @@ func (r *Runner) watch(ctx context.Context) error {
 		return err
 	}
 
-	// The direct counterpart: DirectWatch sessions with one child watch each.
-	dn := r.cfg.DirectWatch
-	ddir := path.Join(r.direct, "fan")
-	directs, err := r.directSessions(ctx, dn)
-	if err != nil {
-		return err
-	}
-	defer closeAll(directs)
-	if err := zkx.EnsurePath(directs[0], ddir, zk.WorldACL(zk.PermAll)); err != nil {
-		return err
-	}
+	dn := len(directs)
 
 	// etcd: as many watchers as zkcoord has streams, on 16 clients.
 	var fan *etcdFan
@@ -122,7 +176,7 @@ func (r *Runner) watch(ctx context.Context) error {
 	// then etcd's watchers: the systems alternate change by change.
 	var gwLat, dLat, eLat []time.Duration
 	for k := range r.cfg.Changes {
-		member := fmt.Sprint("x", k)
+		member := fmt.Sprintf("x%d-%d", n, k) // new to the direct directory, which both sizes share
 		t0 := time.Now()
 		if _, err := reg.Register(ctx, &pb.RegisterRequest{Group: group, MemberId: member, Value: "v", Persistent: true}); err != nil {
 			return err
@@ -168,8 +222,10 @@ func (r *Runner) watch(ctx context.Context) error {
 	if fan != nil {
 		w = fmt.Sprintf("WatchGroup fan-out (%d streams; direct: %d sessions; etcd: %d watchers on 16 clients)", n, dn, n)
 	}
-	fig := absFigure(w, "change to every stream p99", "ms", ms(quantile(gwLat, 0.99)), ms(quantile(dLat, 0.99)), Lower, 250).etcdBound(eq(0.99), 1)
-	fig.Note = "from the Register call to each stream's JOINED; etcd: from the Put to each watcher's event"
+	// Against etcd, issue 15 judges the multiplexed Watch (watchmux): etcd's
+	// watchers share 16 streams, these are one stream each.
+	fig := absFigure(w, "change to every stream p99", "ms", ms(quantile(gwLat, 0.99)), ms(quantile(dLat, 0.99)), Lower, 250).withEtcd(eq(0.99))
+	fig.Note = "from the Register call to each stream's JOINED; etcd: from the Put to each watcher's event; the target against etcd is on the Watch rows (watchmux), multiplexed as etcd's"
 	// wchp lists data watches only: the gateway's is one (on the group's
 	// journal); each direct session holds a child watch on the directory.
 	wf := absFigure(w, "ZooKeeper watches for the group", "watches", float64(watches), float64(dn), Lower, 1)
