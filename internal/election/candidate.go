@@ -217,13 +217,17 @@ func (c *candidate) readSelf(ctx context.Context) (selfWatch, error) {
 // read that armed it), and holds no notification. ZooKeeper sends a
 // session's watch notifications on one connection in zxid order, and
 // go-zookeeper hands each to its channel in the order it reads them, so a
-// deletion of its own znode before its predecessor's would be in w
-// already. The same transaction deleting both would notify in the order of
-// its operations; no zkcoord transaction deletes a candidate before a
-// later one of the same election (releaseOps deletes the later first).
-// After a reconnection go-zookeeper re-sets watches concurrently with
-// other requests, and the order is lost: Link says so. A notification
-// found in w is returned (gone: its own znode's deletion).
+// deletion of its own znode in an earlier transaction than its
+// predecessor's would be in w already. One transaction deleting both
+// notifies in the order of its operations, predecessor first: run takes
+// over with no read only when the predecessor's deletion was this
+// gateway's Resign (Elections.resigned), whose transaction deletes that
+// one candidate alone. Any other deletion (a lease's end, whose
+// transaction releaseOps orders latest first anyway; an operator's
+// deleteall, which batches deletes into one multi in no set order) is
+// followed by the read. After a reconnection go-zookeeper re-sets watches
+// concurrently with other requests, and the order is lost: Link says so.
+// A notification found in w is returned (gone: its own znode's deletion).
 func (c *candidate) provenFirst(w selfWatch) (ok, gone bool) {
 	if w.ch == nil || w.link != c.e.sess.Link() {
 		return false, false
@@ -269,6 +273,7 @@ type standing struct {
 	leader *LeaderInfo
 	watch  <-chan zk.Event // the candidate ahead; this one while leading
 	pred   string          // the candidate ahead, as led names it
+	predAt string          // the candidate ahead's path
 	self   selfWatch       // this one while queued, when armed by this check
 }
 
@@ -319,7 +324,7 @@ func (c *candidate) check(ctx context.Context, armSelf, first bool) (standing, e
 		} else if err != nil {
 			return standing{}, err
 		}
-		s := standing{ahead: i, watch: ch, pred: ledKey(dir+"/"+cands[i-1].name, stat.Czxid)}
+		s := standing{ahead: i, watch: ch, pred: ledKey(dir+"/"+cands[i-1].name, stat.Czxid), predAt: dir + "/" + cands[i-1].name}
 		if i == 1 {
 			s.leader = decode(c.election, cands[0].name, data, stat)
 		} else if s.leader, err = c.e.info(ctx, c.election, cands[0].name); err != nil && !errors.Is(err, zk.ErrNoNode) {
@@ -414,7 +419,7 @@ func (c *candidate) run(ctx context.Context, wake <-chan struct{}, report func(U
 			switch ok, gone := c.provenFirst(s.self); {
 			case gone:
 				return report(c.ended(led))
-			case ok: // take over with no read: its self watch becomes the leader's
+			case ok && c.e.resigned.Has(s.predAt): // take over with no read: its self watch becomes the leader's
 				s, stale, first, led = standing{leader: c.self, watch: s.self.ch}, false, false, true
 				c.e.counters.unread.Add(1)
 				if err := send(c.update(s)); err != nil {

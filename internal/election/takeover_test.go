@@ -194,3 +194,31 @@ func TestQueuedLeaseEndListsNothing(t *testing.T) {
 	}
 	a.quiet(t)
 }
+
+// TestExternalMultiDeleteIsNoTakeover: one transaction from outside
+// zkcoord deleting the leader and then the candidate behind it (zkCli's
+// deleteall batches its deletes into one multi, in no set order) notifies
+// the one behind of its predecessor's deletion before its own: it must not
+// take over with no read. Only the deletion by this gateway's own Resign,
+// which deletes one candidate alone, is taken over with no read.
+func TestExternalMultiDeleteIsNoTakeover(t *testing.T) {
+	g := setup(t)
+	ctx := context.Background()
+	for round := range 10 {
+		election := "x" + string(rune('a'+round))
+		la, lb := g.grant(t, time.Minute), g.grant(t, time.Minute)
+		a := g.campaign(t, election, "a", la.ID)
+		ua := a.expect(t, Elected)
+		b := g.campaign(t, election, "b", lb.ID)
+		ub := b.expect(t, Queued)
+		dir := g.lay.Election(election)
+		if _, err := g.sess.Multi(ctx, &zk.DeleteRequest{Path: dir + "/" + ua.Candidate, Version: -1},
+			&zk.DeleteRequest{Path: dir + "/" + ub.Candidate, Version: -1}); err != nil {
+			t.Fatal(err)
+		}
+		a.expect(t, Lost)
+		if u := b.next(t); u.Status != Lost {
+			t.Fatalf("round %d: b, deleted in the transaction that deleted its predecessor, reported %v, want lost", round, u.Status)
+		}
+	}
+}
