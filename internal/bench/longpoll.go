@@ -119,6 +119,8 @@ func (r *Runner) longPoll(ctx context.Context) error {
 						return fmt.Errorf("poller: %w", err)
 					case <-timeout:
 						return fmt.Errorf("%d pollers: a change went unanswered for 30s", s.pollers)
+					case <-ctx.Done():
+						return ctx.Err()
 					}
 				}
 			}
@@ -130,7 +132,7 @@ func (r *Runner) longPoll(ctx context.Context) error {
 	for _, s := range sets {
 		w := fmt.Sprintf("HTTP long-poll wake-up (%s, %d changes)", plural(s.pollers, "poller"), per*r.cfg.Interleave)
 		p99 := absFigure(w, "change to answer p99", "ms", median(s.p99s), math.NaN(), Lower, 50)
-		p99.Note = "from the gRPC Register/Deregister's return to each poller having read its answer (GET ?afterRevision=R&wait=60s); median of the rounds' p99"
+		p99.Note = "from the gRPC Register/Deregister's return to each poller having read its answer (GET ?afterRevision=R&wait=60s); median of the rounds' p99; an answer read before the call returned counts as 0"
 		wf := info(w, "long-polls waiting at each change (fewest)", "polls", float64(s.waiting), math.NaN(), Higher)
 		wf.Note = fmt.Sprintf("GetStatus polls just before each change, every set's pollers counted: %d when all wait", total)
 		r.add(info(w, "change to answer p50", "ms", median(s.p50s), math.NaN(), Lower), p99, wf)
