@@ -33,6 +33,14 @@ import (
 // WithAuth authentication, authorization and limits and the lease caller
 // (who may use which lease), then validation.
 func NewGRPCServer(g *Gateway, opt ...grpc.ServerOption) *grpc.Server {
+	s, _ := newServers(g, opt...)
+	return s
+}
+
+// newServers returns NewGRPCServer's server and, for the HTTP face, the
+// same services' unary methods behind the same unary interceptor chain
+// (one chain, given to both, so that they cannot drift).
+func newServers(g *Gateway, opt ...grpc.ServerOption) (*grpc.Server, *httpgw.Unary) {
 	rec := recovery.WithRecoveryHandlerContext(func(ctx context.Context, p any) error {
 		g.log.Error("panic in handler", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
 		return status.Error(codes.Internal, "internal error")
@@ -55,18 +63,46 @@ func NewGRPCServer(g *Gateway, opt ...grpc.ServerOption) *grpc.Server {
 	}
 	unary = append(unary, validate.UnaryServerInterceptor())
 	stream = append(stream, validate.StreamServerInterceptor())
+	chain := chainUnary(unary)
 	opts := append([]grpc.ServerOption{
 		// Clients may ping every second to notice a dead or paused replica
 		// quickly; the server pings idle clients to drop dead ones.
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: time.Second, PermitWithoutStream: true}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
-		grpc.ChainUnaryInterceptor(unary...),
+		grpc.ChainUnaryInterceptor(chain),
 		grpc.ChainStreamInterceptor(stream...),
 	}, opt...)
 	s := grpc.NewServer(opts...)
-	g.Register(s)
+	u := httpgw.NewUnary(chain)
+	g.Register(registrars{s, u})
 	reflection.Register(s)
-	return s
+	return s, u
+}
+
+// chainUnary is is as one interceptor, the first outermost (as
+// grpc.ChainUnaryInterceptor chains them).
+func chainUnary(is []grpc.UnaryServerInterceptor) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+		return is[0](ctx, req, info, chainStep(is, 0, info, h))
+	}
+}
+
+func chainStep(is []grpc.UnaryServerInterceptor, i int, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) grpc.UnaryHandler {
+	if i == len(is)-1 {
+		return h
+	}
+	return func(ctx context.Context, req any) (any, error) {
+		return is[i+1](ctx, req, info, chainStep(is, i+1, info, h))
+	}
+}
+
+// registrars registers a service on each of them.
+type registrars []grpc.ServiceRegistrar
+
+func (rs registrars) RegisterService(desc *grpc.ServiceDesc, impl any) {
+	for _, r := range rs {
+		r.RegisterService(desc, impl)
+	}
 }
 
 // Listeners are where Serve serves.
@@ -108,9 +144,9 @@ func Serve(ctx context.Context, g *Gateway, ls Listeners, stopTimeout time.Durat
 			<-dnsDone
 		}()
 	}
-	s := NewGRPCServer(g, opt...)
+	s, unary := newServers(g, opt...)
 	hs := health.NewServer()
-	healthpb.RegisterHealthServer(s, hs)
+	healthpb.RegisterHealthServer(registrars{s, unary}, hs)
 	var services []string
 	for name := range s.GetServiceInfo() {
 		services = append(services, name)
@@ -127,7 +163,7 @@ func Serve(ctx context.Context, g *Gateway, ls Listeners, stopTimeout time.Durat
 	var web *http.Server
 	webDone := make(chan error, 1)
 	if ls.HTTP != nil {
-		h, err := httpgw.Handler(s, httpgw.Options{MaxBodyBytes: ls.HTTPMaxBody, Version: g.opts.version, Healthy: g.serving})
+		h, err := httpgw.Handler(s, httpgw.Options{MaxBodyBytes: ls.HTTPMaxBody, Version: g.opts.version, Healthy: g.serving, Unary: unary})
 		if err != nil {
 			s.Stop()
 			<-served

@@ -40,6 +40,9 @@ type Options struct {
 	Healthy func() bool
 	// Version is the API version the OpenAPI description states.
 	Version string
+	// Unary, when set, serves the unary methods of the services it holds
+	// in process (unary.go); nil: every call goes through the grpc.Server.
+	Unary *Unary
 }
 
 // DefaultMaxBodyBytes is the default cap on a request body.
@@ -83,7 +86,8 @@ func Handler(s *grpc.Server, o Options) (http.Handler, error) {
 	}
 	svcs := make([]*vanguard.Service, len(schemas))
 	for i, sd := range schemas {
-		svcs[i] = vanguard.NewServiceWithSchema(sd, s, vanguard.WithTypeResolver(protoregistry.GlobalTypes))
+		h := o.Unary.handler(string(sd.FullName()), s, o.MaxBodyBytes)
+		svcs[i] = vanguard.NewServiceWithSchema(sd, h, vanguard.WithTypeResolver(protoregistry.GlobalTypes))
 	}
 	t, err := vanguard.NewTranscoder(svcs,
 		vanguard.WithCodec(newStrictJSON),
