@@ -10,6 +10,12 @@
 // limits, validation, logging) and handlers, with the caller's address and
 // TLS identity, and errors keep their gRPC code, message and details (in
 // JSON, with the matching HTTP status). docs/DESIGN.md says why vanguard.
+//
+// Unary calls do not go through grpc.Server.ServeHTTP when Options.Unary
+// holds their service (unary.go): a connect-go handler calls the service's
+// implementation in process, through the same unary interceptor chain the
+// grpc.Server runs, with the peer, metadata, deadline and method that
+// ServeHTTP would have given it. Streams still go to the grpc.Server.
 package httpgw
 
 import (
@@ -86,7 +92,7 @@ func Handler(s *grpc.Server, o Options) (http.Handler, error) {
 	}
 	svcs := make([]*vanguard.Service, len(schemas))
 	for i, sd := range schemas {
-		h := o.Unary.handler(string(sd.FullName()), s, o.MaxBodyBytes)
+		h := o.Unary.handler(string(sd.FullName()), s)
 		svcs[i] = vanguard.NewServiceWithSchema(sd, h, vanguard.WithTypeResolver(protoregistry.GlobalTypes))
 	}
 	t, err := vanguard.NewTranscoder(svcs,

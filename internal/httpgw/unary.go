@@ -48,7 +48,7 @@ func (u *Unary) RegisterService(desc *grpc.ServiceDesc, impl any) {
 // handler is the http.Handler vanguard gives the service name's gRPC
 // calls: its unary methods served in process (connect-go speaking the gRPC
 // protocol), anything else by fallback.
-func (u *Unary) handler(name string, fallback http.Handler, maxBytes int64) http.Handler {
+func (u *Unary) handler(name string, fallback http.Handler) http.Handler {
 	if u == nil {
 		return fallback
 	}
@@ -68,7 +68,7 @@ func (u *Unary) handler(name string, fallback http.Handler, maxBytes int64) http
 		}
 		h := connect.NewUnaryHandler(full, call.serve,
 			connect.WithCodec(rawCodec{}),
-			connect.WithReadMaxBytes(int(min(maxBytes, 1<<31-1))),
+			connect.WithReadMaxBytes(grpcMaxRecvMsgSize),
 			// No compression, as the grpc.Server (which has no gzip
 			// registered): vanguard would only decompress the answers.
 			connect.WithCompression("gzip", nil, nil),
@@ -77,6 +77,11 @@ func (u *Unary) handler(name string, fallback http.Handler, maxBytes int64) http
 	}
 	return mux
 }
+
+// grpcMaxRecvMsgSize is the grpc.Server's default limit on a request
+// message (zkcoord sets no other), kept here so that a body limit above it
+// (--http-max-body) refuses the same messages on both paths.
+const grpcMaxRecvMsgSize = 4 << 20
 
 // rawMessage is a message's protobuf encoding: the connect handler only
 // carries bytes, decoded and encoded by the gRPC method's own code.

@@ -112,17 +112,30 @@ func TestUnaryLikeGRPCServer(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(b), resp.Header
 	}
-	want, err := Handler(viaServer, Options{})
+	// A body limit above the grpc.Server's 4 MiB message limit: the
+	// "big" request passes the first and not the second, on both paths.
+	want, err := Handler(viaServer, Options{MaxBodyBytes: 8 << 20})
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := Handler(s, Options{Unary: u})
+	got, err := Handler(s, Options{MaxBodyBytes: 8 << 20, Unary: u})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, service := range []string{"", "refused", "raw", "deadline", "who"} {
+	big := strings.Repeat("x", 5<<20)
+	for _, service := range []string{"", "refused", "raw", "deadline", "who", big} {
 		seen = nil
 		wc, wb, wh := call(want, service)
+		if service == big {
+			if len(seen) != 0 || wc == http.StatusOK {
+				t.Fatalf("a 5 MiB request through the grpc.Server: %d %s, interceptor saw %q", wc, wb, seen)
+			}
+			// The same code and status (the message is each library's own).
+			if gc, gb, _ := call(got, service); gc != wc || !strings.Contains(gb, `"code":"resource_exhausted"`) || !strings.Contains(wb, `"code":"resource_exhausted"`) {
+				t.Errorf("a 5 MiB request in process: %d %s\nthrough the grpc.Server: %d %s", gc, gb, wc, wb)
+			}
+			continue
+		}
 		if len(seen) != 1 || seen[0] != "/grpc.health.v1.Health/Check" {
 			t.Fatalf("%q through the grpc.Server: interceptor saw %q (%d %s)", service, seen, wc, wb)
 		}
