@@ -35,7 +35,7 @@ func (r *Runner) campaign(ctx context.Context) error {
 	cctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	defer wg.Wait()
+	defer func() { cancel(); wg.Wait() }() // cancel first: an early return leaves goroutines waiting for it
 
 	leases := pb.NewLeaseServiceClient(r.env.Conn())
 	ids := make([]string, n)

@@ -117,7 +117,7 @@ func (r *Runner) lockHandovers(ctx context.Context, ids []string, locks []pb.Loc
 	cctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	defer wg.Wait()
+	defer func() { cancel(); wg.Wait() }() // cancel first: an early return leaves goroutines waiting for it
 	won := make(chan elected, n)
 	var mu sync.Mutex
 	holds := make([]string, n)

@@ -147,7 +147,7 @@ func (r *Runner) semaphoreHandover(ctx context.Context) error {
 	cctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	defer wg.Wait()
+	defer func() { cancel(); wg.Wait() }() // cancel first: an early return leaves goroutines waiting for it
 	held := make(chan elected, n)
 	sems := pb.NewSemaphoreServiceClient(r.env.Conn())
 	for i := range n { // one after the other, so that queue order is i's

@@ -108,7 +108,7 @@ func (r *Runner) fanOut(ctx context.Context, n int, directs []*zk.Conn, ddir str
 	arrivals := make(chan arrival, n*(r.cfg.Changes+1))
 	ready := make(chan error, n)
 	var wg sync.WaitGroup
-	defer wg.Wait()
+	defer func() { cancel(); wg.Wait() }() // cancel first: an early return leaves goroutines waiting for it
 	clients := make([]pb.RegistryServiceClient, 0, 16)
 	for range 16 {
 		clients = append(clients, pb.NewRegistryServiceClient(r.env.Conn()))

@@ -17,8 +17,8 @@ import (
 // one membership change takes to reach every watch. Beside the one-group
 // WatchGroup streams of the watch workload.
 func (r *Runner) watchmux(ctx context.Context) error {
-	for _, n := range r.cfg.MuxWatches {
-		if err := r.watchmuxN(ctx, n); err != nil {
+	for i, n := range r.cfg.MuxWatches {
+		if err := r.watchmuxN(ctx, i, n); err != nil {
 			return fmt.Errorf("%d watches: %w", n, err)
 		}
 	}
@@ -37,8 +37,10 @@ type muxArrivals struct {
 // counterpart at 100,000 would add its watchers' setup to every run.
 const etcdMuxMax = 10000
 
-func (r *Runner) watchmuxN(ctx context.Context, n int) error {
-	group := fmt.Sprint("fanmux-", n)
+// watchmuxN is run i of watchmux, with n watches on a group of its own (a
+// size may come twice).
+func (r *Runner) watchmuxN(ctx context.Context, i, n int) error {
+	group := fmt.Sprintf("fanmux-%d-%d", i, n)
 	s := r.cfg.MuxStreams
 	reg := pb.NewRegistryServiceClient(r.env.Conn())
 	if _, err := reg.Register(ctx, &pb.RegisterRequest{Group: group, MemberId: "seed", Value: "v", Persistent: true}); err != nil {
@@ -55,7 +57,7 @@ func (r *Runner) watchmuxN(ctx context.Context, n int) error {
 	lats := make([][]time.Duration, s)
 	ready := make(chan error, 2*s) // each stream: its snapshots, then maybe its end
 	var wg sync.WaitGroup
-	defer wg.Wait()
+	defer func() { cancel(); wg.Wait() }() // cancel first: an early return leaves goroutines waiting for it
 	openStart := time.Now()
 	for i := range s {
 		watches := n/s + btoi(i < n%s)
@@ -123,7 +125,7 @@ func (r *Runner) watchmuxN(ctx context.Context, n int) error {
 	}
 	var eLat []time.Duration
 	for k := range r.cfg.Changes {
-		member := fmt.Sprintf("mux%d-%d", n, k)
+		member := fmt.Sprintf("mux%d-%d-%d", i, n, k)
 		arr.got.Store(0)
 		arr.member.Store(&member)
 		arr.t0.Store(time.Now().UnixNano())
