@@ -128,8 +128,8 @@ func TestTinyRun(t *testing.T) {
 	if f := find("WatchGroup fan-out", "heap+stacks per idle stream"); f.Target != "<= 8 KiB" {
 		t.Errorf("one-group streams: memory target %q, want issue 15's <= 8 KiB", f.Target)
 	}
-	if f := find("Watch fan-out", "heap+stacks per idle watch"); f.Target != "<= 8 KiB" {
-		t.Errorf("multiplexed watches: memory target %q, want <= 8 KiB", f.Target)
+	if f := find("Watch fan-out", "heap+stacks per idle watch"); f.HasTarget() { // 40 watches: under memJudgedFrom
+		t.Errorf("multiplexed watches: memory of 40 watches judged (%q): it is within the heap's variation", f.Target)
 	}
 	if f := find("Watch fan-out", "memory per idle watch (RSS)"); f.HasTarget() {
 		t.Errorf("RSS per watch judged (%q): it can read negative", f.Target)
