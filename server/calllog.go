@@ -3,9 +3,9 @@ package server
 import (
 	"context"
 	"log/slog"
-	"strings"
 	"time"
 
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/peer"
@@ -28,7 +28,7 @@ func logUnary(log *slog.Logger) grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 		start := time.Now()
 		resp, err := handler(ctx, req)
-		logCall(ctx, log, info.FullMethod, "unary", start, err)
+		logCall(ctx, log, info.FullMethod, nil, start, err)
 		return resp, err
 	}
 }
@@ -38,33 +38,27 @@ func logStream(log *slog.Logger) grpc.StreamServerInterceptor {
 	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
 		start := time.Now()
 		err := handler(srv, ss)
-		kind := "server_stream"
-		switch {
-		case info.IsClientStream && info.IsServerStream:
-			kind = "bidi_stream"
-		case info.IsClientStream:
-			kind = "client_stream"
-		}
-		logCall(ss.Context(), log, info.FullMethod, kind, start, err)
+		logCall(ss.Context(), log, info.FullMethod, info, start, err)
 		return err
 	}
 }
 
-// logCall writes the line of a call to method (/service/method) of kind
-// that began at start and ended with err, if log wants its level.
-func logCall(ctx context.Context, log *slog.Logger, method, kind string, start time.Time, err error) {
+// logCall writes the line of a call to method (/service/method; a stream
+// when stream is set) that began at start and ended with err, if log wants
+// its level.
+func logCall(ctx context.Context, log *slog.Logger, method string, stream *grpc.StreamServerInfo, start time.Time, err error) {
 	code := status.Code(err)
 	lvl := callLevel(code)
 	if !log.Enabled(ctx, lvl) {
 		return
 	}
-	service, name := splitMethod(method)
+	call := interceptors.NewServerCallMeta(method, stream, nil)
 	attrs := []slog.Attr{
 		slog.String("protocol", "grpc"),
 		slog.String("grpc.component", "server"),
-		slog.String("grpc.service", service),
-		slog.String("grpc.method", name),
-		slog.String("grpc.method_type", kind),
+		slog.String("grpc.service", call.Service),
+		slog.String("grpc.method", call.Method),
+		slog.String("grpc.method_type", string(call.Typ)),
 		slog.String("grpc.start_time", start.Format(time.RFC3339)),
 	}
 	if d, ok := ctx.Deadline(); ok {
@@ -79,15 +73,6 @@ func logCall(ctx context.Context, log *slog.Logger, method, kind string, start t
 	}
 	attrs = append(attrs, slog.Float64("grpc.time_ms", float64(time.Since(start).Microseconds())/1000))
 	log.LogAttrs(ctx, lvl, "finished call", attrs...)
-}
-
-// splitMethod splits a full method name, /service/method.
-func splitMethod(full string) (service, method string) {
-	full = strings.TrimPrefix(full, "/")
-	if i := strings.LastIndexByte(full, '/'); i >= 0 {
-		return full[:i], full[i+1:]
-	}
-	return "unknown", full
 }
 
 // callLevel is the level a call that ended with code is logged at:

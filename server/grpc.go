@@ -79,8 +79,9 @@ func newServers(g *Gateway, opt ...grpc.ServerOption) (*grpc.Server, *httpgw.Una
 	return s, u
 }
 
-// chainUnary is is as one interceptor, the first outermost (as
-// grpc.ChainUnaryInterceptor chains them).
+// chainUnary chains is into one interceptor, the first outermost, as
+// grpc.ChainUnaryInterceptor does (whose chain is not exported): the
+// grpc.Server and the HTTP face's unary calls share this one.
 func chainUnary(is []grpc.UnaryServerInterceptor) grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
 		return is[0](ctx, req, info, chainStep(is, 0, info, h))

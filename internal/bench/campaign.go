@@ -3,7 +3,6 @@ package bench
 import (
 	"context"
 	"fmt"
-	"math"
 	"path"
 	"slices"
 	"strings"
@@ -158,11 +157,11 @@ func (r *Runner) campaign(ctx context.Context) error {
 	cancel()
 	wg.Wait()
 	gwLat, dLat := sortedDurations(gw.lat), sortedDurations(direct.lat)
-	eq := func(float64) float64 { return math.NaN() }
+	var eLat []time.Duration
 	if len(sides) > 2 {
-		eLat := sortedDurations(sides[2].lat)
-		eq = func(q float64) float64 { return ms(quantile(eLat, q)) }
+		eLat = sortedDurations(sides[2].lat)
 	}
+	eq := quantilesMs(eLat, len(sides) > 2)
 
 	w := fmt.Sprintf("Campaign (%d candidates, %d resigns)", n, r.cfg.Failovers)
 	gmax, gsum := watchStats(gwWatches)

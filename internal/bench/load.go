@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"math"
 	"slices"
 	"sync"
 	"time"
@@ -27,6 +28,17 @@ func (s Sample) Throughput() float64 {
 
 // Quantile returns the q-quantile (0..1) of the latencies, 0 with none.
 func (s Sample) Quantile(q float64) time.Duration { return quantile(s.Latencies, q) }
+
+// quantilesMs is the quantiles of sorted in milliseconds, NaN for every q
+// when the side was not run (have false).
+func quantilesMs(sorted []time.Duration, have bool) func(q float64) float64 {
+	return func(q float64) float64 {
+		if !have {
+			return math.NaN()
+		}
+		return ms(quantile(sorted, q))
+	}
+}
 
 func quantile(sorted []time.Duration, q float64) time.Duration {
 	if len(sorted) == 0 {

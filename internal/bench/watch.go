@@ -209,10 +209,9 @@ func (r *Runner) fanOut(ctx context.Context, n int, directs []*zk.Conn, ddir str
 	}
 	cancel()
 	gwLat, dLat, eLat = sortedDurations(gwLat), sortedDurations(dLat), sortedDurations(eLat)
-	eq := func(float64) float64 { return math.NaN() }
+	eq := quantilesMs(eLat, fan != nil)
 	eMem, eHeap, eOpen := math.NaN(), math.NaN(), math.NaN()
 	if fan != nil {
-		eq = func(q float64) float64 { return ms(quantile(eLat, q)) }
 		eMem, eOpen = float64(fan.after.RSS-fan.before.RSS)/float64(n)/1024, ms(fan.opened)
 		eHeap = float64((fan.after.HeapInuse+fan.after.StackInuse)-(fan.before.HeapInuse+fan.before.StackInuse)) / float64(n) / 1024
 	}

@@ -156,10 +156,7 @@ func (r *Runner) watchmuxN(ctx context.Context, i, n int) error {
 		lat = append(lat, l...)
 	}
 	lat, eLat = sortedDurations(lat), sortedDurations(eLat)
-	eq := func(float64) float64 { return math.NaN() }
-	if fan != nil {
-		eq = func(q float64) float64 { return ms(quantile(eLat, q)) }
-	}
+	eq := quantilesMs(eLat, fan != nil)
 	per := float64(after.RSS-before.RSS) / float64(n) / 1024
 	heapPer := float64((after.HeapInuse+after.StackInuse)-(before.HeapInuse+before.StackInuse)) / float64(n) / 1024
 	w := fmt.Sprintf("Watch fan-out (%d watches on %d streams)", n, s)

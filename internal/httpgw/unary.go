@@ -2,7 +2,6 @@ package httpgw
 
 import (
 	"context"
-	"encoding/base64"
 	"errors"
 	"net"
 	"net/http"
@@ -186,7 +185,7 @@ func callContext(method string, next http.Handler) http.Handler {
 			}
 			for _, v := range vs {
 				if strings.HasSuffix(k, "-bin") {
-					b, err := decodeBin(v)
+					b, err := connect.DecodeBinaryHeader(v)
 					if err != nil {
 						http.Error(w, "malformed binary metadata in header "+k, http.StatusBadRequest)
 						return
@@ -210,13 +209,6 @@ func reserved(k string) bool {
 		return true
 	}
 	return k != "" && k[0] == ':'
-}
-
-func decodeBin(v string) ([]byte, error) {
-	if len(v)%4 == 0 {
-		return base64.StdEncoding.DecodeString(v)
-	}
-	return base64.RawStdEncoding.DecodeString(v)
 }
 
 // strAddr is the caller's address as net/http gives it (IP:port, TCP).
