@@ -149,46 +149,74 @@ func (e *Elections) enter(ctx context.Context, election, value, leaseID string) 
 // a second conflict).
 func (e *Elections) enterOnce(ctx context.Context, election, leaseID, value string, data []byte, dropRef bool) (*candidate, error) {
 	dir := e.lay.Election(election)
-	key := lease.KeyOf(leaseID)
 	ref := lease.Ref(RefKind, election)
-	cands, _, err := e.list(ctx, election)
-	if errors.Is(err, zk.ErrNoNode) { // a new election: create it, then list
-		if err := e.sess.EnsurePath(ctx, dir); err != nil {
-			return nil, err
-		}
-		cands, _, err = e.list(ctx, election)
-	}
-	if err != nil {
-		return nil, err
-	}
 	name := ""
-	if i := find(cands, key); i >= 0 {
-		name = cands[i].name
-		if err := e.proclaim(ctx, election, name, leaseID, value); err != nil {
+	if owns, known := e.leases.Owns(leaseID, ref); known && !owns && !dropRef {
+		// The lease (held here) has no candidacy in the election: create
+		// it at once, with no listing first (as a lock's node is). The ref
+		// created with it checks that in ZooKeeper; a candidacy created
+		// meanwhile, or an election directory not there yet, fails the
+		// create, and the listing below finds the one or makes the other.
+		var err error
+		if name, err = e.create(ctx, dir, leaseID, ref, data, false); err != nil && !errors.Is(err, ErrConflict) {
 			return nil, err
 		}
-	} else {
-		if dropRef {
-			if _, err := e.leases.Detach(ctx, leaseID, ref); err != nil && !errors.Is(err, zk.ErrNoNode) {
-				return nil, err
-			}
-		}
-		res, err := e.leases.Attach(ctx, leaseID, ref,
-			&zk.CreateRequest{Path: dir + "/c_" + key + "_", Data: data, Acl: e.sess.ACL(), Flags: zk.FlagSequence})
-		if errors.Is(err, zk.ErrNodeExists) || errors.Is(err, zk.ErrNoNode) {
-			return nil, ErrConflict // created concurrently, or the directory went
-		} else if err != nil {
-			return nil, err
-		}
-		name = path.Base(res[0].String)
 	}
-	c := &candidate{e: e, election: election, name: name, path: dir + "/" + name, key: key}
+	if name == "" {
+		var err error
+		if name, err = e.findOrCreate(ctx, election, leaseID, value, data, dropRef); err != nil {
+			return nil, err
+		}
+	}
+	c := &candidate{e: e, election: election, name: name, path: dir + "/" + name, key: lease.KeyOf(leaseID)}
+	var err error
 	if c.armed, err = c.readSelf(ctx); errors.Is(err, zk.ErrNoNode) {
 		return nil, ErrConflict // ended meanwhile
 	} else if err != nil {
 		return nil, err
 	}
 	return c, nil
+}
+
+// findOrCreate lists the election (creating its directory when missing)
+// and returns the name of the lease's candidate there, its value made
+// value, or of the one it creates with data.
+func (e *Elections) findOrCreate(ctx context.Context, election, leaseID, value string, data []byte, dropRef bool) (string, error) {
+	dir := e.lay.Election(election)
+	cands, _, err := e.list(ctx, election)
+	if errors.Is(err, zk.ErrNoNode) { // a new election: create it, then list
+		if err := e.sess.EnsurePath(ctx, dir); err != nil {
+			return "", err
+		}
+		cands, _, err = e.list(ctx, election)
+	}
+	if err != nil {
+		return "", err
+	}
+	if i := find(cands, lease.KeyOf(leaseID)); i >= 0 {
+		return cands[i].name, e.proclaim(ctx, election, cands[i].name, leaseID, value)
+	}
+	return e.create(ctx, dir, leaseID, lease.Ref(RefKind, election), data, dropRef)
+}
+
+// create creates the lease's candidate in dir with data, in one
+// transaction with the lease's ref to it (removed first when dropRef), and
+// returns its name: ErrConflict when the ref or the candidate's directory
+// stood in the way.
+func (e *Elections) create(ctx context.Context, dir, leaseID, ref string, data []byte, dropRef bool) (string, error) {
+	if dropRef {
+		if _, err := e.leases.Detach(ctx, leaseID, ref); err != nil && !errors.Is(err, zk.ErrNoNode) {
+			return "", err
+		}
+	}
+	res, err := e.leases.Attach(ctx, leaseID, ref,
+		&zk.CreateRequest{Path: dir + "/c_" + lease.KeyOf(leaseID) + "_", Data: data, Acl: e.sess.ACL(), Flags: zk.FlagSequence})
+	if errors.Is(err, zk.ErrNodeExists) || errors.Is(err, zk.ErrNoNode) {
+		return "", ErrConflict // created concurrently, or the directory went
+	} else if err != nil {
+		return "", err
+	}
+	return path.Base(res[0].String), nil
 }
 
 // selfWatch is a candidacy's data watch on its own znode, armed by
