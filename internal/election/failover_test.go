@@ -143,3 +143,35 @@ func countingGateway(t *testing.T) (g *gateway, children, gets *atomic.Int64) {
 	}))
 	return newGateway(t, sess, lay), children, gets
 }
+
+// TestNewCandidacyListsOnce: a lease held here with no candidacy in the
+// election enters it with its create, then the one listing that finds the
+// candidate ahead: no listing before the create (the lease's ref, created
+// with the candidate, is what refuses a second candidacy). A lease with a
+// candidacy already lists first, and resumes it.
+func TestNewCandidacyListsOnce(t *testing.T) {
+	g, children, _ := countingGateway(t)
+	la, lb := g.grant(t, time.Minute), g.grant(t, time.Minute)
+	a := g.campaign(t, "e", "a", la.ID)
+	a.expect(t, Elected)
+
+	lists := children.Load()
+	b := g.campaign(t, "e", "b", lb.ID)
+	ub := b.expect(t, Queued)
+	if n := children.Load() - lists; n != 1 {
+		t.Errorf("a new candidacy listed the election %d times to queue, want 1", n)
+	}
+
+	b.cancel()
+	if err := b.end(t); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Campaign after cancel: %v", err)
+	}
+	lists = children.Load()
+	b2 := g.campaign(t, "e", "b", lb.ID)
+	if u := b2.expect(t, Queued); u.Candidate != ub.Candidate {
+		t.Fatalf("resumed as %s, want %s", u.Candidate, ub.Candidate)
+	}
+	if n := children.Load() - lists; n != 2 {
+		t.Errorf("a resumed candidacy listed the election %d times, want 2 (to find it, then to queue)", n)
+	}
+}
