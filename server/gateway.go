@@ -48,6 +48,7 @@ type options struct {
 	version   string
 	auth      *auth.Config
 	metrics   *metrics.Metrics
+	workers   int // NewGRPCServer's stream workers
 }
 
 // WithAuth authenticates and authorizes every call by cfg (see package
@@ -127,6 +128,32 @@ func WithAdvertise(addr string) Option {
 // WithVersion sets the version status reports.
 func WithVersion(v string) Option { return func(o *options) error { o.version = v; return nil } }
 
+// DefaultStreamWorkers is how many goroutines NewGRPCServer keeps to run
+// calls on (WithStreamWorkers).
+const DefaultStreamWorkers = 64
+
+// MaxStreamWorkers bounds WithStreamWorkers.
+const MaxStreamWorkers = 4096
+
+// WithStreamWorkers sets how many goroutines the gRPC server keeps to run
+// calls on, reused from call to call (grpc.NumStreamWorkers; default
+// DefaultStreamWorkers, 0 to MaxStreamWorkers). A call that finds none
+// idle gets a goroutine of its own, as every call does with 0. A call on a
+// fresh goroutine grows its stack as it goes, copying it each time: 9% of
+// the gateway's CPU under Register and Deregister (docs/BENCHMARKS.md,
+// "gRPC calls on kept goroutines"). A stream holds its goroutine while it
+// is open, so on a gateway with more open streams than workers, most
+// calls get fresh goroutines anyway.
+func WithStreamWorkers(n int) Option {
+	return func(o *options) error {
+		if n < 0 || n > MaxStreamWorkers {
+			return fmt.Errorf("server: stream workers %d: want 0 to %d", n, MaxStreamWorkers)
+		}
+		o.workers = n
+		return nil
+	}
+}
+
 // WithLogger sets the logger (default: discard).
 func WithLogger(l *slog.Logger) Option {
 	return func(o *options) error {
@@ -147,7 +174,7 @@ func WithRegistryOptions(opt ...registry.Option) Option {
 // (package gateway: the namespace is created, leases left without an owner
 // adopted), ready to serve.
 func New(ctx context.Context, sess *zkx.Session, opt ...Option) (*Gateway, error) {
-	o := options{streamTTL: 10 * time.Second, version: "dev"}
+	o := options{streamTTL: 10 * time.Second, version: "dev", workers: DefaultStreamWorkers}
 	for _, fn := range opt {
 		if err := fn(&o); err != nil {
 			return nil, err

@@ -65,6 +65,7 @@ func newServers(g *Gateway, opt ...grpc.ServerOption) (*grpc.Server, *httpgw.Una
 	stream = append(stream, validate.StreamServerInterceptor())
 	chain := chainUnary(unary)
 	opts := append([]grpc.ServerOption{
+		grpc.NumStreamWorkers(uint32(g.opts.workers)),
 		// Clients may ping every second to notice a dead or paused replica
 		// quickly; the server pings idle clients to drop dead ones.
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: time.Second, PermitWithoutStream: true}),

@@ -26,16 +26,18 @@ func TestNewRefusesBadOptions(t *testing.T) {
 	defer sess.Close()
 	root := fmt.Sprintf("/options-%d", os.Getpid())
 	for name, opt := range map[string]server.Option{
-		"relative root":          server.WithRoot("zkcoord"),
-		"root /":                 server.WithRoot("/"),
-		"root ending in /":       server.WithRoot(root + "/"),
-		"root with ..":           server.WithRoot(root + "/../x"),
-		"replica id with /":      server.WithReplicaID("gw/a"),
-		"replica id ..":          server.WithReplicaID(".."),
-		"advertise without port": server.WithAdvertise("gw-a"),
-		"zero stream TTL":        server.WithStreamTTL(0),
-		"stream TTL under 1s":    server.WithStreamTTL(500 * time.Millisecond),
-		"nil logger":             server.WithLogger(nil),
+		"relative root":           server.WithRoot("zkcoord"),
+		"root /":                  server.WithRoot("/"),
+		"root ending in /":        server.WithRoot(root + "/"),
+		"root with ..":            server.WithRoot(root + "/../x"),
+		"replica id with /":       server.WithReplicaID("gw/a"),
+		"replica id ..":           server.WithReplicaID(".."),
+		"advertise without port":  server.WithAdvertise("gw-a"),
+		"zero stream TTL":         server.WithStreamTTL(0),
+		"stream TTL under 1s":     server.WithStreamTTL(500 * time.Millisecond),
+		"nil logger":              server.WithLogger(nil),
+		"negative stream workers": server.WithStreamWorkers(-1),
+		"too many stream workers": server.WithStreamWorkers(server.MaxStreamWorkers + 1),
 	} {
 		t.Run(name, func(t *testing.T) {
 			g, err := server.New(ctx, sess, server.WithRoot(root), opt)

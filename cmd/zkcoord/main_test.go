@@ -128,6 +128,7 @@ func TestUsageErrors(t *testing.T) {
 		{args: []string{"serve", "--zk", "127.0.0.1:1", "--plaintext", "--no-auth", "--metrics-listen", "9464"}, want: `--metrics-listen "9464": want host:port`},
 		{args: []string{"dev", "--metrics-listen", "localhost"}, want: `--metrics-listen "localhost": want host:port`},
 		{args: []string{"serve", "--zk", "127.0.0.1:1", "--plaintext", "--no-auth", "--zk-write-pipeline", "0"}, want: "--zk-write-pipeline 0: must be 1 to 64"},
+		{args: []string{"serve", "--zk", "127.0.0.1:1", "--plaintext", "--no-auth", "--grpc-stream-workers", "-1"}, want: "--grpc-stream-workers -1: must be 0 to 4096"},
 		{args: []string{"frobnicate"}, want: `unknown command "frobnicate"`},
 		// pflag reads -zk as the shorthands -z -k: say what to write instead.
 		{args: []string{"serve", "-zk", "127.0.0.1:1"}, want: "long flags take two dashes"},

@@ -39,6 +39,7 @@ type config struct {
 	zkTLSCA, zkTLSCert, zkTLSKey                          string
 	noAuth                                                bool
 	zkWritePipeline                                       int
+	grpcStreamWorkers                                     int
 	dnsListen, dnsDomain, dnsGroups                       string
 	dnsTTL                                                time.Duration
 	dns                                                   []dnsview.Option // from the dns flags, checked
@@ -91,6 +92,7 @@ func serveFlags(fs *pflag.FlagSet, c *config, dev bool) {
 	fs.StringVar(&c.root, "root", "/zkcoord", "root znode of zkcoord's namespace (below the chroot)")
 	fs.DurationVar(&c.sessionTimeout, "session-timeout", 10*time.Second, "ZooKeeper session timeout to request")
 	fs.IntVar(&c.zkWritePipeline, "zk-write-pipeline", 1, "registry write batches (ZooKeeper multis of several callers' writes) in flight at once, 1 to 64; more may help where ZooKeeper has CPU to spare")
+	fs.IntVar(&c.grpcStreamWorkers, "grpc-stream-workers", server.DefaultStreamWorkers, fmt.Sprintf("goroutines kept to run gRPC calls on, reused from call to call (0 to %d; 0: a new goroutine per call, as grpc-go does by default)", server.MaxStreamWorkers))
 	fs.DurationVar(&c.streamTTL, "stream-ttl", 10*time.Second, "TTL of the implicit lease of a Campaign, AwaitBarrier, AcquireLock or AcquireSemaphore stream without a lease")
 	fs.DurationVar(&c.stopTimeout, "shutdown-timeout", 10*time.Second, "how long a graceful stop may take before it is forced")
 	fs.StringVar(&c.replicaID, "replica-id", "", "name of this replica in status, logs and lease records; unique among replicas (default hostname-pid)")
@@ -160,6 +162,9 @@ func checkConfig(c *config, dev bool) error {
 	}
 	if c.zkWritePipeline < 1 || c.zkWritePipeline > 64 {
 		return fmt.Errorf("--zk-write-pipeline %d: must be 1 to 64", c.zkWritePipeline)
+	}
+	if c.grpcStreamWorkers < 0 || c.grpcStreamWorkers > server.MaxStreamWorkers {
+		return fmt.Errorf("--grpc-stream-workers %d: must be 0 to %d", c.grpcStreamWorkers, server.MaxStreamWorkers)
 	}
 	return checkListen("--metrics-listen", c.metricsListen)
 }
@@ -263,7 +268,7 @@ func run(ctx context.Context, c config, dev bool) error {
 	}
 	opts := []server.Option{server.WithRoot(c.root), server.WithStreamTTL(c.streamTTL),
 		server.WithReplicaID(c.replicaID), server.WithAdvertise(c.advertise), server.WithVersion(version),
-		server.WithLogger(log)}
+		server.WithLogger(log), server.WithStreamWorkers(c.grpcStreamWorkers)}
 	if mets != nil {
 		opts = append(opts, server.WithMetrics(mets))
 	}
