@@ -31,7 +31,9 @@ import (
 // recovery (outermost: a panic becomes INTERNAL), with WithMetrics the
 // metrics (every call counted and timed by method and code), logging, then with
 // WithAuth authentication, authorization and limits and the lease caller
-// (who may use which lease), then validation.
+// (who may use which lease), then validation. It keeps goroutines to run
+// calls on (WithStreamWorkers) until it is stopped: Stop or GracefulStop
+// it, served or not.
 func NewGRPCServer(g *Gateway, opt ...grpc.ServerOption) *grpc.Server {
 	s, _ := newServers(g, opt...)
 	return s
@@ -181,6 +183,7 @@ func Serve(ctx context.Context, g *Gateway, ls Listeners, stopTimeout time.Durat
 	}
 	select {
 	case err := <-served:
+		s.Stop() // its stream workers
 		if web != nil {
 			_ = web.Close()
 			<-webDone
