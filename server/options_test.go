@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/zkcoord/zkcoord/internal/testing/testenv"
-	"github.com/zkcoord/zkcoord/internal/zkx"
 	"github.com/zkcoord/zkcoord/server"
 )
 
@@ -19,11 +18,7 @@ import (
 func TestNewRefusesBadOptions(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	sess, err := zkx.Dial(ctx, testenv.ZooKeeper(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sess.Close()
+	sess := testenv.Session(t)
 	root := fmt.Sprintf("/options-%d", os.Getpid())
 	for name, opt := range map[string]server.Option{
 		"relative root":           server.WithRoot("zkcoord"),

@@ -9,7 +9,6 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/zkcoord/zkcoord/internal/testing/testenv"
-	"github.com/zkcoord/zkcoord/internal/zkx"
 	"github.com/zkcoord/zkcoord/server"
 )
 
@@ -33,11 +32,7 @@ func TestCallsRunOnKeptGoroutines(t *testing.T) {
 	const calls = 200
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	sess, err := zkx.Dial(ctx, testenv.ZooKeeper(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sess.Close()
+	sess := testenv.Session(t)
 	for _, tc := range []struct {
 		name string
 		opt  []server.Option

@@ -207,6 +207,20 @@ func Conn(tb testing.TB) *grpc.ClientConn {
 // ZooKeeper returns the address of the test ZooKeeper.
 func ZooKeeper(tb testing.TB) string { return zktest.Addr(tb) }
 
+// Session dials a session of its own on the test ZooKeeper, closed at
+// cleanup.
+func Session(tb testing.TB, opt ...zkx.Option) *zkx.Session {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	sess, err := zkx.Dial(ctx, ZooKeeper(tb), opt...)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(sess.Close)
+	return sess
+}
+
 // Replica is an extra gateway replica on the test ZooKeeper, for tests of
 // several replicas sharing a root.
 type Replica struct {
