@@ -61,10 +61,17 @@ class Member:
 
     def close(self):
         """Stops the keepalives and revokes the lease: the member leaves."""
+        # The keepalive requests end at once, and with them the stream (the
+        # gateway answers the last one, then closes). No cancel() first:
+        # once, a Ctrl-C just after a new stream was opened left the
+        # keepalive thread's read blocked and join() with it (our guess:
+        # grpc/grpc#20562, a read that blocks while another thread shuts
+        # the stream down); cancel() only if the gateway does not end it.
         self._stop.set()
-        if self._stream is not None:
-            self._stream.cancel()
-        self._thread.join()
+        self._thread.join(timeout=self.ttl)
+        if self._thread.is_alive() and self._stream is not None:
+            self._stream.cancel()  # the gateway did not end it: unreachable?
+            self._thread.join()
         if self.lease_id is None:
             return
         try:
