@@ -27,26 +27,11 @@ func TestTinyRun(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	dir := t.TempDir()
-	bin, err := chaos.Build(ctx, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var logs bytes.Buffer
-	env, err := Setup(ctx, EnvOptions{Bin: bin, Log: &logs})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer env.Close()
 	var progress bytes.Buffer
 	cfg := Config{Duration: 200 * time.Millisecond, Concurrency: []int{1, 2}, Callers: 2, Streams: 50, DirectWatch: 5,
 		Changes: 2, Candidates: 5, Failovers: 4, Waiters: 5, Participants: 10, Rounds: 1, Sizes: []int{10, 50}, KeepAlives: 200,
 		PHPProcs: 5, MuxWatches: []int{40}, MuxStreams: 4, Pollers: []int{1, 5}, Wakes: 3, Log: &progress}
-	res, err := NewRunner(env, cfg).Run(ctx)
-	if err != nil {
-		t.Fatalf("%v\nprogress:\n%s\nlogs:\n%s", err, progress.String(), logs.String())
-	}
-	t.Logf("progress:\n%s", progress.String())
+	res := tinyRun(ctx, t, EnvOptions{}, cfg)
 	// A line as each workload starts and one as it ends, with its time.
 	for i, w := range Workloads {
 		n := fmt.Sprintf("== [%d/%d] %s", i+1, len(Workloads), w.Name)
@@ -157,7 +142,7 @@ func TestTinyRun(t *testing.T) {
 	find("Growth (50 members)", "WatchGroup snapshot")
 	find("Growth 10 -> 50", "Lookup p50 growth")
 
-	png := filepath.Join(dir, "bench.png")
+	png := filepath.Join(t.TempDir(), "bench.png")
 	if err := Plot(res.Points, png); err != nil {
 		t.Fatal(err)
 	}
@@ -168,6 +153,32 @@ func TestTinyRun(t *testing.T) {
 	var table bytes.Buffer
 	WriteTable(&table, res.Figures)
 	t.Logf("\n%s", table.String())
+}
+
+// tinyRun builds zkcoord, sets up opt's environment (a private ZooKeeper,
+// a gateway process, and etcd unless opt.NoEtcd) and runs the workloads
+// named (all when none) with cfg, whose Log must be a *bytes.Buffer: the
+// progress, logged, and with the environment's logs on failure.
+func tinyRun(ctx context.Context, t *testing.T, opt EnvOptions, cfg Config, workloads ...string) Results {
+	t.Helper()
+	bin, err := chaos.Build(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	opt.Bin, opt.Log = bin, &logs
+	env, err := Setup(ctx, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer env.Close()
+	progress := cfg.Log.(*bytes.Buffer)
+	res, err := NewRunner(env, cfg).Run(ctx, workloads...)
+	if err != nil {
+		t.Fatalf("%v\nprogress:\n%s\nlogs:\n%s", err, progress.String(), logs.String())
+	}
+	t.Logf("progress:\n%s", progress.String())
+	return res
 }
 
 func keys(m map[string]Figure) []string {

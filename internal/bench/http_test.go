@@ -8,8 +8,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/zkcoord/zkcoord/internal/testing/chaos"
 )
 
 // TestHTTPWorkload runs the http workload alone at a tiny scale against a
@@ -21,23 +19,8 @@ func TestHTTPWorkload(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	bin, err := chaos.Build(ctx, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	var logs bytes.Buffer
-	env, err := Setup(ctx, EnvOptions{Bin: bin, Log: &logs, NoEtcd: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer env.Close()
-	var progress bytes.Buffer
-	cfg := Config{Duration: 300 * time.Millisecond, Callers: 4, Pollers: []int{1, 7}, Wakes: 6, Log: &progress}
-	res, err := NewRunner(env, cfg).Run(ctx, "http")
-	if err != nil {
-		t.Fatalf("%v\nprogress:\n%s\nlogs:\n%s", err, progress.String(), logs.String())
-	}
-	t.Logf("progress:\n%s", progress.String())
+	cfg := Config{Duration: 300 * time.Millisecond, Callers: 4, Pollers: []int{1, 7}, Wakes: 6, Log: &bytes.Buffer{}}
+	res := tinyRun(ctx, t, EnvOptions{NoEtcd: true}, cfg, "http")
 	checkHTTPFigures(t, res.Figures, cfg.withDefaults())
 }
 

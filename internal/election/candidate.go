@@ -150,26 +150,26 @@ func (e *Elections) enter(ctx context.Context, election, value, leaseID string) 
 func (e *Elections) enterOnce(ctx context.Context, election, leaseID, value string, data []byte, dropRef bool) (*candidate, error) {
 	dir := e.lay.Election(election)
 	ref := lease.Ref(RefKind, election)
-	name := ""
+	var (
+		name string
+		err  error
+	)
 	if owns, known := e.leases.Owns(leaseID, ref); known && !owns && !dropRef {
 		// The lease (held here) has no candidacy in the election: create
 		// it at once, with no listing first (as a lock's node is). The ref
 		// created with it checks that in ZooKeeper; a candidacy created
 		// meanwhile, or an election directory not there yet, fails the
 		// create, and the listing below finds the one or makes the other.
-		var err error
 		if name, err = e.create(ctx, dir, leaseID, ref, data, false); err != nil && !errors.Is(err, ErrConflict) {
 			return nil, err
 		}
 	}
 	if name == "" {
-		var err error
-		if name, err = e.findOrCreate(ctx, election, leaseID, value, data, dropRef); err != nil {
+		if name, err = e.findOrCreate(ctx, election, leaseID, ref, value, data, dropRef); err != nil {
 			return nil, err
 		}
 	}
 	c := &candidate{e: e, election: election, name: name, path: dir + "/" + name, key: lease.KeyOf(leaseID)}
-	var err error
 	if c.armed, err = c.readSelf(ctx); errors.Is(err, zk.ErrNoNode) {
 		return nil, ErrConflict // ended meanwhile
 	} else if err != nil {
@@ -180,8 +180,8 @@ func (e *Elections) enterOnce(ctx context.Context, election, leaseID, value stri
 
 // findOrCreate lists the election (creating its directory when missing)
 // and returns the name of the lease's candidate there, its value made
-// value, or of the one it creates with data.
-func (e *Elections) findOrCreate(ctx context.Context, election, leaseID, value string, data []byte, dropRef bool) (string, error) {
+// value, or of the one it creates with data and the lease's ref.
+func (e *Elections) findOrCreate(ctx context.Context, election, leaseID, ref, value string, data []byte, dropRef bool) (string, error) {
 	dir := e.lay.Election(election)
 	cands, _, err := e.list(ctx, election)
 	if errors.Is(err, zk.ErrNoNode) { // a new election: create it, then list
@@ -196,7 +196,7 @@ func (e *Elections) findOrCreate(ctx context.Context, election, leaseID, value s
 	if i := find(cands, lease.KeyOf(leaseID)); i >= 0 {
 		return cands[i].name, e.proclaim(ctx, election, cands[i].name, leaseID, value)
 	}
-	return e.create(ctx, dir, leaseID, lease.Ref(RefKind, election), data, dropRef)
+	return e.create(ctx, dir, leaseID, ref, data, dropRef)
 }
 
 // create creates the lease's candidate in dir with data, in one
@@ -300,8 +300,8 @@ type standing struct {
 	ahead  int
 	leader *LeaderInfo
 	watch  <-chan zk.Event // the candidate ahead; this one while leading
-	pred   string          // the candidate ahead, as led names it
-	predAt string          // the candidate ahead's path
+	pred   string          // the candidate ahead's path
+	predTk int64           // and its token, with which led names it
 	self   selfWatch       // this one while queued, when armed by this check
 }
 
@@ -352,7 +352,7 @@ func (c *candidate) check(ctx context.Context, armSelf, first bool) (standing, e
 		} else if err != nil {
 			return standing{}, err
 		}
-		s := standing{ahead: i, watch: ch, pred: ledKey(dir+"/"+cands[i-1].name, stat.Czxid), predAt: dir + "/" + cands[i-1].name}
+		s := standing{ahead: i, watch: ch, pred: dir + "/" + cands[i-1].name, predTk: stat.Czxid}
 		if i == 1 {
 			s.leader = decode(c.election, cands[0].name, data, stat)
 		} else if s.leader, err = c.e.info(ctx, c.election, cands[0].name); err != nil && !errors.Is(err, zk.ErrNoNode) {
@@ -439,7 +439,7 @@ func (c *candidate) run(ctx context.Context, wake <-chan struct{}, report func(U
 			if ev.Type == zk.EventNodeDeleted && s.ahead == 0 {
 				return report(c.ended(led)) // its own znode (it leads): no need to list
 			}
-			first = first || (ev.Type == zk.EventNodeDeleted && (s.ahead == 1 || c.e.led.Has(s.pred)))
+			first = first || (ev.Type == zk.EventNodeDeleted && (s.ahead == 1 || c.e.led.Has(ledKey(s.pred, s.predTk))))
 			s.watch, stale = nil, true
 			if !first {
 				break
@@ -447,7 +447,7 @@ func (c *candidate) run(ctx context.Context, wake <-chan struct{}, report func(U
 			switch ok, gone := c.provenFirst(s.self); {
 			case gone:
 				return report(c.ended(led))
-			case ok && c.e.resigned.Has(s.predAt): // take over with no read: its self watch becomes the leader's
+			case ok && c.e.resigned.Has(s.pred): // take over with no read: its self watch becomes the leader's
 				s, stale, first, led = standing{leader: c.self, watch: s.self.ch}, false, false, true
 				c.e.counters.unread.Add(1)
 				if err := send(c.update(s)); err != nil {
