@@ -49,6 +49,10 @@ type Options struct {
 	// Unary, when set, serves the unary methods of the services it holds
 	// in process (unary.go); nil: every call goes through the grpc.Server.
 	Unary *Unary
+
+	// viaTranscoder (tests only): every REST call through vanguard, none
+	// served by rest.go.
+	viaTranscoder bool
 }
 
 // DefaultMaxBodyBytes is the default cap on a request body.
@@ -95,6 +99,13 @@ func Handler(s *grpc.Server, o Options) (http.Handler, error) {
 		h := o.Unary.handler(string(sd.FullName()), s)
 		svcs[i] = vanguard.NewServiceWithSchema(sd, h, vanguard.WithTypeResolver(protoregistry.GlobalTypes))
 	}
+	routes, err := o.Unary.restRoutes(schemas)
+	if err != nil {
+		return nil, err
+	}
+	if o.viaTranscoder {
+		routes = nil
+	}
 	t, err := vanguard.NewTranscoder(svcs,
 		vanguard.WithCodec(newStrictJSON),
 		vanguard.WithUnknownHandler(http.HandlerFunc(notFound)),
@@ -123,7 +134,7 @@ func Handler(s *grpc.Server, o Options) (http.Handler, error) {
 		}
 		_, _ = w.Write([]byte("SERVING\n"))
 	})
-	mux.Handle("/", jsonOnly(o.MaxBodyBytes, ndjson(t, flushHeaders(t), o.MaxBodyBytes)))
+	mux.Handle("/", jsonOnly(o.MaxBodyBytes, ndjson(t, rest(routes, flushHeaders(t)), o.MaxBodyBytes)))
 	return http.MaxBytesHandler(cleanPaths(restErrors(mux)), o.MaxBodyBytes), nil
 }
 

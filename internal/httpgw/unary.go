@@ -5,6 +5,8 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"net/url"
+	"strconv"
 	"strings"
 
 	"connectrpc.com/connect"
@@ -51,20 +53,13 @@ func (u *Unary) handler(name string, fallback http.Handler) http.Handler {
 	if u == nil {
 		return fallback
 	}
-	svc, ok := u.services[name]
-	if !ok {
+	if _, ok := u.services[name]; !ok {
 		return fallback
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/", fallback)
-	for i := range svc.desc.Methods {
-		m := &svc.desc.Methods[i]
-		full := "/" + name + "/" + m.MethodName
-		call := &unaryCall{
-			info:        &grpc.UnaryServerInfo{Server: svc.impl, FullMethod: full},
-			handler:     m.Handler,
-			interceptor: u.interceptor,
-		}
+	for _, call := range u.calls(name) {
+		full := call.info.FullMethod
 		h := connect.NewUnaryHandler(full, call.serve,
 			connect.WithCodec(rawCodec{}),
 			connect.WithReadMaxBytes(grpcMaxRecvMsgSize),
@@ -75,6 +70,25 @@ func (u *Unary) handler(name string, fallback http.Handler) http.Handler {
 		mux.Handle("POST "+full, callContext(full, h))
 	}
 	return mux
+}
+
+// calls are the unary methods of the service name that u holds, by
+// method name.
+func (u *Unary) calls(name string) map[string]*unaryCall {
+	svc, ok := u.services[name]
+	if !ok {
+		return nil
+	}
+	out := make(map[string]*unaryCall, len(svc.desc.Methods))
+	for i := range svc.desc.Methods {
+		m := &svc.desc.Methods[i]
+		out[m.MethodName] = &unaryCall{
+			info:        &grpc.UnaryServerInfo{Server: svc.impl, FullMethod: "/" + name + "/" + m.MethodName},
+			handler:     m.Handler,
+			interceptor: u.interceptor,
+		}
+	}
+	return out
 }
 
 // grpcMaxRecvMsgSize is the grpc.Server's default limit on a request
@@ -143,14 +157,10 @@ func (c *unaryCall) serve(ctx context.Context, req *connect.Request[rawMessage])
 	return connect.NewResponse(&rawMessage{b: b}), nil
 }
 
-// connectError is err as the grpc.Server would send it (a context error
-// keeps its code, any other non-status error is UNKNOWN), as a connect
-// error.
+// connectError is err as the grpc.Server would send it (grpcStatus), as
+// a connect error.
 func connectError(err error) *connect.Error {
-	st, ok := status.FromError(err)
-	if !ok {
-		st = status.FromContextError(err)
-	}
+	st := grpcStatus(err)
 	cerr := connect.NewError(connect.Code(st.Code()), errors.New(st.Message()))
 	for _, d := range st.Proto().GetDetails() {
 		if ed, err := connect.NewErrorDetail(d); err == nil {
@@ -160,46 +170,61 @@ func connectError(err error) *connect.Error {
 	return cerr
 }
 
-// callContext gives the call the context grpc.Server.ServeHTTP would: the
-// caller's address and TLS identity (peer), the request's headers as
-// incoming metadata, and the method (grpc.Method) with a transport stream
-// that keeps what the handler sets with grpc.SetHeader and SetTrailer.
+// callContext gives the call the context grpc.Server.ServeHTTP would
+// (incoming).
 func callContext(method string, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		p := &peer.Peer{Addr: strAddr(r.RemoteAddr)}
-		if la, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
-			p.LocalAddr = la
+		ctx, err := incoming(r, method)
+		if err != nil {
+			// A trailers-only gRPC answer (vanguard speaks gRPC to this
+			// handler): INVALID_ARGUMENT with the reason.
+			w.Header().Set("Content-Type", "application/grpc")
+			w.Header().Set("Grpc-Status", strconv.Itoa(int(codes.InvalidArgument)))
+			w.Header().Set("Grpc-Message", url.PathEscape(err.Error()))
+			w.WriteHeader(http.StatusOK)
+			return
 		}
-		if r.TLS != nil {
-			p.AuthInfo = credentials.TLSInfo{State: *r.TLS, CommonAuthInfo: credentials.CommonAuthInfo{SecurityLevel: credentials.PrivacyAndIntegrity}}
-		}
-		md := make(metadata.MD, len(r.Header)+2)
-		md["content-type"] = []string{r.Header.Get("Content-Type")}
-		if r.Host != "" {
-			md[":authority"] = []string{r.Host}
-		}
-		for k, vs := range r.Header {
-			k = strings.ToLower(k)
-			if reserved(k) {
-				continue
-			}
-			for _, v := range vs {
-				if strings.HasSuffix(k, "-bin") {
-					b, err := connect.DecodeBinaryHeader(v)
-					if err != nil {
-						http.Error(w, "malformed binary metadata in header "+k, http.StatusBadRequest)
-						return
-					}
-					v = string(b)
-				}
-				md[k] = append(md[k], v)
-			}
-		}
-		ctx := peer.NewContext(r.Context(), p)
-		ctx = metadata.NewIncomingContext(ctx, md)
-		ctx = grpc.NewContextWithServerTransportStream(ctx, &transportStream{method: method})
 		next.ServeHTTP(w, r.WithContext(ctx))
 	})
+}
+
+// incoming is the context grpc.Server.ServeHTTP gives a call of method:
+// the caller's address and TLS identity (peer), the request's headers as
+// incoming metadata, and the method (grpc.Method) with a transport stream
+// that keeps what the handler sets with grpc.SetHeader and SetTrailer. It
+// fails on a binary header that does not decode.
+func incoming(r *http.Request, method string) (context.Context, error) {
+	p := &peer.Peer{Addr: strAddr(r.RemoteAddr)}
+	if la, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
+		p.LocalAddr = la
+	}
+	if r.TLS != nil {
+		p.AuthInfo = credentials.TLSInfo{State: *r.TLS, CommonAuthInfo: credentials.CommonAuthInfo{SecurityLevel: credentials.PrivacyAndIntegrity}}
+	}
+	md := make(metadata.MD, len(r.Header)+2)
+	md["content-type"] = []string{r.Header.Get("Content-Type")}
+	if r.Host != "" {
+		md[":authority"] = []string{r.Host}
+	}
+	for k, vs := range r.Header {
+		k = strings.ToLower(k)
+		if reserved(k) {
+			continue
+		}
+		for _, v := range vs {
+			if strings.HasSuffix(k, "-bin") {
+				b, err := connect.DecodeBinaryHeader(v)
+				if err != nil {
+					return nil, errors.New("malformed binary metadata in header " + k)
+				}
+				v = string(b)
+			}
+			md[k] = append(md[k], v)
+		}
+	}
+	ctx := peer.NewContext(r.Context(), p)
+	ctx = metadata.NewIncomingContext(ctx, md)
+	return grpc.NewContextWithServerTransportStream(ctx, &transportStream{method: method}), nil
 }
 
 // reserved reports whether grpc-go keeps header k out of the metadata.
