@@ -66,6 +66,7 @@ type Update struct {
 type holder struct {
 	s       *Semaphores
 	sem     string
+	key     string // its lease's key
 	name    string // the slot's znode name
 	path    string
 	token   int64
@@ -127,6 +128,7 @@ func (s *Semaphores) acquire(ctx context.Context, name string, permits int, valu
 		return err
 	}
 	s.log.Debug("semaphore: acquire", "semaphore", name, "slot", h.name, "token", h.token)
+	defer s.unhold(h)
 	return h.run(ctx, f, report)
 }
 
@@ -156,7 +158,7 @@ func (s *Semaphores) enter(ctx context.Context, name string, permits int, value,
 // reads a listing first would take). dropRef removes a ref that outlived
 // its slot (tried after a first conflict).
 func (s *Semaphores) enterOnce(ctx context.Context, name string, permits int, leaseID string, data []byte, dropRef bool) (*holder, error) {
-	h := &holder{s: s, sem: name, permits: permits}
+	h := &holder{s: s, sem: name, key: lease.KeyOf(leaseID), permits: permits}
 	if !dropRef {
 		var err error
 		h.name, h.token, err = s.createSlot(ctx, name, permits, leaseID, data, -1, false)
@@ -294,7 +296,10 @@ func (h *holder) run(ctx context.Context, f *feed, report func(Update) error) er
 				return report(h.ended(held))
 			case jeopardy: // Held again only from a read after the reconnection
 			case i < h.permits:
-				held = true
+				if !held {
+					held = true
+					h.s.hold(h)
+				}
 				if err := send(Update{Status: Held, Token: h.token}); err != nil {
 					return err
 				}
@@ -347,4 +352,30 @@ func (h *holder) ended(held bool) Update {
 	}
 	h.s.log.Debug("semaphore: slot ended", "semaphore", h.sem, "slot", h.name, "status", u.Status.String())
 	return u
+}
+
+// hold notes that h holds a permit: a Release of its lease here then
+// deletes its slot without listing the semaphore to find it (a held slot
+// keeps its permit until its znode goes).
+func (s *Semaphores) hold(h *holder) {
+	s.mu.Lock()
+	s.holders[h.sem+"/"+h.key] = h
+	s.mu.Unlock()
+}
+
+// unhold forgets h when its Acquire ends.
+func (s *Semaphores) unhold(h *holder) {
+	s.mu.Lock()
+	if s.holders[h.sem+"/"+h.key] == h {
+		delete(s.holders, h.sem+"/"+h.key)
+	}
+	s.mu.Unlock()
+}
+
+// holderHere is the slot that an Acquire here follows for the lease key
+// in semaphore name and has seen hold a permit, or nil.
+func (s *Semaphores) holderHere(name, key string) *holder {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.holders[name+"/"+key]
 }

@@ -26,9 +26,18 @@ func (s *Semaphores) Release(ctx context.Context, name, leaseID string) (wasHold
 	return s.release(ctx, name, leaseID, "")
 }
 
-// release is Release of the lease's slot named slot ("": whichever it is).
+// release is Release of the lease's slot named slot ("": whichever it
+// is). A slot that an Acquire here has seen hold a permit is deleted
+// without a listing; if it is gone meanwhile, a listing looks for
+// another slot of the lease, as for any other.
 func (s *Semaphores) release(ctx context.Context, name, leaseID, slot string) (wasHolder bool, rev int64, err error) {
 	key := lease.KeyOf(leaseID)
+	if h := s.holderHere(name, key); h != nil && (slot == "" || slot == h.name) {
+		rev, err := s.remove(ctx, name, leaseID, h.path)
+		if !errors.Is(err, ErrNotAcquired) {
+			return err == nil, rev, err
+		}
+	}
 	s.mu.Lock()
 	n, known := s.permits[name]
 	s.mu.Unlock()
@@ -51,7 +60,15 @@ func (s *Semaphores) release(ctx context.Context, name, leaseID, slot string) (w
 	if i < 0 || (slot != "" && slots[i].name != slot) {
 		return false, 0, fmt.Errorf("%w: %s", ErrNotAcquired, name)
 	}
-	p := s.lay.Slot(name, slots[i].name)
+	if rev, err = s.remove(ctx, name, leaseID, s.lay.Slot(name, slots[i].name)); err != nil {
+		return false, 0, err
+	}
+	return i < n, rev, nil
+}
+
+// remove deletes the lease's slot at p with the lease's ref, and returns
+// the revision after it; ErrNotAcquired when p is gone.
+func (s *Semaphores) remove(ctx context.Context, name, leaseID, p string) (rev int64, err error) {
 	// Note the release before the delete: the acquire may see the znode
 	// go before Detach returns.
 	s.released.Add(p)
@@ -62,19 +79,19 @@ func (s *Semaphores) release(ctx context.Context, name, leaseID, slot string) (w
 	switch {
 	case err == nil:
 	case zkx.Unknown(err): // the delete may have happened, or yet happen: keep the note
-		return false, 0, fmt.Errorf("semaphore: release %s: %w", name, err)
+		return 0, fmt.Errorf("semaphore: release %s: %w", name, err)
 	case errors.Is(err, zk.ErrNoNode): // gone meanwhile (its lease ended)
 		s.released.Forget(p)
-		return false, 0, fmt.Errorf("%w: %s", ErrNotAcquired, name)
+		return 0, fmt.Errorf("%w: %s", ErrNotAcquired, name)
 	default:
 		s.released.Forget(p)
-		return false, 0, fmt.Errorf("semaphore: release %s: %w", name, err)
+		return 0, fmt.Errorf("semaphore: release %s: %w", name, err)
 	}
 	// A read after our own write sees it: the pzxid is at or after the delete.
 	if _, stat, err := s.sess.Exists(ctx, s.lay.Semaphore(name)); err == nil {
 		rev = stat.Pzxid
 	}
-	return i < n, rev, nil
+	return rev, nil
 }
 
 // releaseOps removes the slots of a lease that ends (lease.ReleaseFunc;

@@ -79,6 +79,7 @@ type Semaphores struct {
 	closed  bool
 	leaving map[string]chan struct{} // semaphore/key → closed when its release in the background is over
 	permits map[string]int           // the N of semaphores seen; N never changes
+	holders map[string]*holder       // semaphore/key → the slot an Acquire here follows, once it holds a permit
 
 	beforeRelease func() // set by tests: called by Release just before its delete
 }
@@ -93,7 +94,7 @@ func New(sess *zkx.Session, root string, leases *lease.Manager, log *slog.Logger
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Semaphores{sess: sess, lay: Layout{Root: root}, leases: leases, log: log, released: memo.NewRemoved(10 * time.Minute),
-		ctx: ctx, cancel: cancel, leaving: map[string]chan struct{}{}, permits: map[string]int{}}
+		ctx: ctx, cancel: cancel, leaving: map[string]chan struct{}{}, permits: map[string]int{}, holders: map[string]*holder{}}
 	s.feeds = newFeeds(s)
 	leases.Handle(RefKind, s.releaseOps)
 	return s, nil

@@ -5,10 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/zkcoord/zkcoord/internal/lease"
+	"github.com/zkcoord/zkcoord/internal/testing/zktest"
+	"github.com/zkcoord/zkcoord/internal/zkx"
 )
 
 // TestFIFOAtMostN: ten acquirers of a semaphore of three permits, in
@@ -298,5 +301,62 @@ func TestCloseEndsAcquire(t *testing.T) {
 	}
 	if kids := g.slots(t, "s"); len(kids) != 2 {
 		t.Fatalf("slots after Close: %v", kids)
+	}
+}
+
+// TestReleaseOfAHeldSlotListsNothing: the Release of a slot that an
+// Acquire here holds deletes it without listing the semaphore first; a
+// waiting slot's Release lists (its place says whether it held); and a
+// slot noted here that is gone (a stale note) falls back to the listing,
+// which finds the lease's slot and releases it.
+func TestReleaseOfAHeldSlotListsNothing(t *testing.T) {
+	children := new(atomic.Int64)
+	sess, lay := zktest.Session(t, zkx.WithObserver(func(op zkx.Op, _ time.Duration, _ error) {
+		if op == zkx.OpChildren {
+			children.Add(1)
+		}
+	}))
+	g := newGateway(t, sess, lay)
+	// The listings a Release makes before its delete: after it, the feed
+	// lists again to see the slot go.
+	release := func(leaseID string) (lists int64, wasHolder bool) {
+		t.Helper()
+		before := children.Load()
+		g.sems.beforeRelease = func() { lists = children.Load() - before }
+		defer func() { g.sems.beforeRelease = nil }()
+		wasHolder, _, err := g.sems.Release(context.Background(), "s", leaseID)
+		if err != nil {
+			t.Fatalf("Release: %v", err)
+		}
+		return lists, wasHolder
+	}
+	la, lb := g.grant(t, time.Minute), g.grant(t, time.Minute)
+	a := g.acquire(t, "s", 1, "a", la.ID)
+	a.expect(t, Held)
+	b := g.acquire(t, "s", 1, "b", lb.ID)
+	b.expect(t, Queued)
+
+	if n, was := release(lb.ID); n != 1 || was {
+		t.Errorf("Release of a waiting slot: %d listings, wasHolder %v; want 1, false", n, was)
+	}
+	b.expect(t, Released)
+	if n, was := release(la.ID); n != 0 || !was {
+		t.Errorf("Release of a slot held here: %d listings, wasHolder %v; want 0, true", n, was)
+	}
+	a.expect(t, Released)
+
+	lc := g.grant(t, time.Minute)
+	c := g.acquire(t, "s", 1, "c", lc.ID)
+	c.expect(t, Held)
+	key := lease.KeyOf(lc.ID)
+	stale := &holder{s: g.sems, sem: "s", key: key, name: "s_" + key + "_9999999999", path: lay.Semaphore("s") + "/s_" + key + "_9999999999"}
+	g.sems.hold(stale)
+	defer g.sems.unhold(stale)
+	if n, was := release(lc.ID); n != 1 || !was {
+		t.Errorf("Release with a stale note: %d listings, wasHolder %v; want 1 (after the stale delete failed), true", n, was)
+	}
+	c.expect(t, Released)
+	if kids := g.slots(t, "s"); len(kids) != 0 {
+		t.Fatalf("slots after the releases: %v", kids)
 	}
 }
