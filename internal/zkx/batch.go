@@ -77,7 +77,7 @@ type call struct {
 // finds fewer than depth running, and that ends when the queue is empty;
 // close waits for them.
 type committer struct {
-	send    func(ops []any) ([]zk.MultiResponse, error)
+	send    func(ops []any, entered func()) ([]zk.MultiResponse, error) // entered: called once ops are on the connection
 	observe Observer
 	depth   int // batches in flight at most (WithWritePipeline)
 	early   int // calls queued that send one more batch while others are in flight
@@ -247,9 +247,9 @@ func (c *committer) commit(batch []*call, entered chan struct{}) []*call {
 	return retry
 }
 
-// sendBatch sends ops, the multi of batch, closing entered just before it
-// enters the connection (go-zookeeper queues a request and waits for its
-// answer in one call, Multi).
+// sendBatch sends ops, the multi of batch, closing entered once it is on
+// the connection (multiOrder, order.go), so that the next batch enters
+// after it.
 func (c *committer) sendBatch(batch []*call, ops []any, entered chan struct{}) ([]zk.MultiResponse, error) {
 	if c.beforeSend != nil {
 		c.beforeSend(len(batch), ops)
@@ -258,8 +258,7 @@ func (c *committer) sendBatch(batch []*call, ops []any, entered chan struct{}) (
 	for _, cl := range batch {
 		cl.sent = now
 	}
-	close(entered)
-	res, err := c.send(ops)
+	res, err := c.send(ops, func() { close(entered) })
 	c.multis.Add(1)
 	return res, err
 }

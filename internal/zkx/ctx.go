@@ -156,7 +156,7 @@ func (s *Session) Delete(ctx context.Context, p string, version int32) error {
 // Multi runs ops in one transaction of their own. Its responses say which
 // op failed.
 func (s *Session) Multi(ctx context.Context, ops ...any) ([]zk.MultiResponse, error) {
-	return bounded(ctx, s, OpMulti, func() ([]zk.MultiResponse, error) { return s.conn.Multi(ops...) })
+	return bounded(ctx, s, OpMulti, func() ([]zk.MultiResponse, error) { return s.order.multi(s.conn, ops, nil) })
 }
 
 // MultiShared runs ops atomically, and with the outcome they would have

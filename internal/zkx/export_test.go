@@ -23,9 +23,11 @@ func SetBatchDepth(s *Session, depth, early int) {
 }
 
 // WrapBatchSend has s's group commit send each multi through wrap(send)
-// once it has entered its turn (after the batches taken before it), so a
-// test can hold batches in flight. Set it before the first MultiShared.
-func WrapBatchSend(s *Session, wrap func(send func(ops []any) ([]zk.MultiResponse, error)) func(ops []any) ([]zk.MultiResponse, error)) {
+// once it has its turn (after the batches taken before it have entered
+// the connection), so a test can hold answers back. send calls entered
+// once the multi is on the connection. Set it before the first
+// MultiShared.
+func WrapBatchSend(s *Session, wrap func(send func(ops []any, entered func()) ([]zk.MultiResponse, error)) func(ops []any, entered func()) ([]zk.MultiResponse, error)) {
 	s.batch.mu.Lock()
 	defer s.batch.mu.Unlock()
 	s.batch.send = wrap(s.batch.send)

@@ -14,11 +14,12 @@ import (
 )
 
 // The tests of this file run the group commit with several batches in
-// flight (pipelined): a flight gate holds each multi after it entered its
-// turn, as ZooKeeper would while it syncs, until the test lets it answer.
+// flight (pipelined): a flight gate holds each multi's answer back, as a
+// ZooKeeper that syncs slowly would, until the test lets it answer.
 
-// flightGate holds each multi of a session in flight until the test lets
-// it go, and records the order in which multis entered the connection.
+// flightGate holds the answer of each multi of a session until the test
+// lets it go, and records the order in which multis entered the
+// connection.
 type flightGate struct {
 	sent chan inFlight // one per multi, once it is in flight
 	all  chan struct{} // closed: every multi goes at once
@@ -39,18 +40,21 @@ func (m inFlight) answer() { close(m.release) }
 func flights(t *testing.T, s *zkx.Session, depth, early int) *flightGate {
 	f := &flightGate{sent: make(chan inFlight, 64), all: make(chan struct{})}
 	zkx.SetBatchDepth(s, depth, early)
-	zkx.WrapBatchSend(s, func(send func([]any) ([]zk.MultiResponse, error)) func([]any) ([]zk.MultiResponse, error) {
-		return func(ops []any) ([]zk.MultiResponse, error) {
-			f.mu.Lock()
-			f.order = append(f.order, ops)
-			f.mu.Unlock()
+	zkx.WrapBatchSend(s, func(send func([]any, func()) ([]zk.MultiResponse, error)) func([]any, func()) ([]zk.MultiResponse, error) {
+		return func(ops []any, entered func()) ([]zk.MultiResponse, error) {
+			res, err := send(ops, func() {
+				f.mu.Lock()
+				f.order = append(f.order, ops)
+				f.mu.Unlock()
+				entered()
+			})
 			m := inFlight{ops: ops, release: make(chan struct{})}
 			f.sent <- m
 			select {
 			case <-m.release:
 			case <-f.all:
 			}
-			return send(ops)
+			return res, err
 		}
 	})
 	t.Cleanup(f.openAll) // before the session's Close, which waits for the multis
@@ -277,5 +281,50 @@ func waitQueue(t *testing.T, queued <-chan int, n int) {
 		case <-time.After(10 * time.Second):
 			t.Fatalf("fewer than %d calls queued", n)
 		}
+	}
+}
+
+// TestBatchEntersWhenWritten: a batch has entered the connection (and the
+// next may follow it) once go-zookeeper has written it, which the
+// session's connection sees (order.go), not when it is answered, and not
+// before: with ZooKeeper stalled, a create's batch enters while its answer
+// does not come, and a delete's batch taken after it enters next; once
+// ZooKeeper answers, they ran in that order.
+func TestBatchEntersWhenWritten(t *testing.T) {
+	px := zktest.NewProxy(t, zktest.Addr(t))
+	s, lay := zktest.SessionThrough(t, px, zkx.WithSessionTimeout(20*time.Second))
+	ctx := context.Background()
+	node := lay.Root + "/written"
+	zkx.SetBatchDepth(s, 2, 1)
+	entered := make(chan []any, 4)
+	zkx.WrapBatchSend(s, func(send func([]any, func()) ([]zk.MultiResponse, error)) func([]any, func()) ([]zk.MultiResponse, error) {
+		return func(ops []any, e func()) ([]zk.MultiResponse, error) {
+			return send(ops, func() { e(); entered <- ops })
+		}
+	})
+	enters := func(what string) {
+		t.Helper()
+		select {
+		case <-entered:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("the %s did not enter the connection while ZooKeeper stalled", what)
+		}
+	}
+	px.Stall()
+	created := goMulti(ctx, s, &zk.CreateRequest{Path: node, Acl: s.ACL()})
+	enters("create")
+	select {
+	case r := <-created:
+		t.Fatalf("the create answered while ZooKeeper stalled: %v", r.err)
+	default:
+	}
+	deleted := goMulti(ctx, s, &zk.DeleteRequest{Path: node, Version: -1})
+	enters("delete")
+	px.Restore()
+	if r := <-created; r.err != nil {
+		t.Fatalf("create: %v", r.err)
+	}
+	if r := <-deleted; r.err != nil {
+		t.Fatalf("delete, after the create: %v", r.err)
 	}
 }

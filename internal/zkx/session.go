@@ -71,6 +71,7 @@ type Session struct {
 	link       atomic.Uint64 // session events seen (Link)
 	observe    Observer      // told of every request (WithObserver); nil: none
 	batch      *committer    // Multi's group commit (batch.go)
+	order      multiOrder    // multis enter the connection one at a time (order.go)
 
 	acl     []zk.ACL // of every znode zkcoord creates
 	secured bool     // acl restricts access to the digest identity
@@ -205,11 +206,12 @@ func Dial(ctx context.Context, connect string, opt ...Option) (*Session, error) 
 		zk.WithEventCallback(s.onEvent),
 		zk.WithLogger(zkLogger{o.log, s}),
 		zk.WithMaxBufferSize(maxPacket),
-		zk.WithDialer(dial))
+		zk.WithDialer(ordered(dial, &s.order)))
 	if err != nil {
 		return nil, fmt.Errorf("zkx: connect %q: %w", connect, err)
 	}
-	s.batch = &committer{send: func(ops []any) ([]zk.MultiResponse, error) { return conn.Multi(ops...) }, observe: o.observe, depth: o.pipeline, early: batchEarly}
+	s.batch = &committer{send: func(ops []any, entered func()) ([]zk.MultiResponse, error) { return s.order.multi(conn, ops, entered) },
+		observe: o.observe, depth: o.pipeline, early: batchEarly}
 	s.mu.Lock()
 	s.conn = conn
 	if s.st.State == StateConnected && s.st.SessionID == 0 { // the first session came before Connect returned
