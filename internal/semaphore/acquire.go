@@ -66,7 +66,7 @@ type Update struct {
 type holder struct {
 	s       *Semaphores
 	sem     string
-	key     string // its lease's key
+	id      string // placeID: its semaphore and its lease's key
 	name    string // the slot's znode name
 	path    string
 	token   int64
@@ -158,7 +158,7 @@ func (s *Semaphores) enter(ctx context.Context, name string, permits int, value,
 // reads a listing first would take). dropRef removes a ref that outlived
 // its slot (tried after a first conflict).
 func (s *Semaphores) enterOnce(ctx context.Context, name string, permits int, leaseID string, data []byte, dropRef bool) (*holder, error) {
-	h := &holder{s: s, sem: name, key: lease.KeyOf(leaseID), permits: permits}
+	h := &holder{s: s, sem: name, id: placeID(name, lease.KeyOf(leaseID)), permits: permits}
 	if !dropRef {
 		var err error
 		h.name, h.token, err = s.createSlot(ctx, name, permits, leaseID, data, -1, false)
@@ -359,15 +359,15 @@ func (h *holder) ended(held bool) Update {
 // keeps its permit until its znode goes).
 func (s *Semaphores) hold(h *holder) {
 	s.mu.Lock()
-	s.holders[h.sem+"/"+h.key] = h
+	s.holders[h.id] = h
 	s.mu.Unlock()
 }
 
 // unhold forgets h when its Acquire ends.
 func (s *Semaphores) unhold(h *holder) {
 	s.mu.Lock()
-	if s.holders[h.sem+"/"+h.key] == h {
-		delete(s.holders, h.sem+"/"+h.key)
+	if s.holders[h.id] == h {
+		delete(s.holders, h.id)
 	}
 	s.mu.Unlock()
 }
@@ -377,5 +377,9 @@ func (s *Semaphores) unhold(h *holder) {
 func (s *Semaphores) holderHere(name, key string) *holder {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.holders[name+"/"+key]
+	return s.holders[placeID(name, key)]
 }
+
+// placeID names a lease's place in a semaphore, in Semaphores' maps:
+// semaphore/key.
+func placeID(name, key string) string { return name + "/" + key }

@@ -14,8 +14,10 @@ import (
 // Release gives up the slot that leaseID holds in semaphore name, deleting
 // its znode: a permit it held goes to the first waiter at once, and its
 // Acquire (on this gateway) ends with Released. It reports whether the
-// slot held a permit (as of the listing just before the delete) and a
-// revision at or after the delete (0 when it could not be read after it).
+// slot held a permit (as of the listing just before the delete, or as its
+// Acquire here saw it: a slot that holds, holds until its znode goes) and
+// a revision at or after the delete (0 when it could not be read after
+// it).
 // ErrNotAcquired when the lease has no slot there.
 //
 // When ctx ends first, Release returns ctx's error at once. If the delete
@@ -28,14 +30,14 @@ func (s *Semaphores) Release(ctx context.Context, name, leaseID string) (wasHold
 
 // release is Release of the lease's slot named slot ("": whichever it
 // is). A slot that an Acquire here has seen hold a permit is deleted
-// without a listing; if it is gone meanwhile, a listing looks for
-// another slot of the lease, as for any other.
+// without a listing; if it, or its lease, is gone meanwhile, the listing
+// decides, as for any other slot (it may find another slot of the lease).
 func (s *Semaphores) release(ctx context.Context, name, leaseID, slot string) (wasHolder bool, rev int64, err error) {
 	key := lease.KeyOf(leaseID)
 	if h := s.holderHere(name, key); h != nil && (slot == "" || slot == h.name) {
-		rev, err := s.remove(ctx, name, leaseID, h.path)
-		if !errors.Is(err, ErrNotAcquired) {
-			return err == nil, rev, err
+		r, err := s.remove(ctx, name, leaseID, h.path)
+		if !errors.Is(err, ErrNotAcquired) && !errors.Is(err, lease.ErrNotFound) {
+			return err == nil, r, err
 		}
 	}
 	s.mu.Lock()
@@ -128,7 +130,7 @@ func (s *Semaphores) releaseOps(ctx context.Context, leaseKey string, parts []st
 // one had ended. The gRPC server abandons the slot of a client's lease
 // when its Acquire stream ends.
 func (s *Semaphores) Abandon(ctx context.Context, name, leaseID, slot string) {
-	id := name + "/" + lease.KeyOf(leaseID)
+	id := placeID(name, lease.KeyOf(leaseID))
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, ok := s.leaving[id]; ok || s.closed {
@@ -170,7 +172,7 @@ func (s *Semaphores) Abandon(ctx context.Context, name, leaseID, slot string) {
 // going on, is over, or ctx ends.
 func (s *Semaphores) left(ctx context.Context, name, leaseID string) error {
 	s.mu.Lock()
-	done := s.leaving[name+"/"+lease.KeyOf(leaseID)]
+	done := s.leaving[placeID(name, lease.KeyOf(leaseID))]
 	s.mu.Unlock()
 	if done == nil {
 		return nil

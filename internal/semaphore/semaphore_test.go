@@ -349,14 +349,27 @@ func TestReleaseOfAHeldSlotListsNothing(t *testing.T) {
 	c := g.acquire(t, "s", 1, "c", lc.ID)
 	c.expect(t, Held)
 	key := lease.KeyOf(lc.ID)
-	stale := &holder{s: g.sems, sem: "s", key: key, name: "s_" + key + "_9999999999", path: lay.Semaphore("s") + "/s_" + key + "_9999999999"}
+	stale := &holder{s: g.sems, sem: "s", id: placeID("s", key), name: "s_" + key + "_9999999999", path: lay.Semaphore("s") + "/s_" + key + "_9999999999"}
 	g.sems.hold(stale)
-	defer g.sems.unhold(stale)
 	if n, was := release(lc.ID); n != 1 || !was {
 		t.Errorf("Release with a stale note: %d listings, wasHolder %v; want 1 (after the stale delete failed), true", n, was)
 	}
 	c.expect(t, Released)
 	if kids := g.slots(t, "s"); len(kids) != 0 {
 		t.Fatalf("slots after the releases: %v", kids)
+	}
+	g.sems.unhold(stale)
+
+	// An Acquire that ends leaves no note behind.
+	for _, x := range []*acquire{a, b, c} {
+		if err := x.end(t); err != nil {
+			t.Fatalf("Acquire after its release: %v", err)
+		}
+	}
+	g.sems.mu.Lock()
+	left := len(g.sems.holders)
+	g.sems.mu.Unlock()
+	if left != 0 {
+		t.Errorf("%d notes of held slots left after every Acquire ended", left)
 	}
 }
