@@ -25,9 +25,15 @@ type strictJSON struct{ vanguard.JSONCodec }
 
 func newStrictJSON(res vanguard.TypeResolver) vanguard.Codec {
 	return &strictJSON{vanguard.JSONCodec{
-		MarshalOptions:   protojson.MarshalOptions{Resolver: res, EmitUnpopulated: true},
+		MarshalOptions:   jsonMarshal(res),
 		UnmarshalOptions: protojson.UnmarshalOptions{Resolver: res},
 	}}
+}
+
+// jsonMarshal is how the HTTP face writes messages in JSON: every field,
+// set or not.
+func jsonMarshal(res vanguard.TypeResolver) protojson.MarshalOptions {
+	return protojson.MarshalOptions{Resolver: res, EmitUnpopulated: true}
 }
 
 func (c *strictJSON) Unmarshal(data []byte, msg proto.Message) error {

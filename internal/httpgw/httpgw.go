@@ -16,6 +16,9 @@
 // implementation in process, through the same unary interceptor chain the
 // grpc.Server runs, with the peer, metadata, deadline and method that
 // ServeHTTP would have given it. Streams still go to the grpc.Server.
+// Plain REST GETs and DELETEs skip vanguard too (rest.go): the request
+// built from the path and query, the same chain, the answer written once
+// in JSON.
 package httpgw
 
 import (

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"unicode/utf8"
@@ -33,10 +34,17 @@ import (
 // exactly as vanguard would: a path of literal segments and variables
 // with no escapes, verbs or empty segments; query parameters that each
 // name one top-level field of a scalar kind (string, bool, integers, an
-// enum, google.protobuf.Duration) once, and parse; no body, no
-// Content-Encoding, no X-Server-Timeout, and a JSON Content-Type or none.
-// Anything else, including every request that would be refused, goes to
-// vanguard, so that an error's status and words are the transcoder's own.
+// enum, google.protobuf.Duration) once, and parse; no body; no header
+// that vanguard reads beyond REST's (plainHeaders), and a JSON
+// Content-Type or none. Anything else, including every request that would
+// be refused, goes to vanguard, so that an error's status and words are
+// the transcoder's own.
+//
+// One difference is not in the answer: the method sees the request's own
+// headers as metadata (its content-type, if any, and its accept-encoding),
+// where through vanguard it sees those of vanguard's gRPC request
+// (content-type application/grpc+proto, grpc-accept-encoding); zkcoord's
+// interceptors read only authorization, which is the same on both.
 // TestRESTLikeVanguard holds the two to the same answers.
 
 // restRoute is one REST path of a method, served here.
@@ -177,13 +185,7 @@ type fieldValue struct {
 // parse returns the request's fields when r is a plain request (above)
 // for this route, and false otherwise.
 func (rt *restRoute) parse(r *http.Request) ([]fieldValue, bool) {
-	if r.Method != rt.verb || r.ContentLength != 0 || r.URL.RawPath != "" ||
-		len(r.Header["Content-Encoding"]) != 0 || len(r.Header["X-Server-Timeout"]) != 0 {
-		return nil, false
-	}
-	switch r.Header.Get("Content-Type") {
-	case "", "application/json", "application/json; charset=utf-8":
-	default:
+	if r.Method != rt.verb || r.ContentLength != 0 || r.URL.RawPath != "" || !plainHeaders(r.Header) {
 		return nil, false
 	}
 	path, ok := strings.CutPrefix(r.URL.Path, "/")
@@ -234,6 +236,31 @@ func (rt *restRoute) parse(r *http.Request) ([]fieldValue, bool) {
 		fields = append(fields, fieldValue{fd, val})
 	}
 	return fields, true
+}
+
+// plainHeaders reports whether h has none of the headers vanguard reads
+// beyond REST's: a timeout (X-Server-Timeout), a Content-Encoding, one
+// that could make the request another protocol (Connect-*, or more than
+// one Content-Type) or that passes to the gRPC handler with a meaning
+// (Grpc-*: Grpc-Timeout sets the call's deadline); and a Content-Type, if
+// any, that is REST's JSON.
+func plainHeaders(h http.Header) bool {
+	for k := range h {
+		if strings.HasPrefix(k, "Connect-") || strings.HasPrefix(k, "Grpc-") {
+			return false
+		}
+	}
+	if len(h["Content-Encoding"]) != 0 || len(h["X-Server-Timeout"]) != 0 {
+		return false
+	}
+	switch ct := h["Content-Type"]; {
+	case len(ct) == 0:
+		return true
+	case len(ct) > 1:
+		return false
+	default:
+		return ct[0] == "application/json" || ct[0] == "application/json; charset=utf-8"
+	}
 }
 
 // plainPath reports whether path is printable ASCII without the
@@ -300,9 +327,9 @@ func parseScalar(fd protoreflect.FieldDescriptor, s string) (protoreflect.Value,
 	return protoreflect.Value{}, false
 }
 
-// restJSON is the JSON of answers and errors, as vanguard's codec
-// (newStrictJSON) writes them.
-var restJSON = protojson.MarshalOptions{Resolver: protoregistry.GlobalTypes, EmitUnpopulated: true}
+// restJSON is the JSON of answers and errors, as vanguard's codec writes
+// them (newStrictJSON, with the same resolver).
+var restJSON = jsonMarshal(protoregistry.GlobalTypes)
 
 // restBuffers are answers' buffers, kept for the next answer.
 var restBuffers = sync.Pool{New: func() any { return new([]byte) }}
@@ -343,9 +370,13 @@ func (rt *restRoute) serve(w http.ResponseWriter, r *http.Request, fields []fiel
 	defer restBuffers.Put(bp)
 	b, err := restJSON.MarshalAppend((*bp)[:0], msg)
 	if err != nil {
-		code, b = http.StatusInternalServerError, []byte(`{"code":13,"message":"failed to marshal the answer","details":[]}`)
+		writeError(w, http.StatusInternalServerError, connect.CodeInternal, "encoding the answer: "+err.Error())
+		return
 	}
 	*bp = b
+	// Whole, with its length, as vanguard sends it (net/http would chunk
+	// an answer over 2 KiB written before the handler returns).
+	h.Set("Content-Length", strconv.Itoa(len(b)))
 	w.WriteHeader(code)
 	_, _ = w.Write(b)
 }

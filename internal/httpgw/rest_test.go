@@ -38,12 +38,14 @@ type echo struct {
 	mu          sync.Mutex
 	last        proto.Message
 	contentType string
+	deadline    bool // the call had one
 }
 
 func (e *echo) record(ctx context.Context, req proto.Message, name string) error {
 	md, _ := metadata.FromIncomingContext(ctx)
+	_, deadline := ctx.Deadline()
 	e.mu.Lock()
-	e.last, e.contentType = proto.Clone(req), strings.Join(md.Get("content-type"), ",")
+	e.last, e.contentType, e.deadline = proto.Clone(req), strings.Join(md.Get("content-type"), ","), deadline
 	e.mu.Unlock()
 	if err := grpc.SetHeader(ctx, metadata.Pairs("x-answer", "from "+name)); err != nil {
 		return err
@@ -68,12 +70,12 @@ func (e *echo) record(ctx context.Context, req proto.Message, name string) error
 	return nil
 }
 
-func (e *echo) taken() (proto.Message, string) {
+func (e *echo) taken() (proto.Message, string, bool) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	last, ct := e.last, e.contentType
-	e.last, e.contentType = nil, ""
-	return last, ct
+	last, ct, deadline := e.last, e.contentType, e.deadline
+	e.last, e.contentType, e.deadline = nil, "", false
+	return last, ct, deadline
 }
 
 var (
@@ -87,6 +89,13 @@ var (
 func (e *echo) Lookup(ctx context.Context, req *pb.LookupRequest) (*pb.LookupResponse, error) {
 	if err := e.record(ctx, req, req.GetGroup()); err != nil {
 		return nil, err
+	}
+	if req.GetGroup() == "big" { // an answer of more than 2 KiB
+		big := make([]*pb.Member, 200)
+		for i := range big {
+			big[i] = &pb.Member{Group: "big", Id: fmt.Sprint("m-", i), Value: "10.0.0.1:80", CreatedAt: at}
+		}
+		return &pb.LookupResponse{Members: big, Revision: 7}, nil
 	}
 	return &pb.LookupResponse{Members: members, Revision: 1 << 53, NextPageToken: "tok/+="}, nil
 }
@@ -126,6 +135,10 @@ func TestRESTLikeVanguard(t *testing.T) {
 		pb.RegisterLeaseServiceServer(u, e)
 		pb.RegisterLockServiceServer(u, pb.UnimplementedLockServiceServer{})
 		pb.RegisterInspectServiceServer(u, pb.UnimplementedInspectServiceServer{})
+		pb.RegisterElectionServiceServer(u, pb.UnimplementedElectionServiceServer{})
+		pb.RegisterBarrierServiceServer(u, pb.UnimplementedBarrierServiceServer{})
+		pb.RegisterSemaphoreServiceServer(u, pb.UnimplementedSemaphoreServiceServer{})
+		pb.RegisterStatusServiceServer(u, pb.UnimplementedStatusServiceServer{})
 		h, err := Handler(s, Options{Unary: u, viaTranscoder: viaTranscoder})
 		if err != nil {
 			t.Fatal(err)
@@ -139,11 +152,12 @@ func TestRESTLikeVanguard(t *testing.T) {
 	defer gotSrv.Close()
 
 	type answer struct {
-		code   int
-		header http.Header
-		body   string
-		req    proto.Message
-		ct     string
+		code     int
+		header   http.Header
+		body     string
+		req      proto.Message
+		ct       string
+		deadline bool
 	}
 	call := func(srv *httptest.Server, e *echo, method, path string, header http.Header) answer {
 		t.Helper()
@@ -164,8 +178,8 @@ func TestRESTLikeVanguard(t *testing.T) {
 			t.Fatal(err)
 		}
 		resp.Header.Del("Date")
-		last, ct := e.taken()
-		return answer{resp.StatusCode, resp.Header, string(b), last, ct}
+		last, ct, deadline := e.taken()
+		return answer{resp.StatusCode, resp.Header, string(b), last, ct, deadline}
 	}
 	json := http.Header{"Content-Type": {"application/json"}}
 	for _, c := range []struct {
@@ -202,6 +216,12 @@ func TestRESTLikeVanguard(t *testing.T) {
 		{"DELETE", "/v1/leases/L1", nil, true},
 		{"GET", "/v1/locks/l", nil, true},
 		{"GET", "/v1/groups?prefix=a&pageSize=2", nil, true},
+		{"GET", "/v1/groups/big", nil, true},
+		{"GET", "/v1/elections/e/leader", nil, true},
+		{"GET", "/v1/barriers/b", nil, true},
+		{"GET", "/v1/semaphores/s", nil, true},
+		{"GET", "/v1/status", nil, true},
+		{"GET", "/v1/groups/web", http.Header{"Accept": {"text/html"}, "User-Agent": {"php"}}, true},
 		// Read by vanguard.
 		{"GET", "/v1/groups/w%C3%A9b", nil, false},
 		{"GET", "/v1/groups/web%2Fx", nil, false},
@@ -226,6 +246,12 @@ func TestRESTLikeVanguard(t *testing.T) {
 		{"GET", "/v1/groups/web", http.Header{"X-Server-Timeout": {"5"}}, false},
 		{"GET", "/v1/groups/web", http.Header{"Content-Type": {"text/plain"}}, false},
 		{"GET", "/v1/groups/web", http.Header{"Content-Encoding": {"gzip"}}, false},
+		{"GET", "/v1/groups/web", http.Header{"Content-Type": {"application/json", "application/json"}}, false},
+		{"GET", "/v1/groups/web", http.Header{"Connect-Protocol-Version": {"1"}}, false},
+		{"GET", "/v1/groups/web", http.Header{"Grpc-Timeout": {"1n"}}, false},
+		{"GET", "/v1/groups/web", http.Header{"Grpc-Timeout": {"30S"}}, false},
+		{"GET", "/v1/groups/web", http.Header{"Grpc-Encoding": {"gzip"}}, false},
+		{"GET", "/v1/groups/web?connect=v1&encoding=json&message=%7B%7D", nil, false},
 		{"GET", "/v1/groups/web", http.Header{"X-Raw-Bin": {"!!"}}, true},
 	} {
 		name := c.method + " " + c.path + fmt.Sprint(c.header)
@@ -237,8 +263,8 @@ func TestRESTLikeVanguard(t *testing.T) {
 		if !equalHeaders(g.header, w.header) {
 			t.Errorf("%s: headers\nREST path: %v\nvanguard:  %v", name, g.header, w.header)
 		}
-		if !proto.Equal(g.req, w.req) {
-			t.Errorf("%s: the method received\nREST path: %v\nvanguard:  %v", name, g.req, w.req)
+		if !proto.Equal(g.req, w.req) || g.deadline != w.deadline {
+			t.Errorf("%s: the method received\nREST path: %v (deadline %v)\nvanguard:  %v (deadline %v)", name, g.req, g.deadline, w.req, w.deadline)
 		}
 		if viaREST := g.req != nil && !strings.HasPrefix(g.ct, "application/grpc"); g.req != nil && viaREST != c.plain {
 			t.Errorf("%s: served by rest.go %v, want %v (content-type the method saw: %q)", name, viaREST, c.plain, g.ct)
@@ -268,7 +294,8 @@ func equalHeaders(a, b http.Header) bool {
 func TestRESTRoutes(t *testing.T) {
 	s := newServer(&fakeHealth{})
 	u := NewUnary(nil)
-	for _, info := range []*grpc.ServiceDesc{&pb.RegistryService_ServiceDesc, &pb.LeaseService_ServiceDesc, &pb.LockService_ServiceDesc, &pb.InspectService_ServiceDesc, &healthpb.Health_ServiceDesc} {
+	for _, info := range []*grpc.ServiceDesc{&pb.RegistryService_ServiceDesc, &pb.LeaseService_ServiceDesc, &pb.LockService_ServiceDesc, &pb.InspectService_ServiceDesc,
+		&pb.ElectionService_ServiceDesc, &pb.BarrierService_ServiceDesc, &pb.SemaphoreService_ServiceDesc, &pb.StatusService_ServiceDesc, &healthpb.Health_ServiceDesc} {
 		u.RegisterService(info, nil)
 	}
 	rules, err := Rules()
@@ -298,7 +325,9 @@ func TestRESTRoutes(t *testing.T) {
 		"DELETE /v1/groups/{group}/members/{member_id} /zkcoord.v1.RegistryService/Deregister",
 		"DELETE /v1/leases/{lease_id} /zkcoord.v1.LeaseService/Revoke",
 		"GET /v1/barriers /zkcoord.v1.InspectService/ListBarriers",
+		"GET /v1/barriers/{barrier} /zkcoord.v1.BarrierService/GetBarrier",
 		"GET /v1/elections /zkcoord.v1.InspectService/ListElections",
+		"GET /v1/elections/{election}/leader /zkcoord.v1.ElectionService/Leader",
 		"GET /v1/groups /zkcoord.v1.InspectService/ListGroups",
 		"GET /v1/groups/{group} /zkcoord.v1.RegistryService/Lookup",
 		"GET /v1/groups/{group}/members/{member_id} /zkcoord.v1.RegistryService/Lookup",
@@ -308,6 +337,8 @@ func TestRESTRoutes(t *testing.T) {
 		"GET /v1/locks/{lock} /zkcoord.v1.LockService/GetLock",
 		"GET /v1/replicas /zkcoord.v1.InspectService/ListReplicas",
 		"GET /v1/semaphores /zkcoord.v1.InspectService/ListSemaphores",
+		"GET /v1/semaphores/{semaphore} /zkcoord.v1.SemaphoreService/GetSemaphore",
+		"GET /v1/status /zkcoord.v1.StatusService/GetStatus",
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("routes:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
