@@ -287,7 +287,7 @@ func TestFencedAfterTakeOver(t *testing.T) {
 	// Another replica takes the lease behind m1's back.
 	c := sess.Conn()
 	data, st, _ := c.Get(lay.Lease(l.Key))
-	if _, err := c.Multi(
+	if _, err := sess.Multi(context.Background(),
 		&zk.DeleteRequest{Path: lay.LeaseOwner(l.Key), Version: -1},
 		&zk.SetDataRequest{Path: lay.Lease(l.Key), Data: data, Version: st.Version},
 	); err != nil {

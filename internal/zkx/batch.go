@@ -77,7 +77,8 @@ type call struct {
 // finds fewer than depth running, and that ends when the queue is empty;
 // close waits for them.
 type committer struct {
-	send    func(ops []any, entered func()) ([]zk.MultiResponse, error) // entered: called once ops are on the connection
+	send    func(ops []any) ([]zk.MultiResponse, error)
+	order   *multiOrder // the session's, for batches in flight together (depth > 1)
 	observe Observer
 	depth   int // batches in flight at most (WithWritePipeline)
 	early   int // calls queued that send one more batch while others are in flight
@@ -247,9 +248,15 @@ func (c *committer) commit(batch []*call, entered chan struct{}) []*call {
 	return retry
 }
 
+// pipelined reports whether batches may be in flight together: then
+// every multi of the session enters the connection through c.order.
+func (c *committer) pipelined() bool { return c.depth > 1 && c.order != nil }
+
 // sendBatch sends ops, the multi of batch, closing entered once it is on
 // the connection (multiOrder, order.go), so that the next batch enters
-// after it.
+// after it. With one batch in flight at a time it goes straight to
+// go-zookeeper: the next is taken only once this one has its answer. A
+// batch whose callers have all given up by its turn is not sent (errGone).
 func (c *committer) sendBatch(batch []*call, ops []any, entered chan struct{}) ([]zk.MultiResponse, error) {
 	if c.beforeSend != nil {
 		c.beforeSend(len(batch), ops)
@@ -258,7 +265,22 @@ func (c *committer) sendBatch(batch []*call, ops []any, entered chan struct{}) (
 	for _, cl := range batch {
 		cl.sent = now
 	}
-	res, err := c.send(ops, func() { close(entered) })
+	var res []zk.MultiResponse
+	var err error
+	if c.pipelined() {
+		live := func() bool {
+			for _, cl := range batch {
+				if cl.ctx.Err() == nil {
+					return true
+				}
+			}
+			return false
+		}
+		res, err = c.order.do(context.Background(), ops, func() { close(entered) }, live, c.send)
+	} else {
+		close(entered)
+		res, err = c.send(ops)
+	}
 	c.multis.Add(1)
 	return res, err
 }

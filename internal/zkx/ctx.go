@@ -156,7 +156,12 @@ func (s *Session) Delete(ctx context.Context, p string, version int32) error {
 // Multi runs ops in one transaction of their own. Its responses say which
 // op failed.
 func (s *Session) Multi(ctx context.Context, ops ...any) ([]zk.MultiResponse, error) {
-	return bounded(ctx, s, OpMulti, func() ([]zk.MultiResponse, error) { return s.order.multi(s.conn, ops, nil) })
+	return bounded(ctx, s, OpMulti, func() ([]zk.MultiResponse, error) {
+		if !s.batch.pipelined() {
+			return s.conn.Multi(ops...)
+		}
+		return s.order.do(ctx, ops, nil, nil, func(ops []any) ([]zk.MultiResponse, error) { return s.conn.Multi(ops...) })
+	})
 }
 
 // MultiShared runs ops atomically, and with the outcome they would have

@@ -24,11 +24,18 @@ func SetBatchDepth(s *Session, depth, early int) {
 
 // WrapBatchSend has s's group commit send each multi through wrap(send)
 // once it has its turn (after the batches taken before it have entered
-// the connection), so a test can hold answers back. send calls entered
-// once the multi is on the connection. Set it before the first
-// MultiShared.
-func WrapBatchSend(s *Session, wrap func(send func(ops []any, entered func()) ([]zk.MultiResponse, error)) func(ops []any, entered func()) ([]zk.MultiResponse, error)) {
+// the connection), so a test can hold answers back. With batches in
+// flight together, send runs in the multi's turn, which ends when it is
+// written to the connection. Set it before the first MultiShared.
+func WrapBatchSend(s *Session, wrap func(send func(ops []any) ([]zk.MultiResponse, error)) func(ops []any) ([]zk.MultiResponse, error)) {
 	s.batch.mu.Lock()
 	defer s.batch.mu.Unlock()
 	s.batch.send = wrap(s.batch.send)
+}
+
+// HoldTurn takes the turn of s's multis (order.go) until the returned
+// function is called.
+func HoldTurn(s *Session) (release func()) {
+	s.order.turn <- struct{}{}
+	return func() { <-s.order.turn }
 }

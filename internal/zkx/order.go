@@ -1,7 +1,9 @@
 package zkx
 
 import (
+	"context"
 	"encoding/binary"
+	"errors"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -13,39 +15,67 @@ import (
 // go-zookeeper queues a request and waits for its answer in one call
 // (Conn.Multi), so a caller cannot tell when its request has taken its
 // place on the connection: two goroutines calling Multi one just after the
-// other may enter it in either order. The group commit needs that order
-// (batch.go: a batch enters after the one taken before it), so a Session
-// sends its multis through a multiOrder: one multi at a time goes from its
-// call to its write on the connection, which orderedConn, wrapping the
-// connection go-zookeeper dials, sees. ZooKeeper runs a session's
-// requests in the order they arrive.
+// other may enter it in either order. The group commit with several
+// batches in flight needs that order (batch.go: a batch enters after the
+// one taken before it), so then a Session sends its multis through a
+// multiOrder: one multi at a time goes from its turn to its write on the
+// connection, which orderedConn, wrapping the connections go-zookeeper
+// dials, sees. ZooKeeper runs a session's requests in the order they
+// arrive. With one batch in flight (the default) a batch is taken only
+// once the one before has its answer, and multis go straight to
+// go-zookeeper.
+
+// errGone: every caller of a multi gave up before its turn; it was not
+// sent.
+var errGone = errors.New("zkx: every caller gave up before the multi's turn")
 
 // multiOrder lets the session's multis enter the connection one at a
 // time.
 type multiOrder struct {
-	mu      sync.Mutex             // held from a multi's call until its write (or its return, unwritten)
+	turn    chan struct{}          // one slot: held from a multi's turn until its write (or its return, unwritten)
 	pending atomic.Pointer[func()] // the entering multi's release, for orderedConn
 }
 
-// multi sends ops on conn once the multis before it are on the
-// connection, calling entered (when not nil) as this one is written to
-// it, or as it returns without having been written (the connection
-// closed first).
-func (o *multiOrder) multi(conn *zk.Conn, ops []any, entered func()) ([]zk.MultiResponse, error) {
-	o.mu.Lock()
+func newMultiOrder() *multiOrder { return &multiOrder{turn: make(chan struct{}, 1)} }
+
+// do sends ops with send once the multis before it are on the connection,
+// calling entered (when not nil) as this one is written to it, or as it
+// returns without having been written (the connection closed first, or it
+// was not sent). It is not sent, and do returns ctx's error, when ctx ends
+// before its turn; nor, with errGone, when live (when not nil) says at its
+// turn that its callers have all gone. entered runs on go-zookeeper's
+// sending goroutine: it must not block.
+func (o *multiOrder) do(ctx context.Context, ops []any, entered func(), live func() bool, send func([]any) ([]zk.MultiResponse, error)) ([]zk.MultiResponse, error) {
 	var once sync.Once
-	release := func() {
+	release := func(held bool) {
 		once.Do(func() {
 			if entered != nil {
 				entered()
 			}
-			o.mu.Unlock()
+			if held {
+				<-o.turn
+			}
 		})
 	}
-	o.pending.Store(&release)
-	res, err := conn.Multi(ops...)
-	o.pending.CompareAndSwap(&release, nil)
-	release()
+	select {
+	case o.turn <- struct{}{}:
+	case <-ctx.Done():
+		release(false)
+		return nil, ctx.Err()
+	}
+	if err := ctx.Err(); err != nil {
+		release(true)
+		return nil, err
+	}
+	if live != nil && !live() {
+		release(true)
+		return nil, errGone
+	}
+	r := func() { release(true) }
+	o.pending.Store(&r)
+	res, err := send(ops)
+	o.pending.CompareAndSwap(&r, nil)
+	r()
 	return res, err
 }
 

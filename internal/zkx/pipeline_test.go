@@ -40,14 +40,12 @@ func (m inFlight) answer() { close(m.release) }
 func flights(t *testing.T, s *zkx.Session, depth, early int) *flightGate {
 	f := &flightGate{sent: make(chan inFlight, 64), all: make(chan struct{})}
 	zkx.SetBatchDepth(s, depth, early)
-	zkx.WrapBatchSend(s, func(send func([]any, func()) ([]zk.MultiResponse, error)) func([]any, func()) ([]zk.MultiResponse, error) {
-		return func(ops []any, entered func()) ([]zk.MultiResponse, error) {
-			res, err := send(ops, func() {
-				f.mu.Lock()
-				f.order = append(f.order, ops)
-				f.mu.Unlock()
-				entered()
-			})
+	zkx.WrapBatchSend(s, func(send func([]any) ([]zk.MultiResponse, error)) func([]any) ([]zk.MultiResponse, error) {
+		return func(ops []any) ([]zk.MultiResponse, error) {
+			f.mu.Lock() // in the multi's turn: in the order multis enter
+			f.order = append(f.order, ops)
+			f.mu.Unlock()
+			res, err := send(ops)
 			m := inFlight{ops: ops, release: make(chan struct{})}
 			f.sent <- m
 			select {
@@ -190,7 +188,9 @@ func TestGroupCommitPipelinedFailure(t *testing.T) {
 // they were taken. A caller gives up on a create whose batch is taken but
 // not yet sent, then deletes the node: the delete, in a later batch that
 // a second sender takes at once, must not go before the create (it would
-// find nothing, and the create would then leave the node behind).
+// find nothing, and the create would then leave the node behind). The
+// create's batch, whose one caller has gone by its turn, is not sent at
+// all: the delete finds nothing, and nothing is left behind.
 func TestGroupCommitEntersInOrder(t *testing.T) {
 	s, lay := zktest.Session(t)
 	ctx := context.Background()
@@ -219,16 +219,19 @@ func TestGroupCommitEntersInOrder(t *testing.T) {
 	g.proceed <- struct{}{}
 	g.next(t)
 	g.proceed <- struct{}{}
-	if r := <-deleted; r.err != nil {
-		t.Fatalf("delete after the create: %v", r.err)
+	if r := <-deleted; !errors.Is(r.err, zk.ErrNoNode) {
+		t.Fatalf("delete after the given-up create: %v, want %v (the create not sent)", r.err, zk.ErrNoNode)
+	}
+	if ok, _, err := s.Exists(ctx, node); err != nil || ok {
+		t.Fatalf("the node after it all: exists %v (%v), want gone", ok, err)
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if len(f.order) != 2 {
-		t.Fatalf("%d multis entered, want 2", len(f.order))
+	if len(f.order) != 1 {
+		t.Fatalf("%d multis entered (%v), want 1: the delete", len(f.order), f.order)
 	}
-	if _, ok := f.order[0][0].(*zk.CreateRequest); !ok {
-		t.Errorf("first multi to enter: %v, want the create", f.order[0])
+	if _, ok := f.order[0][0].(*zk.DeleteRequest); !ok {
+		t.Errorf("the multi that entered: %v, want the delete", f.order[0])
 	}
 }
 
@@ -284,47 +287,68 @@ func waitQueue(t *testing.T, queued <-chan int, n int) {
 	}
 }
 
-// TestBatchEntersWhenWritten: a batch has entered the connection (and the
-// next may follow it) once go-zookeeper has written it, which the
-// session's connection sees (order.go), not when it is answered, and not
-// before: with ZooKeeper stalled, a create's batch enters while its answer
-// does not come, and a delete's batch taken after it enters next; once
-// ZooKeeper answers, they ran in that order.
+// TestBatchEntersWhenWritten: with batches in flight together, a batch
+// has entered the connection (and the next may take its turn) once
+// go-zookeeper has written it, which the session's connection sees
+// (order.go), not once it is answered: with ZooKeeper stalled, a create's
+// batch is written and not answered, and a delete's batch taken after it
+// comes to its turn; once ZooKeeper answers, they ran in that order.
 func TestBatchEntersWhenWritten(t *testing.T) {
 	px := zktest.NewProxy(t, zktest.Addr(t))
 	s, lay := zktest.SessionThrough(t, px, zkx.WithSessionTimeout(20*time.Second))
 	ctx := context.Background()
 	node := lay.Root + "/written"
 	zkx.SetBatchDepth(s, 2, 1)
-	entered := make(chan []any, 4)
-	zkx.WrapBatchSend(s, func(send func([]any, func()) ([]zk.MultiResponse, error)) func([]any, func()) ([]zk.MultiResponse, error) {
-		return func(ops []any, e func()) ([]zk.MultiResponse, error) {
-			return send(ops, func() { e(); entered <- ops })
-		}
-	})
-	enters := func(what string) {
+	turns := make(chan []any, 4)
+	zkx.SetBatchHooks(s, func(_ int, ops []any) { turns <- ops }, nil)
+	turn := func(what string) {
 		t.Helper()
 		select {
-		case <-entered:
+		case <-turns:
 		case <-time.After(10 * time.Second):
-			t.Fatalf("the %s did not enter the connection while ZooKeeper stalled", what)
+			t.Fatalf("the %s's batch did not come to its turn while ZooKeeper stalled", what)
 		}
 	}
 	px.Stall()
 	created := goMulti(ctx, s, &zk.CreateRequest{Path: node, Acl: s.ACL()})
-	enters("create")
+	turn("create")
+	deleted := goMulti(ctx, s, &zk.DeleteRequest{Path: node, Version: -1})
+	turn("delete") // the create has entered: written, not answered
 	select {
 	case r := <-created:
 		t.Fatalf("the create answered while ZooKeeper stalled: %v", r.err)
 	default:
 	}
-	deleted := goMulti(ctx, s, &zk.DeleteRequest{Path: node, Version: -1})
-	enters("delete")
 	px.Restore()
 	if r := <-created; r.err != nil {
 		t.Fatalf("create: %v", r.err)
 	}
 	if r := <-deleted; r.err != nil {
 		t.Fatalf("delete, after the create: %v", r.err)
+	}
+}
+
+// TestMultiGivesUpBeforeItsTurn: with batches in flight together, a
+// Session.Multi waits for its turn (the multi before it on the
+// connection), and one whose ctx ends first returns ctx's error and is
+// never sent: its create has not happened once the turn is free and a
+// later multi has been answered.
+func TestMultiGivesUpBeforeItsTurn(t *testing.T) {
+	s, lay := zktest.Session(t)
+	zkx.SetBatchDepth(s, 2, 1)
+	node := lay.Root + "/never"
+	release := zkx.HoldTurn(s)
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if _, err := s.Multi(ctx, &zk.CreateRequest{Path: node, Acl: s.ACL()}); !errors.Is(err, context.DeadlineExceeded) {
+		release()
+		t.Fatalf("Multi while the turn is held: %v, want %v", err, context.DeadlineExceeded)
+	}
+	release()
+	if _, err := s.Multi(context.Background(), &zk.CreateRequest{Path: lay.Root + "/after", Acl: s.ACL()}); err != nil {
+		t.Fatalf("a Multi once the turn is free: %v", err)
+	}
+	if ok, _, err := s.Exists(context.Background(), node); err != nil || ok {
+		t.Fatalf("the given-up create: exists %v (%v), want never sent", ok, err)
 	}
 }

@@ -71,7 +71,7 @@ type Session struct {
 	link       atomic.Uint64 // session events seen (Link)
 	observe    Observer      // told of every request (WithObserver); nil: none
 	batch      *committer    // Multi's group commit (batch.go)
-	order      multiOrder    // multis enter the connection one at a time (order.go)
+	order      *multiOrder   // multis enter the connection one at a time (order.go), when batches pipeline
 
 	acl     []zk.ACL // of every znode zkcoord creates
 	secured bool     // acl restricts access to the digest identity
@@ -193,7 +193,7 @@ func Dial(ctx context.Context, connect string, opt ...Option) (*Session, error) 
 		return nil, err
 	}
 	s := &Session{servers: servers, chroot: chroot, timeout: o.timeout, log: o.log, changed: make(chan struct{}),
-		acl: zk.WorldACL(zk.PermAll), observe: o.observe}
+		acl: zk.WorldACL(zk.PermAll), observe: o.observe, order: newMultiOrder()}
 	if o.digestUser != "" {
 		s.acl, s.secured = zk.DigestACL(zk.PermAll, o.digestUser, o.pass), true
 	}
@@ -206,12 +206,12 @@ func Dial(ctx context.Context, connect string, opt ...Option) (*Session, error) 
 		zk.WithEventCallback(s.onEvent),
 		zk.WithLogger(zkLogger{o.log, s}),
 		zk.WithMaxBufferSize(maxPacket),
-		zk.WithDialer(ordered(dial, &s.order)))
+		zk.WithDialer(ordered(dial, s.order)))
 	if err != nil {
 		return nil, fmt.Errorf("zkx: connect %q: %w", connect, err)
 	}
-	s.batch = &committer{send: func(ops []any, entered func()) ([]zk.MultiResponse, error) { return s.order.multi(conn, ops, entered) },
-		observe: o.observe, depth: o.pipeline, early: batchEarly}
+	s.batch = &committer{send: func(ops []any) ([]zk.MultiResponse, error) { return conn.Multi(ops...) },
+		order: s.order, observe: o.observe, depth: o.pipeline, early: batchEarly}
 	s.mu.Lock()
 	s.conn = conn
 	if s.st.State == StateConnected && s.st.SessionID == 0 { // the first session came before Connect returned
@@ -305,6 +305,10 @@ func (s *Session) Secured() bool { return s.secured }
 
 // Conn returns the underlying connection. Its calls fail with
 // zk.ErrNoServer or zk.ErrConnectionClosed while no server is reachable.
+// Send multis through the Session (Multi, MultiShared), not Conn: with
+// batches in flight together the Session orders their entry on the
+// connection, and a multi written past it would end another's turn
+// early (order.go).
 func (s *Session) Conn() *zk.Conn { return s.conn }
 
 // Status returns the current session state.
