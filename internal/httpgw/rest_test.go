@@ -131,14 +131,7 @@ func TestRESTLikeVanguard(t *testing.T) {
 		e := &echo{}
 		s := newServer(&fakeHealth{})
 		u := NewUnary(nil)
-		pb.RegisterRegistryServiceServer(u, e)
-		pb.RegisterLeaseServiceServer(u, e)
-		pb.RegisterLockServiceServer(u, pb.UnimplementedLockServiceServer{})
-		pb.RegisterInspectServiceServer(u, pb.UnimplementedInspectServiceServer{})
-		pb.RegisterElectionServiceServer(u, pb.UnimplementedElectionServiceServer{})
-		pb.RegisterBarrierServiceServer(u, pb.UnimplementedBarrierServiceServer{})
-		pb.RegisterSemaphoreServiceServer(u, pb.UnimplementedSemaphoreServiceServer{})
-		pb.RegisterStatusServiceServer(u, pb.UnimplementedStatusServiceServer{})
+		registerZkcoord(u, e, e)
 		h, err := Handler(s, Options{Unary: u, viaTranscoder: viaTranscoder})
 		if err != nil {
 			t.Fatal(err)
@@ -294,10 +287,8 @@ func equalHeaders(a, b http.Header) bool {
 func TestRESTRoutes(t *testing.T) {
 	s := newServer(&fakeHealth{})
 	u := NewUnary(nil)
-	for _, info := range []*grpc.ServiceDesc{&pb.RegistryService_ServiceDesc, &pb.LeaseService_ServiceDesc, &pb.LockService_ServiceDesc, &pb.InspectService_ServiceDesc,
-		&pb.ElectionService_ServiceDesc, &pb.BarrierService_ServiceDesc, &pb.SemaphoreService_ServiceDesc, &pb.StatusService_ServiceDesc, &healthpb.Health_ServiceDesc} {
-		u.RegisterService(info, nil)
-	}
+	registerZkcoord(u, pb.UnimplementedRegistryServiceServer{}, pb.UnimplementedLeaseServiceServer{})
+	healthpb.RegisterHealthServer(u, &fakeHealth{})
 	rules, err := Rules()
 	if err != nil {
 		t.Fatal(err)

@@ -25,16 +25,22 @@ import (
 // unimplemented) and health.
 func newServer(health healthpb.HealthServer, opt ...grpc.ServerOption) *grpc.Server {
 	s := grpc.NewServer(opt...)
-	pb.RegisterLeaseServiceServer(s, pb.UnimplementedLeaseServiceServer{})
-	pb.RegisterRegistryServiceServer(s, pb.UnimplementedRegistryServiceServer{})
-	pb.RegisterElectionServiceServer(s, pb.UnimplementedElectionServiceServer{})
-	pb.RegisterBarrierServiceServer(s, pb.UnimplementedBarrierServiceServer{})
-	pb.RegisterLockServiceServer(s, pb.UnimplementedLockServiceServer{})
-	pb.RegisterSemaphoreServiceServer(s, pb.UnimplementedSemaphoreServiceServer{})
-	pb.RegisterInspectServiceServer(s, pb.UnimplementedInspectServiceServer{})
-	pb.RegisterStatusServiceServer(s, pb.UnimplementedStatusServiceServer{})
+	registerZkcoord(s, pb.UnimplementedRegistryServiceServer{}, pb.UnimplementedLeaseServiceServer{})
 	healthpb.RegisterHealthServer(s, health)
 	return s
+}
+
+// registerZkcoord registers registry and leases on r, and the other
+// zkcoord services unimplemented.
+func registerZkcoord(r grpc.ServiceRegistrar, registry pb.RegistryServiceServer, leases pb.LeaseServiceServer) {
+	pb.RegisterLeaseServiceServer(r, leases)
+	pb.RegisterRegistryServiceServer(r, registry)
+	pb.RegisterElectionServiceServer(r, pb.UnimplementedElectionServiceServer{})
+	pb.RegisterBarrierServiceServer(r, pb.UnimplementedBarrierServiceServer{})
+	pb.RegisterLockServiceServer(r, pb.UnimplementedLockServiceServer{})
+	pb.RegisterSemaphoreServiceServer(r, pb.UnimplementedSemaphoreServiceServer{})
+	pb.RegisterInspectServiceServer(r, pb.UnimplementedInspectServiceServer{})
+	pb.RegisterStatusServiceServer(r, pb.UnimplementedStatusServiceServer{})
 }
 
 // fakeHealth answers Check by the service asked about, and reports what
