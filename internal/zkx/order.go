@@ -30,21 +30,31 @@ import (
 var errGone = errors.New("zkx: every caller gave up before the multi's turn")
 
 // multiOrder lets the session's multis enter the connection one at a
-// time.
+// time while the session is connected. While it is not, nothing is
+// written until a connection comes, and go-zookeeper fails what waits in
+// its queue when a round of the servers fails: multis then go straight to
+// that queue, as without the order, rather than wait one behind another
+// for writes that cannot happen.
 type multiOrder struct {
 	turn    chan struct{}          // one slot: held from a multi's turn until its write (or its return, unwritten)
 	pending atomic.Pointer[func()] // the entering multi's release, for orderedConn
+	// up reports whether the session is connected, and a channel closed
+	// at its next change.
+	up func() (bool, <-chan struct{})
 }
 
-func newMultiOrder() *multiOrder { return &multiOrder{turn: make(chan struct{}, 1)} }
+func newMultiOrder(up func() (bool, <-chan struct{})) *multiOrder {
+	return &multiOrder{turn: make(chan struct{}, 1), up: up}
+}
 
 // do sends ops with send once the multis before it are on the connection,
 // calling entered (when not nil) as this one is written to it, or as it
 // returns without having been written (the connection closed first, or it
 // was not sent). It is not sent, and do returns ctx's error, when ctx ends
 // before its turn; nor, with errGone, when live (when not nil) says at its
-// turn that its callers have all gone. entered runs on go-zookeeper's
-// sending goroutine: it must not block.
+// turn that its callers have all gone. While the session is not
+// connected, it goes without a turn (multiOrder). entered runs on
+// go-zookeeper's sending goroutine: it must not block.
 func (o *multiOrder) do(ctx context.Context, ops []any, entered func(), live func() bool, send func([]any) ([]zk.MultiResponse, error)) ([]zk.MultiResponse, error) {
 	var once sync.Once
 	release := func(held bool) {
@@ -57,11 +67,20 @@ func (o *multiOrder) do(ctx context.Context, ops []any, entered func(), live fun
 			}
 		})
 	}
-	select {
-	case o.turn <- struct{}{}:
-	case <-ctx.Done():
-		release(false)
-		return nil, ctx.Err()
+	for turn := false; !turn; {
+		up, changed := o.up()
+		if !up {
+			release(false)
+			return send(ops)
+		}
+		select {
+		case o.turn <- struct{}{}:
+			turn = true
+		case <-changed:
+		case <-ctx.Done():
+			release(false)
+			return nil, ctx.Err()
+		}
 	}
 	if err := ctx.Err(); err != nil {
 		release(true)
@@ -98,6 +117,16 @@ type orderedConn struct {
 	net.Conn
 	o         *multiOrder
 	handshake atomic.Bool // written
+}
+
+// Close ends the turn of a multi waiting to be written on this
+// connection, so that the batches after it do not wait for the next
+// connection (or for go-zookeeper to fail its queue): it is ordinarily in
+// go-zookeeper's queue already, ahead of any multi sent after, and is
+// written first on the next connection, or failed.
+func (c *orderedConn) Close() error {
+	c.o.written()
+	return c.Conn.Close()
 }
 
 func (c *orderedConn) Write(b []byte) (int, error) {

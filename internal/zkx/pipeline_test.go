@@ -352,3 +352,29 @@ func TestMultiGivesUpBeforeItsTurn(t *testing.T) {
 		t.Fatalf("the given-up create: exists %v (%v), want never sent", ok, err)
 	}
 }
+
+// TestMultisGoStraightWhileDisconnected: with batches in flight together,
+// while the session has no connection a multi does not wait for its turn
+// (nothing would be written until a connection comes): with the turn held
+// throughout, a Multi and a MultiShared made while ZooKeeper is cut off
+// get go-zookeeper's own answer (its queue failed), not their deadline.
+func TestMultisGoStraightWhileDisconnected(t *testing.T) {
+	px := zktest.NewProxy(t, zktest.Addr(t))
+	s, lay := zktest.SessionThrough(t, px, zkx.WithSessionTimeout(20*time.Second))
+	zkx.SetBatchDepth(s, 2, 1)
+	release := zkx.HoldTurn(s)
+	defer release()
+	px.Cut()
+	zktest.Eventually(t, 10*time.Second, func() bool {
+		st, _ := s.Watch()
+		return st.State != zkx.StateConnected
+	}, "the session disconnected")
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if _, err := s.Multi(ctx, &zk.CreateRequest{Path: lay.Root + "/a", Acl: s.ACL()}); err == nil || errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Multi while disconnected, the turn held: %v, want go-zookeeper's error", err)
+	}
+	if _, err := s.MultiShared(ctx, &zk.CreateRequest{Path: lay.Root + "/b", Acl: s.ACL()}); err == nil || errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("MultiShared while disconnected, the turn held: %v, want go-zookeeper's error", err)
+	}
+}

@@ -193,7 +193,11 @@ func Dial(ctx context.Context, connect string, opt ...Option) (*Session, error) 
 		return nil, err
 	}
 	s := &Session{servers: servers, chroot: chroot, timeout: o.timeout, log: o.log, changed: make(chan struct{}),
-		acl: zk.WorldACL(zk.PermAll), observe: o.observe, order: newMultiOrder()}
+		acl: zk.WorldACL(zk.PermAll), observe: o.observe}
+	s.order = newMultiOrder(func() (bool, <-chan struct{}) {
+		st, ch := s.Watch()
+		return st.State == StateConnected, ch
+	})
 	if o.digestUser != "" {
 		s.acl, s.secured = zk.DigestACL(zk.PermAll, o.digestUser, o.pass), true
 	}
