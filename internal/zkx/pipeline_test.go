@@ -378,3 +378,54 @@ func TestMultisGoStraightWhileDisconnected(t *testing.T) {
 		t.Errorf("MultiShared while disconnected, the turn held: %v, want go-zookeeper's error", err)
 	}
 }
+
+// TestBatchesKeepOrderWhileDisconnected: with batches in flight together
+// and the session disconnected, a batch lets the next go only once it has
+// its answer, so the next cannot reach go-zookeeper's queue first: while
+// the first batch is held on its way to the queue, the second does not
+// come to its send.
+func TestBatchesKeepOrderWhileDisconnected(t *testing.T) {
+	px := zktest.NewProxy(t, zktest.Addr(t))
+	s, lay := zktest.SessionThrough(t, px, zkx.WithSessionTimeout(20*time.Second))
+	zkx.SetBatchDepth(s, 2, 1)
+	sends := make(chan []any, 4)
+	hold := make(chan struct{})
+	let := sync.OnceFunc(func() { close(hold) })
+	defer let() // before the session's close, which waits for the held batch
+	var once sync.Once
+	zkx.WrapBatchSend(s, func(send func([]any) ([]zk.MultiResponse, error)) func([]any) ([]zk.MultiResponse, error) {
+		return func(ops []any) ([]zk.MultiResponse, error) {
+			sends <- ops
+			first := false
+			once.Do(func() { first = true })
+			if first {
+				<-hold // the first batch, held before go-zookeeper's queue
+			}
+			return send(ops)
+		}
+	})
+	px.Cut()
+	zktest.Eventually(t, 10*time.Second, func() bool {
+		st, _ := s.Watch()
+		return st.State != zkx.StateConnected
+	}, "the session disconnected")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	node := lay.Root + "/n"
+	a := goMulti(ctx, s, &zk.CreateRequest{Path: node, Acl: s.ACL()})
+	select {
+	case <-sends:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the first batch did not come to its send")
+	}
+	b := goMulti(ctx, s, &zk.DeleteRequest{Path: node, Version: -1})
+	select {
+	case ops := <-sends:
+		t.Fatalf("a second batch (%v) came to its send while the first, taken before it, was not yet queued", ops)
+	case <-time.After(200 * time.Millisecond):
+	}
+	let()
+	px.Restore()
+	<-a // either may fail (go-zookeeper fails its queue while no server answers)
+	<-b
+}
