@@ -182,14 +182,21 @@ type fieldValue struct {
 	v  protoreflect.Value
 }
 
-// parse returns the request's fields when r is a plain request (above)
-// for this route, and false otherwise.
-func (rt *restRoute) parse(r *http.Request) ([]fieldValue, bool) {
-	if r.Method != rt.verb || r.ContentLength != 0 || r.URL.RawPath != "" || !plainHeaders(r.Header) {
-		return nil, false
+// plainRequest returns r's path without its leading "/" when r has no
+// body, and a path and headers that every route reads as vanguard does
+// (plainHeaders, plainPath), and false otherwise.
+func plainRequest(r *http.Request) (string, bool) {
+	if r.ContentLength != 0 || r.URL.RawPath != "" || !plainHeaders(r.Header) {
+		return "", false
 	}
 	path, ok := strings.CutPrefix(r.URL.Path, "/")
-	if !ok || !plainPath(path) {
+	return path, ok && plainPath(path)
+}
+
+// parse returns the request's fields when r, a plain request (above)
+// whose path is path, is one for this route, and false otherwise.
+func (rt *restRoute) parse(r *http.Request, path string) ([]fieldValue, bool) {
+	if r.Method != rt.verb {
 		return nil, false
 	}
 	fields := make([]fieldValue, 0, len(rt.vars)+2)
@@ -397,10 +404,12 @@ func rest(routes []restRoute, next http.Handler) http.Handler {
 		return next
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		for i := range routes {
-			if fields, ok := routes[i].parse(r); ok {
-				routes[i].serve(w, r, fields)
-				return
+		if path, ok := plainRequest(r); ok {
+			for i := range routes {
+				if fields, ok := routes[i].parse(r, path); ok {
+					routes[i].serve(w, r, fields)
+					return
+				}
 			}
 		}
 		next.ServeHTTP(w, r)

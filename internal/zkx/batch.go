@@ -250,7 +250,7 @@ func (c *committer) commit(batch []*call, entered chan struct{}) []*call {
 
 // pipelined reports whether batches may be in flight together: then
 // every multi of the session enters the connection through c.order.
-func (c *committer) pipelined() bool { return c.depth > 1 && c.order != nil }
+func (c *committer) pipelined() bool { return c.depth > 1 }
 
 // sendBatch sends ops, the multi of batch, closing entered once it is on
 // the connection (multiOrder, order.go), so that the next batch enters
