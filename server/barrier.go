@@ -37,7 +37,7 @@ func (s *barrierService) AwaitBarrier(req *pb.AwaitBarrierRequest, stream pb.Bar
 		return stream.Send(&pb.AwaitBarrierResponse{Arrived: int32(arrived), Threshold: int32(n), Released: released,
 			ParticipantId: id, LeaseId: leaseID})
 	})
-	return toStatus(s.c.stopErr(err))
+	return toStatus(err)
 }
 
 // JoinBarrier joins without waiting: the participation belongs to the
@@ -101,5 +101,5 @@ func (s *barrierService) AwaitGroup(req *pb.AwaitGroupRequest, stream pb.Barrier
 	err := s.registry.AwaitCount(ctx, req.GetGroup(), min, func(n int, rev int64, ready bool) error {
 		return stream.Send(&pb.AwaitGroupResponse{Members: int32(n), MinMembers: int32(min), Ready: ready, Revision: rev})
 	})
-	return toStatus(s.c.stopErr(err))
+	return toStatus(err)
 }

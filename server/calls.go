@@ -9,6 +9,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/zkcoord/zkcoord/internal/auth"
@@ -101,27 +104,28 @@ func (c *calls) revoke(ctx context.Context, id string) {
 }
 
 // streamContext returns a context that is cancelled when the stream ends or
-// the gateway shuts down.
+// the gateway shuts down; a stream opened once Shutdown has begun gets it
+// cancelled already.
 func (c *calls) streamContext(ctx context.Context) (context.Context, context.CancelFunc) {
 	ctx, cancel := context.WithCancel(ctx)
-	go func() { // ends with the stream: cancel closes ctx
-		select {
-		case <-c.stopping:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
-	return ctx, cancel
+	if c.stopped.Err() != nil {
+		cancel()
+		return ctx, cancel
+	}
+	stop := context.AfterFunc(c.stopped, cancel)
+	return ctx, func() { stop(); cancel() }
 }
 
-// stopErr reports errStopping for a stream ended by Shutdown.
-func (c *calls) stopErr(err error) error {
-	if err != nil && errors.Is(err, context.Canceled) {
-		select {
-		case <-c.stopping:
-			return errStopping
-		default:
-		}
+// streamStop is the stream interceptor of the gateway's lifecycle: a
+// stream that Shutdown ended, or that was opened once it had begun (in
+// the moment before the listener closes), ends with errStopping, not the
+// CANCELED its handler returns: UNAVAILABLE, which clients take as
+// "reopen it elsewhere and resume", where CANCELED is final (a leader
+// resuming its Campaign on the replica it had just left lost its term).
+func (c *calls) streamStop(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+	err := h(srv, ss)
+	if status.Code(err) == codes.Canceled && c.stopped.Err() != nil {
+		return toStatus(errStopping)
 	}
 	return err
 }

@@ -43,7 +43,7 @@ func (s *electionService) Campaign(req *pb.CampaignRequest, stream pb.ElectionSe
 		}
 		return stream.Send(resp)
 	})
-	return toStatus(s.c.stopErr(err))
+	return toStatus(err)
 }
 
 func (s *electionService) Resign(ctx context.Context, req *pb.ResignRequest) (*pb.ResignResponse, error) {
@@ -77,7 +77,7 @@ func (s *electionService) Observe(req *pb.ObserveRequest, stream pb.ElectionServ
 	err := s.elections.Observe(ctx, req.GetElection(), func(l *election.LeaderInfo, rev int64) error {
 		return stream.Send(&pb.ObserveResponse{Leader: leaderPB(l), Revision: rev})
 	})
-	return toStatus(s.c.stopErr(err))
+	return toStatus(err)
 }
 
 func leaderPB(l *election.LeaderInfo) *pb.LeaderInfo {

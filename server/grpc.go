@@ -57,7 +57,7 @@ func newServers(g *Gateway, opt ...grpc.ServerOption) (*grpc.Server, *httpgw.Una
 	}
 	// Every call is logged when it finishes (calllog.go).
 	unary = append(unary, logUnary(g.log))
-	stream = append(stream, logStream(g.log))
+	stream = append(stream, logStream(g.log), g.c.streamStop)
 	if g.opts.auth != nil {
 		authn, authz, sAuthn, sAuthz := g.opts.auth.ServerOptions()
 		unary = append(unary, authn, authz, leaseCallerUnary)

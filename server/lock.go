@@ -79,7 +79,7 @@ func (s *lockService) AcquireLock(req *pb.AcquireLockRequest, stream pb.LockServ
 	if req.GetLeaseId() != "" && !ended && !refused(err) {
 		s.releaseHold(ctx, req.GetLock(), leaseID, hold)
 	}
-	return toStatus(s.c.stopErr(err))
+	return toStatus(err)
 }
 
 // refused reports whether an AcquireLock failed without adding its hold.

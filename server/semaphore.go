@@ -57,7 +57,7 @@ func (s *semaphoreService) AcquireSemaphore(req *pb.AcquireSemaphoreRequest, str
 	case req.GetLeaseId() != "":
 		s.sems.Abandon(ctx, name, leaseID, last.Slot)
 	}
-	return toStatus(s.c.stopErr(err))
+	return toStatus(err)
 }
 
 func acquirePB(u semaphore.Update, leaseID string) *pb.AcquireSemaphoreResponse {

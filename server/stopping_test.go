@@ -1,0 +1,154 @@
+package server
+
+import (
+	"context"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	pb "github.com/zkcoord/zkcoord/gen/zkcoord/v1"
+	"github.com/zkcoord/zkcoord/internal/testing/zktest"
+)
+
+// TestStreamsEndUnavailableOnceStopping: once a drain has handed the
+// leases off and shut the gateway down, every stream ends with
+// UNAVAILABLE, which clients take as "resume elsewhere": one open before
+// it, and one of each kind opened after it, in the moment before the
+// listener closes (a client resuming on the replica it just left), whose
+// handlers see their context end at once, some while adopting the lease
+// back. CANCELED there was final for a client: a leader resuming its
+// Campaign lost its term on a rolling restart (client TestRollingRestart,
+// 1 run in 100).
+func TestStreamsEndUnavailableOnceStopping(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	_, lay := zktest.Session(t)
+	g, srv, cc := serveReplica(t, ctx, lay.Root+"/zkcoord", "a")
+	leases, elections := pb.NewLeaseServiceClient(cc), pb.NewElectionServiceClient(cc)
+	gr, err := leases.Grant(ctx, &pb.GrantRequest{Ttl: durationpb.New(30 * time.Second)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, err := elections.Campaign(ctx, &pb.CampaignRequest{Election: "e", Value: "v", LeaseId: gr.GetLeaseId()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m, err := before.Recv(); err != nil || m.GetStatus() != pb.CampaignResponse_STATUS_ELECTED {
+		t.Fatalf("campaign: %v, %v", m, err)
+	}
+	// The drain hands the lease off, then shuts down: a stream opened with
+	// the lease after it adopts it back, with a context already ended.
+	if err := g.Drain(ctx); err != nil {
+		t.Fatal(err)
+	}
+	id := gr.GetLeaseId()
+	unavailable := func(what string, recv func() error) {
+		t.Helper()
+		for {
+			err := recv()
+			if err == nil {
+				continue // a message sent before the stream saw the shutdown
+			}
+			if c := status.Code(err); c != codes.Unavailable {
+				t.Errorf("%s: ended with %v, want UNAVAILABLE", what, err)
+			}
+			return
+		}
+	}
+	unavailable("a Campaign open before the drain", func() error { _, err := before.Recv(); return err })
+
+	sctx, scancel := context.WithTimeout(ctx, 10*time.Second) // a stream that never ends fails here
+	defer scancel()
+	reg, locks := pb.NewRegistryServiceClient(cc), pb.NewLockServiceClient(cc)
+	sems, barriers := pb.NewSemaphoreServiceClient(cc), pb.NewBarrierServiceClient(cc)
+	opened := map[string]func() (func() error, error){
+		"Campaign": func() (func() error, error) {
+			st, err := elections.Campaign(sctx, &pb.CampaignRequest{Election: "e", Value: "v", LeaseId: id})
+			return func() error { _, err := st.Recv(); return err }, err
+		},
+		"Observe": func() (func() error, error) {
+			st, err := elections.Observe(sctx, &pb.ObserveRequest{Election: "e"})
+			return func() error { _, err := st.Recv(); return err }, err
+		},
+		"AcquireLock": func() (func() error, error) {
+			st, err := locks.AcquireLock(sctx, &pb.AcquireLockRequest{Lock: "l", LeaseId: id})
+			return func() error { _, err := st.Recv(); return err }, err
+		},
+		"AcquireSemaphore": func() (func() error, error) {
+			st, err := sems.AcquireSemaphore(sctx, &pb.AcquireSemaphoreRequest{Semaphore: "s", Permits: 1, LeaseId: id})
+			return func() error { _, err := st.Recv(); return err }, err
+		},
+		"AwaitBarrier": func() (func() error, error) {
+			st, err := barriers.AwaitBarrier(sctx, &pb.AwaitBarrierRequest{Barrier: "b", Threshold: 2, LeaseId: id})
+			return func() error { _, err := st.Recv(); return err }, err
+		},
+		"AwaitGroup": func() (func() error, error) {
+			st, err := barriers.AwaitGroup(sctx, &pb.AwaitGroupRequest{Group: "g", MinMembers: 1})
+			return func() error { _, err := st.Recv(); return err }, err
+		},
+		"WatchGroup": func() (func() error, error) {
+			st, err := reg.WatchGroup(sctx, &pb.WatchGroupRequest{Group: "g"})
+			return func() error { _, err := st.Recv(); return err }, err
+		},
+		"Watch": func() (func() error, error) {
+			st, err := reg.Watch(sctx)
+			return func() error { _, err := st.Recv(); return err }, err
+		},
+		"KeepAliveStream": func() (func() error, error) {
+			st, err := leases.KeepAliveStream(sctx)
+			return func() error { _, err := st.Recv(); return err }, err
+		},
+	}
+	for svc, info := range srv.GetServiceInfo() {
+		for _, m := range info.Methods {
+			if _, ok := opened[m.Name]; (m.IsClientStream || m.IsServerStream) && strings.HasPrefix(svc, "zkcoord.v1.") && !ok {
+				t.Errorf("%s.%s: a stream this test does not open", svc, m.Name)
+			}
+		}
+	}
+	for name, open := range opened {
+		recv, err := open()
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		unavailable(name+" opened after the drain", recv)
+	}
+}
+
+// serveReplica serves a gateway of root with replica ID id, on its own
+// ZooKeeper session, and returns it with its gRPC server and a
+// connection to it.
+func serveReplica(t *testing.T, ctx context.Context, root, id string) (*Gateway, *grpc.Server, *grpc.ClientConn) {
+	t.Helper()
+	sess, _ := zktest.Session(t)
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := New(ctx, sess, WithRoot(root), WithReplicaID(id), WithAdvertise(lis.Addr().String()))
+	if err != nil {
+		lis.Close()
+		t.Fatal(err)
+	}
+	s, _ := newServers(g)
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(lis) }()
+	cc, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cc.Close()
+		s.Stop()
+		<-served
+		g.Close()
+	})
+	return g, s, cc
+}
