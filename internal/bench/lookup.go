@@ -99,11 +99,17 @@ func (r *Runner) lookup(ctx context.Context) error {
 	type pair struct{ gw, direct, etcd Stat }
 	var cached, lin, lin1 pair
 	floor := noStat
+	// The CPU of every process of the run around the cached rounds: what
+	// a Lookup costs the machine, and how busy its cores were.
+	gwCPU, dCPU := newCPUMeter(r.env), newCPUMeter(r.env)
+	var cachedCPU, cachedBusy [2]float64
 	for _, c := range r.cfg.Concurrency {
 		for _, kind := range []string{"cached", "linearizable"} {
+			gwCPU.reset()
+			dCPU.reset()
 			systems := []system{
-				{name: "zkcoord Lookup cached", op: gwLookup(pb.Consistency_CONSISTENCY_CACHED)},
-				{name: "direct Get", op: directGet},
+				{name: "zkcoord Lookup cached", op: gwLookup(pb.Consistency_CONSISTENCY_CACHED), before: gwCPU.before, after: gwCPU.after},
+				{name: "direct Get", op: directGet, before: dCPU.before, after: dCPU.after},
 			}
 			if kind == "linearizable" {
 				systems = []system{
@@ -129,6 +135,8 @@ func (r *Runner) lookup(ctx context.Context) error {
 			switch {
 			case kind == "cached" && c == r.cfg.Callers:
 				cached = p
+				cachedCPU = [2]float64{gwCPU.perCall(p.gw.Calls), dCPU.perCall(p.direct.Calls)}
+				cachedBusy = [2]float64{gwCPU.busyShare(), dCPU.busyShare()}
 			case kind == "linearizable" && c == r.cfg.Callers:
 				lin = p
 			}
@@ -152,6 +160,9 @@ func (r *Runner) lookup(ctx context.Context) error {
 		ratioFigure("Lookup cached", "throughput"+c, "ops/s", cached.gw.Throughput, cached.direct.Throughput, Higher, 2).withEtcd(cached.etcd.Throughput),
 		ratioFigure("Lookup cached", "p50 latency"+c, "ms", cached.gw.P50, cached.direct.P50, Lower, 1).withEtcd(cached.etcd.P50),
 		info("Lookup cached", "p99 latency"+c, "ms", cached.gw.P99, cached.direct.P99, Lower).withEtcd(cached.etcd.P99),
+		cpuPerCall("Lookup cached", "CPU per Lookup, every process"+c, cachedCPU),
+		busyFigure("Lookup cached", "machine CPU busy"+c, cachedBusy),
+		ceilingFigure("Lookup cached", "throughput ceiling: cores / CPU per Lookup"+c, cachedCPU[0], cached.direct.Throughput),
 		ratioFigure("Lookup linearizable", "throughput"+c, "ops/s", lin.gw.Throughput, lin.direct.Throughput, Higher, 0.8).etcdBound(lin.etcd.Throughput, 1),
 		info("Lookup linearizable", "p50 latency"+c, "ms", lin.gw.P50, lin.direct.P50, Lower).withEtcd(lin.etcd.P50),
 	)

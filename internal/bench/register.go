@@ -124,11 +124,17 @@ func (r *Runner) register(ctx context.Context) error {
 	var g64, d64, e64 Stat          // at 64 callers, when swept: issue 15's second target
 	var gTxns, dTxns float64        // ZooKeeper transactions per pair, at Callers
 	var gZK, dZK, gGW time.Duration // ZooKeeper's and the gateway's CPU per pair
+	// Every process's CPU over the rounds, read before the wait for quiet
+	// (what the pairs cost the machine while they ran, and how busy it was).
+	gCPU, dCPU := newCPUMeter(r.env), newCPUMeter(r.env)
+	var pairCPU, pairBusy [2]float64
 	for _, c := range r.cfg.Concurrency {
 		gTxnSum, dTxnSum, gSum, dSum, gwSum = 0, 0, 0, 0, 0
+		gCPU.reset()
+		dCPU.reset()
 		systems := []system{
-			{name: "zkcoord Register+Deregister", op: gw, before: zkBefore, after: zkAfter(&gTxnSum, &gSum, &gwSum)},
-			{name: "direct create+delete ephemeral", op: dr, before: zkBefore, after: zkAfter(&dTxnSum, &dSum, nil)},
+			{name: "zkcoord Register+Deregister", op: gw, before: both(gCPU.before, zkBefore), after: both(gCPU.after, zkAfter(&gTxnSum, &gSum, &gwSum))},
+			{name: "direct create+delete ephemeral", op: dr, before: both(dCPU.before, zkBefore), after: both(dCPU.after, zkAfter(&dTxnSum, &dSum, nil))},
 		}
 		if r.env.HasEtcd() {
 			systems = append(systems, system{name: "etcd Put with lease+Delete", op: et})
@@ -154,6 +160,8 @@ func (r *Runner) register(ctx context.Context) error {
 			gTxns, dTxns = float64(gTxnSum)/float64(gn), float64(dTxnSum)/float64(dn)
 			gZK, dZK = gSum/time.Duration(gn), dSum/time.Duration(dn)
 			gGW = gwSum / time.Duration(gn)
+			pairCPU = [2]float64{gCPU.perCall(gn), dCPU.perCall(dn)}
+			pairBusy = [2]float64{gCPU.busyShare(), dCPU.busyShare()}
 		}
 	}
 	if gs.Calls == 0 {
@@ -167,6 +175,9 @@ func (r *Runner) register(ctx context.Context) error {
 		info("Register+Deregister", "ZooKeeper transactions per pair"+c, "txns", gTxns, dTxns, Lower),
 		info("Register+Deregister", "ZooKeeper CPU per pair"+c, "µs", us(gZK), us(dZK), Lower),
 		info("Register+Deregister", "gateway CPU per pair"+c, "µs", us(gGW), math.NaN(), Lower),
+		cpuPerCall("Register+Deregister", "CPU per pair, every process"+c, pairCPU),
+		busyFigure("Register+Deregister", "machine CPU busy"+c, pairBusy),
+		ceilingFigure("Register+Deregister", "pairs/s ceiling: cores / CPU per pair"+c, pairCPU[0], ds.Throughput),
 	)
 	if g64.Calls > 0 {
 		r.add(ratioFigure("Register+Deregister", "pairs/s (64 callers)", "ops/s", g64.Throughput, d64.Throughput, Higher, 1.5).withEtcd(e64.Throughput))
