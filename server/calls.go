@@ -118,16 +118,27 @@ func (c *calls) streamContext(ctx context.Context) (context.Context, context.Can
 
 // streamStop is the stream interceptor of the gateway's lifecycle: a
 // stream that Shutdown ended, or that was opened once it had begun (in
-// the moment before the listener closes), ends with errStopping, not the
-// CANCELED its handler returns: UNAVAILABLE, which clients take as
-// "reopen it elsewhere and resume", where CANCELED is final (a leader
-// resuming its Campaign on the replica it had just left lost its term).
+// the moment before the listener closes), ends with errStopping where its
+// handler returns CANCELED: UNAVAILABLE, which clients take as "reopen it
+// elsewhere and resume", where CANCELED is final (a leader resuming its
+// Campaign on the replica it had just left lost its term). A stream its
+// client cancelled keeps CANCELED.
 func (c *calls) streamStop(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, h grpc.StreamHandler) error {
 	err := h(srv, ss)
-	if status.Code(err) == codes.Canceled && c.stopped.Err() != nil {
+	if err != nil && c.stopped.Err() != nil && ss.Context().Err() == nil && canceled(err) {
 		return toStatus(errStopping)
 	}
 	return err
+}
+
+// canceled reports whether err ends a call with CANCELED as grpc-go sends
+// it: a status with that code, or an error that is not a status and wraps
+// context.Canceled.
+func canceled(err error) bool {
+	if st, ok := status.FromError(err); ok {
+		return st.Code() == codes.Canceled
+	}
+	return errors.Is(err, context.Canceled)
 }
 
 // callLease returns the lease a unary call that creates something names

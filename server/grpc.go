@@ -29,8 +29,9 @@ import (
 // NewGRPCServer returns a gRPC server with the gateway's services, server
 // reflection and grpc.health.v1 registered, behind the interceptor chain:
 // recovery (outermost: a panic becomes INTERNAL), with WithMetrics the
-// metrics (every call counted and timed by method and code), logging, then with
-// WithAuth authentication, authorization and limits and the lease caller
+// metrics (every call counted and timed by method and code), logging, for
+// streams the gateway's lifecycle (a stream that a shutdown ends CANCELED
+// ends UNAVAILABLE: streamStop), then with WithAuth authentication, authorization and limits and the lease caller
 // (who may use which lease), then validation. It keeps goroutines to run
 // calls on (WithStreamWorkers) until it is stopped: Stop or GracefulStop
 // it, served or not.

@@ -2,7 +2,10 @@ package server
 
 import (
 	"context"
+	"io"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +17,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	pb "github.com/zkcoord/zkcoord/gen/zkcoord/v1"
+	"github.com/zkcoord/zkcoord/internal/httpgw"
 	"github.com/zkcoord/zkcoord/internal/testing/zktest"
 )
 
@@ -30,7 +34,7 @@ func TestStreamsEndUnavailableOnceStopping(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	_, lay := zktest.Session(t)
-	g, srv, cc := serveReplica(t, ctx, lay.Root+"/zkcoord", "a")
+	g, srv, web, cc := serveReplica(t, ctx, lay.Root+"/zkcoord", "a")
 	leases, elections := pb.NewLeaseServiceClient(cc), pb.NewElectionServiceClient(cc)
 	gr, err := leases.Grant(ctx, &pb.GrantRequest{Ttl: durationpb.New(30 * time.Second)})
 	if err != nil {
@@ -120,12 +124,28 @@ func TestStreamsEndUnavailableOnceStopping(t *testing.T) {
 		}
 		unavailable(name+" opened after the drain", recv)
 	}
+	// The HTTP face's streams are the same streams, through the transcoder.
+	body := strings.NewReader(`{"value": "v", "leaseId": "` + id + `"}`)
+	req, err := http.NewRequestWithContext(sctx, http.MethodPost, web.URL+"/v1/elections/e:campaign", body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := web.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(b), `"code":14`) {
+		t.Errorf("HTTP campaign opened after the drain: %s %s, want 503 with code 14 (UNAVAILABLE)", resp.Status, b)
+	}
 }
 
 // serveReplica serves a gateway of root with replica ID id, on its own
-// ZooKeeper session, and returns it with its gRPC server and a
-// connection to it.
-func serveReplica(t *testing.T, ctx context.Context, root, id string) (*Gateway, *grpc.Server, *grpc.ClientConn) {
+// ZooKeeper session, and returns it with its gRPC server, its HTTP face
+// and a connection to the gRPC server.
+func serveReplica(t *testing.T, ctx context.Context, root, id string) (*Gateway, *grpc.Server, *httptest.Server, *grpc.ClientConn) {
 	t.Helper()
 	sess, _ := zktest.Session(t)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
@@ -137,7 +157,12 @@ func serveReplica(t *testing.T, ctx context.Context, root, id string) (*Gateway,
 		lis.Close()
 		t.Fatal(err)
 	}
-	s, _ := newServers(g)
+	s, unary := newServers(g)
+	h, err := httpgw.Handler(s, httpgw.Options{Unary: unary})
+	if err != nil {
+		t.Fatal(err)
+	}
+	web := httptest.NewServer(h)
 	served := make(chan error, 1)
 	go func() { served <- s.Serve(lis) }()
 	cc, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
@@ -145,10 +170,11 @@ func serveReplica(t *testing.T, ctx context.Context, root, id string) (*Gateway,
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
+		web.Close()
 		cc.Close()
 		s.Stop()
 		<-served
 		g.Close()
 	})
-	return g, s, cc
+	return g, s, web, cc
 }
