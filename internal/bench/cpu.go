@@ -98,37 +98,58 @@ func machineCPU() (busy, all time.Duration) {
 	return time.Duration(sum-idle) * tick, time.Duration(sum) * tick
 }
 
-// cpuPerCall is the figure of a cpuMeter's perCall, zkcoord's and
-// direct's.
-func cpuPerCall(workload, name string, perCall [2]float64) Figure {
-	f := info(workload, name, "µs", perCall[0], perCall[1], Lower)
-	f.Note = "user+system CPU (/proc) of every process of the run (the bench with its clients, the gateway, ZooKeeper, etcd) over the system's rounds, warm-ups included, per call"
-	return f
+// metered gives each of systems the meter of ms at its index, reset, run
+// around its rounds before its own before and after the system's after.
+func metered(ms []*cpuMeter, systems []system) []system {
+	for i := range systems {
+		m := ms[i]
+		m.reset()
+		systems[i].before = both(m.before, systems[i].before)
+		systems[i].after = both(m.after, systems[i].after)
+	}
+	return systems
 }
 
-// busyFigure is the figure of a cpuMeter's busyShare, zkcoord's and
-// direct's.
-func busyFigure(workload, name string, busy [2]float64) Figure {
-	f := info(workload, name, "%", busy[0], busy[1], Lower)
-	f.Note = "the machine's busy CPU time over its total (/proc/stat) during the system's rounds: near 100, its cores were the limit"
-	return f
+// cpuReading is what the meters of a load point's systems read: zkcoord,
+// direct and etcd, NaN for a system the point did not run.
+type cpuReading struct{ perCall, busy [3]float64 }
+
+// readCPU reads the meters of the systems whose medians are st.
+func readCPU(ms []*cpuMeter, st []Stat) cpuReading {
+	rd := cpuReading{perCall: [3]float64{math.NaN(), math.NaN(), math.NaN()}, busy: [3]float64{math.NaN(), math.NaN(), math.NaN()}}
+	for i := range min(len(st), len(ms), 3) {
+		rd.perCall[i], rd.busy[i] = ms[i].perCall(st[i].Calls), ms[i].busyShare()
+	}
+	return rd
 }
 
-// ceilingFigure is the most calls a second the machine's cores make at
-// zkcoord's CPU per call, beside direct's measured throughput: its ratio
-// is the best ratio to direct this machine allows at that cost.
-func ceilingFigure(workload, name string, perCall, direct float64) Figure {
-	f := info(workload, name, "ops/s", ceiling(perCall), direct, Higher)
-	f.Note = fmt.Sprintf("the machine's %d cores over zkcoord's CPU per call (every process, above); the direct column is direct's measured throughput, so the ratio is the highest zkcoord's throughput ratio can be on this machine at that cost", runtime.NumCPU())
-	return f
+// figures are the reading's figures: the CPU per call of every process,
+// the machine's busy share, and zkcoord's ceiling at its CPU per call
+// beside direct's and etcd's measured throughput (thr: zkcoord, direct,
+// etcd), whose ratios are the best this machine allows zkcoord at that
+// cost.
+func (rd cpuReading) figures(workload, call, suffix string, thr [3]float64) []Figure {
+	cpu := info(workload, "CPU per "+call+", every process"+suffix, "µs", rd.perCall[0], rd.perCall[1], Lower).withEtcd(rd.perCall[2])
+	cpu.Note = "user+system CPU (/proc) of every process of the run (the bench with its clients, the gateway, ZooKeeper, etcd) over the system's rounds, warm-ups included, per call"
+	busy := info(workload, "machine CPU busy"+suffix, "%", rd.busy[0], rd.busy[1], Lower).withEtcd(rd.busy[2])
+	busy.Note = "the machine's busy CPU time over its total (/proc/stat) during the system's rounds: near 100, its cores were the limit"
+	ceil := info(workload, "throughput ceiling: cores / CPU per "+call+suffix, "ops/s", ceiling(rd.perCall[0]), thr[1], Higher).withEtcd(thr[2])
+	ceil.Note = fmt.Sprintf("the machine's %d cores over zkcoord's CPU per call (above); the direct and etcd columns are their measured throughputs, so the ratios are the highest zkcoord's throughput ratios can be on this machine at that cost", runtime.NumCPU())
+	return []Figure{cpu, busy, ceil}
 }
 
-// both runs a, then b (a system's before or after made of two).
+// both runs a, then b (a system's before or after made of two); a nil one
+// is skipped.
 func both(a, b func() error) func() error {
 	return func() error {
-		if err := a(); err != nil {
-			return err
+		for _, f := range []func() error{a, b} {
+			if f == nil {
+				continue
+			}
+			if err := f(); err != nil {
+				return err
+			}
 		}
-		return b()
+		return nil
 	}
 }

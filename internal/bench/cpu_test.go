@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"math"
 	"os"
 	"testing"
 	"time"
@@ -36,5 +37,41 @@ func TestCPUMeterCountsTheRun(t *testing.T) {
 	m.reset()
 	if m.procs != 0 || m.busy != 0 || m.all != 0 {
 		t.Error("reset left sums")
+	}
+}
+
+// TestMeteredKeepsTheSystemsOwnHooks: metered puts a fresh meter around
+// each system's rounds and still runs the system's own before and after;
+// a system the point did not run reads NaN.
+func TestMeteredKeepsTheSystemsOwnHooks(t *testing.T) {
+	ms := []*cpuMeter{newCPUMeter(&Env{}), newCPUMeter(&Env{}), newCPUMeter(&Env{})}
+	ms[0].procs = time.Hour // left from an earlier load point
+	var befores, afters int
+	systems := metered(ms, []system{
+		{name: "a", before: func() error { befores++; return nil }, after: func() error { afters++; return nil }},
+		{name: "b"},
+	})
+	if ms[0].procs != 0 {
+		t.Error("the meter was not reset")
+	}
+	for _, s := range systems {
+		if err := s.before(); err != nil {
+			t.Fatal(err)
+		}
+		for start := procCPU(os.Getpid()); procCPU(os.Getpid())-start < 20*time.Millisecond; {
+		}
+		if err := s.after(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if befores != 1 || afters != 1 {
+		t.Errorf("the system's own hooks ran %d and %d times, want 1 and 1", befores, afters)
+	}
+	rd := readCPU(ms, []Stat{{Calls: 1}, {Calls: 1}})
+	if rd.perCall[0] <= 0 || rd.perCall[1] <= 0 {
+		t.Errorf("CPU per call %v: both systems' rounds spun", rd.perCall)
+	}
+	if !math.IsNaN(rd.perCall[2]) || !math.IsNaN(rd.busy[2]) {
+		t.Errorf("a third system that did not run read %v, %v", rd.perCall[2], rd.busy[2])
 	}
 }

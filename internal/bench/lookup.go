@@ -96,20 +96,17 @@ func (r *Runner) lookup(ctx context.Context) error {
 		_, err := direct.Set(barrier, nil, -1)
 		return err
 	}
-	type pair struct{ gw, direct, etcd Stat }
 	var cached, lin, lin1 pair
 	floor := noStat
-	// The CPU of every process of the run around the cached rounds: what
-	// a Lookup costs the machine, and how busy its cores were.
-	gwCPU, dCPU := newCPUMeter(r.env), newCPUMeter(r.env)
-	var cachedCPU, cachedBusy [2]float64
+	// The CPU of every process of the run around each system's rounds:
+	// what a Lookup costs the machine, and how busy its cores were.
+	meters := []*cpuMeter{newCPUMeter(r.env), newCPUMeter(r.env), newCPUMeter(r.env)}
+	var cachedCPU, linCPU cpuReading
 	for _, c := range r.cfg.Concurrency {
 		for _, kind := range []string{"cached", "linearizable"} {
-			gwCPU.reset()
-			dCPU.reset()
 			systems := []system{
-				{name: "zkcoord Lookup cached", op: gwLookup(pb.Consistency_CONSISTENCY_CACHED), before: gwCPU.before, after: gwCPU.after},
-				{name: "direct Get", op: directGet, before: dCPU.before, after: dCPU.after},
+				{name: "zkcoord Lookup cached", op: gwLookup(pb.Consistency_CONSISTENCY_CACHED)},
+				{name: "direct Get", op: directGet},
 			}
 			if kind == "linearizable" {
 				systems = []system{
@@ -124,7 +121,7 @@ func (r *Runner) lookup(ctx context.Context) error {
 					systems = append(systems, system{name: "etcd Get linearizable", op: etcdGet(false)})
 				}
 			}
-			st, err := r.interleave(ctx, c, systems)
+			st, err := r.interleave(ctx, c, metered(meters, systems))
 			if err != nil {
 				return err
 			}
@@ -134,11 +131,9 @@ func (r *Runner) lookup(ctx context.Context) error {
 			}
 			switch {
 			case kind == "cached" && c == r.cfg.Callers:
-				cached = p
-				cachedCPU = [2]float64{gwCPU.perCall(p.gw.Calls), dCPU.perCall(p.direct.Calls)}
-				cachedBusy = [2]float64{gwCPU.busyShare(), dCPU.busyShare()}
+				cached, cachedCPU = p, readCPU(meters, st)
 			case kind == "linearizable" && c == r.cfg.Callers:
-				lin = p
+				lin, linCPU = p, readCPU(meters, st)
 			}
 			if kind == "linearizable" && c == 1 {
 				lin1 = p
@@ -160,12 +155,11 @@ func (r *Runner) lookup(ctx context.Context) error {
 		ratioFigure("Lookup cached", "throughput"+c, "ops/s", cached.gw.Throughput, cached.direct.Throughput, Higher, 2).withEtcd(cached.etcd.Throughput),
 		ratioFigure("Lookup cached", "p50 latency"+c, "ms", cached.gw.P50, cached.direct.P50, Lower, 1).withEtcd(cached.etcd.P50),
 		info("Lookup cached", "p99 latency"+c, "ms", cached.gw.P99, cached.direct.P99, Lower).withEtcd(cached.etcd.P99),
-		cpuPerCall("Lookup cached", "CPU per Lookup, every process"+c, cachedCPU),
-		busyFigure("Lookup cached", "machine CPU busy"+c, cachedBusy),
-		ceilingFigure("Lookup cached", "throughput ceiling: cores / CPU per Lookup"+c, cachedCPU[0], cached.direct.Throughput),
 		ratioFigure("Lookup linearizable", "throughput"+c, "ops/s", lin.gw.Throughput, lin.direct.Throughput, Higher, 0.8).etcdBound(lin.etcd.Throughput, 1),
 		info("Lookup linearizable", "p50 latency"+c, "ms", lin.gw.P50, lin.direct.P50, Lower).withEtcd(lin.etcd.P50),
 	)
+	r.add(cachedCPU.figures("Lookup cached", "Lookup", c, cached.throughputs())...)
+	r.add(linCPU.figures("Lookup linearizable", "Lookup", c, lin.throughputs())...)
 	if lin1.gw.Calls > 0 {
 		f := info("Lookup linearizable", "p50 latency (1 caller)", "ms", lin1.gw.P50, lin1.direct.P50, Lower).etcdBound(lin1.etcd.P50, 1.5)
 		f.Note = "one caller alone: no concurrent read shares its catch-up write"
@@ -175,4 +169,12 @@ func (r *Runner) lookup(ctx context.Context) error {
 		r.add(fl)
 	}
 	return nil
+}
+
+// pair is a load point's medians of zkcoord, direct and etcd (noStat
+// without etcd).
+type pair struct{ gw, direct, etcd Stat }
+
+func (p pair) throughputs() [3]float64 {
+	return [3]float64{p.gw.Throughput, p.direct.Throughput, p.etcd.Throughput}
 }

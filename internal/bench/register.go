@@ -126,20 +126,18 @@ func (r *Runner) register(ctx context.Context) error {
 	var gZK, dZK, gGW time.Duration // ZooKeeper's and the gateway's CPU per pair
 	// Every process's CPU over the rounds, read before the wait for quiet
 	// (what the pairs cost the machine while they ran, and how busy it was).
-	gCPU, dCPU := newCPUMeter(r.env), newCPUMeter(r.env)
-	var pairCPU, pairBusy [2]float64
+	meters := []*cpuMeter{newCPUMeter(r.env), newCPUMeter(r.env), newCPUMeter(r.env)}
+	var pairCPU cpuReading
 	for _, c := range r.cfg.Concurrency {
 		gTxnSum, dTxnSum, gSum, dSum, gwSum = 0, 0, 0, 0, 0
-		gCPU.reset()
-		dCPU.reset()
 		systems := []system{
-			{name: "zkcoord Register+Deregister", op: gw, before: both(gCPU.before, zkBefore), after: both(gCPU.after, zkAfter(&gTxnSum, &gSum, &gwSum))},
-			{name: "direct create+delete ephemeral", op: dr, before: both(dCPU.before, zkBefore), after: both(dCPU.after, zkAfter(&dTxnSum, &dSum, nil))},
+			{name: "zkcoord Register+Deregister", op: gw, before: zkBefore, after: zkAfter(&gTxnSum, &gSum, &gwSum)},
+			{name: "direct create+delete ephemeral", op: dr, before: zkBefore, after: zkAfter(&dTxnSum, &dSum, nil)},
 		}
 		if r.env.HasEtcd() {
 			systems = append(systems, system{name: "etcd Put with lease+Delete", op: et})
 		}
-		st, err := r.interleave(ctx, c, systems)
+		st, err := r.interleave(ctx, c, metered(meters, systems))
 		if err != nil {
 			return err
 		}
@@ -160,8 +158,7 @@ func (r *Runner) register(ctx context.Context) error {
 			gTxns, dTxns = float64(gTxnSum)/float64(gn), float64(dTxnSum)/float64(dn)
 			gZK, dZK = gSum/time.Duration(gn), dSum/time.Duration(dn)
 			gGW = gwSum / time.Duration(gn)
-			pairCPU = [2]float64{gCPU.perCall(gn), dCPU.perCall(dn)}
-			pairBusy = [2]float64{gCPU.busyShare(), dCPU.busyShare()}
+			pairCPU = readCPU(meters, st)
 		}
 	}
 	if gs.Calls == 0 {
@@ -175,10 +172,8 @@ func (r *Runner) register(ctx context.Context) error {
 		info("Register+Deregister", "ZooKeeper transactions per pair"+c, "txns", gTxns, dTxns, Lower),
 		info("Register+Deregister", "ZooKeeper CPU per pair"+c, "µs", us(gZK), us(dZK), Lower),
 		info("Register+Deregister", "gateway CPU per pair"+c, "µs", us(gGW), math.NaN(), Lower),
-		cpuPerCall("Register+Deregister", "CPU per pair, every process"+c, pairCPU),
-		busyFigure("Register+Deregister", "machine CPU busy"+c, pairBusy),
-		ceilingFigure("Register+Deregister", "pairs/s ceiling: cores / CPU per pair"+c, pairCPU[0], ds.Throughput),
 	)
+	r.add(pairCPU.figures("Register+Deregister", "pair", c, pair{gs, ds, es}.throughputs())...)
 	if g64.Calls > 0 {
 		r.add(ratioFigure("Register+Deregister", "pairs/s (64 callers)", "ops/s", g64.Throughput, d64.Throughput, Higher, 1.5).withEtcd(e64.Throughput))
 	}
