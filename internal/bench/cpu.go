@@ -112,13 +112,24 @@ func metered(ms []*cpuMeter, systems []system) []system {
 
 // cpuReading is what the meters of a load point's systems read: zkcoord,
 // direct and etcd, NaN for a system the point did not run.
-type cpuReading struct{ perCall, busy [3]float64 }
+type cpuReading struct{ perCall, busy, other [3]float64 }
+
+// otherShare is the share of the machine's CPU time that went to
+// processes outside the run over the rounds, in percent: near 0 on a
+// quiet machine; more, and something else took cores from the run.
+func (m *cpuMeter) otherShare() float64 {
+	if m.all <= 0 {
+		return math.NaN()
+	}
+	return 100 * float64(max(m.busy-m.procs, 0)) / float64(m.all)
+}
 
 // readCPU reads the meters of the systems whose medians are st.
 func readCPU(ms []*cpuMeter, st []Stat) cpuReading {
-	rd := cpuReading{perCall: [3]float64{math.NaN(), math.NaN(), math.NaN()}, busy: [3]float64{math.NaN(), math.NaN(), math.NaN()}}
+	none := [3]float64{math.NaN(), math.NaN(), math.NaN()}
+	rd := cpuReading{perCall: none, busy: none, other: none}
 	for i := range min(len(st), len(ms), 3) {
-		rd.perCall[i], rd.busy[i] = ms[i].perCall(st[i].Calls), ms[i].busyShare()
+		rd.perCall[i], rd.busy[i], rd.other[i] = ms[i].perCall(st[i].Calls), ms[i].busyShare(), ms[i].otherShare()
 	}
 	return rd
 }
@@ -133,9 +144,11 @@ func (rd cpuReading) figures(workload, call, suffix string, thr [3]float64) []Fi
 	cpu.Note = "user+system CPU (/proc) of every process of the run (the bench with its clients, the gateway, ZooKeeper, etcd) over the system's rounds, warm-ups included, per call"
 	busy := info(workload, "machine CPU busy"+suffix, "%", rd.busy[0], rd.busy[1], Lower).withEtcd(rd.busy[2])
 	busy.Note = "the machine's busy CPU time over its total (/proc/stat) during the system's rounds: near 100, its cores were the limit"
+	other := info(workload, "machine CPU outside the run"+suffix, "%", rd.other[0], rd.other[1], Lower).withEtcd(rd.other[2])
+	other.Note = "the machine's busy CPU time less the run's processes' (/proc/stat, /proc/<pid>/stat) over its total, during the system's rounds: near 0 on a quiet machine; more, and something else took cores from the run, whose figures are then not a quiet reading"
 	ceil := info(workload, "throughput ceiling: cores / CPU per "+call+suffix, "ops/s", ceiling(rd.perCall[0]), thr[1], Higher).withEtcd(thr[2])
 	ceil.Note = fmt.Sprintf("the machine's %d cores over zkcoord's CPU per call (above); the direct and etcd columns are their measured throughputs, so the ratios are the highest zkcoord's throughput ratios can be on this machine at that cost", runtime.NumCPU())
-	return []Figure{cpu, busy, ceil}
+	return []Figure{cpu, busy, other, ceil}
 }
 
 // both runs a, then b (a system's before or after made of two); a nil one

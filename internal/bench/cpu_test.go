@@ -34,6 +34,9 @@ func TestCPUMeterCountsTheRun(t *testing.T) {
 	if s := m.busyShare(); s <= 0 || s > 100 {
 		t.Errorf("busy share %.1f%%", s)
 	}
+	if s := m.otherShare(); s < 0 || s >= m.busyShare() {
+		t.Errorf("share outside the run %.1f%%: the spin was this process's", s)
+	}
 	m.reset()
 	if m.procs != 0 || m.busy != 0 || m.all != 0 {
 		t.Error("reset left sums")
