@@ -31,8 +31,9 @@ import (
 // recovery (outermost: a panic becomes INTERNAL), with WithMetrics the
 // metrics (every call counted and timed by method and code), logging, for
 // streams the gateway's lifecycle (a stream that a shutdown ends CANCELED
-// ends UNAVAILABLE: streamStop), then with WithAuth authentication, authorization and limits and the lease caller
-// (who may use which lease), then validation. It keeps goroutines to run
+// ends UNAVAILABLE: streamStop), then with WithAuth authentication,
+// authorization and limits and the lease caller (who may use which
+// lease), then validation. It keeps goroutines to run
 // calls on (WithStreamWorkers) until it is stopped: Stop or GracefulStop
 // it, served or not.
 func NewGRPCServer(g *Gateway, opt ...grpc.ServerOption) *grpc.Server {

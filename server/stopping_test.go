@@ -33,8 +33,7 @@ import (
 func TestStreamsEndUnavailableOnceStopping(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	_, lay := zktest.Session(t)
-	g, srv, web, cc := serveReplica(t, ctx, lay.Root+"/zkcoord", "a")
+	g, srv, web, cc := serveGateway(t, ctx)
 	leases, elections := pb.NewLeaseServiceClient(cc), pb.NewElectionServiceClient(cc)
 	gr, err := leases.Grant(ctx, &pb.GrantRequest{Ttl: durationpb.New(30 * time.Second)})
 	if err != nil {
@@ -66,7 +65,8 @@ func TestStreamsEndUnavailableOnceStopping(t *testing.T) {
 			return
 		}
 	}
-	unavailable("a Campaign open before the drain", func() error { _, err := before.Recv(); return err })
+	recvBefore, _ := recvOf(before, nil)
+	unavailable("a Campaign open before the drain", recvBefore)
 
 	sctx, scancel := context.WithTimeout(ctx, 10*time.Second) // a stream that never ends fails here
 	defer scancel()
@@ -74,41 +74,28 @@ func TestStreamsEndUnavailableOnceStopping(t *testing.T) {
 	sems, barriers := pb.NewSemaphoreServiceClient(cc), pb.NewBarrierServiceClient(cc)
 	opened := map[string]func() (func() error, error){
 		"Campaign": func() (func() error, error) {
-			st, err := elections.Campaign(sctx, &pb.CampaignRequest{Election: "e", Value: "v", LeaseId: id})
-			return func() error { _, err := st.Recv(); return err }, err
+			return recvOf(elections.Campaign(sctx, &pb.CampaignRequest{Election: "e", Value: "v", LeaseId: id}))
 		},
 		"Observe": func() (func() error, error) {
-			st, err := elections.Observe(sctx, &pb.ObserveRequest{Election: "e"})
-			return func() error { _, err := st.Recv(); return err }, err
+			return recvOf(elections.Observe(sctx, &pb.ObserveRequest{Election: "e"}))
 		},
 		"AcquireLock": func() (func() error, error) {
-			st, err := locks.AcquireLock(sctx, &pb.AcquireLockRequest{Lock: "l", LeaseId: id})
-			return func() error { _, err := st.Recv(); return err }, err
+			return recvOf(locks.AcquireLock(sctx, &pb.AcquireLockRequest{Lock: "l", LeaseId: id}))
 		},
 		"AcquireSemaphore": func() (func() error, error) {
-			st, err := sems.AcquireSemaphore(sctx, &pb.AcquireSemaphoreRequest{Semaphore: "s", Permits: 1, LeaseId: id})
-			return func() error { _, err := st.Recv(); return err }, err
+			return recvOf(sems.AcquireSemaphore(sctx, &pb.AcquireSemaphoreRequest{Semaphore: "s", Permits: 1, LeaseId: id}))
 		},
 		"AwaitBarrier": func() (func() error, error) {
-			st, err := barriers.AwaitBarrier(sctx, &pb.AwaitBarrierRequest{Barrier: "b", Threshold: 2, LeaseId: id})
-			return func() error { _, err := st.Recv(); return err }, err
+			return recvOf(barriers.AwaitBarrier(sctx, &pb.AwaitBarrierRequest{Barrier: "b", Threshold: 2, LeaseId: id}))
 		},
 		"AwaitGroup": func() (func() error, error) {
-			st, err := barriers.AwaitGroup(sctx, &pb.AwaitGroupRequest{Group: "g", MinMembers: 1})
-			return func() error { _, err := st.Recv(); return err }, err
+			return recvOf(barriers.AwaitGroup(sctx, &pb.AwaitGroupRequest{Group: "g", MinMembers: 1}))
 		},
 		"WatchGroup": func() (func() error, error) {
-			st, err := reg.WatchGroup(sctx, &pb.WatchGroupRequest{Group: "g"})
-			return func() error { _, err := st.Recv(); return err }, err
+			return recvOf(reg.WatchGroup(sctx, &pb.WatchGroupRequest{Group: "g"}))
 		},
-		"Watch": func() (func() error, error) {
-			st, err := reg.Watch(sctx)
-			return func() error { _, err := st.Recv(); return err }, err
-		},
-		"KeepAliveStream": func() (func() error, error) {
-			st, err := leases.KeepAliveStream(sctx)
-			return func() error { _, err := st.Recv(); return err }, err
-		},
+		"Watch":           func() (func() error, error) { return recvOf(reg.Watch(sctx)) },
+		"KeepAliveStream": func() (func() error, error) { return recvOf(leases.KeepAliveStream(sctx)) },
 	}
 	for svc, info := range srv.GetServiceInfo() {
 		for _, m := range info.Methods {
@@ -142,17 +129,17 @@ func TestStreamsEndUnavailableOnceStopping(t *testing.T) {
 	}
 }
 
-// serveReplica serves a gateway of root with replica ID id, on its own
-// ZooKeeper session, and returns it with its gRPC server, its HTTP face
-// and a connection to the gRPC server.
-func serveReplica(t *testing.T, ctx context.Context, root, id string) (*Gateway, *grpc.Server, *httptest.Server, *grpc.ClientConn) {
+// serveGateway serves a gateway on a ZooKeeper session of its own, at a
+// fresh root, and returns it with its gRPC server, its HTTP face and a
+// connection to the gRPC server.
+func serveGateway(t *testing.T, ctx context.Context) (*Gateway, *grpc.Server, *httptest.Server, *grpc.ClientConn) {
 	t.Helper()
-	sess, _ := zktest.Session(t)
+	sess, lay := zktest.Session(t)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	g, err := New(ctx, sess, WithRoot(root), WithReplicaID(id), WithAdvertise(lis.Addr().String()))
+	g, err := New(ctx, sess, WithRoot(lay.Root+"/zkcoord"), WithAdvertise(lis.Addr().String()))
 	if err != nil {
 		lis.Close()
 		t.Fatal(err)
@@ -177,4 +164,10 @@ func serveReplica(t *testing.T, ctx context.Context, root, id string) (*Gateway,
 		g.Close()
 	})
 	return g, s, web, cc
+}
+
+// recvOf returns a function that receives the next message of a stream
+// just opened (a client's Recv, its message dropped), or the open's error.
+func recvOf[T any](st interface{ Recv() (T, error) }, err error) (func() error, error) {
+	return func() error { _, err := st.Recv(); return err }, err
 }

@@ -18,16 +18,16 @@ import (
 // that cost, no more than cores / cost calls a second fit on them, which
 // is the ceiling of a CPU-bound figure on this machine.
 type cpuMeter struct {
-	env               *Env
-	procs, busy, all  time.Duration // sums over the rounds
-	procs0, busy0, a0 time.Duration
+	env                 *Env
+	procs, busy, all    time.Duration // sums over the rounds
+	procs0, busy0, all0 time.Duration
 }
 
 func newCPUMeter(env *Env) *cpuMeter { return &cpuMeter{env: env} }
 
 func (m *cpuMeter) before() error {
 	m.procs0 = m.procsCPU()
-	m.busy0, m.a0 = machineCPU()
+	m.busy0, m.all0 = machineCPU()
 	return nil
 }
 
@@ -35,7 +35,7 @@ func (m *cpuMeter) after() error {
 	m.procs += m.procsCPU() - m.procs0
 	busy, all := machineCPU()
 	m.busy += busy - m.busy0
-	m.all += all - m.a0
+	m.all += all - m.all0
 	return nil
 }
 
@@ -63,6 +63,16 @@ func (m *cpuMeter) busyShare() float64 {
 		return math.NaN()
 	}
 	return 100 * float64(m.busy) / float64(m.all)
+}
+
+// otherShare is the share of the machine's CPU time that went to
+// processes outside the run over the rounds, in percent: near 0 on a
+// quiet machine; more, and something else took cores from the run.
+func (m *cpuMeter) otherShare() float64 {
+	if m.all <= 0 {
+		return math.NaN()
+	}
+	return 100 * float64(max(m.busy-m.procs, 0)) / float64(m.all)
 }
 
 // ceiling is the most calls a second that the machine's cores can make at
@@ -113,16 +123,6 @@ func metered(ms []*cpuMeter, systems []system) []system {
 // cpuReading is what the meters of a load point's systems read: zkcoord,
 // direct and etcd, NaN for a system the point did not run.
 type cpuReading struct{ perCall, busy, other [3]float64 }
-
-// otherShare is the share of the machine's CPU time that went to
-// processes outside the run over the rounds, in percent: near 0 on a
-// quiet machine; more, and something else took cores from the run.
-func (m *cpuMeter) otherShare() float64 {
-	if m.all <= 0 {
-		return math.NaN()
-	}
-	return 100 * float64(max(m.busy-m.procs, 0)) / float64(m.all)
-}
 
 // readCPU reads the meters of the systems whose medians are st.
 func readCPU(ms []*cpuMeter, st []Stat) cpuReading {
