@@ -59,7 +59,13 @@ func TestFreshCallerGivesUp(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	first := make(chan error, 1)
 	go func() { first <- f.Do(ctx, run) }()
-	<-started // run 1 is under way
+	select { // run 1 is under way
+	case <-started:
+	case err := <-first:
+		t.Fatalf("answered %v with no run started after the call", err)
+	case <-time.After(5 * time.Second):
+		t.Fatal("no run started for the first caller")
+	}
 	second := make(chan error, 1)
 	go func() { second <- f.Do(context.Background(), run) }() // needs run 2
 	cancel()
