@@ -130,7 +130,7 @@ func (s *Server) writeConfig() error {
 		"minSessionTimeout":         strconv.Itoa(int(s.opts.minSession / time.Millisecond)),
 		"maxSessionTimeout":         strconv.Itoa(int(s.opts.maxSession / time.Millisecond)),
 		"extendedTypesEnabled":      "true",
-		"forceSync":                 boolString(s.opts.forceSync),
+		"forceSync":                 yesNo(s.opts.forceSync), // ZooKeeper turns it off only on "no"
 		"autopurge.purgeInterval":   "1",
 		"autopurge.snapRetainCount": "3",
 	}
@@ -272,11 +272,13 @@ func WaitReady(ctx context.Context, addr string, exited <-chan struct{}) error {
 // FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
 func FreePort() (int, error) { return child.FreePort() }
 
-func boolString(b bool) string {
+// yesNo spells b as ZooKeeper's forceSync wants it: it compares the
+// value with "no", so "false" leaves the flush on.
+func yesNo(b bool) string {
 	if b {
-		return "true"
+		return "yes"
 	}
-	return "false"
+	return "no"
 }
 
 func sortedKeys(m map[string]string) []string {
