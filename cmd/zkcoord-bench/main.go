@@ -41,6 +41,7 @@ func run() error {
 		etcdAddr  = flag.String("etcd", "", "etcd client URL(s), comma-separated (default: start a private etcd, fsync on)")
 		noEtcd    = flag.Bool("no-etcd", false, "run without etcd (no etcd column)")
 		zkHeap    = flag.String("zk-heap", "", "Java heap of the private ZooKeeper, e.g. 2g (default 256m; -sizes 1000000 needs about 2g)")
+		zkNoFsync = flag.Bool("zk-no-fsync", false, "run the private ZooKeeper with forceSync=no (an experiment: how much of a figure is the disk's flush; never production)")
 		bin       = flag.String("zkcoord", "", "zkcoord binary to run as the gateway (default: zkcoord next to this binary, then $PATH)")
 		out       = flag.String("out", "", "directory for bench.json, bench.md and bench.png (default: print only)")
 		logFile   = flag.String("log", "", "file for the gateway's and ZooKeeper's logs")
@@ -101,13 +102,16 @@ func run() error {
 		defer f.Close()
 		logw = f
 	}
-	env, err := bench.Setup(ctx, bench.EnvOptions{ZK: *zkAddr, Bin: *bin, Log: logw, Etcd: *etcdAddr, NoEtcd: *noEtcd, ZKHeap: *zkHeap})
+	env, err := bench.Setup(ctx, bench.EnvOptions{ZK: *zkAddr, Bin: *bin, Log: logw, Etcd: *etcdAddr, NoEtcd: *noEtcd, ZKHeap: *zkHeap, ZKNoFsync: *zkNoFsync})
 	if err != nil {
 		return err
 	}
 	defer env.Close()
 	if cfg.Log != nil {
 		fmt.Fprintf(cfg.Log, "ZooKeeper %s; gateway %s (pid %d), pprof at http://%s/debug/pprof/; etcd %q (pid %d)\n", env.ZK, env.Gateway, env.Pid, env.DebugAddr, env.Etcd, env.EtcdPid())
+	}
+	if *zkNoFsync {
+		fmt.Println("ZooKeeper runs with forceSync=no: its writes are acknowledged before they are on disk; these figures are an experiment, not a comparison")
 	}
 	start := time.Now()
 	var only []string

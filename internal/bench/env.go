@@ -69,6 +69,11 @@ type EnvOptions struct {
 	// ZKHeap is the private ZooKeeper's Java heap (-Xmx), e.g. "2g"; empty
 	// keeps zkserver's default (256m), too small for a million members.
 	ZKHeap string
+	// ZKNoFsync runs the private ZooKeeper with forceSync=no: its log is
+	// written but not flushed before a write is acknowledged. Never a
+	// production setting; an experiment that shows how much of a figure
+	// is the disk's flush (BENCHMARKS.md, the eighth stop of issue 15).
+	ZKNoFsync bool
 }
 
 // Setup starts what o asks for and waits until the gateway serves.
@@ -87,7 +92,7 @@ func Setup(ctx context.Context, o EnvOptions) (*Env, error) {
 		}
 	}()
 	if e.ZK == "" {
-		zopts := []zkserver.Option{zkserver.WithForceSync(true), zkserver.WithLogs(o.Log), zkserver.WithTickTime(500 * time.Millisecond)}
+		zopts := []zkserver.Option{zkserver.WithForceSync(!o.ZKNoFsync), zkserver.WithLogs(o.Log), zkserver.WithTickTime(500 * time.Millisecond)}
 		if o.ZKHeap != "" {
 			zopts = append(zopts, zkserver.WithJVMFlags("-Xmx"+o.ZKHeap)) // after the default -Xmx: the last one counts
 		}
