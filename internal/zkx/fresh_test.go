@@ -52,7 +52,10 @@ func TestFreshCallerGivesUp(t *testing.T) {
 	var runs atomic.Int64
 	run := func() error {
 		id := runs.Add(1)
-		started <- struct{}{}
+		select { // never blocks: a broken Fresh that runs on must not hang the test
+		case started <- struct{}{}:
+		default:
+		}
 		<-release
 		return runID(id)
 	}
@@ -85,5 +88,48 @@ func TestFreshCallerGivesUp(t *testing.T) {
 	f.Close()
 	if err := f.Do(context.Background(), run); !errors.Is(err, ErrStopped) {
 		t.Fatalf("Do after Close: %v, want ErrStopped", err)
+	}
+}
+
+// TestFreshNoRunForCallersWhoLeft: a caller who gives up while it waits
+// for the next run leaves no run to be made for nobody: the next caller,
+// alone, is answered by run 2, not by a run 3 after a run 2 for the caller
+// who left (as a Fresh that chains runs for waiters could do).
+func TestFreshNoRunForCallersWhoLeft(t *testing.T) {
+	var f Fresh
+	defer f.Close()
+	started, release := make(chan struct{}), make(chan struct{})
+	var runs atomic.Int64
+	run := func() error {
+		id := runs.Add(1)
+		if id == 1 {
+			started <- struct{}{}
+			<-release
+		}
+		return runID(id)
+	}
+	first := make(chan error, 1)
+	go func() { first <- f.Do(context.Background(), run) }()
+	select {
+	case <-started:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no run started for the first caller")
+	}
+	// A caller that arrives during run 1 with its context already ended
+	// waits for run 2 and leaves at once.
+	gone, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := f.Do(gone, run); !errors.Is(err, context.Canceled) {
+		t.Fatalf("a caller whose context had ended: %v", err)
+	}
+	close(release)
+	var id runID
+	if err := <-first; !errors.As(err, &id) || id != 1 {
+		t.Fatalf("the first caller: %v, want run 1", err)
+	}
+	// Nobody waits now: the next caller starts run 2, not a run made for
+	// the caller who left.
+	if err := f.Do(context.Background(), run); !errors.As(err, &id) || id != 2 {
+		t.Fatalf("the next caller: %v, want run 2 (%d runs)", err, runs.Load())
 	}
 }
