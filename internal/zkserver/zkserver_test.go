@@ -43,7 +43,9 @@ func TestForceSync(t *testing.T) {
 			n := -1
 			for _, line := range strings.Split(out, "\n") {
 				if v, ok := strings.CutPrefix(line, "zk_cnt_fsynctime\t"); ok {
-					n, _ = strconv.Atoi(strings.TrimSpace(v))
+					if n, err = strconv.Atoi(strings.TrimSpace(v)); err != nil {
+						t.Fatalf("mntr zk_cnt_fsynctime: %v", err)
+					}
 				}
 			}
 			switch {
