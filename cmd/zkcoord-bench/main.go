@@ -82,6 +82,9 @@ func run() error {
 	if cfg.Pollers, err = ints(*pollers); err != nil {
 		return fmt.Errorf("-pollers: %w", err)
 	}
+	if *zkNoFsync && *zkAddr != "" {
+		return errors.New("-zk-no-fsync sets the private ZooKeeper's flush; with -zk the ZooKeeper is not private and its own config decides")
+	}
 	if !*quiet {
 		cfg.Log = os.Stderr
 	}
