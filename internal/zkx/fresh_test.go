@@ -82,8 +82,13 @@ func TestFreshCallerGivesUp(t *testing.T) {
 	}
 	close(release) // run 1 ends, for nobody; run 2 runs through
 	var id runID
-	if err := <-second; !errors.As(err, &id) || id != 2 {
-		t.Fatalf("the caller that waited: %v, want run 2", err)
+	select {
+	case err := <-second:
+		if !errors.As(err, &id) || id != 2 {
+			t.Fatalf("the caller that waited: %v, want run 2", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the caller that waited got no run")
 	}
 	f.Close()
 	if err := f.Do(context.Background(), run); !errors.Is(err, ErrStopped) {
@@ -98,7 +103,9 @@ func TestFreshCallerGivesUp(t *testing.T) {
 func TestFreshNoRunForCallersWhoLeft(t *testing.T) {
 	var f Fresh
 	defer f.Close()
-	started, release := make(chan struct{}), make(chan struct{})
+	started, release := make(chan struct{}, 1), make(chan struct{})
+	var releaseOnce sync.Once
+	defer releaseOnce.Do(func() { close(release) }) // before Close: a failed test must not hang on run 1
 	var runs atomic.Int64
 	run := func() error {
 		id := runs.Add(1)
@@ -122,7 +129,7 @@ func TestFreshNoRunForCallersWhoLeft(t *testing.T) {
 	if err := f.Do(gone, run); !errors.Is(err, context.Canceled) {
 		t.Fatalf("a caller whose context had ended: %v", err)
 	}
-	close(release)
+	releaseOnce.Do(func() { close(release) })
 	var id runID
 	if err := <-first; !errors.As(err, &id) || id != 1 {
 		t.Fatalf("the first caller: %v, want run 1", err)
