@@ -22,19 +22,12 @@ func (e *Env) FourLetter(ctx context.Context, cmd string) (string, error) {
 // Mntr reads the numeric lines of the server's mntr (zk_global_sessions,
 // zk_connection_request_count, ...).
 func (e *Env) Mntr(ctx context.Context) (map[string]int64, error) {
-	out, err := e.FourLetter(ctx, "mntr")
+	m, err := zkserver.Mntr(ctx, strings.Split(e.ZK, ",")[0])
 	if err != nil {
 		return nil, err
 	}
-	m := map[string]int64{}
-	for _, line := range strings.Split(out, "\n") {
-		k, v, ok := strings.Cut(line, "\t")
-		if n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64); ok && err == nil {
-			m[k] = n
-		}
-	}
 	if _, ok := m["zk_connection_request_count"]; !ok {
-		return nil, fmt.Errorf("bench: no zk_connection_request_count in mntr output %q", out)
+		return nil, fmt.Errorf("bench: no zk_connection_request_count in mntr (%d counters)", len(m))
 	}
 	return m, nil
 }

@@ -246,6 +246,24 @@ func FourLetter(ctx context.Context, addr, cmd string) (string, error) {
 	return string(b), nil
 }
 
+// Mntr reads the integer lines of a server's mntr (zk_watch_count,
+// zk_cnt_fsynctime, ...); lines whose value is not an integer (averages,
+// versions) are left out.
+func Mntr(ctx context.Context, addr string) (map[string]int64, error) {
+	out, err := FourLetter(ctx, addr, "mntr")
+	if err != nil {
+		return nil, err
+	}
+	m := map[string]int64{}
+	for _, line := range strings.Split(out, "\n") {
+		k, v, ok := strings.Cut(line, "\t")
+		if n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64); ok && err == nil {
+			m[k] = n
+		}
+	}
+	return m, nil
+}
+
 // WaitReady polls addr until it serves requests (`srvr` reports its mode;
 // `ruok` alone answers before the server serves), ctx ends, or exited (if
 // not nil) is closed.

@@ -3,8 +3,6 @@ package zkserver
 import (
 	"context"
 	"fmt"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -36,21 +34,15 @@ func TestForceSync(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			out, err := FourLetter(ctx, s.Addr(), "mntr")
+			m, err := Mntr(ctx, s.Addr())
 			if err != nil {
 				t.Fatal(err)
 			}
-			n := -1
-			for _, line := range strings.Split(out, "\n") {
-				if v, ok := strings.CutPrefix(line, "zk_cnt_fsynctime\t"); ok {
-					if n, err = strconv.Atoi(strings.TrimSpace(v)); err != nil {
-						t.Fatalf("mntr zk_cnt_fsynctime: %v", err)
-					}
-				}
+			n, ok := m["zk_cnt_fsynctime"]
+			if !ok {
+				t.Fatalf("no zk_cnt_fsynctime in mntr: %v", m)
 			}
 			switch {
-			case n < 0:
-				t.Fatalf("no zk_cnt_fsynctime in mntr:\n%s", out)
 			case on && n == 0:
 				t.Fatalf("forceSync on: no fsync after 3 writes")
 			case !on && n != 0:
