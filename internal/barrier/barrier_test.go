@@ -69,7 +69,7 @@ type progress struct {
 func TestReleaseAtThreshold(t *testing.T) {
 	const n = 5
 	e := newEnv(t)
-	before := childWatches(t)
+	before := zktest.ChildWatches(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	updates := make(chan progress, 100)
@@ -104,7 +104,7 @@ func TestReleaseAtThreshold(t *testing.T) {
 	if out := zktest.FourLetter(t, "wchp"); strings.Contains(out, e.lay.Barrier("")) {
 		t.Fatalf("data or exists watch on the barrier:\n%s", out)
 	}
-	if n := childWatches(t); n != before+1 {
+	if n := zktest.ChildWatches(t); n != before+1 {
 		t.Fatalf("%d child watches, want %d: one on the barrier", n, before+1)
 	}
 	join(n - 1)

@@ -28,7 +28,7 @@ func TestCrowdSharesOneFeed(t *testing.T) {
 	}))
 
 	const n = 200
-	before := childWatches(t)
+	before := zktest.ChildWatches(t)
 	l := e.grant(t, time.Minute)
 	ws := make([]*waiter, n)
 	for i := range ws {
@@ -37,7 +37,7 @@ func TestCrowdSharesOneFeed(t *testing.T) {
 	for _, w := range ws {
 		w.arrived(t, n)
 	}
-	if got := childWatches(t); got != before+1 {
+	if got := zktest.ChildWatches(t); got != before+1 {
 		t.Errorf("%d Awaits waiting: %d child watches, want %d", n, got, before+1)
 	}
 	reads := children.Load()
@@ -62,8 +62,8 @@ func TestCrowdSharesOneFeed(t *testing.T) {
 	if e.exists(t, e.lay.Barrier("crowd")) {
 		t.Error("the barrier stays after everyone left")
 	}
-	zktest.Eventually(t, 10*time.Second, func() bool { return childWatches(t) == before },
-		"child watches %d, want %d once the crowd left", childWatches(t), before)
+	zktest.Eventually(t, 10*time.Second, func() bool { return zktest.ChildWatches(t) == before },
+		"child watches %d, want %d once the crowd left", zktest.ChildWatches(t), before)
 }
 
 // TestAwaitSkipsEndedFeed: an Await that comes to a feed that ended (it saw

@@ -190,7 +190,7 @@ func TestManyPollsOneWatch(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	la, lb := e.grant(t, time.Minute), e.grant(t, time.Minute)
-	before := childWatches(t)
+	before := zktest.ChildWatches(t)
 	s := e.join(t, "herd", 2, "a", la)
 	const n = 1000
 	until := window(t, time.Minute)
@@ -218,7 +218,7 @@ func TestManyPollsOneWatch(t *testing.T) {
 		}()
 	}
 	e.polling(t, "herd", n)
-	if got := childWatches(t); got != before+1 {
+	if got := zktest.ChildWatches(t); got != before+1 {
 		t.Fatalf("%d polls: %d child watches, want %d (the feed's one)", n, got, before+1)
 	}
 	start := time.Now()
@@ -238,8 +238,8 @@ func TestManyPollsOneWatch(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	zktest.Eventually(t, 10*time.Second, func() bool { return childWatches(t) == before },
-		"child watches %d, want %d once the barrier is gone", childWatches(t), before)
+	zktest.Eventually(t, 10*time.Second, func() bool { return zktest.ChildWatches(t) == before },
+		"child watches %d, want %d once the barrier is gone", zktest.ChildWatches(t), before)
 
 	// Close ends a poll that waits.
 	s = e.join(t, "closing", 2, "a", la)

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"sort"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -64,28 +63,6 @@ func (w *waiter) end(t *testing.T) error {
 	}
 }
 
-// childWatches counts the child watches on the server: ZooKeeper's wchp,
-// wchc and wchs list data and exists watches only, mntr's zk_watch_count
-// counts both kinds.
-func childWatches(t *testing.T) int {
-	t.Helper()
-	total, data := -1, -1
-	for _, line := range strings.Split(zktest.FourLetter(t, "mntr"), "\n") {
-		if f := strings.Fields(line); len(f) == 2 && f[0] == "zk_watch_count" {
-			total, _ = strconv.Atoi(f[1])
-		}
-	}
-	for _, line := range strings.Split(zktest.FourLetter(t, "wchs"), "\n") {
-		if n, ok := strings.CutPrefix(line, "Total watches:"); ok {
-			data, _ = strconv.Atoi(strings.TrimSpace(n))
-		}
-	}
-	if total < 0 || data < 0 {
-		t.Fatal("cannot count watches with mntr and wchs")
-	}
-	return total - data
-}
-
 // TestNoWatchLeft: however a barrier ends (given up by all, released and
 // left, its participants' leases ended before or after the release), no
 // ZooKeeper watch stays behind on it. go-zookeeper cannot remove a watch,
@@ -94,7 +71,7 @@ func childWatches(t *testing.T) int {
 func TestNoWatchLeft(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
-	before := childWatches(t)
+	before := zktest.ChildWatches(t)
 	const rounds = 4
 	for i := range rounds {
 		// Given up by all before the release.
@@ -183,7 +160,7 @@ func TestNoWatchLeft(t *testing.T) {
 	if len(left) > 0 {
 		t.Errorf("%d data or exists watches left under %s:\n%s", len(left), dir, strings.Join(left, "\n"))
 	}
-	if after := childWatches(t); after > before {
+	if after := zktest.ChildWatches(t); after > before {
 		t.Errorf("%d child watches left (%d before the barriers, %d after)", after-before, before, after)
 	}
 	for _, kind := range []string{"abandoned", "left", "lapsed", "lapsed-shared"} {

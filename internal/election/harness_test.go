@@ -2,7 +2,6 @@ package election
 
 import (
 	"context"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -143,27 +142,11 @@ func (c *campaign) quiet(t *testing.T) {
 	}
 }
 
-// childWatches returns the number of child watches on the server: ZooKeeper
-// 3.8's wchp and wchs list data watches only, mntr's zk_watch_count counts
-// both kinds.
-// The lease managers' own child watch (one per session, on the replicas
-// directory) is not counted.
+// childWatches counts the child watches on the server, less the lease
+// managers' own (one per session, on the replicas directory).
 func childWatches(t *testing.T) int {
-	total, data := -1, -1
-	for _, line := range strings.Split(zktest.FourLetter(t, "mntr"), "\n") {
-		if f := strings.Fields(line); len(f) == 2 && f[0] == "zk_watch_count" {
-			total, _ = strconv.Atoi(f[1])
-		}
-	}
-	for _, line := range strings.Split(zktest.FourLetter(t, "wchs"), "\n") {
-		if n, ok := strings.CutPrefix(line, "Total watches:"); ok {
-			data, _ = strconv.Atoi(strings.TrimSpace(n))
-		}
-	}
-	if total < 0 || data < 0 {
-		t.Fatal("cannot count watches with mntr and wchs")
-	}
-	return total - data - int(liveManagers.Load())
+	t.Helper()
+	return zktest.ChildWatches(t) - int(liveManagers.Load())
 }
 
 // liveManagers counts the lease managers open in this test binary: each

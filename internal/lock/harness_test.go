@@ -2,7 +2,6 @@ package lock
 
 import (
 	"context"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -144,22 +143,6 @@ func (a *acquirer) quiet(t *testing.T) {
 		t.Fatalf("unexpected update %+v", u.Update)
 	default:
 	}
-}
-
-// mntr reads one counter of ZooKeeper's mntr.
-func mntr(t *testing.T, name string) int64 {
-	t.Helper()
-	for _, line := range strings.Split(zktest.FourLetter(t, "mntr"), "\n") {
-		if f := strings.Fields(line); len(f) == 2 && f[0] == name {
-			n, err := strconv.ParseInt(f[1], 10, 64)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return n
-		}
-	}
-	t.Fatalf("no %s in mntr", name)
-	return 0
 }
 
 // watches parses `wchp` (data and exists watches): watched path → sessions

@@ -105,7 +105,7 @@ func TestExclusiveHandover(t *testing.T) {
 	}
 
 	for k := range n - 1 {
-		wakes, fired := g.locks.queuedWakes.Load(), mntr(t, "zk_sum_node_deleted_watch_count")
+		wakes, fired := g.locks.queuedWakes.Load(), zktest.Mntr(t, "zk_sum_node_deleted_watch_count")
 		holds, _, err := g.locks.Release(ctx, "l", ls[k].ID, "")
 		if err != nil || holds != 0 {
 			t.Fatalf("Release %d: %d holds, %v", k, holds, err)
@@ -127,7 +127,7 @@ func TestExclusiveHandover(t *testing.T) {
 		if w := g.locks.queuedWakes.Load() - wakes; w != 1 {
 			t.Errorf("handover %d woke %d waiters, want 1", k, w)
 		}
-		if f := mntr(t, "zk_sum_node_deleted_watch_count") - fired; f != 1 {
+		if f := zktest.Mntr(t, "zk_sum_node_deleted_watch_count") - fired; f != 1 {
 			t.Errorf("handover %d fired %d ZooKeeper watches, want 1", k, f)
 		}
 	}

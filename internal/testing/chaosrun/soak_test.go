@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -162,13 +160,8 @@ func measure(t *testing.T, c *chaos.Cluster, at time.Duration) sample {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	out, err := zkserver.FourLetter(ctx, c.ZK().Servers[0].Addr(), "mntr")
-	if err == nil {
-		for _, line := range strings.Split(out, "\n") {
-			if f := strings.Fields(line); len(f) == 2 && f[0] == "zk_znode_count" {
-				s.znodes, _ = strconv.Atoi(f[1])
-			}
-		}
+	if m, err := zkserver.Mntr(ctx, c.ZK().Servers[0].Addr()); err == nil {
+		s.znodes = int(m["zk_znode_count"])
 	}
 	return s
 }
