@@ -29,7 +29,7 @@ type env struct {
 
 // gateway builds the lease manager and registry of one gateway; a second
 // call with the same layout gives a second gateway on its own session.
-func gateway(t *testing.T, lay *zktest.Layout, opt ...registry.Option) env {
+func gateway(t testing.TB, lay *zktest.Layout, opt ...registry.Option) env {
 	t.Helper()
 	sess, l := zktest.Session(t)
 	if lay.Root == "" {

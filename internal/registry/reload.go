@@ -9,9 +9,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-zookeeper/zk"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/zkcoord/zkcoord/internal/zkx"
 )
@@ -61,7 +64,12 @@ func (g *group) read(ctx context.Context, l listing) (state, error) {
 	return state{}, fmt.Errorf("%w: group %s changed faster than it could be read", ErrConflict, g.name)
 }
 
-// readMembers reads every member (none when the directory does not exist).
+// readMembers reads every member (none when the directory does not exist),
+// memberReaders at a time: go-zookeeper pipelines concurrent requests on
+// the session's one connection, so a group of n members loads in about
+// n/memberReaders round trips instead of n (BENCHMARKS.md, "First load of
+// a large group"). Each read is still made between the caller's two
+// journal listings, which is all read needs of it.
 func (g *group) readMembers(ctx context.Context) (*members, error) {
 	c := g.r.sess
 	dir := g.r.lay.Members(g.name)
@@ -71,26 +79,53 @@ func (g *group) readMembers(ctx context.Context) (*members, error) {
 	} else if err != nil {
 		return nil, err
 	}
+	read := make([]*Member, len(ids)) // nil: gone or corrupt
+	var (
+		next atomic.Int64
+		mu   sync.Mutex // orders the test hook's calls
+		done int
+	)
+	eg, ctx := errgroup.WithContext(ctx)
+	for range min(memberReaders, len(ids)) {
+		eg.Go(func() error {
+			for i := int(next.Add(1) - 1); i < len(ids); i = int(next.Add(1) - 1) {
+				id := ids[i]
+				data, st, err := c.Get(ctx, dir+"/"+id)
+				if errors.Is(err, zk.ErrNoNode) {
+					continue
+				} else if err != nil {
+					return err
+				}
+				rec, err := decodeRecord(data)
+				if err != nil {
+					g.r.log.Warn("registry: skip corrupt member", "group", g.name, "member", id)
+					continue
+				}
+				read[i] = rec.member(g.name, id, st.Czxid, st.Mzxid)
+				if h := g.r.opts.afterMemberRead; h != nil {
+					mu.Lock()
+					done++
+					h(g.name, done)
+					mu.Unlock()
+				}
+			}
+			return nil
+		})
+	}
+	if err := eg.Wait(); err != nil {
+		return nil, err
+	}
 	out := newMembers()
-	for _, id := range ids {
-		data, st, err := c.Get(ctx, dir+"/"+id)
-		if errors.Is(err, zk.ErrNoNode) {
-			continue
-		} else if err != nil {
-			return nil, err
-		}
-		rec, err := decodeRecord(data)
-		if err != nil {
-			g.r.log.Warn("registry: skip corrupt member", "group", g.name, "member", id)
-			continue
-		}
-		out.ReplaceOrInsert(rec.member(g.name, id, st.Czxid, st.Mzxid))
-		if h := g.r.opts.afterMemberRead; h != nil {
-			h(g.name, out.Len())
+	for _, m := range read {
+		if m != nil {
+			out.ReplaceOrInsert(m)
 		}
 	}
 	return out, nil
 }
+
+// memberReaders is how many member reads a group load keeps in flight.
+const memberReaders = 8
 
 // install makes s the first state of the cache and releases the callers
 // waiting for it.
