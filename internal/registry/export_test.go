@@ -20,6 +20,16 @@ func WithBeforeRefresh(fn func(group string)) Option {
 	}
 }
 
+// WithBeforeEntriesRead calls fn when a group cache's catch-up has listed
+// the journal and is about to read the entries it will apply (their
+// names): a test can trim one of them in between.
+func WithBeforeEntriesRead(fn func(group string, names []string)) Option {
+	return func(o *options) error {
+		o.beforeEntriesRead = fn
+		return nil
+	}
+}
+
 // Waiters returns how many Polls wait on r's cache of group.
 func Waiters(r *Registry, group string) int {
 	r.mu.Lock()

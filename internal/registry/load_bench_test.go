@@ -44,8 +44,63 @@ func BenchmarkFirstLoad(b *testing.B) {
 	}
 }
 
+// BenchmarkCatchUp times a group cache's catch-up on 500 journal entries:
+// its watch loop is held (WithBeforeRefresh) while another gateway
+// registers 500 members, then let go; the time runs from the release until
+// a watcher of the cache has the 500 events.
+//
+//	go test -run '^$' -bench CatchUp -benchtime 20x -count 6 ./internal/registry/
+func BenchmarkCatchUp(b *testing.B) {
+	const n = 500
+	ctx := context.Background()
+	var (
+		lay     zktest.Layout
+		release atomic.Pointer[chan struct{}]
+	)
+	a := gateway(b, &lay, registry.WithBeforeRefresh(func(string) {
+		if ch := release.Load(); ch != nil {
+			<-*ch
+		}
+	}))
+	w := gateway(b, &lay)
+	fillGroup(b, w, "g", 1)
+	sub, _, err := a.reg.Watch(ctx, "g", 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer sub.Close()
+	b.ResetTimer()
+	for i := range b.N {
+		b.StopTimer()
+		ch := make(chan struct{})
+		release.Store(&ch)
+		fillGroupFrom(b, w, "g", (i+1)*n, n)
+		b.StartTimer()
+		release.Store(nil)
+		close(ch)
+		for got := 0; got < n; {
+			ev, err := sub.Next(ctx)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if ev.Type != registry.Joined {
+				b.Fatalf("event %v, want JOINED", ev.Type)
+			}
+			got++
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N)/n, "µs/entry")
+}
+
 // fillGroup registers n persistent members, 32 calls at a time.
 func fillGroup(b *testing.B, e env, group string, n int) {
+	b.Helper()
+	fillGroupFrom(b, e, group, 0, n)
+}
+
+// fillGroupFrom registers n persistent members numbered from first on.
+func fillGroupFrom(b *testing.B, e env, group string, first, n int) {
 	b.Helper()
 	var (
 		wg     sync.WaitGroup
@@ -58,7 +113,7 @@ func fillGroup(b *testing.B, e env, group string, n int) {
 			defer wg.Done()
 			for i := int(next.Add(1)) - 1; i < n; i = int(next.Add(1)) - 1 {
 				_, _, err := e.reg.Register(context.Background(), registry.RegisterParams{
-					Group: group, ID: fmt.Sprintf("m%07d", i), Value: "10.0.0.1:8080", Persistent: true})
+					Group: group, ID: fmt.Sprintf("m%07d", first+i), Value: "10.0.0.1:8080", Persistent: true})
 				if err != nil {
 					failed.Store(err)
 					return

@@ -24,6 +24,10 @@ type options struct {
 	// beforeRefresh, set by tests, is called by a cache's watch loop after
 	// its watch fired and before it re-arms and refreshes.
 	beforeRefresh func(group string)
+	// beforeEntriesRead, set by tests, is called by a catch-up after it
+	// listed the journal and before it reads the entries it will apply,
+	// with their names.
+	beforeEntriesRead func(group string, names []string)
 }
 
 func defaultOptions() options {

@@ -210,6 +210,13 @@ func (g *group) refreshOnce(ctx context.Context) error {
 	seqs, ok := l.after(g.lastSeq)
 	var es []entry
 	if ok {
+		if h := g.r.opts.beforeEntriesRead; h != nil {
+			names := make([]string, len(seqs))
+			for i, s := range seqs {
+				names[i] = l.names[s]
+			}
+			h(g.name, names)
+		}
 		es, err = g.readEntries(ctx, l, seqs)
 	}
 	if !ok || errors.Is(err, errTrimmed) {
@@ -292,20 +299,26 @@ type entry struct {
 // errTrimmed: a listed journal entry was trimmed before it was read.
 var errTrimmed = errors.New("registry: journal entry trimmed while read")
 
-// readEntries reads the entries seqs of l, in order, skipping corrupt ones.
+// readEntries reads the entries seqs of l (pipelined: getAll), in order,
+// skipping corrupt ones.
 func (g *group) readEntries(ctx context.Context, l listing, seqs []int64) ([]entry, error) {
 	dir := g.r.lay.Log(g.name)
+	paths := make([]string, len(seqs))
+	for i, s := range seqs {
+		paths[i] = dir + "/" + l.names[s]
+	}
+	got, err := g.r.getAll(ctx, paths, nil)
+	if err != nil {
+		return nil, err
+	}
 	out := make([]entry, 0, len(seqs))
-	for _, s := range seqs {
-		data, st, err := g.r.sess.Get(ctx, dir+"/"+l.names[s])
-		if errors.Is(err, zk.ErrNoNode) {
+	for i, z := range got {
+		if z.gone {
 			return nil, errTrimmed
-		} else if err != nil {
-			return nil, err
 		}
-		e := entry{rev: st.Czxid, ctime: time.UnixMilli(st.Ctime)}
-		if err := json.Unmarshal(data, &e.ch); err != nil {
-			g.r.log.Warn("registry: skip corrupt journal entry", "group", g.name, "entry", l.names[s])
+		e := entry{rev: z.st.Czxid, ctime: time.UnixMilli(z.st.Ctime)}
+		if err := json.Unmarshal(z.data, &e.ch); err != nil {
+			g.r.log.Warn("registry: skip corrupt journal entry", "group", g.name, "entry", l.names[seqs[i]])
 			continue
 		}
 		out = append(out, e)

@@ -65,47 +65,80 @@ func (g *group) read(ctx context.Context, l listing) (state, error) {
 }
 
 // readMembers reads every member (none when the directory does not exist),
-// memberReaders at a time: go-zookeeper pipelines concurrent requests on
-// the session's one connection, so a group of n members loads in about
-// n/memberReaders round trips instead of n (BENCHMARKS.md, "First load of
-// a large group"). Each read is still made between the caller's two
+// pipelined (getAll). Each read is still made between the caller's two
 // journal listings, which is all read needs of it.
 func (g *group) readMembers(ctx context.Context) (*members, error) {
-	c := g.r.sess
 	dir := g.r.lay.Members(g.name)
-	ids, _, err := c.Children(ctx, dir)
+	ids, _, err := g.r.sess.Children(ctx, dir)
 	if errors.Is(err, zk.ErrNoNode) {
 		return newMembers(), nil
 	} else if err != nil {
 		return nil, err
 	}
-	read := make([]*Member, len(ids)) // nil: gone or corrupt
+	paths := make([]string, len(ids))
+	for i, id := range ids {
+		paths[i] = dir + "/" + id
+	}
+	var after func(n int)
+	if h := g.r.opts.afterMemberRead; h != nil {
+		after = func(n int) { h(g.name, n) }
+	}
+	got, err := g.r.getAll(ctx, paths, after)
+	if err != nil {
+		return nil, err
+	}
+	out := newMembers()
+	for i, z := range got {
+		if z.gone {
+			continue
+		}
+		rec, err := decodeRecord(z.data)
+		if err != nil {
+			g.r.log.Warn("registry: skip corrupt member", "group", g.name, "member", ids[i])
+			continue
+		}
+		out.ReplaceOrInsert(rec.member(g.name, ids[i], z.st.Czxid, z.st.Mzxid))
+	}
+	return out, nil
+}
+
+// znode is one read of getAll; gone when the znode did not exist.
+type znode struct {
+	data []byte
+	st   *zk.Stat
+	gone bool
+}
+
+// getAll reads paths, pipelinedReads at a time on the session: go-zookeeper
+// pipelines concurrent requests on its one connection, so n reads take
+// about n/pipelinedReads round trips instead of n (BENCHMARKS.md, "First
+// load of a large group"). Any error but a missing znode ends the reads.
+// after, if not nil, is called after each read with the number made so
+// far, one call at a time (tests change the group in the middle).
+func (r *Registry) getAll(ctx context.Context, paths []string, after func(n int)) ([]znode, error) {
+	got := make([]znode, len(paths))
 	var (
 		next atomic.Int64
-		mu   sync.Mutex // orders the test hook's calls
+		mu   sync.Mutex
 		done int
 	)
 	eg, ctx := errgroup.WithContext(ctx)
-	for range min(memberReaders, len(ids)) {
+	for range min(pipelinedReads, len(paths)) {
 		eg.Go(func() error {
-			for i := int(next.Add(1) - 1); i < len(ids); i = int(next.Add(1) - 1) {
-				id := ids[i]
-				data, st, err := c.Get(ctx, dir+"/"+id)
-				if errors.Is(err, zk.ErrNoNode) {
-					continue
-				} else if err != nil {
+			for i := int(next.Add(1) - 1); i < len(paths); i = int(next.Add(1) - 1) {
+				data, st, err := r.sess.Get(ctx, paths[i])
+				switch {
+				case errors.Is(err, zk.ErrNoNode):
+					got[i].gone = true
+				case err != nil:
 					return err
+				default:
+					got[i] = znode{data: data, st: st}
 				}
-				rec, err := decodeRecord(data)
-				if err != nil {
-					g.r.log.Warn("registry: skip corrupt member", "group", g.name, "member", id)
-					continue
-				}
-				read[i] = rec.member(g.name, id, st.Czxid, st.Mzxid)
-				if h := g.r.opts.afterMemberRead; h != nil {
+				if after != nil {
 					mu.Lock()
 					done++
-					h(g.name, done)
+					after(done)
 					mu.Unlock()
 				}
 			}
@@ -115,17 +148,12 @@ func (g *group) readMembers(ctx context.Context) (*members, error) {
 	if err := eg.Wait(); err != nil {
 		return nil, err
 	}
-	out := newMembers()
-	for _, m := range read {
-		if m != nil {
-			out.ReplaceOrInsert(m)
-		}
-	}
-	return out, nil
+	return got, nil
 }
 
-// memberReaders is how many member reads a group load keeps in flight.
-const memberReaders = 8
+// pipelinedReads is how many reads getAll keeps in flight: the session's
+// other requests wait behind them, and more did not load faster.
+const pipelinedReads = 8
 
 // install makes s the first state of the cache and releases the callers
 // waiting for it.

@@ -1,0 +1,121 @@
+package registry_test
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/zkcoord/zkcoord/internal/registry"
+	"github.com/zkcoord/zkcoord/internal/testing/zktest"
+)
+
+// A catch-up reads its journal entries several at a time; these pin what
+// that must not change.
+
+// TestCatchUpAppliesEntriesInOrder: a cache held behind while one member
+// joins and changes twice catches up on the three entries at once; its
+// watcher gets JOINED v1, UPDATED v2, UPDATED v3, in revision order, and
+// the cache holds v3. Entries applied out of order would drop the older
+// changes as already reflected.
+func TestCatchUpAppliesEntriesInOrder(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	var (
+		lay  zktest.Layout
+		hold atomic.Bool
+		once sync.Once
+	)
+	release := make(chan struct{})
+	w := gateway(t, &lay)
+	a := gateway(t, &lay, registry.WithBeforeRefresh(func(string) {
+		if hold.Load() {
+			<-release
+		}
+	}))
+	t.Cleanup(func() { once.Do(func() { close(release) }) }) // before a's cleanup
+	register(t, w, "g", "m0", "v0", "")
+	sub, _, err := a.reg.Watch(ctx, "g", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	waitArmed(t, a.reg, "g")
+	hold.Store(true)
+	for _, v := range []string{"v1", "v2", "v3"} {
+		register(t, w, "g", "m1", v, "")
+	}
+	hold.Store(false)
+	once.Do(func() { close(release) })
+
+	want := []struct {
+		typ   registry.EventType
+		value string
+	}{{registry.Joined, "v1"}, {registry.Updated, "v2"}, {registry.Updated, "v3"}}
+	var last int64
+	for i, wv := range want {
+		ev, err := sub.Next(ctx)
+		if err != nil {
+			t.Fatalf("event %d: %v", i, err)
+		}
+		if ev.Type != wv.typ || ev.Member.ID != "m1" || ev.Member.Value != wv.value || ev.Rev <= last {
+			t.Fatalf("event %d: %v %s=%s at %d (after %d), want %v m1=%s", i, ev.Type, ev.Member.ID, ev.Member.Value, ev.Rev, last, wv.typ, wv.value)
+		}
+		last = ev.Rev
+	}
+	v, err := a.reg.Lookup(ctx, "g", "m1", false)
+	if err != nil || len(v.Members) != 1 || v.Members[0].Value != "v3" {
+		t.Fatalf("cached m1: %+v, %v; want v3", v.Members, err)
+	}
+}
+
+// TestCatchUpEntryTrimmedWhileRead: a journal entry the catch-up listed is
+// trimmed (by another gateway) before it is read. The catch-up cannot
+// prove what it missed, so it rereads the group: the member of that entry
+// reaches the watcher and the cache. Skipping the missing entry would lose
+// its change for good.
+func TestCatchUpEntryTrimmedWhileRead(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	var (
+		lay     zktest.Layout
+		armed   atomic.Bool
+		trimmed atomic.Value
+	)
+	w := gateway(t, &lay)
+	a := gateway(t, &lay, registry.WithBeforeEntriesRead(func(g string, names []string) {
+		if len(names) == 0 || !armed.CompareAndSwap(true, false) {
+			return
+		}
+		// A trim by another replica, between the listing and the reads.
+		if err := w.sess.Delete(context.Background(), lay.Log(g)+"/"+names[0], -1); err != nil {
+			t.Errorf("trim %s: %v", names[0], err)
+		}
+		trimmed.Store(names[0])
+	}))
+	register(t, w, "g", "m0", "v0", "")
+	sub, _, err := a.reg.Watch(ctx, "g", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	waitArmed(t, a.reg, "g")
+	armed.Store(true)
+	register(t, w, "g", "m1", "v1", "")
+
+	ev, err := sub.Next(ctx)
+	if err != nil {
+		t.Fatalf("no event for m1 (entry %v trimmed while read): %v", trimmed.Load(), err)
+	}
+	if ev.Type != registry.Joined || ev.Member.ID != "m1" {
+		t.Fatalf("event %v %s, want JOINED m1", ev.Type, ev.Member.ID)
+	}
+	if trimmed.Load() == nil {
+		t.Fatal("the catch-up read no entry: nothing was trimmed while read")
+	}
+	v, err := a.reg.Lookup(ctx, "g", "", false)
+	if err != nil || len(v.Members) != 2 {
+		t.Fatalf("cached group: %+v, %v; want m0 and m1", v.Members, err)
+	}
+}
