@@ -118,28 +118,42 @@ type znode struct {
 func (r *Registry) getAll(ctx context.Context, paths []string, after func(n int)) ([]znode, error) {
 	got := make([]znode, len(paths))
 	var (
-		next atomic.Int64
 		mu   sync.Mutex
 		done int
 	)
+	read := func(ctx context.Context, i int) error {
+		data, st, err := r.sess.Get(ctx, paths[i])
+		switch {
+		case errors.Is(err, zk.ErrNoNode):
+			got[i].gone = true
+		case err != nil:
+			return err
+		default:
+			got[i] = znode{data: data, st: st}
+		}
+		if after != nil {
+			mu.Lock()
+			done++
+			after(done)
+			mu.Unlock()
+		}
+		return nil
+	}
+	if len(paths) <= 1 { // the common catch-up, one entry: no goroutine
+		for i := range paths {
+			if err := read(ctx, i); err != nil {
+				return nil, err
+			}
+		}
+		return got, nil
+	}
+	var next atomic.Int64
 	eg, ctx := errgroup.WithContext(ctx)
 	for range min(pipelinedReads, len(paths)) {
 		eg.Go(func() error {
 			for i := int(next.Add(1) - 1); i < len(paths); i = int(next.Add(1) - 1) {
-				data, st, err := r.sess.Get(ctx, paths[i])
-				switch {
-				case errors.Is(err, zk.ErrNoNode):
-					got[i].gone = true
-				case err != nil:
+				if err := read(ctx, i); err != nil {
 					return err
-				default:
-					got[i] = znode{data: data, st: st}
-				}
-				if after != nil {
-					mu.Lock()
-					done++
-					after(done)
-					mu.Unlock()
 				}
 			}
 			return nil
