@@ -8,7 +8,7 @@ export PATH := $(BIN):$(PATH)
 build:
 	go build -o $(BIN)/zkcoord ./cmd/zkcoord
 	go build -o $(BIN)/zkcoord-bench ./cmd/zkcoord-bench
-	go build -o $(BIN)/zkwriteprobe ./cmd/zkwriteprobe
+	if [ "$$(go env GOOS)" = linux ]; then go build -o $(BIN)/zkwriteprobe ./cmd/zkwriteprobe; fi
 
 # tools builds the pinned code generators and grpcurl (tools/go.mod) into bin/.
 tools:

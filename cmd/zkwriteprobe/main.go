@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command zkwriteprobe splits one ZooKeeper write into its parts: it starts
 // a private standalone ZooKeeper (the machine's install, as make bench
 // does), sends sequential SetData requests from one go-zookeeper client,

@@ -23,9 +23,10 @@ func TestCatchUpAppliesEntriesInOrder(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	var (
-		lay  zktest.Layout
-		hold atomic.Bool
-		once sync.Once
+		lay     zktest.Layout
+		hold    atomic.Bool
+		once    sync.Once
+		largest atomic.Int32 // entries read by one catch-up, at most
 	)
 	release := make(chan struct{})
 	w := gateway(t, &lay)
@@ -33,6 +34,8 @@ func TestCatchUpAppliesEntriesInOrder(t *testing.T) {
 		if hold.Load() {
 			<-release
 		}
+	}), registry.WithBeforeEntriesRead(func(_ string, names []string) {
+		largest.Store(max(largest.Load(), int32(len(names)))) // catch-ups run one at a time
 	}))
 	t.Cleanup(func() { once.Do(func() { close(release) }) }) // before a's cleanup
 	register(t, w, "g", "m0", "v0", "")
@@ -68,32 +71,43 @@ func TestCatchUpAppliesEntriesInOrder(t *testing.T) {
 	if err != nil || len(v.Members) != 1 || v.Members[0].Value != "v3" {
 		t.Fatalf("cached m1: %+v, %v; want v3", v.Members, err)
 	}
+	if n := largest.Load(); n != 3 {
+		t.Fatalf("the largest catch-up read %d entries, want the three at once", n)
+	}
 }
 
-// TestCatchUpEntryTrimmedWhileRead: a journal entry the catch-up listed is
-// trimmed (by another gateway) before it is read. The catch-up cannot
-// prove what it missed, so it rereads the group: the member of that entry
-// reaches the watcher and the cache. Skipping the missing entry would lose
-// its change for good.
+// TestCatchUpEntryTrimmedWhileRead: of three journal entries a held-back
+// catch-up listed, the middle one is trimmed (by another gateway) before
+// it is read. The catch-up cannot prove what it missed, so it rereads the
+// group: all three members reach the watcher and the cache. Skipping the
+// missing entry would lose its change for good.
 func TestCatchUpEntryTrimmedWhileRead(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	var (
 		lay     zktest.Layout
+		hold    atomic.Bool
+		once    sync.Once
 		armed   atomic.Bool
 		trimmed atomic.Value
 	)
+	release := make(chan struct{})
 	w := gateway(t, &lay)
-	a := gateway(t, &lay, registry.WithBeforeEntriesRead(func(g string, names []string) {
-		if len(names) == 0 || !armed.CompareAndSwap(true, false) {
+	a := gateway(t, &lay, registry.WithBeforeRefresh(func(string) {
+		if hold.Load() {
+			<-release
+		}
+	}), registry.WithBeforeEntriesRead(func(g string, names []string) {
+		if len(names) != 3 || !armed.CompareAndSwap(true, false) {
 			return
 		}
 		// A trim by another replica, between the listing and the reads.
-		if err := w.sess.Delete(context.Background(), lay.Log(g)+"/"+names[0], -1); err != nil {
-			t.Errorf("trim %s: %v", names[0], err)
+		if err := w.sess.Delete(context.Background(), lay.Log(g)+"/"+names[1], -1); err != nil {
+			t.Errorf("trim %s: %v", names[1], err)
 		}
-		trimmed.Store(names[0])
+		trimmed.Store(names[1])
 	}))
+	t.Cleanup(func() { once.Do(func() { close(release) }) }) // before a's cleanup
 	register(t, w, "g", "m0", "v0", "")
 	sub, _, err := a.reg.Watch(ctx, "g", 0)
 	if err != nil {
@@ -101,21 +115,30 @@ func TestCatchUpEntryTrimmedWhileRead(t *testing.T) {
 	}
 	defer sub.Close()
 	waitArmed(t, a.reg, "g")
+	hold.Store(true)
 	armed.Store(true)
-	register(t, w, "g", "m1", "v1", "")
-
-	ev, err := sub.Next(ctx)
-	if err != nil {
-		t.Fatalf("no event for m1 (entry %v trimmed while read): %v", trimmed.Load(), err)
+	for _, id := range []string{"m1", "m2", "m3"} {
+		register(t, w, "g", id, "v", "")
 	}
-	if ev.Type != registry.Joined || ev.Member.ID != "m1" {
-		t.Fatalf("event %v %s, want JOINED m1", ev.Type, ev.Member.ID)
+	hold.Store(false)
+	once.Do(func() { close(release) })
+
+	joined := map[string]bool{}
+	for len(joined) < 3 {
+		ev, err := sub.Next(ctx)
+		if err != nil {
+			t.Fatalf("events %v, then %v (entry %v trimmed while read)", joined, err, trimmed.Load())
+		}
+		if ev.Type != registry.Joined {
+			t.Fatalf("event %v %s, want JOINED", ev.Type, ev.Member.ID)
+		}
+		joined[ev.Member.ID] = true
 	}
 	if trimmed.Load() == nil {
-		t.Fatal("the catch-up read no entry: nothing was trimmed while read")
+		t.Fatal("no catch-up read the three entries: nothing was trimmed while read")
 	}
 	v, err := a.reg.Lookup(ctx, "g", "", false)
-	if err != nil || len(v.Members) != 2 {
-		t.Fatalf("cached group: %+v, %v; want m0 and m1", v.Members, err)
+	if err != nil || len(v.Members) != 4 {
+		t.Fatalf("cached group: %+v, %v; want m0 to m3", v.Members, err)
 	}
 }

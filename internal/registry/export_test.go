@@ -1,8 +1,10 @@
 package registry
 
 // WithAfterMemberRead calls fn after each member read while a group cache
-// loads or rereads its group, with the number of members read so far:
-// tests change the group in the middle of such a read.
+// loads or rereads its group, with the number of reads answered so far
+// (members found or not), one call at a time: tests change the group in
+// the middle of such a read. Up to pipelinedReads-1 other reads may be
+// answered while fn runs.
 func WithAfterMemberRead(fn func(group string, n int)) Option {
 	return func(o *options) error {
 		o.afterMemberRead = fn

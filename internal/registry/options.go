@@ -19,7 +19,8 @@ type options struct {
 	maxHeld   int           // revisions held per group for paged reads
 
 	// afterMemberRead, set by tests (export_test.go), is called after each
-	// member read of a (re)load with the group and the number read so far.
+	// member read of a (re)load with the group and the number of reads
+	// answered so far.
 	afterMemberRead func(group string, n int)
 	// beforeRefresh, set by tests, is called by a cache's watch loop after
 	// its watch fired and before it re-arms and refreshes.

@@ -30,7 +30,7 @@ type state struct {
 }
 
 // read reads the whole group, after the journal listing l. The members are
-// read one by one while the group may change, each at some revision between
+// read (several at a time: getAll) while the group may change, each at some revision between
 // l and a second listing made after them; applying to them (idempotently)
 // the entries between the two listings gives the group exactly as the
 // second listing has it. When entries were trimmed in between, it reads
@@ -115,6 +115,8 @@ type znode struct {
 // load of a large group"). Any error but a missing znode ends the reads.
 // after, if not nil, is called after each read with the number made so
 // far, one call at a time (tests change the group in the middle).
+// The workers' context can be cancelled, so zkx runs each of their reads
+// on a goroutine of its own (bounded): that cost is in the benchmarks.
 func (r *Registry) getAll(ctx context.Context, paths []string, after func(n int)) ([]znode, error) {
 	got := make([]znode, len(paths))
 	var (

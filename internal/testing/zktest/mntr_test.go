@@ -3,6 +3,7 @@ package zktest
 import (
 	"path"
 	"testing"
+	"time"
 
 	"github.com/go-zookeeper/zk"
 )
@@ -37,7 +38,7 @@ func TestChildWatches(t *testing.T) {
 	if _, err := s.Conn().Create(path.Join(lay.Root, "c"), nil, 0, s.ACL()); err != nil {
 		t.Fatal(err)
 	}
-	if ev := <-childEv; ev.Type != zk.EventNodeChildrenChanged {
+	if ev := await(t, childEv); ev.Type != zk.EventNodeChildrenChanged {
 		t.Fatalf("child watch fired %v", ev.Type)
 	}
 	if got := ChildWatches(t); got != before {
@@ -46,10 +47,21 @@ func TestChildWatches(t *testing.T) {
 	if _, err := s.Conn().Set(lay.Root, []byte("x"), -1); err != nil {
 		t.Fatal(err)
 	}
-	if ev := <-dataEv; ev.Type != zk.EventNodeDataChanged {
+	if ev := await(t, dataEv); ev.Type != zk.EventNodeDataChanged {
 		t.Fatalf("data watch fired %v", ev.Type)
 	}
 	if got := Mntr(t, "zk_watch_count"); got != watches {
 		t.Fatalf("zk_watch_count %d once both fired, want %d", got, watches)
+	}
+}
+
+func await(t *testing.T, ch <-chan zk.Event) zk.Event {
+	t.Helper()
+	select {
+	case ev := <-ch:
+		return ev
+	case <-time.After(10 * time.Second):
+		t.Fatal("the watch did not fire")
+		return zk.Event{}
 	}
 }
