@@ -14,19 +14,17 @@ import (
 // A catch-up reads its journal entries several at a time; these pin what
 // that must not change.
 
-// TestCatchUpAppliesEntriesInOrder: a cache held behind while one member
-// joins and changes twice catches up on the three entries at once; its
-// watcher gets JOINED v1, UPDATED v2, UPDATED v3, in revision order, and
-// the cache holds v3. Entries applied out of order would drop the older
-// changes as already reflected.
-func TestCatchUpAppliesEntriesInOrder(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer cancel()
+// catchUpBehind builds a writer gateway and a gateway whose cache of "g"
+// (holding m0) is watched. It holds that cache's watch loop while writes
+// runs on the writer, then lets it go: the cache catches up on all of
+// writes' entries at once. onEntries, if not nil, sees each catch-up's
+// entry names before they are read (catch-ups run one at a time).
+func catchUpBehind(t *testing.T, ctx context.Context, onEntries func(w env, names []string), writes func(w env)) (env, *registry.Sub) {
+	t.Helper()
 	var (
-		lay     zktest.Layout
-		hold    atomic.Bool
-		once    sync.Once
-		largest atomic.Int32 // entries read by one catch-up, at most
+		lay  zktest.Layout
+		hold atomic.Bool
+		once sync.Once
 	)
 	release := make(chan struct{})
 	w := gateway(t, &lay)
@@ -35,7 +33,9 @@ func TestCatchUpAppliesEntriesInOrder(t *testing.T) {
 			<-release
 		}
 	}), registry.WithBeforeEntriesRead(func(_ string, names []string) {
-		largest.Store(max(largest.Load(), int32(len(names)))) // catch-ups run one at a time
+		if onEntries != nil {
+			onEntries(w, names)
+		}
 	}))
 	t.Cleanup(func() { once.Do(func() { close(release) }) }) // before a's cleanup
 	register(t, w, "g", "m0", "v0", "")
@@ -43,14 +43,31 @@ func TestCatchUpAppliesEntriesInOrder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer sub.Close()
+	t.Cleanup(sub.Close)
 	waitArmed(t, a.reg, "g")
 	hold.Store(true)
-	for _, v := range []string{"v1", "v2", "v3"} {
-		register(t, w, "g", "m1", v, "")
-	}
+	writes(w)
 	hold.Store(false)
 	once.Do(func() { close(release) })
+	return a, sub
+}
+
+// TestCatchUpAppliesEntriesInOrder: a cache held behind while one member
+// joins and changes twice catches up on the three entries at once; its
+// watcher gets JOINED v1, UPDATED v2, UPDATED v3, in revision order, and
+// the cache holds v3. Entries applied out of order would drop the older
+// changes as already reflected.
+func TestCatchUpAppliesEntriesInOrder(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	var largest atomic.Int32 // entries read by one catch-up, at most
+	a, sub := catchUpBehind(t, ctx, func(_ env, names []string) {
+		largest.Store(max(largest.Load(), int32(len(names))))
+	}, func(w env) {
+		for _, v := range []string{"v1", "v2", "v3"} {
+			register(t, w, "g", "m1", v, "")
+		}
+	})
 
 	want := []struct {
 		typ   registry.EventType
@@ -84,44 +101,21 @@ func TestCatchUpAppliesEntriesInOrder(t *testing.T) {
 func TestCatchUpEntryTrimmedWhileRead(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	var (
-		lay     zktest.Layout
-		hold    atomic.Bool
-		once    sync.Once
-		armed   atomic.Bool
-		trimmed atomic.Value
-	)
-	release := make(chan struct{})
-	w := gateway(t, &lay)
-	a := gateway(t, &lay, registry.WithBeforeRefresh(func(string) {
-		if hold.Load() {
-			<-release
-		}
-	}), registry.WithBeforeEntriesRead(func(g string, names []string) {
-		if len(names) != 3 || !armed.CompareAndSwap(true, false) {
+	var trimmed atomic.Value
+	a, sub := catchUpBehind(t, ctx, func(w env, names []string) {
+		if len(names) != 3 || trimmed.Load() != nil {
 			return
 		}
 		// A trim by another replica, between the listing and the reads.
-		if err := w.sess.Delete(context.Background(), lay.Log(g)+"/"+names[1], -1); err != nil {
+		if err := w.sess.Delete(context.Background(), w.lay.Log("g")+"/"+names[1], -1); err != nil {
 			t.Errorf("trim %s: %v", names[1], err)
 		}
 		trimmed.Store(names[1])
-	}))
-	t.Cleanup(func() { once.Do(func() { close(release) }) }) // before a's cleanup
-	register(t, w, "g", "m0", "v0", "")
-	sub, _, err := a.reg.Watch(ctx, "g", 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sub.Close()
-	waitArmed(t, a.reg, "g")
-	hold.Store(true)
-	armed.Store(true)
-	for _, id := range []string{"m1", "m2", "m3"} {
-		register(t, w, "g", id, "v", "")
-	}
-	hold.Store(false)
-	once.Do(func() { close(release) })
+	}, func(w env) {
+		for _, id := range []string{"m1", "m2", "m3"} {
+			register(t, w, "g", id, "v", "")
+		}
+	})
 
 	joined := map[string]bool{}
 	for len(joined) < 3 {
