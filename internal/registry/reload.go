@@ -32,10 +32,9 @@ type state struct {
 // read reads the whole group, after the journal listing l. The members are
 // read (several at a time: getAll) while the group may change, each at
 // some revision between l and a second listing made after them; applying
-// to them (idempotently)
-// the entries between the two listings gives the group exactly as the
-// second listing has it. When entries were trimmed in between, it reads
-// again.
+// to them (idempotently) the entries between the two listings gives the
+// group exactly as the second listing has it. When entries were trimmed in
+// between, it reads again.
 func (g *group) read(ctx context.Context, l listing) (state, error) {
 	for range 3 {
 		members, err := g.readMembers(ctx)
