@@ -58,7 +58,7 @@ func run() error {
 	flag.IntVar(&cfg.Callers, "callers", 16, "concurrent callers the ratio targets are read at")
 	flag.IntVar(&cfg.Streams, "streams", 10000, "WatchGroup streams in the fan-out")
 	flag.IntVar(&cfg.DirectWatch, "direct-watchers", 1000, "direct sessions watching in the fan-out's counterpart")
-	flag.IntVar(&cfg.Changes, "changes", 5, "membership changes the fan-out measures")
+	flag.IntVar(&cfg.Changes, "changes", 20, "membership changes the fan-out measures (each p99 is over every watch of every change)")
 	flag.IntVar(&cfg.MuxStreams, "mux-streams", 16, "Watch streams (one per connection) carrying the watchmux watches")
 	flag.IntVar(&cfg.Candidates, "candidates", 100, "Campaign candidates")
 	flag.IntVar(&cfg.Failovers, "failovers", 99, "resigns (and lock releases) measured")

@@ -19,7 +19,7 @@ type Config struct {
 	Callers      int           // callers the ratio targets are read at (default 16)
 	Streams      int           // WatchGroup streams for the fan-out (default 10000)
 	DirectWatch  int           // direct sessions watching for the fan-out's counterpart (default 1000)
-	Changes      int           // membership changes the fan-out measures (default 5)
+	Changes      int           // membership changes the fan-out measures (default 20)
 	MuxWatches   []int         // watches multiplexed on Watch streams, per watchmux run (default 1000,10000,100000)
 	MuxStreams   int           // Watch streams (one per connection) carrying them (default 16)
 	Candidates   int           // Campaign candidates (default 100)
@@ -52,7 +52,7 @@ func (c Config) withDefaults() Config {
 	def(&c.Interleave, 3)
 	def(&c.Streams, 10000)
 	def(&c.DirectWatch, 1000)
-	def(&c.Changes, 5)
+	def(&c.Changes, 20)
 	def(&c.MuxStreams, 16)
 	if len(c.MuxWatches) == 0 {
 		c.MuxWatches = []int{1000, 10000, 100000}
