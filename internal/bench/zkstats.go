@@ -16,13 +16,17 @@ import (
 
 // FourLetter runs a ZooKeeper four-letter command on the first server.
 func (e *Env) FourLetter(ctx context.Context, cmd string) (string, error) {
-	return zkserver.FourLetter(ctx, strings.Split(e.ZK, ",")[0], cmd)
+	return zkserver.FourLetter(ctx, e.firstZK(), cmd)
 }
+
+// firstZK is the address of the first server of e.ZK, the one the
+// benchmarks read ZooKeeper's own figures from.
+func (e *Env) firstZK() string { return strings.Split(e.ZK, ",")[0] }
 
 // Mntr reads the numeric lines of the server's mntr (zk_global_sessions,
 // zk_connection_request_count, ...).
 func (e *Env) Mntr(ctx context.Context) (map[string]int64, error) {
-	m, err := zkserver.Mntr(ctx, strings.Split(e.ZK, ",")[0])
+	m, err := zkserver.Mntr(ctx, e.firstZK())
 	if err != nil {
 		return nil, err
 	}

@@ -22,7 +22,7 @@ func BenchmarkFirstLoad(b *testing.B) {
 		b.Run(fmt.Sprint("members=", n), func(b *testing.B) {
 			var lay zktest.Layout
 			fill := gateway(b, &lay)
-			fillGroup(b, fill, "g", n)
+			fillGroup(b, fill, "g", 0, n)
 			ctx := context.Background()
 			b.ResetTimer()
 			for range b.N {
@@ -63,7 +63,7 @@ func BenchmarkCatchUp(b *testing.B) {
 		}
 	}))
 	w := gateway(b, &lay)
-	fillGroup(b, w, "g", 1)
+	fillGroup(b, w, "g", 0, 1)
 	sub, _, err := a.reg.Watch(ctx, "g", 0)
 	if err != nil {
 		b.Fatal(err)
@@ -81,7 +81,7 @@ func BenchmarkCatchUp(b *testing.B) {
 		b.StopTimer()
 		ch := make(chan struct{})
 		release.Store(&ch)
-		fillGroupFrom(b, w, "g", (i+1)*n, n)
+		fillGroup(b, w, "g", (i+1)*n, n)
 		b.StartTimer()
 		if release.CompareAndSwap(&ch, nil) {
 			close(ch)
@@ -101,14 +101,9 @@ func BenchmarkCatchUp(b *testing.B) {
 	b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N)/n, "µs/entry")
 }
 
-// fillGroup registers n persistent members, 32 calls at a time.
-func fillGroup(b *testing.B, e env, group string, n int) {
-	b.Helper()
-	fillGroupFrom(b, e, group, 0, n)
-}
-
-// fillGroupFrom registers n persistent members numbered from first on.
-func fillGroupFrom(b *testing.B, e env, group string, first, n int) {
+// fillGroup registers n persistent members numbered from first on, 32
+// calls at a time.
+func fillGroup(b *testing.B, e env, group string, first, n int) {
 	b.Helper()
 	var (
 		wg     sync.WaitGroup
