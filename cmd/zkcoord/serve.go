@@ -91,7 +91,7 @@ func serveFlags(fs *pflag.FlagSet, c *config, dev bool) {
 	}
 	fs.StringVar(&c.root, "root", "/zkcoord", "root znode of zkcoord's namespace (below the chroot)")
 	fs.DurationVar(&c.sessionTimeout, "session-timeout", 10*time.Second, "ZooKeeper session timeout to request")
-	fs.IntVar(&c.zkWritePipeline, "zk-write-pipeline", 1, "registry write batches (ZooKeeper multis of several callers' writes) in flight at once, 1 to 64; more may help where ZooKeeper has CPU to spare")
+	fs.IntVar(&c.zkWritePipeline, "zk-write-pipeline", zkx.DefaultWritePipeline, "registry write batches (ZooKeeper multis of several callers' writes) in flight at once, 1 to 64; more may help where ZooKeeper has CPU to spare, fewer cost it less per write")
 	fs.IntVar(&c.grpcStreamWorkers, "grpc-stream-workers", server.DefaultStreamWorkers, fmt.Sprintf("goroutines kept to run gRPC calls on, reused from call to call (0 to %d; 0: a new goroutine per call, as grpc-go does by default)", server.MaxStreamWorkers))
 	fs.DurationVar(&c.streamTTL, "stream-ttl", 10*time.Second, "TTL of the implicit lease of a Campaign, AwaitBarrier, AcquireLock or AcquireSemaphore stream without a lease")
 	fs.DurationVar(&c.stopTimeout, "shutdown-timeout", 10*time.Second, "how long a graceful stop may take before it is forced")

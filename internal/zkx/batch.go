@@ -4,14 +4,14 @@ package zkx
 // concurrent callers into one ZooKeeper multi (DESIGN.md, "Group commit"),
 // so they share its zxid.
 //
-// Up to batchDepth batches (WithWritePipeline) are in flight at a time,
+// Up to DefaultWritePipeline batches (WithWritePipeline) are in flight at a time,
 // pipelined on the one connection (ZooKeeper applies a session's requests
 // in the order they were sent, and batches enter the connection in the
 // order they were taken from the queue). A caller that finds none in
 // flight starts one at once (no timer: a lone caller waits for nothing);
 // callers that come while some are in flight queue, and the next batch is
 // whatever queued meanwhile: sent when a batch in flight is answered, or
-// at once when batchEarly calls are queued and fewer than batchDepth are
+// at once when batchEarly calls are queued and fewer than the pipeline's depth are
 // in flight. Each caller's operations stay one atomic unit. When a batch
 // fails, ZooKeeper's per-operation results name the first operation that
 // failed: the callers it belongs to get that failure (what their
@@ -39,16 +39,17 @@ const (
 // WithWritePipeline says otherwise), and how many calls must be queued
 // before one more goes while others are in flight. With one batch in
 // flight, each waits for the whole round trip of the one before; with
-// several, ZooKeeper can work on one while it syncs another. But each
-// multi costs ZooKeeper a request's work on top of its operations', so a
-// batch sent early must be worth a request: smaller ones wait for an
-// answer. One by default: on the benchmark's machine, where ZooKeeper and
-// the gateway share two cores, more in flight made smaller batches and
-// more ZooKeeper CPU per write, and no more writes per second
-// (BENCHMARKS.md, "Pipelined group commit").
+// two, ZooKeeper can prepare and apply one while it syncs the other. But
+// each multi costs ZooKeeper a request's work on top of its operations',
+// so a batch sent early must be worth a request: smaller ones wait for an
+// answer. Two by default: on the benchmark's 2-core machine, two in flight
+// against one gave 19 % more Register+Deregister pairs a second at 16
+// callers and 16 % lower latency, at the same ZooKeeper and gateway CPU
+// per pair (BENCHMARKS.md, "Tenth stop of issue 15"); four gave smaller
+// batches and more ZooKeeper CPU per write ("Pipelined group commit").
 const (
-	batchDepth = 1
-	batchEarly = 8
+	DefaultWritePipeline = 2
+	batchEarly           = 8
 )
 
 // call states: the committer takes a queued call, or the caller abandons it

@@ -13,7 +13,7 @@ func SetBatchHooks(s *Session, before func(calls int, ops []any), queued func(n 
 }
 
 // SetBatchDepth sets how many batches s's group commit may have in flight
-// at once (batchDepth by default), and how many queued calls send one
+// at once (DefaultWritePipeline by default), and how many queued calls send one
 // more while others are in flight (batchEarly by default). Set it before
 // the first MultiShared.
 func SetBatchDepth(s *Session, depth, early int) {

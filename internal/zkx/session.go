@@ -152,11 +152,12 @@ func WithSessionTimeout(d time.Duration) Option {
 }
 
 // WithWritePipeline sets how many batches of MultiShared's group commit
-// may be in flight at once (default 1: each batch waits for the answer to
-// the one before; at most 64). More can overlap ZooKeeper's work on one
-// batch with its sync of another, where ZooKeeper has CPU to spare; fewer
-// make bigger batches, which cost ZooKeeper less per write (BENCHMARKS.md,
-// "Pipelined group commit").
+// may be in flight at once (default DefaultWritePipeline; 1: each batch
+// waits for the answer to the one before; at most 64). More can overlap
+// ZooKeeper's work on one batch with its sync of another, where ZooKeeper
+// has CPU to spare; fewer make bigger batches, which cost ZooKeeper less
+// per write (BENCHMARKS.md, "Pipelined group commit" and "Tenth stop of
+// issue 15").
 func WithWritePipeline(n int) Option {
 	return func(o *options) error {
 		if n < 1 || n > 64 {
@@ -182,7 +183,7 @@ func WithLogger(l *slog.Logger) Option {
 // and returns once a session is established. Cancelling ctx abandons the
 // attempt and closes the connection.
 func Dial(ctx context.Context, connect string, opt ...Option) (*Session, error) {
-	o := options{timeout: 10 * time.Second, pipeline: batchDepth, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	o := options{timeout: 10 * time.Second, pipeline: DefaultWritePipeline, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	for _, fn := range opt {
 		if err := fn(&o); err != nil {
 			return nil, err
