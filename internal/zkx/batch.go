@@ -43,7 +43,7 @@ const (
 // each multi costs ZooKeeper a request's work on top of its operations',
 // so a batch sent early must be worth a request: smaller ones wait for an
 // answer. Two by default: on the benchmark's 2-core machine, two in flight
-// against one gave 19 % more Register+Deregister pairs a second at 16
+// against one gave 18 % more Register+Deregister pairs a second at 16
 // callers and 16 % lower latency, at the same ZooKeeper and gateway CPU
 // per pair (BENCHMARKS.md, "Tenth stop of issue 15"); four gave smaller
 // batches and more ZooKeeper CPU per write ("Pipelined group commit").

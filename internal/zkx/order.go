@@ -21,9 +21,9 @@ import (
 // multiOrder: one multi at a time goes from its turn to its write on the
 // connection, which orderedConn, wrapping the connections go-zookeeper
 // dials, sees. ZooKeeper runs a session's requests in the order they
-// arrive. With one batch in flight (the default) a batch is taken only
-// once the one before has its answer, and multis go straight to
-// go-zookeeper.
+// arrive. With one batch in flight (WithWritePipeline(1); the default is
+// DefaultWritePipeline) a batch is taken only once the one before has its
+// answer, and multis go straight to go-zookeeper.
 
 // errGone: every caller of a multi gave up before its turn; it was not
 // sent.
@@ -35,14 +35,61 @@ var errGone = errors.New("zkx: every caller gave up before the multi's turn")
 // its queue when a round of the servers fails: multis then go straight to
 // that queue rather than wait one behind another for writes that cannot
 // happen, and a batch lets the next follow only once it has its answer.
-// Known gap: a multi sent without a turn (then, or through Conn) that is
-// written after a turn was taken ends that turn early.
+// Such a multi, sent without a turn, may still wait in go-zookeeper's
+// queue when the session counts as connected again (go-zookeeper reports
+// the new session before its sending goroutine starts): written then, it
+// would end early the turn of whichever multi held it, and each write
+// after would end the next turn early. So a multi that takes its turn
+// first waits until every multi sent without one has its answer
+// (unturned). Left: a multi sent through Conn, outside the turns.
 type multiOrder struct {
 	turn    chan struct{}          // one slot: held from a multi's turn until its write (or its return, unwritten)
 	pending atomic.Pointer[func()] // the entering multi's release, for orderedConn
 	// up reports whether the session is connected, and a channel closed
 	// at its next change.
 	up func() (bool, <-chan struct{})
+
+	mu       sync.Mutex
+	unturned int           // multis going, or deciding whether to go, without a turn
+	drained  chan struct{} // made for a multi waiting for unturned to fall to 0, closed then
+
+	// test hook (order_test.go): called when a multi holding its turn
+	// starts waiting for the multis sent without one; nil in production.
+	waitUnturned func()
+}
+
+// goUnturned counts a multi that may go without a turn: counted before it
+// looks at the session's state, so that a multi taking its turn after
+// that look sees it.
+func (o *multiOrder) goUnturned() {
+	o.mu.Lock()
+	o.unturned++
+	o.mu.Unlock()
+}
+
+// doneUnturned uncounts it: answered, not sent, or going with a turn.
+func (o *multiOrder) doneUnturned() {
+	o.mu.Lock()
+	o.unturned--
+	if o.unturned == 0 && o.drained != nil {
+		close(o.drained)
+		o.drained = nil
+	}
+	o.mu.Unlock()
+}
+
+// unturnedDrained is nil when no multi goes without a turn, otherwise a
+// channel closed once none does.
+func (o *multiOrder) unturnedDrained() <-chan struct{} {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.unturned == 0 {
+		return nil
+	}
+	if o.drained == nil {
+		o.drained = make(chan struct{})
+	}
+	return o.drained
 }
 
 func newMultiOrder(up func() (bool, <-chan struct{})) *multiOrder {
@@ -70,6 +117,7 @@ func (o *multiOrder) do(ctx context.Context, ops []any, entered func(), live fun
 		})
 	}
 	for turn := false; !turn; {
+		o.goUnturned()
 		up, changed := o.up()
 		if !up {
 			// Nothing is written until a connection comes: go to
@@ -77,19 +125,35 @@ func (o *multiOrder) do(ctx context.Context, ops []any, entered func(), live fun
 			// batch follow once this one has its answer (as with one
 			// batch in flight), so batches keep their order.
 			if live != nil && !live() {
+				o.doneUnturned()
 				release(false)
 				return nil, errGone
 			}
 			res, err := send(ops)
+			o.doneUnturned()
 			release(false)
 			return res, err
 		}
+		o.doneUnturned()
 		select {
 		case o.turn <- struct{}{}:
 			turn = true
 		case <-changed:
 		case <-ctx.Done():
 			release(false)
+			return nil, ctx.Err()
+		}
+	}
+	// Holding the turn: let the multis sent without one be answered
+	// first, so that none is written after this one's release is set.
+	for d := o.unturnedDrained(); d != nil; d = o.unturnedDrained() {
+		if o.waitUnturned != nil {
+			o.waitUnturned()
+		}
+		select {
+		case <-d:
+		case <-ctx.Done():
+			release(true)
 			return nil, ctx.Err()
 		}
 	}
