@@ -100,7 +100,8 @@ func newMultiOrder(up func() (bool, <-chan struct{})) *multiOrder {
 // calling entered (when not nil) as this one is written to it, or as it
 // returns without having been written (the connection closed first, or it
 // was not sent). It is not sent, and do returns ctx's error, when ctx ends
-// before its turn; nor, with errGone, when live (when not nil) says at its
+// before it is sent (waiting for its turn, or in its turn for the multis
+// sent without one); nor, with errGone, when live (when not nil) says at its
 // turn that its callers have all gone. While the session is not
 // connected, it goes without a turn (multiOrder). entered runs on
 // go-zookeeper's sending goroutine: it must not block.
