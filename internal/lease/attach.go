@@ -128,7 +128,7 @@ func (m *Manager) hold(ctx context.Context, id string) (*entry, error) {
 		e, ok := m.lookup(id)
 		m.mu.Unlock()
 		if !ok {
-			_, err := m.adopt(ctx, KeyOf(id), id)
+			_, err := m.adopt(ctx, KeyOf(id), id, false) // a use of the lease, not a renewal: the calls that renew do so first (KeepAlive)
 			var owned *OwnedError
 			if errors.As(err, &owned) && attempt < 2 {
 				err = m.takeOver(ctx, id, owned)

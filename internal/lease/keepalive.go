@@ -50,7 +50,7 @@ func (m *Manager) KeepAliveLocal(ctx context.Context, id string) (Lease, error) 
 			if m.sess.Status().State != zkx.StateConnected {
 				return Lease{}, ErrUnreachable
 			}
-			l, err := m.adopt(ctx, KeyOf(id), id)
+			l, err := m.adopt(ctx, KeyOf(id), id, true)
 			if errors.Is(err, errHeldHere) && attempt < 3 {
 				continue
 			}

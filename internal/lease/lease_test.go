@@ -439,3 +439,53 @@ func TestOwnsHint(t *testing.T) {
 		t.Fatal("the former owner still claims to know the lease's refs")
 	}
 }
+
+// TestMoveByUseKeepsExpiry: a call that uses a lease without renewing it
+// (Detach, as a Deregister) and lands on a replica that does not hold it
+// moves the lease there with the expiry written at the hand-off, not a TTL
+// from the move: moving a lease never extends it. (A chaos run caught a
+// Deregister that moved a lease restarting its TTL: RELIABILITY.md.) A
+// keepalive there then renews it as usual.
+func TestMoveByUseKeepsExpiry(t *testing.T) {
+	ctx := context.Background()
+	sess1, lay := zktest.Session(t)
+	m1 := start(t, sess1, lay, "r1")
+	sess2, _ := zktest.Session(t)
+	m2 := start(t, sess2, lay, "r2") // started first: its sweep at start finds nothing to adopt
+	l, err := m1.Grant(ctx, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"a", "b"} {
+		if err := attachThing(t, m1, lay, l.ID, name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := m1.Handoff(ctx, l.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m2.Get(ctx, l.ID); !errors.Is(err, lease.ErrNotFound) {
+		t.Fatalf("Get on the other replica before the Detach: %v, want %v (not adopted yet)", err, lease.ErrNotFound)
+	}
+	moved := time.Now()
+	if _, err := m2.Detach(ctx, l.ID, lease.Ref("thing", "a"), &zk.DeleteRequest{Path: lay.Root + "/a", Version: -1}); err != nil {
+		t.Fatalf("Detach on the other replica: %v", err)
+	}
+	got, err := m2.Get(ctx, l.ID)
+	if err != nil {
+		t.Fatalf("Get after the move: %v", err)
+	}
+	if d := got.ExpiresAt.Sub(l.ExpiresAt); d < -time.Millisecond || d > time.Millisecond {
+		t.Fatalf("after a Detach moved it, the lease expires at %s, %v from its expiry at the grant (%s); want the same: "+
+			"a TTL from the move would be %s", got.ExpiresAt.Format(time.StampMicro), d, l.ExpiresAt.Format(time.StampMicro),
+			moved.Add(l.TTL).Format(time.StampMicro))
+	}
+	renewed := time.Now()
+	k, err := m2.KeepAlive(ctx, l.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k.ExpiresAt.Before(renewed.Add(l.TTL)) {
+		t.Fatalf("a keepalive after the move: expires %s, want at least a TTL from it (%s)", k.ExpiresAt, renewed.Add(l.TTL))
+	}
+}

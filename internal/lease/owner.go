@@ -59,13 +59,16 @@ var errHeldHere = errors.New("lease: held here")
 // adopt takes ownership of a lease record that has no owner: it creates the
 // owner node and bumps the record's version in one transaction, which fences
 // any previous owner. id is the secret when a client is using the lease
-// (the caller of ctx must be its holder, and the TTL starts again), ""
-// when a sweep finds it (see adoptExpiry).
-func (m *Manager) adopt(ctx context.Context, key, id string) (Lease, error) {
-	return settle(m, ctx, func(ctx context.Context) (Lease, error) { return m.adoptNow(ctx, key, id) })
+// (the caller of ctx must be its holder), "" when a sweep finds it. renew
+// says whether the client's call renews the lease (a keepalive): then the
+// TTL starts again; otherwise (a call that uses the lease without renewing
+// it, such as a Deregister) the lease keeps the expiry its record bounds
+// (see adoptExpiry), so moving a lease never extends it.
+func (m *Manager) adopt(ctx context.Context, key, id string, renew bool) (Lease, error) {
+	return settle(m, ctx, func(ctx context.Context) (Lease, error) { return m.adoptNow(ctx, key, id, renew) })
 }
 
-func (m *Manager) adoptNow(ctx context.Context, key, id string) (Lease, error) {
+func (m *Manager) adoptNow(ctx context.Context, key, id string, renew bool) (Lease, error) {
 	m.gate.RLock()
 	defer m.gate.RUnlock()
 	if err := m.accepting(); err != nil {
@@ -81,7 +84,7 @@ func (m *Manager) adoptNow(ctx context.Context, key, id string) (Lease, error) {
 				return Lease{}, err
 			}
 		}
-		expires, horizon := adoptExpiry(rec, time.Now(), id != "", m.horizon())
+		expires, horizon := adoptExpiry(rec, time.Now(), renew && id != "", m.horizon())
 		took := rec
 		took.Owner, took.Expires = m.opts.replica, horizon.UTC()
 		data, _ := json.Marshal(took)
@@ -116,7 +119,7 @@ func (m *Manager) adoptNow(ctx context.Context, key, id string) (Lease, error) {
 		case err != nil:
 			return Lease{}, fmt.Errorf("lease: adopt %s: %w", key, err)
 		}
-		m.log.Info("lease: adopted", "lease", key, "expires_in", time.Until(expires).Round(time.Millisecond), "by_client", id != "")
+		m.log.Info("lease: adopted", "lease", key, "expires_in", time.Until(expires).Round(time.Millisecond), "by_client", id != "", "renewed", renew && id != "")
 		e := &entry{id: id, key: key, ttl: rec.ttl(), holder: rec.Holder, rec: took, recVer: ver + 1, op: newOpLock()}
 		m.counters.adopted.Add(1)
 		return m.track(e, expires, horizon)
@@ -258,7 +261,7 @@ func (m *Manager) takeOver(ctx context.Context, id string, owner *OwnedError) er
 		}
 		return fmt.Errorf("lease: hand-off from %s: %w", owner.Replica, err)
 	}
-	_, err := m.adopt(ctx, KeyOf(id), id)
+	_, err := m.adopt(ctx, KeyOf(id), id, false) // for hold: a use, not a renewal
 	return err
 }
 
@@ -374,7 +377,7 @@ func (m *Manager) sweepOrphans(ctx context.Context) error {
 		if ok {
 			continue
 		}
-		if _, err := m.adopt(ctx, key, ""); err != nil && !errors.Is(err, ErrOwnedElsewhere) &&
+		if _, err := m.adopt(ctx, key, "", false); err != nil && !errors.Is(err, ErrOwnedElsewhere) &&
 			!errors.Is(err, ErrNotFound) && !errors.Is(err, errHeldHere) {
 			m.log.Warn("lease: adopt failed", "lease", key, "err", err)
 		}
