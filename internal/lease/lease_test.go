@@ -451,7 +451,7 @@ func TestMoveByUseKeepsExpiry(t *testing.T) {
 	sess1, lay := zktest.Session(t)
 	m1 := start(t, sess1, lay, "r1")
 	sess2, _ := zktest.Session(t)
-	m2 := start(t, sess2, lay, "r2") // started first: its sweep at start finds nothing to adopt
+	m2 := start(t, sess2, lay, "r2") // started before the grant: its sweep at start finds nothing to adopt
 	l, err := m1.Grant(ctx, 10*time.Second)
 	if err != nil {
 		t.Fatal(err)
@@ -475,6 +475,10 @@ func TestMoveByUseKeepsExpiry(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Get after the move: %v", err)
 	}
+	if !got.ExpiresAt.Before(moved.Add(l.TTL)) {
+		t.Fatalf("after a Detach moved it, the lease expires at %s, a TTL or more from the move (%s): the move renewed it",
+			got.ExpiresAt.Format(time.StampMicro), moved.Format(time.StampMicro))
+	}
 	if d := got.ExpiresAt.Sub(l.ExpiresAt); d < -time.Millisecond || d > time.Millisecond {
 		t.Fatalf("after a Detach moved it, the lease expires at %s, %v from its expiry at the grant (%s); want the same: "+
 			"a TTL from the move would be %s", got.ExpiresAt.Format(time.StampMicro), d, l.ExpiresAt.Format(time.StampMicro),
@@ -488,4 +492,37 @@ func TestMoveByUseKeepsExpiry(t *testing.T) {
 	if k.ExpiresAt.Before(renewed.Add(l.TTL)) {
 		t.Fatalf("a keepalive after the move: expires %s, want at least a TTL from it (%s)", k.ExpiresAt, renewed.Add(l.TTL))
 	}
+}
+
+// TestMoveByUseOfExpiredLease: a call that uses a lease whose recorded
+// expiry has passed, on a replica that does not hold it, finds it gone
+// (NOT_FOUND), and the lease is released: what it owns and its record are
+// deleted, by the adoption's expiry, not left half-deleted by a second
+// adoption taking the owner node from under the release.
+func TestMoveByUseOfExpiredLease(t *testing.T) {
+	ctx := context.Background()
+	sess1, lay := zktest.Session(t)
+	m1 := start(t, sess1, lay, "r1")
+	sess2, _ := zktest.Session(t)
+	m2 := start(t, sess2, lay, "r2")
+	l, err := m1.Grant(ctx, 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"a", "b"} {
+		if err := attachThing(t, m1, lay, l.ID, name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := m1.Handoff(ctx, l.ID); err != nil {
+		t.Fatal(err)
+	}
+	zktest.Eventually(t, 5*time.Second, func() bool { return time.Now().After(l.ExpiresAt) }, "the lease's expiry passed")
+	_, err = m2.Detach(ctx, l.ID, lease.Ref("thing", "a"), &zk.DeleteRequest{Path: lay.Root + "/a", Version: -1})
+	if !errors.Is(err, lease.ErrNotFound) {
+		t.Fatalf("Detach of an expired lease on the other replica: %v, want %v", err, lease.ErrNotFound)
+	}
+	zktest.Eventually(t, 5*time.Second, func() bool {
+		return !exists(t, sess1, lay.Root+"/a") && !exists(t, sess1, lay.Root+"/b") && !exists(t, sess1, lay.Lease(l.Key))
+	}, "the expired lease released (what it owns and its record deleted)")
 }

@@ -85,6 +85,14 @@ func (m *Manager) adoptNow(ctx context.Context, key, id string, renew bool) (Lea
 			}
 		}
 		expires, horizon := adoptExpiry(rec, time.Now(), renew && id != "", m.horizon())
+		if id != "" && !renew {
+			// A client's call moved it here without renewing it: it keeps
+			// its expiry, and its record the headroom of a horizon past
+			// it, as its owner gives a lease it renews (a keepalive here
+			// then needs no write), which still bounds an abandoned one
+			// to a horizon past its last renewal's TTL.
+			horizon = expires.Add(m.horizon())
+		}
 		took := rec
 		took.Owner, took.Expires = m.opts.replica, horizon.UTC()
 		data, _ := json.Marshal(took)
@@ -102,10 +110,15 @@ func (m *Manager) adoptNow(ctx context.Context, key, id string, renew bool) (Lea
 				return Lease{}, &OwnedError{Replica: string(owner)}
 			}
 			m.mu.Lock()
-			e, held := m.leases[key]
-			held = held && !e.ended
+			e, here := m.leases[key]
+			ending := here && e.ended
 			m.mu.Unlock()
-			if held {
+			switch {
+			case ending:
+				// Ended here and being released (an expiry, a revoke):
+				// its owner node is the release's fence, not stale.
+				return Lease{}, ErrNotFound
+			case here:
 				return Lease{}, errHeldHere // adopted here concurrently
 			}
 			// A stale owner node of ours (a lease forgotten on this
