@@ -33,21 +33,23 @@ const (
 var AllFaults = []Fault{DrainRestart, KillRestart, PauseResume, ZKLeaderKill, CutZK, StallZK}
 
 // inject applies one fault to the cluster and undoes it, returning a short
-// description and the replica whose ZooKeeper session the fault may have
-// cost ("*" for any, "" for none: a drain hands its leases over). Only one
-// replica is ever down at a time.
-func inject(ctx context.Context, c *chaos.Cluster, f Fault, rng *rand.Rand, sessionTimeout time.Duration) (desc, victim string, err error) {
+// description, the replica whose ZooKeeper session the fault may have
+// cost ("*" for any, "" for none: a drain hands its leases over), and the
+// replica a drain moved leases off (drained). Only one replica is ever
+// down at a time.
+func inject(ctx context.Context, c *chaos.Cluster, f Fault, rng *rand.Rand, sessionTimeout time.Duration) (desc, victim, drained string, err error) {
 	i := rng.IntN(len(c.Addrs()))
 	r := c.Replica(i)
 	desc, err = injectOn(ctx, c, r, i, f, rng, sessionTimeout)
 	switch f {
 	case DrainRestart:
+		drained = r.ID
 	case ZKLeaderKill:
 		victim = "*"
 	default:
 		victim = r.ID
 	}
-	return desc, victim, err
+	return desc, victim, drained, err
 }
 
 func injectOn(ctx context.Context, c *chaos.Cluster, r *chaos.Replica, i int, f Fault, rng *rand.Rand, sessionTimeout time.Duration) (string, error) {

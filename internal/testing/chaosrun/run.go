@@ -214,7 +214,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		f := cfg.Faults[r.rng.IntN(len(cfg.Faults))]
 		began := time.Now()
 		r.h.Record(checker.Event{Kind: checker.KindFault, Value: string(f) + " begins"})
-		desc, victim, err := inject(ctx, cl, f, r.rng, cfg.SessionTimeout)
+		desc, victim, drained, err := inject(ctx, cl, f, r.rng, cfg.SessionTimeout)
 		if err != nil {
 			fcancel()
 			stop()
@@ -222,7 +222,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 			return Result{}, fmt.Errorf("chaosrun: fault %s: %w", f, err)
 		}
 		faults[f]++
-		r.h.Record(checker.Event{Kind: checker.KindFault, Value: desc, Replica: victim, From: began, To: time.Now()})
+		r.h.Record(checker.Event{Kind: checker.KindFault, Value: desc, Replica: victim, Drained: drained, From: began, To: time.Now()})
 		cfg.Log.Info("chaosrun: fault", "fault", f, "what", desc)
 	}
 	fcancel()

@@ -175,6 +175,7 @@ type Event struct {
 	Lease    string
 	TTL      time.Duration
 	Replica  string // a lease's owner, or the replica a fault hit
+	Drained  string // a fault that drained a replica: its leases moved to the others
 	From, To time.Time
 
 	Barrier   string

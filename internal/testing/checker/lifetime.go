@@ -42,7 +42,9 @@ const grain = time.Millisecond
 //     standing at the lease's last renewal; unchecked while the truth ends
 //     before the deadline);
 //   - "expiry-failover": the same for leases whose owner (the Replica of
-//     its last KindLeaseAbandoned; "" counts as any) a fault naming it, or
+//     its last KindLeaseAbandoned; "" counts as any, as does an owner a
+//     drain (Event.Drained) overlapping the window moved the lease off) a
+//     fault naming it, or
 //     "*", may have cost its session: such a fault overlapped the time from
 //     a TTL before the last renewal to the strict deadline, each fault
 //     counting until a late grace past its end. They get the failover grace
@@ -63,10 +65,13 @@ func CheckLeaseLifetime(h *History, t *Truth, opts ...Option) Report {
 	multi := Result{Name: "expiry-multifault"}
 	evs := h.Events()
 	leases := leaseHistories(evs)
-	var faults []Event
+	var faults, drains []Event
 	for _, f := range filter(evs, KindFault) {
 		if !f.From.IsZero() && f.Replica != "" {
 			faults = append(faults, f)
+		}
+		if !f.From.IsZero() && f.Drained != "" {
+			drains = append(drains, f)
 		}
 	}
 	deregs := byMember(evs, KindDeregister)
@@ -120,7 +125,15 @@ func CheckLeaseLifetime(h *History, t *Truth, opts ...Option) Report {
 			last = l.lastMaybe
 		}
 		r, grace := &strict, o.lateGrace
-		switch k := failures(faults, l.owner, l.lastReturn.Add(-l.ttl), last.Add(l.ttl+o.lateGrace), o.lateGrace, failover-o.lateGrace); {
+		from, to := l.lastReturn.Add(-l.ttl), last.Add(l.ttl+o.lateGrace)
+		owner := l.owner
+		if drainedIn(drains, owner, from, to) {
+			// A drain of its owner moved the lease to another replica
+			// (any): from then on its owner is not known, and any
+			// replica's fault counts, as after a revoke.
+			owner = ""
+		}
+		switch k := failures(faults, owner, from, to, o.lateGrace, failover-o.lateGrace); {
 		case k == 1:
 			r, grace = &slow, failover
 		case k > 1:
@@ -328,6 +341,16 @@ func failures(faults []Event, owner string, from, to time.Time, grace, extra tim
 		}
 	}
 	return k
+}
+
+// drainedIn reports whether a drain of owner overlapped [from, to].
+func drainedIn(drains []Event, owner string, from, to time.Time) bool {
+	for _, d := range drains {
+		if owner != "" && d.Drained == owner && !d.From.After(to) && !d.To.Before(from) {
+			return true
+		}
+	}
+	return false
 }
 
 func ownerHit(faults []Event, owner string, from, to time.Time, grace time.Duration) bool {

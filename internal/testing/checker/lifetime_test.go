@@ -29,6 +29,12 @@ func fault(ms, dur int, replica string) Event {
 	return Event{Time: at(ms + dur), Kind: KindFault, Value: "kill " + replica, Replica: replica, From: at(ms), To: at(ms + dur)}
 }
 
+// drain builds a drain of replica from ms to ms+dur: its leases move to
+// the others; it costs no session.
+func drain(ms, dur int, replica string) Event {
+	return Event{Time: at(ms + dur), Kind: KindFault, Value: "drained " + replica, Drained: replica, From: at(ms), To: at(ms + dur)}
+}
+
 // leaseCall builds a call about lease L1 over [ms, ms+10].
 func leaseCall(kind Kind, ms int, err string) Event {
 	return Event{Time: at(ms + 10), Kind: kind, Client: "c1", Lease: "L1", Call: at(ms), Return: at(ms + 10), Err: err}
@@ -84,6 +90,18 @@ func TestCheckLeaseLifetime(t *testing.T) {
 		{
 			name: "two failures, deleted after TTL + 1 s + 2 session timeouts", evs: with(fault(1000, 1500, "r0"), fault(3000, 2500, "r1")),
 			truth: gone(7700), early: [3]int{1, 0, 0}, multi: [3]int{1, 1, 0}, want: "90ms after its deadline",
+		},
+		{
+			name: "owner drained, then the replica that took the lease over failed", evs: with(drain(1000, 100, "r0"), fault(3000, 1000, "r1")),
+			truth: gone(4110), early: [3]int{1, 0, 0}, slow: [3]int{1, 0, 0},
+		},
+		{
+			name: "owner drained, no other fault, ended late", evs: with(drain(1000, 100, "r0")), truth: gone(4110),
+			early: [3]int{1, 0, 0}, strict: [3]int{1, 1, 0}, want: "500ms after its deadline",
+		},
+		{
+			name: "another replica drained, a third failed: the owner's fault is what counts", evs: with(drain(1000, 100, "r2"), fault(3000, 1000, "r1")),
+			truth: gone(4110), early: [3]int{1, 0, 0}, strict: [3]int{1, 1, 0}, want: "500ms after its deadline",
 		},
 		{
 			name: "the ZooKeeper leader's fault counts for every owner", evs: with(fault(3000, 500, "*")), truth: gone(4110),
