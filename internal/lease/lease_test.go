@@ -440,19 +440,18 @@ func TestOwnsHint(t *testing.T) {
 	}
 }
 
-// TestMoveByUseKeepsExpiry: a call that uses a lease without renewing it
-// (Detach, as a Deregister) and lands on a replica that does not hold it
-// moves the lease there with the expiry written at the hand-off, not a TTL
-// from the move: moving a lease never extends it. (A chaos run caught a
-// Deregister that moved a lease restarting its TTL: RELIABILITY.md.) A
-// keepalive there then renews it as usual.
-func TestMoveByUseKeepsExpiry(t *testing.T) {
+// handedOff grants a lease with ttl on replica r1, attaches things "a" and
+// "b" to it and hands it off, with replica r2 started before the grant (its
+// sweep at start finds nothing to adopt). It returns r2, r1's session, the
+// layout and the lease.
+func handedOff(t *testing.T, ttl time.Duration) (*lease.Manager, *zkx.Session, zktest.Layout, lease.Lease) {
+	t.Helper()
 	ctx := context.Background()
 	sess1, lay := zktest.Session(t)
 	m1 := start(t, sess1, lay, "r1")
 	sess2, _ := zktest.Session(t)
-	m2 := start(t, sess2, lay, "r2") // started before the grant: its sweep at start finds nothing to adopt
-	l, err := m1.Grant(ctx, 10*time.Second)
+	m2 := start(t, sess2, lay, "r2")
+	l, err := m1.Grant(ctx, ttl)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -464,6 +463,18 @@ func TestMoveByUseKeepsExpiry(t *testing.T) {
 	if err := m1.Handoff(ctx, l.ID); err != nil {
 		t.Fatal(err)
 	}
+	return m2, sess1, lay, l
+}
+
+// TestMoveByUseKeepsExpiry: a call that uses a lease without renewing it
+// (Detach, as a Deregister) and lands on a replica that does not hold it
+// moves the lease there with the expiry written at the hand-off, not a TTL
+// from the move: moving a lease never extends it. (A chaos run caught a
+// Deregister that moved a lease restarting its TTL: RELIABILITY.md.) A
+// keepalive there then renews it as usual.
+func TestMoveByUseKeepsExpiry(t *testing.T) {
+	ctx := context.Background()
+	m2, _, lay, l := handedOff(t, 10*time.Second)
 	if _, err := m2.Get(ctx, l.ID); !errors.Is(err, lease.ErrNotFound) {
 		t.Fatalf("Get on the other replica before the Detach: %v, want %v (not adopted yet)", err, lease.ErrNotFound)
 	}
@@ -501,24 +512,9 @@ func TestMoveByUseKeepsExpiry(t *testing.T) {
 // adoption taking the owner node from under the release.
 func TestMoveByUseOfExpiredLease(t *testing.T) {
 	ctx := context.Background()
-	sess1, lay := zktest.Session(t)
-	m1 := start(t, sess1, lay, "r1")
-	sess2, _ := zktest.Session(t)
-	m2 := start(t, sess2, lay, "r2")
-	l, err := m1.Grant(ctx, 2*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, name := range []string{"a", "b"} {
-		if err := attachThing(t, m1, lay, l.ID, name); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := m1.Handoff(ctx, l.ID); err != nil {
-		t.Fatal(err)
-	}
+	m2, sess1, lay, l := handedOff(t, 2*time.Second)
 	zktest.Eventually(t, 5*time.Second, func() bool { return time.Now().After(l.ExpiresAt) }, "the lease's expiry passed")
-	_, err = m2.Detach(ctx, l.ID, lease.Ref("thing", "a"), &zk.DeleteRequest{Path: lay.Root + "/a", Version: -1})
+	_, err := m2.Detach(ctx, l.ID, lease.Ref("thing", "a"), &zk.DeleteRequest{Path: lay.Root + "/a", Version: -1})
 	if !errors.Is(err, lease.ErrNotFound) {
 		t.Fatalf("Detach of an expired lease on the other replica: %v, want %v", err, lease.ErrNotFound)
 	}
