@@ -84,15 +84,8 @@ func (m *Manager) adoptNow(ctx context.Context, key, id string, renew bool) (Lea
 				return Lease{}, err
 			}
 		}
-		expires, horizon := adoptExpiry(rec, time.Now(), renew && id != "", m.horizon())
-		if id != "" && !renew {
-			// A client's call moved it here without renewing it: it keeps
-			// its expiry, and its record the headroom of a horizon past
-			// it, as its owner gives a lease it renews (a keepalive here
-			// then needs no write), which still bounds an abandoned one
-			// to a horizon past its last renewal's TTL.
-			horizon = expires.Add(m.horizon())
-		}
+		client := id != ""
+		expires, horizon := adoptExpiry(rec, time.Now(), client, renew, m.horizon())
 		took := rec
 		took.Owner, took.Expires = m.opts.replica, horizon.UTC()
 		data, _ := json.Marshal(took)
@@ -132,7 +125,7 @@ func (m *Manager) adoptNow(ctx context.Context, key, id string, renew bool) (Lea
 		case err != nil:
 			return Lease{}, fmt.Errorf("lease: adopt %s: %w", key, err)
 		}
-		m.log.Info("lease: adopted", "lease", key, "expires_in", time.Until(expires).Round(time.Millisecond), "by_client", id != "", "renewed", renew && id != "")
+		m.log.Info("lease: adopted", "lease", key, "expires_in", time.Until(expires).Round(time.Millisecond), "by_client", client, "renewed", client && renew)
 		e := &entry{id: id, key: key, ttl: rec.ttl(), holder: rec.Holder, rec: took, recVer: ver + 1, op: newOpLock()}
 		m.counters.adopted.Add(1)
 		return m.track(e, expires, horizon)
@@ -145,18 +138,26 @@ func (m *Manager) adoptNow(ctx context.Context, key, id string, renew bool) (Lea
 // previous owner may have promised (a renewal beyond it needed a write
 // first), so the lease never ends before it: a lease kept alive until its
 // owner failed lives on, and one abandoned ends at most a horizon past its
-// TTL. A client's renewal (renew) starts the TTL again. A record without an
-// expiry (written by an older zkcoord) may have been promised a TTL from
-// now.
-func adoptExpiry(rec record, now time.Time, renew bool, horizon time.Duration) (expires, recHorizon time.Time) {
+// TTL. A client's renewal (client and renew) starts the TTL again. A
+// client's call that moves the lease without renewing it keeps its expiry,
+// and its record gets a horizon past it, as an owner gives a lease it renews
+// (a keepalive then needs no write), which still bounds an abandoned one
+// to a horizon past its last renewal's TTL; a sweep's adoption (no client)
+// gets none. A record without an expiry (written by an older zkcoord) may
+// have been promised a TTL from now.
+func adoptExpiry(rec record, now time.Time, client, renew bool, horizon time.Duration) (expires, recHorizon time.Time) {
 	ttl := rec.ttl()
 	promised := rec.Expires
 	if promised.IsZero() {
 		promised = now.Add(ttl)
 	}
-	if !renew {
+	switch {
+	case !client:
 		expires = maxTime(promised, now)
 		return expires, expires
+	case !renew:
+		expires = maxTime(promised, now)
+		return expires, expires.Add(horizon)
 	}
 	expires = maxTime(promised, now.Add(ttl))
 	return expires, maxTime(expires, now.Add(ttl+horizon))

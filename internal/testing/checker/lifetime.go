@@ -345,8 +345,11 @@ func failures(faults []Event, owner string, from, to time.Time, grace, extra tim
 
 // drainedIn reports whether a drain of owner overlapped [from, to].
 func drainedIn(drains []Event, owner string, from, to time.Time) bool {
+	if owner == "" {
+		return false
+	}
 	for _, d := range drains {
-		if owner != "" && d.Drained == owner && !d.From.After(to) && !d.To.Before(from) {
+		if d.Drained == owner && !d.From.After(to) && !d.To.Before(from) {
 			return true
 		}
 	}
