@@ -505,6 +505,43 @@ func TestMoveByUseKeepsExpiry(t *testing.T) {
 	}
 }
 
+// TestTakeOverByUseKeepsExpiry: a call that uses a lease without renewing
+// it (Detach, as a Deregister) and lands on a replica that does not hold
+// it, while another live replica does, takes the lease over (the owner
+// hands it off, this replica adopts it) with the expiry the owner wrote at
+// the hand-off, not a TTL from the take-over, as TestMoveByUseKeepsExpiry
+// for a lease without an owner: a take-over never extends a lease.
+func TestTakeOverByUseKeepsExpiry(t *testing.T) {
+	ctx := context.Background()
+	m1, m2, _, lay := twoReplicas(t)
+	l, err := m1.Grant(ctx, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := attachThing(t, m1, lay, l.ID, "a"); err != nil {
+		t.Fatal(err)
+	}
+	moved := time.Now()
+	if _, err := m2.Detach(ctx, l.ID, lease.Ref("thing", "a"), &zk.DeleteRequest{Path: lay.Root + "/a", Version: -1}); err != nil {
+		t.Fatalf("Detach through the other replica: %v", err)
+	}
+	if m1.Count() != 0 || m2.Count() != 1 {
+		t.Fatalf("after the Detach: r1 holds %d, r2 holds %d, want the lease taken over by r2", m1.Count(), m2.Count())
+	}
+	got, err := m2.Get(ctx, l.ID)
+	if err != nil {
+		t.Fatalf("Get after the take-over: %v", err)
+	}
+	if !got.ExpiresAt.Before(moved.Add(l.TTL)) {
+		t.Fatalf("after a Detach took it over, the lease expires at %s, a TTL or more from the take-over (%s): the take-over renewed it",
+			got.ExpiresAt.Format(time.StampMicro), moved.Format(time.StampMicro))
+	}
+	if d := got.ExpiresAt.Sub(l.ExpiresAt); d < -time.Millisecond || d > time.Millisecond {
+		t.Fatalf("after a Detach took it over, the lease expires at %s, %v from its expiry at the grant (%s); want the same",
+			got.ExpiresAt.Format(time.StampMicro), d, l.ExpiresAt.Format(time.StampMicro))
+	}
+}
+
 // TestMoveByUseOfExpiredLease: a call that uses a lease whose recorded
 // expiry has passed, on a replica that does not hold it, finds it gone
 // (NOT_FOUND), and the lease is released: what it owns and its record are
