@@ -155,6 +155,8 @@ func (r *Runner) fanOut(ctx context.Context, n int, directs []*zk.Conn, ddir str
 	if err != nil {
 		return err
 	}
+	r.logf("  per stream: heap %.2f KiB, stacks %.2f KiB, goroutines %.2f", float64(after.HeapInuse-before.HeapInuse)/float64(n)/1024,
+		float64(after.StackInuse-before.StackInuse)/float64(n)/1024, float64(after.Goroutines-before.Goroutines)/float64(n))
 	watches, err := r.env.WatchesOn(ctx, r.groups.Log(group))
 	if err != nil {
 		return err
