@@ -54,12 +54,16 @@ func TestAdoptionOfLeaseBeingReleased(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	_, owner, err := sess.Conn().Get(m.lay.Owner(l.Key))
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	if got, err := m.adoptNow(ctx, l.Key, l.ID, false); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("adoption of a lease ended here and being released: %+v, %v; want %v", got, err, ErrNotFound)
 	}
-	if ok, _, err := sess.Conn().Exists(m.lay.Owner(l.Key)); err != nil || !ok {
-		t.Fatalf("after the adoption, the release's owner node exists: %v, %v; want it kept", ok, err)
+	if _, st, err := sess.Conn().Get(m.lay.Owner(l.Key)); err != nil || st.Czxid != owner.Czxid {
+		t.Fatalf("after the adoption, the release's owner node: %+v, %v; want it kept (created at zxid %d)", st, err, owner.Czxid)
 	}
 	if _, after, err := sess.Conn().Get(m.lay.Lease(l.Key)); err != nil || after.Version != before.Version {
 		t.Fatalf("after the adoption, the record's version %v (%v), want %d: the adoption moved the release's fence", after, err, before.Version)

@@ -20,6 +20,7 @@ import (
 	"os/exec"
 	"runtime"
 	"sync"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -105,6 +106,10 @@ func run() error {
 		return err
 	}
 	defer func() { in.Close(); _ = cmd.Wait() }() // the clients exit when their stdin closes
+	// Clients that cannot open their streams within a minute are killed,
+	// which ends the read below.
+	kill := time.AfterFunc(time.Minute, func() { _ = cmd.Process.Kill() })
+	defer kill.Stop()
 	if line, err := bufio.NewReader(out).ReadString('\n'); err != nil || line != "open\n" {
 		return fmt.Errorf("clients: %q, %v", line, err)
 	}
