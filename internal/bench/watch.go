@@ -44,15 +44,13 @@ func (r *Runner) watch(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	for i, n := range sizes {
-		if i > 0 {
-			// The gateway ends the last size's streams on its own time:
-			// measure the next size's memory from a gateway without them.
-			if err := r.waitGoroutines(ctx, idle.Goroutines+16); err != nil {
-				return err
-			}
-		}
+	for _, n := range sizes {
 		if err := r.fanOut(ctx, n, directs, ddir); err != nil {
+			return err
+		}
+		// The gateway ends a size's streams on its own time: measure the
+		// next size, or the next workload, on a gateway without them.
+		if err := r.waitGoroutines(ctx, idle.Goroutines+16); err != nil {
 			return err
 		}
 	}
@@ -62,13 +60,15 @@ func (r *Runner) watch(ctx context.Context) error {
 // waitGoroutines waits, up to 30 s, until the gateway runs at most n
 // goroutines.
 func (r *Runner) waitGoroutines(ctx context.Context, n int) error {
-	deadline := time.Now().Add(30 * time.Second)
+	start := time.Now()
+	deadline := start.Add(30 * time.Second)
 	for {
 		m, err := r.env.GatewayMemory(ctx)
 		if err != nil {
 			return err
 		}
 		if m.Goroutines <= n {
+			r.logf("  the gateway back to %d goroutines in %v", m.Goroutines, time.Since(start).Round(time.Millisecond))
 			return nil
 		}
 		if time.Now().After(deadline) {
