@@ -1,9 +1,12 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"math"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -128,19 +131,26 @@ func (r *Runner) watchmuxN(ctx context.Context, i, n int) error {
 		r.logf("  %d etcd watchers created in %v", n, fan.opened.Round(time.Millisecond))
 	}
 	var eLat []time.Duration
+	// Each change's Register call and its reaching every watch, to tell a
+	// slow write from a slow fan-out (the progress line below).
+	type change struct{ write, all time.Duration }
+	changes := make([]change, 0, r.cfg.Changes)
 	for k := range r.cfg.Changes {
 		member := fmt.Sprintf("mux%d-%d-%d", i, n, k)
 		arr.got.Store(0)
 		arr.member.Store(&member)
-		arr.t0.Store(time.Now().UnixNano())
+		t0 := time.Now()
+		arr.t0.Store(t0.UnixNano())
 		if _, err := reg.Register(ctx, &pb.RegisterRequest{Group: group, MemberId: member, Value: "v", Persistent: true}); err != nil {
 			return err
 		}
+		write := time.Since(t0)
 		select {
 		case <-arr.all:
 		case <-time.After(60 * time.Second):
 			return fmt.Errorf("change %d reached %d of %d watches in 60s", k, arr.got.Load(), n)
 		}
+		changes = append(changes, change{write, time.Since(t0)})
 		if fan != nil {
 			lat, err := fan.change(ctx, r.env.EtcdClient(0), member)
 			if err != nil {
@@ -151,6 +161,15 @@ func (r *Runner) watchmuxN(ctx context.Context, i, n int) error {
 	}
 	cancel()
 	wg.Wait()
+	slices.SortFunc(changes, func(a, b change) int { return cmp.Compare(b.all, a.all) })
+	if len(changes) > 3 {
+		changes = changes[:3]
+	}
+	var slow []string
+	for _, c := range changes {
+		slow = append(slow, fmt.Sprintf("%v (its Register %v)", c.all.Round(10*time.Microsecond), c.write.Round(10*time.Microsecond)))
+	}
+	r.logf("  %d watches: slowest changes to every watch %s", n, strings.Join(slow, ", "))
 	var lat []time.Duration
 	for _, l := range lats {
 		lat = append(lat, l...)
