@@ -27,7 +27,7 @@ const module = "github.com/zkcoord/zkcoord"
 
 // harness are the path prefixes of test and tooling packages: product
 // code never imports them.
-var harness = []string{"internal/testing/", "internal/bench", "cmd/zkcoord-bench", "cmd/zkwriteprobe", "examples"}
+var harness = []string{"internal/testing/", "internal/bench", "cmd/zkcoord-bench", "cmd/zkwriteprobe", "examples", "scripts/"}
 
 func isHarness(p string) bool {
 	for _, h := range harness {

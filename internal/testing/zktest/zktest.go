@@ -99,12 +99,40 @@ func Session(tb testing.TB, opt ...zkx.Option) (*zkx.Session, Layout) {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	tb.Cleanup(s.Close)
+	tb.Cleanup(func() { closeSession(tb, s) })
 	lay := Layout{Root: Root(tb)}
 	if err := zkx.EnsurePath(s.Conn(), lay.Root, s.ACL()); err != nil {
 		tb.Fatal(err)
 	}
 	return s, lay
+}
+
+// closeSession closes s and waits, up to 5 s, until the test ZooKeeper has
+// dropped the session's connection ("cons" no longer lists it). The server
+// answers the close before it drops the connection and, with it, the
+// session's watches: a test that counts the server's watches (ChildWatches)
+// right after the last test's cleanup could count that test's too.
+func closeSession(tb testing.TB, s *zkx.Session) {
+	id := s.Conn().SessionID()
+	s.Close()
+	if id == 0 {
+		return
+	}
+	sid := fmt.Sprintf("sid=0x%x,", uint64(id))
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		out, err := zkserver.FourLetter(ctx, Addr(tb), "cons")
+		cancel()
+		if err != nil || !strings.Contains(out, sid) {
+			return
+		}
+		if time.Now().After(deadline) {
+			tb.Logf("zktest: session %s still listed 5s after its close", sid)
+			return
+		}
+		time.Sleep(5 * time.Millisecond) // polling the server: no event tells us
+	}
 }
 
 // FourLetter sends a four-letter command to the test ZooKeeper.
