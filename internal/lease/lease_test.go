@@ -482,19 +482,7 @@ func TestMoveByUseKeepsExpiry(t *testing.T) {
 	if _, err := m2.Detach(ctx, l.ID, lease.Ref("thing", "a"), &zk.DeleteRequest{Path: lay.Root + "/a", Version: -1}); err != nil {
 		t.Fatalf("Detach on the other replica: %v", err)
 	}
-	got, err := m2.Get(ctx, l.ID)
-	if err != nil {
-		t.Fatalf("Get after the move: %v", err)
-	}
-	if !got.ExpiresAt.Before(moved.Add(l.TTL)) {
-		t.Fatalf("after a Detach moved it, the lease expires at %s, a TTL or more from the move (%s): the move renewed it",
-			got.ExpiresAt.Format(time.StampMicro), moved.Format(time.StampMicro))
-	}
-	if d := got.ExpiresAt.Sub(l.ExpiresAt); d < -time.Millisecond || d > time.Millisecond {
-		t.Fatalf("after a Detach moved it, the lease expires at %s, %v from its expiry at the grant (%s); want the same: "+
-			"a TTL from the move would be %s", got.ExpiresAt.Format(time.StampMicro), d, l.ExpiresAt.Format(time.StampMicro),
-			moved.Add(l.TTL).Format(time.StampMicro))
-	}
+	keptExpiry(t, m2, l, moved, "moved it")
 	renewed := time.Now()
 	k, err := m2.KeepAlive(ctx, l.ID)
 	if err != nil {
@@ -528,17 +516,25 @@ func TestTakeOverByUseKeepsExpiry(t *testing.T) {
 	if m1.Count() != 0 || m2.Count() != 1 {
 		t.Fatalf("after the Detach: r1 holds %d, r2 holds %d, want the lease taken over by r2", m1.Count(), m2.Count())
 	}
-	got, err := m2.Get(ctx, l.ID)
+	keptExpiry(t, m2, l, moved, "took it over")
+}
+
+// keptExpiry fails t unless lease l, moved to m by a Detach at moved (how:
+// what the Detach did), expires as granted: not a TTL from the move.
+func keptExpiry(t *testing.T, m *lease.Manager, l lease.Lease, moved time.Time, how string) {
+	t.Helper()
+	got, err := m.Get(context.Background(), l.ID)
 	if err != nil {
-		t.Fatalf("Get after the take-over: %v", err)
+		t.Fatalf("Get after a Detach %s: %v", how, err)
 	}
 	if !got.ExpiresAt.Before(moved.Add(l.TTL)) {
-		t.Fatalf("after a Detach took it over, the lease expires at %s, a TTL or more from the take-over (%s): the take-over renewed it",
-			got.ExpiresAt.Format(time.StampMicro), moved.Format(time.StampMicro))
+		t.Fatalf("after a Detach %s, the lease expires at %s, a TTL or more from the move (%s): the move renewed it",
+			how, got.ExpiresAt.Format(time.StampMicro), moved.Format(time.StampMicro))
 	}
 	if d := got.ExpiresAt.Sub(l.ExpiresAt); d < -time.Millisecond || d > time.Millisecond {
-		t.Fatalf("after a Detach took it over, the lease expires at %s, %v from its expiry at the grant (%s); want the same",
-			got.ExpiresAt.Format(time.StampMicro), d, l.ExpiresAt.Format(time.StampMicro))
+		t.Fatalf("after a Detach %s, the lease expires at %s, %v from its expiry at the grant (%s); want the same: "+
+			"a TTL from the move would be %s", how, got.ExpiresAt.Format(time.StampMicro), d, l.ExpiresAt.Format(time.StampMicro),
+			moved.Add(l.TTL).Format(time.StampMicro))
 	}
 }
 
