@@ -4,7 +4,8 @@ package zkx
 // concurrent callers into one ZooKeeper multi (DESIGN.md, "Group commit"),
 // so they share its zxid.
 //
-// Up to DefaultWritePipeline batches (WithWritePipeline) are in flight at a time,
+// Up to WithWritePipeline's depth of batches (DefaultWritePipeline unless
+// set) are in flight at a time,
 // pipelined on the one connection (ZooKeeper applies a session's requests
 // in the order they were sent, and batches enter the connection in the
 // order they were taken from the queue). A caller that finds none in
